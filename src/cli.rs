@@ -1,0 +1,124 @@
+//! Command-line interface: every flag is documented here, and `--help` prints it.
+
+use crate::report::LogFormat;
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "lakeflow",
+    version,
+    about = "Declarative SQL transformations for DuckDB lakehouses",
+    long_about = "lakeflow builds a dbt-style project of Jinja SQL models with DuckDB and writes them as \
+                  Parquet (or CSV/JSON) to a local or NAS lake, with a catalog .duckdb file of views over them.\n\n\
+                  Exit codes: 0 success, 1 a model failed or was skipped, 2 the project could not be loaded or compiled."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct Global {
+    /// Project directory holding lakeflow.yml or dbt_project.yml [default: current dir]
+    #[arg(long, global = true, env = "LAKEFLOW_PROJECT_DIR")]
+    pub project_dir: Option<PathBuf>,
+    /// Directory of profiles.yml [default: search $LAKEFLOW_PROFILES_DIR, project dir, ~/.lakeflow, ~/.dbt]
+    #[arg(long, global = true)]
+    pub profiles_dir: Option<PathBuf>,
+    /// Target (output) of the profile to use [default: the profile's `target:`]
+    #[arg(short, long, global = true, env = "LAKEFLOW_TARGET")]
+    pub target: Option<String>,
+    /// Variables for var(), as a YAML mapping: --vars '{start: 2024-01-01, days: 7}'
+    #[arg(long, global = true)]
+    pub vars: Option<String>,
+    /// Output format of progress and results
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+#[derive(Args, Debug, Clone, Default)]
+pub struct Selection {
+    /// Models to include, in dbt's selector syntax: name, glob, folder, m+, +m, 2+m, m+1, @m,
+    /// tag:x, path:models/gold, config.materialized:external; space = union, comma = intersection
+    #[arg(short, long = "select", alias = "models", short_alias = 'm', num_args = 1.., value_name = "SELECTOR")]
+    pub select: Vec<String>,
+    /// Models to leave out, same syntax as --select
+    #[arg(long, num_args = 1.., value_name = "SELECTOR")]
+    pub exclude: Vec<String>,
+}
+
+#[derive(Args, Debug, Clone, Default)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub selection: Selection,
+    /// Models run at once where the DAG allows [default: the target's `threads`]
+    #[arg(long)]
+    pub threads: Option<usize>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Create a new project from the built-in template
+    Init {
+        /// Name of the project; also the folder created
+        name: String,
+    },
+    /// Render models to SQL in target/compiled and write target/manifest.json
+    Compile(Selection),
+    /// List the models a selection picks, one fully qualified name per line
+    Ls {
+        #[command(flatten)]
+        selection: Selection,
+        /// What to print per model
+        #[arg(long, value_enum, default_value_t = LsOutput::Name)]
+        output: LsOutput,
+    },
+    /// Run the selected models
+    Run(RunArgs),
+    /// Run the selected models, then everything a build includes
+    Build(RunArgs),
+    /// Delete the project's target/ folder (and other clean-targets)
+    Clean,
+    /// Check the profile, catalog, storage and extensions, and say what is wrong
+    Debug,
+    /// Run read-only SQL against the target's catalog and print the result
+    Query {
+        /// The SQL to run
+        sql: String,
+        /// Output format
+        #[arg(long, value_enum, default_value_t = QueryFormat::Table)]
+        format: QueryFormat,
+    },
+    /// Write deterministic example raw data (events, users, products) into DIR
+    ExampleData {
+        /// Folder to write `landing/` into [default: the project dir]
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Number of raw events
+        #[arg(long, default_value_t = 20_000)]
+        rows: u64,
+        /// Instead of raw data, write a synthetic dbt-duckdb project of this many models into DIR
+        #[arg(long)]
+        models: Option<usize>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LsOutput {
+    /// project.folder.model
+    Name,
+    /// models/folder/model.sql
+    Path,
+    /// One JSON object per model
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum QueryFormat {
+    Table,
+    Csv,
+    Json,
+}

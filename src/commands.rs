@@ -1,0 +1,209 @@
+//! One function per command; each runs the phases it needs, in order.
+
+use crate::cli::{Cli, Command, Global, LsOutput, RunArgs, Selection};
+use crate::error::{Error, Result};
+use crate::project::{LoadOptions, Project};
+use crate::render::Node;
+use crate::report::{self, Progress, artifacts};
+use crate::{catalog, execute, graph, project, render, select};
+use std::time::Instant;
+
+/// Returns Ok(false) when the command ran but something in it failed.
+pub fn dispatch(cli: Cli) -> Result<bool> {
+    let g = cli.global;
+    match cli.command {
+        Command::Init { name } => crate::example_data::init(&name).map(|_| true),
+        Command::Compile(sel) => compile(&g, &sel),
+        Command::Ls { selection, output } => ls(&g, &selection, output),
+        Command::Run(args) => run(&g, &args, "run"),
+        Command::Build(args) => run(&g, &args, "build"),
+        Command::Clean => clean(&g),
+        Command::Debug => debug(&g),
+        Command::Query { sql, format } => {
+            let project = load(&g)?;
+            crate::query::run(&project.target, &project.root, &sql, format).map(|_| true)
+        }
+        Command::ExampleData { out, rows, models } => {
+            let dir = out.or(g.project_dir.clone()).unwrap_or_else(|| ".".into());
+            match models {
+                Some(n) => crate::example_data::synthetic_project(&dir, n).map(|_| true),
+                None => crate::example_data::generate(&dir, rows).map(|_| true),
+            }
+        }
+    }
+}
+
+fn load(g: &Global) -> Result<Project> {
+    project::load(&LoadOptions {
+        project_dir: g.project_dir.clone(),
+        profiles_dir: g.profiles_dir.clone(),
+        target: g.target.clone(),
+        vars: g.vars.clone(),
+    })
+}
+
+/// load -> render -> graph -> select.
+struct Planned {
+    project: Project,
+    nodes: Vec<Node>,
+    dag: graph::Dag,
+    plan: Vec<usize>,
+}
+
+fn plan(g: &Global, sel: &Selection) -> Result<Planned> {
+    let project = load(g)?;
+    let nodes = render::render(&project)?;
+    let dag = graph::build(&nodes)?;
+    let selection = select::select(&nodes, &dag, &sel.select, &sel.exclude)?;
+    for s in &selection.unmatched {
+        eprintln!("warning: the selector '{s}' matches no model");
+    }
+    Ok(Planned { project, nodes, dag, plan: selection.nodes })
+}
+
+fn compile(g: &Global, sel: &Selection) -> Result<bool> {
+    let p = plan(g, sel)?;
+    let chosen: Vec<Node> = p.plan.iter().map(|&i| p.nodes[i].clone()).collect();
+    artifacts::write_compiled(&p.project, &chosen)?;
+    artifacts::write_manifest(&p.project, &p.nodes, &report::new_build_id())?;
+    println!(
+        "Compiled {} models into {}",
+        chosen.len(),
+        p.project.target_path.join("compiled").display()
+    );
+    Ok(true)
+}
+
+fn ls(g: &Global, sel: &Selection, output: LsOutput) -> Result<bool> {
+    let p = plan(g, sel)?;
+    for &i in &p.plan {
+        let n = &p.nodes[i];
+        match output {
+            LsOutput::Name => println!("{}", n.fqn.join(".")),
+            LsOutput::Path => println!("{}", n.path.display()),
+            LsOutput::Json => println!(
+                "{}",
+                serde_json::json!({
+                    "name": n.name, "unique_id": n.unique_id, "fqn": n.fqn, "path": n.path,
+                    "materialized": n.materialization.name(), "relation": n.relation.to_string(),
+                    "location": n.location, "tags": n.tags, "depends_on": n.refs,
+                })
+            ),
+        }
+    }
+    Ok(true)
+}
+
+fn run(g: &Global, args: &RunArgs, command: &str) -> Result<bool> {
+    let started = Instant::now();
+    let p = plan(g, &args.selection)?;
+    let build_id = report::new_build_id();
+    let target = &p.project.target;
+    let _lock = catalog::CatalogLock::acquire(&target.catalog, &format!("lakeflow {command}"))?;
+    artifacts::write_compiled(&p.project, &p.plan.iter().map(|&i| p.nodes[i].clone()).collect::<Vec<_>>())?;
+    artifacts::write_manifest(&p.project, &p.nodes, &build_id)?;
+    let conn = execute::session::open(target, &p.project.root)?;
+    catalog::ensure_schemas(
+        &conn,
+        p.plan
+            .iter()
+            .map(|&i| &p.nodes[i])
+            .filter(|n| !n.is_ephemeral())
+            .map(|n| n.relation.schema.as_str()),
+    )?;
+    let existing = catalog::existing_relations(&conn)?;
+    let threads = args.threads.unwrap_or(target.threads).max(1);
+    let runnable = p.plan.iter().filter(|&&i| !p.nodes[i].is_ephemeral()).count();
+    if g.log_format == report::LogFormat::Text {
+        println!(
+            "lakeflow {command}: {runnable} models, target '{}', {threads} threads, catalog {}",
+            target.name, target.catalog
+        );
+    }
+    let progress = Progress::new(g.log_format, runnable);
+    let results = execute::execute(
+        &execute::Run {
+            nodes: &p.nodes,
+            dag: &p.dag,
+            plan: &p.plan,
+            threads,
+            build_id: &build_id,
+            existing: &existing,
+        },
+        &conn,
+        &progress,
+    );
+    progress.finish();
+    // A checkpoint folds the WAL into the catalog file, so readers of the file see the views.
+    conn.execute_batch("checkpoint")
+        .map_err(|e| Error::new("LF505", format!("cannot checkpoint the catalog: {e}")))?;
+    drop(conn);
+    let seconds = started.elapsed().as_secs_f64();
+    artifacts::write_run_results(&p.project, &p.nodes, &results, seconds, &build_id)?;
+    Ok(report::summary(g.log_format, &p.nodes, &results, seconds))
+}
+
+fn clean(g: &Global) -> Result<bool> {
+    let project = load(g)?;
+    for dir in &project.clean_targets {
+        if !dir.starts_with(&project.root) || dir == &project.root {
+            return Err(Error::new("LF109", format!("refusing to delete {}: it is not inside the project", dir.display()))
+                .in_file(&project.file)
+                .hint("clean-targets must name folders inside the project"));
+        }
+        if dir.exists() {
+            std::fs::remove_dir_all(dir).map_err(|e| Error::io("LF109", "delete", dir, e))?;
+            println!("Deleted {}", dir.display());
+        }
+    }
+    Ok(true)
+}
+
+fn debug(g: &Global) -> Result<bool> {
+    let mut ok = true;
+    let mut check = |what: &str, result: std::result::Result<String, String>| match result {
+        Ok(detail) => println!("  OK    {what}: {detail}"),
+        Err(detail) => {
+            ok = false;
+            println!("  FAIL  {what}: {detail}");
+        }
+    };
+    let project = match load(g) {
+        Ok(p) => p,
+        Err(e) => {
+            check("project and profile", Err(e.to_string()));
+            return Ok(false);
+        }
+    };
+    let t = &project.target;
+    println!("lakeflow {} (DuckDB 1.5.5)", env!("CARGO_PKG_VERSION"));
+    check("project", Ok(format!("{} ({})", project.name, project.file.display())));
+    check("profile", Ok(format!("{} target '{}' from {}", t.profile_name, t.name, t.profiles_file.display())));
+    check("models", render::render(&project).map(|n| format!("{} models compile", n.len())).map_err(|e| e.to_string()));
+    match catalog::CatalogLock::acquire(&t.catalog, "lakeflow debug") {
+        Ok(_lock) => check(
+            "catalog",
+            execute::session::open(t, &project.root)
+                .and_then(|c| catalog::existing_relations(&c).map(|r| format!("{} ({} relations)", t.catalog, r.len())))
+                .map_err(|e| e.to_string()),
+        ),
+        Err(e) => check("catalog", Err(e.to_string())),
+    }
+    check("external_root", writable(&t.external_root));
+    match &t.extension_directory {
+        Some(d) => check("extension_directory", Ok(d.clone())),
+        None => println!("  --    extension_directory: not set (only needed for S3 and Delta extensions)"),
+    }
+    Ok(ok)
+}
+
+fn writable(root: &str) -> std::result::Result<String, String> {
+    if crate::location::is_remote(root) {
+        return Err(format!("{root}: remote storage is not supported yet"));
+    }
+    std::fs::create_dir_all(root).map_err(|e| format!("{root}: cannot create: {e}"))?;
+    let probe = std::path::Path::new(root).join(format!(".lakeflow-debug-{}", std::process::id()));
+    std::fs::write(&probe, b"ok").map_err(|e| format!("{root}: not writable: {e}"))?;
+    let _ = std::fs::remove_file(&probe);
+    Ok(format!("{root} is writable"))
+}

@@ -1,0 +1,146 @@
+//! What a model becomes: one variant per materialization, read from its config.
+
+use crate::project::config::{self, Config};
+use serde_json::Value;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FileFormat {
+    Parquet,
+    Csv,
+    Json,
+}
+
+impl FileFormat {
+    pub fn extension(self) -> &'static str {
+        match self {
+            FileFormat::Parquet => "parquet",
+            FileFormat::Csv => "csv",
+            FileFormat::Json => "json",
+        }
+    }
+
+    /// The DuckDB table function that reads files of this format.
+    pub fn reader(self) -> &'static str {
+        match self {
+            FileFormat::Parquet => "read_parquet",
+            FileFormat::Csv => "read_csv_auto",
+            FileFormat::Json => "read_json_auto",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct External {
+    pub format: FileFormat,
+    pub partition_by: Vec<String>,
+    /// Extra `COPY ... TO` options, e.g. `compression zstd`.
+    pub options: Vec<(String, String)>,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Materialization {
+    View,
+    Table,
+    Ephemeral,
+    External(External),
+}
+
+pub const SUPPORTED: &str = "view, table, ephemeral, external";
+
+impl Materialization {
+    pub fn from_config(config: &Config) -> Result<Materialization, String> {
+        let kind = config::get_str(config, "materialized").unwrap_or("view");
+        Ok(match kind {
+            "view" => Materialization::View,
+            "table" => Materialization::Table,
+            "ephemeral" => Materialization::Ephemeral,
+            "external" => Materialization::External(External::from_config(config)?),
+            "incremental" => {
+                return Err("materialized='incremental' is not supported yet; use 'external' or 'table' and rebuild fully".into());
+            }
+            other => return Err(format!("unknown materialization '{other}' (supported: {SUPPORTED})")),
+        })
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            Materialization::View => "view",
+            Materialization::Table => "table",
+            Materialization::Ephemeral => "ephemeral",
+            Materialization::External(_) => "external",
+        }
+    }
+}
+
+impl External {
+    fn from_config(config: &Config) -> Result<External, String> {
+        let options_map = config.get("options").and_then(Value::as_object).cloned().unwrap_or_default();
+        let format_name = config::get_str(config, "format")
+            .or_else(|| options_map.get("format").and_then(Value::as_str))
+            .unwrap_or("parquet")
+            .to_ascii_lowercase();
+        let format = match format_name.as_str() {
+            "parquet" => FileFormat::Parquet,
+            "csv" => FileFormat::Csv,
+            "json" | "ndjson" => FileFormat::Json,
+            "delta" => return Err("format 'delta' is not supported yet; use 'parquet'".into()),
+            other => return Err(format!("unknown external format '{other}' (supported: parquet, csv, json)")),
+        };
+        let mut partition_by = config::as_string_list(config.get("partition_by").or(options_map.get("partition_by")));
+        if partition_by.len() == 1 && partition_by[0].contains(',') {
+            partition_by = partition_by[0].split(',').map(|s| s.trim().to_string()).collect();
+        }
+        let mut options = Vec::new();
+        if let Some(delim) = config::get_str(config, "delimiter") {
+            options.push(("delimiter".to_string(), crate::render::relation::quote_literal(delim)));
+        }
+        for (key, value) in options_map {
+            if matches!(key.as_str(), "format" | "partition_by") {
+                continue;
+            }
+            if !key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                return Err(format!("option name '{key}' is not a plain word"));
+            }
+            let rendered = match value {
+                Value::String(s) => crate::render::relation::quote_literal(&s),
+                Value::Bool(b) => b.to_string(),
+                Value::Number(n) => n.to_string(),
+                other => return Err(format!("option '{key}' has an unsupported value {other}")),
+            };
+            options.push((key, rendered));
+        }
+        Ok(External { format, partition_by, options })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(json: serde_json::Value) -> Config {
+        json.as_object().unwrap().clone()
+    }
+
+    #[test]
+    fn reads_external_options() {
+        let m = Materialization::from_config(&cfg(serde_json::json!({
+            "materialized": "external", "partition_by": "a, b",
+            "options": {"compression": "zstd", "row_group_size": 1000}
+        })))
+        .unwrap();
+        let Materialization::External(e) = m else { panic!("not external") };
+        assert_eq!(e.format, FileFormat::Parquet);
+        assert_eq!(e.partition_by, vec!["a", "b"]);
+        assert!(e.options.contains(&("compression".into(), "'zstd'".into())));
+        assert!(e.options.contains(&("row_group_size".into(), "1000".into())));
+    }
+
+    #[test]
+    fn defaults_to_view_and_rejects_unknown() {
+        assert_eq!(Materialization::from_config(&Config::new()).unwrap(), Materialization::View);
+        let err = Materialization::from_config(&cfg(serde_json::json!({"materialized": "snapshotz"}))).unwrap_err();
+        assert!(err.contains("supported: view, table"), "{err}");
+    }
+}

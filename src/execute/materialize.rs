@@ -1,0 +1,92 @@
+//! Running one model: the SQL each materialization executes, and for external models the
+//! staged write that is published only when it succeeded.
+
+use super::materialization::{External, Materialization};
+use super::templates;
+use crate::catalog;
+use crate::render::relation::quote_literal;
+use crate::render::{Node, strip_statement_end};
+use crate::storage;
+use duckdb::Connection;
+
+pub struct Outcome {
+    pub rows: Option<u64>,
+}
+
+pub fn run(conn: &Connection, node: &Node, build_id: &str) -> Result<Outcome, String> {
+    let sql = strip_statement_end(&node.compiled_sql);
+    let relation = node.relation.to_string();
+    match &node.materialization {
+        Materialization::Ephemeral => Ok(Outcome { rows: None }),
+        Materialization::View => {
+            let stmt = templates::render("view", &[("relation", relation), ("sql", sql.to_string())]);
+            conn.execute_batch(&stmt).map_err(|e| e.to_string())?;
+            Ok(Outcome { rows: None })
+        }
+        Materialization::Table => {
+            let stmt = templates::render("table", &[("relation", relation), ("sql", sql.to_string())]);
+            let rows = count_rows(conn, &stmt)?;
+            Ok(Outcome { rows: Some(rows) })
+        }
+        Materialization::External(ext) => {
+            let location = node
+                .location
+                .as_deref()
+                .ok_or_else(|| "external model has no location".to_string())?;
+            external(conn, node, sql, ext, location, build_id)
+        }
+    }
+}
+
+fn external(
+    conn: &Connection,
+    node: &Node,
+    sql: &str,
+    ext: &External,
+    location: &str,
+    build_id: &str,
+) -> Result<Outcome, String> {
+    let staged = storage::stage(location, !ext.partition_by.is_empty(), build_id).map_err(|e| e.message)?;
+    let stmt = templates::render(
+        "external_copy",
+        &[
+            ("sql", sql.to_string()),
+            ("path", quote_literal(&staged.write_path)),
+            ("options", copy_options(ext)),
+        ],
+    );
+    let rows = match count_rows(conn, &stmt) {
+        Ok(rows) => rows,
+        Err(e) => {
+            staged.abort();
+            return Err(e);
+        }
+    };
+    staged.commit().map_err(|e| e.message)?;
+    conn.execute_batch(&catalog::external_view_sql(&node.relation, location, ext))
+        .map_err(|e| format!("files written to {location}, but the catalog view failed: {e}"))?;
+    Ok(Outcome { rows: Some(rows) })
+}
+
+fn copy_options(ext: &External) -> String {
+    let mut opts = vec![format!("format {}", ext.format.extension())];
+    if !ext.partition_by.is_empty() {
+        let cols: Vec<String> = ext.partition_by.iter().map(|c| crate::render::relation::quote_ident(c)).collect();
+        opts.push(format!("partition_by ({})", cols.join(", ")));
+    }
+    for (k, v) in &ext.options {
+        opts.push(format!("{k} {v}"));
+    }
+    opts.join(", ")
+}
+
+/// Runs a statement that reports a row count (COPY, CREATE TABLE AS).
+fn count_rows(conn: &Connection, stmt: &str) -> Result<u64, String> {
+    let mut prepared = conn.prepare(stmt).map_err(|e| e.to_string())?;
+    let mut rows = prepared.query([]).map_err(|e| e.to_string())?;
+    let count = match rows.next().map_err(|e| e.to_string())? {
+        Some(row) => row.get::<_, i64>(0).unwrap_or(0),
+        None => 0,
+    };
+    Ok(count.max(0) as u64)
+}

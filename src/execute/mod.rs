@@ -1,0 +1,171 @@
+//! Phase 5, execute: runs the selected models in DAG order, `threads` at a time, one DuckDB
+//! connection per worker on the shared catalog. A failure skips the models downstream of it.
+
+pub mod materialization;
+pub mod materialize;
+pub mod session;
+pub mod templates;
+
+use crate::graph::Dag;
+use crate::render::Node;
+use petgraph::Direction;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Mutex, mpsc};
+use std::time::Instant;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Success,
+    Error,
+    Skipped,
+}
+
+#[derive(Debug, Clone)]
+pub struct RunResult {
+    pub node: usize,
+    pub status: Status,
+    pub rows: Option<u64>,
+    pub seconds: f64,
+    pub message: Option<String>,
+}
+
+/// Told about each model as it starts and ends.
+pub trait Observer: Sync {
+    fn started(&self, node: &Node);
+    fn finished(&self, node: &Node, result: &RunResult);
+}
+
+pub struct Run<'a> {
+    pub nodes: &'a [Node],
+    pub dag: &'a Dag,
+    /// Selected nodes in topological order.
+    pub plan: &'a [usize],
+    pub threads: usize,
+    pub build_id: &'a str,
+    /// Relations present in the catalog before the run, to check unselected upstreams.
+    pub existing: &'a HashSet<(String, String)>,
+}
+
+pub fn execute(run: &Run, conn: &duckdb::Connection, observer: &dyn Observer) -> Vec<RunResult> {
+    let plan: Vec<usize> = run.plan.iter().copied().filter(|&i| !run.nodes[i].is_ephemeral()).collect();
+    let in_plan: HashSet<usize> = plan.iter().copied().collect();
+    // Each node waits for every selected model upstream of it, even through unselected ones.
+    let mut waiting: HashMap<usize, usize> = HashMap::new();
+    let mut dependents: HashMap<usize, Vec<usize>> = HashMap::new();
+    for &i in &plan {
+        let ups: Vec<usize> = run
+            .dag
+            .reach(i, Direction::Incoming, None)
+            .into_iter()
+            .filter(|u| in_plan.contains(u))
+            .collect();
+        waiting.insert(i, ups.len());
+        for u in ups {
+            dependents.entry(u).or_default().push(i);
+        }
+    }
+    let threads = run.threads.max(1);
+    let mut pool_conns = Vec::with_capacity(threads);
+    for _ in 0..threads {
+        match conn.try_clone() {
+            Ok(c) => pool_conns.push(c),
+            Err(e) => {
+                return plan
+                    .iter()
+                    .map(|&i| RunResult { node: i, status: Status::Error, rows: None, seconds: 0.0, message: Some(format!("cannot open a DuckDB connection: {e}")) })
+                    .collect();
+            }
+        }
+    }
+    let idle = Mutex::new(pool_conns);
+    let pool = match rayon::ThreadPoolBuilder::new().num_threads(threads).build() {
+        Ok(p) => p,
+        Err(e) => {
+            return plan
+                .iter()
+                .map(|&i| RunResult { node: i, status: Status::Error, rows: None, seconds: 0.0, message: Some(format!("cannot start worker threads: {e}")) })
+                .collect();
+        }
+    };
+
+    let (tx, rx) = mpsc::channel::<RunResult>();
+    let mut results: Vec<RunResult> = Vec::with_capacity(plan.len());
+    let mut blocked: HashMap<usize, String> = HashMap::new();
+    let mut ready: Vec<usize> = plan.iter().copied().filter(|i| waiting[i] == 0).collect();
+    ready.reverse();
+    let mut in_flight = 0usize;
+    pool.in_place_scope(|scope| {
+        loop {
+            while in_flight < threads {
+                let Some(i) = ready.pop() else { break };
+                let node = &run.nodes[i];
+                if let Some(reason) = blocked.get(&i).cloned().or_else(|| missing_upstream(run, i, &in_plan)) {
+                    let status = if blocked.contains_key(&i) { Status::Skipped } else { Status::Error };
+                    let result = RunResult { node: i, status, rows: None, seconds: 0.0, message: Some(reason) };
+                    tx.send(result).ok();
+                    in_flight += 1;
+                    continue;
+                }
+                let tx = tx.clone();
+                let idle = &idle;
+                observer.started(node);
+                in_flight += 1;
+                scope.spawn(move |_| {
+                    let conn = idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
+                    let start = Instant::now();
+                    let outcome = match &conn {
+                        Some(c) => materialize::run(c, node, run.build_id),
+                        None => Err("no free DuckDB connection".to_string()),
+                    };
+                    if let Some(c) = conn {
+                        idle.lock().unwrap_or_else(|p| p.into_inner()).push(c);
+                    }
+                    let seconds = start.elapsed().as_secs_f64();
+                    let result = match outcome {
+                        Ok(o) => RunResult { node: i, status: Status::Success, rows: o.rows, seconds, message: None },
+                        Err(msg) => RunResult { node: i, status: Status::Error, rows: None, seconds, message: Some(msg) },
+                    };
+                    tx.send(result).ok();
+                });
+            }
+            if in_flight == 0 {
+                break;
+            }
+            let Ok(result) = rx.recv() else { break };
+            in_flight -= 1;
+            let i = result.node;
+            observer.finished(&run.nodes[i], &result);
+            for &d in dependents.get(&i).map(Vec::as_slice).unwrap_or(&[]) {
+                if result.status != Status::Success {
+                    blocked.entry(d).or_insert_with(|| format!("skipped: upstream '{}' did not succeed", run.nodes[i].name));
+                }
+                let w = waiting.get_mut(&d).expect("every dependent is planned");
+                *w -= 1;
+                if *w == 0 {
+                    ready.push(d);
+                }
+            }
+            results.push(result);
+        }
+    });
+    results
+}
+
+/// A directly ref'd model that is neither in this run nor in the catalog cannot be read.
+fn missing_upstream(run: &Run, i: usize, in_plan: &HashSet<usize>) -> Option<String> {
+    for p in run.dag.parents(i) {
+        let parent = &run.nodes[p];
+        if in_plan.contains(&p) || parent.is_ephemeral() {
+            continue;
+        }
+        let key = (parent.relation.schema.clone(), parent.relation.identifier.clone());
+        if !run.existing.contains(&key) {
+            return Some(format!(
+                "upstream model '{}' is not selected and has never been built into the catalog; select it too (e.g. --select +{})",
+                parent.name, run.nodes[i].name
+            ));
+        }
+    }
+    None
+}

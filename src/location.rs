@@ -1,0 +1,137 @@
+//! Where an external model's files go: the layer- and target-aware default, the `location`
+//! config, or the user's `external_location(relation, config)` macro; and the guard that keeps
+//! non-production targets out of production paths.
+
+use crate::execute::materialization::External;
+use crate::project::{ProjectKind, Target};
+
+/// Joins path parts onto a root that is a local path or a URL.
+pub fn join(root: &str, parts: &[&str]) -> String {
+    let mut out = root.trim_end_matches('/').to_string();
+    for part in parts {
+        out.push('/');
+        out.push_str(part.trim_matches('/'));
+    }
+    out
+}
+
+pub fn is_remote(location: &str) -> bool {
+    location.contains("://")
+}
+
+/// The default location. lakeflow projects: `{root}/{layer}/{alias}.{ext}` for the production
+/// target and `{root}/{target}/{layer}/{alias}.{ext}` for any other. dbt projects keep
+/// dbt-duckdb's `{root}/{alias}.{ext}`. Partitioned models are directories without extension.
+pub fn default_location(
+    kind: ProjectKind,
+    target: &Target,
+    layer: Option<&str>,
+    alias: &str,
+    external: &External,
+) -> String {
+    let file = if external.partition_by.is_empty() {
+        format!("{alias}.{}", external.format.extension())
+    } else {
+        alias.to_string()
+    };
+    let mut parts: Vec<&str> = Vec::new();
+    if kind == ProjectKind::Lakeflow {
+        if !target.production {
+            parts.push(&target.name);
+        }
+        if let Some(layer) = layer {
+            parts.push(layer);
+        }
+    }
+    parts.push(&file);
+    join(&target.external_root, &parts)
+}
+
+/// A `location` config: absolute paths and URLs as given, relative ones under external_root.
+pub fn from_config(target: &Target, location: &str) -> String {
+    if is_remote(location) || location.starts_with('/') {
+        location.trim_end_matches('/').to_string()
+    } else {
+        join(&target.external_root, &[location])
+    }
+}
+
+/// Refuses a non-production target's write into the production tree (outside its own
+/// `{root}/{target}/` subtree), unless the target sets `allow_production_writes: true`.
+pub fn check_production_guard(target: &Target, location: &str) -> Result<(), String> {
+    if target.production || target.allow_production_writes {
+        return Ok(());
+    }
+    let Some(prod_root) = &target.production_root else { return Ok(()) };
+    let inside = |root: &str| location == root || location.starts_with(&format!("{root}/"));
+    let own = join(prod_root, &[&target.name]);
+    if inside(prod_root) && !inside(&own) {
+        return Err(format!(
+            "target '{}' would write to {location}, inside the production root {prod_root}",
+            target.name
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::execute::materialization::FileFormat;
+
+    fn target(name: &str, production: bool, root: &str, prod_root: Option<&str>) -> Target {
+        Target {
+            profile_name: "p".into(),
+            name: name.into(),
+            adapter: "duckdb".into(),
+            catalog: "/c.duckdb".into(),
+            external_root: root.into(),
+            schema: "main".into(),
+            threads: 1,
+            extensions: vec![],
+            settings: Default::default(),
+            secrets: vec![],
+            extension_directory: None,
+            production,
+            production_root: prod_root.map(str::to_string),
+            allow_production_writes: false,
+            profiles_file: "/p/profiles.yml".into(),
+        }
+    }
+
+    fn ext(partition_by: &[&str]) -> External {
+        External {
+            format: FileFormat::Parquet,
+            partition_by: partition_by.iter().map(|s| s.to_string()).collect(),
+            options: vec![],
+        }
+    }
+
+    #[test]
+    fn default_is_layer_and_target_aware() {
+        let prod = target("prod", true, "/lake", Some("/lake"));
+        let dev = target("dev", false, "/lake", Some("/lake"));
+        let e = ext(&[]);
+        assert_eq!(default_location(ProjectKind::Lakeflow, &prod, Some("silver"), "x", &e), "/lake/silver/x.parquet");
+        assert_eq!(default_location(ProjectKind::Lakeflow, &dev, Some("silver"), "x", &e), "/lake/dev/silver/x.parquet");
+        assert_eq!(default_location(ProjectKind::Lakeflow, &prod, None, "x", &ext(&["d"])), "/lake/x");
+        assert_eq!(default_location(ProjectKind::Dbt, &dev, Some("silver"), "x", &e), "/lake/x.parquet");
+    }
+
+    #[test]
+    fn guard_keeps_dev_out_of_production_paths() {
+        let dev = target("dev", false, "/lake", Some("/lake"));
+        assert!(check_production_guard(&dev, "/lake/dev/silver/x.parquet").is_ok());
+        assert!(check_production_guard(&dev, "/lake/silver/x.parquet").is_err());
+        assert!(check_production_guard(&dev, "/elsewhere/x.parquet").is_ok());
+        let prod = target("prod", true, "/lake", Some("/lake"));
+        assert!(check_production_guard(&prod, "/lake/silver/x.parquet").is_ok());
+    }
+
+    #[test]
+    fn relative_location_config_is_under_root() {
+        let dev = target("dev", false, "s3://b/lake", None);
+        assert_eq!(from_config(&dev, "custom/x.parquet"), "s3://b/lake/custom/x.parquet");
+        assert_eq!(from_config(&dev, "/abs/x.parquet"), "/abs/x.parquet");
+    }
+}

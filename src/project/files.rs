@@ -1,0 +1,199 @@
+//! Discovering model and macro files, and reading the `schema.yml` files beside them.
+
+use super::config::Config;
+use super::yaml::{self, YamlRenderer};
+use crate::error::{Error, Result};
+use serde_yaml::Value;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// A SQL file of the project, with its path relative to the project root.
+#[derive(Debug, Clone)]
+pub struct SqlFile {
+    pub name: String,
+    /// Relative to the project root, e.g. `models/silver/events.sql`.
+    pub path: PathBuf,
+    /// Folders between the model path and the file, e.g. `["silver"]`.
+    pub folders: Vec<String>,
+    pub source: String,
+}
+
+/// What `schema.yml` says of one model.
+#[derive(Debug, Clone, Default)]
+pub struct ModelYaml {
+    pub config: Config,
+    pub description: String,
+    pub columns: Vec<(String, String)>,
+    pub file: PathBuf,
+}
+
+/// One table of a source, with its location if it lives outside the catalog.
+#[derive(Debug, Clone)]
+pub struct SourceTable {
+    pub source_name: String,
+    pub name: String,
+    pub schema: String,
+    pub identifier: String,
+    /// A path or a DuckDB table function (`read_csv('...')`), with `{name}` placeholders filled.
+    pub external_location: Option<String>,
+    pub config: Config,
+    pub file: PathBuf,
+}
+
+#[derive(Debug, Default)]
+pub struct SchemaFiles {
+    pub models: BTreeMap<String, ModelYaml>,
+    pub sources: Vec<SourceTable>,
+}
+
+/// All files under `dirs` (relative to `root`) whose extension is one of `exts`, sorted.
+pub fn discover(root: &Path, dirs: &[String], exts: &[&str]) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for dir in dirs {
+        let abs = root.join(dir);
+        if abs.is_dir() {
+            walk(&abs, exts, &mut out)?;
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+fn walk(dir: &Path, exts: &[&str], out: &mut Vec<PathBuf>) -> Result<()> {
+    let entries = std::fs::read_dir(dir).map_err(|e| Error::io("LF100", "list", dir, e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io("LF100", "list", dir, e))?;
+        let path = entry.path();
+        let hidden = entry.file_name().to_string_lossy().starts_with('.');
+        if hidden {
+            continue;
+        }
+        if path.is_dir() {
+            walk(&path, exts, out)?;
+        } else if path
+            .extension()
+            .and_then(|e| e.to_str())
+            .is_some_and(|e| exts.contains(&e))
+        {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+/// Reads the SQL files under `dirs`, keeping their folder path under the matching dir.
+pub fn read_sql_files(root: &Path, dirs: &[String]) -> Result<Vec<SqlFile>> {
+    let mut files = Vec::new();
+    for dir in dirs {
+        for path in discover(root, std::slice::from_ref(dir), &["sql"])? {
+            let source =
+                std::fs::read_to_string(&path).map_err(|e| Error::io("LF100", "read", &path, e))?;
+            let rel = path.strip_prefix(root).unwrap_or(&path).to_path_buf();
+            let under = path.strip_prefix(root.join(dir)).unwrap_or(&path);
+            let folders = under
+                .parent()
+                .map(|p| {
+                    p.components()
+                        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                        .collect()
+                })
+                .unwrap_or_default();
+            let name = path
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            files.push(SqlFile { name, path: rel, folders, source });
+        }
+    }
+    Ok(files)
+}
+
+pub fn read_schema_files(root: &Path, dirs: &[String], renderer: &YamlRenderer) -> Result<SchemaFiles> {
+    let mut out = SchemaFiles::default();
+    for path in discover(root, dirs, &["yml", "yaml"])? {
+        let rel = path.strip_prefix(root).unwrap_or(&path).to_path_buf();
+        let (raw, text) = yaml::read(&path)?;
+        let doc = renderer.render_tree(raw, &rel, &text)?;
+        read_models(&doc, &rel, &text, &mut out)?;
+        read_sources(&doc, &rel, &mut out);
+    }
+    Ok(out)
+}
+
+fn read_models(doc: &Value, file: &Path, text: &str, out: &mut SchemaFiles) -> Result<()> {
+    let Some(Value::Sequence(models)) = yaml::get(doc, "models") else { return Ok(()) };
+    for m in models {
+        let Some(name) = yaml::get_str(m, "name") else {
+            let line = crate::error::line_of(text, "models:").unwrap_or(1);
+            return Err(Error::new("LF103", "a model entry has no `name`")
+                .at(file, line, None)
+                .hint("every item under `models:` needs `name: <model file name>`"));
+        };
+        let config = yaml::get(m, "config")
+            .map(yaml::to_json)
+            .and_then(|v| v.as_object().cloned())
+            .unwrap_or_default();
+        let columns = match yaml::get(m, "columns") {
+            Some(Value::Sequence(cols)) => cols
+                .iter()
+                .filter_map(|c| Some((yaml::get_str(c, "name")?, yaml::get_str(c, "description").unwrap_or_default())))
+                .collect(),
+            _ => Vec::new(),
+        };
+        out.models.insert(
+            name,
+            ModelYaml {
+                config,
+                description: yaml::get_str(m, "description").unwrap_or_default(),
+                columns,
+                file: file.to_path_buf(),
+            },
+        );
+    }
+    Ok(())
+}
+
+fn read_sources(doc: &Value, file: &Path, out: &mut SchemaFiles) {
+    let Some(Value::Sequence(sources)) = yaml::get(doc, "sources") else { return };
+    for s in sources {
+        let Some(source_name) = yaml::get_str(s, "name") else { continue };
+        let schema = yaml::get_str(s, "schema").unwrap_or_else(|| source_name.clone());
+        let source_location = external_location_of(s);
+        let source_config = json_map(yaml::get(s, "config"));
+        let Some(Value::Sequence(tables)) = yaml::get(s, "tables") else { continue };
+        for t in tables {
+            let Some(name) = yaml::get_str(t, "name") else { continue };
+            let identifier = yaml::get_str(t, "identifier").unwrap_or_else(|| name.clone());
+            let mut config = source_config.clone();
+            super::config::merge_into(&mut config, &json_map(yaml::get(t, "config")));
+            let template = external_location_of(t).or_else(|| source_location.clone());
+            let external_location = template.map(|loc| {
+                loc.replace("{name}", &name)
+                    .replace("{identifier}", &identifier)
+                    .replace("{schema}", &schema)
+                    .replace("{source_name}", &source_name)
+            });
+            out.sources.push(SourceTable {
+                source_name: source_name.clone(),
+                name,
+                schema: schema.clone(),
+                identifier,
+                external_location,
+                config,
+                file: file.to_path_buf(),
+            });
+        }
+    }
+}
+
+fn external_location_of(v: &Value) -> Option<String> {
+    ["config", "meta"]
+        .iter()
+        .find_map(|k| yaml::get(v, k).and_then(|m| yaml::get_str(m, "external_location")))
+}
+
+fn json_map(v: Option<&Value>) -> Config {
+    v.map(yaml::to_json)
+        .and_then(|j| j.as_object().cloned())
+        .unwrap_or_default()
+}

@@ -1,0 +1,170 @@
+//! Phase 1, load: the project file, the profile, and every file the project is made of.
+
+pub mod config;
+pub mod files;
+pub mod profile;
+pub mod yaml;
+
+use crate::error::{Error, Result};
+pub use config::{Config, ConfigTree};
+pub use files::{ModelYaml, SchemaFiles, SourceTable, SqlFile};
+pub use profile::Target;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use yaml::YamlRenderer;
+
+/// Which file the project came from; dbt projects keep dbt's naming rules for schemas and
+/// locations so their outputs land where dbt-duckdb put them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProjectKind {
+    Lakeflow,
+    Dbt,
+}
+
+#[derive(Debug)]
+pub struct Project {
+    pub root: PathBuf,
+    pub file: PathBuf,
+    pub kind: ProjectKind,
+    pub name: String,
+    pub model_paths: Vec<String>,
+    pub macro_paths: Vec<String>,
+    pub target_path: PathBuf,
+    pub clean_targets: Vec<PathBuf>,
+    pub vars: BTreeMap<String, serde_json::Value>,
+    pub model_configs: ConfigTree,
+    pub models: Vec<SqlFile>,
+    pub macros: Vec<SqlFile>,
+    pub schema: SchemaFiles,
+    pub target: Target,
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct LoadOptions {
+    pub project_dir: Option<PathBuf>,
+    pub profiles_dir: Option<PathBuf>,
+    pub target: Option<String>,
+    /// `--vars` as given: a YAML or JSON mapping.
+    pub vars: Option<String>,
+}
+
+/// Finds the project file in `dir`: `lakeflow.yml` first, then `dbt_project.yml`.
+pub fn find_project_file(dir: &Path) -> Result<(PathBuf, ProjectKind)> {
+    for (name, kind) in [
+        ("lakeflow.yml", ProjectKind::Lakeflow),
+        ("lakeflow.yaml", ProjectKind::Lakeflow),
+        ("dbt_project.yml", ProjectKind::Dbt),
+    ] {
+        let p = dir.join(name);
+        if p.is_file() {
+            return Ok((p, kind));
+        }
+    }
+    Err(Error::new(
+        "LF105",
+        format!("no lakeflow.yml or dbt_project.yml in {}", dir.display()),
+    )
+    .hint("run inside a project, pass --project-dir, or create one with `lakeflow init NAME`"))
+}
+
+pub fn load(opts: &LoadOptions) -> Result<Project> {
+    let dir = match &opts.project_dir {
+        Some(d) => d.clone(),
+        None => std::env::current_dir().map_err(|e| Error::new("LF100", e.to_string()))?,
+    };
+    let root = std::fs::canonicalize(&dir)
+        .map_err(|e| Error::io("LF105", "open project dir", &dir, e))?;
+    let (file, kind) = find_project_file(&root)?;
+    let cli_vars = parse_cli_vars(opts.vars.as_deref())?;
+
+    let (raw, text) = yaml::read(&file)?;
+    let doc = YamlRenderer::new(cli_vars.clone()).render_tree(raw, &file, &text)?;
+    let name = yaml::get_str(&doc, "name").ok_or_else(|| {
+        Error::new("LF106", "the project file has no `name`")
+            .in_file(&file)
+            .hint("add `name: my_project` at the top")
+    })?;
+    let paths = |key: &str, default: &str| {
+        yaml::get_str_list(&doc, key).unwrap_or_else(|| vec![default.to_string()])
+    };
+    let model_paths = paths("model-paths", "models");
+    let macro_paths = paths("macro-paths", "macros");
+    let target_path = root.join(yaml::get_str(&doc, "target-path").unwrap_or_else(|| "target".into()));
+    let clean_targets = yaml::get_str_list(&doc, "clean-targets")
+        .map(|v| v.iter().map(|p| root.join(p)).collect())
+        .unwrap_or_else(|| vec![target_path.clone()]);
+
+    let mut vars: BTreeMap<String, serde_json::Value> = match yaml::get(&doc, "vars") {
+        Some(v) => serde_json::from_value(yaml::to_json(v)).unwrap_or_default(),
+        None => BTreeMap::new(),
+    };
+    vars.extend(cli_vars);
+    let renderer = YamlRenderer::new(vars.clone());
+
+    let profile_name = yaml::get_str(&doc, "profile").unwrap_or_else(|| name.clone());
+    let target = profile::load(&profile::ProfileRequest {
+        profiles_dir: opts.profiles_dir.as_deref(),
+        project_dir: &root,
+        profile_name: &profile_name,
+        target: opts.target.as_deref(),
+        renderer: &renderer,
+    })?;
+
+    let models = files::read_sql_files(&root, &model_paths)?;
+    check_model_files(&root, &model_paths, &models)?;
+    let macros = files::read_sql_files(&root, &macro_paths)?;
+    let schema = files::read_schema_files(&root, &model_paths, &renderer)?;
+
+    Ok(Project {
+        model_configs: ConfigTree::from_yaml(yaml::get(&doc, "models"), &name),
+        root,
+        file,
+        kind,
+        name,
+        model_paths,
+        macro_paths,
+        target_path,
+        clean_targets,
+        vars,
+        models,
+        macros,
+        schema,
+        target,
+    })
+}
+
+fn parse_cli_vars(text: Option<&str>) -> Result<BTreeMap<String, serde_json::Value>> {
+    let Some(text) = text.filter(|t| !t.trim().is_empty()) else {
+        return Ok(BTreeMap::new());
+    };
+    let value: serde_yaml::Value = serde_yaml::from_str(text).map_err(|e| {
+        Error::new("LF107", format!("--vars is not valid YAML: {e}"))
+            .hint("pass a mapping, e.g. --vars '{start_date: 2024-01-01, days: 7}'")
+    })?;
+    serde_json::from_value(yaml::to_json(&value)).map_err(|_| {
+        Error::new("LF107", "--vars must be a mapping of names to values")
+            .hint("pass a mapping, e.g. --vars '{start_date: 2024-01-01}'")
+    })
+}
+
+/// Model names are global: two files with one name, or Python models, are refused up front.
+fn check_model_files(root: &Path, model_paths: &[String], models: &[SqlFile]) -> Result<()> {
+    let mut seen: BTreeMap<&str, &Path> = BTreeMap::new();
+    for m in models {
+        if let Some(first) = seen.insert(&m.name, &m.path) {
+            return Err(Error::new(
+                "LF104",
+                format!("two models are named '{}': {} and {}", m.name, first.display(), m.path.display()),
+            )
+            .in_file(&m.path)
+            .hint("model names must be unique across the project; rename one file"));
+        }
+    }
+    if let Some(py) = files::discover(root, model_paths, &["py"])?.first() {
+        let rel = py.strip_prefix(root).unwrap_or(py);
+        return Err(Error::new("LF108", "Python models are not supported")
+            .in_file(rel)
+            .hint("lakeflow runs SQL models only; express the model in SQL or move the file out of the model path"));
+    }
+    Ok(())
+}

@@ -1,0 +1,277 @@
+//! `profiles.yml`: finding it, choosing the target, and reading the dbt-duckdb output shape.
+
+use super::yaml::{self, YamlRenderer};
+use crate::error::{Error, Result};
+use serde_yaml::Value;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// One resolved target of a profile. Secrets stay in `secrets` and are never printed:
+/// `Debug` is written by hand to leave them out.
+#[derive(Clone)]
+pub struct Target {
+    pub profile_name: String,
+    pub name: String,
+    pub adapter: String,
+    /// The catalog .duckdb file (absolute), or `:memory:`.
+    pub catalog: String,
+    /// Where external models are written: an absolute local path or an `s3://` URL.
+    pub external_root: String,
+    pub schema: String,
+    pub threads: usize,
+    pub extensions: Vec<String>,
+    pub settings: BTreeMap<String, String>,
+    pub secrets: Vec<BTreeMap<String, String>>,
+    pub extension_directory: Option<String>,
+    pub production: bool,
+    /// The production target's external_root, for the guard that keeps other targets out.
+    pub production_root: Option<String>,
+    pub allow_production_writes: bool,
+    pub profiles_file: PathBuf,
+}
+
+impl std::fmt::Debug for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Target")
+            .field("name", &self.name)
+            .field("catalog", &self.catalog)
+            .field("external_root", &self.external_root)
+            .field("secrets", &format_args!("<{} hidden>", self.secrets.len()))
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where `profiles.yml` is looked for, in order.
+pub fn search_dirs(explicit: Option<&Path>, project_dir: &Path) -> Vec<PathBuf> {
+    let mut dirs = Vec::new();
+    if let Some(d) = explicit {
+        dirs.push(d.to_path_buf());
+    }
+    if let Some(d) = std::env::var_os("LAKEFLOW_PROFILES_DIR") {
+        dirs.push(PathBuf::from(d));
+    }
+    dirs.push(project_dir.to_path_buf());
+    if let Some(home) = std::env::var_os("HOME").map(PathBuf::from) {
+        dirs.push(home.join(".lakeflow"));
+        dirs.push(home.join(".dbt"));
+    }
+    dirs
+}
+
+pub struct ProfileRequest<'a> {
+    pub profiles_dir: Option<&'a Path>,
+    pub project_dir: &'a Path,
+    pub profile_name: &'a str,
+    pub target: Option<&'a str>,
+    pub renderer: &'a YamlRenderer,
+}
+
+pub fn load(req: &ProfileRequest) -> Result<Target> {
+    let dirs = search_dirs(req.profiles_dir, req.project_dir);
+    let file = dirs
+        .iter()
+        .map(|d| d.join("profiles.yml"))
+        .find(|p| p.is_file())
+        .ok_or_else(|| {
+            let searched: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
+            Error::new("LF110", "no profiles.yml found")
+                .hint(format!(
+                    "searched {}; create one (`lakeflow init` writes an example) or pass --profiles-dir",
+                    searched.join(", ")
+                ))
+        })?;
+    let (raw, text) = yaml::read(&file)?;
+    let doc = req.renderer.render_tree(raw, &file, &text)?;
+    let profile = yaml::get(&doc, req.profile_name).ok_or_else(|| {
+        Error::new("LF111", format!("profile '{}' not found", req.profile_name))
+            .in_file(&file)
+            .hint("add it to profiles.yml, or set `profile:` in the project file to an existing one")
+    })?;
+    let outputs = yaml::get(profile, "outputs")
+        .and_then(Value::as_mapping)
+        .ok_or_else(|| {
+            Error::new("LF112", format!("profile '{}' has no outputs", req.profile_name))
+                .in_file(&file)
+                .hint("add an `outputs:` map with at least one target")
+        })?;
+    let target_name = req
+        .target
+        .map(str::to_string)
+        .or_else(|| yaml::get_str(profile, "target"))
+        .or_else(|| outputs.keys().next().and_then(|k| k.as_str()).map(str::to_string))
+        .unwrap_or_else(|| "dev".into());
+    let output = outputs.get(target_name.as_str()).ok_or_else(|| {
+        let names: Vec<&str> = outputs.keys().filter_map(|k| k.as_str()).collect();
+        Error::new("LF113", format!("target '{target_name}' not found in profile '{}'", req.profile_name))
+            .in_file(&file)
+            .hint(format!("available targets: {}", names.join(", ")))
+    })?;
+
+    let production_name = production_target(outputs);
+    let production_root = production_name
+        .as_deref()
+        .and_then(|n| outputs.get(n))
+        .and_then(|o| yaml::get_str(o, "external_root"))
+        .map(|r| absolutize(&r, req.project_dir));
+
+    let base = req.project_dir;
+    let catalog = yaml::get_str(output, "path").unwrap_or_else(|| format!("{}.duckdb", req.profile_name));
+    let catalog = if catalog == ":memory:" { catalog } else { absolutize(&catalog, base) };
+    let external_root = yaml::get_str(output, "external_root")
+        .map(|r| absolutize(&r, base))
+        .unwrap_or_else(|| absolutize("lake", base));
+    let threads = match yaml::get(output, "threads") {
+        None => 4,
+        Some(v) => yaml::scalar_string(v)
+            .and_then(|s| s.parse::<usize>().ok())
+            .filter(|n| *n > 0)
+            .ok_or_else(|| {
+                Error::new("LF114", "`threads` must be a positive whole number")
+                    .in_file(&file)
+                    .hint("for example `threads: 4`")
+            })?,
+    };
+    let settings: BTreeMap<String, String> = yaml::get(output, "settings")
+        .and_then(Value::as_mapping)
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| Some((k.as_str()?.to_string(), yaml::scalar_string(v)?)))
+                .collect()
+        })
+        .unwrap_or_default();
+    let extensions = match yaml::get(output, "extensions") {
+        Some(Value::Sequence(items)) => items
+            .iter()
+            .filter_map(|i| yaml::scalar_string(i).or_else(|| yaml::get_str(i, "name")))
+            .collect(),
+        _ => Vec::new(),
+    };
+    let secrets = match yaml::get(output, "secrets") {
+        Some(Value::Sequence(items)) => items
+            .iter()
+            .filter_map(Value::as_mapping)
+            .map(|m| {
+                m.iter()
+                    .filter_map(|(k, v)| Some((k.as_str()?.to_string(), yaml::scalar_string(v)?)))
+                    .collect()
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    let extension_directory = std::env::var("LAKEFLOW_EXTENSION_DIR")
+        .ok()
+        .filter(|s| !s.is_empty())
+        .or_else(|| yaml::get_str(output, "extension_directory"))
+        .or_else(|| settings.get("extension_directory").cloned())
+        .map(|d| absolutize(&d, base));
+
+    Ok(Target {
+        profile_name: req.profile_name.to_string(),
+        production: production_name.as_deref() == Some(target_name.as_str()),
+        name: target_name,
+        adapter: yaml::get_str(output, "type").unwrap_or_else(|| "duckdb".into()),
+        catalog,
+        external_root,
+        schema: yaml::get_str(output, "schema").unwrap_or_else(|| "main".into()),
+        threads,
+        extensions,
+        settings,
+        secrets,
+        extension_directory,
+        production_root,
+        allow_production_writes: yaml::get(output, "allow_production_writes")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
+        profiles_file: file,
+    })
+}
+
+/// The production target: the output marked `production: true`, else one named `prod` or
+/// `production`.
+fn production_target(outputs: &serde_yaml::Mapping) -> Option<String> {
+    let marked = outputs.iter().find_map(|(k, v)| {
+        (yaml::get(v, "production").and_then(Value::as_bool) == Some(true))
+            .then(|| k.as_str().map(str::to_string))
+            .flatten()
+    });
+    marked.or_else(|| {
+        ["prod", "production"]
+            .into_iter()
+            .find(|n| outputs.contains_key(*n))
+            .map(str::to_string)
+    })
+}
+
+/// Makes a local path absolute against `base` (the project dir); URLs pass through.
+pub fn absolutize(path: &str, base: &Path) -> String {
+    if path.contains("://") {
+        return path.trim_end_matches('/').to_string();
+    }
+    let expanded = match path.strip_prefix("~/") {
+        Some(rest) => std::env::var_os("HOME")
+            .map(|h| PathBuf::from(h).join(rest))
+            .unwrap_or_else(|| PathBuf::from(path)),
+        None => PathBuf::from(path),
+    };
+    let joined = if expanded.is_absolute() { expanded } else { base.join(expanded) };
+    normalize(&joined).to_string_lossy().trim_end_matches('/').to_string()
+}
+
+/// Removes `.` and `..` components without touching the filesystem.
+fn normalize(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other.as_os_str()),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load_text(text: &str, target: Option<&str>) -> Result<Target> {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("profiles.yml"), text).unwrap();
+        let renderer = YamlRenderer::new(Default::default());
+        load(&ProfileRequest {
+            profiles_dir: Some(dir.path()),
+            project_dir: Path::new("/proj"),
+            profile_name: "shop",
+            target,
+            renderer: &renderer,
+        })
+    }
+
+    const PROFILE: &str = "shop:\n  target: dev\n  outputs:\n    dev:\n      type: duckdb\n      path: cat.duckdb\n      external_root: ./lake/../lake2\n      threads: 3\n      settings:\n        memory_limit: 1GB\n      secrets:\n        - type: s3\n          secret: hunter2\n    prod:\n      type: duckdb\n      path: /srv/cat.duckdb\n      external_root: s3://bucket/lake/\n";
+
+    #[test]
+    fn reads_dbt_duckdb_output_shape() {
+        let t = load_text(PROFILE, None).unwrap();
+        assert_eq!(t.name, "dev");
+        assert_eq!(t.catalog, "/proj/cat.duckdb");
+        assert_eq!(t.external_root, "/proj/lake2");
+        assert_eq!(t.threads, 3);
+        assert_eq!(t.settings["memory_limit"], "1GB");
+        assert!(!t.production);
+        assert_eq!(t.production_root.as_deref(), Some("s3://bucket/lake"));
+        assert!(!format!("{t:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn target_override_and_unknown_target() {
+        let t = load_text(PROFILE, Some("prod")).unwrap();
+        assert!(t.production);
+        assert_eq!(t.external_root, "s3://bucket/lake");
+        let err = load_text(PROFILE, Some("qa")).unwrap_err();
+        assert_eq!(err.code, "LF113");
+        assert!(err.hint.unwrap().contains("dev, prod"));
+    }
+}

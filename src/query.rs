@@ -1,0 +1,110 @@
+//! `lakeflow query`: read-only SQL against the catalog, printed as a table, CSV or JSON.
+
+use crate::cli::QueryFormat;
+use crate::error::{Error, Result};
+use crate::project::Target;
+use duckdb::types::Value;
+use std::path::Path;
+
+pub fn run(target: &Target, project_root: &Path, sql: &str, format: QueryFormat) -> Result<()> {
+    let config = duckdb::Config::default()
+        .access_mode(duckdb::AccessMode::ReadOnly)
+        .and_then(|c| c.with("file_search_path", project_root.to_string_lossy()))
+        .map_err(|e| Error::new("LF601", e.to_string()))?;
+    let conn = duckdb::Connection::open_with_flags(&target.catalog, config).map_err(|e| {
+        Error::new("LF601", format!("cannot open catalog {} read-only: {e}", target.catalog))
+            .hint("build the project first (`lakeflow build`); while a build runs, query a published replica")
+    })?;
+    let mut stmt = conn
+        .prepare(sql)
+        .map_err(|e| Error::new("LF602", format!("query failed: {e}")))?;
+    let mut rows = stmt.query([]).map_err(|e| Error::new("LF602", format!("query failed: {e}")))?;
+    let names: Vec<String> = rows.as_ref().map(|s| s.column_names()).unwrap_or_default();
+    let mut table: Vec<Vec<String>> = Vec::new();
+    let mut json_rows = Vec::new();
+    while let Some(row) = rows.next().map_err(|e| Error::new("LF602", format!("query failed: {e}")))? {
+        let mut cells = Vec::with_capacity(names.len());
+        let mut obj = serde_json::Map::new();
+        for (i, name) in names.iter().enumerate() {
+            let v: Value = row.get(i).unwrap_or(Value::Null);
+            obj.insert(name.clone(), to_json(&v));
+            cells.push(to_text(&v));
+        }
+        table.push(cells);
+        json_rows.push(serde_json::Value::Object(obj));
+    }
+    match format {
+        QueryFormat::Json => println!("{}", serde_json::Value::Array(json_rows)),
+        QueryFormat::Csv => {
+            println!("{}", names.iter().map(|n| csv_cell(n)).collect::<Vec<_>>().join(","));
+            for r in &table {
+                println!("{}", r.iter().map(|c| csv_cell(c)).collect::<Vec<_>>().join(","));
+            }
+        }
+        QueryFormat::Table => print_table(&names, &table),
+    }
+    Ok(())
+}
+
+fn to_text(v: &Value) -> String {
+    match v {
+        Value::Null => "NULL".into(),
+        Value::Text(s) => s.clone(),
+        Value::Boolean(b) => b.to_string(),
+        Value::TinyInt(n) => n.to_string(),
+        Value::SmallInt(n) => n.to_string(),
+        Value::Int(n) => n.to_string(),
+        Value::BigInt(n) => n.to_string(),
+        Value::HugeInt(n) => n.to_string(),
+        Value::UTinyInt(n) => n.to_string(),
+        Value::USmallInt(n) => n.to_string(),
+        Value::UInt(n) => n.to_string(),
+        Value::UBigInt(n) => n.to_string(),
+        Value::Float(f) => f.to_string(),
+        Value::Double(f) => f.to_string(),
+        Value::Decimal(d) => d.to_string(),
+        other => format!("{other:?}"),
+    }
+}
+
+fn to_json(v: &Value) -> serde_json::Value {
+    match v {
+        Value::Null => serde_json::Value::Null,
+        Value::Boolean(b) => (*b).into(),
+        Value::TinyInt(_) | Value::SmallInt(_) | Value::Int(_) | Value::BigInt(_) | Value::UTinyInt(_)
+        | Value::USmallInt(_) | Value::UInt(_) | Value::UBigInt(_) => {
+            to_text(v).parse::<i64>().map(Into::into).unwrap_or_else(|_| to_text(v).into())
+        }
+        Value::Float(_) | Value::Double(_) | Value::Decimal(_) => {
+            to_text(v).parse::<f64>().map(Into::into).unwrap_or_else(|_| to_text(v).into())
+        }
+        _ => to_text(v).into(),
+    }
+}
+
+fn csv_cell(s: &str) -> String {
+    if s.contains([',', '"', '\n']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s.to_string() }
+}
+
+fn print_table(names: &[String], rows: &[Vec<String>]) {
+    let mut widths: Vec<usize> = names.iter().map(|n| n.chars().count()).collect();
+    for r in rows {
+        for (w, c) in widths.iter_mut().zip(r) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let line = |cells: &[String]| {
+        cells
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect::<Vec<_>>()
+            .join(" | ")
+    };
+    println!("{}", line(names));
+    println!("{}", widths.iter().map(|w| "-".repeat(*w)).collect::<Vec<_>>().join("-+-"));
+    for r in rows {
+        println!("{}", line(r));
+    }
+    println!("({} rows)", rows.len());
+}

@@ -1,0 +1,300 @@
+//! The dbt context: `ref`, `source`, `config`, `var`, `env_var`, `return`, `log`, ... as
+//! minijinja functions. Per-render data lives in a `Scope` object in the render context.
+
+use super::relation::Relation;
+use crate::project::Config;
+use minijinja::value::{Kwargs, Object, Rest, Value, from_args};
+use minijinja::{Error as JError, ErrorKind, State};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+/// Name of the per-render scope in the Jinja context.
+pub const SCOPE_VAR: &str = "__lakeflow_scope";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pass {
+    /// First pass: refs are recorded, not resolved; `config()` calls are captured.
+    Parse,
+    /// Second pass: refs resolve to relations of the final configs.
+    Compile,
+}
+
+/// What a `ref()` resolves to in the compile pass.
+#[derive(Debug, Clone)]
+pub enum RefTarget {
+    Relation(Relation),
+    /// Inlined as a CTE with this name.
+    Ephemeral(String),
+}
+
+/// Data shared by every render of one run.
+#[derive(Debug, Default)]
+pub struct Shared {
+    pub vars: std::collections::BTreeMap<String, serde_json::Value>,
+    pub models: HashMap<String, usize>,
+    pub ref_targets: Vec<RefTarget>,
+    /// (source, table) -> SQL to put after FROM.
+    pub sources: HashMap<(String, String), String>,
+}
+
+/// What one render saw: the dbt calls made while rendering a node.
+#[derive(Debug, Default)]
+pub struct Capture {
+    pub refs: Vec<String>,
+    pub sources: Vec<(String, String)>,
+    pub config: Config,
+    /// One slot per active macro call; `return()` fills the innermost one.
+    returns: Vec<Option<Value>>,
+}
+
+#[derive(Debug)]
+pub struct Scope {
+    pub shared: Arc<Shared>,
+    pub pass: Pass,
+    /// Config known before this render (folders, schema.yml; in the compile pass, final).
+    pub config: Config,
+    pub capture: Mutex<Capture>,
+}
+
+impl Object for Scope {}
+
+impl Scope {
+    pub fn new(shared: Arc<Shared>, pass: Pass, config: Config) -> Arc<Scope> {
+        Arc::new(Scope {
+            shared,
+            pass,
+            config,
+            capture: Mutex::new(Capture::default()),
+        })
+    }
+
+    fn capture(&self) -> std::sync::MutexGuard<'_, Capture> {
+        self.capture.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn take_capture(&self) -> Capture {
+        std::mem::take(&mut *self.capture())
+    }
+
+    /// The config visible to `config.get()`: what was known before, plus `config()` calls.
+    fn current_config(&self, key: &str) -> Option<serde_json::Value> {
+        self.capture()
+            .config
+            .get(key)
+            .or_else(|| self.config.get(key))
+            .cloned()
+    }
+}
+
+fn scope(state: &State) -> Result<Arc<Scope>, JError> {
+    state
+        .lookup(SCOPE_VAR)
+        .and_then(|v| v.downcast_object::<Scope>())
+        .ok_or_else(|| JError::new(ErrorKind::InvalidOperation, "this function is only available while rendering a model"))
+}
+
+pub fn env_var(name: String, default: Option<Value>) -> Result<Value, JError> {
+    match std::env::var(&name) {
+        Ok(v) => Ok(Value::from(v)),
+        Err(_) => default.ok_or_else(|| {
+            JError::new(
+                ErrorKind::UndefinedError,
+                format!("environment variable '{name}' is not set and no default was given; set it or use env_var('{name}', 'default')"),
+            )
+        }),
+    }
+}
+
+pub fn var(state: &State, name: String, default: Option<Value>) -> Result<Value, JError> {
+    let scope = scope(state)?;
+    match scope.shared.vars.get(&name) {
+        Some(v) => Ok(to_value(v)),
+        None => default.ok_or_else(|| {
+            JError::new(
+                ErrorKind::UndefinedError,
+                format!("required var '{name}' is not set; define it under `vars:` in the project file or pass --vars '{{{name}: ...}}'"),
+            )
+        }),
+    }
+}
+
+pub fn ref_(state: &State, args: Rest<Value>) -> Result<Value, JError> {
+    let scope = scope(state)?;
+    let positional: Vec<String> = args
+        .iter()
+        .filter(|a| !a.is_kwargs())
+        .filter_map(|a| a.as_str().map(str::to_string))
+        .collect();
+    let name = positional
+        .last()
+        .cloned()
+        .ok_or_else(|| JError::new(ErrorKind::MissingArgument, "ref() needs a model name, e.g. ref('orders')"))?;
+    scope.capture().refs.push(name.clone());
+    if scope.pass == Pass::Parse {
+        return Ok(Value::from_object(Relation::new("__unresolved__", name)));
+    }
+    let index = scope.shared.models.get(&name).ok_or_else(|| {
+        JError::new(ErrorKind::UndefinedError, format!("model '{name}' not found"))
+    })?;
+    Ok(match &scope.shared.ref_targets[*index] {
+        RefTarget::Relation(r) => Value::from_object(r.clone()),
+        RefTarget::Ephemeral(cte) => Value::from_safe_string(cte.clone()),
+    })
+}
+
+pub fn source(state: &State, source_name: String, table: String) -> Result<Value, JError> {
+    let scope = scope(state)?;
+    let key = (source_name, table);
+    let sql = scope.shared.sources.get(&key).ok_or_else(|| {
+        let known: Vec<String> = scope
+            .shared
+            .sources
+            .keys()
+            .filter(|(s, _)| *s == key.0)
+            .map(|(_, t)| t.clone())
+            .collect();
+        let hint = if known.is_empty() {
+            format!("declare source '{}' under `sources:` in a .yml file in the model path", key.0)
+        } else {
+            format!("tables of source '{}': {}", key.0, known.join(", "))
+        };
+        JError::new(
+            ErrorKind::UndefinedError,
+            format!("source '{}.{}' is not defined; {hint}", key.0, key.1),
+        )
+    })?;
+    scope.capture().sources.push(key.clone());
+    Ok(Value::from_safe_string(sql.clone()))
+}
+
+/// `config`: callable as `config(materialized='table')`, with `config.get(key, default)`.
+#[derive(Debug)]
+pub struct ConfigObject;
+
+impl Object for ConfigObject {
+    fn call(self: &Arc<Self>, state: &mut State<'_, '_>, args: &[Value]) -> Result<Value, JError> {
+        let scope = scope(state)?;
+        let (kwargs,): (Kwargs,) = from_args(args)?;
+        if scope.pass == Pass::Parse {
+            let mut capture = scope.capture();
+            for key in kwargs.args() {
+                let value: Value = kwargs.get(key)?;
+                let json = serde_json::to_value(&value)
+                    .map_err(|e| JError::new(ErrorKind::InvalidOperation, e.to_string()))?;
+                crate::project::config::merge_into(
+                    &mut capture.config,
+                    &serde_json::Map::from_iter([(key.to_string(), json)]),
+                );
+            }
+        }
+        Ok(Value::from(""))
+    }
+
+    fn call_method(
+        self: &Arc<Self>,
+        state: &mut State<'_, '_>,
+        method: &str,
+        args: &[Value],
+    ) -> Result<Value, JError> {
+        let scope = scope(state)?;
+        match method {
+            "get" => {
+                let (key, default, _kwargs): (String, Option<Value>, Kwargs) = from_args(args)?;
+                Ok(match scope.current_config(&key) {
+                    Some(v) => to_value(&v),
+                    None => default.unwrap_or(Value::from(())),
+                })
+            }
+            "require" => {
+                let (key,): (String,) = from_args(args)?;
+                scope
+                    .current_config(&key)
+                    .map(|v| to_value(&v))
+                    .ok_or_else(|| JError::new(ErrorKind::UndefinedError, format!("config '{key}' is required but not set")))
+            }
+            _ => Err(JError::new(ErrorKind::UnknownMethod, format!("config has no method `{method}`; use config.get(key, default)"))),
+        }
+    }
+}
+
+/// dbt's `return(value)`: the innermost macro call returns `value` instead of its text.
+/// The first `return()` of a call wins, as execution would stop there in dbt.
+pub fn return_(state: &State, value: Value) -> Result<Value, JError> {
+    let scope = scope(state)?;
+    let mut capture = scope.capture();
+    match capture.returns.last_mut() {
+        Some(slot) => {
+            if slot.is_none() {
+                *slot = Some(value);
+            }
+            Ok(Value::from(""))
+        }
+        None => Err(JError::new(ErrorKind::InvalidOperation, "return() is only allowed inside a macro")),
+    }
+}
+
+/// Calls the user macro `internal` and applies `return()`.
+pub fn call_macro(state: &mut State, internal: &str, args: &[Value]) -> Result<Value, JError> {
+    let scope = scope(state)?;
+    let macro_value = state.lookup(internal).ok_or_else(|| {
+        JError::new(ErrorKind::UnknownFunction, format!("macro '{}' is not loaded", internal.trim_start_matches(super::macros::INTERNAL_PREFIX)))
+    })?;
+    scope.capture().returns.push(None);
+    let out = macro_value.call(state, args);
+    let returned = scope.capture().returns.pop().flatten();
+    let out = out?;
+    Ok(returned.unwrap_or(out))
+}
+
+pub fn log(state: &State, message: Value, info: Option<bool>) -> Result<Value, JError> {
+    let scope = scope(state)?;
+    if scope.pass == Pass::Compile && info.unwrap_or(false) {
+        eprintln!("{message}");
+    }
+    Ok(Value::from(""))
+}
+
+pub fn raise_compiler_error(message: String) -> Result<Value, JError> {
+    Err(JError::new(ErrorKind::InvalidOperation, message))
+}
+
+pub fn is_incremental() -> bool {
+    false
+}
+
+pub fn unsupported(name: &'static str) -> impl Fn(Rest<Value>) -> Result<Value, JError> {
+    move |_| {
+        Err(JError::new(
+            ErrorKind::InvalidOperation,
+            format!("{name}() is not supported by lakeflow: models are compiled before anything runs; compute the value in SQL instead"),
+        ))
+    }
+}
+
+/// `adapter`: `adapter.quote(x)` and `adapter.dispatch(name)`.
+#[derive(Debug)]
+pub struct Adapter;
+
+impl Object for Adapter {
+    fn call_method(self: &Arc<Self>, state: &mut State<'_, '_>, method: &str, args: &[Value]) -> Result<Value, JError> {
+        match method {
+            "quote" => {
+                let (name,): (String,) = from_args(args)?;
+                Ok(Value::from(super::relation::quote_ident(&name)))
+            }
+            "dispatch" => {
+                let (name, _rest): (String, Rest<Value>) = from_args(args)?;
+                ["duckdb__", "default__", ""]
+                    .iter()
+                    .find_map(|prefix| state.lookup(&format!("{prefix}{name}")).filter(|v| !v.is_undefined()))
+                    .ok_or_else(|| JError::new(ErrorKind::UnknownFunction, format!("no macro '{name}' to dispatch to")))
+            }
+            _ => Err(JError::new(ErrorKind::UnknownMethod, format!("adapter.{method}() is not supported by lakeflow"))),
+        }
+    }
+}
+
+/// Any serializable value as a Jinja value.
+pub fn to_value<T: serde::Serialize>(value: T) -> Value {
+    Value::from(minijinja::value::Serde(value))
+}

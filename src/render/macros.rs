@@ -1,0 +1,138 @@
+//! User macros from `macros/*.sql`: one internal template holding them all, renamed so every
+//! call goes through a wrapper that gives dbt's `return()` its meaning.
+
+use crate::error::{Error, Result};
+use crate::project::SqlFile;
+use std::path::PathBuf;
+
+/// Template name of the combined macro file.
+pub const TEMPLATE: &str = "__lakeflow_macros__";
+/// Internal prefix of macro names inside that template.
+pub const INTERNAL_PREFIX: &str = "lfmacro__";
+
+pub struct MacroSet {
+    pub source: String,
+    pub names: Vec<String>,
+    /// (first line in the combined template, file) per macro file, to locate errors.
+    line_map: Vec<(usize, PathBuf)>,
+}
+
+impl MacroSet {
+    pub fn build(files: &[SqlFile]) -> Result<MacroSet> {
+        let mut source = String::new();
+        let mut names = Vec::new();
+        let mut line_map = Vec::new();
+        let mut line = 1;
+        for file in files {
+            line_map.push((line, file.path.clone()));
+            let (renamed, found) = rename_macros(&file.source);
+            for name in found {
+                if names.contains(&name) {
+                    return Err(Error::new("LF201", format!("macro '{name}' is defined twice"))
+                        .in_file(&file.path)
+                        .hint("macro names are global; rename or remove one definition"));
+                }
+                names.push(name);
+            }
+            source.push_str(&renamed);
+            if !renamed.ends_with('\n') {
+                source.push('\n');
+            }
+            line += renamed.lines().count().max(1);
+        }
+        Ok(MacroSet { source, names, line_map })
+    }
+
+    /// The `{% from ... import ... %}` put before a model's first line (no newline, so the
+    /// model's line numbers stay as in its file).
+    pub fn import_prefix(&self) -> String {
+        if self.names.is_empty() {
+            return String::new();
+        }
+        let list: Vec<String> = self.names.iter().map(|n| format!("{INTERNAL_PREFIX}{n}")).collect();
+        format!("{{% from '{TEMPLATE}' import {} %}}", list.join(", "))
+    }
+
+    /// Maps a line of the combined template back to (file, line).
+    pub fn locate(&self, line: usize) -> Option<(PathBuf, usize)> {
+        self.line_map
+            .iter()
+            .rev()
+            .find(|(start, _)| *start <= line)
+            .map(|(start, file)| (file.clone(), line - start + 1))
+    }
+
+    pub fn has(&self, name: &str) -> bool {
+        self.names.iter().any(|n| n == name)
+    }
+}
+
+/// Renames `{% macro name(` to the internal name and returns the names found.
+fn rename_macros(source: &str) -> (String, Vec<String>) {
+    let mut out = String::with_capacity(source.len() + 64);
+    let mut names = Vec::new();
+    let mut rest = source;
+    while let Some(open) = rest.find("{%") {
+        out.push_str(&rest[..open]);
+        let tag = &rest[open..];
+        let body_start = if tag[2..].starts_with(['-', '+']) { 3 } else { 2 };
+        let body = &tag[body_start..];
+        let trimmed = body.trim_start();
+        let ws = body.len() - trimmed.len();
+        if let Some(after) = trimmed.strip_prefix("macro")
+            && after.starts_with(char::is_whitespace)
+        {
+            let name_part = after.trim_start();
+            let name_len = name_part
+                .find(|c: char| !(c.is_alphanumeric() || c == '_'))
+                .unwrap_or(name_part.len());
+            let name = &name_part[..name_len];
+            if !name.is_empty() {
+                names.push(name.to_string());
+                out.push_str(&tag[..body_start + ws]);
+                out.push_str("macro ");
+                out.push_str(INTERNAL_PREFIX);
+                out.push_str(name);
+                rest = &name_part[name_len..];
+                continue;
+            }
+        }
+        out.push_str("{%");
+        rest = &tag[2..];
+    }
+    out.push_str(rest);
+    (out, names)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renames_every_macro_and_keeps_lines() {
+        let src = "{% macro a(x) %}{{ x }}{% endmacro %}\n{%- macro  b_2() -%}\nhi\n{%- endmacro %}\n{% if macro %}{% endif %}";
+        let (out, names) = rename_macros(src);
+        assert_eq!(names, vec!["a", "b_2"]);
+        assert!(out.contains("{% macro lfmacro__a(x) %}"));
+        assert!(out.contains("{%- macro lfmacro__b_2() -%}"));
+        assert!(out.contains("{% if macro %}"));
+        assert_eq!(out.lines().count(), src.lines().count());
+    }
+
+    #[test]
+    fn locates_lines_per_file() {
+        let file = |name: &str, source: &str| SqlFile {
+            name: name.into(),
+            path: PathBuf::from(format!("macros/{name}.sql")),
+            folders: vec![],
+            source: source.into(),
+        };
+        let set = MacroSet::build(&[
+            file("a", "{% macro a() %}\n1\n{% endmacro %}\n"),
+            file("b", "\n{% macro b() %}{{ nope }}{% endmacro %}\n"),
+        ])
+        .unwrap();
+        assert_eq!(set.locate(5), Some((PathBuf::from("macros/b.sql"), 2)));
+        assert_eq!(set.locate(2), Some((PathBuf::from("macros/a.sql"), 2)));
+    }
+}

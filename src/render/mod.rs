@@ -1,0 +1,627 @@
+//! Phase 2, render: Jinja to SQL. A parse pass records each model's `ref`/`source`/`config`
+//! calls; configs, relations and locations are then fixed; a compile pass renders the SQL that
+//! runs, with ephemeral models inlined as CTEs.
+
+pub mod functions;
+pub mod macros;
+pub mod relation;
+
+use crate::error::{Error, Result, line_of};
+use crate::execute::materialization::Materialization;
+use crate::location;
+use crate::project::{Config, Project, ProjectKind, SqlFile, config as cfg};
+use functions::{Adapter, ConfigObject, Pass, RefTarget, SCOPE_VAR, Scope, Shared};
+use macros::MacroSet;
+use minijinja::value::{Object, Rest, Value};
+use minijinja::{AutoEscape, Environment, State, UndefinedBehavior};
+use rayon::prelude::*;
+use relation::Relation;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// A model after rendering: everything later phases need, nothing they must recompute.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Node {
+    pub unique_id: String,
+    pub name: String,
+    pub fqn: Vec<String>,
+    pub path: PathBuf,
+    pub layer: Option<String>,
+    pub tags: Vec<String>,
+    pub config: Config,
+    pub materialization: Materialization,
+    pub relation: Relation,
+    pub location: Option<String>,
+    /// Names of the models this one refs, in first-use order.
+    pub refs: Vec<String>,
+    pub sources: Vec<(String, String)>,
+    pub raw_sql: String,
+    pub compiled_sql: String,
+}
+
+impl Node {
+    pub fn is_ephemeral(&self) -> bool {
+        self.materialization == Materialization::Ephemeral
+    }
+}
+
+pub fn render(project: &Project) -> Result<Vec<Node>> {
+    let macros = MacroSet::build(&project.macros)?;
+    let env = environment(project, &macros)?;
+    let prefix = macros.import_prefix();
+    let renderer = Renderer { env: &env, macros: &macros, project, prefix: &prefix };
+
+    let files: Vec<&SqlFile> = project.models.iter().collect();
+    let base_configs: Vec<Config> = files.iter().map(|f| base_config(project, f)).collect();
+    let mut shared = Shared {
+        vars: project.vars.clone(),
+        models: files.iter().enumerate().map(|(i, f)| (f.name.clone(), i)).collect(),
+        ref_targets: Vec::new(),
+        sources: source_sql(project),
+    };
+
+    // Parse pass.
+    let shared_parse = Arc::new(Shared { ref_targets: vec![], ..clone_shared(&shared) });
+    let parsed: Vec<functions::Capture> = files
+        .par_iter()
+        .zip(base_configs.par_iter())
+        .map(|(file, base)| {
+            let scope = Scope::new(shared_parse.clone(), Pass::Parse, base.clone());
+            let this = Relation::new("__unresolved__", file.name.clone());
+            renderer.render_model(file, &scope, this, base)?;
+            Ok(scope.take_capture())
+        })
+        .collect::<Vec<Result<_>>>()
+        .into_iter()
+        .collect::<Result<_>>()?;
+
+    // Final configs, enabled models, relations.
+    let mut finals: Vec<Config> = Vec::with_capacity(files.len());
+    for (base, capture) in base_configs.iter().zip(&parsed) {
+        let mut c = base.clone();
+        cfg::merge_into(&mut c, &capture.config);
+        finals.push(c);
+    }
+    let enabled: Vec<bool> = finals.iter().map(|c| cfg::get_bool(c, "enabled").unwrap_or(true)).collect();
+    for (i, capture) in parsed.iter().enumerate() {
+        if enabled[i] {
+            check_refs(files[i], &capture.refs, &shared.models, &enabled, &files)?;
+        }
+    }
+    let materializations: Vec<Materialization> = files
+        .iter()
+        .zip(&finals)
+        .map(|(f, c)| {
+            Materialization::from_config(c).map_err(|msg| {
+                located(Error::new("LF205", msg), &f.path, &f.source, "materialized")
+                    .hint("set `materialized:` to one of view, table, ephemeral, external")
+            })
+        })
+        .collect::<Result<_>>()?;
+    let relations: Vec<Relation> = files
+        .iter()
+        .zip(&finals)
+        .map(|(f, c)| relation_for(project, f, c))
+        .collect();
+    shared.ref_targets = relations
+        .iter()
+        .zip(&materializations)
+        .map(|(r, m)| match m {
+            Materialization::Ephemeral => RefTarget::Ephemeral(format!("__lf_ephemeral__{}", r.identifier)),
+            _ => RefTarget::Relation(r.clone()),
+        })
+        .collect();
+    let shared = Arc::new(shared);
+
+    // Locations of external models.
+    let locations: Vec<Option<String>> = (0..files.len())
+        .into_par_iter()
+        .map(|i| match &materializations[i] {
+            Materialization::External(ext) if enabled[i] => {
+                let scope = Scope::new(shared.clone(), Pass::Compile, finals[i].clone());
+                renderer.location(files[i], &scope, &relations[i], &finals[i], ext).map(Some)
+            }
+            _ => Ok(None),
+        })
+        .collect::<Vec<Result<_>>>()
+        .into_iter()
+        .collect::<Result<_>>()?;
+
+    // Compile pass.
+    let bodies: Vec<Option<String>> = (0..files.len())
+        .into_par_iter()
+        .map(|i| {
+            if !enabled[i] {
+                return Ok(None);
+            }
+            let scope = Scope::new(shared.clone(), Pass::Compile, finals[i].clone());
+            let sql = renderer.render_model(files[i], &scope, relations[i].clone(), &finals[i])?;
+            Ok(Some(sql))
+        })
+        .collect::<Vec<Result<_>>>()
+        .into_iter()
+        .collect::<Result<_>>()?;
+
+    let mut nodes = Vec::new();
+    for i in 0..files.len() {
+        let Some(body) = &bodies[i] else { continue };
+        let file = files[i];
+        let refs = dedup(parsed[i].refs.clone());
+        let compiled_sql = inline_ephemerals(&refs, &shared.models, &materializations, &bodies, body);
+        let mut fqn = vec![project.name.clone()];
+        fqn.extend(file.folders.iter().cloned());
+        fqn.push(file.name.clone());
+        nodes.push(Node {
+            unique_id: format!("model.{}.{}", project.name, file.name),
+            name: file.name.clone(),
+            fqn,
+            path: file.path.clone(),
+            layer: file.folders.first().cloned(),
+            tags: cfg::as_string_list(finals[i].get("tags")),
+            config: finals[i].clone(),
+            materialization: materializations[i].clone(),
+            relation: relations[i].clone(),
+            location: locations[i].clone(),
+            refs,
+            sources: dedup(parsed[i].sources.clone()),
+            raw_sql: file.source.clone(),
+            compiled_sql,
+        });
+    }
+    Ok(nodes)
+}
+
+struct Renderer<'a> {
+    env: &'a Environment<'a>,
+    macros: &'a MacroSet,
+    project: &'a Project,
+    prefix: &'a str,
+}
+
+impl Renderer<'_> {
+    fn render_model(&self, file: &SqlFile, scope: &Arc<Scope>, this: Relation, config: &Config) -> Result<String> {
+        let name = file.path.to_string_lossy();
+        let source = format!("{}{}", self.prefix, file.source);
+        let ctx = self.context(file, scope, this, config);
+        self.env
+            .template_from_named_str(&name, &source)
+            .and_then(|t| t.render(ctx))
+            .map_err(|e| self.error(e, file))
+    }
+
+    /// Calls the user's `external_location(relation, config)` macro if there is one.
+    fn location(
+        &self,
+        file: &SqlFile,
+        scope: &Arc<Scope>,
+        rel: &Relation,
+        config: &Config,
+        ext: &crate::execute::materialization::External,
+    ) -> Result<String> {
+        let target = &self.project.target;
+        let loc = if let Some(explicit) = cfg::get_str(config, "location") {
+            location::from_config(target, explicit)
+        } else if self.macros.has("external_location") {
+            let source = format!("{}{{{{ external_location(this, config) }}}}", self.prefix);
+            let ctx = self.context(file, scope, rel.clone(), config);
+            let out = self
+                .env
+                .template_from_named_str(&file.path.to_string_lossy(), &source)
+                .and_then(|t| t.render(ctx))
+                .map_err(|e| self.error(e, file))?;
+            let out = out.trim();
+            if out.is_empty() {
+                return Err(Error::new("LF207", format!("the external_location macro returned nothing for '{}'", file.name))
+                    .in_file(&file.path)
+                    .hint("make the macro `return()` a path in every branch"));
+            }
+            location::from_config(target, out)
+        } else {
+            location::default_location(self.project.kind, target, file.folders.first().map(String::as_str), &rel.identifier, ext)
+        };
+        location::check_production_guard(target, &loc).map_err(|msg| {
+            Error::new("LF206", msg).in_file(&file.path).hint(
+                "give this target its own external_root, or set `allow_production_writes: true` on it if that is intended",
+            )
+        })?;
+        Ok(loc)
+    }
+
+    fn context(&self, file: &SqlFile, scope: &Arc<Scope>, this: Relation, config: &Config) -> Value {
+        let mut fqn = vec![self.project.name.clone()];
+        fqn.extend(file.folders.iter().cloned());
+        fqn.push(file.name.clone());
+        let model = serde_json::json!({
+            "name": file.name,
+            "alias": this.identifier,
+            "schema": this.schema,
+            "unique_id": format!("model.{}.{}", self.project.name, file.name),
+            "fqn": fqn,
+            "package_name": self.project.name,
+            "resource_type": "model",
+            "original_file_path": file.path,
+            "path": file.path,
+            "config": config,
+        });
+        Value::from_iter([
+            (SCOPE_VAR, Value::from_dyn_object(scope.clone())),
+            ("this", Value::from_object(this)),
+            ("model", functions::to_value(model)),
+        ])
+    }
+
+    fn error(&self, err: minijinja::Error, file: &SqlFile) -> Error {
+        let reason = jinja_reason(&err, err.name() == Some(macros::TEMPLATE), self, file);
+        let hint = match err.kind() {
+            minijinja::ErrorKind::SyntaxError => "fix the Jinja syntax; tags are {{ ... }}, {% ... %} and {# ... #}",
+            minijinja::ErrorKind::UndefinedError => {
+                "check the name: available are ref, source, config, var, env_var, this, target, model, is_incremental and the macros in macros/"
+            }
+            minijinja::ErrorKind::UnknownFunction => "define it as a macro in macros/, or check the spelling",
+            _ => "see the line shown",
+        };
+        let base = Error::new("LF202", reason).hint(hint);
+        let line = err.line();
+        if err.name() == Some(macros::TEMPLATE)
+            && let Some((path, mline)) = line.and_then(|l| self.macros.locate(l))
+        {
+            let source = self.project.macros.iter().find(|m| m.path == path).map(|m| m.source.clone()).unwrap_or_default();
+            return base.at(&path, mline, None).with_snippet_from(&source);
+        }
+        match line {
+            Some(l) => base.at(&file.path, l, None).with_snippet_from(&file.source),
+            None => base.in_file(&file.path),
+        }
+    }
+}
+
+/// The error's reason, naming the offending expression where minijinja gives its span.
+fn jinja_reason(err: &minijinja::Error, in_macros: bool, r: &Renderer, file: &SqlFile) -> String {
+    let mut reason = crate::project::yaml::jinja_reason(err);
+    if let Some(range) = err.range() {
+        let text = if in_macros {
+            r.macros_source_slice(range)
+        } else {
+            let start = range.start.checked_sub(r.prefix.len());
+            let end = range.end.checked_sub(r.prefix.len());
+            start.zip(end).and_then(|(s, e)| file.source.get(s..e)).map(str::to_string)
+        };
+        if let Some(text) = text.filter(|t| !t.is_empty() && t.len() < 120) {
+            reason = format!("{reason}: `{text}`");
+        }
+    }
+    reason
+}
+
+impl Renderer<'_> {
+    fn macros_source_slice(&self, range: std::ops::Range<usize>) -> Option<String> {
+        self.env
+            .get_template(macros::TEMPLATE)
+            .ok()
+            .and_then(|t| t.source().get(range).map(str::to_string))
+    }
+}
+
+fn environment<'a>(project: &Project, macros: &'a MacroSet) -> Result<Environment<'a>> {
+    let mut env = Environment::new();
+    env.set_undefined_behavior(UndefinedBehavior::Strict);
+    env.set_auto_escape_callback(|_| AutoEscape::None);
+    env.add_function("ref", functions::ref_);
+    env.add_function("source", functions::source);
+    env.add_function("var", functions::var);
+    env.add_function("env_var", functions::env_var);
+    env.add_function("return", functions::return_);
+    env.add_function("log", functions::log);
+    env.add_function("is_incremental", functions::is_incremental);
+    env.add_function("run_query", functions::unsupported("run_query"));
+    env.add_function("statement", functions::unsupported("statement"));
+    env.add_global("config", Value::from_object(ConfigObject));
+    env.add_global("adapter", Value::from_object(Adapter));
+    env.add_global("validation", Value::from_object(Validation));
+    env.add_global("basestring", Value::from("str"));
+    env.add_global(
+        "exceptions",
+        minijinja::context! {
+            raise_compiler_error => Value::from_function(functions::raise_compiler_error),
+            warn => Value::from_function(|msg: String| { eprintln!("warning: {msg}"); String::new() }),
+        },
+    );
+    let t = &project.target;
+    env.add_global(
+        "target",
+        functions::to_value(serde_json::json!({
+            "name": t.name, "schema": t.schema, "type": t.adapter, "threads": t.threads,
+            "profile_name": t.profile_name, "path": t.catalog, "external_root": t.external_root,
+        })),
+    );
+    env.add_global("project_name", Value::from(project.name.clone()));
+    if !macros.names.is_empty() {
+        env.add_template_owned(macros::TEMPLATE, macros.source.clone()).map_err(|e| {
+            let base = Error::new("LF202", crate::project::yaml::jinja_reason(&e))
+                .hint("fix the Jinja syntax of the macro file");
+            match e.line().and_then(|l| macros.locate(l)) {
+                Some((path, line)) => {
+                    let src = project.macros.iter().find(|m| m.path == path).map(|m| m.source.as_str()).unwrap_or("");
+                    base.at(&path, line, None).with_snippet_from(src)
+                }
+                None => base,
+            }
+        })?;
+        for name in &macros.names {
+            let internal = format!("{}{name}", macros::INTERNAL_PREFIX);
+            env.add_function(name.clone(), move |state: &mut State, args: Rest<Value>| {
+                functions::call_macro(state, &internal, &args)
+            });
+        }
+    }
+    Ok(env)
+}
+
+/// `validation.any[...]` as dbt-duckdb macros write it in `config.get(..., validator=...)`.
+#[derive(Debug)]
+struct Validation;
+
+impl Object for Validation {
+    fn get_value(self: &Arc<Self>, _key: &Value) -> Option<Value> {
+        Some(Value::from_object(Validation))
+    }
+}
+
+fn clone_shared(s: &Shared) -> Shared {
+    Shared {
+        vars: s.vars.clone(),
+        models: s.models.clone(),
+        ref_targets: s.ref_targets.clone(),
+        sources: s.sources.clone(),
+    }
+}
+
+/// Folder configs (most specific wins), then `schema.yml`.
+fn base_config(project: &Project, file: &SqlFile) -> Config {
+    let mut path = file.folders.clone();
+    path.push(file.name.clone());
+    let mut c = project.model_configs.resolve(&path);
+    if let Some(y) = project.schema.models.get(&file.name) {
+        cfg::merge_into(&mut c, &y.config);
+    }
+    c
+}
+
+/// The catalog relation of a model. lakeflow: `schema` config, else the layer, else the
+/// target schema. dbt: dbt's rule, `{target.schema}_{schema}` or the target schema.
+fn relation_for(project: &Project, file: &SqlFile, config: &Config) -> Relation {
+    let identifier = cfg::get_str(config, "alias").unwrap_or(&file.name).to_string();
+    let custom = cfg::get_str(config, "schema");
+    let schema = match project.kind {
+        ProjectKind::Lakeflow => custom
+            .map(str::to_string)
+            .or_else(|| file.folders.first().cloned())
+            .unwrap_or_else(|| project.target.schema.clone()),
+        ProjectKind::Dbt => match custom {
+            Some(c) => format!("{}_{}", project.target.schema, c.trim()),
+            None => project.target.schema.clone(),
+        },
+    };
+    Relation::new(schema, identifier)
+}
+
+/// What `source()` puts after FROM: the external location (a table function as given, a path
+/// quoted so DuckDB scans it), or the source's relation in the catalog.
+fn source_sql(project: &Project) -> HashMap<(String, String), String> {
+    project
+        .schema
+        .sources
+        .iter()
+        .map(|s| {
+            let sql = match &s.external_location {
+                Some(loc) if loc.contains('(') => loc.clone(),
+                Some(loc) => {
+                    let abs = if location::is_remote(loc) || Path::new(loc).is_absolute() {
+                        loc.clone()
+                    } else {
+                        project.root.join(loc).to_string_lossy().into_owned()
+                    };
+                    relation::quote_literal(&abs)
+                }
+                None => Relation::new(s.schema.clone(), s.identifier.clone()).to_string(),
+            };
+            ((s.source_name.clone(), s.name.clone()), sql)
+        })
+        .collect()
+}
+
+fn check_refs(
+    file: &SqlFile,
+    refs: &[String],
+    models: &HashMap<String, usize>,
+    enabled: &[bool],
+    files: &[&SqlFile],
+) -> Result<()> {
+    for name in refs {
+        match models.get(name) {
+            Some(&i) if enabled[i] => {}
+            Some(&i) => {
+                return Err(located(
+                    Error::new("LF204", format!("'{}' refs model '{name}', which is disabled", file.name)),
+                    &file.path,
+                    &file.source,
+                    name,
+                )
+                .hint(format!("enable {} or remove the ref", files[i].path.display())));
+            }
+            None => {
+                let mut close: Vec<(f64, &String)> = models
+                    .keys()
+                    .map(|k| (strsim::jaro_winkler(name, k), k))
+                    .filter(|(score, _)| *score > 0.75)
+                    .collect();
+                close.sort_by(|a, b| b.0.total_cmp(&a.0));
+                let hint = if close.is_empty() {
+                    "check the model name; models are named after their .sql files".to_string()
+                } else {
+                    let names: Vec<String> = close.iter().take(3).map(|(_, n)| format!("'{n}'")).collect();
+                    format!("did you mean {}?", names.join(" or "))
+                };
+                return Err(located(
+                    Error::new("LF203", format!("'{}' refs model '{name}', which does not exist", file.name)),
+                    &file.path,
+                    &file.source,
+                    name,
+                )
+                .hint(hint));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Locates an error at the first line of `source` mentioning `needle`.
+fn located(err: Error, path: &Path, source: &str, needle: &str) -> Error {
+    let quoted = [format!("'{needle}'"), format!("\"{needle}\""), needle.to_string()];
+    match quoted.iter().find_map(|q| line_of(source, q)) {
+        Some(line) => err.at(path, line, None).with_snippet_from(source),
+        None => err.in_file(path),
+    }
+}
+
+fn dedup<T: PartialEq>(items: Vec<T>) -> Vec<T> {
+    let mut out = Vec::with_capacity(items.len());
+    for i in items {
+        if !out.contains(&i) {
+            out.push(i);
+        }
+    }
+    out
+}
+
+/// Puts every ephemeral model this SQL reaches (directly or through other ephemerals) in
+/// front of it as CTEs, dependencies first.
+fn inline_ephemerals(
+    refs: &[String],
+    models: &HashMap<String, usize>,
+    materializations: &[Materialization],
+    bodies: &[Option<String>],
+    body: &str,
+) -> String {
+    fn visit(
+        name: &str,
+        models: &HashMap<String, usize>,
+        mats: &[Materialization],
+        bodies: &[Option<String>],
+        order: &mut Vec<usize>,
+        stack: &mut Vec<usize>,
+    ) {
+        let Some(&i) = models.get(name) else { return };
+        if mats[i] != Materialization::Ephemeral || order.contains(&i) || stack.contains(&i) {
+            return;
+        }
+        stack.push(i);
+        if let Some(body) = &bodies[i] {
+            for dep in ephemeral_names_in(body) {
+                visit(&dep, models, mats, bodies, order, stack);
+            }
+        }
+        stack.pop();
+        order.push(i);
+    }
+    let mut order = Vec::new();
+    for r in refs {
+        visit(r, models, materializations, bodies, &mut order, &mut Vec::new());
+    }
+    if order.is_empty() {
+        return body.to_string();
+    }
+    let names: HashMap<usize, &String> = models.iter().map(|(n, i)| (*i, n)).collect();
+    let ctes: Vec<String> = order
+        .iter()
+        .map(|i| {
+            let sql = bodies[*i].as_deref().unwrap_or("select 1");
+            format!("__lf_ephemeral__{} as (\n{}\n)", names[i], strip_statement_end(sql))
+        })
+        .collect();
+    let (lead, rest) = split_leading_comments(body);
+    let lower = rest.to_ascii_lowercase();
+    let ctes = ctes.join(",\n");
+    if let Some(after) = lower.strip_prefix("with recursive").filter(|a| a.starts_with(char::is_whitespace)) {
+        let cut = rest.len() - after.len();
+        format!("{lead}with recursive {ctes},\n{}", &rest[cut..])
+    } else if lower.strip_prefix("with").is_some_and(|a| a.starts_with(char::is_whitespace)) {
+        format!("{lead}with {ctes},\n{}", &rest[4..])
+    } else {
+        format!("{lead}with {ctes}\n{rest}")
+    }
+}
+
+/// Ephemeral CTE names an already rendered body refers to.
+fn ephemeral_names_in(body: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = body;
+    while let Some(pos) = rest.find("__lf_ephemeral__") {
+        let tail = &rest[pos + "__lf_ephemeral__".len()..];
+        let end = tail.find(|c: char| !(c.is_alphanumeric() || c == '_')).unwrap_or(tail.len());
+        out.push(tail[..end].to_string());
+        rest = &tail[end..];
+    }
+    out
+}
+
+pub fn strip_statement_end(sql: &str) -> &str {
+    sql.trim().trim_end_matches(';').trim_end()
+}
+
+fn split_leading_comments(sql: &str) -> (&str, &str) {
+    let mut i = 0;
+    let bytes = sql.as_bytes();
+    loop {
+        while i < bytes.len() && bytes[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        if sql[i..].starts_with("--") {
+            i += sql[i..].find('\n').map(|n| n + 1).unwrap_or(sql.len() - i);
+        } else if sql[i..].starts_with("/*") {
+            i += sql[i..].find("*/").map(|n| n + 2).unwrap_or(sql.len() - i);
+        } else {
+            break;
+        }
+    }
+    sql.split_at(i)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ephemerals_merge_into_an_existing_with() {
+        let models: HashMap<String, usize> = [("e".to_string(), 0), ("m".to_string(), 1)].into();
+        let mats = vec![Materialization::Ephemeral, Materialization::View];
+        let bodies = vec![Some("select 1 as a;".to_string()), None];
+        let out = inline_ephemerals(
+            &["e".into()],
+            &models,
+            &mats,
+            &bodies,
+            "-- note\nWITH x as (select * from __lf_ephemeral__e) select * from x",
+        );
+        assert_eq!(
+            out,
+            "-- note\nwith __lf_ephemeral__e as (\nselect 1 as a\n),\n x as (select * from __lf_ephemeral__e) select * from x"
+        );
+    }
+
+    #[test]
+    fn nested_ephemerals_come_first() {
+        let models: HashMap<String, usize> =
+            [("a".to_string(), 0), ("b".to_string(), 1)].into();
+        let mats = vec![Materialization::Ephemeral, Materialization::Ephemeral];
+        let bodies = vec![
+            Some("select * from __lf_ephemeral__b".to_string()),
+            Some("select 2 as x".to_string()),
+        ];
+        let out = inline_ephemerals(&["a".into()], &models, &mats, &bodies, "select * from __lf_ephemeral__a");
+        let b = out.find("__lf_ephemeral__b as").unwrap();
+        let a = out.find("__lf_ephemeral__a as").unwrap();
+        assert!(b < a, "{out}");
+    }
+}

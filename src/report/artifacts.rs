@@ -1,0 +1,112 @@
+//! `target/manifest.json`, `target/run_results.json` and `target/compiled/**.sql`.
+
+use crate::error::{Error, Result};
+use crate::execute::RunResult;
+use crate::project::Project;
+use crate::render::Node;
+use serde_json::json;
+use std::path::Path;
+
+fn write(path: &Path, text: &str) -> Result<()> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| Error::io("LF701", "create folder", parent, e))?;
+    }
+    // Write then rename, so a reader of target/ never sees half a file.
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text).map_err(|e| Error::io("LF701", "write", &tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| Error::io("LF701", "write", path, e))
+}
+
+fn metadata(project: &Project, invocation_id: &str) -> serde_json::Value {
+    json!({
+        "lakeflow_version": env!("CARGO_PKG_VERSION"),
+        "generated_at": super::now_rfc3339(),
+        "invocation_id": invocation_id,
+        "project_name": project.name,
+        "target": project.target.name,
+    })
+}
+
+pub fn write_compiled(project: &Project, nodes: &[Node]) -> Result<()> {
+    let base = project.target_path.join("compiled").join(&project.name);
+    for n in nodes {
+        write(&base.join(&n.path), &n.compiled_sql)?;
+    }
+    Ok(())
+}
+
+pub fn write_manifest(project: &Project, nodes: &[Node], invocation_id: &str) -> Result<()> {
+    let by_name: std::collections::HashMap<&str, &str> =
+        nodes.iter().map(|n| (n.name.as_str(), n.unique_id.as_str())).collect();
+    let entries: serde_json::Map<String, serde_json::Value> = nodes
+        .iter()
+        .map(|n| {
+            let deps: Vec<&str> = n.refs.iter().filter_map(|r| by_name.get(r.as_str()).copied()).collect();
+            let sources: Vec<String> = n.sources.iter().map(|(s, t)| format!("source.{}.{s}.{t}", project.name)).collect();
+            let description = project.schema.models.get(&n.name).map(|m| m.description.clone()).unwrap_or_default();
+            (
+                n.unique_id.clone(),
+                json!({
+                    "unique_id": n.unique_id,
+                    "name": n.name,
+                    "resource_type": "model",
+                    "package_name": project.name,
+                    "original_file_path": n.path,
+                    "fqn": n.fqn,
+                    "schema": n.relation.schema,
+                    "alias": n.relation.identifier,
+                    "relation_name": n.relation.to_string(),
+                    "tags": n.tags,
+                    "description": description,
+                    "config": n.config,
+                    "materialization": n.materialization,
+                    "location": n.location,
+                    "depends_on": {"nodes": deps, "sources": sources},
+                    "raw_code": n.raw_sql,
+                    "compiled_code": n.compiled_sql,
+                }),
+            )
+        })
+        .collect();
+    let manifest = json!({
+        "metadata": metadata(project, invocation_id),
+        "nodes": entries,
+    });
+    write(
+        &project.target_path.join("manifest.json"),
+        &serde_json::to_string_pretty(&manifest).unwrap_or_default(),
+    )
+}
+
+pub fn write_run_results(
+    project: &Project,
+    nodes: &[Node],
+    results: &[RunResult],
+    seconds: f64,
+    invocation_id: &str,
+) -> Result<()> {
+    let items: Vec<serde_json::Value> = results
+        .iter()
+        .map(|r| {
+            let n = &nodes[r.node];
+            json!({
+                "unique_id": n.unique_id,
+                "status": r.status,
+                "execution_time": super::round3(r.seconds),
+                "rows_affected": r.rows,
+                "relation_name": n.relation.to_string(),
+                "location": n.location,
+                "message": r.message,
+            })
+        })
+        .collect();
+    let doc = json!({
+        "metadata": metadata(project, invocation_id),
+        "elapsed_time": super::round3(seconds),
+        "results": items,
+    });
+    write(
+        &project.target_path.join("run_results.json"),
+        &serde_json::to_string_pretty(&doc).unwrap_or_default(),
+    )
+}

@@ -1,0 +1,182 @@
+//! Phase 7, report: what the user sees while a run goes (progress bar, plain lines or JSON
+//! lines) and the artifacts it leaves in `target/`.
+
+pub mod artifacts;
+
+use crate::execute::{Observer, RunResult, Status};
+use crate::render::Node;
+use indicatif::{ProgressBar, ProgressStyle};
+use std::io::IsTerminal;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+pub struct Progress {
+    format: LogFormat,
+    total: usize,
+    done: AtomicUsize,
+    bar: Option<ProgressBar>,
+}
+
+impl Progress {
+    pub fn new(format: LogFormat, total: usize) -> Progress {
+        let bar = (format == LogFormat::Text && std::io::stderr().is_terminal()).then(|| {
+            let bar = ProgressBar::new(total as u64);
+            if let Ok(style) = ProgressStyle::with_template("{spinner} [{pos}/{len}] {elapsed_precise} {wide_msg}") {
+                bar.set_style(style);
+            }
+            bar.enable_steady_tick(std::time::Duration::from_millis(120));
+            bar
+        });
+        Progress { format, total, done: AtomicUsize::new(0), bar }
+    }
+
+    pub fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+
+    fn line(&self, text: String) {
+        match &self.bar {
+            Some(bar) => bar.println(text),
+            None => println!("{text}"),
+        }
+    }
+}
+
+impl Observer for Progress {
+    fn started(&self, node: &Node) {
+        if let Some(bar) = &self.bar {
+            bar.set_message(format!("running {}", display_name(node)));
+        }
+    }
+
+    fn finished(&self, node: &Node, r: &RunResult) {
+        let n = self.done.fetch_add(1, Ordering::SeqCst) + 1;
+        if let Some(bar) = &self.bar {
+            bar.inc(1);
+        }
+        match self.format {
+            LogFormat::Json => {
+                let event = serde_json::json!({
+                    "event": "node_finished",
+                    "unique_id": node.unique_id,
+                    "name": node.name,
+                    "status": r.status,
+                    "materialized": node.materialization.name(),
+                    "rows": r.rows,
+                    "seconds": round3(r.seconds),
+                    "location": node.location,
+                    "message": r.message,
+                    "index": n,
+                    "total": self.total,
+                });
+                println!("{event}");
+            }
+            LogFormat::Text => {
+                let width = self.total.to_string().len();
+                let (tag, detail) = match r.status {
+                    Status::Success => {
+                        let rows = r.rows.map(|n| format!(", {n} rows")).unwrap_or_default();
+                        let loc = node.location.as_deref().map(|l| format!(" -> {l}")).unwrap_or_default();
+                        ("OK   ", format!("({}{rows}, {:.2}s){loc}", node.materialization.name(), r.seconds))
+                    }
+                    Status::Error => ("ERROR", format!("({}, {:.2}s)", node.materialization.name(), r.seconds)),
+                    Status::Skipped => ("SKIP ", String::new()),
+                };
+                let mut text = format!("[{n:>width$}/{}] {tag} {} {detail}", self.total, display_name(node));
+                if let Some(msg) = &r.message {
+                    for l in msg.lines() {
+                        text.push_str("\n        ");
+                        text.push_str(l);
+                    }
+                }
+                self.line(text);
+            }
+        }
+    }
+}
+
+pub fn display_name(node: &Node) -> String {
+    format!("{}.{}", node.relation.schema, node.relation.identifier)
+}
+
+pub fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
+/// Prints the end-of-run summary; returns whether everything succeeded.
+pub fn summary(format: LogFormat, nodes: &[Node], results: &[RunResult], seconds: f64) -> bool {
+    let count = |s: Status| results.iter().filter(|r| r.status == s).count();
+    let (ok, err, skip) = (count(Status::Success), count(Status::Error), count(Status::Skipped));
+    match format {
+        LogFormat::Json => println!(
+            "{}",
+            serde_json::json!({"event": "run_finished", "success": ok, "error": err, "skipped": skip, "seconds": round3(seconds)})
+        ),
+        LogFormat::Text => {
+            println!("\nFinished {} models in {seconds:.2}s: {ok} succeeded, {err} failed, {skip} skipped.", results.len());
+            for r in results.iter().filter(|r| r.status == Status::Error) {
+                let node = &nodes[r.node];
+                println!("\nFailure in {} ({})", display_name(node), node.path.display());
+                if let Some(m) = &r.message {
+                    println!("  {}", m.replace('\n', "\n  "));
+                }
+            }
+        }
+    }
+    err == 0 && skip == 0
+}
+
+/// Seconds since the epoch as `YYYY-MM-DDTHH:MM:SSZ`.
+pub fn rfc3339(secs: u64) -> String {
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    // Civil from days (proleptic Gregorian), after H. Hinnant's algorithm description.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        (rem % 3600) / 60,
+        rem % 60
+    )
+}
+
+pub fn now_secs() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+pub fn now_rfc3339() -> String {
+    rfc3339(now_secs())
+}
+
+/// A build id that sorts by time: `20260101T120000Z-<pid>`.
+pub fn new_build_id() -> String {
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+    let ts = now_rfc3339().replace(['-', ':'], "");
+    format!("{ts}-{:06}-{}", nanos / 1000, std::process::id())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn formats_dates() {
+        assert_eq!(super::rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(super::rfc3339(1_700_000_000), "2023-11-14T22:13:20Z");
+        assert_eq!(super::rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+    }
+}

@@ -1,0 +1,202 @@
+//! Phase 4, select: dbt's selector syntax over the DAG.
+//!
+//! `a b` is a union, `a,b` an intersection. An atom is `[@][N]+?METHOD:VALUE+?[N]` where the
+//! method is a name/fqn (default), `tag:`, `path:`, `fqn:`, `config.KEY:`, `resource_type:`.
+
+use crate::error::{Error, Result};
+use crate::graph::Dag;
+use crate::render::Node;
+use globset::{Glob, GlobMatcher};
+use petgraph::Direction;
+use std::collections::BTreeSet;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Atom {
+    at: bool,
+    parents: Option<Option<usize>>,
+    children: Option<Option<usize>>,
+    method: String,
+    value: String,
+}
+
+pub struct Selection {
+    /// Selected nodes in topological order.
+    pub nodes: Vec<usize>,
+    /// Atoms that matched nothing, to warn about.
+    pub unmatched: Vec<String>,
+}
+
+pub fn select(nodes: &[Node], dag: &Dag, include: &[String], exclude: &[String]) -> Result<Selection> {
+    let mut unmatched = Vec::new();
+    let chosen = if include.iter().all(|s| s.trim().is_empty()) {
+        (0..nodes.len()).collect()
+    } else {
+        evaluate(nodes, dag, include, &mut unmatched)?
+    };
+    let excluded = evaluate(nodes, dag, exclude, &mut unmatched)?;
+    let nodes = dag
+        .order
+        .iter()
+        .copied()
+        .filter(|i| chosen.contains(i) && !excluded.contains(i))
+        .collect();
+    Ok(Selection { nodes, unmatched })
+}
+
+fn evaluate(nodes: &[Node], dag: &Dag, exprs: &[String], unmatched: &mut Vec<String>) -> Result<BTreeSet<usize>> {
+    let mut union = BTreeSet::new();
+    for term in exprs.iter().flat_map(|e| e.split_whitespace()) {
+        let mut inter: Option<BTreeSet<usize>> = None;
+        for raw in term.split(',').filter(|s| !s.is_empty()) {
+            let atom = parse_atom(raw)?;
+            let set = apply(&atom, nodes, dag)?;
+            if set.is_empty() {
+                unmatched.push(raw.to_string());
+            }
+            inter = Some(match inter {
+                None => set,
+                Some(prev) => prev.intersection(&set).copied().collect(),
+            });
+        }
+        union.extend(inter.unwrap_or_default());
+    }
+    Ok(union)
+}
+
+fn parse_atom(raw: &str) -> Result<Atom> {
+    let bad = |why: &str| {
+        Error::new("LF302", format!("invalid selector '{raw}': {why}"))
+            .hint("examples: orders, silver+, +gold_daily, 2+orders, @orders, tag:nightly, path:models/gold, config.materialized:external")
+    };
+    let mut s = raw;
+    let at = s.starts_with('@');
+    if at {
+        s = &s[1..];
+    }
+    let mut parents = None;
+    let digits = s.chars().take_while(char::is_ascii_digit).count();
+    if s[digits..].starts_with('+') {
+        parents = Some(if digits > 0 { Some(s[..digits].parse().map_err(|_| bad("bad depth"))?) } else { None });
+        s = &s[digits + 1..];
+    } else if digits > 0 && s[digits..].is_empty() {
+        // a plain number is a name
+    }
+    let mut children = None;
+    let trail = s.chars().rev().take_while(char::is_ascii_digit).count();
+    let body_end = s.len() - trail;
+    if s[..body_end].ends_with('+') {
+        children = Some(if trail > 0 { Some(s[body_end..].parse().map_err(|_| bad("bad depth"))?) } else { None });
+        s = &s[..body_end - 1];
+    }
+    if s.is_empty() {
+        return Err(bad("nothing to select"));
+    }
+    if at && (parents.is_some() || children.is_some()) {
+        return Err(bad("@ cannot be combined with +"));
+    }
+    let (method, value) = match s.split_once(':') {
+        Some((m, v)) => (m.to_string(), v.to_string()),
+        None => (String::new(), s.to_string()),
+    };
+    Ok(Atom { at, parents, children, method, value })
+}
+
+fn apply(atom: &Atom, nodes: &[Node], dag: &Dag) -> Result<BTreeSet<usize>> {
+    let glob = matcher(&atom.value)?;
+    let mut base = BTreeSet::new();
+    for (i, node) in nodes.iter().enumerate() {
+        if matches(atom, &glob, node)? {
+            base.insert(i);
+        }
+    }
+    let mut out = base.clone();
+    for &i in &base {
+        if let Some(depth) = atom.parents {
+            out.extend(dag.reach(i, Direction::Incoming, depth));
+        }
+        if let Some(depth) = atom.children {
+            out.extend(dag.reach(i, Direction::Outgoing, depth));
+        }
+        if atom.at {
+            let down = dag.reach(i, Direction::Outgoing, None);
+            for &d in &down {
+                out.extend(dag.reach(d, Direction::Incoming, None));
+            }
+            out.extend(down);
+        }
+    }
+    Ok(out)
+}
+
+fn matcher(value: &str) -> Result<GlobMatcher> {
+    Glob::new(value).map(|g| g.compile_matcher()).map_err(|e| {
+        Error::new("LF302", format!("invalid pattern '{value}' in selector: {e}"))
+            .hint("globs use *, ? and [..]")
+    })
+}
+
+fn matches(atom: &Atom, glob: &GlobMatcher, node: &Node) -> Result<bool> {
+    Ok(match atom.method.as_str() {
+        "" if atom.value.contains('/') || atom.value.ends_with(".sql") => path_matches(&atom.value, glob, node),
+        "" | "fqn" => fqn_matches(&atom.value, node)?,
+        "tag" => node.tags.iter().any(|t| glob.is_match(t)),
+        "path" | "file" => path_matches(&atom.value, glob, node),
+        "resource_type" => atom.value == "model",
+        m if m.starts_with("config.") => {
+            let key = &m["config.".len()..];
+            match node.config.get(key) {
+                Some(serde_json::Value::String(s)) => glob.is_match(s),
+                Some(serde_json::Value::Array(items)) => {
+                    items.iter().any(|v| v.as_str().is_some_and(|s| glob.is_match(s)))
+                }
+                Some(other) => other.to_string() == atom.value,
+                None => key == "materialized" && atom.value == "view",
+            }
+        }
+        other => {
+            return Err(Error::new("LF303", format!("unknown selector method '{other}:'"))
+                .hint("methods: tag:, path:, fqn:, config.KEY:, resource_type:"));
+        }
+    })
+}
+
+/// A path selector matches the file or any folder above it, relative to the project root
+/// (`models/silver`) or to the model path (`silver`).
+fn path_matches(value: &str, glob: &GlobMatcher, node: &Node) -> bool {
+    let value = value.trim_end_matches('/');
+    let full = node.path.to_string_lossy();
+    let under_models: String = node.path.components().skip(1).map(|c| c.as_os_str().to_string_lossy()).collect::<Vec<_>>().join("/");
+    [full.as_ref(), under_models.as_str()].iter().any(|p| {
+        *p == value || p.starts_with(&format!("{value}/")) || glob.is_match(p)
+    })
+}
+
+/// dbt's fqn method: the model name, or dotted parts matching the start of the fqn with or
+/// without the project name (`silver` selects every model under `models/silver/`).
+fn fqn_matches(value: &str, node: &Node) -> Result<bool> {
+    let parts: Vec<GlobMatcher> = value.split('.').map(matcher).collect::<Result<_>>()?;
+    if parts.len() == 1 && parts[0].is_match(&node.name) {
+        return Ok(true);
+    }
+    let prefix_of = |fqn: &[String]| parts.len() <= fqn.len() && parts.iter().zip(fqn).all(|(g, f)| g.is_match(f));
+    Ok(prefix_of(&node.fqn) || prefix_of(&node.fqn[1..]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_graph_operators() {
+        let a = parse_atom("2+orders+1").unwrap();
+        assert_eq!(a.parents, Some(Some(2)));
+        assert_eq!(a.children, Some(Some(1)));
+        assert_eq!(a.value, "orders");
+        let b = parse_atom("+tag:nightly+").unwrap();
+        assert_eq!((b.parents, b.children), (Some(None), Some(None)));
+        assert_eq!((b.method.as_str(), b.value.as_str()), ("tag", "nightly"));
+        assert!(parse_atom("@x").unwrap().at);
+        assert!(parse_atom("@x+").is_err());
+        assert!(parse_atom("+").is_err());
+    }
+}

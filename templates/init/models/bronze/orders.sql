@@ -1,0 +1,2 @@
+-- Raw orders, as they landed.
+select * from {{ source('landing', 'orders') }}

@@ -1,0 +1,3 @@
+copy (
+{{ sql }}
+) to {{ path }} ({{ options }})

@@ -1,0 +1,1 @@
+create or replace view {{ relation }} as select * from {{ reader }}

@@ -1,0 +1,3 @@
+create or replace table {{ relation }} as (
+{{ sql }}
+)

@@ -1,0 +1,109 @@
+//! Helpers for end-to-end tests: a project in a temp dir, the real binary, DuckDB to check.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub struct TestProject {
+    pub dir: tempfile::TempDir,
+}
+
+pub const PROFILE: &str = "proj:\n  target: dev\n  outputs:\n    dev:\n      type: duckdb\n      path: catalog.duckdb\n      external_root: lake\n      threads: 4\n    prod:\n      type: duckdb\n      path: prod.duckdb\n      external_root: lake\n";
+
+impl TestProject {
+    /// A project named `proj` whose models are given as (relative path, text).
+    pub fn new(files: &[(&str, &str)]) -> TestProject {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let t = TestProject { dir };
+        t.write("lakeflow.yml", "name: proj\nprofile: proj\n");
+        t.write("profiles.yml", PROFILE);
+        for (path, text) in files {
+            t.write(path, text);
+        }
+        t
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn write(&self, rel: &str, text: &str) {
+        let p = self.dir.path().join(rel);
+        std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+        std::fs::write(p, text).expect("write");
+    }
+
+    pub fn run(&self, args: &[&str]) -> Run {
+        let out = self.command(args).output().expect("run lakeflow");
+        Run::from(out)
+    }
+
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_lakeflow"));
+        cmd.args(args)
+            .arg("--project-dir")
+            .arg(self.dir.path())
+            .env_remove("LAKEFLOW_TARGET")
+            .env_remove("LAKEFLOW_PROFILES_DIR")
+            .env_remove("LAKEFLOW_PROJECT_DIR");
+        cmd
+    }
+
+    pub fn lake(&self, rel: &str) -> PathBuf {
+        self.dir.path().join("lake").join(rel)
+    }
+
+    pub fn catalog(&self) -> PathBuf {
+        self.dir.path().join("catalog.duckdb")
+    }
+}
+
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl From<Output> for Run {
+    fn from(o: Output) -> Run {
+        Run {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+}
+
+impl Run {
+    pub fn ok(&self) -> &Run {
+        assert_eq!(self.code, 0, "lakeflow failed\nstdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
+        self
+    }
+}
+
+/// Opens a catalog read-only, as a reader would.
+pub fn read_only(path: &Path) -> duckdb::Connection {
+    let config = duckdb::Config::default()
+        .access_mode(duckdb::AccessMode::ReadOnly)
+        .expect("config");
+    duckdb::Connection::open_with_flags(path, config).expect("open catalog read-only")
+}
+
+pub fn query_i64(conn: &duckdb::Connection, sql: &str) -> i64 {
+    conn.query_row(sql, [], |r| r.get::<_, i64>(0))
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+}
+
+pub fn query_strings(conn: &duckdb::Connection, sql: &str) -> Vec<String> {
+    let mut stmt = conn.prepare(sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
+    let rows = stmt.query_map([], |r| r.get::<_, String>(0)).expect("query");
+    rows.map(|r| r.expect("row")).collect()
+}
+
+pub fn memory() -> duckdb::Connection {
+    duckdb::Connection::open_in_memory().expect("duckdb")
+}
+
+pub fn mtime(p: &Path) -> std::time::SystemTime {
+    std::fs::symlink_metadata(p).and_then(|m| m.modified()).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
