@@ -32,13 +32,17 @@ fn phases(c: &mut Criterion) {
         group.bench_with_input(BenchmarkId::new("select", models), &nodes, |b, n| {
             b.iter(|| black_box(lakeflow::select::select(n, &dag, &select, &[]).expect("select")))
         });
-        group.bench_with_input(BenchmarkId::new("load+render+graph", models), &opts, |b, o| {
-            b.iter(|| {
-                let p = load(o).expect("load");
-                let n = lakeflow::render::render(&p).expect("render");
-                black_box(lakeflow::graph::build(&n).expect("graph"))
-            })
-        });
+        group.bench_with_input(
+            BenchmarkId::new("load+render+graph", models),
+            &opts,
+            |b, o| {
+                b.iter(|| {
+                    let p = load(o).expect("load");
+                    let n = lakeflow::render::render(&p).expect("render");
+                    black_box(lakeflow::graph::build(&n).expect("graph"))
+                })
+            },
+        );
     }
     group.finish();
 }

@@ -24,7 +24,8 @@ impl CatalogLock {
         }
         let path = PathBuf::from(format!("{catalog}.lock"));
         if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| Error::io("LF501", "create folder", parent, e))?;
+            std::fs::create_dir_all(parent)
+                .map_err(|e| Error::io("LF501", "create folder", parent, e))?;
         }
         let mut file = std::fs::OpenOptions::new()
             .read(true)
@@ -37,11 +38,19 @@ impl CatalogLock {
             let mut holder = String::new();
             let _ = file.read_to_string(&mut holder);
             let holder = holder.trim();
-            let holder = if holder.is_empty() { "another lakeflow process" } else { holder };
+            let holder = if holder.is_empty() {
+                "another lakeflow process"
+            } else {
+                holder
+            };
             return Err(Error::new("LF502", format!("catalog {catalog} is being written by {holder}"))
                 .hint("only one lakeflow run may write a catalog at a time; wait for it to finish (readers: use a published replica)"));
         }
-        let info = format!("pid {} ({command}, started {})", std::process::id(), crate::report::now_rfc3339());
+        let info = format!(
+            "pid {} ({command}, started {})",
+            std::process::id(),
+            crate::report::now_rfc3339()
+        );
         let _ = file.set_len(0);
         let _ = file.rewind();
         let _ = file.write_all(info.as_bytes());
@@ -57,12 +66,20 @@ impl Drop for CatalogLock {
     }
 }
 
-pub fn ensure_schemas<'a>(conn: &Connection, schemas: impl IntoIterator<Item = &'a str>) -> Result<()> {
+pub fn ensure_schemas<'a>(
+    conn: &Connection,
+    schemas: impl IntoIterator<Item = &'a str>,
+) -> Result<()> {
     let mut seen = HashSet::new();
     for s in schemas {
         if seen.insert(s) {
             conn.execute_batch(&format!("create schema if not exists {}", quote_ident(s)))
-                .map_err(|e| Error::new("LF503", format!("cannot create schema {s} in the catalog: {e}")))?;
+                .map_err(|e| {
+                    Error::new(
+                        "LF503",
+                        format!("cannot create schema {s} in the catalog: {e}"),
+                    )
+                })?;
         }
     }
     Ok(())
@@ -84,7 +101,11 @@ pub fn reader_sql(location: &str, external: &External) -> String {
     let partitioned = !external.partition_by.is_empty();
     let path = Staged::scan_path(location, partitioned, external.format.extension());
     if partitioned {
-        format!("{}({}, hive_partitioning = true)", external.format.reader(), quote_literal(&path))
+        format!(
+            "{}({}, hive_partitioning = true)",
+            external.format.reader(),
+            quote_literal(&path)
+        )
     } else {
         format!("{}({})", external.format.reader(), quote_literal(&path))
     }
@@ -93,6 +114,9 @@ pub fn reader_sql(location: &str, external: &External) -> String {
 pub fn external_view_sql(relation: &Relation, location: &str, external: &External) -> String {
     crate::execute::templates::render(
         "external_view",
-        &[("relation", relation.to_string()), ("reader", reader_sql(location, external))],
+        &[
+            ("relation", relation.to_string()),
+            ("reader", reader_sql(location, external)),
+        ],
     )
 }

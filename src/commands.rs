@@ -58,7 +58,12 @@ fn plan(g: &Global, sel: &Selection) -> Result<Planned> {
     for s in &selection.unmatched {
         eprintln!("warning: the selector '{s}' matches no model");
     }
-    Ok(Planned { project, nodes, dag, plan: selection.nodes })
+    Ok(Planned {
+        project,
+        nodes,
+        dag,
+        plan: selection.nodes,
+    })
 }
 
 fn compile(g: &Global, sel: &Selection) -> Result<bool> {
@@ -100,7 +105,13 @@ fn run(g: &Global, args: &RunArgs, command: &str) -> Result<bool> {
     let build_id = report::new_build_id();
     let target = &p.project.target;
     let _lock = catalog::CatalogLock::acquire(&target.catalog, &format!("lakeflow {command}"))?;
-    artifacts::write_compiled(&p.project, &p.plan.iter().map(|&i| p.nodes[i].clone()).collect::<Vec<_>>())?;
+    artifacts::write_compiled(
+        &p.project,
+        &p.plan
+            .iter()
+            .map(|&i| p.nodes[i].clone())
+            .collect::<Vec<_>>(),
+    )?;
     artifacts::write_manifest(&p.project, &p.nodes, &build_id)?;
     let conn = execute::session::open(target, &p.project.root)?;
     catalog::ensure_schemas(
@@ -113,7 +124,11 @@ fn run(g: &Global, args: &RunArgs, command: &str) -> Result<bool> {
     )?;
     let existing = catalog::existing_relations(&conn)?;
     let threads = args.threads.unwrap_or(target.threads).max(1);
-    let runnable = p.plan.iter().filter(|&&i| !p.nodes[i].is_ephemeral()).count();
+    let runnable = p
+        .plan
+        .iter()
+        .filter(|&&i| !p.nodes[i].is_ephemeral())
+        .count();
     if g.log_format == report::LogFormat::Text {
         println!(
             "lakeflow {command}: {runnable} models, target '{}', {threads} threads, catalog {}",
@@ -147,9 +162,15 @@ fn clean(g: &Global) -> Result<bool> {
     let project = load(g)?;
     for dir in &project.clean_targets {
         if !dir.starts_with(&project.root) || dir == &project.root {
-            return Err(Error::new("LF109", format!("refusing to delete {}: it is not inside the project", dir.display()))
-                .in_file(&project.file)
-                .hint("clean-targets must name folders inside the project"));
+            return Err(Error::new(
+                "LF109",
+                format!(
+                    "refusing to delete {}: it is not inside the project",
+                    dir.display()
+                ),
+            )
+            .in_file(&project.file)
+            .hint("clean-targets must name folders inside the project"));
         }
         if dir.exists() {
             std::fs::remove_dir_all(dir).map_err(|e| Error::io("LF109", "delete", dir, e))?;
@@ -177,14 +198,33 @@ fn debug(g: &Global) -> Result<bool> {
     };
     let t = &project.target;
     println!("lakeflow {} (DuckDB 1.5.5)", env!("CARGO_PKG_VERSION"));
-    check("project", Ok(format!("{} ({})", project.name, project.file.display())));
-    check("profile", Ok(format!("{} target '{}' from {}", t.profile_name, t.name, t.profiles_file.display())));
-    check("models", render::render(&project).map(|n| format!("{} models compile", n.len())).map_err(|e| e.to_string()));
+    check(
+        "project",
+        Ok(format!("{} ({})", project.name, project.file.display())),
+    );
+    check(
+        "profile",
+        Ok(format!(
+            "{} target '{}' from {}",
+            t.profile_name,
+            t.name,
+            t.profiles_file.display()
+        )),
+    );
+    check(
+        "models",
+        render::render(&project)
+            .map(|n| format!("{} models compile", n.len()))
+            .map_err(|e| e.to_string()),
+    );
     match catalog::CatalogLock::acquire(&t.catalog, "lakeflow debug") {
         Ok(_lock) => check(
             "catalog",
             execute::session::open(t, &project.root)
-                .and_then(|c| catalog::existing_relations(&c).map(|r| format!("{} ({} relations)", t.catalog, r.len())))
+                .and_then(|c| {
+                    catalog::existing_relations(&c)
+                        .map(|r| format!("{} ({} relations)", t.catalog, r.len()))
+                })
                 .map_err(|e| e.to_string()),
         ),
         Err(e) => check("catalog", Err(e.to_string())),
@@ -192,7 +232,9 @@ fn debug(g: &Global) -> Result<bool> {
     check("external_root", writable(&t.external_root));
     match &t.extension_directory {
         Some(d) => check("extension_directory", Ok(d.clone())),
-        None => println!("  --    extension_directory: not set (only needed for S3 and Delta extensions)"),
+        None => println!(
+            "  --    extension_directory: not set (only needed for S3 and Delta extensions)"
+        ),
     }
     Ok(ok)
 }

@@ -12,8 +12,12 @@ pub struct Location {
     pub column: Option<usize>,
 }
 
+/// Boxed so `Result<T, Error>` stays one pointer wide on the happy path.
 #[derive(Debug, Clone)]
-pub struct Error {
+pub struct Error(Box<ErrorInfo>);
+
+#[derive(Debug, Clone)]
+pub struct ErrorInfo {
     /// Stable code (`LF1xx` project, `LF2xx` render, `LF3xx` graph/select, `LF4xx` run,
     /// `LF5xx` storage/catalog) so scripts and docs can refer to it.
     pub code: &'static str,
@@ -26,17 +30,17 @@ pub struct Error {
 
 impl Error {
     pub fn new(code: &'static str, message: impl Into<String>) -> Self {
-        Error {
+        Error(Box::new(ErrorInfo {
             code,
             message: message.into(),
             location: None,
             snippet: None,
             hint: None,
-        }
+        }))
     }
 
     pub fn in_file(mut self, file: impl AsRef<Path>) -> Self {
-        self.location = Some(Location {
+        self.0.location = Some(Location {
             file: file.as_ref().to_path_buf(),
             line: None,
             column: None,
@@ -45,7 +49,7 @@ impl Error {
     }
 
     pub fn at(mut self, file: impl AsRef<Path>, line: usize, column: Option<usize>) -> Self {
-        self.location = Some(Location {
+        self.0.location = Some(Location {
             file: file.as_ref().to_path_buf(),
             line: Some(line),
             column,
@@ -56,18 +60,29 @@ impl Error {
     /// Attach the text of the located line from `source` (1-based line numbers).
     pub fn with_snippet_from(mut self, source: &str) -> Self {
         if let Some(line) = self.location.as_ref().and_then(|l| l.line) {
-            self.snippet = source.lines().nth(line.saturating_sub(1)).map(str::to_string);
+            self.0.snippet = source
+                .lines()
+                .nth(line.saturating_sub(1))
+                .map(str::to_string);
         }
         self
     }
 
     pub fn hint(mut self, hint: impl Into<String>) -> Self {
-        self.hint = Some(hint.into());
+        self.0.hint = Some(hint.into());
         self
     }
 
     pub fn io(code: &'static str, what: &str, path: &Path, err: std::io::Error) -> Self {
         Error::new(code, format!("cannot {what} {}: {err}", path.display()))
+    }
+}
+
+impl std::ops::Deref for Error {
+    type Target = ErrorInfo;
+
+    fn deref(&self) -> &ErrorInfo {
+        &self.0
     }
 }
 

@@ -5,26 +5,54 @@ use crate::error::{Error, Result};
 use std::path::Path;
 
 const SCAFFOLD: &[(&str, &str)] = &[
-    ("lakeflow.yml", include_str!("../templates/init/lakeflow.yml")),
-    ("profiles.yml", include_str!("../templates/init/profiles.yml")),
-    ("models/sources.yml", include_str!("../templates/init/models/sources.yml")),
-    ("models/bronze/orders.sql", include_str!("../templates/init/models/bronze/orders.sql")),
-    ("models/silver/orders_clean.sql", include_str!("../templates/init/models/silver/orders_clean.sql")),
-    ("models/gold/daily_revenue.sql", include_str!("../templates/init/models/gold/daily_revenue.sql")),
-    ("macros/cents.sql", include_str!("../templates/init/macros/cents.sql")),
-    ("landing/orders.csv", include_str!("../templates/init/landing/orders.csv")),
+    (
+        "lakeflow.yml",
+        include_str!("../templates/init/lakeflow.yml"),
+    ),
+    (
+        "profiles.yml",
+        include_str!("../templates/init/profiles.yml"),
+    ),
+    (
+        "models/sources.yml",
+        include_str!("../templates/init/models/sources.yml"),
+    ),
+    (
+        "models/bronze/orders.sql",
+        include_str!("../templates/init/models/bronze/orders.sql"),
+    ),
+    (
+        "models/silver/orders_clean.sql",
+        include_str!("../templates/init/models/silver/orders_clean.sql"),
+    ),
+    (
+        "models/gold/daily_revenue.sql",
+        include_str!("../templates/init/models/gold/daily_revenue.sql"),
+    ),
+    (
+        "macros/cents.sql",
+        include_str!("../templates/init/macros/cents.sql"),
+    ),
+    (
+        "landing/orders.csv",
+        include_str!("../templates/init/landing/orders.csv"),
+    ),
     (".gitignore", include_str!("../templates/init/gitignore")),
 ];
 
 pub fn init(name: &str) -> Result<()> {
     if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-        return Err(Error::new("LF120", format!("'{name}' is not a valid project name"))
-            .hint("use letters, digits and underscores, e.g. `lakeflow init my_lake`"));
+        return Err(
+            Error::new("LF120", format!("'{name}' is not a valid project name"))
+                .hint("use letters, digits and underscores, e.g. `lakeflow init my_lake`"),
+        );
     }
     let dir = Path::new(name);
     if dir.exists() {
-        return Err(Error::new("LF121", format!("{} already exists", dir.display()))
-            .hint("choose another name or remove the folder"));
+        return Err(
+            Error::new("LF121", format!("{} already exists", dir.display()))
+                .hint("choose another name or remove the folder"),
+        );
     }
     for (rel, text) in SCAFFOLD {
         let path = dir.join(rel);
@@ -49,7 +77,8 @@ pub fn generate(dir: &Path, rows: u64) -> Result<()> {
         std::fs::remove_dir_all(&events).map_err(|e| Error::io("LF130", "replace", &events, e))?;
     }
     std::fs::create_dir_all(&landing).map_err(|e| Error::io("LF130", "create", &landing, e))?;
-    let conn = duckdb::Connection::open_in_memory().map_err(|e| Error::new("LF130", e.to_string()))?;
+    let conn =
+        duckdb::Connection::open_in_memory().map_err(|e| Error::new("LF130", e.to_string()))?;
     let users = (rows / 20).clamp(10, 200_000);
     let lit = |p: &Path| crate::render::relation::quote_literal(&p.to_string_lossy());
     let sql = format!(
@@ -67,27 +96,47 @@ pub fn generate(dir: &Path, rows: u64) -> Result<()> {
            strftime(date '2026-01-01' + ((i * 30) // {rows})::int, '%Y-%m-%d') as day
          from (select i, hash(i) as h from range({rows}) t(i));
          insert into ev select * from ev where hash(event_id) % 250 = 1;
-         copy (select * from ev order by event_id) to {events} (format json, partition_by (day));
          copy (
            select 'u' || lpad(i::varchar, 6, '0') as user_id,
                   strftime(date '2025-01-01' + (hash(i) % 365)::int, '%Y-%m-%d') as signup_date,
-                  ['DE','FR','US','GB','NL','ES','IT','PL'][1 + (hash(i) >> 8) % 8] as country,
-                  ['free','free','free','pro','team'][1 + (hash(i) >> 16) % 5] as plan
+                  ['DE','FR','US','GB','NL','ES','IT','PL'][1 + ((hash(i) >> 8) % 8)::int] as country,
+                  ['free','free','free','pro','team'][1 + ((hash(i) >> 16) % 5)::int] as plan
            from range({users}) t(i)
          ) to {users_csv} (header true);
          copy (
            select 'SKU-' || lpad(i::varchar, 4, '0') as sku,
-                  ['books','games','garden','kitchen','music','sports','toys'][1 + hash(i) % 7] as category,
+                  ['books','games','garden','kitchen','music','sports','toys'][1 + (hash(i) % 7)::int] as category,
                   round((hash(i) >> 8) % 20000 / 100.0 + 1, 2) as list_price
            from range(500) t(i)
          ) to {products_csv} (header true);",
-        events = lit(&events),
         users_csv = lit(&landing.join("users.csv")),
         products_csv = lit(&landing.join("products.csv")),
     );
-    conn.execute_batch(&sql)
-        .map_err(|e| Error::new("LF130", format!("cannot generate example data: {e}")))?;
-    println!("Wrote {rows} raw events (+ duplicates), {users} users and 500 products under {}", landing.display());
+    let fail = |e: duckdb::Error| Error::new("LF130", format!("cannot generate example data: {e}"));
+    conn.execute_batch(&sql).map_err(fail)?;
+    // DuckDB cannot partition JSON output, so one COPY per day writes `day=.../events.json`.
+    let days: Vec<String> = {
+        let mut stmt = conn
+            .prepare("select distinct day from ev order by day")
+            .map_err(fail)?;
+        let rows = stmt
+            .query_map([], |r| r.get::<_, String>(0))
+            .map_err(fail)?;
+        rows.collect::<std::result::Result<_, _>>().map_err(fail)?
+    };
+    for day in days {
+        let folder = events.join(format!("day={day}"));
+        std::fs::create_dir_all(&folder).map_err(|e| Error::io("LF130", "create", &folder, e))?;
+        conn.execute_batch(&format!(
+            "copy (select * exclude (day) from ev where day = '{day}' order by event_id) to {} (format json)",
+            lit(&folder.join("events.json"))
+        ))
+        .map_err(fail)?;
+    }
+    println!(
+        "Wrote {rows} raw events (+ duplicates), {users} users and 500 products under {}",
+        landing.display()
+    );
     Ok(())
 }
 
@@ -118,13 +167,18 @@ pub fn synthetic_project(dir: &Path, models: usize) -> Result<()> {
     // A fixed linear congruential sequence keeps the fan-in the same on every machine.
     let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
     let mut next = |n: usize| {
-        seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        seed = seed
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
         ((seed >> 33) as usize) % n
     };
     for b in 0..bronze {
         write(
             format!("models/bronze/b_{b:05}.sql"),
-            format!("select range as id, range % 17 as k, 'b{b}' as src from range({})\n", 100 + b % 50),
+            format!(
+                "select range as id, range % 17 as k, 'b{b}' as src from range({})\n",
+                100 + b % 50
+            ),
         )?;
     }
     for s in 0..silver {
@@ -132,20 +186,35 @@ pub fn synthetic_project(dir: &Path, models: usize) -> Result<()> {
         let parts: Vec<String> = (0..fan)
             .map(|_| format!("select id, k from {{{{ ref('b_{:05}') }}}}", next(bronze)))
             .collect();
-        let config = if s % 3 == 0 { "{{ config(materialized='table') }}\n" } else { "" };
+        let config = if s % 3 == 0 {
+            "{{ config(materialized='table') }}\n"
+        } else {
+            ""
+        };
         write(
             format!("models/silver/s_{s:05}.sql"),
-            format!("{config}select k, count(*) as n, sum(id) as total from (\n{}\n) group by k\n", parts.join("\nunion all\n")),
+            format!(
+                "{config}select k, count(*) as n, sum(id) as total from (\n{}\n) group by k\n",
+                parts.join("\nunion all\n")
+            ),
         )?;
     }
     for g in 0..gold {
         let fan = 2 + next(3);
         let parts: Vec<String> = (0..fan)
-            .map(|_| format!("select k, n, total from {{{{ ref('s_{:05}') }}}}", next(silver)))
+            .map(|_| {
+                format!(
+                    "select k, n, total from {{{{ ref('s_{:05}') }}}}",
+                    next(silver)
+                )
+            })
             .collect();
         write(
             format!("models/gold/g_{g:05}.sql"),
-            format!("select k, sum(n) as n, sum(total) as total from (\n{}\n) group by k\n", parts.join("\nunion all\n")),
+            format!(
+                "select k, sum(n) as n, sum(total) as total from (\n{}\n) group by k\n",
+                parts.join("\nunion all\n")
+            ),
         )?;
     }
     Ok(())

@@ -32,7 +32,11 @@ pub fn build(nodes: &[Node]) -> Result<Dag> {
         Ok(order) => order.into_iter().map(|ix| graph[ix]).collect(),
         Err(_) => return Err(cycle_error(&graph, nodes)),
     };
-    Ok(Dag { graph, by_name, order })
+    Ok(Dag {
+        graph,
+        by_name,
+        order,
+    })
 }
 
 fn cycle_error(graph: &DiGraph<usize, ()>, nodes: &[Node]) -> Error {
@@ -72,15 +76,29 @@ fn cycle_error(graph: &DiGraph<usize, ()>, nodes: &[Node]) -> Error {
     }
     path.extend(back.into_iter().rev());
     path.push(start);
-    let names: Vec<&str> = path.iter().map(|ix| nodes[graph[*ix]].name.as_str()).collect();
+    // Edges run along the data flow; print the cycle in ref order: each model refs the next.
+    path.reverse();
+    let names: Vec<&str> = path
+        .iter()
+        .map(|ix| nodes[graph[*ix]].name.as_str())
+        .collect();
     let first = &nodes[graph[start]];
     let files: Vec<String> = path[..path.len() - 1]
         .iter()
         .map(|ix| nodes[graph[*ix]].path.display().to_string())
         .collect();
-    Error::new("LF301", format!("the models form a cycle: {}", names.join(" -> ")))
-        .in_file(&first.path)
-        .hint(format!("remove one of these refs to break it (files: {})", files.join(", ")))
+    Error::new(
+        "LF301",
+        format!(
+            "the models form a cycle (each refs the next): {}",
+            names.join(" -> ")
+        ),
+    )
+    .in_file(&first.path)
+    .hint(format!(
+        "remove one of these refs to break it (files: {})",
+        files.join(", ")
+    ))
 }
 
 impl Dag {

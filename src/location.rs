@@ -62,7 +62,9 @@ pub fn check_production_guard(target: &Target, location: &str) -> Result<(), Str
     if target.production || target.allow_production_writes {
         return Ok(());
     }
-    let Some(prod_root) = &target.production_root else { return Ok(()) };
+    let Some(prod_root) = &target.production_root else {
+        return Ok(());
+    };
     let inside = |root: &str| location == root || location.starts_with(&format!("{root}/"));
     let own = join(prod_root, &[&target.name]);
     if inside(prod_root) && !inside(&own) {
@@ -112,10 +114,22 @@ mod tests {
         let prod = target("prod", true, "/lake", Some("/lake"));
         let dev = target("dev", false, "/lake", Some("/lake"));
         let e = ext(&[]);
-        assert_eq!(default_location(ProjectKind::Lakeflow, &prod, Some("silver"), "x", &e), "/lake/silver/x.parquet");
-        assert_eq!(default_location(ProjectKind::Lakeflow, &dev, Some("silver"), "x", &e), "/lake/dev/silver/x.parquet");
-        assert_eq!(default_location(ProjectKind::Lakeflow, &prod, None, "x", &ext(&["d"])), "/lake/x");
-        assert_eq!(default_location(ProjectKind::Dbt, &dev, Some("silver"), "x", &e), "/lake/x.parquet");
+        assert_eq!(
+            default_location(ProjectKind::Lakeflow, &prod, Some("silver"), "x", &e),
+            "/lake/silver/x.parquet"
+        );
+        assert_eq!(
+            default_location(ProjectKind::Lakeflow, &dev, Some("silver"), "x", &e),
+            "/lake/dev/silver/x.parquet"
+        );
+        assert_eq!(
+            default_location(ProjectKind::Lakeflow, &prod, None, "x", &ext(&["d"])),
+            "/lake/x"
+        );
+        assert_eq!(
+            default_location(ProjectKind::Dbt, &dev, Some("silver"), "x", &e),
+            "/lake/x.parquet"
+        );
     }
 
     #[test]
@@ -131,7 +145,10 @@ mod tests {
     #[test]
     fn relative_location_config_is_under_root() {
         let dev = target("dev", false, "s3://b/lake", None);
-        assert_eq!(from_config(&dev, "custom/x.parquet"), "s3://b/lake/custom/x.parquet");
+        assert_eq!(
+            from_config(&dev, "custom/x.parquet"),
+            "s3://b/lake/custom/x.parquet"
+        );
         assert_eq!(from_config(&dev, "/abs/x.parquet"), "/abs/x.parquet");
     }
 }

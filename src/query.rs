@@ -18,11 +18,16 @@ pub fn run(target: &Target, project_root: &Path, sql: &str, format: QueryFormat)
     let mut stmt = conn
         .prepare(sql)
         .map_err(|e| Error::new("LF602", format!("query failed: {e}")))?;
-    let mut rows = stmt.query([]).map_err(|e| Error::new("LF602", format!("query failed: {e}")))?;
+    let mut rows = stmt
+        .query([])
+        .map_err(|e| Error::new("LF602", format!("query failed: {e}")))?;
     let names: Vec<String> = rows.as_ref().map(|s| s.column_names()).unwrap_or_default();
     let mut table: Vec<Vec<String>> = Vec::new();
     let mut json_rows = Vec::new();
-    while let Some(row) = rows.next().map_err(|e| Error::new("LF602", format!("query failed: {e}")))? {
+    while let Some(row) = rows
+        .next()
+        .map_err(|e| Error::new("LF602", format!("query failed: {e}")))?
+    {
         let mut cells = Vec::with_capacity(names.len());
         let mut obj = serde_json::Map::new();
         for (i, name) in names.iter().enumerate() {
@@ -36,9 +41,19 @@ pub fn run(target: &Target, project_root: &Path, sql: &str, format: QueryFormat)
     match format {
         QueryFormat::Json => println!("{}", serde_json::Value::Array(json_rows)),
         QueryFormat::Csv => {
-            println!("{}", names.iter().map(|n| csv_cell(n)).collect::<Vec<_>>().join(","));
+            println!(
+                "{}",
+                names
+                    .iter()
+                    .map(|n| csv_cell(n))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            );
             for r in &table {
-                println!("{}", r.iter().map(|c| csv_cell(c)).collect::<Vec<_>>().join(","));
+                println!(
+                    "{}",
+                    r.iter().map(|c| csv_cell(c)).collect::<Vec<_>>().join(",")
+                );
             }
         }
         QueryFormat::Table => print_table(&names, &table),
@@ -71,19 +86,31 @@ fn to_json(v: &Value) -> serde_json::Value {
     match v {
         Value::Null => serde_json::Value::Null,
         Value::Boolean(b) => (*b).into(),
-        Value::TinyInt(_) | Value::SmallInt(_) | Value::Int(_) | Value::BigInt(_) | Value::UTinyInt(_)
-        | Value::USmallInt(_) | Value::UInt(_) | Value::UBigInt(_) => {
-            to_text(v).parse::<i64>().map(Into::into).unwrap_or_else(|_| to_text(v).into())
-        }
-        Value::Float(_) | Value::Double(_) | Value::Decimal(_) => {
-            to_text(v).parse::<f64>().map(Into::into).unwrap_or_else(|_| to_text(v).into())
-        }
+        Value::TinyInt(_)
+        | Value::SmallInt(_)
+        | Value::Int(_)
+        | Value::BigInt(_)
+        | Value::UTinyInt(_)
+        | Value::USmallInt(_)
+        | Value::UInt(_)
+        | Value::UBigInt(_) => to_text(v)
+            .parse::<i64>()
+            .map(Into::into)
+            .unwrap_or_else(|_| to_text(v).into()),
+        Value::Float(_) | Value::Double(_) | Value::Decimal(_) => to_text(v)
+            .parse::<f64>()
+            .map(Into::into)
+            .unwrap_or_else(|_| to_text(v).into()),
         _ => to_text(v).into(),
     }
 }
 
 fn csv_cell(s: &str) -> String {
-    if s.contains([',', '"', '\n']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s.to_string() }
+    if s.contains([',', '"', '\n']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
 }
 
 fn print_table(names: &[String], rows: &[Vec<String>]) {
@@ -102,7 +129,14 @@ fn print_table(names: &[String], rows: &[Vec<String>]) {
             .join(" | ")
     };
     println!("{}", line(names));
-    println!("{}", widths.iter().map(|w| "-".repeat(*w)).collect::<Vec<_>>().join("-+-"));
+    println!(
+        "{}",
+        widths
+            .iter()
+            .map(|w| "-".repeat(*w))
+            .collect::<Vec<_>>()
+            .join("-+-")
+    );
     for r in rows {
         println!("{}", line(r));
     }

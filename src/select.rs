@@ -26,7 +26,12 @@ pub struct Selection {
     pub unmatched: Vec<String>,
 }
 
-pub fn select(nodes: &[Node], dag: &Dag, include: &[String], exclude: &[String]) -> Result<Selection> {
+pub fn select(
+    nodes: &[Node],
+    dag: &Dag,
+    include: &[String],
+    exclude: &[String],
+) -> Result<Selection> {
     let mut unmatched = Vec::new();
     let chosen = if include.iter().all(|s| s.trim().is_empty()) {
         (0..nodes.len()).collect()
@@ -43,7 +48,12 @@ pub fn select(nodes: &[Node], dag: &Dag, include: &[String], exclude: &[String])
     Ok(Selection { nodes, unmatched })
 }
 
-fn evaluate(nodes: &[Node], dag: &Dag, exprs: &[String], unmatched: &mut Vec<String>) -> Result<BTreeSet<usize>> {
+fn evaluate(
+    nodes: &[Node],
+    dag: &Dag,
+    exprs: &[String],
+    unmatched: &mut Vec<String>,
+) -> Result<BTreeSet<usize>> {
     let mut union = BTreeSet::new();
     for term in exprs.iter().flat_map(|e| e.split_whitespace()) {
         let mut inter: Option<BTreeSet<usize>> = None;
@@ -76,16 +86,22 @@ fn parse_atom(raw: &str) -> Result<Atom> {
     let mut parents = None;
     let digits = s.chars().take_while(char::is_ascii_digit).count();
     if s[digits..].starts_with('+') {
-        parents = Some(if digits > 0 { Some(s[..digits].parse().map_err(|_| bad("bad depth"))?) } else { None });
+        parents = Some(if digits > 0 {
+            Some(s[..digits].parse().map_err(|_| bad("bad depth"))?)
+        } else {
+            None
+        });
         s = &s[digits + 1..];
-    } else if digits > 0 && s[digits..].is_empty() {
-        // a plain number is a name
     }
     let mut children = None;
     let trail = s.chars().rev().take_while(char::is_ascii_digit).count();
     let body_end = s.len() - trail;
     if s[..body_end].ends_with('+') {
-        children = Some(if trail > 0 { Some(s[body_end..].parse().map_err(|_| bad("bad depth"))?) } else { None });
+        children = Some(if trail > 0 {
+            Some(s[body_end..].parse().map_err(|_| bad("bad depth"))?)
+        } else {
+            None
+        });
         s = &s[..body_end - 1];
     }
     if s.is_empty() {
@@ -98,7 +114,13 @@ fn parse_atom(raw: &str) -> Result<Atom> {
         Some((m, v)) => (m.to_string(), v.to_string()),
         None => (String::new(), s.to_string()),
     };
-    Ok(Atom { at, parents, children, method, value })
+    Ok(Atom {
+        at,
+        parents,
+        children,
+        method,
+        value,
+    })
 }
 
 fn apply(atom: &Atom, nodes: &[Node], dag: &Dag) -> Result<BTreeSet<usize>> {
@@ -130,14 +152,19 @@ fn apply(atom: &Atom, nodes: &[Node], dag: &Dag) -> Result<BTreeSet<usize>> {
 
 fn matcher(value: &str) -> Result<GlobMatcher> {
     Glob::new(value).map(|g| g.compile_matcher()).map_err(|e| {
-        Error::new("LF302", format!("invalid pattern '{value}' in selector: {e}"))
-            .hint("globs use *, ? and [..]")
+        Error::new(
+            "LF302",
+            format!("invalid pattern '{value}' in selector: {e}"),
+        )
+        .hint("globs use *, ? and [..]")
     })
 }
 
 fn matches(atom: &Atom, glob: &GlobMatcher, node: &Node) -> Result<bool> {
     Ok(match atom.method.as_str() {
-        "" if atom.value.contains('/') || atom.value.ends_with(".sql") => path_matches(&atom.value, glob, node),
+        "" if atom.value.contains('/') || atom.value.ends_with(".sql") => {
+            path_matches(&atom.value, glob, node)
+        }
         "" | "fqn" => fqn_matches(&atom.value, node)?,
         "tag" => node.tags.iter().any(|t| glob.is_match(t)),
         "path" | "file" => path_matches(&atom.value, glob, node),
@@ -146,16 +173,18 @@ fn matches(atom: &Atom, glob: &GlobMatcher, node: &Node) -> Result<bool> {
             let key = &m["config.".len()..];
             match node.config.get(key) {
                 Some(serde_json::Value::String(s)) => glob.is_match(s),
-                Some(serde_json::Value::Array(items)) => {
-                    items.iter().any(|v| v.as_str().is_some_and(|s| glob.is_match(s)))
-                }
-                Some(other) => other.to_string() == atom.value,
+                Some(serde_json::Value::Array(items)) => items
+                    .iter()
+                    .any(|v| v.as_str().is_some_and(|s| glob.is_match(s))),
+                Some(other) => atom.value.parse::<serde_json::Value>().ok().as_ref() == Some(other),
                 None => key == "materialized" && atom.value == "view",
             }
         }
         other => {
-            return Err(Error::new("LF303", format!("unknown selector method '{other}:'"))
-                .hint("methods: tag:, path:, fqn:, config.KEY:, resource_type:"));
+            return Err(
+                Error::new("LF303", format!("unknown selector method '{other}:'"))
+                    .hint("methods: tag:, path:, fqn:, config.KEY:, resource_type:"),
+            );
         }
     })
 }
@@ -165,10 +194,16 @@ fn matches(atom: &Atom, glob: &GlobMatcher, node: &Node) -> Result<bool> {
 fn path_matches(value: &str, glob: &GlobMatcher, node: &Node) -> bool {
     let value = value.trim_end_matches('/');
     let full = node.path.to_string_lossy();
-    let under_models: String = node.path.components().skip(1).map(|c| c.as_os_str().to_string_lossy()).collect::<Vec<_>>().join("/");
-    [full.as_ref(), under_models.as_str()].iter().any(|p| {
-        *p == value || p.starts_with(&format!("{value}/")) || glob.is_match(p)
-    })
+    let under_models: String = node
+        .path
+        .components()
+        .skip(1)
+        .map(|c| c.as_os_str().to_string_lossy())
+        .collect::<Vec<_>>()
+        .join("/");
+    [full.as_ref(), under_models.as_str()]
+        .iter()
+        .any(|p| *p == value || p.starts_with(&format!("{value}/")) || glob.is_match(p))
 }
 
 /// dbt's fqn method: the model name, or dotted parts matching the start of the fqn with or
@@ -178,7 +213,9 @@ fn fqn_matches(value: &str, node: &Node) -> Result<bool> {
     if parts.len() == 1 && parts[0].is_match(&node.name) {
         return Ok(true);
     }
-    let prefix_of = |fqn: &[String]| parts.len() <= fqn.len() && parts.iter().zip(fqn).all(|(g, f)| g.is_match(f));
+    let prefix_of = |fqn: &[String]| {
+        parts.len() <= fqn.len() && parts.iter().zip(fqn).all(|(g, f)| g.is_match(f))
+    };
     Ok(prefix_of(&node.fqn) || prefix_of(&node.fqn[1..]))
 }
 

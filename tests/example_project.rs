@@ -24,8 +24,18 @@ fn copy_dir(from: &Path, to: &Path) {
 
 fn example(rows: u64) -> TestProject {
     let t = TestProject::new(&[]);
-    copy_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("example_project"), t.path());
-    t.run(&["example-data", "--rows", &rows.to_string(), "--out", &t.path().to_string_lossy()]).ok();
+    copy_dir(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("example_project"),
+        t.path(),
+    );
+    t.run(&[
+        "example-data",
+        "--rows",
+        &rows.to_string(),
+        "--out",
+        &t.path().to_string_lossy(),
+    ])
+    .ok();
     t
 }
 
@@ -45,7 +55,11 @@ fn build_writes_parquet_and_catalog_views_return_the_files_rows() {
     let t = example(6_000);
     let run = t.run(&["build"]);
     run.ok();
-    assert!(run.stdout.contains("11 succeeded, 0 failed, 0 skipped"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("11 succeeded, 0 failed, 0 skipped"),
+        "{}",
+        run.stdout
+    );
 
     let catalog = read_only(&t.path().join("catalog/dev.duckdb"));
     // The dev target writes under lake/dev/, never under the production lake/<layer>/.
@@ -54,13 +68,19 @@ fn build_writes_parquet_and_catalog_views_return_the_files_rows() {
         let path = t.lake(&format!("dev/{file}"));
         assert!(path.is_file(), "{} missing", path.display());
         let in_view = query_i64(&catalog, &format!("select count(*) from {view}"));
-        let in_file = query_i64(&memory(), &format!("select count(*) from read_parquet('{}')", path.display()));
+        let in_file = query_i64(
+            &memory(),
+            &format!("select count(*) from read_parquet('{}')", path.display()),
+        );
         assert_eq!(in_view, in_file, "{view}");
         assert!(in_view > 0, "{view} is empty");
         // The same rows, not only the same count.
         let diff = query_i64(
             &catalog,
-            &format!("select count(*) from ((from {view} except all from read_parquet('{p}')) union all (from read_parquet('{p}') except all from {view}))", p = path.display()),
+            &format!(
+                "select count(*) from ((from {view} except all from read_parquet('{p}')) union all (from read_parquet('{p}') except all from {view}))",
+                p = path.display()
+            ),
         );
         assert_eq!(diff, 0, "{view} differs from its file");
     }
@@ -68,35 +88,82 @@ fn build_writes_parquet_and_catalog_views_return_the_files_rows() {
     // silver.events is partitioned by day: one folder per day, all rows reachable.
     let events_dir = t.lake("dev/silver/events");
     let days = std::fs::read_dir(&events_dir).expect("events dir").count();
-    assert_eq!(days, 30, "one partition per day of January's 30 generated days");
+    assert_eq!(
+        days, 30,
+        "one partition per day of January's 30 generated days"
+    );
     let raw = query_i64(&catalog, "select count(*) from bronze.raw_events");
     let clean = query_i64(&catalog, "select count(*) from silver.events");
-    assert!(clean < raw && clean > raw * 9 / 10, "quality filters drop a few percent: {clean} of {raw}");
-    assert_eq!(query_i64(&catalog, "select count(*) - count(distinct event_id) from silver.events"), 0);
-    assert_eq!(query_i64(&catalog, "select count(*) from silver.events where user_id is null or price < 0"), 0);
+    assert!(
+        clean < raw && clean > raw * 9 / 10,
+        "quality filters drop a few percent: {clean} of {raw}"
+    );
+    assert_eq!(
+        query_i64(
+            &catalog,
+            "select count(*) - count(distinct event_id) from silver.events"
+        ),
+        0
+    );
+    assert_eq!(
+        query_i64(
+            &catalog,
+            "select count(*) from silver.events where user_id is null or price < 0"
+        ),
+        0
+    );
 
     // Gold agrees with silver.
     let purchases = query_i64(
         &catalog,
         "select count(*) from silver.events e join silver.users u using (user_id) where event_type = 'purchase'",
     );
-    assert_eq!(query_i64(&catalog, "select sum(orders)::bigint from gold.daily_revenue"), purchases);
-    assert_eq!(query_i64(&catalog, "select sum(orders)::bigint from gold.country_summary"), purchases);
     assert_eq!(
-        query_i64(&catalog, "select count(*) from duckdb_tables() where schema_name = 'gold' and table_name = 'country_summary'"),
+        query_i64(
+            &catalog,
+            "select sum(orders)::bigint from gold.daily_revenue"
+        ),
+        purchases
+    );
+    assert_eq!(
+        query_i64(
+            &catalog,
+            "select sum(orders)::bigint from gold.country_summary"
+        ),
+        purchases
+    );
+    assert_eq!(
+        query_i64(
+            &catalog,
+            "select count(*) from duckdb_tables() where schema_name = 'gold' and table_name = 'country_summary'"
+        ),
         1,
         "country_summary is a table inside the catalog"
     );
     assert!(query_i64(&catalog, "select count(*) from gold.top_products") > 0);
 
     // Artifacts.
-    let results: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(t.path().join("target/run_results.json")).unwrap()).unwrap();
-    let statuses: Vec<&str> = results["results"].as_array().unwrap().iter().map(|r| r["status"].as_str().unwrap()).collect();
+    let results: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(t.path().join("target/run_results.json")).unwrap(),
+    )
+    .unwrap();
+    let statuses: Vec<&str> = results["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["status"].as_str().unwrap())
+        .collect();
     assert_eq!(statuses.len(), 11);
     assert!(statuses.iter().all(|s| *s == "success"));
-    let compiled = std::fs::read_to_string(t.path().join("target/compiled/shop/models/gold/daily_revenue.sql")).unwrap();
-    assert!(compiled.contains("__lf_ephemeral__purchases as ("), "ephemeral inlined as a CTE:\n{compiled}");
+    let compiled = std::fs::read_to_string(
+        t.path()
+            .join("target/compiled/shop/models/gold/daily_revenue.sql"),
+    )
+    .unwrap();
+    assert!(
+        compiled.contains("__lf_ephemeral__purchases as ("),
+        "ephemeral inlined as a CTE:\n{compiled}"
+    );
     assert!(t.path().join("target/manifest.json").is_file());
 }
 
@@ -107,18 +174,27 @@ fn run_select_silver_plus_rewrites_only_silver_and_gold() {
     let bronze = t.lake("dev/bronze/raw_events.parquet");
     let silver = t.lake("dev/silver/users.parquet");
     let gold = t.lake("dev/gold/funnel_daily.parquet");
-    let events_link = std::fs::read_link(t.lake("dev/silver/events")).expect("partitioned model is a symlink");
+    let events_link =
+        std::fs::read_link(t.lake("dev/silver/events")).expect("partitioned model is a symlink");
     let (b0, s0, g0) = (mtime(&bronze), mtime(&silver), mtime(&gold));
     std::thread::sleep(std::time::Duration::from_millis(1100));
 
     let run = t.run(&["run", "--select", "silver+"]);
     run.ok();
-    assert!(!run.stdout.contains("bronze."), "no bronze model may run:\n{}", run.stdout);
+    assert!(
+        !run.stdout.contains("bronze."),
+        "no bronze model may run:\n{}",
+        run.stdout
+    );
     assert!(run.stdout.contains("8 succeeded"), "{}", run.stdout);
     assert_eq!(mtime(&bronze), b0, "bronze untouched");
     assert!(mtime(&silver) > s0, "silver rewritten");
     assert!(mtime(&gold) > g0, "gold rewritten");
-    assert_ne!(std::fs::read_link(t.lake("dev/silver/events")).unwrap(), events_link, "new partition version");
+    assert_ne!(
+        std::fs::read_link(t.lake("dev/silver/events")).unwrap(),
+        events_link,
+        "new partition version"
+    );
     let catalog = read_only(&t.path().join("catalog/dev.duckdb"));
     assert!(query_i64(&catalog, "select count(*) from silver.events") > 0);
 }
@@ -126,7 +202,8 @@ fn run_select_silver_plus_rewrites_only_silver_and_gold() {
 #[test]
 fn prod_target_writes_layer_paths_without_target_prefix() {
     let t = example(1_000);
-    t.run(&["build", "--target", "prod", "--select", "+users"]).ok();
+    t.run(&["build", "--target", "prod", "--select", "+users"])
+        .ok();
     assert!(t.lake("silver/users.parquet").is_file());
     assert!(t.lake("bronze/raw_users.parquet").is_file());
     assert!(!t.lake("dev").exists());

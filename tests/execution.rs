@@ -8,23 +8,48 @@ use std::time::{Duration, Instant};
 #[test]
 fn failed_model_skips_descendants_and_independent_models_still_run() {
     let t = TestProject::new(&[
-        ("lakeflow.yml", "name: proj\nprofile: proj\nmodels:\n  proj:\n    +materialized: external\n"),
+        (
+            "lakeflow.yml",
+            "name: proj\nprofile: proj\nmodels:\n  proj:\n    +materialized: external\n",
+        ),
         ("models/bronze/good.sql", "select 1 as id"),
         ("models/bronze/bad.sql", "select cast('x' as integer) as id"),
-        ("models/silver/after_bad.sql", "select * from {{ ref('bad') }}"),
-        ("models/gold/after_after_bad.sql", "select * from {{ ref('after_bad') }}"),
-        ("models/silver/after_good.sql", "select * from {{ ref('good') }}"),
-        ("models/gold/both.sql", "select * from {{ ref('good') }} union all select * from {{ ref('after_bad') }}"),
+        (
+            "models/silver/after_bad.sql",
+            "select * from {{ ref('bad') }}",
+        ),
+        (
+            "models/gold/after_after_bad.sql",
+            "select * from {{ ref('after_bad') }}",
+        ),
+        (
+            "models/silver/after_good.sql",
+            "select * from {{ ref('good') }}",
+        ),
+        (
+            "models/gold/both.sql",
+            "select * from {{ ref('good') }} union all select * from {{ ref('after_bad') }}",
+        ),
     ]);
     let run = t.run(&["build"]);
     assert_eq!(run.code, 1, "{}", run.stdout);
-    assert!(run.stdout.contains("2 succeeded, 1 failed, 3 skipped"), "{}", run.stdout);
-    assert!(run.stdout.contains("Conversion Error"), "the DuckDB error is shown:\n{}", run.stdout);
+    assert!(
+        run.stdout.contains("2 succeeded, 1 failed, 3 skipped"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("Conversion Error"),
+        "the DuckDB error is shown:\n{}",
+        run.stdout
+    );
     assert!(t.lake("dev/silver/after_good.parquet").is_file());
     assert!(!t.lake("dev/silver/after_bad.parquet").exists());
 
-    let results: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(t.path().join("target/run_results.json")).unwrap()).unwrap();
+    let results: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(t.path().join("target/run_results.json")).unwrap(),
+    )
+    .unwrap();
     let status_of = |name: &str| {
         results["results"]
             .as_array()
@@ -44,12 +69,19 @@ fn failed_model_skips_descendants_and_independent_models_still_run() {
 #[test]
 fn json_log_format_prints_one_event_per_model() {
     let t = TestProject::new(&[
-        ("models/a.sql", "{{ config(materialized='table') }} select * from range(5)"),
+        (
+            "models/a.sql",
+            "{{ config(materialized='table') }} select * from range(5)",
+        ),
         ("models/b.sql", "select * from {{ ref('a') }}"),
     ]);
     let run = t.run(&["run", "--log-format", "json"]);
     run.ok();
-    let events: Vec<serde_json::Value> = run.stdout.lines().map(|l| serde_json::from_str(l).expect("json line")).collect();
+    let events: Vec<serde_json::Value> = run
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect();
     assert_eq!(events.len(), 3);
     assert_eq!(events[0]["name"], "a");
     assert_eq!(events[0]["rows"], 5);
@@ -65,7 +97,12 @@ fn unselected_upstream_that_was_never_built_is_a_clear_error() {
     ]);
     let run = t.run(&["run", "-s", "b"]);
     assert_eq!(run.code, 1);
-    assert!(run.stdout.contains("upstream model 'a' is not selected and has never been built"), "{}", run.stdout);
+    assert!(
+        run.stdout
+            .contains("upstream model 'a' is not selected and has never been built"),
+        "{}",
+        run.stdout
+    );
     t.run(&["run"]).ok();
     t.run(&["run", "-s", "b"]).ok();
 }
@@ -74,9 +111,18 @@ fn unselected_upstream_that_was_never_built_is_a_clear_error() {
 #[test]
 fn killed_build_keeps_previous_outputs_and_second_writer_is_refused() {
     let t = TestProject::new(&[
-        ("lakeflow.yml", "name: proj\nprofile: proj\nmodels:\n  proj:\n    +materialized: external\n"),
-        ("models/silver/big.sql", "select range as id from range(1000)"),
-        ("models/gold/part.sql", "{{ config(partition_by=['k']) }} select range % 3 as k, range as id from range(30)"),
+        (
+            "lakeflow.yml",
+            "name: proj\nprofile: proj\nmodels:\n  proj:\n    +materialized: external\n",
+        ),
+        (
+            "models/silver/big.sql",
+            "select range as id from range(1000)",
+        ),
+        (
+            "models/gold/part.sql",
+            "{{ config(partition_by=['k']) }} select range % 3 as k, range as id from range(30)",
+        ),
     ]);
     t.run(&["build"]).ok();
     let file = t.lake("dev/silver/big.parquet");
@@ -90,29 +136,51 @@ fn killed_build_keeps_previous_outputs_and_second_writer_is_refused() {
         "models/gold/part.sql",
         "{{ config(partition_by=['k']) }} select range % 3 as k, range as id, repeat(md5(range::varchar), 20) as pad from range(3000000000)",
     );
-    let mut child = t.command(&["build"]).stdout(std::process::Stdio::null()).spawn().unwrap();
+    let mut child = t
+        .command(&["build"])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
     let lake_silver = t.lake("dev/silver");
     let started = Instant::now();
     let writing = || {
-        std::fs::read_dir(&lake_silver)
-            .unwrap()
-            .any(|e| e.unwrap().file_name().to_string_lossy().contains(".lf-tmp-"))
+        std::fs::read_dir(&lake_silver).unwrap().any(|e| {
+            e.unwrap()
+                .file_name()
+                .to_string_lossy()
+                .contains(".lf-tmp-")
+        })
     };
     while !writing() {
-        assert!(started.elapsed() < Duration::from_secs(60), "the slow build never started writing");
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the slow build never started writing"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 
     let second = t.run(&["build"]);
     assert_eq!(second.code, 2, "{}", second.stderr);
-    assert!(second.stderr.contains("is being written by pid"), "{}", second.stderr);
-    assert!(second.stderr.contains("lakeflow build"), "{}", second.stderr);
+    assert!(
+        second.stderr.contains("is being written by pid"),
+        "{}",
+        second.stderr
+    );
+    assert!(
+        second.stderr.contains("lakeflow build"),
+        "{}",
+        second.stderr
+    );
 
     std::thread::sleep(Duration::from_millis(300));
     child.kill().unwrap();
     child.wait().unwrap();
 
-    assert_eq!(std::fs::read(&file).unwrap(), before, "the previous file is intact");
+    assert_eq!(
+        std::fs::read(&file).unwrap(),
+        before,
+        "the previous file is intact"
+    );
     let catalog = read_only(&t.catalog());
     assert_eq!(query_i64(&catalog, "select count(*) from silver.big"), 1000);
     assert_eq!(query_i64(&catalog, "select count(*) from gold.part"), 30);
@@ -120,11 +188,20 @@ fn killed_build_keeps_previous_outputs_and_second_writer_is_refused() {
 
     // The next build cleans the leftovers and succeeds.
     t.write("models/silver/big.sql", "select range as id from range(7)");
-    t.write("models/gold/part.sql", "{{ config(partition_by=['k']) }} select range % 3 as k, range as id from range(9)");
+    t.write(
+        "models/gold/part.sql",
+        "{{ config(partition_by=['k']) }} select range % 3 as k, range as id from range(9)",
+    );
     t.run(&["build"]).ok();
     let leftovers = std::fs::read_dir(&lake_silver)
         .unwrap()
-        .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().contains(".lf-tmp-"))
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .contains(".lf-tmp-")
+        })
         .count();
     assert_eq!(leftovers, 0);
     let catalog = read_only(&t.catalog());

@@ -6,12 +6,21 @@ use common::*;
 /// a -> b -> c,  a -> d,  (b, d) -> e,  f alone.
 fn dag() -> TestProject {
     TestProject::new(&[
-        ("lakeflow.yml", "name: proj\nprofile: proj\nmodels:\n  proj:\n    bronze:\n      +tags: [ingest]\n    gold:\n      +materialized: table\n"),
+        (
+            "lakeflow.yml",
+            "name: proj\nprofile: proj\nmodels:\n  proj:\n    bronze:\n      +tags: [ingest]\n    gold:\n      +materialized: table\n",
+        ),
         ("models/bronze/a.sql", "select 1 as id"),
         ("models/silver/b.sql", "select * from {{ ref('a') }}"),
         ("models/gold/c.sql", "select * from {{ ref('b') }}"),
-        ("models/silver/d.sql", "{{ config(tags=['nightly']) }} select * from {{ ref('a') }}"),
-        ("models/gold/e.sql", "select * from {{ ref('b') }} union all select * from {{ ref('d') }}"),
+        (
+            "models/silver/d.sql",
+            "{{ config(tags=['nightly'], priority=2, full=true) }} select * from {{ ref('a') }}",
+        ),
+        (
+            "models/gold/e.sql",
+            "select * from {{ ref('b') }} union all select * from {{ ref('d') }}",
+        ),
         ("models/f.sql", "select 2 as id"),
     ])
 }
@@ -21,7 +30,11 @@ fn ls(t: &TestProject, args: &[&str]) -> Vec<String> {
     full.extend_from_slice(args);
     let run = t.run(&full);
     run.ok();
-    let mut names: Vec<String> = run.stdout.lines().map(|l| l.rsplit('.').next().unwrap().to_string()).collect();
+    let mut names: Vec<String> = run
+        .stdout
+        .lines()
+        .map(|l| l.rsplit('.').next().unwrap().to_string())
+        .collect();
     names.sort();
     names
 }
@@ -46,6 +59,8 @@ fn selectors_match_dbt_semantics() {
         (&["-s", "path:models/gold"], &["c", "e"]),
         (&["-s", "models/silver/b.sql"], &["b"]),
         (&["-s", "config.materialized:table"], &["c", "e"]),
+        (&["-s", "config.priority:2"], &["d"]),
+        (&["-s", "config.full:true"], &["d"]),
         (&["-s", "c f"], &["c", "f"]),
         (&["-s", "c", "f"], &["c", "f"]),
         (&["-s", "silver+,gold"], &["c", "e"]),
@@ -67,8 +82,16 @@ fn ls_prints_fqn_and_path_and_warns_on_no_match() {
     assert_eq!(run.stdout.trim(), "models/gold/c.sql");
     let run = t.run(&["ls", "-s", "nope"]);
     run.ok();
-    assert!(run.stderr.contains("'nope' matches no model"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("'nope' matches no model"),
+        "{}",
+        run.stderr
+    );
     let run = t.run(&["ls", "-s", "weird:x"]);
     assert_eq!(run.code, 2);
-    assert!(run.stderr.contains("unknown selector method 'weird:'"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("unknown selector method 'weird:'"),
+        "{}",
+        run.stderr
+    );
 }

@@ -60,7 +60,11 @@ impl Materialization {
             "incremental" => {
                 return Err("materialized='incremental' is not supported yet; use 'external' or 'table' and rebuild fully".into());
             }
-            other => return Err(format!("unknown materialization '{other}' (supported: {SUPPORTED})")),
+            other => {
+                return Err(format!(
+                    "unknown materialization '{other}' (supported: {SUPPORTED})"
+                ));
+            }
         })
     }
 
@@ -76,7 +80,11 @@ impl Materialization {
 
 impl External {
     fn from_config(config: &Config) -> Result<External, String> {
-        let options_map = config.get("options").and_then(Value::as_object).cloned().unwrap_or_default();
+        let options_map = config
+            .get("options")
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default();
         let format_name = config::get_str(config, "format")
             .or_else(|| options_map.get("format").and_then(Value::as_str))
             .unwrap_or("parquet")
@@ -86,15 +94,29 @@ impl External {
             "csv" => FileFormat::Csv,
             "json" | "ndjson" => FileFormat::Json,
             "delta" => return Err("format 'delta' is not supported yet; use 'parquet'".into()),
-            other => return Err(format!("unknown external format '{other}' (supported: parquet, csv, json)")),
+            other => {
+                return Err(format!(
+                    "unknown external format '{other}' (supported: parquet, csv, json)"
+                ));
+            }
         };
-        let mut partition_by = config::as_string_list(config.get("partition_by").or(options_map.get("partition_by")));
+        let mut partition_by = config::as_string_list(
+            config
+                .get("partition_by")
+                .or(options_map.get("partition_by")),
+        );
         if partition_by.len() == 1 && partition_by[0].contains(',') {
-            partition_by = partition_by[0].split(',').map(|s| s.trim().to_string()).collect();
+            partition_by = partition_by[0]
+                .split(',')
+                .map(|s| s.trim().to_string())
+                .collect();
         }
         let mut options = Vec::new();
         if let Some(delim) = config::get_str(config, "delimiter") {
-            options.push(("delimiter".to_string(), crate::render::relation::quote_literal(delim)));
+            options.push((
+                "delimiter".to_string(),
+                crate::render::relation::quote_literal(delim),
+            ));
         }
         for (key, value) in options_map {
             if matches!(key.as_str(), "format" | "partition_by") {
@@ -111,7 +133,11 @@ impl External {
             };
             options.push((key, rendered));
         }
-        Ok(External { format, partition_by, options })
+        Ok(External {
+            format,
+            partition_by,
+            options,
+        })
     }
 }
 
@@ -130,17 +156,27 @@ mod tests {
             "options": {"compression": "zstd", "row_group_size": 1000}
         })))
         .unwrap();
-        let Materialization::External(e) = m else { panic!("not external") };
+        let Materialization::External(e) = m else {
+            panic!("not external")
+        };
         assert_eq!(e.format, FileFormat::Parquet);
         assert_eq!(e.partition_by, vec!["a", "b"]);
         assert!(e.options.contains(&("compression".into(), "'zstd'".into())));
-        assert!(e.options.contains(&("row_group_size".into(), "1000".into())));
+        assert!(
+            e.options
+                .contains(&("row_group_size".into(), "1000".into()))
+        );
     }
 
     #[test]
     fn defaults_to_view_and_rejects_unknown() {
-        assert_eq!(Materialization::from_config(&Config::new()).unwrap(), Materialization::View);
-        let err = Materialization::from_config(&cfg(serde_json::json!({"materialized": "snapshotz"}))).unwrap_err();
+        assert_eq!(
+            Materialization::from_config(&Config::new()).unwrap(),
+            Materialization::View
+        );
+        let err =
+            Materialization::from_config(&cfg(serde_json::json!({"materialized": "snapshotz"})))
+                .unwrap_err();
         assert!(err.contains("supported: view, table"), "{err}");
     }
 }

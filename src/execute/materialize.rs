@@ -19,12 +19,14 @@ pub fn run(conn: &Connection, node: &Node, build_id: &str) -> Result<Outcome, St
     match &node.materialization {
         Materialization::Ephemeral => Ok(Outcome { rows: None }),
         Materialization::View => {
-            let stmt = templates::render("view", &[("relation", relation), ("sql", sql.to_string())]);
+            let stmt =
+                templates::render("view", &[("relation", relation), ("sql", sql.to_string())]);
             conn.execute_batch(&stmt).map_err(|e| e.to_string())?;
             Ok(Outcome { rows: None })
         }
         Materialization::Table => {
-            let stmt = templates::render("table", &[("relation", relation), ("sql", sql.to_string())]);
+            let stmt =
+                templates::render("table", &[("relation", relation), ("sql", sql.to_string())]);
             let rows = count_rows(conn, &stmt)?;
             Ok(Outcome { rows: Some(rows) })
         }
@@ -46,7 +48,8 @@ fn external(
     location: &str,
     build_id: &str,
 ) -> Result<Outcome, String> {
-    let staged = storage::stage(location, !ext.partition_by.is_empty(), build_id).map_err(|e| e.message)?;
+    let staged = storage::stage(location, !ext.partition_by.is_empty(), build_id)
+        .map_err(|e| e.message.clone())?;
     let stmt = templates::render(
         "external_copy",
         &[
@@ -62,7 +65,7 @@ fn external(
             return Err(e);
         }
     };
-    staged.commit().map_err(|e| e.message)?;
+    staged.commit().map_err(|e| e.message.clone())?;
     conn.execute_batch(&catalog::external_view_sql(&node.relation, location, ext))
         .map_err(|e| format!("files written to {location}, but the catalog view failed: {e}"))?;
     Ok(Outcome { rows: Some(rows) })
@@ -71,7 +74,11 @@ fn external(
 fn copy_options(ext: &External) -> String {
     let mut opts = vec![format!("format {}", ext.format.extension())];
     if !ext.partition_by.is_empty() {
-        let cols: Vec<String> = ext.partition_by.iter().map(|c| crate::render::relation::quote_ident(c)).collect();
+        let cols: Vec<String> = ext
+            .partition_by
+            .iter()
+            .map(|c| crate::render::relation::quote_ident(c))
+            .collect();
         opts.push(format!("partition_by ({})", cols.join(", ")));
     }
     for (k, v) in &ext.options {

@@ -48,7 +48,12 @@ pub struct Run<'a> {
 }
 
 pub fn execute(run: &Run, conn: &duckdb::Connection, observer: &dyn Observer) -> Vec<RunResult> {
-    let plan: Vec<usize> = run.plan.iter().copied().filter(|&i| !run.nodes[i].is_ephemeral()).collect();
+    let plan: Vec<usize> = run
+        .plan
+        .iter()
+        .copied()
+        .filter(|&i| !run.nodes[i].is_ephemeral())
+        .collect();
     let in_plan: HashSet<usize> = plan.iter().copied().collect();
     // Each node waits for every selected model upstream of it, even through unselected ones.
     let mut waiting: HashMap<usize, usize> = HashMap::new();
@@ -73,7 +78,13 @@ pub fn execute(run: &Run, conn: &duckdb::Connection, observer: &dyn Observer) ->
             Err(e) => {
                 return plan
                     .iter()
-                    .map(|&i| RunResult { node: i, status: Status::Error, rows: None, seconds: 0.0, message: Some(format!("cannot open a DuckDB connection: {e}")) })
+                    .map(|&i| RunResult {
+                        node: i,
+                        status: Status::Error,
+                        rows: None,
+                        seconds: 0.0,
+                        message: Some(format!("cannot open a DuckDB connection: {e}")),
+                    })
                     .collect();
             }
         }
@@ -84,7 +95,13 @@ pub fn execute(run: &Run, conn: &duckdb::Connection, observer: &dyn Observer) ->
         Err(e) => {
             return plan
                 .iter()
-                .map(|&i| RunResult { node: i, status: Status::Error, rows: None, seconds: 0.0, message: Some(format!("cannot start worker threads: {e}")) })
+                .map(|&i| RunResult {
+                    node: i,
+                    status: Status::Error,
+                    rows: None,
+                    seconds: 0.0,
+                    message: Some(format!("cannot start worker threads: {e}")),
+                })
                 .collect();
         }
     };
@@ -100,9 +117,23 @@ pub fn execute(run: &Run, conn: &duckdb::Connection, observer: &dyn Observer) ->
             while in_flight < threads {
                 let Some(i) = ready.pop() else { break };
                 let node = &run.nodes[i];
-                if let Some(reason) = blocked.get(&i).cloned().or_else(|| missing_upstream(run, i, &in_plan)) {
-                    let status = if blocked.contains_key(&i) { Status::Skipped } else { Status::Error };
-                    let result = RunResult { node: i, status, rows: None, seconds: 0.0, message: Some(reason) };
+                if let Some(reason) = blocked
+                    .get(&i)
+                    .cloned()
+                    .or_else(|| missing_upstream(run, i, &in_plan))
+                {
+                    let status = if blocked.contains_key(&i) {
+                        Status::Skipped
+                    } else {
+                        Status::Error
+                    };
+                    let result = RunResult {
+                        node: i,
+                        status,
+                        rows: None,
+                        seconds: 0.0,
+                        message: Some(reason),
+                    };
                     tx.send(result).ok();
                     in_flight += 1;
                     continue;
@@ -123,8 +154,20 @@ pub fn execute(run: &Run, conn: &duckdb::Connection, observer: &dyn Observer) ->
                     }
                     let seconds = start.elapsed().as_secs_f64();
                     let result = match outcome {
-                        Ok(o) => RunResult { node: i, status: Status::Success, rows: o.rows, seconds, message: None },
-                        Err(msg) => RunResult { node: i, status: Status::Error, rows: None, seconds, message: Some(msg) },
+                        Ok(o) => RunResult {
+                            node: i,
+                            status: Status::Success,
+                            rows: o.rows,
+                            seconds,
+                            message: None,
+                        },
+                        Err(msg) => RunResult {
+                            node: i,
+                            status: Status::Error,
+                            rows: None,
+                            seconds,
+                            message: Some(msg),
+                        },
                     };
                     tx.send(result).ok();
                 });
@@ -138,7 +181,9 @@ pub fn execute(run: &Run, conn: &duckdb::Connection, observer: &dyn Observer) ->
             observer.finished(&run.nodes[i], &result);
             for &d in dependents.get(&i).map(Vec::as_slice).unwrap_or(&[]) {
                 if result.status != Status::Success {
-                    blocked.entry(d).or_insert_with(|| format!("skipped: upstream '{}' did not succeed", run.nodes[i].name));
+                    blocked.entry(d).or_insert_with(|| {
+                        format!("skipped: upstream '{}' did not succeed", run.nodes[i].name)
+                    });
                 }
                 let w = waiting.get_mut(&d).expect("every dependent is planned");
                 *w -= 1;
@@ -159,7 +204,10 @@ fn missing_upstream(run: &Run, i: usize, in_plan: &HashSet<usize>) -> Option<Str
         if in_plan.contains(&p) || parent.is_ephemeral() {
             continue;
         }
-        let key = (parent.relation.schema.clone(), parent.relation.identifier.clone());
+        let key = (
+            parent.relation.schema.clone(),
+            parent.relation.identifier.clone(),
+        );
         if !run.existing.contains(&key) {
             return Some(format!(
                 "upstream model '{}' is not selected and has never been built into the catalog; select it too (e.g. --select +{})",

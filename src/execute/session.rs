@@ -51,8 +51,11 @@ pub fn open(target: &Target, project_root: &Path) -> Result<Connection> {
         if BUILT_IN.contains(&ext.as_str()) {
             continue;
         }
-        conn.execute_batch(&format!("LOAD {}", crate::render::relation::quote_ident(ext)))
-            .map_err(|e| extension_error(ext, target, &e.to_string()))?;
+        conn.execute_batch(&format!(
+            "LOAD {}",
+            crate::render::relation::quote_ident(ext)
+        ))
+        .map_err(|e| extension_error(ext, target, &e.to_string()))?;
     }
     Ok(conn)
 }

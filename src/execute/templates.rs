@@ -2,10 +2,22 @@
 //! its `{{ name }}` slots.
 
 const TEMPLATES: &[(&str, &str)] = &[
-    ("view", include_str!("../../templates/materializations/view.sql")),
-    ("table", include_str!("../../templates/materializations/table.sql")),
-    ("external_copy", include_str!("../../templates/materializations/external_copy.sql")),
-    ("external_view", include_str!("../../templates/materializations/external_view.sql")),
+    (
+        "view",
+        include_str!("../../templates/materializations/view.sql"),
+    ),
+    (
+        "table",
+        include_str!("../../templates/materializations/table.sql"),
+    ),
+    (
+        "external_copy",
+        include_str!("../../templates/materializations/external_copy.sql"),
+    ),
+    (
+        "external_view",
+        include_str!("../../templates/materializations/external_view.sql"),
+    ),
 ];
 
 pub fn render(name: &str, slots: &[(&str, String)]) -> String {
@@ -24,7 +36,13 @@ pub fn render(name: &str, slots: &[(&str, String)]) -> String {
 mod tests {
     #[test]
     fn fills_slots() {
-        let sql = super::render("view", &[("relation", "\"s\".\"v\"".into()), ("sql", "select 1".into())]);
+        let sql = super::render(
+            "view",
+            &[
+                ("relation", "\"s\".\"v\"".into()),
+                ("sql", "select 1".into()),
+            ],
+        );
         assert_eq!(sql, "create or replace view \"s\".\"v\" as (\nselect 1\n)");
     }
 }

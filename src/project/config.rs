@@ -48,12 +48,16 @@ impl ConfigTree {
         for (key, value) in map {
             let Some(key) = key.as_str() else { continue };
             if let Some(name) = key.strip_prefix('+') {
-                tree.configs.insert(name.to_string(), crate::project::yaml::to_json(value));
+                tree.configs
+                    .insert(name.to_string(), crate::project::yaml::to_json(value));
             } else if value.is_mapping() && !MAP_CONFIGS.contains(&key) {
-                tree.children
-                    .push((key.to_string(), Self::from_mapping(value.as_mapping().expect("checked"))));
+                tree.children.push((
+                    key.to_string(),
+                    Self::from_mapping(value.as_mapping().expect("checked")),
+                ));
             } else {
-                tree.configs.insert(key.to_string(), crate::project::yaml::to_json(value));
+                tree.configs
+                    .insert(key.to_string(), crate::project::yaml::to_json(value));
             }
         }
         tree

@@ -102,13 +102,22 @@ pub fn read_sql_files(root: &Path, dirs: &[String]) -> Result<Vec<SqlFile>> {
                 .file_stem()
                 .map(|s| s.to_string_lossy().into_owned())
                 .unwrap_or_default();
-            files.push(SqlFile { name, path: rel, folders, source });
+            files.push(SqlFile {
+                name,
+                path: rel,
+                folders,
+                source,
+            });
         }
     }
     Ok(files)
 }
 
-pub fn read_schema_files(root: &Path, dirs: &[String], renderer: &YamlRenderer) -> Result<SchemaFiles> {
+pub fn read_schema_files(
+    root: &Path,
+    dirs: &[String],
+    renderer: &YamlRenderer,
+) -> Result<SchemaFiles> {
     let mut out = SchemaFiles::default();
     for path in discover(root, dirs, &["yml", "yaml"])? {
         let rel = path.strip_prefix(root).unwrap_or(&path).to_path_buf();
@@ -121,7 +130,9 @@ pub fn read_schema_files(root: &Path, dirs: &[String], renderer: &YamlRenderer) 
 }
 
 fn read_models(doc: &Value, file: &Path, text: &str, out: &mut SchemaFiles) -> Result<()> {
-    let Some(Value::Sequence(models)) = yaml::get(doc, "models") else { return Ok(()) };
+    let Some(Value::Sequence(models)) = yaml::get(doc, "models") else {
+        return Ok(());
+    };
     for m in models {
         let Some(name) = yaml::get_str(m, "name") else {
             let line = crate::error::line_of(text, "models:").unwrap_or(1);
@@ -136,7 +147,12 @@ fn read_models(doc: &Value, file: &Path, text: &str, out: &mut SchemaFiles) -> R
         let columns = match yaml::get(m, "columns") {
             Some(Value::Sequence(cols)) => cols
                 .iter()
-                .filter_map(|c| Some((yaml::get_str(c, "name")?, yaml::get_str(c, "description").unwrap_or_default())))
+                .filter_map(|c| {
+                    Some((
+                        yaml::get_str(c, "name")?,
+                        yaml::get_str(c, "description").unwrap_or_default(),
+                    ))
+                })
                 .collect(),
             _ => Vec::new(),
         };
@@ -154,15 +170,23 @@ fn read_models(doc: &Value, file: &Path, text: &str, out: &mut SchemaFiles) -> R
 }
 
 fn read_sources(doc: &Value, file: &Path, out: &mut SchemaFiles) {
-    let Some(Value::Sequence(sources)) = yaml::get(doc, "sources") else { return };
+    let Some(Value::Sequence(sources)) = yaml::get(doc, "sources") else {
+        return;
+    };
     for s in sources {
-        let Some(source_name) = yaml::get_str(s, "name") else { continue };
+        let Some(source_name) = yaml::get_str(s, "name") else {
+            continue;
+        };
         let schema = yaml::get_str(s, "schema").unwrap_or_else(|| source_name.clone());
         let source_location = external_location_of(s);
         let source_config = json_map(yaml::get(s, "config"));
-        let Some(Value::Sequence(tables)) = yaml::get(s, "tables") else { continue };
+        let Some(Value::Sequence(tables)) = yaml::get(s, "tables") else {
+            continue;
+        };
         for t in tables {
-            let Some(name) = yaml::get_str(t, "name") else { continue };
+            let Some(name) = yaml::get_str(t, "name") else {
+                continue;
+            };
             let identifier = yaml::get_str(t, "identifier").unwrap_or_else(|| name.clone());
             let mut config = source_config.clone();
             super::config::merge_into(&mut config, &json_map(yaml::get(t, "config")));

@@ -72,8 +72,8 @@ pub fn load(opts: &LoadOptions) -> Result<Project> {
         Some(d) => d.clone(),
         None => std::env::current_dir().map_err(|e| Error::new("LF100", e.to_string()))?,
     };
-    let root = std::fs::canonicalize(&dir)
-        .map_err(|e| Error::io("LF105", "open project dir", &dir, e))?;
+    let root =
+        std::fs::canonicalize(&dir).map_err(|e| Error::io("LF105", "open project dir", &dir, e))?;
     let (file, kind) = find_project_file(&root)?;
     let cli_vars = parse_cli_vars(opts.vars.as_deref())?;
 
@@ -89,7 +89,8 @@ pub fn load(opts: &LoadOptions) -> Result<Project> {
     };
     let model_paths = paths("model-paths", "models");
     let macro_paths = paths("macro-paths", "macros");
-    let target_path = root.join(yaml::get_str(&doc, "target-path").unwrap_or_else(|| "target".into()));
+    let target_path =
+        root.join(yaml::get_str(&doc, "target-path").unwrap_or_else(|| "target".into()));
     let clean_targets = yaml::get_str_list(&doc, "clean-targets")
         .map(|v| v.iter().map(|p| root.join(p)).collect())
         .unwrap_or_else(|| vec![target_path.clone()]);
@@ -154,7 +155,12 @@ fn check_model_files(root: &Path, model_paths: &[String], models: &[SqlFile]) ->
         if let Some(first) = seen.insert(&m.name, &m.path) {
             return Err(Error::new(
                 "LF104",
-                format!("two models are named '{}': {} and {}", m.name, first.display(), m.path.display()),
+                format!(
+                    "two models are named '{}': {} and {}",
+                    m.name,
+                    first.display(),
+                    m.path.display()
+                ),
             )
             .in_file(&m.path)
             .hint("model names must be unique across the project; rename one file"));

@@ -85,26 +85,43 @@ pub fn load(req: &ProfileRequest) -> Result<Target> {
     let profile = yaml::get(&doc, req.profile_name).ok_or_else(|| {
         Error::new("LF111", format!("profile '{}' not found", req.profile_name))
             .in_file(&file)
-            .hint("add it to profiles.yml, or set `profile:` in the project file to an existing one")
+            .hint(
+                "add it to profiles.yml, or set `profile:` in the project file to an existing one",
+            )
     })?;
     let outputs = yaml::get(profile, "outputs")
         .and_then(Value::as_mapping)
         .ok_or_else(|| {
-            Error::new("LF112", format!("profile '{}' has no outputs", req.profile_name))
-                .in_file(&file)
-                .hint("add an `outputs:` map with at least one target")
+            Error::new(
+                "LF112",
+                format!("profile '{}' has no outputs", req.profile_name),
+            )
+            .in_file(&file)
+            .hint("add an `outputs:` map with at least one target")
         })?;
     let target_name = req
         .target
         .map(str::to_string)
         .or_else(|| yaml::get_str(profile, "target"))
-        .or_else(|| outputs.keys().next().and_then(|k| k.as_str()).map(str::to_string))
+        .or_else(|| {
+            outputs
+                .keys()
+                .next()
+                .and_then(|k| k.as_str())
+                .map(str::to_string)
+        })
         .unwrap_or_else(|| "dev".into());
     let output = outputs.get(target_name.as_str()).ok_or_else(|| {
         let names: Vec<&str> = outputs.keys().filter_map(|k| k.as_str()).collect();
-        Error::new("LF113", format!("target '{target_name}' not found in profile '{}'", req.profile_name))
-            .in_file(&file)
-            .hint(format!("available targets: {}", names.join(", ")))
+        Error::new(
+            "LF113",
+            format!(
+                "target '{target_name}' not found in profile '{}'",
+                req.profile_name
+            ),
+        )
+        .in_file(&file)
+        .hint(format!("available targets: {}", names.join(", ")))
     })?;
 
     let production_name = production_target(outputs);
@@ -115,8 +132,13 @@ pub fn load(req: &ProfileRequest) -> Result<Target> {
         .map(|r| absolutize(&r, req.project_dir));
 
     let base = req.project_dir;
-    let catalog = yaml::get_str(output, "path").unwrap_or_else(|| format!("{}.duckdb", req.profile_name));
-    let catalog = if catalog == ":memory:" { catalog } else { absolutize(&catalog, base) };
+    let catalog =
+        yaml::get_str(output, "path").unwrap_or_else(|| format!("{}.duckdb", req.profile_name));
+    let catalog = if catalog == ":memory:" {
+        catalog
+    } else {
+        absolutize(&catalog, base)
+    };
     let external_root = yaml::get_str(output, "external_root")
         .map(|r| absolutize(&r, base))
         .unwrap_or_else(|| absolutize("lake", base));
@@ -213,8 +235,15 @@ pub fn absolutize(path: &str, base: &Path) -> String {
             .unwrap_or_else(|| PathBuf::from(path)),
         None => PathBuf::from(path),
     };
-    let joined = if expanded.is_absolute() { expanded } else { base.join(expanded) };
-    normalize(&joined).to_string_lossy().trim_end_matches('/').to_string()
+    let joined = if expanded.is_absolute() {
+        expanded
+    } else {
+        base.join(expanded)
+    };
+    normalize(&joined)
+        .to_string_lossy()
+        .trim_end_matches('/')
+        .to_string()
 }
 
 /// Removes `.` and `..` components without touching the filesystem.
@@ -272,6 +301,6 @@ mod tests {
         assert_eq!(t.external_root, "s3://bucket/lake");
         let err = load_text(PROFILE, Some("qa")).unwrap_err();
         assert_eq!(err.code, "LF113");
-        assert!(err.hint.unwrap().contains("dev, prod"));
+        assert!(err.hint.clone().unwrap().contains("dev, prod"));
     }
 }

@@ -11,8 +11,7 @@ use std::path::Path;
 const DEFERRED_KEYS: &[&str] = &["pre-hook", "post-hook", "+pre-hook", "+post-hook"];
 
 pub fn read(path: &Path) -> Result<(Value, String)> {
-    let text =
-        std::fs::read_to_string(path).map_err(|e| Error::io("LF100", "read", path, e))?;
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io("LF100", "read", path, e))?;
     let value = parse(path, &text)?;
     Ok((value, text))
 }
@@ -81,7 +80,11 @@ impl YamlRenderer {
                 let mut out = serde_yaml::Mapping::with_capacity(map.len());
                 for (k, v) in map {
                     let deferred = k.as_str().is_some_and(|k| DEFERRED_KEYS.contains(&k));
-                    let v = if deferred { v } else { self.render_tree(v, path, text)? };
+                    let v = if deferred {
+                        v
+                    } else {
+                        self.render_tree(v, path, text)?
+                    };
                     out.insert(k, v);
                 }
                 Value::Mapping(out)
@@ -141,9 +144,13 @@ mod tests {
 
     #[test]
     fn syntax_error_names_line_and_column() {
-        let err = parse(Path::new("lakeflow.yml"), "name: x\nmodels:\n  - a\n b: c\n").unwrap_err();
+        let err = parse(
+            Path::new("lakeflow.yml"),
+            "name: x\nmodels:\n  - a\n b: c\n",
+        )
+        .unwrap_err();
         assert_eq!(err.code, "LF101");
-        let loc = err.location.unwrap();
+        let loc = err.location.clone().unwrap();
         assert_eq!(loc.file, Path::new("lakeflow.yml"));
         assert_eq!(loc.line, Some(4));
     }
@@ -170,7 +177,11 @@ mod tests {
             .render_tree(value, Path::new("p.yml"), text)
             .unwrap_err();
         assert_eq!(err.code, "LF102");
-        assert_eq!(err.location.unwrap().line, Some(2));
-        assert!(err.message.contains("LF_SURELY_UNSET_VAR"), "{}", err.message);
+        assert_eq!(err.location.clone().unwrap().line, Some(2));
+        assert!(
+            err.message.contains("LF_SURELY_UNSET_VAR"),
+            "{}",
+            err.message
+        );
     }
 }

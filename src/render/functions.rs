@@ -90,7 +90,12 @@ fn scope(state: &State) -> Result<Arc<Scope>, JError> {
     state
         .lookup(SCOPE_VAR)
         .and_then(|v| v.downcast_object::<Scope>())
-        .ok_or_else(|| JError::new(ErrorKind::InvalidOperation, "this function is only available while rendering a model"))
+        .ok_or_else(|| {
+            JError::new(
+                ErrorKind::InvalidOperation,
+                "this function is only available while rendering a model",
+            )
+        })
 }
 
 pub fn env_var(name: String, default: Option<Value>) -> Result<Value, JError> {
@@ -125,16 +130,21 @@ pub fn ref_(state: &State, args: Rest<Value>) -> Result<Value, JError> {
         .filter(|a| !a.is_kwargs())
         .filter_map(|a| a.as_str().map(str::to_string))
         .collect();
-    let name = positional
-        .last()
-        .cloned()
-        .ok_or_else(|| JError::new(ErrorKind::MissingArgument, "ref() needs a model name, e.g. ref('orders')"))?;
+    let name = positional.last().cloned().ok_or_else(|| {
+        JError::new(
+            ErrorKind::MissingArgument,
+            "ref() needs a model name, e.g. ref('orders')",
+        )
+    })?;
     scope.capture().refs.push(name.clone());
     if scope.pass == Pass::Parse {
         return Ok(Value::from_object(Relation::new("__unresolved__", name)));
     }
     let index = scope.shared.models.get(&name).ok_or_else(|| {
-        JError::new(ErrorKind::UndefinedError, format!("model '{name}' not found"))
+        JError::new(
+            ErrorKind::UndefinedError,
+            format!("model '{name}' not found"),
+        )
     })?;
     Ok(match &scope.shared.ref_targets[*index] {
         RefTarget::Relation(r) => Value::from_object(r.clone()),
@@ -154,7 +164,10 @@ pub fn source(state: &State, source_name: String, table: String) -> Result<Value
             .map(|(_, t)| t.clone())
             .collect();
         let hint = if known.is_empty() {
-            format!("declare source '{}' under `sources:` in a .yml file in the model path", key.0)
+            format!(
+                "declare source '{}' under `sources:` in a .yml file in the model path",
+                key.0
+            )
         } else {
             format!("tables of source '{}': {}", key.0, known.join(", "))
         };
@@ -210,9 +223,17 @@ impl Object for ConfigObject {
                 scope
                     .current_config(&key)
                     .map(|v| to_value(&v))
-                    .ok_or_else(|| JError::new(ErrorKind::UndefinedError, format!("config '{key}' is required but not set")))
+                    .ok_or_else(|| {
+                        JError::new(
+                            ErrorKind::UndefinedError,
+                            format!("config '{key}' is required but not set"),
+                        )
+                    })
             }
-            _ => Err(JError::new(ErrorKind::UnknownMethod, format!("config has no method `{method}`; use config.get(key, default)"))),
+            _ => Err(JError::new(
+                ErrorKind::UnknownMethod,
+                format!("config has no method `{method}`; use config.get(key, default)"),
+            )),
         }
     }
 }
@@ -229,7 +250,10 @@ pub fn return_(state: &State, value: Value) -> Result<Value, JError> {
             }
             Ok(Value::from(""))
         }
-        None => Err(JError::new(ErrorKind::InvalidOperation, "return() is only allowed inside a macro")),
+        None => Err(JError::new(
+            ErrorKind::InvalidOperation,
+            "return() is only allowed inside a macro",
+        )),
     }
 }
 
@@ -237,7 +261,13 @@ pub fn return_(state: &State, value: Value) -> Result<Value, JError> {
 pub fn call_macro(state: &mut State, internal: &str, args: &[Value]) -> Result<Value, JError> {
     let scope = scope(state)?;
     let macro_value = state.lookup(internal).ok_or_else(|| {
-        JError::new(ErrorKind::UnknownFunction, format!("macro '{}' is not loaded", internal.trim_start_matches(super::macros::INTERNAL_PREFIX)))
+        JError::new(
+            ErrorKind::UnknownFunction,
+            format!(
+                "macro '{}' is not loaded",
+                internal.trim_start_matches(super::macros::INTERNAL_PREFIX)
+            ),
+        )
     })?;
     scope.capture().returns.push(None);
     let out = macro_value.call(state, args);
@@ -266,7 +296,9 @@ pub fn unsupported(name: &'static str) -> impl Fn(Rest<Value>) -> Result<Value, 
     move |_| {
         Err(JError::new(
             ErrorKind::InvalidOperation,
-            format!("{name}() is not supported by lakeflow: models are compiled before anything runs; compute the value in SQL instead"),
+            format!(
+                "{name}() is not supported by lakeflow: models are compiled before anything runs; compute the value in SQL instead"
+            ),
         ))
     }
 }
@@ -276,7 +308,12 @@ pub fn unsupported(name: &'static str) -> impl Fn(Rest<Value>) -> Result<Value, 
 pub struct Adapter;
 
 impl Object for Adapter {
-    fn call_method(self: &Arc<Self>, state: &mut State<'_, '_>, method: &str, args: &[Value]) -> Result<Value, JError> {
+    fn call_method(
+        self: &Arc<Self>,
+        state: &mut State<'_, '_>,
+        method: &str,
+        args: &[Value],
+    ) -> Result<Value, JError> {
         match method {
             "quote" => {
                 let (name,): (String,) = from_args(args)?;
@@ -286,10 +323,22 @@ impl Object for Adapter {
                 let (name, _rest): (String, Rest<Value>) = from_args(args)?;
                 ["duckdb__", "default__", ""]
                     .iter()
-                    .find_map(|prefix| state.lookup(&format!("{prefix}{name}")).filter(|v| !v.is_undefined()))
-                    .ok_or_else(|| JError::new(ErrorKind::UnknownFunction, format!("no macro '{name}' to dispatch to")))
+                    .find_map(|prefix| {
+                        state
+                            .lookup(&format!("{prefix}{name}"))
+                            .filter(|v| !v.is_undefined())
+                    })
+                    .ok_or_else(|| {
+                        JError::new(
+                            ErrorKind::UnknownFunction,
+                            format!("no macro '{name}' to dispatch to"),
+                        )
+                    })
             }
-            _ => Err(JError::new(ErrorKind::UnknownMethod, format!("adapter.{method}() is not supported by lakeflow"))),
+            _ => Err(JError::new(
+                ErrorKind::UnknownMethod,
+                format!("adapter.{method}() is not supported by lakeflow"),
+            )),
         }
     }
 }

@@ -28,9 +28,11 @@ impl MacroSet {
             let (renamed, found) = rename_macros(&file.source);
             for name in found {
                 if names.contains(&name) {
-                    return Err(Error::new("LF201", format!("macro '{name}' is defined twice"))
-                        .in_file(&file.path)
-                        .hint("macro names are global; rename or remove one definition"));
+                    return Err(
+                        Error::new("LF201", format!("macro '{name}' is defined twice"))
+                            .in_file(&file.path)
+                            .hint("macro names are global; rename or remove one definition"),
+                    );
                 }
                 names.push(name);
             }
@@ -40,7 +42,11 @@ impl MacroSet {
             }
             line += renamed.lines().count().max(1);
         }
-        Ok(MacroSet { source, names, line_map })
+        Ok(MacroSet {
+            source,
+            names,
+            line_map,
+        })
     }
 
     /// The `{% from ... import ... %}` put before a model's first line (no newline, so the
@@ -49,7 +55,11 @@ impl MacroSet {
         if self.names.is_empty() {
             return String::new();
         }
-        let list: Vec<String> = self.names.iter().map(|n| format!("{INTERNAL_PREFIX}{n}")).collect();
+        let list: Vec<String> = self
+            .names
+            .iter()
+            .map(|n| format!("{INTERNAL_PREFIX}{n}"))
+            .collect();
         format!("{{% from '{TEMPLATE}' import {} %}}", list.join(", "))
     }
 
@@ -75,7 +85,11 @@ fn rename_macros(source: &str) -> (String, Vec<String>) {
     while let Some(open) = rest.find("{%") {
         out.push_str(&rest[..open]);
         let tag = &rest[open..];
-        let body_start = if tag[2..].starts_with(['-', '+']) { 3 } else { 2 };
+        let body_start = if tag[2..].starts_with(['-', '+']) {
+            3
+        } else {
+            2
+        };
         let body = &tag[body_start..];
         let trimmed = body.trim_start();
         let ws = body.len() - trimmed.len();

@@ -50,19 +50,31 @@ pub fn render(project: &Project) -> Result<Vec<Node>> {
     let macros = MacroSet::build(&project.macros)?;
     let env = environment(project, &macros)?;
     let prefix = macros.import_prefix();
-    let renderer = Renderer { env: &env, macros: &macros, project, prefix: &prefix };
+    let renderer = Renderer {
+        env: &env,
+        macros: &macros,
+        project,
+        prefix: &prefix,
+    };
 
     let files: Vec<&SqlFile> = project.models.iter().collect();
     let base_configs: Vec<Config> = files.iter().map(|f| base_config(project, f)).collect();
     let mut shared = Shared {
         vars: project.vars.clone(),
-        models: files.iter().enumerate().map(|(i, f)| (f.name.clone(), i)).collect(),
+        models: files
+            .iter()
+            .enumerate()
+            .map(|(i, f)| (f.name.clone(), i))
+            .collect(),
         ref_targets: Vec::new(),
         sources: source_sql(project),
     };
 
     // Parse pass.
-    let shared_parse = Arc::new(Shared { ref_targets: vec![], ..clone_shared(&shared) });
+    let shared_parse = Arc::new(Shared {
+        ref_targets: vec![],
+        ..clone_shared(&shared)
+    });
     let parsed: Vec<functions::Capture> = files
         .par_iter()
         .zip(base_configs.par_iter())
@@ -83,7 +95,10 @@ pub fn render(project: &Project) -> Result<Vec<Node>> {
         cfg::merge_into(&mut c, &capture.config);
         finals.push(c);
     }
-    let enabled: Vec<bool> = finals.iter().map(|c| cfg::get_bool(c, "enabled").unwrap_or(true)).collect();
+    let enabled: Vec<bool> = finals
+        .iter()
+        .map(|c| cfg::get_bool(c, "enabled").unwrap_or(true))
+        .collect();
     for (i, capture) in parsed.iter().enumerate() {
         if enabled[i] {
             check_refs(files[i], &capture.refs, &shared.models, &enabled, &files)?;
@@ -108,7 +123,9 @@ pub fn render(project: &Project) -> Result<Vec<Node>> {
         .iter()
         .zip(&materializations)
         .map(|(r, m)| match m {
-            Materialization::Ephemeral => RefTarget::Ephemeral(format!("__lf_ephemeral__{}", r.identifier)),
+            Materialization::Ephemeral => {
+                RefTarget::Ephemeral(format!("__lf_ephemeral__{}", r.identifier))
+            }
             _ => RefTarget::Relation(r.clone()),
         })
         .collect();
@@ -120,7 +137,9 @@ pub fn render(project: &Project) -> Result<Vec<Node>> {
         .map(|i| match &materializations[i] {
             Materialization::External(ext) if enabled[i] => {
                 let scope = Scope::new(shared.clone(), Pass::Compile, finals[i].clone());
-                renderer.location(files[i], &scope, &relations[i], &finals[i], ext).map(Some)
+                renderer
+                    .location(files[i], &scope, &relations[i], &finals[i], ext)
+                    .map(Some)
             }
             _ => Ok(None),
         })
@@ -148,7 +167,8 @@ pub fn render(project: &Project) -> Result<Vec<Node>> {
         let Some(body) = &bodies[i] else { continue };
         let file = files[i];
         let refs = dedup(parsed[i].refs.clone());
-        let compiled_sql = inline_ephemerals(&refs, &shared.models, &materializations, &bodies, body);
+        let compiled_sql =
+            inline_ephemerals(&refs, &shared.models, &materializations, &bodies, body);
         let mut fqn = vec![project.name.clone()];
         fqn.extend(file.folders.iter().cloned());
         fqn.push(file.name.clone());
@@ -180,7 +200,13 @@ struct Renderer<'a> {
 }
 
 impl Renderer<'_> {
-    fn render_model(&self, file: &SqlFile, scope: &Arc<Scope>, this: Relation, config: &Config) -> Result<String> {
+    fn render_model(
+        &self,
+        file: &SqlFile,
+        scope: &Arc<Scope>,
+        this: Relation,
+        config: &Config,
+    ) -> Result<String> {
         let name = file.path.to_string_lossy();
         let source = format!("{}{}", self.prefix, file.source);
         let ctx = self.context(file, scope, this, config);
@@ -212,13 +238,25 @@ impl Renderer<'_> {
                 .map_err(|e| self.error(e, file))?;
             let out = out.trim();
             if out.is_empty() {
-                return Err(Error::new("LF207", format!("the external_location macro returned nothing for '{}'", file.name))
-                    .in_file(&file.path)
-                    .hint("make the macro `return()` a path in every branch"));
+                return Err(Error::new(
+                    "LF207",
+                    format!(
+                        "the external_location macro returned nothing for '{}'",
+                        file.name
+                    ),
+                )
+                .in_file(&file.path)
+                .hint("make the macro `return()` a path in every branch"));
             }
             location::from_config(target, out)
         } else {
-            location::default_location(self.project.kind, target, file.folders.first().map(String::as_str), &rel.identifier, ext)
+            location::default_location(
+                self.project.kind,
+                target,
+                file.folders.first().map(String::as_str),
+                &rel.identifier,
+                ext,
+            )
         };
         location::check_production_guard(target, &loc).map_err(|msg| {
             Error::new("LF206", msg).in_file(&file.path).hint(
@@ -228,7 +266,13 @@ impl Renderer<'_> {
         Ok(loc)
     }
 
-    fn context(&self, file: &SqlFile, scope: &Arc<Scope>, this: Relation, config: &Config) -> Value {
+    fn context(
+        &self,
+        file: &SqlFile,
+        scope: &Arc<Scope>,
+        this: Relation,
+        config: &Config,
+    ) -> Value {
         let mut fqn = vec![self.project.name.clone()];
         fqn.extend(file.folders.iter().cloned());
         fqn.push(file.name.clone());
@@ -244,21 +288,25 @@ impl Renderer<'_> {
             "path": file.path,
             "config": config,
         });
-        Value::from_iter([
+        Value::from(std::collections::BTreeMap::from([
             (SCOPE_VAR, Value::from_dyn_object(scope.clone())),
             ("this", Value::from_object(this)),
             ("model", functions::to_value(model)),
-        ])
+        ]))
     }
 
     fn error(&self, err: minijinja::Error, file: &SqlFile) -> Error {
         let reason = jinja_reason(&err, err.name() == Some(macros::TEMPLATE), self, file);
         let hint = match err.kind() {
-            minijinja::ErrorKind::SyntaxError => "fix the Jinja syntax; tags are {{ ... }}, {% ... %} and {# ... #}",
+            minijinja::ErrorKind::SyntaxError => {
+                "fix the Jinja syntax; tags are {{ ... }}, {% ... %} and {# ... #}"
+            }
             minijinja::ErrorKind::UndefinedError => {
                 "check the name: available are ref, source, config, var, env_var, this, target, model, is_incremental and the macros in macros/"
             }
-            minijinja::ErrorKind::UnknownFunction => "define it as a macro in macros/, or check the spelling",
+            minijinja::ErrorKind::UnknownFunction => {
+                "define it as a macro in macros/, or check the spelling"
+            }
             _ => "see the line shown",
         };
         let base = Error::new("LF202", reason).hint(hint);
@@ -266,7 +314,13 @@ impl Renderer<'_> {
         if err.name() == Some(macros::TEMPLATE)
             && let Some((path, mline)) = line.and_then(|l| self.macros.locate(l))
         {
-            let source = self.project.macros.iter().find(|m| m.path == path).map(|m| m.source.clone()).unwrap_or_default();
+            let source = self
+                .project
+                .macros
+                .iter()
+                .find(|m| m.path == path)
+                .map(|m| m.source.clone())
+                .unwrap_or_default();
             return base.at(&path, mline, None).with_snippet_from(&source);
         }
         match line {
@@ -285,7 +339,10 @@ fn jinja_reason(err: &minijinja::Error, in_macros: bool, r: &Renderer, file: &Sq
         } else {
             let start = range.start.checked_sub(r.prefix.len());
             let end = range.end.checked_sub(r.prefix.len());
-            start.zip(end).and_then(|(s, e)| file.source.get(s..e)).map(str::to_string)
+            start
+                .zip(end)
+                .and_then(|(s, e)| file.source.get(s..e))
+                .map(str::to_string)
         };
         if let Some(text) = text.filter(|t| !t.is_empty() && t.len() < 120) {
             reason = format!("{reason}: `{text}`");
@@ -337,17 +394,23 @@ fn environment<'a>(project: &Project, macros: &'a MacroSet) -> Result<Environmen
     );
     env.add_global("project_name", Value::from(project.name.clone()));
     if !macros.names.is_empty() {
-        env.add_template_owned(macros::TEMPLATE, macros.source.clone()).map_err(|e| {
-            let base = Error::new("LF202", crate::project::yaml::jinja_reason(&e))
-                .hint("fix the Jinja syntax of the macro file");
-            match e.line().and_then(|l| macros.locate(l)) {
-                Some((path, line)) => {
-                    let src = project.macros.iter().find(|m| m.path == path).map(|m| m.source.as_str()).unwrap_or("");
-                    base.at(&path, line, None).with_snippet_from(src)
+        env.add_template_owned(macros::TEMPLATE, macros.source.clone())
+            .map_err(|e| {
+                let base = Error::new("LF202", crate::project::yaml::jinja_reason(&e))
+                    .hint("fix the Jinja syntax of the macro file");
+                match e.line().and_then(|l| macros.locate(l)) {
+                    Some((path, line)) => {
+                        let src = project
+                            .macros
+                            .iter()
+                            .find(|m| m.path == path)
+                            .map(|m| m.source.as_str())
+                            .unwrap_or("");
+                        base.at(&path, line, None).with_snippet_from(src)
+                    }
+                    None => base,
                 }
-                None => base,
-            }
-        })?;
+            })?;
         for name in &macros.names {
             let internal = format!("{}{name}", macros::INTERNAL_PREFIX);
             env.add_function(name.clone(), move |state: &mut State, args: Rest<Value>| {
@@ -391,7 +454,9 @@ fn base_config(project: &Project, file: &SqlFile) -> Config {
 /// The catalog relation of a model. lakeflow: `schema` config, else the layer, else the
 /// target schema. dbt: dbt's rule, `{target.schema}_{schema}` or the target schema.
 fn relation_for(project: &Project, file: &SqlFile, config: &Config) -> Relation {
-    let identifier = cfg::get_str(config, "alias").unwrap_or(&file.name).to_string();
+    let identifier = cfg::get_str(config, "alias")
+        .unwrap_or(&file.name)
+        .to_string();
     let custom = cfg::get_str(config, "schema");
     let schema = match project.kind {
         ProjectKind::Lakeflow => custom
@@ -415,7 +480,7 @@ fn source_sql(project: &Project) -> HashMap<(String, String), String> {
         .iter()
         .map(|s| {
             let sql = match &s.external_location {
-                Some(loc) if loc.contains('(') => loc.clone(),
+                Some(loc) if loc.contains('(') => absolutize_first_argument(loc, &project.root),
                 Some(loc) => {
                     let abs = if location::is_remote(loc) || Path::new(loc).is_absolute() {
                         loc.clone()
@@ -431,6 +496,66 @@ fn source_sql(project: &Project) -> HashMap<(String, String), String> {
         .collect()
 }
 
+/// Makes the relative paths in a table function's first argument (a string or a list of
+/// strings) absolute against the project root, so catalog views work from any directory:
+/// `read_csv('data/x.csv', header = true)` -> `read_csv('/proj/data/x.csv', header = true)`.
+fn absolutize_first_argument(call: &str, root: &Path) -> String {
+    let Some(open) = call.find('(') else {
+        return call.to_string();
+    };
+    let mut out = call[..=open].to_string();
+    let rest = &call[open + 1..];
+    let trimmed = rest.trim_start();
+    out.push_str(&rest[..rest.len() - trimmed.len()]);
+    let (list, mut i) = if trimmed.starts_with('[') {
+        (true, 1)
+    } else {
+        (false, 0)
+    };
+    if list {
+        out.push('[');
+    }
+    let bytes = trimmed.as_bytes();
+    loop {
+        while i < bytes.len() && (bytes[i] == b' ' || bytes[i] == b'\n' || bytes[i] == b',') && list
+        {
+            out.push(bytes[i] as char);
+            i += 1;
+        }
+        if i >= bytes.len() || bytes[i] != b'\'' {
+            break;
+        }
+        // A SQL string literal: '' is an escaped quote.
+        let mut j = i + 1;
+        let mut text = String::new();
+        while j < bytes.len() {
+            if bytes[j] == b'\'' {
+                if bytes.get(j + 1) == Some(&b'\'') {
+                    text.push('\'');
+                    j += 2;
+                    continue;
+                }
+                break;
+            }
+            let ch = trimmed[j..].chars().next().unwrap_or(' ');
+            text.push(ch);
+            j += ch.len_utf8();
+        }
+        let abs = if location::is_remote(&text) || Path::new(&text).is_absolute() {
+            text
+        } else {
+            root.join(&text).to_string_lossy().into_owned()
+        };
+        out.push_str(&relation::quote_literal(&abs));
+        i = j + 1;
+        if !list {
+            break;
+        }
+    }
+    out.push_str(trimmed.get(i..).unwrap_or(""));
+    out
+}
+
 fn check_refs(
     file: &SqlFile,
     refs: &[String],
@@ -443,12 +568,18 @@ fn check_refs(
             Some(&i) if enabled[i] => {}
             Some(&i) => {
                 return Err(located(
-                    Error::new("LF204", format!("'{}' refs model '{name}', which is disabled", file.name)),
+                    Error::new(
+                        "LF204",
+                        format!("'{}' refs model '{name}', which is disabled", file.name),
+                    ),
                     &file.path,
                     &file.source,
                     name,
                 )
-                .hint(format!("enable {} or remove the ref", files[i].path.display())));
+                .hint(format!(
+                    "enable {} or remove the ref",
+                    files[i].path.display()
+                )));
             }
             None => {
                 let mut close: Vec<(f64, &String)> = models
@@ -460,11 +591,18 @@ fn check_refs(
                 let hint = if close.is_empty() {
                     "check the model name; models are named after their .sql files".to_string()
                 } else {
-                    let names: Vec<String> = close.iter().take(3).map(|(_, n)| format!("'{n}'")).collect();
+                    let names: Vec<String> = close
+                        .iter()
+                        .take(3)
+                        .map(|(_, n)| format!("'{n}'"))
+                        .collect();
                     format!("did you mean {}?", names.join(" or "))
                 };
                 return Err(located(
-                    Error::new("LF203", format!("'{}' refs model '{name}', which does not exist", file.name)),
+                    Error::new(
+                        "LF203",
+                        format!("'{}' refs model '{name}', which does not exist", file.name),
+                    ),
                     &file.path,
                     &file.source,
                     name,
@@ -478,7 +616,11 @@ fn check_refs(
 
 /// Locates an error at the first line of `source` mentioning `needle`.
 fn located(err: Error, path: &Path, source: &str, needle: &str) -> Error {
-    let quoted = [format!("'{needle}'"), format!("\"{needle}\""), needle.to_string()];
+    let quoted = [
+        format!("'{needle}'"),
+        format!("\"{needle}\""),
+        needle.to_string(),
+    ];
     match quoted.iter().find_map(|q| line_of(source, q)) {
         Some(line) => err.at(path, line, None).with_snippet_from(source),
         None => err.in_file(path),
@@ -527,7 +669,14 @@ fn inline_ephemerals(
     }
     let mut order = Vec::new();
     for r in refs {
-        visit(r, models, materializations, bodies, &mut order, &mut Vec::new());
+        visit(
+            r,
+            models,
+            materializations,
+            bodies,
+            &mut order,
+            &mut Vec::new(),
+        );
     }
     if order.is_empty() {
         return body.to_string();
@@ -537,16 +686,26 @@ fn inline_ephemerals(
         .iter()
         .map(|i| {
             let sql = bodies[*i].as_deref().unwrap_or("select 1");
-            format!("__lf_ephemeral__{} as (\n{}\n)", names[i], strip_statement_end(sql))
+            format!(
+                "__lf_ephemeral__{} as (\n{}\n)",
+                names[i],
+                strip_statement_end(sql)
+            )
         })
         .collect();
     let (lead, rest) = split_leading_comments(body);
     let lower = rest.to_ascii_lowercase();
     let ctes = ctes.join(",\n");
-    if let Some(after) = lower.strip_prefix("with recursive").filter(|a| a.starts_with(char::is_whitespace)) {
+    if let Some(after) = lower
+        .strip_prefix("with recursive")
+        .filter(|a| a.starts_with(char::is_whitespace))
+    {
         let cut = rest.len() - after.len();
         format!("{lead}with recursive {ctes},\n{}", &rest[cut..])
-    } else if lower.strip_prefix("with").is_some_and(|a| a.starts_with(char::is_whitespace)) {
+    } else if lower
+        .strip_prefix("with")
+        .is_some_and(|a| a.starts_with(char::is_whitespace))
+    {
         format!("{lead}with {ctes},\n{}", &rest[4..])
     } else {
         format!("{lead}with {ctes}\n{rest}")
@@ -559,7 +718,9 @@ fn ephemeral_names_in(body: &str) -> Vec<String> {
     let mut rest = body;
     while let Some(pos) = rest.find("__lf_ephemeral__") {
         let tail = &rest[pos + "__lf_ephemeral__".len()..];
-        let end = tail.find(|c: char| !(c.is_alphanumeric() || c == '_')).unwrap_or(tail.len());
+        let end = tail
+            .find(|c: char| !(c.is_alphanumeric() || c == '_'))
+            .unwrap_or(tail.len());
         out.push(tail[..end].to_string());
         rest = &tail[end..];
     }
@@ -593,6 +754,30 @@ mod tests {
     use super::*;
 
     #[test]
+    fn table_function_paths_become_absolute() {
+        let root = Path::new("/proj");
+        assert_eq!(
+            absolutize_first_argument("read_csv('data/x.csv', header = true)", root),
+            "read_csv('/proj/data/x.csv', header = true)"
+        );
+        assert_eq!(
+            absolutize_first_argument(
+                "read_parquet(['a.parquet', 's3://b/c.parquet', '/d.parquet'])",
+                root
+            ),
+            "read_parquet(['/proj/a.parquet', 's3://b/c.parquet', '/d.parquet'])"
+        );
+        assert_eq!(
+            absolutize_first_argument("delta_scan('s3://bucket/t')", root),
+            "delta_scan('s3://bucket/t')"
+        );
+        assert_eq!(
+            absolutize_first_argument("read_csv('it''s.csv')", root),
+            "read_csv('/proj/it''s.csv')"
+        );
+    }
+
+    #[test]
     fn ephemerals_merge_into_an_existing_with() {
         let models: HashMap<String, usize> = [("e".to_string(), 0), ("m".to_string(), 1)].into();
         let mats = vec![Materialization::Ephemeral, Materialization::View];
@@ -612,14 +797,19 @@ mod tests {
 
     #[test]
     fn nested_ephemerals_come_first() {
-        let models: HashMap<String, usize> =
-            [("a".to_string(), 0), ("b".to_string(), 1)].into();
+        let models: HashMap<String, usize> = [("a".to_string(), 0), ("b".to_string(), 1)].into();
         let mats = vec![Materialization::Ephemeral, Materialization::Ephemeral];
         let bodies = vec![
             Some("select * from __lf_ephemeral__b".to_string()),
             Some("select 2 as x".to_string()),
         ];
-        let out = inline_ephemerals(&["a".into()], &models, &mats, &bodies, "select * from __lf_ephemeral__a");
+        let out = inline_ephemerals(
+            &["a".into()],
+            &models,
+            &mats,
+            &bodies,
+            "select * from __lf_ephemeral__a",
+        );
         let b = out.find("__lf_ephemeral__b as").unwrap();
         let a = out.find("__lf_ephemeral__a as").unwrap();
         assert!(b < a, "{out}");

@@ -29,7 +29,12 @@ pub fn quote_literal(text: &str) -> String {
 
 impl fmt::Display for Relation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}.{}", quote_ident(&self.schema), quote_ident(&self.identifier))
+        write!(
+            f,
+            "{}.{}",
+            quote_ident(&self.schema),
+            quote_ident(&self.identifier)
+        )
     }
 }
 
@@ -53,7 +58,9 @@ impl Object for Relation {
             "render" | "__str__" => Ok(Value::from(self.to_string())),
             _ => Err(minijinja::Error::new(
                 minijinja::ErrorKind::UnknownMethod,
-                format!("relations have no method `{method}`; use .schema, .identifier or .render()"),
+                format!(
+                    "relations have no method `{method}`; use .schema, .identifier or .render()"
+                ),
             )),
         }
     }
@@ -69,7 +76,10 @@ mod tests {
 
     #[test]
     fn renders_quoted_and_escapes() {
-        assert_eq!(Relation::new("silver", "a\"b").to_string(), "\"silver\".\"a\"\"b\"");
+        assert_eq!(
+            Relation::new("silver", "a\"b").to_string(),
+            "\"silver\".\"a\"\"b\""
+        );
         assert_eq!(quote_literal("it's"), "'it''s'");
     }
 }

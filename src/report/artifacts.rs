@@ -9,7 +9,8 @@ use std::path::Path;
 
 fn write(path: &Path, text: &str) -> Result<()> {
     if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).map_err(|e| Error::io("LF701", "create folder", parent, e))?;
+        std::fs::create_dir_all(parent)
+            .map_err(|e| Error::io("LF701", "create folder", parent, e))?;
     }
     // Write then rename, so a reader of target/ never sees half a file.
     let tmp = path.with_extension("tmp");
@@ -36,14 +37,29 @@ pub fn write_compiled(project: &Project, nodes: &[Node]) -> Result<()> {
 }
 
 pub fn write_manifest(project: &Project, nodes: &[Node], invocation_id: &str) -> Result<()> {
-    let by_name: std::collections::HashMap<&str, &str> =
-        nodes.iter().map(|n| (n.name.as_str(), n.unique_id.as_str())).collect();
+    let by_name: std::collections::HashMap<&str, &str> = nodes
+        .iter()
+        .map(|n| (n.name.as_str(), n.unique_id.as_str()))
+        .collect();
     let entries: serde_json::Map<String, serde_json::Value> = nodes
         .iter()
         .map(|n| {
-            let deps: Vec<&str> = n.refs.iter().filter_map(|r| by_name.get(r.as_str()).copied()).collect();
-            let sources: Vec<String> = n.sources.iter().map(|(s, t)| format!("source.{}.{s}.{t}", project.name)).collect();
-            let description = project.schema.models.get(&n.name).map(|m| m.description.clone()).unwrap_or_default();
+            let deps: Vec<&str> = n
+                .refs
+                .iter()
+                .filter_map(|r| by_name.get(r.as_str()).copied())
+                .collect();
+            let sources: Vec<String> = n
+                .sources
+                .iter()
+                .map(|(s, t)| format!("source.{}.{s}.{t}", project.name))
+                .collect();
+            let description = project
+                .schema
+                .models
+                .get(&n.name)
+                .map(|m| m.description.clone())
+                .unwrap_or_default();
             (
                 n.unique_id.clone(),
                 json!({

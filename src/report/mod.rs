@@ -27,13 +27,20 @@ impl Progress {
     pub fn new(format: LogFormat, total: usize) -> Progress {
         let bar = (format == LogFormat::Text && std::io::stderr().is_terminal()).then(|| {
             let bar = ProgressBar::new(total as u64);
-            if let Ok(style) = ProgressStyle::with_template("{spinner} [{pos}/{len}] {elapsed_precise} {wide_msg}") {
+            if let Ok(style) =
+                ProgressStyle::with_template("{spinner} [{pos}/{len}] {elapsed_precise} {wide_msg}")
+            {
                 bar.set_style(style);
             }
             bar.enable_steady_tick(std::time::Duration::from_millis(120));
             bar
         });
-        Progress { format, total, done: AtomicUsize::new(0), bar }
+        Progress {
+            format,
+            total,
+            done: AtomicUsize::new(0),
+            bar,
+        }
     }
 
     pub fn finish(&self) {
@@ -84,13 +91,31 @@ impl Observer for Progress {
                 let (tag, detail) = match r.status {
                     Status::Success => {
                         let rows = r.rows.map(|n| format!(", {n} rows")).unwrap_or_default();
-                        let loc = node.location.as_deref().map(|l| format!(" -> {l}")).unwrap_or_default();
-                        ("OK   ", format!("({}{rows}, {:.2}s){loc}", node.materialization.name(), r.seconds))
+                        let loc = node
+                            .location
+                            .as_deref()
+                            .map(|l| format!(" -> {l}"))
+                            .unwrap_or_default();
+                        (
+                            "OK   ",
+                            format!(
+                                "({}{rows}, {:.2}s){loc}",
+                                node.materialization.name(),
+                                r.seconds
+                            ),
+                        )
                     }
-                    Status::Error => ("ERROR", format!("({}, {:.2}s)", node.materialization.name(), r.seconds)),
+                    Status::Error => (
+                        "ERROR",
+                        format!("({}, {:.2}s)", node.materialization.name(), r.seconds),
+                    ),
                     Status::Skipped => ("SKIP ", String::new()),
                 };
-                let mut text = format!("[{n:>width$}/{}] {tag} {} {detail}", self.total, display_name(node));
+                let mut text = format!(
+                    "[{n:>width$}/{}] {tag} {} {detail}",
+                    self.total,
+                    display_name(node)
+                );
                 if let Some(msg) = &r.message {
                     for l in msg.lines() {
                         text.push_str("\n        ");
@@ -114,17 +139,28 @@ pub fn round3(x: f64) -> f64 {
 /// Prints the end-of-run summary; returns whether everything succeeded.
 pub fn summary(format: LogFormat, nodes: &[Node], results: &[RunResult], seconds: f64) -> bool {
     let count = |s: Status| results.iter().filter(|r| r.status == s).count();
-    let (ok, err, skip) = (count(Status::Success), count(Status::Error), count(Status::Skipped));
+    let (ok, err, skip) = (
+        count(Status::Success),
+        count(Status::Error),
+        count(Status::Skipped),
+    );
     match format {
         LogFormat::Json => println!(
             "{}",
             serde_json::json!({"event": "run_finished", "success": ok, "error": err, "skipped": skip, "seconds": round3(seconds)})
         ),
         LogFormat::Text => {
-            println!("\nFinished {} models in {seconds:.2}s: {ok} succeeded, {err} failed, {skip} skipped.", results.len());
+            println!(
+                "\nFinished {} models in {seconds:.2}s: {ok} succeeded, {err} failed, {skip} skipped.",
+                results.len()
+            );
             for r in results.iter().filter(|r| r.status == Status::Error) {
                 let node = &nodes[r.node];
-                println!("\nFailure in {} ({})", display_name(node), node.path.display());
+                println!(
+                    "\nFailure in {} ({})",
+                    display_name(node),
+                    node.path.display()
+                );
                 if let Some(m) = &r.message {
                     println!("  {}", m.replace('\n', "\n  "));
                 }
@@ -157,7 +193,10 @@ pub fn rfc3339(secs: u64) -> String {
 }
 
 pub fn now_secs() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 pub fn now_rfc3339() -> String {
@@ -166,7 +205,10 @@ pub fn now_rfc3339() -> String {
 
 /// A build id that sorts by time: `20260101T120000Z-<pid>`.
 pub fn new_build_id() -> String {
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
     let ts = now_rfc3339().replace(['-', ':'], "");
     format!("{ts}-{:06}-{}", nanos / 1000, std::process::id())
 }

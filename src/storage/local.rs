@@ -11,7 +11,10 @@ const KEEP_PREVIOUS: usize = 1;
 
 fn split(location: &str) -> Result<(PathBuf, String)> {
     let path = Path::new(location);
-    let parent = path.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("/"));
+    let parent = path
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("/"));
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -21,7 +24,8 @@ fn split(location: &str) -> Result<(PathBuf, String)> {
 
 pub fn stage(location: &str, partitioned: bool, build_id: &str) -> Result<Staged> {
     let (parent, name) = split(location)?;
-    std::fs::create_dir_all(&parent).map_err(|e| Error::io("LF512", "create folder", &parent, e))?;
+    std::fs::create_dir_all(&parent)
+        .map_err(|e| Error::io("LF512", "create folder", &parent, e))?;
     remove_matching(&parent, &format!(".{name}{TMP_MARK}"), None);
     let write_path = parent.join(format!(".{name}{TMP_MARK}{build_id}"));
     Ok(Staged {
@@ -37,45 +41,71 @@ pub fn commit(staged: &Staged) -> Result<()> {
     let written = Path::new(&staged.write_path);
     let rename = |from: &Path, to: &Path| {
         std::fs::rename(from, to).map_err(|e| {
-            Error::new("LF513", format!("cannot move {} to {}: {e}", from.display(), to.display()))
+            Error::new(
+                "LF513",
+                format!("cannot move {} to {}: {e}", from.display(), to.display()),
+            )
         })
     };
     if !staged.partitioned {
         if target.is_dir() && !target.is_symlink() {
-            return Err(Error::new("LF514", format!("{} is a directory, but the model writes one file", staged.location))
-                .hint("remove the directory, or set partition_by so the model writes a directory"));
+            return Err(Error::new(
+                "LF514",
+                format!(
+                    "{} is a directory, but the model writes one file",
+                    staged.location
+                ),
+            )
+            .hint("remove the directory, or set partition_by so the model writes a directory"));
         }
         return rename(written, target);
     }
     if !written.exists() {
         // A partitioned COPY of zero rows writes no directory at all.
-        std::fs::create_dir_all(written).map_err(|e| Error::io("LF512", "create folder", written, e))?;
+        std::fs::create_dir_all(written)
+            .map_err(|e| Error::io("LF512", "create folder", written, e))?;
     }
     let (parent, name) = split(&staged.location)?;
     let version_name = format!(".{name}{VERSION_MARK}{}", staged.build_id);
     rename(written, &parent.join(&version_name))?;
     if target.exists() && !target.is_symlink() {
         // First lakeflow build over a folder written by something else: keep it as a version.
-        rename(target, &parent.join(format!(".{name}{VERSION_MARK}0-adopted-{}", staged.build_id)))?;
+        rename(
+            target,
+            &parent.join(format!(
+                ".{name}{VERSION_MARK}0-adopted-{}",
+                staged.build_id
+            )),
+        )?;
     }
     let link_tmp = parent.join(format!(".{name}.lf-link-{}", staged.build_id));
     let _ = std::fs::remove_file(&link_tmp);
     std::os::unix::fs::symlink(&version_name, &link_tmp)
         .map_err(|e| Error::io("LF515", "create symlink", &link_tmp, e))?;
     rename(&link_tmp, target)?;
-    remove_matching(&parent, &format!(".{name}{VERSION_MARK}"), Some((&version_name, KEEP_PREVIOUS)));
+    remove_matching(
+        &parent,
+        &format!(".{name}{VERSION_MARK}"),
+        Some((&version_name, KEEP_PREVIOUS)),
+    );
     Ok(())
 }
 
 pub fn abort(staged: &Staged) {
     let p = Path::new(&staged.write_path);
-    let _ = if p.is_dir() { std::fs::remove_dir_all(p) } else { std::fs::remove_file(p) };
+    let _ = if p.is_dir() {
+        std::fs::remove_dir_all(p)
+    } else {
+        std::fs::remove_file(p)
+    };
 }
 
 /// Removes entries of `dir` starting with `prefix`. With `keep = (live, n)`, keeps `live` and
 /// the `n` newest others (names sort by build id, which sorts by time).
 fn remove_matching(dir: &Path, prefix: &str, keep: Option<(&str, usize)>) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
     let mut names: Vec<String> = entries
         .filter_map(|e| e.ok())
         .map(|e| e.file_name().to_string_lossy().into_owned())
@@ -89,7 +119,11 @@ fn remove_matching(dir: &Path, prefix: &str, keep: Option<(&str, usize)>) {
     }
     for n in names {
         let p = dir.join(n);
-        let _ = if p.is_dir() && !p.is_symlink() { std::fs::remove_dir_all(&p) } else { std::fs::remove_file(&p) };
+        let _ = if p.is_dir() && !p.is_symlink() {
+            std::fs::remove_dir_all(&p)
+        } else {
+            std::fs::remove_file(&p)
+        };
     }
 }
 
@@ -100,7 +134,11 @@ mod tests {
     #[test]
     fn single_file_is_renamed_into_place_and_stale_tmp_removed() {
         let dir = tempfile::tempdir().unwrap();
-        let loc = dir.path().join("silver/x.parquet").to_string_lossy().into_owned();
+        let loc = dir
+            .path()
+            .join("silver/x.parquet")
+            .to_string_lossy()
+            .into_owned();
         std::fs::create_dir_all(dir.path().join("silver")).unwrap();
         std::fs::write(dir.path().join("silver/.x.parquet.lf-tmp-old"), "junk").unwrap();
         let s = stage(&loc, false, "b1").unwrap();
@@ -117,9 +155,16 @@ mod tests {
         for (i, id) in ["b1", "b2", "b3"].iter().enumerate() {
             let s = stage(&loc, true, id).unwrap();
             std::fs::create_dir_all(Path::new(&s.write_path).join("k=1")).unwrap();
-            std::fs::write(Path::new(&s.write_path).join("k=1/d.parquet"), format!("{i}")).unwrap();
+            std::fs::write(
+                Path::new(&s.write_path).join("k=1/d.parquet"),
+                format!("{i}"),
+            )
+            .unwrap();
             commit(&s).unwrap();
-            assert_eq!(std::fs::read_to_string(format!("{loc}/k=1/d.parquet")).unwrap(), format!("{i}"));
+            assert_eq!(
+                std::fs::read_to_string(format!("{loc}/k=1/d.parquet")).unwrap(),
+                format!("{i}")
+            );
         }
         let mut left: Vec<String> = std::fs::read_dir(dir.path().join("gold"))
             .unwrap()

@@ -21,8 +21,11 @@ pub struct Staged {
 
 pub fn stage(location: &str, partitioned: bool, build_id: &str) -> Result<Staged> {
     if is_remote(location) {
-        return Err(Error::new("LF510", format!("writing to {location} is not supported yet"))
-            .hint("use a local or mounted path as external_root"));
+        return Err(Error::new(
+            "LF510",
+            format!("writing to {location} is not supported yet"),
+        )
+        .hint("use a local or mounted path as external_root"));
     }
     local::stage(location, partitioned, build_id)
 }

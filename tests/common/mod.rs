@@ -76,7 +76,11 @@ impl From<Output> for Run {
 
 impl Run {
     pub fn ok(&self) -> &Run {
-        assert_eq!(self.code, 0, "lakeflow failed\nstdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
+        assert_eq!(
+            self.code, 0,
+            "lakeflow failed\nstdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
         self
     }
 }
@@ -96,7 +100,9 @@ pub fn query_i64(conn: &duckdb::Connection, sql: &str) -> i64 {
 
 pub fn query_strings(conn: &duckdb::Connection, sql: &str) -> Vec<String> {
     let mut stmt = conn.prepare(sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
-    let rows = stmt.query_map([], |r| r.get::<_, String>(0)).expect("query");
+    let rows = stmt
+        .query_map([], |r| r.get::<_, String>(0))
+        .expect("query");
     rows.map(|r| r.expect("row")).collect()
 }
 
@@ -105,5 +111,7 @@ pub fn memory() -> duckdb::Connection {
 }
 
 pub fn mtime(p: &Path) -> std::time::SystemTime {
-    std::fs::symlink_metadata(p).and_then(|m| m.modified()).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+    std::fs::symlink_metadata(p)
+        .and_then(|m| m.modified())
+        .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
