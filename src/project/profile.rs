@@ -41,6 +41,8 @@ impl std::fmt::Debug for Target {
     }
 }
 
+const PATH_SETTINGS: &[&str] = &["temp_directory", "secret_directory", "home_directory"];
+
 /// Where `profiles.yml` is looked for, in order.
 pub fn search_dirs(explicit: Option<&Path>, project_dir: &Path) -> Vec<PathBuf> {
     let mut dirs = Vec::new();
@@ -153,7 +155,7 @@ pub fn load(req: &ProfileRequest) -> Result<Target> {
                     .hint("for example `threads: 4`")
             })?,
     };
-    let settings: BTreeMap<String, String> = yaml::get(output, "settings")
+    let mut settings: BTreeMap<String, String> = yaml::get(output, "settings")
         .and_then(Value::as_mapping)
         .map(|m| {
             m.iter()
@@ -161,6 +163,12 @@ pub fn load(req: &ProfileRequest) -> Result<Target> {
                 .collect()
         })
         .unwrap_or_default();
+    // Settings that are paths are relative to the project, like every other path here.
+    for key in PATH_SETTINGS {
+        if let Some(v) = settings.get_mut(*key) {
+            *v = absolutize(v, base);
+        }
+    }
     let extensions = match yaml::get(output, "extensions") {
         Some(Value::Sequence(items)) => items
             .iter()

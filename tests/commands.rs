@@ -1,0 +1,157 @@
+//! init, debug, clean, the other external formats, and profile settings reaching DuckDB.
+
+mod common;
+use common::*;
+
+#[test]
+fn init_scaffolds_a_project_that_builds() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_lakeflow"))
+        .args(["init", "my_lake"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    Run::from(out).ok();
+    let project = dir.path().join("my_lake");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_lakeflow"))
+        .arg("build")
+        .current_dir(&project)
+        .env_remove("LAKEFLOW_TARGET")
+        .output()
+        .unwrap();
+    let run = Run::from(out);
+    run.ok();
+    assert!(run.stdout.contains("3 succeeded"), "{}", run.stdout);
+    let c = read_only(&project.join("catalog/dev.duckdb"));
+    // One of the four landed orders has a negative amount and is filtered out in silver.
+    assert_eq!(query_i64(&c, "select count(*) from silver.orders_clean"), 3);
+    assert_eq!(
+        query_i64(&c, "select sum(orders)::bigint from gold.daily_revenue"),
+        3
+    );
+    assert!(
+        project
+            .join("lake/dev/gold/daily_revenue.parquet")
+            .is_file()
+    );
+
+    let again = std::process::Command::new(env!("CARGO_BIN_EXE_lakeflow"))
+        .args(["init", "my_lake"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let again = Run::from(again);
+    assert_eq!(again.code, 2);
+    assert!(again.stderr.contains("already exists"), "{}", again.stderr);
+}
+
+#[test]
+fn debug_reports_each_check() {
+    let t = TestProject::new(&[("models/a.sql", "select 1 as x")]);
+    let run = t.run(&["debug"]);
+    run.ok();
+    for check in [
+        "OK    project",
+        "OK    profile",
+        "OK    models: 1 models compile",
+        "OK    catalog",
+        "OK    external_root",
+    ] {
+        assert!(
+            run.stdout.contains(check),
+            "{check} missing in:\n{}",
+            run.stdout
+        );
+    }
+    t.write("models/b.sql", "select * from {{ ref('nope') }}");
+    std::fs::remove_dir_all(t.path().join("lake")).unwrap();
+    std::fs::write(
+        t.path().join("lake"),
+        "a file where the lake folder should be",
+    )
+    .unwrap();
+    let run = t.run(&["debug"]);
+    assert_eq!(run.code, 1);
+    assert!(run.stdout.contains("FAIL  models"), "{}", run.stdout);
+    assert!(run.stdout.contains("FAIL  external_root"), "{}", run.stdout);
+}
+
+#[test]
+fn clean_removes_target_only() {
+    let t = TestProject::new(&[(
+        "models/a.sql",
+        "{{ config(materialized='external') }} select 1 as x",
+    )]);
+    t.run(&["build"]).ok();
+    assert!(t.path().join("target/manifest.json").is_file());
+    t.run(&["clean"]).ok();
+    assert!(!t.path().join("target").exists());
+    assert!(
+        t.lake("dev/a.parquet").is_file(),
+        "clean never touches the lake"
+    );
+}
+
+#[test]
+fn csv_and_json_external_formats_round_trip() {
+    let t = TestProject::new(&[
+        (
+            "models/as_csv.sql",
+            "{{ config(materialized='external', format='csv', options={'delimiter': ';'}) }} select range as id, 'v' || range as v from range(4)",
+        ),
+        (
+            "models/as_json.sql",
+            "{{ config(materialized='external', format='json') }} select range as id from range(3)",
+        ),
+        (
+            "models/reads_both.sql",
+            "select (select count(*) from {{ ref('as_csv') }}) + (select count(*) from {{ ref('as_json') }}) as n",
+        ),
+    ]);
+    t.run(&["build"]).ok();
+    let csv = std::fs::read_to_string(t.lake("dev/as_csv.csv")).unwrap();
+    assert!(csv.starts_with("id;v\n0;v0\n"), "{csv}");
+    assert!(t.lake("dev/as_json.json").is_file());
+    let c = read_only(&t.catalog());
+    assert_eq!(query_i64(&c, "select n from main.reads_both"), 7);
+}
+
+#[test]
+fn memory_limit_and_temp_directory_let_large_models_spill() {
+    let t = TestProject::new(&[
+        (
+            "models/big_sort.sql",
+            "{{ config(materialized='external') }} select range as id, md5(range::varchar) as h from range(6000000) order by h",
+        ),
+        (
+            "models/settings_seen.sql",
+            "{{ config(materialized='table') }} select current_setting('memory_limit') as mem, current_setting('temp_directory') as tmp",
+        ),
+    ]);
+    t.write(
+        "profiles.yml",
+        "proj:\n  target: dev\n  outputs:\n    dev:\n      type: duckdb\n      path: catalog.duckdb\n      external_root: lake\n      settings:\n        memory_limit: 100MB\n        temp_directory: spill\n        preserve_insertion_order: false\n",
+    );
+    // Run from elsewhere: a relative temp_directory is still under the project.
+    let out = t.command(&["build"]).current_dir("/").output().unwrap();
+    Run::from(out).ok();
+    let c = read_only(&t.catalog());
+    assert_eq!(
+        query_i64(&c, "select count(*) from main.big_sort"),
+        6_000_000
+    );
+    let (mem, tmp): (String, String) = c
+        .query_row("select mem, tmp from main.settings_seen", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .unwrap();
+    assert!(
+        mem.starts_with("95.") || mem.starts_with("100"),
+        "memory_limit reached DuckDB: {mem}"
+    );
+    assert_eq!(
+        tmp,
+        t.path().join("spill").to_string_lossy(),
+        "temp_directory reached DuckDB"
+    );
+}
