@@ -78,6 +78,18 @@ fn to_text(v: &Value) -> String {
         Value::Float(f) => f.to_string(),
         Value::Double(f) => f.to_string(),
         Value::Decimal(d) => d.to_string(),
+        Value::Date32(days) => crate::report::rfc3339(i64::from(*days) * 86_400)[..10].to_string(),
+        Value::Timestamp(unit, v) => {
+            let micros = unit.to_micros(*v);
+            let text = crate::report::rfc3339(micros.div_euclid(1_000_000));
+            let frac = micros.rem_euclid(1_000_000);
+            let base = text.trim_end_matches('Z').replace('T', " ");
+            if frac == 0 {
+                base
+            } else {
+                format!("{base}.{frac:06}")
+            }
+        }
         other => format!("{other:?}"),
     }
 }

@@ -171,9 +171,9 @@ pub fn summary(format: LogFormat, nodes: &[Node], results: &[RunResult], seconds
 }
 
 /// Seconds since the epoch as `YYYY-MM-DDTHH:MM:SSZ`.
-pub fn rfc3339(secs: u64) -> String {
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
+pub fn rfc3339(secs: i64) -> String {
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
     // Civil from days (proleptic Gregorian), after H. Hinnant's algorithm description.
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
@@ -192,10 +192,10 @@ pub fn rfc3339(secs: u64) -> String {
     )
 }
 
-pub fn now_secs() -> u64 {
+pub fn now_secs() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
+        .map(|d| d.as_secs() as i64)
         .unwrap_or(0)
 }
 

@@ -1,0 +1,211 @@
+#!/usr/bin/env python3
+"""End-to-end comparison of lakeflow with dbt-duckdb and raw DuckDB (see benches/e2e.sh).
+
+Every measurement is a separate process; wall time is the median of --runs runs after one
+warm-up, peak RSS is the child's ru_maxrss as reported by wait4.
+"""
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+QUIET_DBT = {"DBT_SEND_ANONYMOUS_USAGE_STATS": "false", "DO_NOT_TRACK": "1", "DBT_VERSION_CHECK": "false"}
+
+
+def measure(cmd, cwd, env=None):
+    """Runs cmd once; returns (seconds, peak RSS in MiB)."""
+    with tempfile.TemporaryFile() as err:
+        start = time.perf_counter()
+        proc = subprocess.Popen(cmd, cwd=cwd, env={**os.environ, **(env or {})},
+                                stdout=err, stderr=err)
+        _, status, usage = os.wait4(proc.pid, 0)
+        seconds = time.perf_counter() - start
+        proc.returncode = status
+        if status != 0:
+            err.seek(0)
+            sys.exit(f"failed ({status}): {' '.join(map(str, cmd))}\n{err.read().decode()[-4000:]}")
+    return seconds, usage.ru_maxrss / 1024
+
+
+def bench(name, cmd, cwd, runs, env=None):
+    measure(cmd, cwd, env)  # warm-up: caches, partial parsing, first-run directories
+    samples = [measure(cmd, cwd, env) for _ in range(runs)]
+    secs = statistics.median(s for s, _ in samples)
+    rss = max(r for _, r in samples)
+    print(f"  {name:<34} {secs:8.2f} s  {rss:8.0f} MiB", flush=True)
+    return secs, rss
+
+
+def dbt_copy(src: Path, dest: Path):
+    """The example project as dbt sees it: the same files, lakeflow.yml as dbt_project.yml."""
+    shutil.copytree(src, dest, ignore=shutil.ignore_patterns("lake", "catalog", "target", "landing", ".duckdb_spill"))
+    text = (dest / "lakeflow.yml").read_text()
+    (dest / "lakeflow.yml").unlink()
+    (dest / "dbt_project.yml").write_text("version: '1.0'\nconfig-version: 2\n" + text)
+    # dbt-duckdb refuses to rebuild a partitioned model into a non-empty folder without it.
+    schema = dest / "models" / "schema.yml"
+    schema.write_text(schema.read_text().replace(
+        "partition_by: event_date", "partition_by: event_date\n        overwrite: true"))
+    # dbt-duckdb creates neither the folder of its database nor external_root.
+    (dest / "catalog").mkdir()
+    (dest / "lake").mkdir()
+
+
+def raw_duckdb(manifest_path: str, lake_root: str, lakeflow_root: str, catalog: str):
+    """The floor: lakeflow's compiled statements run one by one on one DuckDB connection."""
+    import duckdb
+
+    manifest = json.loads(Path(manifest_path).read_text())
+    nodes = manifest["nodes"]
+    by_id = {k: v for k, v in nodes.items()}
+    order, seen = [], set()
+
+    def visit(uid):
+        if uid in seen:
+            return
+        seen.add(uid)
+        for dep in by_id[uid]["depends_on"]["nodes"]:
+            visit(dep)
+        order.append(uid)
+
+    for uid in sorted(nodes):
+        visit(uid)
+    con = duckdb.connect(catalog)
+    for uid in order:
+        n = by_id[uid]
+        kind = n["materialization"]["kind"]
+        if kind == "ephemeral":
+            continue
+        schema = n["schema"]
+        con.execute(f'create schema if not exists "{schema}"')
+        rel, sql = n["relation_name"], n["compiled_code"].strip().rstrip(";")
+        if kind == "view":
+            con.execute(f"create or replace view {rel} as (\n{sql}\n)")
+        elif kind == "table":
+            con.execute(f"create or replace table {rel} as (\n{sql}\n)")
+        else:
+            loc = n["location"].replace(lakeflow_root, lake_root)
+            os.makedirs(os.path.dirname(loc), exist_ok=True)
+            parts = n["materialization"]["partition_by"]
+            if parts:
+                shutil.rmtree(loc, ignore_errors=True)
+                cols = ", ".join(f'"{c}"' for c in parts)
+                con.execute(f"copy (\n{sql}\n) to '{loc}' (format parquet, partition_by ({cols}))")
+                reader = f"read_parquet('{loc}/**/*.parquet', hive_partitioning = true)"
+            else:
+                con.execute(f"copy (\n{sql}\n) to '{loc}' (format parquet)")
+                reader = f"read_parquet('{loc}')"
+            con.execute(f"create or replace view {rel} as select * from {reader}")
+    con.close()
+
+
+def machine():
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores ({cpu}), {mem:.0f} GiB RAM"
+
+
+def main():
+    if len(sys.argv) > 1 and sys.argv[1] == "raw":
+        raw_duckdb(*sys.argv[2:6])
+        return
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--lakeflow", required=True)
+    ap.add_argument("--venv", required=True)
+    ap.add_argument("--rows", type=int, default=20_000_000)
+    ap.add_argument("--models", type=int, default=300)
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--results")
+    args = ap.parse_args()
+    lf, dbt, py = args.lakeflow, f"{args.venv}/bin/dbt", f"{args.venv}/bin/python"
+    work = Path(tempfile.mkdtemp(prefix="lakeflow-bench-"))
+    rows = []
+    print(f"machine: {machine()}\nwork dir: {work}\n", flush=True)
+    try:
+        print(f"Overhead: {args.models} small models (views, tables, external Parquet)")
+        lf_proj, dbt_proj = work / "synth_lakeflow", work / "synth_dbt"
+        subprocess.run([lf, "example-data", "--models", str(args.models), "--out", lf_proj], check=True, stdout=subprocess.DEVNULL)
+        shutil.copytree(lf_proj, dbt_proj)
+        (dbt_proj / "lake").mkdir()
+        o_lf = bench("lakeflow build", [lf, "build", "--project-dir", lf_proj], lf_proj, args.runs)
+        o_dbt = bench("dbt build (dbt-duckdb)", [dbt, "build", "--project-dir", dbt_proj, "--profiles-dir", dbt_proj], dbt_proj, args.runs, QUIET_DBT)
+        rows.append(("overhead", f"{args.models} models", o_lf, o_dbt, None))
+
+        print("\nParse + render + DAG of 5,000 models (lakeflow ls)")
+        big = work / "synth_5000"
+        subprocess.run([lf, "example-data", "--models", "5000", "--out", big], check=True, stdout=subprocess.DEVNULL)
+        p_lf = bench("lakeflow ls", [lf, "ls", "--project-dir", big], big, args.runs)
+        rows.append(("parse", "5,000 models", p_lf, None, None))
+
+        print(f"\nData: the example project at {args.rows:,} raw events")
+        data_lf, data_dbt, data_raw = work / "shop_lakeflow", work / "shop_dbt", work / "shop_raw"
+        shutil.copytree(ROOT / "example_project", data_lf, ignore=shutil.ignore_patterns("lake", "catalog", "target", "landing", ".duckdb_spill"))
+        subprocess.run([lf, "example-data", "--rows", str(args.rows), "--out", data_lf], check=True, stdout=subprocess.DEVNULL)
+        dbt_copy(ROOT / "example_project", data_dbt)
+        (data_dbt / "landing").symlink_to(data_lf / "landing")
+        data_raw.mkdir()
+        d_lf = bench("lakeflow build", [lf, "build", "--project-dir", data_lf], data_lf, args.runs)
+        d_dbt = bench("dbt build (dbt-duckdb, external)", [dbt, "build", "--project-dir", data_dbt, "--profiles-dir", data_dbt], data_dbt, args.runs, QUIET_DBT)
+        manifest = data_lf / "target" / "manifest.json"
+        lakeflow_root = str(data_lf / "lake")
+        d_raw = bench("raw DuckDB (same statements)", [py, __file__, "raw", manifest, str(data_raw / "lake"), lakeflow_root, str(data_raw / "raw.duckdb")], data_lf, args.runs)
+        rows.append(("data", f"{args.rows:,} events", d_lf, d_dbt, d_raw))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+    table = render(rows)
+    print("\n" + table)
+    if args.results:
+        write_results(args.results, table, args)
+
+
+def render(rows):
+    lines = [
+        "| benchmark | size | lakeflow | dbt-duckdb | raw DuckDB | dbt / lakeflow | lakeflow / raw | peak RSS lakeflow / dbt / raw |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- |",
+    ]
+    for name, size, lf, dbt, raw in rows:
+        fmt = lambda m: f"{m[0]:.2f} s" if m else "-"
+        r_dbt = f"{dbt[0] / lf[0]:.1f}x" if dbt else "-"
+        r_raw = f"{lf[0] / raw[0]:.2f}x" if raw else "-"
+        rss = " / ".join(f"{m[1]:.0f} MiB" if m else "-" for m in (lf, dbt, raw))
+        lines.append(f"| {name} | {size} | {fmt(lf)} | {fmt(dbt)} | {fmt(raw)} | {r_dbt} | {r_raw} | {rss} |")
+    lines.append("| delta | - | - | - | - | - | - | not measured yet: `format: delta` is not implemented |")
+    return "\n".join(lines)
+
+
+def write_results(path, table, args):
+    dbt_version = subprocess.run([f"{args.venv}/bin/dbt", "--version"], capture_output=True, text=True).stdout
+    versions = " ".join(l.strip() for l in dbt_version.splitlines() if l.strip().startswith(("- core", "- duckdb", "installed")))
+    Path(path).write_text(
+        "# Benchmark results\n\n"
+        f"Written by `benches/e2e.sh` on {time.strftime('%Y-%m-%d')}, machine: {machine()}.\n"
+        f"Medians of {args.runs} runs after one warm-up; DuckDB 1.5.5 on every side; {versions}.\n\n"
+        + table + "\n\n"
+        "- overhead: the synthetic project of `lakeflow example-data --models N` (an unmodified\n"
+        "  dbt_project.yml both tools read) rebuilt in full.\n"
+        "- data: `example_project` on generated raw events; raw DuckDB runs lakeflow's compiled\n"
+        "  statements one after another on one connection (`benches/e2e.py raw`). dbt's copy of\n"
+        "  the project adds `overwrite: true` to the partitioned model, without which dbt-duckdb\n"
+        "  cannot rebuild it.\n"
+        "- `cargo bench --bench phases` measures load, render, DAG and select alone.\n"
+    )
+
+
+if __name__ == "__main__":
+    main()
