@@ -190,12 +190,12 @@ def render(rows):
 
 
 def write_results(path, table, args):
-    dbt_version = subprocess.run([f"{args.venv}/bin/dbt", "--version"], capture_output=True, text=True).stdout
-    versions = " ".join(l.strip() for l in dbt_version.splitlines() if l.strip().startswith(("- core", "- duckdb", "installed")))
+    probe = "import importlib.metadata as m; print(', '.join(f'{p} {m.version(p)}' for p in ['duckdb', 'dbt-core', 'dbt-duckdb', 'deltalake']))"
+    versions = subprocess.run([f"{args.venv}/bin/python", "-c", probe], capture_output=True, text=True).stdout.strip()
     Path(path).write_text(
         "# Benchmark results\n\n"
         f"Written by `benches/e2e.sh` on {time.strftime('%Y-%m-%d')}, machine: {machine()}.\n"
-        f"Medians of {args.runs} runs after one warm-up; DuckDB 1.5.5 on every side; {versions}.\n\n"
+        f"Medians of {args.runs} runs after one warm-up; DuckDB 1.5.5 on every side ({versions}).\n\n"
         + table + "\n\n"
         "- overhead: the synthetic project of `lakeflow example-data --models N` (an unmodified\n"
         "  dbt_project.yml both tools read) rebuilt in full.\n"

@@ -3,7 +3,6 @@
 use crate::error::{Error, Result};
 use crate::execute::materialization::External;
 use crate::render::relation::{Relation, quote_ident, quote_literal};
-use crate::storage::Staged;
 use duckdb::Connection;
 use fs2::FileExt;
 use std::collections::HashSet;
@@ -96,10 +95,11 @@ pub fn existing_relations(conn: &Connection) -> Result<HashSet<(String, String)>
     Ok(rows.filter_map(|r| r.ok()).collect())
 }
 
-/// The SQL that reads an external model's files.
-pub fn reader_sql(location: &str, external: &External) -> String {
+/// The SQL that reads an external model's files at `path` (its location, or on S3 the
+/// version a build wrote).
+pub fn reader_sql(path: &str, external: &External) -> String {
     let partitioned = !external.partition_by.is_empty();
-    let path = Staged::scan_path(location, partitioned, external.format.extension());
+    let path = crate::storage::scan_path(path, partitioned, external.format.extension());
     if partitioned {
         format!(
             "{}({}, hive_partitioning = true)",
@@ -111,12 +111,12 @@ pub fn reader_sql(location: &str, external: &External) -> String {
     }
 }
 
-pub fn external_view_sql(relation: &Relation, location: &str, external: &External) -> String {
+pub fn external_view_sql(relation: &Relation, path: &str, external: &External) -> String {
     crate::execute::templates::render(
         "external_view",
         &[
             ("relation", relation.to_string()),
-            ("reader", reader_sql(location, external)),
+            ("reader", reader_sql(path, external)),
         ],
     )
 }

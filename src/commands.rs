@@ -123,6 +123,8 @@ fn run(g: &Global, args: &RunArgs, command: &str) -> Result<bool> {
             .map(|n| n.relation.schema.as_str()),
     )?;
     let existing = catalog::existing_relations(&conn)?;
+    let storage = crate::storage::Storage::for_target(target)?;
+    check_buckets(&storage, &p)?;
     let threads = args.threads.unwrap_or(target.threads).max(1);
     let runnable = p
         .plan
@@ -143,12 +145,20 @@ fn run(g: &Global, args: &RunArgs, command: &str) -> Result<bool> {
             plan: &p.plan,
             threads,
             build_id: &build_id,
+            storage: &storage,
             existing: &existing,
         },
         &conn,
         &progress,
     );
     progress.finish();
+    let results: Vec<execute::RunResult> = results
+        .into_iter()
+        .map(|mut r| {
+            r.message = r.message.map(|m| target.redact(&m));
+            r
+        })
+        .collect();
     // A checkpoint folds the WAL into the catalog file, so readers of the file see the views.
     conn.execute_batch("checkpoint")
         .map_err(|e| Error::new("LF505", format!("cannot checkpoint the catalog: {e}")))?;
@@ -229,7 +239,20 @@ fn debug(g: &Global) -> Result<bool> {
         ),
         Err(e) => check("catalog", Err(e.to_string())),
     }
-    check("external_root", writable(&t.external_root));
+    if crate::location::is_remote(&t.external_root) {
+        let result = crate::storage::Storage::for_target(t).and_then(|s| match &s.remote {
+            Some(r) => r
+                .check_bucket(&t.external_root)
+                .map(|_| format!("{} answers", r.describe(&t.external_root))),
+            None => Err(Error::new("LF523", "no s3 secret in the profile")),
+        });
+        check(
+            "external_root",
+            result.map_err(|e| t.redact(&e.to_string())),
+        );
+    } else {
+        check("external_root", writable(&t.external_root));
+    }
     match &t.extension_directory {
         Some(d) => check("extension_directory", Ok(d.clone())),
         None => println!(
@@ -240,12 +263,29 @@ fn debug(g: &Global) -> Result<bool> {
 }
 
 fn writable(root: &str) -> std::result::Result<String, String> {
-    if crate::location::is_remote(root) {
-        return Err(format!("{root}: remote storage is not supported yet"));
-    }
     std::fs::create_dir_all(root).map_err(|e| format!("{root}: cannot create: {e}"))?;
     let probe = std::path::Path::new(root).join(format!(".lakeflow-debug-{}", std::process::id()));
     std::fs::write(&probe, b"ok").map_err(|e| format!("{root}: not writable: {e}"))?;
     let _ = std::fs::remove_file(&probe);
     Ok(format!("{root} is writable"))
+}
+
+/// Before anything is written: every bucket the selected models write to answers, with the
+/// profile's credentials. A wrong key or a missing bucket is one line, not a failed model each.
+fn check_buckets(storage: &crate::storage::Storage, p: &Planned) -> Result<()> {
+    let Some(remote) = &storage.remote else {
+        return Ok(());
+    };
+    let mut buckets: Vec<&str> = p
+        .plan
+        .iter()
+        .filter_map(|&i| p.nodes[i].location.as_deref())
+        .filter_map(|l| crate::storage::s3::split_url(l).map(|(b, _)| b))
+        .collect();
+    buckets.sort();
+    buckets.dedup();
+    for bucket in buckets {
+        remote.check_bucket(&format!("s3://{bucket}/"))?;
+    }
+    Ok(())
 }

@@ -97,6 +97,7 @@ mod tests {
             production,
             production_root: prod_root.map(str::to_string),
             allow_production_writes: false,
+            keep_versions: 2,
             profiles_file: "/p/profiles.yml".into(),
         }
     }

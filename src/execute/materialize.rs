@@ -6,36 +6,52 @@ use super::templates;
 use crate::catalog;
 use crate::render::relation::quote_literal;
 use crate::render::{Node, strip_statement_end};
-use crate::storage;
+use crate::storage::Storage;
 use duckdb::Connection;
 
 pub struct Outcome {
     pub rows: Option<u64>,
+    /// Where the catalog view now reads (on S3, the version this build wrote).
+    pub written: Option<String>,
 }
 
-pub fn run(conn: &Connection, node: &Node, build_id: &str) -> Result<Outcome, String> {
+pub fn run(
+    conn: &Connection,
+    node: &Node,
+    storage: &Storage,
+    build_id: &str,
+) -> Result<Outcome, String> {
     let sql = strip_statement_end(&node.compiled_sql);
     let relation = node.relation.to_string();
     match &node.materialization {
-        Materialization::Ephemeral => Ok(Outcome { rows: None }),
+        Materialization::Ephemeral => Ok(Outcome {
+            rows: None,
+            written: None,
+        }),
         Materialization::View => {
             let stmt =
                 templates::render("view", &[("relation", relation), ("sql", sql.to_string())]);
             conn.execute_batch(&stmt).map_err(|e| e.to_string())?;
-            Ok(Outcome { rows: None })
+            Ok(Outcome {
+                rows: None,
+                written: None,
+            })
         }
         Materialization::Table => {
             let stmt =
                 templates::render("table", &[("relation", relation), ("sql", sql.to_string())]);
             let rows = count_rows(conn, &stmt)?;
-            Ok(Outcome { rows: Some(rows) })
+            Ok(Outcome {
+                rows: Some(rows),
+                written: None,
+            })
         }
         Materialization::External(ext) => {
             let location = node
                 .location
                 .as_deref()
                 .ok_or_else(|| "external model has no location".to_string())?;
-            external(conn, node, sql, ext, location, build_id)
+            external(conn, node, sql, ext, location, storage, build_id)
         }
     }
 }
@@ -46,10 +62,13 @@ fn external(
     sql: &str,
     ext: &External,
     location: &str,
+    storage: &Storage,
     build_id: &str,
 ) -> Result<Outcome, String> {
-    let staged = storage::stage(location, !ext.partition_by.is_empty(), build_id)
-        .map_err(|e| e.message.clone())?;
+    let partitioned = !ext.partition_by.is_empty();
+    let staged = storage
+        .stage(location, partitioned, ext.format.extension(), build_id)
+        .map_err(|e| e.to_string())?;
     let stmt = templates::render(
         "external_copy",
         &[
@@ -61,14 +80,51 @@ fn external(
     let rows = match count_rows(conn, &stmt) {
         Ok(rows) => rows,
         Err(e) => {
-            staged.abort();
-            return Err(e);
+            storage.abort(&staged);
+            return Err(explain_remote(storage, location, e));
         }
     };
-    staged.commit().map_err(|e| e.message.clone())?;
-    conn.execute_batch(&catalog::external_view_sql(&node.relation, location, ext))
-        .map_err(|e| format!("files written to {location}, but the catalog view failed: {e}"))?;
-    Ok(Outcome { rows: Some(rows) })
+    storage.commit(&staged).map_err(|e| e.to_string())?;
+    conn.execute_batch(&catalog::external_view_sql(
+        &node.relation,
+        &staged.read_path,
+        ext,
+    ))
+    .map_err(|e| {
+        explain_remote(
+            storage,
+            location,
+            format!(
+                "files written to {}, but the catalog view failed: {e}",
+                staged.read_path
+            ),
+        )
+    })?;
+    // Old versions go only once nothing live points at them; a failure here loses no data.
+    if let Err(e) = storage.collect_garbage(&staged) {
+        eprintln!(
+            "warning: {}: old versions were not removed: {}",
+            node.name, e.message
+        );
+    }
+    Ok(Outcome {
+        rows: Some(rows),
+        written: Some(staged.read_path),
+    })
+}
+
+/// Names endpoint and bucket when an S3 write fails, with the usual reason.
+fn explain_remote(storage: &Storage, location: &str, error: String) -> String {
+    match (&storage.remote, crate::location::is_remote(location)) {
+        (Some(remote), true) => {
+            let (reason, hint) = crate::storage::s3::diagnose(&error);
+            format!(
+                "{error}\nS3: {reason} for {}; {hint}",
+                remote.describe(location)
+            )
+        }
+        _ => error,
+    }
 }
 
 fn copy_options(ext: &External) -> String {

@@ -28,6 +28,21 @@ pub struct RunResult {
     pub rows: Option<u64>,
     pub seconds: f64,
     pub message: Option<String>,
+    /// Where the model's files now are, when it wrote any.
+    pub written: Option<String>,
+}
+
+impl RunResult {
+    fn failed(node: usize, status: Status, seconds: f64, message: String) -> RunResult {
+        RunResult {
+            node,
+            status,
+            rows: None,
+            seconds,
+            message: Some(message),
+            written: None,
+        }
+    }
 }
 
 /// Told about each model as it starts and ends.
@@ -43,6 +58,7 @@ pub struct Run<'a> {
     pub plan: &'a [usize],
     pub threads: usize,
     pub build_id: &'a str,
+    pub storage: &'a crate::storage::Storage,
     /// Relations present in the catalog before the run, to check unselected upstreams.
     pub existing: &'a HashSet<(String, String)>,
 }
@@ -78,12 +94,13 @@ pub fn execute(run: &Run, conn: &duckdb::Connection, observer: &dyn Observer) ->
             Err(e) => {
                 return plan
                     .iter()
-                    .map(|&i| RunResult {
-                        node: i,
-                        status: Status::Error,
-                        rows: None,
-                        seconds: 0.0,
-                        message: Some(format!("cannot open a DuckDB connection: {e}")),
+                    .map(|&i| {
+                        RunResult::failed(
+                            i,
+                            Status::Error,
+                            0.0,
+                            format!("cannot open a DuckDB connection: {e}"),
+                        )
                     })
                     .collect();
             }
@@ -95,12 +112,13 @@ pub fn execute(run: &Run, conn: &duckdb::Connection, observer: &dyn Observer) ->
         Err(e) => {
             return plan
                 .iter()
-                .map(|&i| RunResult {
-                    node: i,
-                    status: Status::Error,
-                    rows: None,
-                    seconds: 0.0,
-                    message: Some(format!("cannot start worker threads: {e}")),
+                .map(|&i| {
+                    RunResult::failed(
+                        i,
+                        Status::Error,
+                        0.0,
+                        format!("cannot start worker threads: {e}"),
+                    )
                 })
                 .collect();
         }
@@ -127,13 +145,7 @@ pub fn execute(run: &Run, conn: &duckdb::Connection, observer: &dyn Observer) ->
                     } else {
                         Status::Error
                     };
-                    let result = RunResult {
-                        node: i,
-                        status,
-                        rows: None,
-                        seconds: 0.0,
-                        message: Some(reason),
-                    };
+                    let result = RunResult::failed(i, status, 0.0, reason);
                     tx.send(result).ok();
                     in_flight += 1;
                     continue;
@@ -146,7 +158,7 @@ pub fn execute(run: &Run, conn: &duckdb::Connection, observer: &dyn Observer) ->
                     let conn = idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
                     let start = Instant::now();
                     let outcome = match &conn {
-                        Some(c) => materialize::run(c, node, run.build_id),
+                        Some(c) => materialize::run(c, node, run.storage, run.build_id),
                         None => Err("no free DuckDB connection".to_string()),
                     };
                     if let Some(c) = conn {
@@ -160,14 +172,9 @@ pub fn execute(run: &Run, conn: &duckdb::Connection, observer: &dyn Observer) ->
                             rows: o.rows,
                             seconds,
                             message: None,
+                            written: o.written,
                         },
-                        Err(msg) => RunResult {
-                            node: i,
-                            status: Status::Error,
-                            rows: None,
-                            seconds,
-                            message: Some(msg),
-                        },
+                        Err(msg) => RunResult::failed(i, Status::Error, seconds, msg),
                     };
                     tx.send(result).ok();
                 });

@@ -3,6 +3,7 @@
 
 use crate::error::{Error, Result};
 use crate::project::Target;
+use crate::storage::s3::S3Secret;
 use duckdb::{Config, Connection};
 use std::path::Path;
 
@@ -47,8 +48,12 @@ pub fn open(target: &Target, project_root: &Path) -> Result<Connection> {
         };
         Error::new("LF402", format!("cannot open catalog {}: {msg}", target.catalog)).hint(hint)
     })?;
-    for ext in &target.extensions {
-        if BUILT_IN.contains(&ext.as_str()) {
+    let mut extensions: Vec<&str> = target.extensions.iter().map(String::as_str).collect();
+    if target.uses_s3() && !extensions.contains(&"httpfs") {
+        extensions.push("httpfs");
+    }
+    for ext in extensions {
+        if BUILT_IN.contains(&ext) {
             continue;
         }
         conn.execute_batch(&format!(
@@ -57,7 +62,34 @@ pub fn open(target: &Target, project_root: &Path) -> Result<Connection> {
         ))
         .map_err(|e| extension_error(ext, target, &e.to_string()))?;
     }
+    if target.uses_s3() {
+        configure_s3(&conn, target)?;
+    }
     Ok(conn)
+}
+
+/// Temporary secrets (they live in this process only, never in the catalog file) and retries
+/// with backoff for transient HTTP errors, unless the profile's settings say otherwise.
+fn configure_s3(conn: &Connection, target: &Target) -> Result<()> {
+    for (key, value) in [
+        ("http_retries", "5"),
+        ("http_retry_wait_ms", "200"),
+        ("http_retry_backoff", "2"),
+    ] {
+        if !target.settings.contains_key(key) {
+            conn.execute_batch(&format!("SET {key} = {value}"))
+                .map_err(|e| Error::new("LF404", format!("cannot set {key}: {e}")))?;
+        }
+    }
+    let secrets = target.secrets.iter().filter_map(S3Secret::from_profile);
+    for (i, secret) in secrets.enumerate() {
+        conn.execute_batch(&secret.duckdb_sql(&format!("lakeflow_s3_{i}"))).map_err(|e| {
+            Error::new("LF405", format!("the s3 secret #{} is not accepted by DuckDB: {}", i + 1, target.redact(&e.to_string())))
+                .in_file(&target.profiles_file)
+                .hint("check the keys of this entry under `secrets:`: type, key_id, secret, endpoint, url_style, use_ssl, region, scope")
+        })?;
+    }
+    Ok(())
 }
 
 pub fn extension_error(ext: &str, target: &Target, detail: &str) -> Error {

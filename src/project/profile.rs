@@ -27,7 +27,34 @@ pub struct Target {
     /// The production target's external_root, for the guard that keeps other targets out.
     pub production_root: Option<String>,
     pub allow_production_writes: bool,
+    /// Versions of each external model kept on S3 (the live one included).
+    pub keep_versions: usize,
     pub profiles_file: PathBuf,
+}
+
+impl Target {
+    /// Whether this target reads or writes S3, and so needs DuckDB's httpfs.
+    pub fn uses_s3(&self) -> bool {
+        crate::location::is_remote(&self.external_root)
+            || self
+                .secrets
+                .iter()
+                .any(|s| s.get("type").is_some_and(|t| t.eq_ignore_ascii_case("s3")))
+    }
+
+    /// `text` with every secret value of the profile replaced by `***`.
+    pub fn redact(&self, text: &str) -> String {
+        let mut out = text.to_string();
+        for secret in &self.secrets {
+            for (key, value) in secret {
+                if matches!(key.as_str(), "secret" | "key_id" | "session_token") && value.len() >= 4
+                {
+                    out = out.replace(value.as_str(), "***");
+                }
+            }
+        }
+        out
+    }
 }
 
 impl std::fmt::Debug for Target {
@@ -82,8 +109,10 @@ pub fn load(req: &ProfileRequest) -> Result<Target> {
                     searched.join(", ")
                 ))
         })?;
-    let (raw, text) = yaml::read(&file)?;
-    let doc = req.renderer.render_tree(raw, &file, &text)?;
+    let (doc, text) = yaml::read(&file)?;
+    // Only what this run uses is rendered: the `target:` key and the chosen output, so the
+    // env vars of other targets (say, S3 keys) need not be set.
+    let render = |v: &Value| req.renderer.render_tree(v.clone(), &file, &text);
     let profile = yaml::get(&doc, req.profile_name).ok_or_else(|| {
         Error::new("LF111", format!("profile '{}' not found", req.profile_name))
             .in_file(&file)
@@ -101,10 +130,14 @@ pub fn load(req: &ProfileRequest) -> Result<Target> {
             .in_file(&file)
             .hint("add an `outputs:` map with at least one target")
         })?;
+    let default_target = match yaml::get(profile, "target") {
+        Some(v) => yaml::scalar_string(&render(v)?),
+        None => None,
+    };
     let target_name = req
         .target
         .map(str::to_string)
-        .or_else(|| yaml::get_str(profile, "target"))
+        .or(default_target)
         .or_else(|| {
             outputs
                 .keys()
@@ -113,7 +146,7 @@ pub fn load(req: &ProfileRequest) -> Result<Target> {
                 .map(str::to_string)
         })
         .unwrap_or_else(|| "dev".into());
-    let output = outputs.get(target_name.as_str()).ok_or_else(|| {
+    let output = &render(outputs.get(target_name.as_str()).ok_or_else(|| {
         let names: Vec<&str> = outputs.keys().filter_map(|k| k.as_str()).collect();
         Error::new(
             "LF113",
@@ -124,14 +157,16 @@ pub fn load(req: &ProfileRequest) -> Result<Target> {
         )
         .in_file(&file)
         .hint(format!("available targets: {}", names.join(", ")))
-    })?;
+    })?)?;
 
     let production_name = production_target(outputs);
-    let production_root = production_name
-        .as_deref()
-        .and_then(|n| outputs.get(n))
-        .and_then(|o| yaml::get_str(o, "external_root"))
-        .map(|r| absolutize(&r, req.project_dir));
+    let production_root = match production_name.as_deref().and_then(|n| outputs.get(n)) {
+        Some(o) => match yaml::get(o, "external_root") {
+            Some(r) => yaml::scalar_string(&render(r)?).map(|r| absolutize(&r, req.project_dir)),
+            None => None,
+        },
+        None => None,
+    };
 
     let base = req.project_dir;
     let catalog =
@@ -209,6 +244,9 @@ pub fn load(req: &ProfileRequest) -> Result<Target> {
         secrets,
         extension_directory,
         production_root,
+        keep_versions: yaml::get_str(output, "keep_versions")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(crate::storage::DEFAULT_KEEP_VERSIONS),
         allow_production_writes: yaml::get(output, "allow_production_writes")
             .and_then(Value::as_bool)
             .unwrap_or(false),
@@ -300,6 +338,26 @@ mod tests {
         assert!(!t.production);
         assert_eq!(t.production_root.as_deref(), Some("s3://bucket/lake"));
         assert!(!format!("{t:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn only_the_selected_target_is_rendered() {
+        let text = format!(
+            "{PROFILE}    s3:\n      type: duckdb\n      secrets:\n        - type: s3\n          secret: \"{{{{ env_var('LF_SURELY_UNSET_SECRET') }}}}\"\n"
+        );
+        assert_eq!(load_text(&text, None).unwrap().name, "dev");
+        let err = load_text(&text, Some("s3")).unwrap_err();
+        assert!(
+            err.message.contains("LF_SURELY_UNSET_SECRET"),
+            "{}",
+            err.message
+        );
+    }
+
+    #[test]
+    fn redacts_secret_values() {
+        let t = load_text(PROFILE, None).unwrap();
+        assert_eq!(t.redact("auth failed for hunter2!"), "auth failed for ***!");
     }
 
     #[test]

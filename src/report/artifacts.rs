@@ -112,6 +112,8 @@ pub fn write_run_results(
                 "rows_affected": r.rows,
                 "relation_name": n.relation.to_string(),
                 "location": n.location,
+                "written": r.written,
+                "written": r.written,
                 "message": r.message,
             })
         })

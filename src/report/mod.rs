@@ -79,7 +79,7 @@ impl Observer for Progress {
                     "materialized": node.materialization.name(),
                     "rows": r.rows,
                     "seconds": round3(r.seconds),
-                    "location": node.location,
+                    "location": r.written.as_deref().or(node.location.as_deref()),
                     "message": r.message,
                     "index": n,
                     "total": self.total,
@@ -91,9 +91,10 @@ impl Observer for Progress {
                 let (tag, detail) = match r.status {
                     Status::Success => {
                         let rows = r.rows.map(|n| format!(", {n} rows")).unwrap_or_default();
-                        let loc = node
-                            .location
+                        let loc = r
+                            .written
                             .as_deref()
+                            .or(node.location.as_deref())
                             .map(|l| format!(" -> {l}"))
                             .unwrap_or_default();
                         (

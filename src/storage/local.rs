@@ -6,8 +6,6 @@ use std::path::{Path, PathBuf};
 
 const TMP_MARK: &str = ".lf-tmp-";
 const VERSION_MARK: &str = ".lf-v-";
-/// Partition versions kept besides the live one, for readers still scanning it.
-const KEEP_PREVIOUS: usize = 1;
 
 fn split(location: &str) -> Result<(PathBuf, String)> {
     let path = Path::new(location);
@@ -31,8 +29,10 @@ pub fn stage(location: &str, partitioned: bool, build_id: &str) -> Result<Staged
     Ok(Staged {
         location: location.to_string(),
         write_path: write_path.to_string_lossy().into_owned(),
+        read_path: location.to_string(),
         partitioned,
         build_id: build_id.to_string(),
+        remote: false,
     })
 }
 
@@ -82,11 +82,20 @@ pub fn commit(staged: &Staged) -> Result<()> {
     let _ = std::fs::remove_file(&link_tmp);
     std::os::unix::fs::symlink(&version_name, &link_tmp)
         .map_err(|e| Error::io("LF515", "create symlink", &link_tmp, e))?;
-    rename(&link_tmp, target)?;
+    rename(&link_tmp, target)
+}
+
+/// Removes partition versions beyond the live one and `keep_previous` before it.
+pub fn collect_garbage(staged: &Staged, keep_previous: usize) -> Result<()> {
+    if !staged.partitioned {
+        return Ok(());
+    }
+    let (parent, name) = split(&staged.location)?;
+    let live = format!(".{name}{VERSION_MARK}{}", staged.build_id);
     remove_matching(
         &parent,
         &format!(".{name}{VERSION_MARK}"),
-        Some((&version_name, KEEP_PREVIOUS)),
+        Some((&live, keep_previous)),
     );
     Ok(())
 }
@@ -161,6 +170,7 @@ mod tests {
             )
             .unwrap();
             commit(&s).unwrap();
+            collect_garbage(&s, 1).unwrap();
             assert_eq!(
                 std::fs::read_to_string(format!("{loc}/k=1/d.parquet")).unwrap(),
                 format!("{i}")

@@ -4,47 +4,152 @@
 //! into place only after the write succeeded. A single file is replaced by `rename(2)`. A
 //! partitioned directory is a symlink to a hidden version directory; the symlink is swapped
 //! by `rename(2)` too, so readers see the old tree or the new one, never a mix.
+//!
+//! S3 has no rename: each build writes under a new version prefix
+//! (`{location}.versions/{build}`), the catalog view is switched to it only after the write
+//! succeeded, and older versions beyond the retention are deleted afterwards.
 
 pub mod local;
+pub mod s3;
 
 use crate::error::{Error, Result};
 use crate::location::is_remote;
+use crate::project::Target;
+use s3::{Remote, S3Secret};
 
-/// A write in progress: DuckDB writes to `write_path`; `commit` publishes it at `location`.
+/// Versions of a remote model kept by default: the live one and the one before it.
+pub const DEFAULT_KEEP_VERSIONS: usize = 2;
+
+/// The storage side of a run: S3 clients when the target uses S3.
+pub struct Storage {
+    pub remote: Option<Remote>,
+    pub keep_versions: usize,
+}
+
+impl Storage {
+    pub fn for_target(target: &Target) -> Result<Storage> {
+        let secrets: Vec<S3Secret> = target
+            .secrets
+            .iter()
+            .filter_map(S3Secret::from_profile)
+            .collect();
+        let remote = if secrets.is_empty() && !is_remote(&target.external_root) {
+            None
+        } else {
+            Some(Remote::new(secrets)?)
+        };
+        Ok(Storage {
+            remote,
+            keep_versions: target.keep_versions.max(1),
+        })
+    }
+
+    fn remote(&self, location: &str) -> Result<&Remote> {
+        self.remote.as_ref().ok_or_else(|| {
+            Error::new(
+                "LF523",
+                format!("{location} is on S3, but the target has no s3 secret"),
+            )
+            .hint("add a `secrets:` entry with `type: s3` to the target in profiles.yml")
+        })
+    }
+
+    pub fn stage(
+        &self,
+        location: &str,
+        partitioned: bool,
+        extension: &str,
+        build_id: &str,
+    ) -> Result<Staged> {
+        if is_remote(location) {
+            self.remote(location)?;
+            let prefix = versions_prefix(location);
+            let write_path = if partitioned {
+                format!("{prefix}{build_id}")
+            } else {
+                format!("{prefix}{build_id}.{extension}")
+            };
+            return Ok(Staged {
+                location: location.to_string(),
+                read_path: write_path.clone(),
+                write_path,
+                partitioned,
+                build_id: build_id.to_string(),
+                remote: true,
+            });
+        }
+        local::stage(location, partitioned, build_id)
+    }
+
+    pub fn commit(&self, staged: &Staged) -> Result<()> {
+        if staged.remote {
+            Ok(())
+        } else {
+            local::commit(staged)
+        }
+    }
+
+    /// Removes what a failed write left behind.
+    pub fn abort(&self, staged: &Staged) {
+        if staged.remote {
+            if let Some(r) = &self.remote {
+                let _ = r.delete_prefix(&staged.write_path);
+            }
+        } else {
+            local::abort(staged);
+        }
+    }
+
+    /// After the catalog points at the new version: delete versions beyond the retention.
+    pub fn collect_garbage(&self, staged: &Staged) -> Result<()> {
+        if !staged.remote {
+            return local::collect_garbage(staged, self.keep_versions - 1);
+        }
+        let remote = self.remote(&staged.location)?;
+        let prefix = versions_prefix(&staged.location);
+        let mut versions: Vec<String> = remote
+            .list(&prefix)?
+            .iter()
+            .filter_map(|k| k.strip_prefix(&prefix))
+            .map(|rest| rest.split('/').next().unwrap_or(rest).to_string())
+            .collect();
+        versions.sort();
+        versions.dedup();
+        let live = staged
+            .write_path
+            .strip_prefix(&prefix)
+            .unwrap_or_default()
+            .to_string();
+        versions.retain(|v| *v != live);
+        let drop = versions.len().saturating_sub(self.keep_versions - 1);
+        for v in &versions[..drop] {
+            remote.delete_prefix(&format!("{prefix}{v}"))?;
+        }
+        Ok(())
+    }
+}
+
+fn versions_prefix(location: &str) -> String {
+    format!("{}.versions/", location.trim_end_matches('/'))
+}
+
+/// A write in progress: DuckDB writes to `write_path`; once committed, readers scan
+/// `read_path` (the location itself locally, the version on S3).
 #[derive(Debug)]
 pub struct Staged {
     pub location: String,
     pub write_path: String,
+    pub read_path: String,
     pub partitioned: bool,
-    build_id: String,
+    pub build_id: String,
+    pub remote: bool,
 }
 
-pub fn stage(location: &str, partitioned: bool, build_id: &str) -> Result<Staged> {
-    if is_remote(location) {
-        return Err(Error::new(
-            "LF510",
-            format!("writing to {location} is not supported yet"),
-        )
-        .hint("use a local or mounted path as external_root"));
-    }
-    local::stage(location, partitioned, build_id)
-}
-
-impl Staged {
-    pub fn commit(self) -> Result<()> {
-        local::commit(&self)
-    }
-
-    pub fn abort(self) {
-        local::abort(&self);
-    }
-
-    /// The path a reader should scan for this location.
-    pub fn scan_path(location: &str, partitioned: bool, extension: &str) -> String {
-        if partitioned {
-            format!("{}/**/*.{extension}", location.trim_end_matches('/'))
-        } else {
-            location.to_string()
-        }
+/// The path a reader scans for files written at `path`.
+pub fn scan_path(path: &str, partitioned: bool, extension: &str) -> String {
+    if partitioned {
+        format!("{}/**/*.{extension}", path.trim_end_matches('/'))
+    } else {
+        path.to_string()
     }
 }

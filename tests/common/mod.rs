@@ -1,6 +1,8 @@
 //! Helpers for end-to-end tests: a project in a temp dir, the real binary, DuckDB to check.
 #![allow(dead_code)]
 
+pub mod s3;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 

@@ -1,0 +1,343 @@
+//! The lake in an S3 bucket, on a real S3-compatible server (s3s-fs) on 127.0.0.1.
+
+mod common;
+use common::s3::{OwnServer, S3};
+use common::*;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+fn copy_example(to: &Path) {
+    fn copy(from: &Path, to: &Path) {
+        for e in std::fs::read_dir(from).unwrap().flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if ["landing", "lake", "catalog", "target", ".duckdb_spill"].contains(&name.as_str()) {
+                continue;
+            }
+            if e.path().is_dir() {
+                std::fs::create_dir_all(to.join(&name)).unwrap();
+                copy(&e.path(), &to.join(&name));
+            } else {
+                std::fs::copy(e.path(), to.join(&name)).unwrap();
+            }
+        }
+    }
+    copy(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("example_project"),
+        to,
+    );
+}
+
+#[test]
+fn example_project_on_s3_equals_the_local_build_row_for_row() {
+    let s3 = S3::shared();
+    let bucket = s3.bucket("example");
+    let t = TestProject::new(&[]);
+    copy_example(t.path());
+    t.run(&[
+        "example-data",
+        "--rows",
+        "4000",
+        "--out",
+        &t.path().to_string_lossy(),
+    ])
+    .ok();
+    t.run(&["build"]).ok();
+    let out = t
+        .command(&["build", "--target", "s3"])
+        .env("LAKEFLOW_S3_BUCKET", &bucket)
+        .env("LAKEFLOW_S3_KEY_ID", &s3.key_id)
+        .env("LAKEFLOW_S3_SECRET", &s3.secret)
+        .env("LAKEFLOW_S3_ENDPOINT", &s3.endpoint)
+        .output()
+        .unwrap();
+    let run = Run::from(out);
+    run.ok();
+    assert!(
+        run.stdout
+            .contains(&format!("s3://{bucket}/shop/s3/silver/events.versions/")),
+        "{}",
+        run.stdout
+    );
+
+    let reader = s3.reader();
+    let local = t.path().join("catalog/dev.duckdb");
+    let remote = t.path().join("catalog/s3.duckdb");
+    reader
+        .execute_batch(&format!(
+            "ATTACH '{}' AS l (READ_ONLY); ATTACH '{}' AS r (READ_ONLY);",
+            local.display(),
+            remote.display()
+        ))
+        .unwrap();
+    for view in [
+        "bronze.raw_events",
+        "bronze.raw_users",
+        "silver.events",
+        "silver.users",
+        "silver.products",
+        "gold.daily_revenue",
+        "gold.funnel_daily",
+        "gold.user_activity",
+        "gold.top_products",
+        "gold.country_summary",
+    ] {
+        let n = query_i64(&reader, &format!("select count(*) from r.{view}"));
+        assert!(n > 0, "{view} is empty on S3");
+        let diff = query_i64(
+            &reader,
+            &format!(
+                "select count(*) from ((from l.{view} except all from r.{view}) union all (from r.{view} except all from l.{view}))"
+            ),
+        );
+        assert_eq!(diff, 0, "{view}: S3 and local builds differ");
+    }
+    assert!(
+        s3.objects(&bucket, "shop/s3/silver/events.versions/")
+            .iter()
+            .any(|k| k.contains("event_date=2026-01-01/"))
+    );
+}
+
+#[test]
+fn rebuilds_leave_no_stale_partitions_and_old_versions_are_collected() {
+    let s3 = S3::shared();
+    let bucket = s3.bucket("rebuild");
+    let t = TestProject::new(&[(
+        "models/gold/parts.sql",
+        "{{ config(materialized='external', partition_by=['k']) }} select range % 3 as k, range as v from range(30)",
+    )]);
+    t.write("profiles.yml", &s3.profile(&bucket, &s3.secret));
+    t.run(&["build"]).ok();
+    let reader = s3.reader();
+    let count = |sql: &str| {
+        reader
+            .execute_batch(&format!(
+                "ATTACH IF NOT EXISTS '{}' AS c (READ_ONLY)",
+                t.catalog().display()
+            ))
+            .unwrap();
+        let n = query_i64(&reader, sql);
+        reader.execute_batch("DETACH c").unwrap();
+        n
+    };
+    assert_eq!(count("select count(*) from c.gold.parts"), 30);
+
+    t.write(
+        "models/gold/parts.sql",
+        "{{ config(materialized='external', partition_by=['k']) }} select 7 as k, range as v from range(5)",
+    );
+    for _ in 0..3 {
+        t.run(&["build"]).ok();
+        assert_eq!(
+            count("select count(*) from c.gold.parts"),
+            5,
+            "no rows of older partitions"
+        );
+        assert_eq!(count("select count(distinct k) from c.gold.parts"), 1);
+    }
+    let versions: std::collections::BTreeSet<String> = s3
+        .objects(&bucket, "lake/s3/gold/parts.versions/")
+        .iter()
+        .map(|k| k.split('/').nth(4).unwrap().to_string())
+        .collect();
+    assert_eq!(
+        versions.len(),
+        2,
+        "the live version and the one before it: {versions:?}"
+    );
+}
+
+#[test]
+fn server_dying_mid_build_fails_clearly_and_a_rerun_succeeds() {
+    let mut server = OwnServer::start();
+    let bucket = server.s3.bucket("faults");
+    let t = TestProject::new(&[
+        (
+            "models/silver/small.sql",
+            "{{ config(materialized='external') }} select range as id from range(10)",
+        ),
+        (
+            "models/gold/after.sql",
+            "{{ config(materialized='external') }} select count(*) as n from {{ ref('small') }}",
+        ),
+    ]);
+    t.write(
+        "profiles.yml",
+        &server.s3.profile(&bucket, &server.s3.secret),
+    );
+    t.run(&["build"]).ok();
+
+    // A model big enough to be mid-upload when the server goes away.
+    t.write(
+        "models/silver/small.sql",
+        "{{ config(materialized='external') }} select range as id, repeat(md5(range::varchar), 8) as pad from range(40000000)",
+    );
+    let child = t
+        .command(&["build"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    server.kill();
+    let start = Instant::now();
+    let out = child.wait_with_output().unwrap();
+    let run = Run::from(out);
+    assert_eq!(
+        run.code, 1,
+        "stdout:\n{}\nstderr:\n{}",
+        run.stdout, run.stderr
+    );
+    println!("{}", run.stdout);
+    assert!(
+        start.elapsed() < Duration::from_secs(120),
+        "retries are bounded"
+    );
+    assert!(
+        run.stdout.contains(&server.s3.endpoint),
+        "names the endpoint:\n{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains(&bucket),
+        "names the bucket:\n{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("SKIP"),
+        "the downstream model is skipped:\n{}",
+        run.stdout
+    );
+
+    server.resume();
+    let reader = server.s3.reader();
+    reader
+        .execute_batch(&format!(
+            "ATTACH '{}' AS c (READ_ONLY)",
+            t.catalog().display()
+        ))
+        .unwrap();
+    assert_eq!(
+        query_i64(&reader, "select count(*) from c.silver.small"),
+        10,
+        "the previous version is intact"
+    );
+    assert_eq!(query_i64(&reader, "select n from c.gold.after"), 10);
+    reader.execute_batch("DETACH c").unwrap();
+
+    t.write(
+        "models/silver/small.sql",
+        "{{ config(materialized='external') }} select range as id from range(12)",
+    );
+    t.run(&["build"]).ok();
+    reader
+        .execute_batch(&format!(
+            "ATTACH '{}' AS c (READ_ONLY)",
+            t.catalog().display()
+        ))
+        .unwrap();
+    assert_eq!(query_i64(&reader, "select n from c.gold.after"), 12);
+}
+
+#[test]
+fn secrets_never_reach_logs_artifacts_or_the_catalog() {
+    let s3 = S3::shared();
+    let bucket = s3.bucket("secrets");
+    let t = TestProject::new(&[
+        (
+            "models/silver/a.sql",
+            "{{ config(materialized='external') }} select 1 as x",
+        ),
+        (
+            "models/silver/bad.sql",
+            "{{ config(materialized='external') }} select * from read_parquet('s3://no-such-bucket-lf/x.parquet')",
+        ),
+    ]);
+    // As in production: the profile names the variable, the secret comes from the environment.
+    let profile = s3
+        .profile(&bucket, &s3.secret)
+        .replace(&format!(", '{}'", s3.secret), "");
+    assert!(!profile.contains(&s3.secret));
+    t.write("profiles.yml", &profile);
+    let run = |args: &[&str]| {
+        Run::from(
+            t.command(args)
+                .env("LF_TEST_SECRET", &s3.secret)
+                .output()
+                .unwrap(),
+        )
+    };
+    let text = run(&["build"]);
+    assert_eq!(text.code, 1, "{}", text.stdout);
+    let json = run(&["build", "--log-format", "json"]);
+    let debug = run(&["debug"]);
+    let compile = run(&["compile"]);
+    assert!(
+        debug.stdout.contains(&format!(
+            "bucket '{bucket}' at endpoint http://{}",
+            s3.endpoint
+        )),
+        "{}",
+        debug.stdout
+    );
+    let mut haystack = vec![
+        text.stdout,
+        text.stderr,
+        json.stdout,
+        json.stderr,
+        debug.stdout,
+        debug.stderr,
+        compile.stdout,
+    ];
+    for entry in walk(t.path()) {
+        haystack.push(String::from_utf8_lossy(&std::fs::read(entry).unwrap()).into_owned());
+    }
+    for h in &haystack {
+        assert!(
+            !h.contains(&s3.secret),
+            "the secret leaked into:\n{}",
+            &h[..h.len().min(2000)]
+        );
+    }
+}
+
+#[test]
+fn wrong_credentials_and_missing_buckets_are_one_line_diagnoses() {
+    let s3 = S3::shared();
+    let bucket = s3.bucket("creds");
+    let t = TestProject::new(&[(
+        "models/silver/a.sql",
+        "{{ config(materialized='external') }} select 1 as x",
+    )]);
+    let wrong = "definitely-not-the-secret";
+    t.write("profiles.yml", &s3.profile(&bucket, wrong));
+    let run = t.run(&["build"]);
+    assert_eq!(run.code, 2, "{}", run.stdout);
+    assert!(run.stderr.contains("access denied"), "{}", run.stderr);
+    assert!(!run.stderr.contains(wrong) && !run.stdout.contains(wrong));
+
+    t.write(
+        "profiles.yml",
+        &s3.profile("no-such-bucket-here", &s3.secret),
+    );
+    let run = t.run(&["build"]);
+    assert_eq!(run.code, 2, "{}", run.stdout);
+    assert!(
+        run.stderr.contains("bucket does not exist"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("no-such-bucket-here"), "{}", run.stderr);
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() && !p.is_symlink() {
+            out.extend(walk(&p));
+        } else if p.is_file() {
+            out.push(p);
+        }
+    }
+    out
+}
