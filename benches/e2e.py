@@ -131,40 +131,46 @@ def main():
     ap.add_argument("--models", type=int, default=300)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--results")
+    ap.add_argument("--only", choices=["overhead", "parse", "data"], action="append",
+                    help="run only these sections (default: all)")
     args = ap.parse_args()
     lf, dbt, py = args.lakeflow, f"{args.venv}/bin/dbt", f"{args.venv}/bin/python"
     work = Path(tempfile.mkdtemp(prefix="lakeflow-bench-"))
     rows = []
     print(f"machine: {machine()}\nwork dir: {work}\n", flush=True)
+    want = lambda section: not args.only or section in args.only
     try:
-        print(f"Overhead: {args.models} small models (views, tables, external Parquet)")
-        lf_proj, dbt_proj = work / "synth_lakeflow", work / "synth_dbt"
-        subprocess.run([lf, "example-data", "--models", str(args.models), "--out", lf_proj], check=True, stdout=subprocess.DEVNULL)
-        shutil.copytree(lf_proj, dbt_proj)
-        (dbt_proj / "lake").mkdir()
-        o_lf = bench("lakeflow build", [lf, "build", "--project-dir", lf_proj], lf_proj, args.runs)
-        o_dbt = bench("dbt build (dbt-duckdb)", [dbt, "build", "--project-dir", dbt_proj, "--profiles-dir", dbt_proj], dbt_proj, args.runs, QUIET_DBT)
-        rows.append(("overhead", f"{args.models} models", o_lf, o_dbt, None))
+        if want("overhead"):
+            print(f"Overhead: {args.models} small models (views, tables, external Parquet)")
+            lf_proj, dbt_proj = work / "synth_lakeflow", work / "synth_dbt"
+            subprocess.run([lf, "example-data", "--models", str(args.models), "--out", lf_proj], check=True, stdout=subprocess.DEVNULL)
+            shutil.copytree(lf_proj, dbt_proj)
+            (dbt_proj / "lake").mkdir()
+            o_lf = bench("lakeflow build", [lf, "build", "--project-dir", lf_proj], lf_proj, args.runs)
+            o_dbt = bench("dbt build (dbt-duckdb)", [dbt, "build", "--project-dir", dbt_proj, "--profiles-dir", dbt_proj], dbt_proj, args.runs, QUIET_DBT)
+            rows.append(("overhead", f"{args.models} models", o_lf, o_dbt, None))
 
-        print("\nParse + render + DAG of 5,000 models (lakeflow ls)")
-        big = work / "synth_5000"
-        subprocess.run([lf, "example-data", "--models", "5000", "--out", big], check=True, stdout=subprocess.DEVNULL)
-        p_lf = bench("lakeflow ls", [lf, "ls", "--project-dir", big], big, args.runs)
-        rows.append(("parse", "5,000 models", p_lf, None, None))
+        if want("parse"):
+            print("\nParse + render + DAG of 5,000 models (lakeflow ls)")
+            big = work / "synth_5000"
+            subprocess.run([lf, "example-data", "--models", "5000", "--out", big], check=True, stdout=subprocess.DEVNULL)
+            p_lf = bench("lakeflow ls", [lf, "ls", "--project-dir", big], big, args.runs)
+            rows.append(("parse", "5,000 models", p_lf, None, None))
 
-        print(f"\nData: the example project at {args.rows:,} raw events")
-        data_lf, data_dbt, data_raw = work / "shop_lakeflow", work / "shop_dbt", work / "shop_raw"
-        shutil.copytree(ROOT / "example_project", data_lf, ignore=shutil.ignore_patterns("lake", "catalog", "target", "landing", ".duckdb_spill"))
-        subprocess.run([lf, "example-data", "--rows", str(args.rows), "--out", data_lf], check=True, stdout=subprocess.DEVNULL)
-        dbt_copy(ROOT / "example_project", data_dbt)
-        (data_dbt / "landing").symlink_to(data_lf / "landing")
-        data_raw.mkdir()
-        d_lf = bench("lakeflow build", [lf, "build", "--project-dir", data_lf], data_lf, args.runs)
-        d_dbt = bench("dbt build (dbt-duckdb, external)", [dbt, "build", "--project-dir", data_dbt, "--profiles-dir", data_dbt], data_dbt, args.runs, QUIET_DBT)
-        manifest = data_lf / "target" / "manifest.json"
-        lakeflow_root = str(data_lf / "lake")
-        d_raw = bench("raw DuckDB (same statements)", [py, __file__, "raw", manifest, str(data_raw / "lake"), lakeflow_root, str(data_raw / "raw.duckdb")], data_lf, args.runs)
-        rows.append(("data", f"{args.rows:,} events", d_lf, d_dbt, d_raw))
+        if want("data"):
+            print(f"\nData: the example project at {args.rows:,} raw events")
+            data_lf, data_dbt, data_raw = work / "shop_lakeflow", work / "shop_dbt", work / "shop_raw"
+            shutil.copytree(ROOT / "example_project", data_lf, ignore=shutil.ignore_patterns("lake", "catalog", "target", "landing", ".duckdb_spill"))
+            subprocess.run([lf, "example-data", "--rows", str(args.rows), "--out", data_lf], check=True, stdout=subprocess.DEVNULL)
+            dbt_copy(ROOT / "example_project", data_dbt)
+            (data_dbt / "landing").symlink_to(data_lf / "landing")
+            data_raw.mkdir()
+            d_lf = bench("lakeflow build", [lf, "build", "--project-dir", data_lf], data_lf, args.runs)
+            d_dbt = bench("dbt build (dbt-duckdb, external)", [dbt, "build", "--project-dir", data_dbt, "--profiles-dir", data_dbt], data_dbt, args.runs, QUIET_DBT)
+            manifest = data_lf / "target" / "manifest.json"
+            lakeflow_root = str(data_lf / "lake")
+            d_raw = bench("raw DuckDB (same statements)", [py, __file__, "raw", manifest, str(data_raw / "lake"), lakeflow_root, str(data_raw / "raw.duckdb")], data_lf, args.runs)
+            rows.append(("data", f"{args.rows:,} events", d_lf, d_dbt, d_raw))
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
