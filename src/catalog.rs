@@ -1,7 +1,7 @@
 //! The catalog .duckdb file: one writer at a time, schemas, and views over external models.
 
 use crate::error::{Error, Result};
-use crate::execute::materialization::External;
+use crate::execute::materialization::{External, FileFormat};
 use crate::render::relation::{Relation, quote_ident, quote_literal};
 use duckdb::Connection;
 use fs2::FileExt;
@@ -95,28 +95,24 @@ pub fn existing_relations(conn: &Connection) -> Result<HashSet<(String, String)>
     Ok(rows.filter_map(|r| r.ok()).collect())
 }
 
-/// The SQL that reads an external model's files at `path` (its location, or on S3 the
-/// version a build wrote).
-pub fn reader_sql(path: &str, external: &External) -> String {
-    let partitioned = !external.partition_by.is_empty();
-    let path = crate::storage::scan_path(path, partitioned, external.format.extension());
+/// The SQL that reads files of `format` at `path` (a model's location, or a version of it).
+pub fn reader_sql(path: &str, format: FileFormat, partitioned: bool) -> String {
+    let scan = crate::storage::scan_path(path, partitioned, format.extension());
     if partitioned {
         format!(
             "{}({}, hive_partitioning = true)",
-            external.format.reader(),
-            quote_literal(&path)
+            format.reader(),
+            quote_literal(&scan)
         )
     } else {
-        format!("{}({})", external.format.reader(), quote_literal(&path))
+        format!("{}({})", format.reader(), quote_literal(&scan))
     }
 }
 
 pub fn external_view_sql(relation: &Relation, path: &str, external: &External) -> String {
+    let reader = reader_sql(path, external.format, !external.partition_by.is_empty());
     crate::execute::templates::render(
         "external_view",
-        &[
-            ("relation", relation.to_string()),
-            ("reader", reader_sql(path, external)),
-        ],
+        &[("relation", relation.to_string()), ("reader", reader)],
     )
 }

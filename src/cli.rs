@@ -84,10 +84,18 @@ pub enum Command {
     Clean,
     /// Check the profile, catalog, storage and extensions, and say what is wrong
     Debug,
-    /// Run read-only SQL against the target's catalog and print the result
+    /// Publish or fetch read replicas of the catalog
+    Catalog {
+        #[command(subcommand)]
+        action: CatalogCommand,
+    },
+    /// Run read-only SQL against the latest replica (or the catalog) and print the result
     Query {
         /// The SQL to run
         sql: String,
+        /// Read the published replica (default when the target has `publish:`) or the catalog
+        #[arg(long, value_enum)]
+        from: Option<QuerySource>,
         /// Output format
         #[arg(long, value_enum, default_value_t = QueryFormat::Table)]
         format: QueryFormat,
@@ -121,4 +129,29 @@ pub enum QueryFormat {
     Table,
     Csv,
     Json,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum CatalogCommand {
+    /// Write a consistent, checkpointed, secret-free replica of the catalog for readers
+    Publish {
+        /// Destination: a local .duckdb path or s3://bucket/key [default: the target's publish.to]
+        #[arg(long)]
+        to: Option<String>,
+        /// Replicas to keep; files they reference are never garbage-collected [default: 2]
+        #[arg(long)]
+        keep: Option<usize>,
+    },
+    /// Fetch the latest replica from S3 into a local file
+    Pull {
+        /// Local file to write [default: catalog/replica.duckdb in the project]
+        #[arg(long)]
+        to: Option<std::path::PathBuf>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum QuerySource {
+    Replica,
+    Catalog,
 }

@@ -1,6 +1,6 @@
 //! One function per command; each runs the phases it needs, in order.
 
-use crate::cli::{Cli, Command, Global, LsOutput, RunArgs, Selection};
+use crate::cli::{CatalogCommand, Cli, Command, Global, LsOutput, RunArgs, Selection};
 use crate::error::{Error, Result};
 use crate::project::{LoadOptions, Project};
 use crate::render::Node;
@@ -19,10 +19,13 @@ pub fn dispatch(cli: Cli) -> Result<bool> {
         Command::Build(args) => run(&g, &args, "build"),
         Command::Clean => clean(&g),
         Command::Debug => debug(&g),
-        Command::Query { sql, format } => {
+        Command::Query { sql, format, from } => {
             let project = load(&g)?;
-            crate::query::run(&project.target, &project.root, &sql, format).map(|_| true)
+            let storage = crate::storage::Storage::for_target(&project.target)?;
+            crate::query::run(&project.target, &project.root, &storage, &sql, format, from)
+                .map(|_| true)
         }
+        Command::Catalog { action } => catalog_command(&g, action),
         Command::ExampleData { out, rows, models } => {
             let dir = out.or(g.project_dir.clone()).unwrap_or_else(|| ".".into());
             match models {
@@ -123,7 +126,8 @@ fn run(g: &Global, args: &RunArgs, command: &str) -> Result<bool> {
             .map(|n| n.relation.schema.as_str()),
     )?;
     let existing = catalog::existing_relations(&conn)?;
-    let storage = crate::storage::Storage::for_target(target)?;
+    let mut storage = crate::storage::Storage::for_target(target)?;
+    storage.protected = crate::publish::protected_paths(&conn)?;
     check_buckets(&storage, &p)?;
     let threads = args.threads.unwrap_or(target.threads).max(1);
     let runnable = p
@@ -159,9 +163,26 @@ fn run(g: &Global, args: &RunArgs, command: &str) -> Result<bool> {
             r
         })
         .collect();
+    crate::publish::record(&conn, &p.nodes, &results, &build_id)?;
+    let all_ok = results.iter().all(|r| r.status == execute::Status::Success);
+    let published = match (&target.publish, command == "build" && all_ok) {
+        (Some(dest), true) => Some(crate::publish::publish(
+            &conn,
+            target,
+            &storage,
+            dest,
+            &p.project.name,
+        )?),
+        _ => None,
+    };
     // A checkpoint folds the WAL into the catalog file, so readers of the file see the views.
     conn.execute_batch("checkpoint")
         .map_err(|e| Error::new("LF505", format!("cannot checkpoint the catalog: {e}")))?;
+    if let (Some(id), Some(dest), report::LogFormat::Text) =
+        (&published, &target.publish, g.log_format)
+    {
+        println!("Published replica {id} to {}", dest.to);
+    }
     drop(conn);
     let seconds = started.elapsed().as_secs_f64();
     artifacts::write_run_results(&p.project, &p.nodes, &results, seconds, &build_id)?;
@@ -288,4 +309,49 @@ fn check_buckets(storage: &crate::storage::Storage, p: &Planned) -> Result<()> {
         remote.check_bucket(&format!("s3://{bucket}/"))?;
     }
     Ok(())
+}
+
+fn catalog_command(g: &Global, action: CatalogCommand) -> Result<bool> {
+    let project = load(g)?;
+    let target = &project.target;
+    let storage = crate::storage::Storage::for_target(target)?;
+    match action {
+        CatalogCommand::Publish { to, keep } => {
+            let configured = target.publish.clone();
+            let dest = crate::publish::PublishTo {
+                to: to
+                    .map(|t| crate::project::profile::absolutize(&t, &project.root))
+                    .or_else(|| configured.as_ref().map(|p| p.to.clone()))
+                    .ok_or_else(|| {
+                        Error::new("LF535", "no destination for the replica")
+                            .hint("pass --to PATH or --to s3://bucket/key, or add `publish: {to: ...}` to the target")
+                    })?,
+                keep: keep.or(configured.map(|p| p.keep)).unwrap_or(2),
+            };
+            let _lock = catalog::CatalogLock::acquire(&target.catalog, "lakeflow catalog publish")?;
+            let conn = execute::session::open(target, &project.root)?;
+            let id = crate::publish::publish(&conn, target, &storage, &dest, &project.name)?;
+            conn.execute_batch("checkpoint")
+                .map_err(|e| Error::new("LF505", format!("cannot checkpoint the catalog: {e}")))?;
+            println!("Published replica {id} to {}", dest.to);
+            Ok(true)
+        }
+        CatalogCommand::Pull { to } => {
+            let from = target
+                .publish
+                .as_ref()
+                .map(|p| p.to.clone())
+                .ok_or_else(|| {
+                    Error::new(
+                        "LF535",
+                        format!("target '{}' publishes no replica", target.name),
+                    )
+                    .hint("add `publish: {to: s3://bucket/key}` to the target in profiles.yml")
+                })?;
+            let to = to.unwrap_or_else(|| project.root.join("catalog").join("replica.duckdb"));
+            crate::publish::pull(&storage, &from, &to)?;
+            println!("Pulled {from} to {}", to.display());
+            Ok(true)
+        }
+    }
 }

@@ -11,6 +11,7 @@ pub mod execute;
 pub mod graph;
 pub mod location;
 pub mod project;
+pub mod publish;
 pub mod query;
 pub mod render;
 pub mod report;

@@ -98,6 +98,7 @@ mod tests {
             production_root: prod_root.map(str::to_string),
             allow_production_writes: false,
             keep_versions: 2,
+            publish: None,
             profiles_file: "/p/profiles.yml".into(),
         }
     }

@@ -1,20 +1,61 @@
 //! `lakeflow query`: read-only SQL against the catalog, printed as a table, CSV or JSON.
 
-use crate::cli::QueryFormat;
+use crate::cli::{QueryFormat, QuerySource};
 use crate::error::{Error, Result};
 use crate::project::Target;
+use crate::storage::Storage;
 use duckdb::types::Value;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-pub fn run(target: &Target, project_root: &Path, sql: &str, format: QueryFormat) -> Result<()> {
-    let config = duckdb::Config::default()
-        .access_mode(duckdb::AccessMode::ReadOnly)
-        .and_then(|c| c.with("file_search_path", project_root.to_string_lossy()))
-        .map_err(|e| Error::new("LF601", e.to_string()))?;
-    let conn = duckdb::Connection::open_with_flags(&target.catalog, config).map_err(|e| {
-        Error::new("LF601", format!("cannot open catalog {} read-only: {e}", target.catalog))
-            .hint("build the project first (`lakeflow build`); while a build runs, query a published replica")
-    })?;
+pub fn run(
+    target: &Target,
+    project_root: &Path,
+    storage: &Storage,
+    sql: &str,
+    format: QueryFormat,
+    from: Option<QuerySource>,
+) -> Result<()> {
+    let use_replica = match from {
+        Some(QuerySource::Replica) => true,
+        Some(QuerySource::Catalog) => false,
+        None => target.publish.is_some(),
+    };
+    let mut pulled = None;
+    let file: PathBuf = if use_replica {
+        let publish = target.publish.as_ref().ok_or_else(|| {
+            Error::new(
+                "LF603",
+                format!("target '{}' publishes no replica", target.name),
+            )
+            .hint("add `publish: {to: ...}` to the target in profiles.yml, or use --from catalog")
+        })?;
+        if crate::location::is_remote(&publish.to) {
+            let tmp =
+                std::env::temp_dir().join(format!("lakeflow-query-{}.duckdb", std::process::id()));
+            crate::publish::pull(storage, &publish.to, &tmp)?;
+            pulled = Some(tmp.clone());
+            tmp
+        } else {
+            PathBuf::from(&publish.to)
+        }
+    } else {
+        PathBuf::from(&target.catalog)
+    };
+    let result = print_query(target, project_root, &file, sql, format);
+    if let Some(tmp) = pulled {
+        let _ = std::fs::remove_file(tmp);
+    }
+    result
+}
+
+fn print_query(
+    target: &Target,
+    project_root: &Path,
+    file: &Path,
+    sql: &str,
+    format: QueryFormat,
+) -> Result<()> {
+    let conn = crate::execute::session::open_reader(target, project_root, file)?;
     let mut stmt = conn
         .prepare(sql)
         .map_err(|e| Error::new("LF602", format!("query failed: {e}")))?;

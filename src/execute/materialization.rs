@@ -12,6 +12,15 @@ pub enum FileFormat {
 }
 
 impl FileFormat {
+    pub fn from_name(name: &str) -> Option<FileFormat> {
+        match name.to_ascii_lowercase().as_str() {
+            "parquet" => Some(FileFormat::Parquet),
+            "csv" => Some(FileFormat::Csv),
+            "json" | "ndjson" => Some(FileFormat::Json),
+            _ => None,
+        }
+    }
+
     pub fn extension(self) -> &'static str {
         match self {
             FileFormat::Parquet => "parquet",
@@ -89,14 +98,14 @@ impl External {
             .or_else(|| options_map.get("format").and_then(Value::as_str))
             .unwrap_or("parquet")
             .to_ascii_lowercase();
-        let format = match format_name.as_str() {
-            "parquet" => FileFormat::Parquet,
-            "csv" => FileFormat::Csv,
-            "json" | "ndjson" => FileFormat::Json,
-            "delta" => return Err("format 'delta' is not supported yet; use 'parquet'".into()),
-            other => {
+        let format = match FileFormat::from_name(&format_name) {
+            Some(f) => f,
+            None if format_name == "delta" => {
+                return Err("format 'delta' is not supported yet; use 'parquet'".into());
+            }
+            None => {
                 return Err(format!(
-                    "unknown external format '{other}' (supported: parquet, csv, json)"
+                    "unknown external format '{format_name}' (supported: parquet, csv, json)"
                 ));
             }
         };

@@ -13,6 +13,8 @@ pub struct Outcome {
     pub rows: Option<u64>,
     /// Where the catalog view now reads (on S3, the version this build wrote).
     pub written: Option<String>,
+    /// This build's own version of the files, for replicas to pin.
+    pub pinned: Option<String>,
 }
 
 pub fn run(
@@ -27,6 +29,7 @@ pub fn run(
         Materialization::Ephemeral => Ok(Outcome {
             rows: None,
             written: None,
+            pinned: None,
         }),
         Materialization::View => {
             let stmt =
@@ -35,6 +38,7 @@ pub fn run(
             Ok(Outcome {
                 rows: None,
                 written: None,
+                pinned: None,
             })
         }
         Materialization::Table => {
@@ -44,6 +48,7 @@ pub fn run(
             Ok(Outcome {
                 rows: Some(rows),
                 written: None,
+                pinned: None,
             })
         }
         Materialization::External(ext) => {
@@ -87,7 +92,7 @@ fn external(
     storage.commit(&staged).map_err(|e| e.to_string())?;
     conn.execute_batch(&catalog::external_view_sql(
         &node.relation,
-        &staged.read_path,
+        &staged.view_path,
         ext,
     ))
     .map_err(|e| {
@@ -96,7 +101,7 @@ fn external(
             location,
             format!(
                 "files written to {}, but the catalog view failed: {e}",
-                staged.read_path
+                staged.view_path
             ),
         )
     })?;
@@ -109,7 +114,8 @@ fn external(
     }
     Ok(Outcome {
         rows: Some(rows),
-        written: Some(staged.read_path),
+        written: Some(staged.view_path),
+        pinned: Some(staged.pinned_path),
     })
 }
 

@@ -30,6 +30,8 @@ pub struct RunResult {
     pub message: Option<String>,
     /// Where the model's files now are, when it wrote any.
     pub written: Option<String>,
+    /// This build's version of them (what a replica pins).
+    pub pinned: Option<String>,
 }
 
 impl RunResult {
@@ -41,6 +43,7 @@ impl RunResult {
             seconds,
             message: Some(message),
             written: None,
+            pinned: None,
         }
     }
 }
@@ -173,6 +176,7 @@ pub fn execute(run: &Run, conn: &duckdb::Connection, observer: &dyn Observer) ->
                             seconds,
                             message: None,
                             written: o.written,
+                            pinned: o.pinned,
                         },
                         Err(msg) => RunResult::failed(i, Status::Error, seconds, msg),
                     };

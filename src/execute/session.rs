@@ -10,7 +10,52 @@ use std::path::Path;
 /// Built into lakeflow's DuckDB; `LOAD` is not needed for them.
 const BUILT_IN: &[&str] = &["parquet", "json", "core_functions"];
 
+/// Opens the catalog for writing.
 pub fn open(target: &Target, project_root: &Path) -> Result<Connection> {
+    let config = config(target, project_root)?;
+    let conn = if target.catalog == ":memory:" {
+        Connection::open_in_memory_with_flags(config)
+    } else {
+        let path = Path::new(&target.catalog);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| Error::io("LF402", "create the catalog folder", parent, e))?;
+        }
+        Connection::open_with_flags(path, config)
+    }
+    .map_err(|e| {
+        let msg = e.to_string();
+        let hint = if msg.contains("lock") {
+            "another program holds the catalog open (a SQL client?); close it, and point readers at a published replica instead"
+        } else {
+            "check `path:` of this target in profiles.yml"
+        };
+        Error::new("LF402", format!("cannot open catalog {}: {msg}", target.catalog)).hint(hint)
+    })?;
+    prepare(&conn, target)?;
+    Ok(conn)
+}
+
+/// An in-memory session, set up like the target's, with `file` attached read-only and in use:
+/// how `lakeflow query` reads a catalog or replica without ever locking it for writing.
+pub fn open_reader(target: &Target, project_root: &Path, file: &Path) -> Result<Connection> {
+    let conn = Connection::open_in_memory_with_flags(config(target, project_root)?)
+        .map_err(|e| Error::new("LF402", format!("cannot start DuckDB: {e}")))?;
+    prepare(&conn, target)?;
+    conn.execute_batch(&format!(
+        "ATTACH {} AS lf_read (READ_ONLY); USE lf_read;",
+        crate::render::relation::quote_literal(&file.to_string_lossy())
+    ))
+    .map_err(|e| {
+        Error::new(
+            "LF601",
+            format!("cannot open {} read-only: {e}", file.display()),
+        )
+        .hint("build (and publish) the project first")
+    })?;
+    Ok(conn)
+}
+
+fn config(target: &Target, project_root: &Path) -> Result<Config> {
     let mut config = Config::default();
     let set = |c: Config, k: &str, v: &str| {
         c.with(k, v).map_err(|e| {
@@ -30,24 +75,11 @@ pub fn open(target: &Target, project_root: &Path) -> Result<Connection> {
             config = set(config, k, v)?;
         }
     }
-    let conn = if target.catalog == ":memory:" {
-        Connection::open_in_memory_with_flags(config)
-    } else {
-        let path = Path::new(&target.catalog);
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| Error::io("LF402", "create the catalog folder", parent, e))?;
-        }
-        Connection::open_with_flags(path, config)
-    }
-    .map_err(|e| {
-        let msg = e.to_string();
-        let hint = if msg.contains("lock") {
-            "another program holds the catalog open (a SQL client?); close it, and point readers at a published replica instead"
-        } else {
-            "check `path:` of this target in profiles.yml"
-        };
-        Error::new("LF402", format!("cannot open catalog {}: {msg}", target.catalog)).hint(hint)
-    })?;
+    Ok(config)
+}
+
+/// Extensions the target needs, and S3 access when it uses S3.
+fn prepare(conn: &Connection, target: &Target) -> Result<()> {
     let mut extensions: Vec<&str> = target.extensions.iter().map(String::as_str).collect();
     if target.uses_s3() && !extensions.contains(&"httpfs") {
         extensions.push("httpfs");
@@ -63,9 +95,9 @@ pub fn open(target: &Target, project_root: &Path) -> Result<Connection> {
         .map_err(|e| extension_error(ext, target, &e.to_string()))?;
     }
     if target.uses_s3() {
-        configure_s3(&conn, target)?;
+        configure_s3(conn, target)?;
     }
-    Ok(conn)
+    Ok(())
 }
 
 /// Temporary secrets (they live in this process only, never in the catalog file) and retries

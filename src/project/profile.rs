@@ -29,6 +29,8 @@ pub struct Target {
     pub allow_production_writes: bool,
     /// Versions of each external model kept on S3 (the live one included).
     pub keep_versions: usize,
+    /// Where `lakeflow build` publishes a replica of the catalog, if anywhere.
+    pub publish: Option<crate::publish::PublishTo>,
     pub profiles_file: PathBuf,
 }
 
@@ -244,6 +246,14 @@ pub fn load(req: &ProfileRequest) -> Result<Target> {
         secrets,
         extension_directory,
         production_root,
+        publish: yaml::get(output, "publish").and_then(|p| {
+            Some(crate::publish::PublishTo {
+                to: absolutize(&yaml::get_str(p, "to")?, base),
+                keep: yaml::get_str(p, "keep")
+                    .and_then(|k| k.parse().ok())
+                    .unwrap_or(2),
+            })
+        }),
         keep_versions: yaml::get_str(output, "keep_versions")
             .and_then(|v| v.parse().ok())
             .unwrap_or(crate::storage::DEFAULT_KEEP_VERSIONS),

@@ -1,7 +1,11 @@
-//! Local and NAS paths: temporary names, rename into place, symlinked partition versions.
+//! Local and NAS paths. Every build writes a version beside the model's path, under a hidden
+//! name (`.x.parquet.lf-v-<build>`, `.x.lf-v-<build>/`); the model's own path is then swapped
+//! to it with `rename(2)`: a hard link for a single file, a symlink for a partitioned folder.
+//! Readers of the path see the old version or the new one; published replicas pin a version.
 
 use super::Staged;
 use crate::error::{Error, Result};
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 const TMP_MARK: &str = ".lf-tmp-";
@@ -20,33 +24,52 @@ fn split(location: &str) -> Result<(PathBuf, String)> {
     Ok((parent, name))
 }
 
+fn version_path(location: &str, build_id: &str) -> Result<PathBuf> {
+    let (parent, name) = split(location)?;
+    Ok(parent.join(format!(".{name}{VERSION_MARK}{build_id}")))
+}
+
 pub fn stage(location: &str, partitioned: bool, build_id: &str) -> Result<Staged> {
     let (parent, name) = split(location)?;
     std::fs::create_dir_all(&parent)
         .map_err(|e| Error::io("LF512", "create folder", &parent, e))?;
-    remove_matching(&parent, &format!(".{name}{TMP_MARK}"), None);
+    remove_matching(
+        &parent,
+        &format!(".{name}{TMP_MARK}"),
+        &[],
+        0,
+        &HashSet::new(),
+    );
     let write_path = parent.join(format!(".{name}{TMP_MARK}{build_id}"));
     Ok(Staged {
         location: location.to_string(),
         write_path: write_path.to_string_lossy().into_owned(),
-        read_path: location.to_string(),
+        view_path: location.to_string(),
+        pinned_path: version_path(location, build_id)?
+            .to_string_lossy()
+            .into_owned(),
         partitioned,
         build_id: build_id.to_string(),
         remote: false,
     })
 }
 
+fn rename(from: &Path, to: &Path) -> Result<()> {
+    std::fs::rename(from, to).map_err(|e| {
+        Error::new(
+            "LF513",
+            format!("cannot move {} to {}: {e}", from.display(), to.display()),
+        )
+    })
+}
+
 pub fn commit(staged: &Staged) -> Result<()> {
     let target = Path::new(&staged.location);
     let written = Path::new(&staged.write_path);
-    let rename = |from: &Path, to: &Path| {
-        std::fs::rename(from, to).map_err(|e| {
-            Error::new(
-                "LF513",
-                format!("cannot move {} to {}: {e}", from.display(), to.display()),
-            )
-        })
-    };
+    let version = Path::new(&staged.pinned_path);
+    let (parent, name) = split(&staged.location)?;
+    let link_tmp = parent.join(format!(".{name}.lf-link-{}", staged.build_id));
+    let _ = std::fs::remove_file(&link_tmp);
     if !staged.partitioned {
         if target.is_dir() && !target.is_symlink() {
             return Err(Error::new(
@@ -58,16 +81,20 @@ pub fn commit(staged: &Staged) -> Result<()> {
             )
             .hint("remove the directory, or set partition_by so the model writes a directory"));
         }
-        return rename(written, target);
+        rename(written, version)?;
+        // Some NAS shares refuse hard links; a copy keeps the same guarantees, at a cost.
+        if std::fs::hard_link(version, &link_tmp).is_err() {
+            std::fs::copy(version, &link_tmp)
+                .map_err(|e| Error::io("LF515", "copy", version, e))?;
+        }
+        return rename(&link_tmp, target);
     }
     if !written.exists() {
         // A partitioned COPY of zero rows writes no directory at all.
         std::fs::create_dir_all(written)
             .map_err(|e| Error::io("LF512", "create folder", written, e))?;
     }
-    let (parent, name) = split(&staged.location)?;
-    let version_name = format!(".{name}{VERSION_MARK}{}", staged.build_id);
-    rename(written, &parent.join(&version_name))?;
+    rename(written, version)?;
     if target.exists() && !target.is_symlink() {
         // First lakeflow build over a folder written by something else: keep it as a version.
         rename(
@@ -78,26 +105,13 @@ pub fn commit(staged: &Staged) -> Result<()> {
             )),
         )?;
     }
-    let link_tmp = parent.join(format!(".{name}.lf-link-{}", staged.build_id));
-    let _ = std::fs::remove_file(&link_tmp);
+    let version_name = version
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_default();
     std::os::unix::fs::symlink(&version_name, &link_tmp)
         .map_err(|e| Error::io("LF515", "create symlink", &link_tmp, e))?;
     rename(&link_tmp, target)
-}
-
-/// Removes partition versions beyond the live one and `keep_previous` before it.
-pub fn collect_garbage(staged: &Staged, keep_previous: usize) -> Result<()> {
-    if !staged.partitioned {
-        return Ok(());
-    }
-    let (parent, name) = split(&staged.location)?;
-    let live = format!(".{name}{VERSION_MARK}{}", staged.build_id);
-    remove_matching(
-        &parent,
-        &format!(".{name}{VERSION_MARK}"),
-        Some((&live, keep_previous)),
-    );
-    Ok(())
 }
 
 pub fn abort(staged: &Staged) {
@@ -109,25 +123,53 @@ pub fn abort(staged: &Staged) {
     };
 }
 
-/// Removes entries of `dir` starting with `prefix`. With `keep = (live, n)`, keeps `live` and
-/// the `n` newest others (names sort by build id, which sorts by time).
-fn remove_matching(dir: &Path, prefix: &str, keep: Option<(&str, usize)>) {
+/// Removes versions beyond the live one and `keep_previous` before it, except `protected`
+/// ones (pinned by kept replicas).
+pub fn collect_garbage(
+    staged: &Staged,
+    keep_previous: usize,
+    protected: &HashSet<String>,
+) -> Result<()> {
+    let (parent, name) = split(&staged.location)?;
+    let live = Path::new(&staged.pinned_path)
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    remove_matching(
+        &parent,
+        &format!(".{name}{VERSION_MARK}"),
+        &[live],
+        keep_previous,
+        protected,
+    );
+    Ok(())
+}
+
+/// Removes entries of `dir` starting with `prefix`, except `keep` and the `keep_newest` newest
+/// others (names sort by build id, which sorts by time) and paths in `protected`.
+fn remove_matching(
+    dir: &Path,
+    prefix: &str,
+    keep: &[String],
+    keep_newest: usize,
+    protected: &HashSet<String>,
+) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };
     let mut names: Vec<String> = entries
         .filter_map(|e| e.ok())
         .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with(prefix))
+        .filter(|n| n.starts_with(prefix) && !keep.contains(n))
         .collect();
     names.sort();
-    if let Some((live, n)) = keep {
-        names.retain(|x| x != live);
-        let drop = names.len().saturating_sub(n);
-        names.truncate(drop);
-    }
+    let drop = names.len().saturating_sub(keep_newest);
+    names.truncate(drop);
     for n in names {
         let p = dir.join(n);
+        if protected.contains(p.to_string_lossy().as_ref()) {
+            continue;
+        }
         let _ = if p.is_dir() && !p.is_symlink() {
             std::fs::remove_dir_all(&p)
         } else {
@@ -140,21 +182,39 @@ fn remove_matching(dir: &Path, prefix: &str, keep: Option<(&str, usize)>) {
 mod tests {
     use super::*;
 
+    fn names(dir: &Path) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+
     #[test]
-    fn single_file_is_renamed_into_place_and_stale_tmp_removed() {
+    fn single_file_versions_are_hard_linked_into_place() {
         let dir = tempfile::tempdir().unwrap();
-        let loc = dir
-            .path()
-            .join("silver/x.parquet")
-            .to_string_lossy()
-            .into_owned();
-        std::fs::create_dir_all(dir.path().join("silver")).unwrap();
-        std::fs::write(dir.path().join("silver/.x.parquet.lf-tmp-old"), "junk").unwrap();
-        let s = stage(&loc, false, "b1").unwrap();
-        assert!(!dir.path().join("silver/.x.parquet.lf-tmp-old").exists());
-        std::fs::write(&s.write_path, "new").unwrap();
-        commit(&s).unwrap();
-        assert_eq!(std::fs::read_to_string(&loc).unwrap(), "new");
+        let silver = dir.path().join("silver");
+        let loc = silver.join("x.parquet").to_string_lossy().into_owned();
+        std::fs::create_dir_all(&silver).unwrap();
+        std::fs::write(silver.join(".x.parquet.lf-tmp-old"), "junk").unwrap();
+        let mut pinned = Vec::new();
+        for (i, id) in ["b1", "b2", "b3"].iter().enumerate() {
+            let s = stage(&loc, false, id).unwrap();
+            std::fs::write(&s.write_path, format!("v{i}")).unwrap();
+            commit(&s).unwrap();
+            let protect: HashSet<String> =
+                [format!("{}/.x.parquet.lf-v-b1", silver.display())].into();
+            collect_garbage(&s, 0, &protect).unwrap();
+            assert_eq!(std::fs::read_to_string(&loc).unwrap(), format!("v{i}"));
+            pinned.push(s.pinned_path.clone());
+        }
+        // b1 is pinned by a replica, b3 is live; b2 is gone, and so is the stale temp file.
+        assert_eq!(
+            names(&silver),
+            vec![".x.parquet.lf-v-b1", ".x.parquet.lf-v-b3", "x.parquet"]
+        );
+        assert_eq!(std::fs::read_to_string(&pinned[0]).unwrap(), "v0");
     }
 
     #[test]
@@ -170,17 +230,15 @@ mod tests {
             )
             .unwrap();
             commit(&s).unwrap();
-            collect_garbage(&s, 1).unwrap();
+            collect_garbage(&s, 1, &HashSet::new()).unwrap();
             assert_eq!(
                 std::fs::read_to_string(format!("{loc}/k=1/d.parquet")).unwrap(),
                 format!("{i}")
             );
         }
-        let mut left: Vec<String> = std::fs::read_dir(dir.path().join("gold"))
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-        left.sort();
-        assert_eq!(left, vec![".p.lf-v-b2", ".p.lf-v-b3", "p"]);
+        assert_eq!(
+            names(&dir.path().join("gold")),
+            vec![".p.lf-v-b2", ".p.lf-v-b3", "p"]
+        );
     }
 }

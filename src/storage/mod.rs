@@ -16,14 +16,17 @@ use crate::error::{Error, Result};
 use crate::location::is_remote;
 use crate::project::Target;
 use s3::{Remote, S3Secret};
+use std::collections::HashSet;
 
 /// Versions of a remote model kept by default: the live one and the one before it.
 pub const DEFAULT_KEEP_VERSIONS: usize = 2;
 
-/// The storage side of a run: S3 clients when the target uses S3.
+/// The storage side of a run: S3 clients when the target uses S3, and what must be kept.
 pub struct Storage {
     pub remote: Option<Remote>,
     pub keep_versions: usize,
+    /// Version paths that kept replicas pin: never garbage-collected.
+    pub protected: HashSet<String>,
 }
 
 impl Storage {
@@ -41,6 +44,7 @@ impl Storage {
         Ok(Storage {
             remote,
             keep_versions: target.keep_versions.max(1),
+            protected: HashSet::new(),
         })
     }
 
@@ -71,7 +75,8 @@ impl Storage {
             };
             return Ok(Staged {
                 location: location.to_string(),
-                read_path: write_path.clone(),
+                view_path: write_path.clone(),
+                pinned_path: write_path.clone(),
                 write_path,
                 partitioned,
                 build_id: build_id.to_string(),
@@ -103,7 +108,7 @@ impl Storage {
     /// After the catalog points at the new version: delete versions beyond the retention.
     pub fn collect_garbage(&self, staged: &Staged) -> Result<()> {
         if !staged.remote {
-            return local::collect_garbage(staged, self.keep_versions - 1);
+            return local::collect_garbage(staged, self.keep_versions - 1, &self.protected);
         }
         let remote = self.remote(&staged.location)?;
         let prefix = versions_prefix(&staged.location);
@@ -133,13 +138,15 @@ fn versions_prefix(location: &str) -> String {
     format!("{}.versions/", location.trim_end_matches('/'))
 }
 
-/// A write in progress: DuckDB writes to `write_path`; once committed, readers scan
-/// `read_path` (the location itself locally, the version on S3).
+/// A write in progress: DuckDB writes to `write_path`; once committed, the catalog view scans
+/// `view_path` (locally the model's stable path, on S3 the version) and a published replica
+/// pins `pinned_path` (this build's version).
 #[derive(Debug)]
 pub struct Staged {
     pub location: String,
     pub write_path: String,
-    pub read_path: String,
+    pub view_path: String,
+    pub pinned_path: String,
     pub partitioned: bool,
     pub build_id: String,
     pub remote: bool,

@@ -1,0 +1,404 @@
+//! Phase 6, publish: what each model's last build left (kept in the catalog, schema
+//! `_lakeflow`), and read replicas of the catalog that readers open while the next build runs.
+//!
+//! A replica is a new, checkpointed .duckdb file: views over the exact file versions of one
+//! build (so all its tables agree with each other), copies of the catalog's tables, the view
+//! models, and a metadata table. It is put in place atomically (rename, or one S3 put), and
+//! the versions it pins are spared by garbage collection while it is among the `keep` newest.
+
+use crate::catalog;
+use crate::error::{Error, Result};
+use crate::execute::materialization::FileFormat;
+use crate::execute::{RunResult, Status};
+use crate::location::is_remote;
+use crate::project::Target;
+use crate::render::Node;
+use crate::render::relation::{quote_ident, quote_literal};
+use crate::storage::Storage;
+use duckdb::Connection;
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+const STATE_DDL: &str = "
+create schema if not exists _lakeflow;
+create table if not exists _lakeflow.models (
+    unique_id varchar primary key, schema_name varchar, name varchar, materialized varchar,
+    format varchar, partitioned boolean, location varchar, pinned_path varchar, rows bigint,
+    build_id varchar, built_at varchar);
+create table if not exists _lakeflow.replicas (
+    build_id varchar, destination varchar, published_at varchar);
+create table if not exists _lakeflow.replica_files (build_id varchar, destination varchar, path varchar);
+";
+
+#[derive(Debug, Clone)]
+pub struct PublishTo {
+    pub to: String,
+    pub keep: usize,
+}
+
+fn db_err(what: &str) -> impl Fn(duckdb::Error) -> Error + '_ {
+    move |e| Error::new("LF530", format!("{what}: {e}"))
+}
+
+pub fn ensure_state(conn: &Connection) -> Result<()> {
+    conn.execute_batch(STATE_DDL)
+        .map_err(db_err("cannot create the _lakeflow schema in the catalog"))
+}
+
+/// Records what the models that succeeded in this run left behind, in one transaction.
+pub fn record(
+    conn: &Connection,
+    nodes: &[Node],
+    results: &[RunResult],
+    build_id: &str,
+) -> Result<()> {
+    ensure_state(conn)?;
+    let now = crate::report::now_rfc3339();
+    let mut sql = String::from("begin;\n");
+    for r in results.iter().filter(|r| r.status == Status::Success) {
+        let n = &nodes[r.node];
+        let (format, partitioned) = match &n.materialization {
+            crate::execute::materialization::Materialization::External(e) => {
+                (Some(e.format.extension()), !e.partition_by.is_empty())
+            }
+            _ => (None, false),
+        };
+        let opt = |v: Option<&str>| v.map(quote_literal).unwrap_or_else(|| "null".into());
+        sql.push_str(&format!(
+            "delete from _lakeflow.models where unique_id = {id};\ninsert into _lakeflow.models values ({id}, {s}, {name}, {m}, {f}, {p}, {loc}, {pin}, {rows}, {b}, {t});\n",
+            id = quote_literal(&n.unique_id),
+            s = quote_literal(&n.relation.schema),
+            name = quote_literal(&n.relation.identifier),
+            m = quote_literal(n.materialization.name()),
+            f = opt(format),
+            p = partitioned,
+            loc = opt(n.location.as_deref()),
+            pin = opt(r.pinned.as_deref()),
+            rows = r.rows.map(|x| x.to_string()).unwrap_or_else(|| "null".into()),
+            b = quote_literal(build_id),
+            t = quote_literal(&now),
+        ));
+    }
+    sql.push_str("commit;");
+    conn.execute_batch(&sql)
+        .map_err(db_err("cannot record the run in the catalog"))
+}
+
+/// File versions pinned by kept replicas: garbage collection must leave them alone.
+pub fn protected_paths(conn: &Connection) -> Result<HashSet<String>> {
+    ensure_state(conn)?;
+    let mut stmt = conn
+        .prepare("select distinct path from _lakeflow.replica_files")
+        .map_err(db_err("cannot read replica files"))?;
+    let rows = stmt
+        .query_map([], |r| r.get::<_, String>(0))
+        .map_err(db_err("cannot read replica files"))?;
+    Ok(rows.filter_map(|r| r.ok()).collect())
+}
+
+struct ModelRow {
+    schema: String,
+    name: String,
+    format: Option<String>,
+    partitioned: bool,
+    pinned: Option<String>,
+}
+
+/// Builds a replica from the catalog `conn` is open on and puts it at `dest.to`.
+pub fn publish(
+    conn: &Connection,
+    target: &Target,
+    storage: &Storage,
+    dest: &PublishTo,
+    project: &str,
+) -> Result<String> {
+    ensure_state(conn)?;
+    let build_id = crate::report::new_build_id();
+    let tmp_dir;
+    let tmp: PathBuf = if is_remote(&dest.to) {
+        tmp_dir = std::env::temp_dir().join(format!("lakeflow-replica-{build_id}"));
+        std::fs::create_dir_all(&tmp_dir).map_err(|e| Error::io("LF531", "create", &tmp_dir, e))?;
+        tmp_dir.join("replica.duckdb")
+    } else {
+        let p = Path::new(&dest.to);
+        let parent = p.parent().unwrap_or(Path::new("/"));
+        std::fs::create_dir_all(parent).map_err(|e| Error::io("LF531", "create", parent, e))?;
+        tmp_dir = parent.to_path_buf();
+        parent.join(format!(
+            ".{}.lf-tmp-{build_id}",
+            p.file_name()
+                .map(|n| n.to_string_lossy())
+                .unwrap_or_default()
+        ))
+    };
+    let result = write_replica(conn, &tmp, target, &build_id, project);
+    let pinned = match result {
+        Ok(p) => p,
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e);
+        }
+    };
+    if Path::new(&format!("{}.wal", tmp.display())).exists() {
+        return Err(Error::new(
+            "LF532",
+            "the replica still has a write-ahead log after its checkpoint",
+        ));
+    }
+    place(&tmp, dest, storage, &build_id)?;
+    if is_remote(&dest.to) {
+        let _ = std::fs::remove_dir_all(&tmp_dir);
+    }
+    remember(conn, dest, storage, &build_id, &pinned)?;
+    Ok(build_id)
+}
+
+/// Writes the replica file; returns the version paths it pins.
+fn write_replica(
+    conn: &Connection,
+    tmp: &Path,
+    target: &Target,
+    build_id: &str,
+    project: &str,
+) -> Result<Vec<String>> {
+    let err = db_err("cannot write the replica");
+    let catalog_db: String = conn
+        .query_row("select current_database()", [], |r| r.get(0))
+        .map_err(&err)?;
+    let models = model_rows(conn)?;
+    let pinned_names: HashSet<(String, String)> = models
+        .iter()
+        .filter(|m| m.pinned.is_some())
+        .map(|m| (m.schema.clone(), m.name.clone()))
+        .collect();
+    let list = |sql: &str| -> Result<Vec<(String, String, String)>> {
+        let mut stmt = conn.prepare(sql).map_err(&err)?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get::<_, Option<String>>(2)?.unwrap_or_default(),
+                ))
+            })
+            .map_err(&err)?;
+        Ok(rows.filter_map(|r| r.ok()).collect())
+    };
+    let db = quote_literal(&catalog_db);
+    let tables = list(&format!(
+        "select schema_name, table_name, '' from duckdb_tables() where database_name = {db} and schema_name <> '_lakeflow' and not temporary"
+    ))?;
+    let views = list(&format!(
+        "select schema_name, view_name, sql from duckdb_views() where database_name = {db} and not internal and not temporary and schema_name <> '_lakeflow'"
+    ))?;
+
+    conn.execute_batch(&format!(
+        "attach {} as lf_replica",
+        quote_literal(&tmp.to_string_lossy())
+    ))
+    .map_err(&err)?;
+    let outcome = (|| -> Result<Vec<String>> {
+        let mut schemas: Vec<&str> = tables
+            .iter()
+            .chain(&views)
+            .map(|(s, _, _)| s.as_str())
+            .collect();
+        schemas.push("_lakeflow");
+        schemas.sort();
+        schemas.dedup();
+        for s in schemas {
+            conn.execute_batch(&format!(
+                "create schema if not exists lf_replica.{}",
+                quote_ident(s)
+            ))
+            .map_err(&err)?;
+        }
+        for (s, t, _) in &tables {
+            conn.execute_batch(&format!(
+                "create table lf_replica.{s}.{t} as select * from {c}.{s}.{t}",
+                s = quote_ident(s),
+                t = quote_ident(t),
+                c = quote_ident(&catalog_db)
+            ))
+            .map_err(&err)?;
+        }
+        let mut pinned = Vec::new();
+        for m in &models {
+            let (Some(path), Some(format)) = (&m.pinned, &m.format) else {
+                continue;
+            };
+            let format = FileFormat::from_name(format).unwrap_or(FileFormat::Parquet);
+            conn.execute_batch(&format!(
+                "create view lf_replica.{}.{} as select * from {}",
+                quote_ident(&m.schema),
+                quote_ident(&m.name),
+                catalog::reader_sql(path, format, m.partitioned)
+            ))
+            .map_err(&err)?;
+            pinned.push(path.clone());
+        }
+        // View models (and external models built before lakeflow kept state) are recreated
+        // from their SQL inside the replica; a view may need another, so retry until done.
+        conn.execute_batch("use lf_replica").map_err(&err)?;
+        let mut pending: Vec<&(String, String, String)> = views
+            .iter()
+            .filter(|(s, v, _)| !pinned_names.contains(&(s.clone(), v.clone())))
+            .collect();
+        let mut last_error = None;
+        while !pending.is_empty() {
+            let before = pending.len();
+            pending.retain(|(_, _, sql)| match conn.execute_batch(sql) {
+                Ok(()) => false,
+                Err(e) => {
+                    last_error = Some(e.to_string());
+                    true
+                }
+            });
+            if pending.len() == before {
+                break;
+            }
+        }
+        conn.execute_batch(&format!("use {}", quote_ident(&catalog_db)))
+            .map_err(&err)?;
+        if let Some((s, v, _)) = pending.first() {
+            return Err(Error::new(
+                "LF533",
+                format!(
+                    "view {s}.{v} cannot be recreated in the replica: {}",
+                    last_error.unwrap_or_default()
+                ),
+            ));
+        }
+        conn.execute_batch(&format!(
+            "create table lf_replica._lakeflow.replica as select {b} as build_id, {t} as published_at, {tg} as target, {p} as project;
+             create table lf_replica._lakeflow.models as
+                select unique_id, schema_name, name, materialized, format, coalesce(pinned_path, location) as location,
+                       build_id as version, rows, built_at from _lakeflow.models;
+             checkpoint lf_replica;",
+            b = quote_literal(build_id),
+            t = quote_literal(&crate::report::now_rfc3339()),
+            tg = quote_literal(&target.name),
+            p = quote_literal(project),
+        ))
+        .map_err(&err)?;
+        Ok(pinned)
+    })();
+    let _ = conn.execute_batch(&format!("use {}", quote_ident(&catalog_db)));
+    conn.execute_batch("detach lf_replica").map_err(&err)?;
+    let pinned = outcome?;
+    let file = std::fs::File::open(tmp).map_err(|e| Error::io("LF531", "open", tmp, e))?;
+    file.sync_all()
+        .map_err(|e| Error::io("LF531", "sync", tmp, e))?;
+    Ok(pinned)
+}
+
+fn model_rows(conn: &Connection) -> Result<Vec<ModelRow>> {
+    let err = db_err("cannot read _lakeflow.models");
+    let mut stmt = conn
+        .prepare("select schema_name, name, format, partitioned, pinned_path from _lakeflow.models order by unique_id")
+        .map_err(&err)?;
+    let rows = stmt
+        .query_map([], |r| {
+            Ok(ModelRow {
+                schema: r.get(0)?,
+                name: r.get(1)?,
+                format: r.get(2)?,
+                partitioned: r.get::<_, Option<bool>>(3)?.unwrap_or(false),
+                pinned: r.get(4)?,
+            })
+        })
+        .map_err(&err)?;
+    Ok(rows.filter_map(|r| r.ok()).collect())
+}
+
+/// Puts the finished replica at its destination: a rename locally, one put on S3; a copy of
+/// each kept replica stays under `{to}.versions/`.
+fn place(tmp: &Path, dest: &PublishTo, storage: &Storage, build_id: &str) -> Result<()> {
+    let versioned = format!("{}.versions/{build_id}.duckdb", dest.to);
+    if is_remote(&dest.to) {
+        let remote = storage.remote.as_ref().ok_or_else(|| {
+            Error::new(
+                "LF523",
+                format!("{} is on S3, but the target has no s3 secret", dest.to),
+            )
+        })?;
+        let bytes = std::fs::read(tmp).map_err(|e| Error::io("LF531", "read", tmp, e))?;
+        remote.put(&versioned, bytes.clone())?;
+        return remote.put(&dest.to, bytes);
+    }
+    let vdir = format!("{}.versions", dest.to);
+    std::fs::create_dir_all(&vdir)
+        .map_err(|e| Error::io("LF531", "create", Path::new(&vdir), e))?;
+    std::fs::copy(tmp, &versioned).map_err(|e| Error::io("LF531", "copy", tmp, e))?;
+    std::fs::rename(tmp, &dest.to)
+        .map_err(|e| Error::io("LF531", "move the replica to", Path::new(&dest.to), e))
+}
+
+/// Records the replica and forgets (and deletes) replicas beyond `keep`.
+fn remember(
+    conn: &Connection,
+    dest: &PublishTo,
+    storage: &Storage,
+    build_id: &str,
+    pinned: &[String],
+) -> Result<()> {
+    let err = db_err("cannot record the replica in the catalog");
+    let d = quote_literal(&dest.to);
+    let mut sql = format!(
+        "begin;\ninsert into _lakeflow.replicas values ({}, {d}, {});\n",
+        quote_literal(build_id),
+        quote_literal(&crate::report::now_rfc3339())
+    );
+    for p in pinned {
+        sql.push_str(&format!(
+            "insert into _lakeflow.replica_files values ({}, {d}, {});\n",
+            quote_literal(build_id),
+            quote_literal(p)
+        ));
+    }
+    sql.push_str("commit;");
+    conn.execute_batch(&sql).map_err(&err)?;
+    let mut stmt = conn
+        .prepare(&format!(
+            "select build_id from _lakeflow.replicas where destination = {d} order by build_id desc"
+        ))
+        .map_err(&err)?;
+    let ids: Vec<String> = stmt
+        .query_map([], |r| r.get(0))
+        .map_err(&err)?
+        .filter_map(|r| r.ok())
+        .collect();
+    for old in ids.iter().skip(dest.keep.max(1)) {
+        let versioned = format!("{}.versions/{old}.duckdb", dest.to);
+        if is_remote(&versioned) {
+            if let Some(r) = &storage.remote {
+                let _ = r.delete_prefix(&versioned);
+            }
+        } else {
+            let _ = std::fs::remove_file(&versioned);
+        }
+        conn.execute_batch(&format!(
+            "delete from _lakeflow.replicas where build_id = {o} and destination = {d}; delete from _lakeflow.replica_files where build_id = {o} and destination = {d};",
+            o = quote_literal(old)
+        ))
+        .map_err(&err)?;
+    }
+    Ok(())
+}
+
+/// `lakeflow catalog pull`: the replica at `from` (on S3) into the local file `to`, atomically.
+pub fn pull(storage: &Storage, from: &str, to: &Path) -> Result<()> {
+    let remote = storage.remote.as_ref().ok_or_else(|| {
+        Error::new(
+            "LF523",
+            format!("{from} is on S3, but the target has no s3 secret"),
+        )
+    })?;
+    let bytes = remote.get(from)?;
+    if let Some(parent) = to.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| Error::io("LF534", "create", parent, e))?;
+    }
+    let tmp = to.with_extension(format!("lf-tmp-{}", std::process::id()));
+    std::fs::write(&tmp, bytes).map_err(|e| Error::io("LF534", "write", &tmp, e))?;
+    std::fs::rename(&tmp, to).map_err(|e| Error::io("LF534", "write", to, e))
+}
