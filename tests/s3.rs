@@ -102,10 +102,16 @@ fn example_project_on_s3_equals_the_local_build_row_for_row() {
 fn rebuilds_leave_no_stale_partitions_and_old_versions_are_collected() {
     let s3 = S3::shared();
     let bucket = s3.bucket("rebuild");
-    let t = TestProject::new(&[(
-        "models/gold/parts.sql",
-        "{{ config(materialized='external', partition_by=['k']) }} select range % 3 as k, range as v from range(30)",
-    )]);
+    let t = TestProject::new(&[
+        (
+            "models/gold/parts.sql",
+            "{{ config(materialized='external', partition_by=['k']) }} select range % 3 as k, range as v from range(30)",
+        ),
+        (
+            "models/gold/single.sql",
+            "{{ config(materialized='external') }} select 1 as one",
+        ),
+    ]);
     t.write("profiles.yml", &s3.profile(&bucket, &s3.secret));
     t.run(&["build"]).ok();
     let reader = s3.reader();
@@ -144,6 +150,12 @@ fn rebuilds_leave_no_stale_partitions_and_old_versions_are_collected() {
         versions.len(),
         2,
         "the live version and the one before it: {versions:?}"
+    );
+    let singles = s3.objects(&bucket, "lake/s3/gold/single.parquet.versions/");
+    assert_eq!(
+        singles.len(),
+        2,
+        "single-file versions are collected too: {singles:?}"
     );
 }
 

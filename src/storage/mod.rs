@@ -128,7 +128,10 @@ impl Storage {
         versions.retain(|v| *v != live);
         let drop = versions.len().saturating_sub(self.keep_versions - 1);
         for v in &versions[..drop] {
-            remote.delete_prefix(&format!("{prefix}{v}"))?;
+            let path = format!("{prefix}{v}");
+            if !self.protected.contains(&path) {
+                remote.delete_prefix(&path)?;
+            }
         }
         Ok(())
     }

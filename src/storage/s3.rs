@@ -234,8 +234,10 @@ impl Remote {
             .collect())
     }
 
-    pub fn delete_prefix(&self, prefix: &str) -> Result<usize> {
-        let keys = self.list(prefix)?;
+    /// Deletes the object `url` and every object under `url/`.
+    pub fn delete_prefix(&self, url: &str) -> Result<usize> {
+        let mut keys = self.list(url)?;
+        keys.push(url.trim_end_matches('/').to_string());
         for key in &keys {
             let (store, path) = self.store(key)?;
             match self.runtime.block_on(store.delete(&path)) {

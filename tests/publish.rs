@@ -1,0 +1,320 @@
+//! Read replicas: readers keep querying a published replica while builds and publishes run.
+
+mod common;
+use common::s3::S3;
+use common::*;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+fn copy_example(to: &Path) {
+    fn copy(from: &Path, to: &Path) {
+        for e in std::fs::read_dir(from).unwrap().flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if ["landing", "lake", "catalog", "target", ".duckdb_spill"].contains(&name.as_str()) {
+                continue;
+            }
+            if e.path().is_dir() {
+                std::fs::create_dir_all(to.join(&name)).unwrap();
+                copy(&e.path(), &to.join(&name));
+            } else {
+                std::fs::copy(e.path(), to.join(&name)).unwrap();
+            }
+        }
+    }
+    copy(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("example_project"),
+        to,
+    );
+}
+
+/// Gold must agree with silver inside one replica; returns the replica's build id.
+const CONSISTENCY: &str = "select
+    (select sum(orders)::bigint from gold.daily_revenue)
+      = (select count(*) from silver.events e join silver.users u using (user_id) where event_type = 'purchase')
+    and (select sum(orders)::bigint from gold.country_summary) = (select sum(orders)::bigint from gold.daily_revenue),
+    (select build_id from _lakeflow.replica)";
+
+#[derive(Default)]
+struct Seen {
+    reads: usize,
+    errors: Vec<String>,
+    inconsistent: usize,
+    builds: std::collections::BTreeSet<String>,
+}
+
+/// Runs `read` in a loop on another thread until `cycles` is done; returns what it saw.
+fn read_while(
+    read: impl Fn() -> Result<(bool, String), String> + Send + 'static,
+    cycles: impl FnOnce(),
+) -> Seen {
+    let stop = Arc::new(AtomicBool::new(false));
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let reader = {
+        let (stop, seen) = (stop.clone(), seen.clone());
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::SeqCst) {
+                let result = read();
+                let mut s = seen.lock().unwrap();
+                s.reads += 1;
+                match result {
+                    Ok((true, build)) => {
+                        s.builds.insert(build);
+                    }
+                    Ok((false, _)) => s.inconsistent += 1,
+                    Err(e) => s.errors.push(e),
+                }
+            }
+        })
+    };
+    cycles();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    stop.store(true, Ordering::SeqCst);
+    reader.join().unwrap();
+    Arc::try_unwrap(seen).ok().unwrap().into_inner().unwrap()
+}
+
+fn check(conn: &duckdb::Connection) -> Result<(bool, String), String> {
+    conn.query_row(CONSISTENCY, [], |r| {
+        Ok((r.get::<_, bool>(0)?, r.get::<_, String>(1)?))
+    })
+    .map_err(|e| e.to_string())
+}
+
+#[test]
+fn local_replica_readers_never_fail_while_three_builds_publish() {
+    let t = TestProject::new(&[]);
+    copy_example(t.path());
+    let profile = std::fs::read_to_string(t.path().join("profiles.yml")).unwrap().replace(
+        "      threads: 4\n      settings:",
+        "      threads: 4\n      publish:\n        to: catalog/replica.duckdb\n        keep: 2\n      settings:",
+    );
+    assert!(profile.contains("publish:"));
+    t.write("profiles.yml", &profile);
+    let generate = |rows: u64| {
+        t.run(&[
+            "example-data",
+            "--rows",
+            &rows.to_string(),
+            "--out",
+            &t.path().to_string_lossy(),
+        ])
+        .ok();
+    };
+    generate(2000);
+    t.run(&["build"]).ok();
+    let replica = t.path().join("catalog/replica.duckdb");
+    assert!(
+        !Path::new(&format!("{}.wal", replica.display())).exists(),
+        "checkpointed: no WAL"
+    );
+
+    let path = replica.clone();
+    let seen = read_while(
+        move || {
+            let conn = duckdb::Connection::open_with_flags(
+                &path,
+                duckdb::Config::default()
+                    .access_mode(duckdb::AccessMode::ReadOnly)
+                    .unwrap(),
+            )
+            .map_err(|e| e.to_string())?;
+            check(&conn)
+        },
+        || {
+            for rows in [3000, 4000, 5000] {
+                generate(rows);
+                let run = t.run(&["build"]);
+                run.ok();
+                assert!(run.stdout.contains("Published replica"), "{}", run.stdout);
+            }
+        },
+    );
+    assert!(
+        seen.errors.is_empty(),
+        "reader errors: {:?}",
+        &seen.errors[..seen.errors.len().min(3)]
+    );
+    assert_eq!(seen.inconsistent, 0, "a replica mixed builds");
+    assert!(
+        seen.builds.len() >= 2,
+        "the reader saw replicas of several builds: {:?}",
+        seen.builds
+    );
+    assert!(seen.reads > 10, "{} reads", seen.reads);
+
+    // The last replica: its metadata, and 11 models pinned to this build's files.
+    let c = read_only(&replica);
+    assert_eq!(query_i64(&c, "select count(*) from _lakeflow.models"), 11);
+    assert_eq!(
+        query_strings(&c, "select target from _lakeflow.replica"),
+        vec!["dev"]
+    );
+    let loc = query_strings(
+        &c,
+        "select location from _lakeflow.models where name = 'users'",
+    );
+    assert!(
+        loc[0].contains(".users.parquet.lf-v-"),
+        "pinned to a version: {loc:?}"
+    );
+    // keep: 2 -> two versioned replicas.
+    assert_eq!(
+        std::fs::read_dir(format!("{}.versions", replica.display()))
+            .unwrap()
+            .count(),
+        2
+    );
+
+    // lakeflow query reads the replica by default.
+    let q = t.run(&[
+        "query",
+        "select count(*) as n from gold.country_summary",
+        "--format",
+        "csv",
+    ]);
+    q.ok();
+    assert_eq!(q.stdout.trim(), "n\n8");
+}
+
+#[test]
+fn kept_replicas_keep_their_files_through_later_builds() {
+    let t = TestProject::new(&[(
+        "models/silver/n.sql",
+        "{{ config(materialized='external') }} select {{ var('n') }} as n",
+    )]);
+    let replica = t.path().join("out/replica.duckdb");
+    for n in 1..=3 {
+        t.run(&["build", "--vars", &format!("{{n: {n}}}")]).ok();
+        t.run(&[
+            "catalog",
+            "publish",
+            "--to",
+            &replica.to_string_lossy(),
+            "--keep",
+            "2",
+        ])
+        .ok();
+    }
+    let versions: Vec<_> = std::fs::read_dir(format!("{}.versions", replica.display()))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert_eq!(versions.len(), 2);
+    let oldest_kept = versions.iter().min().unwrap().clone();
+    for n in 4..=6 {
+        t.run(&["build", "--vars", &format!("{{n: {n}}}")]).ok();
+    }
+    // The catalog moved on; the replica of build 2 still reads its own files.
+    assert_eq!(
+        query_i64(&read_only(&t.catalog()), "select n from silver.n"),
+        6
+    );
+    assert_eq!(
+        query_i64(&read_only(&oldest_kept), "select n from silver.n"),
+        2
+    );
+    assert_eq!(query_i64(&read_only(&replica), "select n from silver.n"), 3);
+    // Versions no replica needs were collected: live, one previous, two pinned.
+    let left = std::fs::read_dir(t.lake("dev/silver")).unwrap().count();
+    assert_eq!(left, 5, "n.parquet + 4 versions");
+}
+
+#[test]
+fn s3_replica_readers_never_fail_while_three_builds_publish() {
+    let s3 = S3::shared();
+    let bucket = s3.bucket("replica");
+    let t = TestProject::new(&[]);
+    copy_example(t.path());
+    let profile = std::fs::read_to_string(t.path().join("profiles.yml")).unwrap().replace(
+        "      path: catalog/s3.duckdb\n",
+        "      path: catalog/s3.duckdb\n      publish:\n        to: \"s3://{{ env_var('LAKEFLOW_S3_BUCKET') }}/replicas/shop.duckdb\"\n",
+    );
+    t.write("profiles.yml", &profile);
+    let lakeflow = |args: &[&str]| {
+        Run::from(
+            t.command(args)
+                .env("LAKEFLOW_S3_BUCKET", &bucket)
+                .env("LAKEFLOW_S3_KEY_ID", &s3.key_id)
+                .env("LAKEFLOW_S3_SECRET", &s3.secret)
+                .env("LAKEFLOW_S3_ENDPOINT", &s3.endpoint)
+                .output()
+                .unwrap(),
+        )
+    };
+    let generate = |rows: u64| {
+        t.run(&[
+            "example-data",
+            "--rows",
+            &rows.to_string(),
+            "--out",
+            &t.path().to_string_lossy(),
+        ])
+        .ok();
+    };
+    generate(2000);
+    lakeflow(&["build", "--target", "s3"]).ok();
+
+    let pulled = t.path().join("pulled/replica.duckdb");
+    let pull_args = [
+        "catalog",
+        "pull",
+        "--target",
+        "s3",
+        "--to",
+        &pulled.to_string_lossy(),
+    ]
+    .map(String::from);
+    let bin = env!("CARGO_BIN_EXE_lakeflow");
+    let (dir, env) = (
+        t.path().to_path_buf(),
+        [
+            ("LAKEFLOW_S3_BUCKET", bucket.clone()),
+            ("LAKEFLOW_S3_KEY_ID", s3.key_id.clone()),
+            ("LAKEFLOW_S3_SECRET", s3.secret.clone()),
+            ("LAKEFLOW_S3_ENDPOINT", s3.endpoint.clone()),
+        ],
+    );
+    let shared = S3::shared();
+    let seen = read_while(
+        move || {
+            let out = std::process::Command::new(bin)
+                .args(&pull_args)
+                .arg("--project-dir")
+                .arg(&dir)
+                .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+                .output()
+                .map_err(|e| e.to_string())?;
+            if !out.status.success() {
+                return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+            }
+            let reader = shared.reader();
+            reader
+                .execute_batch(&format!(
+                    "ATTACH '{}' AS r (READ_ONLY); USE r;",
+                    dir.join("pulled/replica.duckdb").display()
+                ))
+                .map_err(|e| e.to_string())?;
+            check(&reader)
+        },
+        || {
+            for rows in [3000, 4000, 5000] {
+                generate(rows);
+                lakeflow(&["build", "--target", "s3"]).ok();
+            }
+        },
+    );
+    assert!(
+        seen.errors.is_empty(),
+        "reader errors: {:?}",
+        &seen.errors[..seen.errors.len().min(3)]
+    );
+    assert_eq!(seen.inconsistent, 0);
+    assert!(seen.builds.len() >= 2, "{:?}", seen.builds);
+    let bytes = std::fs::read(&pulled).unwrap();
+    assert!(
+        !String::from_utf8_lossy(&bytes).contains(&s3.secret),
+        "the replica holds no secret"
+    );
+}
