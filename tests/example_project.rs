@@ -2,40 +2,10 @@
 
 mod common;
 use common::*;
-use std::path::Path;
-
-fn copy_dir(from: &Path, to: &Path) {
-    for entry in std::fs::read_dir(from).expect("read example") {
-        let entry = entry.expect("entry");
-        let name = entry.file_name();
-        let name = name.to_string_lossy();
-        if ["landing", "lake", "catalog", "target", ".duckdb_spill"].contains(&name.as_ref()) {
-            continue;
-        }
-        let dest = to.join(name.as_ref());
-        if entry.path().is_dir() {
-            std::fs::create_dir_all(&dest).expect("mkdir");
-            copy_dir(&entry.path(), &dest);
-        } else {
-            std::fs::copy(entry.path(), &dest).expect("copy");
-        }
-    }
-}
 
 fn example(rows: u64) -> TestProject {
-    let t = TestProject::new(&[]);
-    copy_dir(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("example_project"),
-        t.path(),
-    );
-    t.run(&[
-        "example-data",
-        "--rows",
-        &rows.to_string(),
-        "--out",
-        &t.path().to_string_lossy(),
-    ])
-    .ok();
+    let t = TestProject::example();
+    t.example_data(rows);
     t
 }
 

@@ -7,27 +7,6 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-fn copy_example(to: &Path) {
-    fn copy(from: &Path, to: &Path) {
-        for e in std::fs::read_dir(from).unwrap().flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
-            if ["landing", "lake", "catalog", "target", ".duckdb_spill"].contains(&name.as_str()) {
-                continue;
-            }
-            if e.path().is_dir() {
-                std::fs::create_dir_all(to.join(&name)).unwrap();
-                copy(&e.path(), &to.join(&name));
-            } else {
-                std::fs::copy(e.path(), to.join(&name)).unwrap();
-            }
-        }
-    }
-    copy(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("example_project"),
-        to,
-    );
-}
-
 /// Gold must agree with silver inside one replica; returns the replica's build id.
 const CONSISTENCY: &str = "select
     (select sum(orders)::bigint from gold.daily_revenue)
@@ -83,25 +62,14 @@ fn check(conn: &duckdb::Connection) -> Result<(bool, String), String> {
 
 #[test]
 fn local_replica_readers_never_fail_while_three_builds_publish() {
-    let t = TestProject::new(&[]);
-    copy_example(t.path());
+    let t = TestProject::example();
     let profile = std::fs::read_to_string(t.path().join("profiles.yml")).unwrap().replace(
         "      threads: 4\n      settings:",
         "      threads: 4\n      publish:\n        to: catalog/replica.duckdb\n        keep: 2\n      settings:",
     );
     assert!(profile.contains("publish:"));
     t.write("profiles.yml", &profile);
-    let generate = |rows: u64| {
-        t.run(&[
-            "example-data",
-            "--rows",
-            &rows.to_string(),
-            "--out",
-            &t.path().to_string_lossy(),
-        ])
-        .ok();
-    };
-    generate(2000);
+    t.example_data(2000);
     t.run(&["build"]).ok();
     let replica = t.path().join("catalog/replica.duckdb");
     assert!(
@@ -123,7 +91,7 @@ fn local_replica_readers_never_fail_while_three_builds_publish() {
         },
         || {
             for rows in [3000, 4000, 5000] {
-                generate(rows);
+                t.example_data(rows);
                 let run = t.run(&["build"]);
                 run.ok();
                 assert!(run.stdout.contains("Published replica"), "{}", run.stdout);
@@ -225,8 +193,7 @@ fn kept_replicas_keep_their_files_through_later_builds() {
 fn s3_replica_readers_never_fail_while_three_builds_publish() {
     let s3 = S3::shared();
     let bucket = s3.bucket("replica");
-    let t = TestProject::new(&[]);
-    copy_example(t.path());
+    let t = TestProject::example();
     let profile = std::fs::read_to_string(t.path().join("profiles.yml")).unwrap().replace(
         "      path: catalog/s3.duckdb\n",
         "      path: catalog/s3.duckdb\n      publish:\n        to: \"s3://{{ env_var('LAKEFLOW_S3_BUCKET') }}/replicas/shop.duckdb\"\n",
@@ -243,17 +210,7 @@ fn s3_replica_readers_never_fail_while_three_builds_publish() {
                 .unwrap(),
         )
     };
-    let generate = |rows: u64| {
-        t.run(&[
-            "example-data",
-            "--rows",
-            &rows.to_string(),
-            "--out",
-            &t.path().to_string_lossy(),
-        ])
-        .ok();
-    };
-    generate(2000);
+    t.example_data(2000);
     lakeflow(&["build", "--target", "s3"]).ok();
 
     let pulled = t.path().join("pulled/replica.duckdb");
@@ -300,7 +257,7 @@ fn s3_replica_readers_never_fail_while_three_builds_publish() {
         },
         || {
             for rows in [3000, 4000, 5000] {
-                generate(rows);
+                t.example_data(rows);
                 lakeflow(&["build", "--target", "s3"]).ok();
             }
         },

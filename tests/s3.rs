@@ -6,41 +6,12 @@ use common::*;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-fn copy_example(to: &Path) {
-    fn copy(from: &Path, to: &Path) {
-        for e in std::fs::read_dir(from).unwrap().flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
-            if ["landing", "lake", "catalog", "target", ".duckdb_spill"].contains(&name.as_str()) {
-                continue;
-            }
-            if e.path().is_dir() {
-                std::fs::create_dir_all(to.join(&name)).unwrap();
-                copy(&e.path(), &to.join(&name));
-            } else {
-                std::fs::copy(e.path(), to.join(&name)).unwrap();
-            }
-        }
-    }
-    copy(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("example_project"),
-        to,
-    );
-}
-
 #[test]
 fn example_project_on_s3_equals_the_local_build_row_for_row() {
     let s3 = S3::shared();
     let bucket = s3.bucket("example");
-    let t = TestProject::new(&[]);
-    copy_example(t.path());
-    t.run(&[
-        "example-data",
-        "--rows",
-        "4000",
-        "--out",
-        &t.path().to_string_lossy(),
-    ])
-    .ok();
+    let t = TestProject::example();
+    t.example_data(4000);
     t.run(&["build"]).ok();
     let out = t
         .command(&["build", "--target", "s3"])

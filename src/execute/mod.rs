@@ -90,41 +90,20 @@ pub fn execute(run: &Run, conn: &duckdb::Connection, observer: &dyn Observer) ->
         }
     }
     let threads = run.threads.max(1);
-    let mut pool_conns = Vec::with_capacity(threads);
-    for _ in 0..threads {
-        match conn.try_clone() {
-            Ok(c) => pool_conns.push(c),
-            Err(e) => {
-                return plan
-                    .iter()
-                    .map(|&i| {
-                        RunResult::failed(
-                            i,
-                            Status::Error,
-                            0.0,
-                            format!("cannot open a DuckDB connection: {e}"),
-                        )
-                    })
-                    .collect();
-            }
-        }
-    }
-    let idle = Mutex::new(pool_conns);
+    let fail_all = |why: String| -> Vec<RunResult> {
+        plan.iter()
+            .map(|&i| RunResult::failed(i, Status::Error, 0.0, why.clone()))
+            .collect()
+    };
+    let pool_conns: Result<Vec<duckdb::Connection>, _> =
+        (0..threads).map(|_| conn.try_clone()).collect();
+    let idle = match pool_conns {
+        Ok(conns) => Mutex::new(conns),
+        Err(e) => return fail_all(format!("cannot open a DuckDB connection: {e}")),
+    };
     let pool = match rayon::ThreadPoolBuilder::new().num_threads(threads).build() {
         Ok(p) => p,
-        Err(e) => {
-            return plan
-                .iter()
-                .map(|&i| {
-                    RunResult::failed(
-                        i,
-                        Status::Error,
-                        0.0,
-                        format!("cannot start worker threads: {e}"),
-                    )
-                })
-                .collect();
-        }
+        Err(e) => return fail_all(format!("cannot start worker threads: {e}")),
     };
 
     let (tx, rx) = mpsc::channel::<RunResult>();

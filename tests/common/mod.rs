@@ -58,6 +58,39 @@ impl TestProject {
     pub fn catalog(&self) -> PathBuf {
         self.dir.path().join("catalog.duckdb")
     }
+
+    /// A copy of `example_project/` (without generated data or outputs).
+    pub fn example() -> TestProject {
+        let t = TestProject::new(&[]);
+        copy_tree(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("example_project"),
+            t.path(),
+        );
+        t
+    }
+
+    /// Writes the example's raw data: `rows` events.
+    pub fn example_data(&self, rows: u64) {
+        let dir = self.path().to_string_lossy().into_owned();
+        self.run(&["example-data", "--rows", &rows.to_string(), "--out", &dir])
+            .ok();
+    }
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    for entry in std::fs::read_dir(from).expect("read dir").flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if ["landing", "lake", "catalog", "target", ".duckdb_spill"].contains(&name.as_str()) {
+            continue;
+        }
+        let dest = to.join(&name);
+        if entry.path().is_dir() {
+            std::fs::create_dir_all(&dest).expect("mkdir");
+            copy_tree(&entry.path(), &dest);
+        } else {
+            std::fs::copy(entry.path(), &dest).expect("copy");
+        }
+    }
 }
 
 pub struct Run {
