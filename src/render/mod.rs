@@ -2,9 +2,13 @@
 //! calls; configs, relations and locations are then fixed; a compile pass renders the SQL that
 //! runs, with ephemeral models inlined as CTEs.
 
+mod ephemeral;
 pub mod functions;
 pub mod macros;
 pub mod relation;
+mod sources;
+
+pub use ephemeral::strip_statement_end;
 
 use crate::error::{Error, Result, line_of};
 use crate::execute::materialization::Materialization;
@@ -67,7 +71,7 @@ pub fn render(project: &Project) -> Result<Vec<Node>> {
             .map(|(i, f)| (f.name.clone(), i))
             .collect(),
         ref_targets: Vec::new(),
-        sources: source_sql(project),
+        sources: sources::source_sql(project),
     };
 
     // Parse pass.
@@ -168,7 +172,7 @@ pub fn render(project: &Project) -> Result<Vec<Node>> {
         let file = files[i];
         let refs = dedup(parsed[i].refs.clone());
         let compiled_sql =
-            inline_ephemerals(&refs, &shared.models, &materializations, &bodies, body);
+            ephemeral::inline_ephemerals(&refs, &shared.models, &materializations, &bodies, body);
         let mut fqn = vec![project.name.clone()];
         fqn.extend(file.folders.iter().cloned());
         fqn.push(file.name.clone());
@@ -471,91 +475,6 @@ fn relation_for(project: &Project, file: &SqlFile, config: &Config) -> Relation 
     Relation::new(schema, identifier)
 }
 
-/// What `source()` puts after FROM: the external location (a table function as given, a path
-/// quoted so DuckDB scans it), or the source's relation in the catalog.
-fn source_sql(project: &Project) -> HashMap<(String, String), String> {
-    project
-        .schema
-        .sources
-        .iter()
-        .map(|s| {
-            let sql = match &s.external_location {
-                Some(loc) if loc.contains('(') => absolutize_first_argument(loc, &project.root),
-                Some(loc) => {
-                    let abs = if location::is_remote(loc) || Path::new(loc).is_absolute() {
-                        loc.clone()
-                    } else {
-                        project.root.join(loc).to_string_lossy().into_owned()
-                    };
-                    relation::quote_literal(&abs)
-                }
-                None => Relation::new(s.schema.clone(), s.identifier.clone()).to_string(),
-            };
-            ((s.source_name.clone(), s.name.clone()), sql)
-        })
-        .collect()
-}
-
-/// Makes the relative paths in a table function's first argument (a string or a list of
-/// strings) absolute against the project root, so catalog views work from any directory:
-/// `read_csv('data/x.csv', header = true)` -> `read_csv('/proj/data/x.csv', header = true)`.
-fn absolutize_first_argument(call: &str, root: &Path) -> String {
-    let Some(open) = call.find('(') else {
-        return call.to_string();
-    };
-    let mut out = call[..=open].to_string();
-    let rest = &call[open + 1..];
-    let trimmed = rest.trim_start();
-    out.push_str(&rest[..rest.len() - trimmed.len()]);
-    let (list, mut i) = if trimmed.starts_with('[') {
-        (true, 1)
-    } else {
-        (false, 0)
-    };
-    if list {
-        out.push('[');
-    }
-    let bytes = trimmed.as_bytes();
-    loop {
-        while i < bytes.len() && (bytes[i] == b' ' || bytes[i] == b'\n' || bytes[i] == b',') && list
-        {
-            out.push(bytes[i] as char);
-            i += 1;
-        }
-        if i >= bytes.len() || bytes[i] != b'\'' {
-            break;
-        }
-        // A SQL string literal: '' is an escaped quote.
-        let mut j = i + 1;
-        let mut text = String::new();
-        while j < bytes.len() {
-            if bytes[j] == b'\'' {
-                if bytes.get(j + 1) == Some(&b'\'') {
-                    text.push('\'');
-                    j += 2;
-                    continue;
-                }
-                break;
-            }
-            let ch = trimmed[j..].chars().next().unwrap_or(' ');
-            text.push(ch);
-            j += ch.len_utf8();
-        }
-        let abs = if location::is_remote(&text) || Path::new(&text).is_absolute() {
-            text
-        } else {
-            root.join(&text).to_string_lossy().into_owned()
-        };
-        out.push_str(&relation::quote_literal(&abs));
-        i = j + 1;
-        if !list {
-            break;
-        }
-    }
-    out.push_str(trimmed.get(i..).unwrap_or(""));
-    out
-}
-
 fn check_refs(
     file: &SqlFile,
     refs: &[String],
@@ -635,183 +554,4 @@ fn dedup<T: PartialEq>(items: Vec<T>) -> Vec<T> {
         }
     }
     out
-}
-
-/// Puts every ephemeral model this SQL reaches (directly or through other ephemerals) in
-/// front of it as CTEs, dependencies first.
-fn inline_ephemerals(
-    refs: &[String],
-    models: &HashMap<String, usize>,
-    materializations: &[Materialization],
-    bodies: &[Option<String>],
-    body: &str,
-) -> String {
-    fn visit(
-        name: &str,
-        models: &HashMap<String, usize>,
-        mats: &[Materialization],
-        bodies: &[Option<String>],
-        order: &mut Vec<usize>,
-        stack: &mut Vec<usize>,
-    ) {
-        let Some(&i) = models.get(name) else { return };
-        if mats[i] != Materialization::Ephemeral || order.contains(&i) || stack.contains(&i) {
-            return;
-        }
-        stack.push(i);
-        if let Some(body) = &bodies[i] {
-            for dep in ephemeral_names_in(body) {
-                visit(&dep, models, mats, bodies, order, stack);
-            }
-        }
-        stack.pop();
-        order.push(i);
-    }
-    let mut order = Vec::new();
-    for r in refs {
-        visit(
-            r,
-            models,
-            materializations,
-            bodies,
-            &mut order,
-            &mut Vec::new(),
-        );
-    }
-    if order.is_empty() {
-        return body.to_string();
-    }
-    let names: HashMap<usize, &String> = models.iter().map(|(n, i)| (*i, n)).collect();
-    let ctes: Vec<String> = order
-        .iter()
-        .map(|i| {
-            let sql = bodies[*i].as_deref().unwrap_or("select 1");
-            format!(
-                "__lf_ephemeral__{} as (\n{}\n)",
-                names[i],
-                strip_statement_end(sql)
-            )
-        })
-        .collect();
-    let (lead, rest) = split_leading_comments(body);
-    let lower = rest.to_ascii_lowercase();
-    let ctes = ctes.join(",\n");
-    if let Some(after) = lower
-        .strip_prefix("with recursive")
-        .filter(|a| a.starts_with(char::is_whitespace))
-    {
-        let cut = rest.len() - after.len();
-        format!("{lead}with recursive {ctes},\n{}", &rest[cut..])
-    } else if lower
-        .strip_prefix("with")
-        .is_some_and(|a| a.starts_with(char::is_whitespace))
-    {
-        format!("{lead}with {ctes},\n{}", &rest[4..])
-    } else {
-        format!("{lead}with {ctes}\n{rest}")
-    }
-}
-
-/// Ephemeral CTE names an already rendered body refers to.
-fn ephemeral_names_in(body: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut rest = body;
-    while let Some(pos) = rest.find("__lf_ephemeral__") {
-        let tail = &rest[pos + "__lf_ephemeral__".len()..];
-        let end = tail
-            .find(|c: char| !(c.is_alphanumeric() || c == '_'))
-            .unwrap_or(tail.len());
-        out.push(tail[..end].to_string());
-        rest = &tail[end..];
-    }
-    out
-}
-
-pub fn strip_statement_end(sql: &str) -> &str {
-    sql.trim().trim_end_matches(';').trim_end()
-}
-
-fn split_leading_comments(sql: &str) -> (&str, &str) {
-    let mut i = 0;
-    let bytes = sql.as_bytes();
-    loop {
-        while i < bytes.len() && bytes[i].is_ascii_whitespace() {
-            i += 1;
-        }
-        if sql[i..].starts_with("--") {
-            i += sql[i..].find('\n').map(|n| n + 1).unwrap_or(sql.len() - i);
-        } else if sql[i..].starts_with("/*") {
-            i += sql[i..].find("*/").map(|n| n + 2).unwrap_or(sql.len() - i);
-        } else {
-            break;
-        }
-    }
-    sql.split_at(i)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn table_function_paths_become_absolute() {
-        let root = Path::new("/proj");
-        assert_eq!(
-            absolutize_first_argument("read_csv('data/x.csv', header = true)", root),
-            "read_csv('/proj/data/x.csv', header = true)"
-        );
-        assert_eq!(
-            absolutize_first_argument(
-                "read_parquet(['a.parquet', 's3://b/c.parquet', '/d.parquet'])",
-                root
-            ),
-            "read_parquet(['/proj/a.parquet', 's3://b/c.parquet', '/d.parquet'])"
-        );
-        assert_eq!(
-            absolutize_first_argument("delta_scan('s3://bucket/t')", root),
-            "delta_scan('s3://bucket/t')"
-        );
-        assert_eq!(
-            absolutize_first_argument("read_csv('it''s.csv')", root),
-            "read_csv('/proj/it''s.csv')"
-        );
-    }
-
-    #[test]
-    fn ephemerals_merge_into_an_existing_with() {
-        let models: HashMap<String, usize> = [("e".to_string(), 0), ("m".to_string(), 1)].into();
-        let mats = vec![Materialization::Ephemeral, Materialization::View];
-        let bodies = vec![Some("select 1 as a;".to_string()), None];
-        let out = inline_ephemerals(
-            &["e".into()],
-            &models,
-            &mats,
-            &bodies,
-            "-- note\nWITH x as (select * from __lf_ephemeral__e) select * from x",
-        );
-        assert_eq!(
-            out,
-            "-- note\nwith __lf_ephemeral__e as (\nselect 1 as a\n),\n x as (select * from __lf_ephemeral__e) select * from x"
-        );
-    }
-
-    #[test]
-    fn nested_ephemerals_come_first() {
-        let models: HashMap<String, usize> = [("a".to_string(), 0), ("b".to_string(), 1)].into();
-        let mats = vec![Materialization::Ephemeral, Materialization::Ephemeral];
-        let bodies = vec![
-            Some("select * from __lf_ephemeral__b".to_string()),
-            Some("select 2 as x".to_string()),
-        ];
-        let out = inline_ephemerals(
-            &["a".into()],
-            &models,
-            &mats,
-            &bodies,
-            "select * from __lf_ephemeral__a",
-        );
-        let b = out.find("__lf_ephemeral__b as").unwrap();
-        let a = out.find("__lf_ephemeral__a as").unwrap();
-        assert!(b < a, "{out}");
-    }
 }
