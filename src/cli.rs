@@ -10,7 +10,8 @@ use std::path::PathBuf;
     version,
     about = "Declarative SQL transformations for DuckDB lakehouses",
     long_about = "lakeflow builds a dbt-style project of Jinja SQL models with DuckDB and writes them as \
-                  Parquet (or CSV/JSON) to a local or NAS lake, with a catalog .duckdb file of views over them.\n\n\
+                  Parquet (or CSV/JSON) to a local or NAS lake or an S3 bucket, with a catalog .duckdb file of \
+                  views over them and read replicas of it for readers.\n\n\
                   Exit codes: 0 success, 1 a model failed or was skipped, 2 the project could not be loaded or compiled."
 )]
 pub struct Cli {
@@ -78,7 +79,7 @@ pub enum Command {
     },
     /// Run the selected models
     Run(RunArgs),
-    /// Run the selected models, then everything a build includes
+    /// Run the selected models, then publish a replica if the target has `publish:`
     Build(RunArgs),
     /// Delete the project's target/ folder (and other clean-targets)
     Clean,

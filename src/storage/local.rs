@@ -33,13 +33,6 @@ pub fn stage(location: &str, partitioned: bool, build_id: &str) -> Result<Staged
     let (parent, name) = split(location)?;
     std::fs::create_dir_all(&parent)
         .map_err(|e| Error::io("LF512", "create folder", &parent, e))?;
-    remove_matching(
-        &parent,
-        &format!(".{name}{TMP_MARK}"),
-        &[],
-        0,
-        &HashSet::new(),
-    );
     let write_path = parent.join(format!(".{name}{TMP_MARK}{build_id}"));
     Ok(Staged {
         location: location.to_string(),
@@ -123,59 +116,49 @@ pub fn abort(staged: &Staged) {
     };
 }
 
-/// Removes versions beyond the live one and `keep_previous` before it, except `protected`
-/// ones (pinned by kept replicas).
+/// One pass over the model's folder after a commit: removes what killed runs left (temporary
+/// files and links) and versions beyond the live one and `keep_previous` before it, except
+/// `protected` ones (pinned by kept replicas).
 pub fn collect_garbage(
     staged: &Staged,
     keep_previous: usize,
     protected: &HashSet<String>,
 ) -> Result<()> {
     let (parent, name) = split(&staged.location)?;
+    let Ok(entries) = std::fs::read_dir(&parent) else {
+        return Ok(());
+    };
+    let version_prefix = format!(".{name}{VERSION_MARK}");
+    let leftovers = [format!(".{name}{TMP_MARK}"), format!(".{name}.lf-link-")];
     let live = Path::new(&staged.pinned_path)
         .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    remove_matching(
-        &parent,
-        &format!(".{name}{VERSION_MARK}"),
-        &[live],
-        keep_previous,
-        protected,
-    );
+        .map(|n| n.to_string_lossy().into_owned());
+    let mut versions = Vec::new();
+    for entry in entries.filter_map(|e| e.ok()) {
+        let file = entry.file_name().to_string_lossy().into_owned();
+        if leftovers.iter().any(|p| file.starts_with(p.as_str())) {
+            remove(&parent.join(&file));
+        } else if file.starts_with(&version_prefix) && Some(&file) != live.as_ref() {
+            versions.push(file);
+        }
+    }
+    versions.sort();
+    let drop = versions.len().saturating_sub(keep_previous);
+    for file in &versions[..drop] {
+        let path = parent.join(file);
+        if !protected.contains(path.to_string_lossy().as_ref()) {
+            remove(&path);
+        }
+    }
     Ok(())
 }
 
-/// Removes entries of `dir` starting with `prefix`, except `keep` and the `keep_newest` newest
-/// others (names sort by build id, which sorts by time) and paths in `protected`.
-fn remove_matching(
-    dir: &Path,
-    prefix: &str,
-    keep: &[String],
-    keep_newest: usize,
-    protected: &HashSet<String>,
-) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
+fn remove(path: &Path) {
+    let _ = if path.is_dir() && !path.is_symlink() {
+        std::fs::remove_dir_all(path)
+    } else {
+        std::fs::remove_file(path)
     };
-    let mut names: Vec<String> = entries
-        .filter_map(|e| e.ok())
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with(prefix) && !keep.contains(n))
-        .collect();
-    names.sort();
-    let drop = names.len().saturating_sub(keep_newest);
-    names.truncate(drop);
-    for n in names {
-        let p = dir.join(n);
-        if protected.contains(p.to_string_lossy().as_ref()) {
-            continue;
-        }
-        let _ = if p.is_dir() && !p.is_symlink() {
-            std::fs::remove_dir_all(&p)
-        } else {
-            std::fs::remove_file(&p)
-        };
-    }
 }
 
 #[cfg(test)]
