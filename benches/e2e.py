@@ -198,6 +198,9 @@ def render(rows):
 def write_results(path, table, args):
     probe = "import importlib.metadata as m; print(', '.join(f'{p} {m.version(p)}' for p in ['duckdb', 'dbt-core', 'dbt-duckdb', 'deltalake']))"
     versions = subprocess.run([f"{args.venv}/bin/python", "-c", probe], capture_output=True, text=True).stdout.strip()
+    # The criterion section comes from benches/phases.sh and is kept as it is.
+    previous = Path(path).read_text() if Path(path).exists() else ""
+    kept = previous[previous.index("\n## Phases (criterion)"):] if "\n## Phases (criterion)" in previous else ""
     Path(path).write_text(
         "# Benchmark results\n\n"
         f"Written by `benches/e2e.sh` on {time.strftime('%Y-%m-%d')}, machine: {machine()}.\n"
@@ -209,7 +212,8 @@ def write_results(path, table, args):
         "  statements one after another on one connection (`benches/e2e.py raw`). dbt's copy of\n"
         "  the project adds `overwrite: true` to the partitioned model, without which dbt-duckdb\n"
         "  cannot rebuild it.\n"
-        "- `cargo bench --bench phases` measures load, render, DAG and select alone.\n"
+        "- `benches/phases.sh` measures load, render, DAG and select alone (below).\n"
+        + kept
     )
 
 

@@ -125,9 +125,10 @@ fn parse_atom(raw: &str) -> Result<Atom> {
 
 fn apply(atom: &Atom, nodes: &[Node], dag: &Dag) -> Result<BTreeSet<usize>> {
     let glob = matcher(&atom.value)?;
+    let parts: Vec<GlobMatcher> = atom.value.split('.').map(matcher).collect::<Result<_>>()?;
     let mut base = BTreeSet::new();
     for (i, node) in nodes.iter().enumerate() {
-        if matches(atom, &glob, node)? {
+        if matches(atom, &glob, &parts, node)? {
             base.insert(i);
         }
     }
@@ -160,12 +161,13 @@ fn matcher(value: &str) -> Result<GlobMatcher> {
     })
 }
 
-fn matches(atom: &Atom, glob: &GlobMatcher, node: &Node) -> Result<bool> {
+/// `parts` are the atom's value split at dots, for the fqn method.
+fn matches(atom: &Atom, glob: &GlobMatcher, parts: &[GlobMatcher], node: &Node) -> Result<bool> {
     Ok(match atom.method.as_str() {
         "" if atom.value.contains('/') || atom.value.ends_with(".sql") => {
             path_matches(&atom.value, glob, node)
         }
-        "" | "fqn" => fqn_matches(&atom.value, node)?,
+        "" | "fqn" => fqn_matches(parts, node),
         "tag" => node.tags.iter().any(|t| glob.is_match(t)),
         "path" | "file" => path_matches(&atom.value, glob, node),
         "resource_type" => atom.value == "model",
@@ -208,15 +210,14 @@ fn path_matches(value: &str, glob: &GlobMatcher, node: &Node) -> bool {
 
 /// dbt's fqn method: the model name, or dotted parts matching the start of the fqn with or
 /// without the project name (`silver` selects every model under `models/silver/`).
-fn fqn_matches(value: &str, node: &Node) -> Result<bool> {
-    let parts: Vec<GlobMatcher> = value.split('.').map(matcher).collect::<Result<_>>()?;
+fn fqn_matches(parts: &[GlobMatcher], node: &Node) -> bool {
     if parts.len() == 1 && parts[0].is_match(&node.name) {
-        return Ok(true);
+        return true;
     }
     let prefix_of = |fqn: &[String]| {
         parts.len() <= fqn.len() && parts.iter().zip(fqn).all(|(g, f)| g.is_match(f))
     };
-    Ok(prefix_of(&node.fqn) || prefix_of(&node.fqn[1..]))
+    prefix_of(&node.fqn) || prefix_of(&node.fqn[1..])
 }
 
 #[cfg(test)]
