@@ -170,7 +170,6 @@ fn server_dying_mid_build_fails_clearly_and_a_rerun_succeeds() {
         "stdout:\n{}\nstderr:\n{}",
         run.stdout, run.stderr
     );
-    println!("{}", run.stdout);
     assert!(
         start.elapsed() < Duration::from_secs(120),
         "retries are bounded"
@@ -323,4 +322,39 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
         }
     }
     out
+}
+
+#[test]
+fn missing_httpfs_says_what_to_install_and_where() {
+    let s3 = S3::shared();
+    let t = TestProject::new(&[(
+        "models/silver/a.sql",
+        "{{ config(materialized='external') }} select 1 as x",
+    )]);
+    t.write("profiles.yml", &s3.profile("any-bucket", &s3.secret));
+    let empty = tempfile::tempdir().unwrap();
+    let out = t
+        .command(&["build"])
+        .env("LAKEFLOW_EXTENSION_DIR", empty.path())
+        .output()
+        .unwrap();
+    let run = Run::from(out);
+    assert_eq!(run.code, 2, "{}", run.stdout);
+    assert!(
+        run.stderr
+            .contains("DuckDB extension 'httpfs' cannot be loaded"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("duckdb-extension-httpfs==1.5.5"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr
+            .contains(&format!("{}/v1.5.5/linux_amd64/", empty.path().display())),
+        "{}",
+        run.stderr
+    );
 }
