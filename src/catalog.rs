@@ -12,8 +12,7 @@ use std::path::PathBuf;
 
 /// Held for the whole run: a second writer of the same catalog is refused, naming this one.
 pub struct CatalogLock {
-    _file: File,
-    path: PathBuf,
+    file: File,
 }
 
 impl CatalogLock {
@@ -54,14 +53,14 @@ impl CatalogLock {
         let _ = file.rewind();
         let _ = file.write_all(info.as_bytes());
         let _ = file.flush();
-        Ok(Some(CatalogLock { _file: file, path }))
+        Ok(Some(CatalogLock { file }))
     }
 }
 
 impl Drop for CatalogLock {
     fn drop(&mut self) {
-        let _ = self._file.set_len(0);
-        let _ = &self.path;
+        // The holder line goes with the holder; the OS releases the lock itself.
+        let _ = self.file.set_len(0);
     }
 }
 

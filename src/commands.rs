@@ -127,6 +127,7 @@ fn run(g: &Global, args: &RunArgs, command: &str) -> Result<bool> {
     )?;
     let existing = catalog::existing_relations(&conn)?;
     let mut storage = crate::storage::Storage::for_target(target)?;
+    crate::publish::ensure_state(&conn)?;
     storage.protected = crate::publish::protected_paths(&conn)?;
     check_buckets(&storage, &p)?;
     let threads = args.threads.unwrap_or(target.threads).max(1);
@@ -330,6 +331,7 @@ fn catalog_command(g: &Global, action: CatalogCommand) -> Result<bool> {
             };
             let _lock = catalog::CatalogLock::acquire(&target.catalog, "lakeflow catalog publish")?;
             let conn = execute::session::open(target, &project.root)?;
+            crate::publish::ensure_state(&conn)?;
             let id = crate::publish::publish(&conn, target, &storage, &dest, &project.name)?;
             conn.execute_batch("checkpoint")
                 .map_err(|e| Error::new("LF505", format!("cannot checkpoint the catalog: {e}")))?;

@@ -40,6 +40,8 @@ fn db_err(what: &str) -> impl Fn(duckdb::Error) -> Error + '_ {
     move |e| Error::new("LF530", format!("{what}: {e}"))
 }
 
+/// Creates the `_lakeflow` tables if missing; called once per opened catalog, before the
+/// other functions here.
 pub fn ensure_state(conn: &Connection) -> Result<()> {
     conn.execute_batch(STATE_DDL)
         .map_err(db_err("cannot create the _lakeflow schema in the catalog"))
@@ -52,7 +54,6 @@ pub fn record(
     results: &[RunResult],
     build_id: &str,
 ) -> Result<()> {
-    ensure_state(conn)?;
     let now = crate::report::now_rfc3339();
     let mut sql = String::from("begin;\n");
     for r in results.iter().filter(|r| r.status == Status::Success) {
@@ -86,7 +87,6 @@ pub fn record(
 
 /// File versions pinned by kept replicas: garbage collection must leave them alone.
 pub fn protected_paths(conn: &Connection) -> Result<HashSet<String>> {
-    ensure_state(conn)?;
     let mut stmt = conn
         .prepare("select distinct path from _lakeflow.replica_files")
         .map_err(db_err("cannot read replica files"))?;
@@ -112,7 +112,6 @@ pub fn publish(
     dest: &PublishTo,
     project: &str,
 ) -> Result<String> {
-    ensure_state(conn)?;
     let build_id = crate::report::new_build_id();
     let tmp_dir;
     let tmp: PathBuf = if is_remote(&dest.to) {

@@ -28,7 +28,7 @@ pub enum RefTarget {
 }
 
 /// Data shared by every render of one run.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Shared {
     pub vars: std::collections::BTreeMap<String, serde_json::Value>,
     pub models: HashMap<String, usize>,

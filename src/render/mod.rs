@@ -75,10 +75,7 @@ pub fn render(project: &Project) -> Result<Vec<Node>> {
     };
 
     // Parse pass.
-    let shared_parse = Arc::new(Shared {
-        ref_targets: vec![],
-        ..clone_shared(&shared)
-    });
+    let shared_parse = Arc::new(shared.clone());
     let parsed: Vec<functions::Capture> = files
         .par_iter()
         .zip(base_configs.par_iter())
@@ -432,15 +429,6 @@ struct Validation;
 impl Object for Validation {
     fn get_value(self: &Arc<Self>, _key: &Value) -> Option<Value> {
         Some(Value::from_object(Validation))
-    }
-}
-
-fn clone_shared(s: &Shared) -> Shared {
-    Shared {
-        vars: s.vars.clone(),
-        models: s.models.clone(),
-        ref_targets: s.ref_targets.clone(),
-        sources: s.sources.clone(),
     }
 }
 
