@@ -120,9 +120,25 @@ def machine():
     return f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores ({cpu}), {mem:.0f} GiB RAM"
 
 
+DELTA_BODY = ("select range as id, range % 1000 as k, md5(range::varchar) as s, "
+              "(range % 100000 * 0.01)::decimal(12,2) as amount, "
+              "timestamp '2024-01-01' + to_seconds(range) as ts from range({n})")
+
+
+def python_delta(n: str, path: str):
+    """The peer: the same table computed by DuckDB, written by Python deltalake."""
+    import duckdb
+    from deltalake import write_deltalake
+    table = duckdb.sql(DELTA_BODY.format(n=int(n))).fetch_record_batch()
+    write_deltalake(path, table, mode="overwrite")
+
+
 def main():
     if len(sys.argv) > 1 and sys.argv[1] == "raw":
         raw_duckdb(*sys.argv[2:6])
+        return
+    if len(sys.argv) > 1 and sys.argv[1] == "pydelta":
+        python_delta(*sys.argv[2:4])
         return
     ap = argparse.ArgumentParser()
     ap.add_argument("--lakeflow", required=True)
@@ -131,12 +147,14 @@ def main():
     ap.add_argument("--models", type=int, default=300)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--results")
-    ap.add_argument("--only", choices=["overhead", "parse", "data"], action="append",
+    ap.add_argument("--delta-rows", type=int, default=20_000_000)
+    ap.add_argument("--only", choices=["overhead", "parse", "data", "delta"], action="append",
                     help="run only these sections (default: all)")
     args = ap.parse_args()
     lf, dbt, py = args.lakeflow, f"{args.venv}/bin/dbt", f"{args.venv}/bin/python"
     work = Path(tempfile.mkdtemp(prefix="lakeflow-bench-"))
     rows = []
+    delta_rows = []
     print(f"machine: {machine()}\nwork dir: {work}\n", flush=True)
     want = lambda section: not args.only or section in args.only
     try:
@@ -171,16 +189,34 @@ def main():
             lakeflow_root = str(data_lf / "lake")
             d_raw = bench("raw DuckDB (same statements)", [py, __file__, "raw", manifest, str(data_raw / "lake"), lakeflow_root, str(data_raw / "raw.duckdb")], data_lf, args.runs)
             rows.append(("data", f"{args.rows:,} events", d_lf, d_dbt, d_raw))
+
+        if want("delta"):
+            n = args.delta_rows
+            print(f"\nDelta: one model of {n:,} rows written as Parquet, as Delta, and by Python deltalake")
+            proj = work / "delta_write"
+            (proj / "models" / "silver").mkdir(parents=True)
+            (proj / "lakeflow.yml").write_text("name: dw\nprofile: dw\n")
+            (proj / "profiles.yml").write_text(
+                "dw:\n  target: dev\n  outputs:\n    dev:\n      type: duckdb\n      path: catalog.duckdb\n"
+                "      external_root: lake\n      threads: 2\n")
+            body = DELTA_BODY.format(n=n)
+            for name, fmt in [("as_parquet", "parquet"), ("as_delta", "delta")]:
+                (proj / "models" / "silver" / f"{name}.sql").write_text(
+                    f"{{{{ config(materialized='external', format='{fmt}') }}}}\n{body}\n")
+            w_pq = bench("lakeflow run (Parquet)", [lf, "run", "-s", "as_parquet", "--project-dir", proj], proj, args.runs)
+            w_dl = bench("lakeflow run (Delta)", [lf, "run", "-s", "as_delta", "--project-dir", proj], proj, args.runs)
+            w_py = bench("Python write_deltalake", [py, __file__, "pydelta", str(n), str(work / "py_delta")], proj, args.runs)
+            delta_rows.append((f"{n:,} rows", w_pq, w_dl, w_py))
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
-    table = render(rows)
+    table = render(rows, delta_rows)
     print("\n" + table)
     if args.results:
         write_results(args.results, table, args)
 
 
-def render(rows):
+def render(rows, delta_rows):
     lines = [
         "| benchmark | size | lakeflow | dbt-duckdb | raw DuckDB | dbt / lakeflow | lakeflow / raw | peak RSS lakeflow / dbt / raw |",
         "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- |",
@@ -191,7 +227,16 @@ def render(rows):
         r_raw = f"{lf[0] / raw[0]:.2f}x" if raw else "-"
         rss = " / ".join(f"{m[1]:.0f} MiB" if m else "-" for m in (lf, dbt, raw))
         lines.append(f"| {name} | {size} | {fmt(lf)} | {fmt(dbt)} | {fmt(raw)} | {r_dbt} | {r_raw} | {rss} |")
-    lines.append("| delta | - | - | - | - | - | - | not measured yet: `format: delta` is not implemented |")
+    if delta_rows:
+        lines += [
+            "",
+            "| Delta write | size | lakeflow Parquet | lakeflow Delta | Python write_deltalake | Delta / Parquet | Python / lakeflow Delta | peak RSS Parquet / Delta / Python |",
+            "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- |",
+        ]
+        for size, pq, dl, py in delta_rows:
+            rss = " / ".join(f"{m[1]:.0f} MiB" for m in (pq, dl, py))
+            lines.append(f"| one model | {size} | {pq[0]:.2f} s | {dl[0]:.2f} s | {py[0]:.2f} s | "
+                         f"{dl[0] / pq[0]:.2f}x | {py[0] / dl[0]:.1f}x | {rss} |")
     return "\n".join(lines)
 
 
@@ -212,6 +257,10 @@ def write_results(path, table, args):
         "  statements one after another on one connection (`benches/e2e.py raw`). dbt's copy of\n"
         "  the project adds `overwrite: true` to the partitioned model, without which dbt-duckdb\n"
         "  cannot rebuild it.\n"
+        "- Delta write: one model (id, key, md5 text, decimal, timestamp) computed by DuckDB and\n"
+        "  written by `lakeflow run` as Parquet and as Delta (data files by DuckDB, log by the\n"
+        "  deltalake crate), against Python computing it with DuckDB and writing it with\n"
+        "  `deltalake.write_deltalake`. Each run overwrites the table as a new version.\n"
         "- `benches/phases.sh` measures load, render, DAG and select alone (below).\n"
         + kept
     )

@@ -90,6 +90,11 @@ pub enum Command {
         #[command(subcommand)]
         action: CatalogCommand,
     },
+    /// Maintain the Delta tables of `format: delta` models: history, optimize, vacuum.
+    Delta {
+        #[command(subcommand)]
+        action: DeltaCommand,
+    },
     /// Run read-only SQL against the latest replica (or the catalog) and print the result
     Query {
         /// The SQL to run
@@ -148,6 +153,41 @@ pub enum CatalogCommand {
         /// Local file to write [default: catalog/replica.duckdb in the project]
         #[arg(long)]
         to: Option<std::path::PathBuf>,
+    },
+}
+
+/// Models are named as in `--select` (a name, `tag:x`, `silver+`, ...); without any, every
+/// Delta model of the project.
+#[derive(Subcommand, Debug)]
+pub enum DeltaCommand {
+    /// The commits of a model's Delta table, newest first: version, time, operation, lakeflow
+    /// build, files and rows added.
+    History {
+        /// The model (or the path / s3:// URL of any Delta table).
+        model: String,
+        #[arg(long)]
+        limit: Option<usize>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Compacts small data files into files of about --target-size, per partition, with
+    /// DuckDB; committed with dataChange=false, so query results do not change.
+    Optimize {
+        #[command(flatten)]
+        selection: Selection,
+        #[arg(long, default_value = "128MB")]
+        target_size: String,
+    },
+    /// Deletes data files no version within --retain-hours needs. Files the catalog or a kept
+    /// replica reads are never deleted, whatever the retention.
+    Vacuum {
+        #[command(flatten)]
+        selection: Selection,
+        #[arg(long, default_value_t = 168.0)]
+        retain_hours: f64,
+        /// List what would be deleted, delete nothing.
+        #[arg(long)]
+        dry_run: bool,
     },
 }
 

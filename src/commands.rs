@@ -1,6 +1,8 @@
 //! One function per command; each runs the phases it needs, in order.
 
-use crate::cli::{CatalogCommand, Cli, Command, Global, LsOutput, RunArgs, Selection};
+use crate::cli::{
+    CatalogCommand, Cli, Command, DeltaCommand, Global, LsOutput, RunArgs, Selection,
+};
 use crate::error::{Error, Result};
 use crate::project::{LoadOptions, Project};
 use crate::render::Node;
@@ -26,6 +28,7 @@ pub fn dispatch(cli: Cli) -> Result<bool> {
                 .map(|_| true)
         }
         Command::Catalog { action } => catalog_command(&g, action),
+        Command::Delta { action } => delta_command(&g, action),
         Command::ExampleData { out, rows, models } => {
             let dir = out.or(g.project_dir.clone()).unwrap_or_else(|| ".".into());
             match models {
@@ -117,6 +120,13 @@ fn run(g: &Global, args: &RunArgs, command: &str) -> Result<bool> {
     )?;
     artifacts::write_manifest(&p.project, &p.nodes, &build_id)?;
     let conn = execute::session::open(target, &p.project.root)?;
+    execute::session::load_delta_if_used(
+        &conn,
+        target,
+        p.plan
+            .iter()
+            .any(|&i| p.nodes[i].compiled_sql.contains("delta_scan(")),
+    )?;
     catalog::ensure_schemas(
         &conn,
         p.plan
@@ -355,5 +365,167 @@ fn catalog_command(g: &Global, action: CatalogCommand) -> Result<bool> {
             println!("Pulled {from} to {}", to.display());
             Ok(true)
         }
+    }
+}
+
+/// `lakeflow delta ...`: the selected Delta models' tables, under the catalog lock, so a
+/// build and a maintenance job never interleave on one catalog.
+fn delta_command(g: &Global, action: DeltaCommand) -> Result<bool> {
+    use crate::delta::{self, maintenance};
+    let selection = match &action {
+        DeltaCommand::History { model, .. } => Selection {
+            select: vec![model.clone()],
+            exclude: vec![],
+        },
+        DeltaCommand::Optimize { selection, .. } | DeltaCommand::Vacuum { selection, .. } => {
+            selection.clone()
+        }
+    };
+    let fail = |e: String| Error::new("LF540", e);
+    if let DeltaCommand::History { model, limit, json } = &action
+        && (model.contains('/') || model.contains('\\'))
+    {
+        let project = load(g)?;
+        let storage = crate::storage::Storage::for_target(&project.target)?;
+        let location = crate::project::profile::absolutize(model, &project.root);
+        let table = delta::Table::open(&location, storage.remote.as_ref()).map_err(fail)?;
+        print_history(&maintenance::history(&table, *limit).map_err(fail)?, *json);
+        return Ok(true);
+    }
+    let p = plan(g, &selection)?;
+    let models: Vec<&Node> = p
+        .plan
+        .iter()
+        .map(|&i| &p.nodes[i])
+        .filter(|n| n.is_delta())
+        .collect();
+    if models.is_empty() {
+        return Err(Error::new("LF541", "no Delta model is selected")
+            .hint("Delta models have `materialized: external` and `format: delta`"));
+    }
+    let target = &p.project.target;
+    let storage = crate::storage::Storage::for_target(target)?;
+    if let DeltaCommand::History { limit, json, .. } = &action {
+        for n in &models {
+            let location = n.location.as_deref().unwrap_or_default();
+            let table = delta::Table::open(location, storage.remote.as_ref()).map_err(fail)?;
+            print_history(&maintenance::history(&table, *limit).map_err(fail)?, *json);
+        }
+        return Ok(true);
+    }
+    let _lock = catalog::CatalogLock::acquire(&target.catalog, "lakeflow delta")?;
+    let conn = execute::session::open(target, &p.project.root)?;
+    crate::publish::ensure_state(&conn)?;
+    let pins = crate::publish::delta_pins(&conn)?;
+    let mut ok = true;
+    for n in &models {
+        let location = n.location.as_deref().unwrap_or_default();
+        let table = match delta::Table::open(location, storage.remote.as_ref()) {
+            Ok(t) => t,
+            Err(e) => {
+                eprintln!("error: {}: {e}", n.name);
+                ok = false;
+                continue;
+            }
+        };
+        if !table.exists().map_err(fail)? {
+            println!("{}: not built yet, nothing to do", n.name);
+            continue;
+        }
+        match &action {
+            DeltaCommand::Optimize { target_size, .. } => {
+                let size = maintenance::parse_size(target_size).map_err(fail)?;
+                let tag = format!("{}-opt", report::new_build_id());
+                match maintenance::optimize(&conn, &table, size, &tag) {
+                    Ok(r) => match r.version {
+                        Some(v) => {
+                            crate::publish::repoint_delta(&conn, n, &table, v)?;
+                            println!(
+                                "{}: version {v}: {} files -> {} ({} rewritten into {})",
+                                n.name,
+                                r.files_before,
+                                r.files_after,
+                                r.files_removed,
+                                r.files_added
+                            );
+                        }
+                        None => {
+                            println!("{}: {} files, nothing to compact", n.name, r.files_before)
+                        }
+                    },
+                    Err(e) => {
+                        eprintln!("error: {}: {e}", n.name);
+                        ok = false;
+                    }
+                }
+            }
+            DeltaCommand::Vacuum {
+                retain_hours,
+                dry_run,
+                ..
+            } => {
+                let pinned: Vec<i64> = pins
+                    .iter()
+                    .filter(|(loc, _)| *loc == table.location)
+                    .map(|(_, v)| *v)
+                    .collect();
+                match maintenance::vacuum(&table, *retain_hours, &pinned, *dry_run) {
+                    Ok(r) => {
+                        let verb = if *dry_run { "would delete" } else { "deleted" };
+                        println!(
+                            "{}: {verb} {} files; kept {} younger than {retain_hours} h and {} pinned by the catalog or replicas",
+                            n.name,
+                            r.deleted.len(),
+                            r.retained,
+                            r.pinned
+                        );
+                        if *dry_run {
+                            for f in &r.deleted {
+                                println!("  {f}");
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        eprintln!("error: {}: {e}", n.name);
+                        ok = false;
+                    }
+                }
+            }
+            DeltaCommand::History { .. } => {}
+        }
+    }
+    conn.execute_batch("checkpoint")
+        .map_err(|e| Error::new("LF505", format!("cannot checkpoint the catalog: {e}")))?;
+    Ok(ok)
+}
+
+fn print_history(commits: &[crate::delta::maintenance::Commit], json: bool) {
+    if json {
+        for c in commits {
+            println!("{}", serde_json::to_string(c).unwrap_or_default());
+        }
+        return;
+    }
+    println!(
+        "{:>7}  {:<20}  {:<14}  {:<24}  {:>6}  {:>6}  {:>10}",
+        "version", "time (UTC)", "operation", "build", "+files", "-files", "+rows"
+    );
+    for c in commits {
+        let time = c
+            .timestamp
+            .map(|t| report::rfc3339(t / 1000))
+            .unwrap_or_default();
+        println!(
+            "{:>7}  {:<20}  {:<14}  {:<24}  {:>6}  {:>6}  {:>10}",
+            c.version,
+            time,
+            c.operation,
+            c.build_id.as_deref().unwrap_or("-"),
+            c.files_added,
+            c.files_removed,
+            c.rows_added
+                .map(|r| r.to_string())
+                .unwrap_or_else(|| "?".into())
+        );
     }
 }

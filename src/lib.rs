@@ -5,6 +5,7 @@
 pub mod catalog;
 pub mod cli;
 pub mod commands;
+pub mod delta;
 pub mod error;
 pub mod example_data;
 pub mod execute;

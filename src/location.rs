@@ -2,7 +2,7 @@
 //! config, or the user's `external_location(relation, config)` macro; and the guard that keeps
 //! non-production targets out of production paths.
 
-use crate::execute::materialization::External;
+use crate::execute::materialization::{External, FileFormat};
 use crate::project::{ProjectKind, Target};
 
 /// Joins path parts onto a root that is a local path or a URL.
@@ -21,7 +21,8 @@ pub fn is_remote(location: &str) -> bool {
 
 /// The default location. lakeflow projects: `{root}/{layer}/{alias}.{ext}` for the production
 /// target and `{root}/{target}/{layer}/{alias}.{ext}` for any other. dbt projects keep
-/// dbt-duckdb's `{root}/{alias}.{ext}`. Partitioned models are directories without extension.
+/// dbt-duckdb's `{root}/{alias}.{ext}`. Partitioned models and Delta tables are directories
+/// without extension.
 pub fn default_location(
     kind: ProjectKind,
     target: &Target,
@@ -29,7 +30,7 @@ pub fn default_location(
     alias: &str,
     external: &External,
 ) -> String {
-    let file = if external.partition_by.is_empty() {
+    let file = if external.partition_by.is_empty() && external.format != FileFormat::Delta {
         format!("{alias}.{}", external.format.extension())
     } else {
         alias.to_string()
@@ -108,6 +109,8 @@ mod tests {
             format: FileFormat::Parquet,
             partition_by: partition_by.iter().map(|s| s.to_string()).collect(),
             options: vec![],
+            table_properties: Default::default(),
+            target_file_size: None,
         }
     }
 

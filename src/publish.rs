@@ -60,7 +60,7 @@ pub fn record(
         let n = &nodes[r.node];
         let (format, partitioned) = match &n.materialization {
             crate::execute::materialization::Materialization::External(e) => {
-                (Some(e.format.extension()), !e.partition_by.is_empty())
+                (Some(e.format.name()), !e.partition_by.is_empty())
             }
             _ => (None, false),
         };
@@ -94,6 +94,48 @@ pub fn protected_paths(conn: &Connection) -> Result<HashSet<String>> {
         .query_map([], |r| r.get::<_, String>(0))
         .map_err(db_err("cannot read replica files"))?;
     Ok(rows.filter_map(|r| r.ok()).collect())
+}
+
+/// Delta versions that must stay readable: what the catalog's views read and what kept
+/// replicas pinned, as (table location, version).
+pub fn delta_pins(conn: &Connection) -> Result<Vec<(String, i64)>> {
+    let mut stmt = conn
+        .prepare(
+            "select pinned_path from _lakeflow.models where format = 'delta' and pinned_path is not null
+             union select path from _lakeflow.replica_files",
+        )
+        .map_err(db_err("cannot read pinned Delta versions"))?;
+    let rows = stmt
+        .query_map([], |r| r.get::<_, String>(0))
+        .map_err(db_err("cannot read pinned Delta versions"))?;
+    Ok(rows
+        .filter_map(|r| r.ok())
+        .filter_map(|p| crate::delta::parse_pin(&p).map(|(l, v)| (l.to_string(), v)))
+        .collect())
+}
+
+/// Points a Delta model's catalog view (and its recorded pin) at `version`, e.g. after
+/// `lakeflow delta optimize` committed a compaction.
+pub fn repoint_delta(
+    conn: &Connection,
+    node: &Node,
+    table: &crate::delta::Table,
+    version: i64,
+) -> Result<()> {
+    let fail = |e: String| Error::new("LF542", e);
+    let snap = table
+        .snapshot(&crate::delta::AsOf::Version(version))
+        .map_err(fail)?;
+    let reader = crate::delta::reader_sql(&table.location, &snap).map_err(fail)?;
+    conn.execute_batch(&format!(
+        "begin; create schema if not exists {schema}; create or replace view {rel} as select * from ({reader});
+         update _lakeflow.models set pinned_path = {pin} where unique_id = {id}; commit;",
+        rel = node.relation,
+        schema = quote_ident(&node.relation.schema),
+        pin = quote_literal(&crate::delta::pin(&table.location, version)),
+        id = quote_literal(&node.unique_id),
+    ))
+    .map_err(db_err("cannot update the catalog view"))
 }
 
 struct ModelRow {
@@ -130,7 +172,7 @@ pub fn publish(
                 .unwrap_or_default()
         ))
     };
-    let result = write_replica(conn, &tmp, target, &build_id, project);
+    let result = write_replica(conn, &tmp, target, storage, &build_id, project);
     let pinned = match result {
         Ok(p) => p,
         Err(e) => {
@@ -157,6 +199,7 @@ fn write_replica(
     conn: &Connection,
     tmp: &Path,
     target: &Target,
+    storage: &Storage,
     build_id: &str,
     project: &str,
 ) -> Result<Vec<String>> {
@@ -227,11 +270,16 @@ fn write_replica(
                 continue;
             };
             let format = FileFormat::from_name(format).unwrap_or(FileFormat::Parquet);
+            let reader = if format == FileFormat::Delta {
+                delta_reader(path, storage)?
+            } else {
+                catalog::reader_sql(path, format, m.partitioned)
+            };
             conn.execute_batch(&format!(
                 "create view lf_replica.{}.{} as select * from {}",
                 quote_ident(&m.schema),
                 quote_ident(&m.name),
-                catalog::reader_sql(path, format, m.partitioned)
+                reader
             ))
             .map_err(&err)?;
             pinned.push(path.clone());
@@ -289,6 +337,21 @@ fn write_replica(
     file.sync_all()
         .map_err(|e| Error::io("LF531", "sync", tmp, e))?;
     Ok(pinned)
+}
+
+/// The files of a pinned Delta version, as a subquery.
+fn delta_reader(pinned: &str, storage: &Storage) -> Result<String> {
+    let fail = |e: String| Error::new("LF534", format!("replica: {e}"));
+    let (location, version) = crate::delta::parse_pin(pinned)
+        .ok_or_else(|| fail(format!("'{pinned}' is not a Delta version")))?;
+    let table = crate::delta::Table::open(location, storage.remote.as_ref()).map_err(fail)?;
+    let snap = table
+        .snapshot(&crate::delta::AsOf::Version(version))
+        .map_err(fail)?;
+    Ok(format!(
+        "({})",
+        crate::delta::reader_sql(location, &snap).map_err(fail)?
+    ))
 }
 
 fn model_rows(conn: &Connection) -> Result<Vec<ModelRow>> {

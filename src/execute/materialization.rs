@@ -9,6 +9,8 @@ pub enum FileFormat {
     Parquet,
     Csv,
     Json,
+    /// A Delta Lake table: Parquet data files and a transaction log.
+    Delta,
 }
 
 impl FileFormat {
@@ -17,13 +19,23 @@ impl FileFormat {
             "parquet" => Some(FileFormat::Parquet),
             "csv" => Some(FileFormat::Csv),
             "json" | "ndjson" => Some(FileFormat::Json),
+            "delta" => Some(FileFormat::Delta),
             _ => None,
         }
     }
 
+    /// The format's name, as configs and `_lakeflow.models` spell it.
+    pub fn name(self) -> &'static str {
+        match self {
+            FileFormat::Delta => "delta",
+            other => other.extension(),
+        }
+    }
+
+    /// The extension of the data files (a Delta table's are Parquet).
     pub fn extension(self) -> &'static str {
         match self {
-            FileFormat::Parquet => "parquet",
+            FileFormat::Parquet | FileFormat::Delta => "parquet",
             FileFormat::Csv => "csv",
             FileFormat::Json => "json",
         }
@@ -32,7 +44,7 @@ impl FileFormat {
     /// The DuckDB table function that reads files of this format.
     pub fn reader(self) -> &'static str {
         match self {
-            FileFormat::Parquet => "read_parquet",
+            FileFormat::Parquet | FileFormat::Delta => "read_parquet",
             FileFormat::Csv => "read_csv_auto",
             FileFormat::Json => "read_json_auto",
         }
@@ -45,6 +57,10 @@ pub struct External {
     pub partition_by: Vec<String>,
     /// Extra `COPY ... TO` options, e.g. `compression zstd`.
     pub options: Vec<(String, String)>,
+    /// Delta only: table properties (`delta.checkpointInterval`, ...).
+    pub table_properties: std::collections::BTreeMap<String, String>,
+    /// Delta only: the size DuckDB rolls over to a new data file at.
+    pub target_file_size: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -98,16 +114,10 @@ impl External {
             .or_else(|| options_map.get("format").and_then(Value::as_str))
             .unwrap_or("parquet")
             .to_ascii_lowercase();
-        let format = match FileFormat::from_name(&format_name) {
-            Some(f) => f,
-            None if format_name == "delta" => {
-                return Err("format 'delta' is not supported yet; use 'parquet'".into());
-            }
-            None => {
-                return Err(format!(
-                    "unknown external format '{format_name}' (supported: parquet, csv, json)"
-                ));
-            }
+        let Some(format) = FileFormat::from_name(&format_name) else {
+            return Err(format!(
+                "unknown external format '{format_name}' (supported: parquet, delta, csv, json)"
+            ));
         };
         let mut partition_by = config::as_string_list(
             config
@@ -142,10 +152,37 @@ impl External {
             };
             options.push((key, rendered));
         }
+        let mut table_properties = std::collections::BTreeMap::new();
+        for key in ["table_properties", "tblproperties"] {
+            if let Some(map) = config.get(key).and_then(Value::as_object) {
+                for (k, v) in map {
+                    let v = match v {
+                        Value::String(s) => s.clone(),
+                        other => other.to_string(),
+                    };
+                    table_properties.insert(k.clone(), v);
+                }
+            }
+        }
+        if !table_properties.is_empty() && format != FileFormat::Delta {
+            return Err("table_properties apply to format 'delta' only".into());
+        }
+        let target_file_size = match config.get("target_file_size") {
+            None => None,
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(Value::Number(n)) => Some(n.to_string()),
+            Some(other) => {
+                return Err(format!(
+                    "target_file_size {other} is not a size; use e.g. '128MB'"
+                ));
+            }
+        };
         Ok(External {
             format,
             partition_by,
             options,
+            table_properties,
+            target_file_size,
         })
     }
 }

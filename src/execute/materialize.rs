@@ -1,7 +1,7 @@
 //! Running one model: the SQL each materialization executes, and for external models the
 //! staged write that is published only when it succeeded.
 
-use super::materialization::{External, Materialization};
+use super::materialization::{External, FileFormat, Materialization};
 use super::templates;
 use crate::catalog;
 use crate::render::relation::quote_literal;
@@ -56,9 +56,51 @@ pub fn run(
                 .location
                 .as_deref()
                 .ok_or_else(|| "external model has no location".to_string())?;
-            external(conn, node, sql, ext, location, storage, build_id)
+            if ext.format == FileFormat::Delta {
+                delta(conn, node, sql, ext, location, storage, build_id)
+            } else {
+                external(conn, node, sql, ext, location, storage, build_id)
+            }
         }
     }
+}
+
+/// A Delta model: new data files and one commit; the catalog view reads that version's files.
+fn delta(
+    conn: &Connection,
+    node: &Node,
+    sql: &str,
+    ext: &External,
+    location: &str,
+    storage: &Storage,
+    build_id: &str,
+) -> Result<Outcome, String> {
+    if !crate::location::is_remote(location) {
+        std::fs::create_dir_all(location).map_err(|e| format!("cannot create {location}: {e}"))?;
+    }
+    let table = crate::delta::Table::open(location, storage.remote.as_ref())
+        .map_err(|e| explain_remote(storage, location, e))?;
+    let written = crate::delta::write::write_model(conn, &table, sql, ext, build_id, &node.name)
+        .map_err(|e| explain_remote(storage, location, e))?;
+    let reader = crate::delta::reader_sql(&table.location, &written.snapshot)?;
+    conn.execute_batch(&templates::render(
+        "external_view",
+        &[
+            ("relation", node.relation.to_string()),
+            ("reader", format!("({reader})")),
+        ],
+    ))
+    .map_err(|e| {
+        format!(
+            "version {} of {location} was committed, but the catalog view failed: {e}",
+            written.snapshot.version
+        )
+    })?;
+    Ok(Outcome {
+        rows: Some(written.rows),
+        written: Some(table.location.clone()),
+        pinned: Some(crate::delta::pin(&table.location, written.snapshot.version)),
+    })
 }
 
 fn external(

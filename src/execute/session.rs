@@ -32,7 +32,27 @@ pub fn open(target: &Target, project_root: &Path) -> Result<Connection> {
         Error::new("LF402", format!("cannot open catalog {}: {msg}", target.catalog)).hint(hint)
     })?;
     prepare(&conn, target)?;
+    load_delta_if_used(&conn, target, false)?;
     Ok(conn)
+}
+
+/// Loads DuckDB's delta extension when a view of the catalog reads with `delta_scan(...)`, or
+/// `needed` says a model about to run does. Nothing else in lakeflow needs it.
+pub fn load_delta_if_used(conn: &Connection, target: &Target, needed: bool) -> Result<()> {
+    let used = needed
+        || conn
+            .query_row(
+                "select count(*) from duckdb_views() where not internal and sql ilike '%delta_scan(%'",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .unwrap_or(0)
+            > 0;
+    if used && !target.extensions.iter().any(|e| e == "delta") {
+        conn.execute_batch("LOAD delta")
+            .map_err(|e| extension_error("delta", target, &e.to_string()))?;
+    }
+    Ok(())
 }
 
 /// An in-memory session, set up like the target's, with `file` attached read-only and in use:
@@ -52,6 +72,7 @@ pub fn open_reader(target: &Target, project_root: &Path, file: &Path) -> Result<
         )
         .hint("build (and publish) the project first")
     })?;
+    load_delta_if_used(&conn, target, false)?;
     Ok(conn)
 }
 

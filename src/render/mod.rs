@@ -48,6 +48,11 @@ impl Node {
     pub fn is_ephemeral(&self) -> bool {
         self.materialization == Materialization::Ephemeral
     }
+
+    pub fn is_delta(&self) -> bool {
+        matches!(&self.materialization, Materialization::External(e)
+            if e.format == crate::execute::materialization::FileFormat::Delta)
+    }
 }
 
 pub fn render(project: &Project) -> Result<Vec<Node>> {
@@ -105,6 +110,14 @@ pub fn render(project: &Project) -> Result<Vec<Node>> {
             check_refs(files[i], &capture.refs, &shared.models, &enabled, &files)?;
         }
     }
+    // Delta sources are read (their log, at the version asked for) only when a model uses them.
+    let used_sources: std::collections::HashSet<&(String, String)> = parsed
+        .iter()
+        .zip(&enabled)
+        .filter(|(_, on)| **on)
+        .flat_map(|(c, _)| &c.sources)
+        .collect();
+    sources::resolve_delta(project, &mut shared.sources, &used_sources)?;
     let materializations: Vec<Materialization> = files
         .iter()
         .zip(&finals)

@@ -1,13 +1,19 @@
 //! What `source('s', 't')` puts after FROM.
 
 use super::relation::{self, Relation};
+use crate::delta::{self, AsOf};
+use crate::error::{Error, Result};
 use crate::location;
 use crate::project::Project;
-use std::collections::HashMap;
+use crate::project::files::SourceTable;
+use crate::storage::s3::{Remote, S3Secret};
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 /// What `source()` puts after FROM: the external location (a table function as given, a path
 /// quoted so DuckDB scans it), or the source's relation in the catalog.
+/// Delta sources get their location quoted here, a stand-in for the parse pass; see
+/// `resolve_delta`.
 pub fn source_sql(project: &Project) -> HashMap<(String, String), String> {
     project
         .schema
@@ -15,7 +21,9 @@ pub fn source_sql(project: &Project) -> HashMap<(String, String), String> {
         .iter()
         .map(|s| {
             let sql = match &s.external_location {
-                Some(loc) if loc.contains('(') => absolutize_first_argument(loc, &project.root),
+                Some(loc) if loc.contains('(') && !is_delta(s) => {
+                    absolutize_first_argument(loc, &project.root)
+                }
                 Some(loc) => {
                     let abs = if location::is_remote(loc) || Path::new(loc).is_absolute() {
                         loc.clone()
@@ -29,6 +37,93 @@ pub fn source_sql(project: &Project) -> HashMap<(String, String), String> {
             ((s.source_name.clone(), s.name.clone()), sql)
         })
         .collect()
+}
+
+fn is_delta(s: &SourceTable) -> bool {
+    crate::project::config::get_str(&s.config, "format")
+        .is_some_and(|f| f.eq_ignore_ascii_case("delta"))
+}
+
+/// Replaces the stand-ins of the Delta sources in `used` by a read of the version they ask for.
+pub fn resolve_delta(
+    project: &Project,
+    sql: &mut HashMap<(String, String), String>,
+    used: &HashSet<&(String, String)>,
+) -> Result<()> {
+    let mut remote = None;
+    for s in &project.schema.sources {
+        let key = (s.source_name.clone(), s.name.clone());
+        if !is_delta(s) || !used.contains(&key) {
+            continue;
+        }
+        let Some(loc) = &s.external_location else {
+            return Err(Error::new(
+                "LF131",
+                format!(
+                    "source {}.{} has format delta but no external_location",
+                    s.source_name, s.name
+                ),
+            )
+            .in_file(&s.file)
+            .hint("set `external_location:` to the table's folder or s3:// URL"));
+        };
+        let read = delta_source(project, s, loc, &mut remote)?;
+        sql.insert(key, read);
+    }
+    Ok(())
+}
+
+/// A Delta source: the files of the version asked for (`as_of_version`, `as_of_timestamp`,
+/// else the latest), read without DuckDB's delta extension.
+fn delta_source(
+    project: &Project,
+    s: &SourceTable,
+    loc: &str,
+    remote: &mut Option<Remote>,
+) -> Result<String> {
+    let fail = |msg: String| {
+        Error::new(
+            "LF131",
+            format!("source {}.{}: {msg}", s.source_name, s.name),
+        )
+        .in_file(&s.file)
+        .hint("check external_location, as_of_version and as_of_timestamp of this source")
+    };
+    let abs = if location::is_remote(loc) || Path::new(loc).is_absolute() {
+        loc.to_string()
+    } else {
+        project.root.join(loc).to_string_lossy().into_owned()
+    };
+    if location::is_remote(&abs) && remote.is_none() {
+        let secrets = project
+            .target
+            .secrets
+            .iter()
+            .filter_map(S3Secret::from_profile)
+            .collect();
+        *remote = Some(Remote::new(secrets)?);
+    }
+    let as_of = match (
+        s.config.get("as_of_version"),
+        crate::project::config::get_str(&s.config, "as_of_timestamp"),
+    ) {
+        (Some(v), None) => AsOf::Version(
+            v.as_i64()
+                .or_else(|| v.as_str().and_then(|t| t.parse().ok()))
+                .ok_or_else(|| fail(format!("as_of_version {v} is not a version number")))?,
+        ),
+        (None, Some(t)) => AsOf::Timestamp(t.to_string()),
+        (None, None) => AsOf::Latest,
+        (Some(_), Some(_)) => {
+            return Err(fail(
+                "as_of_version and as_of_timestamp are both set; keep one".into(),
+            ));
+        }
+    };
+    let table = delta::Table::open(&abs, remote.as_ref()).map_err(fail)?;
+    let snap = table.snapshot(&as_of).map_err(fail)?;
+    let sql = delta::reader_sql(&table.location, &snap).map_err(fail)?;
+    Ok(format!("({sql})"))
 }
 
 /// Makes the relative paths in a table function's first argument (a string or a list of

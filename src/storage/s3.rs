@@ -171,51 +171,57 @@ impl Remote {
         let store = match stores.get(bucket) {
             Some(s) => s.clone(),
             None => {
-                let mut b =
-                    AmazonS3Builder::new()
-                        .with_bucket_name(bucket)
-                        .with_retry(RetryConfig {
-                            backoff: BackoffConfig {
-                                init_backoff: Duration::from_millis(100),
-                                max_backoff: Duration::from_secs(2),
-                                base: 2.0,
-                            },
-                            max_retries: 4,
-                            retry_timeout: Duration::from_secs(20),
-                        });
-                b = b.with_client_options(
-                    ClientOptions::new()
-                        .with_timeout(Duration::from_secs(30))
-                        .with_connect_timeout(Duration::from_secs(5)),
-                );
-                if let Some(s) = self.secret_for(url) {
-                    b = b
-                        .with_access_key_id(&s.key_id)
-                        .with_secret_access_key(&s.secret)
-                        .with_region(&s.region)
-                        .with_virtual_hosted_style_request(!s.path_style)
-                        .with_allow_http(!s.use_ssl);
-                    if let Some(t) = &s.session_token {
-                        b = b.with_token(t);
-                    }
-                    if let Some(e) = &s.endpoint {
-                        b = b.with_endpoint(format!(
-                            "{}://{e}",
-                            if s.use_ssl { "https" } else { "http" }
-                        ));
-                    }
-                }
-                let store: Arc<dyn ObjectStore> = Arc::new(b.build().map_err(|e| {
-                    Error::new(
-                        "LF521",
-                        format!("cannot configure S3 for {}: {e}", self.describe(url)),
-                    )
-                })?);
+                let store = self.new_store(url)?;
                 stores.insert(bucket.to_string(), store.clone());
                 store
             }
         };
         Ok((store, StorePath::from(key)))
+    }
+
+    /// A new client rooted at the bucket of `url`, for use on another async runtime.
+    pub fn new_store(&self, url: &str) -> Result<Arc<dyn ObjectStore>> {
+        let (bucket, _) = split_url(url)
+            .ok_or_else(|| Error::new("LF521", format!("'{url}' is not an s3:// URL")))?;
+        let mut b = AmazonS3Builder::new()
+            .with_bucket_name(bucket)
+            .with_retry(RetryConfig {
+                backoff: BackoffConfig {
+                    init_backoff: Duration::from_millis(100),
+                    max_backoff: Duration::from_secs(2),
+                    base: 2.0,
+                },
+                max_retries: 4,
+                retry_timeout: Duration::from_secs(20),
+            });
+        b = b.with_client_options(
+            ClientOptions::new()
+                .with_timeout(Duration::from_secs(30))
+                .with_connect_timeout(Duration::from_secs(5)),
+        );
+        if let Some(s) = self.secret_for(url) {
+            b = b
+                .with_access_key_id(&s.key_id)
+                .with_secret_access_key(&s.secret)
+                .with_region(&s.region)
+                .with_virtual_hosted_style_request(!s.path_style)
+                .with_allow_http(!s.use_ssl);
+            if let Some(t) = &s.session_token {
+                b = b.with_token(t);
+            }
+            if let Some(e) = &s.endpoint {
+                b = b.with_endpoint(format!(
+                    "{}://{e}",
+                    if s.use_ssl { "https" } else { "http" }
+                ));
+            }
+        }
+        Ok(Arc::new(b.build().map_err(|e| {
+            Error::new(
+                "LF521",
+                format!("cannot configure S3 for {}: {e}", self.describe(url)),
+            )
+        })?))
     }
 
     /// Keys under `prefix` (an s3:// URL), as full URLs.

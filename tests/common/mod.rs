@@ -150,3 +150,65 @@ pub fn mtime(p: &Path) -> std::time::SystemTime {
         .and_then(|m| m.modified())
         .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
+
+/// Runs `script` with the test venv's Python (which has `deltalake` and pyarrow) and returns
+/// its stdout; `scripts/test` creates the venv and sets LAKEFLOW_TEST_PYTHON.
+pub fn python(script: &str, args: &[&str]) -> String {
+    let py = std::env::var("LAKEFLOW_TEST_PYTHON").expect(
+        "LAKEFLOW_TEST_PYTHON is not set: run the tests with scripts/test, which makes the venv with deltalake",
+    );
+    // Python deltalake's runtime threads sometimes abort the interpreter's teardown
+    // ("terminate called without an active exception") after the script has done its work;
+    // leave without the teardown.
+    let script =
+        format!("{script}\nimport os as _os, sys as _sys\n_sys.stdout.flush()\n_os._exit(0)\n");
+    let out = Command::new(py)
+        .arg("-c")
+        .arg(&script)
+        .args(args)
+        .output()
+        .expect("start python");
+    assert!(
+        out.status.success(),
+        "python failed\nstdout:\n{}\nstderr:\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// An in-memory DuckDB with the delta extension loaded from LAKEFLOW_EXTENSION_DIR.
+pub fn duckdb_with_delta() -> duckdb::Connection {
+    let dir = std::env::var("LAKEFLOW_EXTENSION_DIR")
+        .expect("LAKEFLOW_EXTENSION_DIR is not set: run the tests with scripts/test");
+    let conn = memory();
+    conn.execute_batch(&format!("SET extension_directory = '{dir}'; LOAD delta;"))
+        .expect("load delta extension");
+    conn
+}
+
+/// Rows in `a` but not `b` plus rows in `b` but not `a` (0: the same multiset).
+pub fn diff_rows(conn: &duckdb::Connection, a: &str, b: &str) -> i64 {
+    query_i64(
+        conn,
+        &format!(
+            "select count(*) from ((from {a} except all from {b}) union all (from {b} except all from {a}))"
+        ),
+    )
+}
+
+/// Parquet files under `dir`, recursively (hidden ones too).
+pub fn parquet_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(parquet_files(&p));
+            } else if p.extension().is_some_and(|x| x == "parquet") {
+                out.push(p);
+            }
+        }
+    }
+    out
+}

@@ -1,0 +1,809 @@
+//! Delta Lake tables: DuckDB writes the Parquet data files, the `deltalake` crate commits
+//! them to the transaction log, and readers get a plain DuckDB view over the data files of one
+//! pinned version, so neither lakeflow's catalog nor its replicas need DuckDB's delta extension.
+//!
+//! The log is written through `object_store` with conditional puts (`PutMode::Create`): a local
+//! file system links the commit into place, S3 uses `If-None-Match: *`. Two writers racing for
+//! one version never both win; the loser re-checks for conflicts and retries, or fails.
+
+pub mod maintenance;
+pub mod types;
+pub mod write;
+
+use crate::render::relation::{quote_ident, quote_literal};
+use crate::storage::s3::{self, Remote};
+use deltalake::DeltaTableError;
+use deltalake::kernel::transaction::{
+    CommitBuilder, CommitData, CommitProperties, TableReference, TransactionError,
+};
+use deltalake::kernel::{Action, Add, Metadata, Protocol};
+use deltalake::logstore::{CommitOrBytes, LogStoreRef, StorageConfig, default_logstore};
+use deltalake::protocol::{DeltaOperation, SaveMode};
+use deltalake::{DeltaTable, ObjectStore};
+use object_store::local::LocalFileSystem;
+use object_store::prefix::PrefixStore;
+use serde_json::{Value, json};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, OnceLock};
+
+/// One async runtime for all log work of the process.
+fn runtime() -> Result<&'static tokio::runtime::Runtime, String> {
+    static RT: OnceLock<Result<tokio::runtime::Runtime, String>> = OnceLock::new();
+    RT.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .map_err(|e| format!("cannot start the Delta log client: {e}"))
+    })
+    .as_ref()
+    .map_err(Clone::clone)
+}
+
+pub fn block_on<F: std::future::Future>(f: F) -> Result<F::Output, String> {
+    Ok(runtime()?.block_on(f))
+}
+
+/// A Delta table at a location (absolute local path or `s3://bucket/prefix`).
+pub struct Table {
+    pub location: String,
+    log_store: LogStoreRef,
+    /// The store rooted at the table, for data files and the log.
+    store: Arc<dyn ObjectStore>,
+}
+
+/// One data file of a version, as the log lists it.
+#[derive(Debug, Clone)]
+pub struct DataFile {
+    /// Relative to the table root, decoded (the name on disk).
+    pub path: String,
+    pub size: i64,
+    pub rows: Option<u64>,
+    pub partition_values: HashMap<String, Option<String>>,
+    pub modification_time: i64,
+}
+
+/// What readers need of one version: its schema and its active files.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    pub version: i64,
+    /// Columns in table order with their Delta types.
+    pub columns: Vec<(String, Value)>,
+    pub partition_columns: Vec<String>,
+    pub files: Vec<DataFile>,
+    pub metadata: Value,
+    pub protocol: Value,
+}
+
+/// Which version to read.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AsOf {
+    Latest,
+    Version(i64),
+    /// RFC 3339 or `YYYY-MM-DD[ HH:MM:SS]`.
+    Timestamp(String),
+}
+
+impl Table {
+    /// Opens the table's storage (a local folder must exist); the table itself may not exist
+    /// yet.
+    pub fn open(location: &str, remote: Option<&Remote>) -> Result<Table, String> {
+        let location = location.trim_end_matches('/').to_string();
+        let (root, store, url): (Arc<dyn ObjectStore>, Arc<dyn ObjectStore>, url::Url) =
+            if crate::location::is_remote(&location) {
+                let remote = remote.ok_or_else(|| {
+                    format!("{location} is on S3, but the target has no s3 secret")
+                })?;
+                let (bucket, key) = s3::split_url(&location)
+                    .ok_or_else(|| format!("'{location}' is not an s3:// URL"))?;
+                let root = remote.new_store(&location).map_err(|e| e.message.clone())?;
+                let store: Arc<dyn ObjectStore> =
+                    Arc::new(PrefixStore::new(root.clone(), key.to_string()));
+                let url = url::Url::parse(&format!("s3://{bucket}/{key}/"))
+                    .map_err(|e| format!("'{location}' is not a valid URL: {e}"))?;
+                (root, store, url)
+            } else {
+                let path = std::path::Path::new(&location);
+                if !path.is_dir() {
+                    return Err(format!("{location}: no such directory"));
+                }
+                let store = LocalFileSystem::new_with_prefix(path)
+                    .map_err(|e| format!("cannot open {location}: {e}"))?;
+                let url = url::Url::from_directory_path(path)
+                    .map_err(|_| format!("'{location}' is not an absolute path"))?;
+                (Arc::new(LocalFileSystem::new()), Arc::new(store), url)
+            };
+        let log_store = default_logstore(store.clone(), root, &url, &StorageConfig::default());
+        Ok(Table {
+            location,
+            log_store,
+            store,
+        })
+    }
+
+    pub fn store(&self) -> &Arc<dyn ObjectStore> {
+        &self.store
+    }
+
+    /// Whether a Delta log exists at the location.
+    pub fn exists(&self) -> Result<bool, String> {
+        block_on(self.log_store.is_delta_table_location())?
+            .map_err(|e| format!("cannot read the Delta log at {}: {e}", self.location))
+    }
+
+    fn load(&self, as_of: &AsOf) -> Result<DeltaTable, String> {
+        let mut table = DeltaTable::new(self.log_store.clone());
+        let loaded = match as_of {
+            AsOf::Latest => block_on(table.load())?,
+            AsOf::Version(v) => {
+                let v = u64::try_from(*v).map_err(|_| format!("version {v} does not exist"))?;
+                block_on(table.load_version(v))?
+            }
+            AsOf::Timestamp(t) => {
+                let ts = parse_timestamp(t)?;
+                let loaded = block_on(table.load_with_datetime(ts))?;
+                // Before the first commit there is nothing to read, not version 0.
+                if loaded.is_ok()
+                    && let Ok(state) = table.snapshot()
+                    && let Some(first) = state.version_timestamp(0)
+                    && state.version() == 0
+                    && first > ts.timestamp_millis()
+                {
+                    return Err(format!(
+                        "the Delta table {} has no version at or before {t}; its first version is from {}",
+                        self.location,
+                        crate::report::rfc3339(first / 1000)
+                    ));
+                }
+                loaded
+            }
+        };
+        loaded.map_err(|e| {
+            let text = e.to_string();
+            if text.contains("Not a Delta table") || text.contains("No files in log segment") {
+                format!("{} is not a Delta table (no _delta_log)", self.location)
+            } else {
+                format!("cannot read the Delta table {}: {text}", self.location)
+            }
+        })?;
+        Ok(table)
+    }
+
+    /// The schema and active files of a version.
+    pub fn snapshot(&self, as_of: &AsOf) -> Result<Snapshot, String> {
+        let table = self.load(as_of)?;
+        snapshot_of(&table, &self.location)
+    }
+
+    /// Replaces the table's content with `files` (written by DuckDB under the table root) as
+    /// one new version: Remove of every active file, Add of the new ones, new Metadata when the
+    /// schema or partitioning changed. Creates the table when it does not exist.
+    ///
+    /// A rebuild replaces everything whatever was there, so when another writer committed first
+    /// it is retried on top of that writer's version (the last writer wins, the log stays one
+    /// line of versions).
+    pub fn commit_overwrite(&self, write: &Write) -> Result<i64, String> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self.try_overwrite(write) {
+                Err(CommitError::Lost(_)) if attempt < 10 => {
+                    std::thread::sleep(std::time::Duration::from_millis(20 * attempt));
+                }
+                Err(CommitError::Lost(e) | CommitError::Failed(e)) => return Err(e),
+                Ok(v) => return Ok(v),
+            }
+        }
+    }
+
+    fn try_overwrite(&self, write: &Write) -> Result<i64, CommitError> {
+        let failed = |e: String| CommitError::Failed(e);
+        let current = if self.exists().map_err(failed)? {
+            Some(self.load(&AsOf::Latest).map_err(failed)?)
+        } else {
+            None
+        };
+        let schema_string = schema_json(&write.columns).to_string();
+        let mut actions = Vec::new();
+        let state = match &current {
+            Some(t) => Some(t.snapshot().map_err(|e| failed(e.to_string()))?),
+            None => None,
+        };
+        let operation = match &state {
+            None => {
+                let protocol = protocol_for(&write.columns).map_err(failed)?;
+                let metadata =
+                    new_metadata(&schema_string, &write.partition_by, &write.properties, None)
+                        .map_err(failed)?;
+                actions.push(Action::Protocol(protocol.clone()));
+                actions.push(Action::Metadata(metadata.clone()));
+                let operation = DeltaOperation::Create {
+                    mode: SaveMode::ErrorIfExists,
+                    location: self.log_store.root_url().clone(),
+                    protocol,
+                    metadata,
+                };
+                actions.extend(write.files.iter().cloned().map(Action::Add));
+                return self.create(actions, operation, &write.info);
+            }
+            Some(state) => {
+                let old = serde_json::to_value(TableReference::metadata(*state))
+                    .map_err(|e| failed(e.to_string()))?;
+                let old_protocol = serde_json::to_value(TableReference::protocol(*state))
+                    .map_err(|e| failed(e.to_string()))?;
+                let mut config: BTreeMap<String, String> = old
+                    .get("configuration")
+                    .and_then(Value::as_object)
+                    .map(|m| {
+                        m.iter()
+                            .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let config_before = config.clone();
+                config.extend(write.properties.clone());
+                let same_schema = old
+                    .get("schemaString")
+                    .and_then(Value::as_str)
+                    .and_then(|s| serde_json::from_str::<Value>(s).ok())
+                    == Some(schema_json(&write.columns));
+                let same_partitions =
+                    old.get("partitionColumns") == Some(&json!(write.partition_by));
+                if let Some(p) = protocol_upgrade(&write.columns, &old_protocol).map_err(failed)? {
+                    actions.push(Action::Protocol(p));
+                }
+                if !same_schema || !same_partitions || config != config_before {
+                    let id = old.get("id").and_then(Value::as_str).map(str::to_string);
+                    actions.push(Action::Metadata(
+                        new_metadata(&schema_string, &write.partition_by, &config, id)
+                            .map_err(failed)?,
+                    ));
+                }
+                for f in state.log_data().iter() {
+                    actions.push(Action::Remove(f.remove_action(true)));
+                }
+                DeltaOperation::Write {
+                    mode: SaveMode::Overwrite,
+                    partition_by: (!write.partition_by.is_empty())
+                        .then(|| write.partition_by.clone()),
+                    predicate: None,
+                }
+            }
+        };
+        actions.extend(write.files.iter().cloned().map(Action::Add));
+        let base = state.map(|s| s as &dyn TableReference);
+        self.try_commit(actions, operation, base, &write.info)
+    }
+
+    /// Version 0, written only if nobody else wrote it (deltalake would otherwise stack a racing
+    /// creator's files on top of the winner's as version 1).
+    fn create(
+        &self,
+        actions: Vec<Action>,
+        operation: DeltaOperation,
+        info: &Value,
+    ) -> Result<i64, CommitError> {
+        let data = CommitData::new(
+            actions,
+            operation,
+            HashMap::from([("lakeflow".to_string(), info.clone())]),
+            Vec::new(),
+        );
+        let bytes = data
+            .get_bytes()
+            .map_err(|e| CommitError::Failed(format!("cannot encode the commit: {e}")))?;
+        let written = block_on(self.log_store.write_commit_entry(
+            0,
+            CommitOrBytes::LogBytes(bytes),
+            uuid::Uuid::new_v4(),
+        ))
+        .map_err(CommitError::Failed)?;
+        match written {
+            Ok(()) => Ok(0),
+            Err(TransactionError::VersionAlreadyExists(_)) => Err(CommitError::Lost(format!(
+                "another writer created the Delta table {} at the same time",
+                self.location
+            ))),
+            Err(e) => Err(CommitError::Failed(format!(
+                "cannot commit to the Delta table {}: {e}",
+                self.location
+            ))),
+        }
+    }
+
+    /// Commits `actions` on top of `base`, with deltalake's conflict checks and checkpoints.
+    pub fn commit(
+        &self,
+        actions: Vec<Action>,
+        operation: DeltaOperation,
+        base: Option<&dyn TableReference>,
+        info: &Value,
+    ) -> Result<i64, String> {
+        self.try_commit(actions, operation, base, info)
+            .map_err(|(CommitError::Lost(e) | CommitError::Failed(e))| e)
+    }
+
+    fn try_commit(
+        &self,
+        actions: Vec<Action>,
+        operation: DeltaOperation,
+        base: Option<&dyn TableReference>,
+        info: &Value,
+    ) -> Result<i64, CommitError> {
+        let props = CommitProperties::default()
+            .with_metadata([("lakeflow".to_string(), info.clone())])
+            .with_max_retries(5);
+        let builder: CommitBuilder = props.into();
+        let done = block_on(async {
+            builder
+                .with_actions(actions)
+                .build(base, self.log_store.clone(), operation)
+                .await
+        })
+        .map_err(CommitError::Failed)?;
+        match done {
+            Ok(done) => Ok(done.version() as i64),
+            Err(DeltaTableError::Transaction {
+                source: TransactionError::CommitConflict(c),
+            }) => Err(CommitError::Lost(format!(
+                "another writer committed to the Delta table {} at the same time, and the two changes conflict ({c}); nothing of this run was committed — rerun it",
+                self.location
+            ))),
+            Err(e) => Err(CommitError::Failed(format!(
+                "cannot commit to the Delta table {}: {e}",
+                self.location
+            ))),
+        }
+    }
+}
+
+/// Why a commit did not happen: another writer won the version (worth a retry for a full
+/// rewrite), or anything else.
+#[derive(Debug)]
+enum CommitError {
+    Lost(String),
+    Failed(String),
+}
+
+/// What a model write hands to the log.
+pub struct Write {
+    pub columns: Vec<(String, Value)>,
+    pub partition_by: Vec<String>,
+    pub files: Vec<Add>,
+    pub properties: BTreeMap<String, String>,
+    pub info: Value,
+}
+
+fn snapshot_of(table: &DeltaTable, location: &str) -> Result<Snapshot, String> {
+    let state = table.snapshot().map_err(|e| e.to_string())?;
+    let metadata =
+        serde_json::to_value(TableReference::metadata(state)).map_err(|e| e.to_string())?;
+    let protocol =
+        serde_json::to_value(TableReference::protocol(state)).map_err(|e| e.to_string())?;
+    for feature in protocol
+        .get("readerFeatures")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+    {
+        if matches!(
+            feature,
+            "deletionVectors" | "columnMapping" | "v2Checkpoint"
+        ) {
+            let used = match feature {
+                "deletionVectors" => state
+                    .log_data()
+                    .iter()
+                    .any(|f| f.deletion_vector_descriptor().is_some()),
+                "columnMapping" => metadata
+                    .pointer("/configuration/delta.columnMapping.mode")
+                    .and_then(Value::as_str)
+                    .is_some_and(|m| m != "none"),
+                _ => false,
+            };
+            if used {
+                return Err(format!(
+                    "the Delta table {location} uses the reader feature '{feature}', which lakeflow cannot read without DuckDB's delta extension; read it with external_location: \"delta_scan('{location}')\" instead"
+                ));
+            }
+        }
+    }
+    let schema: Value = metadata
+        .get("schemaString")
+        .and_then(Value::as_str)
+        .and_then(|s| serde_json::from_str(s).ok())
+        .ok_or_else(|| format!("the Delta table {location} has no readable schema"))?;
+    let columns = schema
+        .get("fields")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .map(|f| {
+            (
+                f.get("name")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string(),
+                f.get("type").cloned().unwrap_or(Value::Null),
+            )
+        })
+        .collect();
+    let partition_columns = metadata
+        .get("partitionColumns")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v.as_str().map(str::to_string))
+        .collect();
+    let files = state
+        .log_data()
+        .iter()
+        .map(|f| DataFile {
+            path: f.path().to_string(),
+            size: f.size(),
+            rows: f.num_records().map(|n| n as u64),
+            partition_values: f.partition_values_map(),
+            modification_time: f.modification_time(),
+        })
+        .collect();
+    Ok(Snapshot {
+        version: state.version() as i64,
+        columns,
+        partition_columns,
+        files,
+        metadata,
+        protocol,
+    })
+}
+
+pub fn schema_json(columns: &[(String, Value)]) -> Value {
+    json!({
+        "type": "struct",
+        "fields": columns.iter().map(|(n, t)| json!({"name": n, "type": t, "nullable": true, "metadata": {}})).collect::<Vec<_>>()
+    })
+}
+
+fn new_metadata(
+    schema_string: &str,
+    partition_by: &[String],
+    configuration: &BTreeMap<String, String>,
+    id: Option<String>,
+) -> Result<Metadata, String> {
+    serde_json::from_value(json!({
+        "id": id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
+        "name": null,
+        "description": null,
+        "format": {"provider": "parquet", "options": {}},
+        "schemaString": schema_string,
+        "partitionColumns": partition_by,
+        "configuration": configuration,
+        "createdTime": now_millis(),
+    }))
+    .map_err(|e| format!("cannot build Delta metadata: {e}"))
+}
+
+fn uses_timestamp_ntz(t: &Value) -> bool {
+    match t {
+        Value::String(s) => s == "timestamp_ntz",
+        Value::Object(o) => o.values().any(uses_timestamp_ntz),
+        Value::Array(a) => a.iter().any(uses_timestamp_ntz),
+        _ => false,
+    }
+}
+
+/// The protocol a new table needs: the oldest one, unless a column is a timestamp without
+/// time zone, which needs table features (reader 3, writer 7, `timestampNtz`).
+fn protocol_for(columns: &[(String, Value)]) -> Result<Protocol, String> {
+    let ntz = columns.iter().any(|(_, t)| uses_timestamp_ntz(t));
+    let value = if ntz {
+        json!({"minReaderVersion": 3, "minWriterVersion": 7,
+               "readerFeatures": ["timestampNtz"], "writerFeatures": ["timestampNtz"]})
+    } else {
+        json!({"minReaderVersion": 1, "minWriterVersion": 2})
+    };
+    serde_json::from_value(value).map_err(|e| format!("cannot build the Delta protocol: {e}"))
+}
+
+/// A Protocol action when the new schema needs `timestampNtz` and the table lacks it.
+fn protocol_upgrade(columns: &[(String, Value)], old: &Value) -> Result<Option<Protocol>, String> {
+    if !columns.iter().any(|(_, t)| uses_timestamp_ntz(t)) {
+        return Ok(None);
+    }
+    let has = |key: &str| {
+        old.get(key)
+            .and_then(Value::as_array)
+            .is_some_and(|a| a.iter().any(|f| f == "timestampNtz"))
+    };
+    if has("readerFeatures") && has("writerFeatures") {
+        return Ok(None);
+    }
+    let mut value = old.clone();
+    let reader = old
+        .get("minReaderVersion")
+        .and_then(Value::as_i64)
+        .unwrap_or(1);
+    let writer = old
+        .get("minWriterVersion")
+        .and_then(Value::as_i64)
+        .unwrap_or(2);
+    let mut writer_features: Vec<Value> = old
+        .get("writerFeatures")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_else(|| legacy_writer_features(writer));
+    let mut reader_features: Vec<Value> = old
+        .get("readerFeatures")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_else(|| legacy_reader_features(reader));
+    writer_features.push(json!("timestampNtz"));
+    reader_features.push(json!("timestampNtz"));
+    value["minReaderVersion"] = json!(3);
+    value["minWriterVersion"] = json!(7);
+    value["readerFeatures"] = json!(reader_features);
+    value["writerFeatures"] = json!(writer_features);
+    serde_json::from_value(value)
+        .map(Some)
+        .map_err(|e| format!("cannot upgrade the Delta protocol: {e}"))
+}
+
+fn legacy_writer_features(writer: i64) -> Vec<Value> {
+    let mut f = Vec::new();
+    if writer >= 2 {
+        f.extend([json!("appendOnly"), json!("invariants")]);
+    }
+    if writer >= 3 {
+        f.push(json!("checkConstraints"));
+    }
+    if writer >= 4 {
+        f.extend([json!("changeDataFeed"), json!("generatedColumns")]);
+    }
+    if writer >= 5 {
+        f.push(json!("columnMapping"));
+    }
+    if writer >= 6 {
+        f.push(json!("identityColumns"));
+    }
+    f
+}
+
+fn legacy_reader_features(reader: i64) -> Vec<Value> {
+    if reader >= 2 {
+        vec![json!("columnMapping")]
+    } else {
+        Vec::new()
+    }
+}
+
+pub fn now_millis() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+fn parse_timestamp(t: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    let t = t.trim();
+    if let Ok(dt) = chrono::DateTime::parse_from_rfc3339(t) {
+        return Ok(dt.with_timezone(&chrono::Utc));
+    }
+    for fmt in ["%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S"] {
+        if let Ok(n) = chrono::NaiveDateTime::parse_from_str(t, fmt) {
+            return Ok(n.and_utc());
+        }
+    }
+    if let Ok(d) = chrono::NaiveDate::parse_from_str(t, "%Y-%m-%d") {
+        return Ok(d.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc());
+    }
+    Err(format!(
+        "as_of_timestamp '{t}' is not a timestamp; use e.g. '2026-01-31T12:00:00Z' or '2026-01-31 12:00:00' (UTC)"
+    ))
+}
+
+/// The absolute path of a data file, for DuckDB.
+pub fn file_path(location: &str, rel: &str) -> String {
+    if rel.contains("://") {
+        return rel.strip_prefix("file://").unwrap_or(rel).to_string();
+    }
+    if rel.starts_with('/') {
+        return rel.to_string();
+    }
+    format!("{}/{}", location.trim_end_matches('/'), rel)
+}
+
+/// A SELECT that reads exactly the files of `snap`, with the table's columns in order and
+/// partition columns typed from the schema.
+pub fn reader_sql(location: &str, snap: &Snapshot) -> Result<String, String> {
+    let mut select = Vec::new();
+    let mut duck_types = HashMap::new();
+    for (name, t) in &snap.columns {
+        let ty = types::from_delta(t)
+            .map_err(|e| format!("column {name} of the Delta table {location}: {e}"))?;
+        select.push(quote_ident(name));
+        duck_types.insert(name.clone(), ty);
+    }
+    if snap.files.is_empty() {
+        let cols: Vec<String> = snap
+            .columns
+            .iter()
+            .map(|(n, _)| format!("cast(null as {}) as {}", duck_types[n], quote_ident(n)))
+            .collect();
+        return Ok(format!("select {} where false", cols.join(", ")));
+    }
+    let list = |files: &[&DataFile]| -> String {
+        let paths: Vec<String> = files
+            .iter()
+            .map(|f| quote_literal(&file_path(location, &f.path)))
+            .collect();
+        format!("[{}]", paths.join(", "))
+    };
+    let all: Vec<&DataFile> = snap.files.iter().collect();
+    if snap.partition_columns.is_empty() {
+        return Ok(format!(
+            "select {} from read_parquet({}, union_by_name = true)",
+            select.join(", "),
+            list(&all)
+        ));
+    }
+    if snap
+        .files
+        .iter()
+        .all(|f| hive_consistent(f, &snap.partition_columns))
+    {
+        let types: Vec<String> = snap
+            .partition_columns
+            .iter()
+            .map(|c| {
+                format!(
+                    "{}: {}",
+                    quote_literal(c),
+                    duck_types.get(c).map(String::as_str).unwrap_or("VARCHAR")
+                )
+            })
+            .collect();
+        return Ok(format!(
+            "select {} from read_parquet({}, hive_partitioning = true, hive_types = {{{}}}, union_by_name = true)",
+            select.join(", "),
+            list(&all),
+            types.join(", ")
+        ));
+    }
+    // Paths that do not spell their partition values: one scan per partition, values as
+    // constants.
+    let mut groups: BTreeMap<Vec<Option<String>>, Vec<&DataFile>> = BTreeMap::new();
+    for f in &snap.files {
+        let key = snap
+            .partition_columns
+            .iter()
+            .map(|c| f.partition_values.get(c).cloned().flatten())
+            .collect();
+        groups.entry(key).or_default().push(f);
+    }
+    let mut parts = Vec::new();
+    for (values, files) in groups {
+        let cols: Vec<String> = snap
+            .columns
+            .iter()
+            .map(
+                |(n, _)| match snap.partition_columns.iter().position(|c| c == n) {
+                    Some(i) => format!(
+                        "cast({} as {}) as {}",
+                        values[i]
+                            .as_deref()
+                            .map(quote_literal)
+                            .unwrap_or_else(|| "null".into()),
+                        duck_types[n],
+                        quote_ident(n)
+                    ),
+                    None => quote_ident(n),
+                },
+            )
+            .collect();
+        parts.push(format!(
+            "select {} from read_parquet({}, hive_partitioning = false, union_by_name = true)",
+            cols.join(", "),
+            list(&files)
+        ));
+    }
+    Ok(parts.join(" union all "))
+}
+
+/// Whether the file's path has a `col=value` folder for every partition column whose decoded
+/// value is the one in the log (so DuckDB's hive partitioning reads the right values).
+fn hive_consistent(f: &DataFile, partition_columns: &[String]) -> bool {
+    partition_columns.iter().all(|c| {
+        let expected = f.partition_values.get(c).cloned().flatten();
+        f.path.split('/').any(|seg| {
+            seg.split_once('=').is_some_and(|(k, v)| {
+                let v = percent_decode(v);
+                k == c
+                    && match &expected {
+                        Some(e) => *e == v && v != "__HIVE_DEFAULT_PARTITION__",
+                        None => v == "__HIVE_DEFAULT_PARTITION__",
+                    }
+            })
+        })
+    })
+}
+
+pub fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && i + 2 < bytes.len()
+            && let Some(b) = std::str::from_utf8(&bytes[i + 1..i + 3])
+                .ok()
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+        {
+            out.push(b);
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// `location@version`: how a model's pinned Delta version is recorded.
+pub fn pin(location: &str, version: i64) -> String {
+    format!("{location}@v{version}")
+}
+
+pub fn parse_pin(pinned: &str) -> Option<(&str, i64)> {
+    let (loc, v) = pinned.rsplit_once("@v")?;
+    Some((loc, v.parse().ok()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(path: &str, p: Option<&str>) -> DataFile {
+        DataFile {
+            path: path.into(),
+            size: 1,
+            rows: Some(1),
+            partition_values: HashMap::from([("p".to_string(), p.map(str::to_string))]),
+            modification_time: 0,
+        }
+    }
+
+    #[test]
+    fn hive_paths_are_checked_against_the_log() {
+        let cols = vec!["p".to_string()];
+        assert!(hive_consistent(
+            &file("p=a%20b/x.parquet", Some("a b")),
+            &cols
+        ));
+        assert!(hive_consistent(
+            &file("p=__HIVE_DEFAULT_PARTITION__/x.parquet", None),
+            &cols
+        ));
+        assert!(!hive_consistent(&file("x.parquet", Some("a")), &cols));
+        assert!(!hive_consistent(&file("p=b/x.parquet", Some("a")), &cols));
+    }
+
+    #[test]
+    fn reader_sql_falls_back_to_constants() {
+        let snap = Snapshot {
+            version: 3,
+            columns: vec![("x".into(), json!("long")), ("p".into(), json!("date"))],
+            partition_columns: vec!["p".into()],
+            files: vec![
+                file("a.parquet", Some("2024-01-01")),
+                file("b.parquet", None),
+            ],
+            metadata: Value::Null,
+            protocol: Value::Null,
+        };
+        let sql = reader_sql("/t", &snap).unwrap();
+        assert!(sql.contains("cast('2024-01-01' as DATE) as \"p\""), "{sql}");
+        assert!(sql.contains("cast(null as DATE)"), "{sql}");
+        assert!(sql.contains("'/t/a.parquet'"), "{sql}");
+        assert_eq!(parse_pin(&pin("s3://b/t@x", 12)), Some(("s3://b/t@x", 12)));
+    }
+}
