@@ -200,13 +200,16 @@ def main():
                 "dw:\n  target: dev\n  outputs:\n    dev:\n      type: duckdb\n      path: catalog.duckdb\n"
                 "      external_root: lake\n      threads: 2\n")
             body = DELTA_BODY.format(n=n)
-            for name, fmt in [("as_parquet", "parquet"), ("as_delta", "delta")]:
+            variants = [("parquet_v1", "parquet", "v1"), ("delta_v1", "delta", "v1"),
+                        ("parquet_v2", "parquet", "v2"), ("delta_v2", "delta", "v2")]
+            for name, fmt, pages in variants:
                 (proj / "models" / "silver" / f"{name}.sql").write_text(
-                    f"{{{{ config(materialized='external', format='{fmt}') }}}}\n{body}\n")
-            w_pq = bench("lakeflow run (Parquet)", [lf, "run", "-s", "as_parquet", "--project-dir", proj], proj, args.runs)
-            w_dl = bench("lakeflow run (Delta)", [lf, "run", "-s", "as_delta", "--project-dir", proj], proj, args.runs)
+                    f"{{{{ config(materialized='external', format='{fmt}', options={{'parquet_version': '{pages}'}}) }}}}\n{body}\n")
+            timed = {name: bench(f"lakeflow run ({fmt}, {pages} pages)", [lf, "run", "-s", name, "--project-dir", proj], proj, args.runs)
+                     for name, fmt, pages in variants}
             w_py = bench("Python write_deltalake", [py, __file__, "pydelta", str(n), str(work / "py_delta")], proj, args.runs)
-            delta_rows.append((f"{n:,} rows", w_pq, w_dl, w_py))
+            for pages in ["v1", "v2"]:
+                delta_rows.append((f"{n:,} rows", pages, timed[f"parquet_{pages}"], timed[f"delta_{pages}"], w_py))
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -230,12 +233,13 @@ def render(rows, delta_rows):
     if delta_rows:
         lines += [
             "",
-            "| Delta write | size | lakeflow Parquet | lakeflow Delta | Python write_deltalake | Delta / Parquet | Python / lakeflow Delta | peak RSS Parquet / Delta / Python |",
-            "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- |",
+            "| Delta write | size | Parquet pages | lakeflow Parquet | lakeflow Delta | Python write_deltalake | Delta / Parquet | Python / lakeflow Delta | peak RSS Parquet / Delta / Python |",
+            "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | --- |",
         ]
-        for size, pq, dl, py in delta_rows:
+        for size, pages, pq, dl, py in delta_rows:
             rss = " / ".join(f"{m[1]:.0f} MiB" for m in (pq, dl, py))
-            lines.append(f"| one model | {size} | {pq[0]:.2f} s | {dl[0]:.2f} s | {py[0]:.2f} s | "
+            default = " (Delta default)" if pages == "v2" else ""
+            lines.append(f"| one model | {size} | {pages}{default} | {pq[0]:.2f} s | {dl[0]:.2f} s | {py[0]:.2f} s | "
                          f"{dl[0] / pq[0]:.2f}x | {py[0] / dl[0]:.1f}x | {rss} |")
     return "\n".join(lines)
 
@@ -259,8 +263,10 @@ def write_results(path, table, args):
         "  cannot rebuild it.\n"
         "- Delta write: one model (id, key, md5 text, decimal, timestamp) computed by DuckDB and\n"
         "  written by `lakeflow run` as Parquet and as Delta (data files by DuckDB, log by the\n"
-        "  deltalake crate), against Python computing it with DuckDB and writing it with\n"
-        "  `deltalake.write_deltalake`. Each run overwrites the table as a new version.\n"
+        "  deltalake crate) with the same Parquet page version on both sides, against Python\n"
+        "  computing it with DuckDB and writing it with `deltalake.write_deltalake` (its\n"
+        "  defaults). Delta models write v2 pages unless `options: {parquet_version: v1}`; plain\n"
+        "  Parquet models keep DuckDB's default (v1). Each run overwrites the table as a new version.\n"
         "- `benches/phases.sh` measures load, render, DAG and select alone (below).\n"
         + kept
     )

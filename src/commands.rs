@@ -507,7 +507,7 @@ fn print_history(commits: &[crate::delta::maintenance::Commit], json: bool) {
         return;
     }
     println!(
-        "{:>7}  {:<20}  {:<14}  {:<24}  {:>6}  {:>6}  {:>10}",
+        "{:>7}  {:<20}  {:<14}  {:<32}  {:>6}  {:>6}  {:>10}",
         "version", "time (UTC)", "operation", "build", "+files", "-files", "+rows"
     );
     for c in commits {
@@ -516,7 +516,7 @@ fn print_history(commits: &[crate::delta::maintenance::Commit], json: bool) {
             .map(|t| report::rfc3339(t / 1000))
             .unwrap_or_default();
         println!(
-            "{:>7}  {:<20}  {:<14}  {:<24}  {:>6}  {:>6}  {:>10}",
+            "{:>7}  {:<20}  {:<14}  {:<32}  {:>6}  {:>6}  {:>10}",
             c.version,
             time,
             c.operation,

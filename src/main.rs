@@ -5,6 +5,12 @@ use clap::Parser;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    // Like other command-line tools, stop quietly when the reader of stdout goes away
+    // (`lakeflow delta history t | head`) instead of failing on the next print.
+    // SAFETY: called once at start-up, before any other thread exists.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = lakeflow::cli::Cli::parse();
     match lakeflow::commands::dispatch(cli) {
         Ok(true) => ExitCode::SUCCESS,

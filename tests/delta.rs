@@ -678,4 +678,124 @@ print(dt.version(), dt.to_pyarrow_table().num_rows)
     );
     let rows = query_i64(&reader, "select count(*) from l.silver.events");
     assert_eq!(out.trim(), format!("1 {rows}"));
+
+    // A replica of the S3 catalog reads the version its build wrote.
+    reader.execute_batch("DETACH r").unwrap();
+    let replica = t.path().join("replica.duckdb");
+    let mut publish = t.command(&[
+        "catalog",
+        "publish",
+        "--to",
+        &replica.to_string_lossy(),
+        "--target",
+        "s3",
+        "--vars",
+        "{lake_format: delta}",
+    ]);
+    publish
+        .env("LAKEFLOW_S3_BUCKET", &bucket)
+        .env("LAKEFLOW_S3_KEY_ID", &s3.key_id)
+        .env("LAKEFLOW_S3_SECRET", &s3.secret)
+        .env("LAKEFLOW_S3_ENDPOINT", &s3.endpoint);
+    Run::from(publish.output().unwrap()).ok();
+    reader
+        .execute_batch(&format!(
+            "ATTACH '{}' AS rep (READ_ONLY)",
+            replica.display()
+        ))
+        .unwrap();
+    assert_eq!(
+        diff_rows(&reader, "rep.silver.events", "l.silver.events"),
+        0
+    );
+    assert!(
+        !std::fs::read(&replica)
+            .unwrap()
+            .windows(s3.secret.len())
+            .any(|w| w == s3.secret.as_bytes()),
+        "the replica holds the secret"
+    );
+}
+
+#[test]
+fn racing_writers_on_s3_keep_every_version_whole() {
+    let s3 = common::s3::S3::shared();
+    let bucket = s3.bucket("race");
+    let location = format!("s3://{bucket}/t");
+    let model = format!(
+        "{{{{ config(materialized='external', format='delta', location='{location}') }}}}\nselect range as id, {{{{ var('w') }}}} as writer from range(100000)\n"
+    );
+    let projects: Vec<TestProject> = (0..3)
+        .map(|_| {
+            let p = TestProject::new(&[("models/silver/t.sql", &model)]);
+            p.write("profiles.yml", &s3.profile(&bucket, &s3.secret));
+            p
+        })
+        .collect();
+    for round in 0..2 {
+        let children: Vec<_> = projects
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                p.command(&["build", "--vars", &format!("{{w: {}}}", round * 10 + i)])
+                    .stdout(std::process::Stdio::piped())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        for c in children {
+            let out = c.wait_with_output().unwrap();
+            let text = String::from_utf8_lossy(&out.stdout).into_owned()
+                + &String::from_utf8_lossy(&out.stderr);
+            assert!(
+                out.status.success() || text.contains("at the same time"),
+                "a writer must commit or fail cleanly:\n{text}"
+            );
+            assert!(!text.contains(&s3.secret), "the secret leaked:\n{text}");
+        }
+    }
+    let out = python(
+        "
+import sys
+from deltalake import DeltaTable
+opts = {'AWS_ENDPOINT_URL': 'http://' + sys.argv[2], 'AWS_ACCESS_KEY_ID': sys.argv[3],
+        'AWS_SECRET_ACCESS_KEY': sys.argv[4], 'AWS_REGION': 'us-east-1', 'AWS_ALLOW_HTTP': 'true',
+        'AWS_S3_ALLOW_UNSAFE_RENAME': 'true'}
+latest = DeltaTable(sys.argv[1], storage_options=opts).version()
+for v in range(latest + 1):
+    t = DeltaTable(sys.argv[1], version=v, storage_options=opts).to_pyarrow_table()
+    assert t.num_rows == 100000, (v, t.num_rows)
+    assert len(set(t.column('writer').to_pylist())) == 1, v
+print(latest)
+",
+        &[&location, &s3.endpoint, &s3.key_id, &s3.secret],
+    );
+    assert!(out.trim().parse::<i64>().unwrap() >= 1, "{out}");
+}
+
+#[test]
+fn an_empty_result_is_an_empty_version_with_the_schema() {
+    let t = TestProject::new(&[(
+        "models/silver/t.sql",
+        "{{ config(materialized='external', format='delta', partition_by='p') }}\nselect range as id, 'x' || (range % 2) as p, range::double * 0.5 as v from range({{ var('n', 0) }})\n",
+    )]);
+    t.run(&["build"]).ok();
+    let c = read_only(&t.catalog());
+    assert_eq!(query_i64(&c, "select count(*) from silver.t"), 0);
+    assert_eq!(
+        query_strings(
+            &c,
+            "select string_agg(column_name || ' ' || data_type, ', ' order by column_index) from duckdb_columns() where table_name = 't'"
+        ),
+        vec!["id BIGINT, p VARCHAR, v DOUBLE"]
+    );
+    drop(c);
+    assert_eq!(python_version_files(&t.lake("dev/silver/t")), (0, 0));
+    t.run(&["build", "--vars", "{n: 5}"]).ok();
+    let c = read_only(&t.catalog());
+    assert_eq!(
+        query_i64(&c, "select count(*) from silver.t where p = 'x1'"),
+        2
+    );
 }

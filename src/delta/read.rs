@@ -1,0 +1,203 @@
+//! Reading one version of a Delta table with plain DuckDB: a SELECT over exactly the data
+//! files of that version, in the table's column order, partition values typed from the schema.
+
+use super::{DataFile, Snapshot, types};
+use crate::render::relation::{quote_ident, quote_literal};
+use std::collections::{BTreeMap, HashMap};
+
+/// The absolute path of a data file, for DuckDB.
+pub fn file_path(location: &str, rel: &str) -> String {
+    if rel.contains("://") {
+        return rel.strip_prefix("file://").unwrap_or(rel).to_string();
+    }
+    if rel.starts_with('/') {
+        return rel.to_string();
+    }
+    format!("{}/{}", location.trim_end_matches('/'), rel)
+}
+
+/// A SELECT that reads exactly the files of `snap`, with the table's columns in order and
+/// partition columns typed from the schema.
+pub fn reader_sql(location: &str, snap: &Snapshot) -> Result<String, String> {
+    let mut select = Vec::new();
+    let mut duck_types = HashMap::new();
+    for (name, t) in &snap.columns {
+        let ty = types::from_delta(t)
+            .map_err(|e| format!("column {name} of the Delta table {location}: {e}"))?;
+        select.push(quote_ident(name));
+        duck_types.insert(name.clone(), ty);
+    }
+    if snap.files.is_empty() {
+        let cols: Vec<String> = snap
+            .columns
+            .iter()
+            .map(|(n, _)| format!("cast(null as {}) as {}", duck_types[n], quote_ident(n)))
+            .collect();
+        return Ok(format!("select {} where false", cols.join(", ")));
+    }
+    let list = |files: &[&DataFile]| -> String {
+        let paths: Vec<String> = files
+            .iter()
+            .map(|f| quote_literal(&file_path(location, &f.path)))
+            .collect();
+        format!("[{}]", paths.join(", "))
+    };
+    let all: Vec<&DataFile> = snap.files.iter().collect();
+    if snap.partition_columns.is_empty() {
+        return Ok(format!(
+            "select {} from read_parquet({}, union_by_name = true)",
+            select.join(", "),
+            list(&all)
+        ));
+    }
+    if snap
+        .files
+        .iter()
+        .all(|f| hive_consistent(f, &snap.partition_columns))
+    {
+        let types: Vec<String> = snap
+            .partition_columns
+            .iter()
+            .map(|c| {
+                format!(
+                    "{}: {}",
+                    quote_literal(c),
+                    duck_types.get(c).map(String::as_str).unwrap_or("VARCHAR")
+                )
+            })
+            .collect();
+        return Ok(format!(
+            "select {} from read_parquet({}, hive_partitioning = true, hive_types = {{{}}}, union_by_name = true)",
+            select.join(", "),
+            list(&all),
+            types.join(", ")
+        ));
+    }
+    // Paths that do not spell their partition values: one scan per partition, values as
+    // constants.
+    let mut groups: BTreeMap<Vec<Option<String>>, Vec<&DataFile>> = BTreeMap::new();
+    for f in &snap.files {
+        let key = snap
+            .partition_columns
+            .iter()
+            .map(|c| f.partition_values.get(c).cloned().flatten())
+            .collect();
+        groups.entry(key).or_default().push(f);
+    }
+    let mut parts = Vec::new();
+    for (values, files) in groups {
+        let cols: Vec<String> = snap
+            .columns
+            .iter()
+            .map(
+                |(n, _)| match snap.partition_columns.iter().position(|c| c == n) {
+                    Some(i) => format!(
+                        "cast({} as {}) as {}",
+                        values[i]
+                            .as_deref()
+                            .map(quote_literal)
+                            .unwrap_or_else(|| "null".into()),
+                        duck_types[n],
+                        quote_ident(n)
+                    ),
+                    None => quote_ident(n),
+                },
+            )
+            .collect();
+        parts.push(format!(
+            "select {} from read_parquet({}, hive_partitioning = false, union_by_name = true)",
+            cols.join(", "),
+            list(&files)
+        ));
+    }
+    Ok(parts.join(" union all "))
+}
+
+/// Whether the file's path has a `col=value` folder for every partition column whose decoded
+/// value is the one in the log (so DuckDB's hive partitioning reads the right values).
+fn hive_consistent(f: &DataFile, partition_columns: &[String]) -> bool {
+    partition_columns.iter().all(|c| {
+        let expected = f.partition_values.get(c).cloned().flatten();
+        f.path.split('/').any(|seg| {
+            seg.split_once('=').is_some_and(|(k, v)| {
+                let v = percent_decode(v);
+                k == c
+                    && match &expected {
+                        Some(e) => *e == v && v != "__HIVE_DEFAULT_PARTITION__",
+                        None => v == "__HIVE_DEFAULT_PARTITION__",
+                    }
+            })
+        })
+    })
+}
+
+pub fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && i + 2 < bytes.len()
+            && let Some(b) = std::str::from_utf8(&bytes[i + 1..i + 3])
+                .ok()
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+        {
+            out.push(b);
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{Value, json};
+
+    fn file(path: &str, p: Option<&str>) -> DataFile {
+        DataFile {
+            path: path.into(),
+            size: 1,
+            rows: Some(1),
+            partition_values: HashMap::from([("p".to_string(), p.map(str::to_string))]),
+            modification_time: 0,
+        }
+    }
+
+    #[test]
+    fn hive_paths_are_checked_against_the_log() {
+        let cols = vec!["p".to_string()];
+        assert!(hive_consistent(
+            &file("p=a%20b/x.parquet", Some("a b")),
+            &cols
+        ));
+        assert!(hive_consistent(
+            &file("p=__HIVE_DEFAULT_PARTITION__/x.parquet", None),
+            &cols
+        ));
+        assert!(!hive_consistent(&file("x.parquet", Some("a")), &cols));
+        assert!(!hive_consistent(&file("p=b/x.parquet", Some("a")), &cols));
+    }
+
+    #[test]
+    fn reader_sql_falls_back_to_constants() {
+        let snap = Snapshot {
+            version: 3,
+            columns: vec![("x".into(), json!("long")), ("p".into(), json!("date"))],
+            partition_columns: vec!["p".into()],
+            files: vec![
+                file("a.parquet", Some("2024-01-01")),
+                file("b.parquet", None),
+            ],
+            metadata: Value::Null,
+            protocol: Value::Null,
+        };
+        let sql = reader_sql("/t", &snap).unwrap();
+        assert!(sql.contains("cast('2024-01-01' as DATE) as \"p\""), "{sql}");
+        assert!(sql.contains("cast(null as DATE)"), "{sql}");
+        assert!(sql.contains("'/t/a.parquet'"), "{sql}");
+    }
+}
