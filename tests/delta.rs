@@ -497,18 +497,11 @@ fn a_failed_write_leaves_the_table_and_its_files_as_they_were() {
     assert_eq!(query_i64(&c, "select count(*) from silver.t"), 1000);
 }
 
-#[test]
-fn racing_writers_never_corrupt_the_log() {
-    let shared = tempfile::tempdir().unwrap();
-    let location = shared.path().join("t");
-    let model = format!(
-        "{{{{ config(materialized='external', format='delta', location='{}') }}}}\nselect range as id, {{{{ var('w') }}}} as writer from range(200000)\n",
-        location.display()
-    );
-    let projects: Vec<TestProject> = (0..4)
-        .map(|_| TestProject::new(&[("models/silver/t.sql", &model)]))
-        .collect();
-    for round in 0..2 {
+/// Starts a build in every project at once, `rounds` times (writer `w` = round * 10 + index);
+/// returns whether each run succeeded and what it printed.
+fn race(projects: &[TestProject], rounds: usize) -> Vec<(bool, String)> {
+    let mut outcomes = Vec::new();
+    for round in 0..rounds {
         let children: Vec<_> = projects
             .iter()
             .enumerate()
@@ -524,11 +517,28 @@ fn racing_writers_never_corrupt_the_log() {
             let out = c.wait_with_output().unwrap();
             let text = String::from_utf8_lossy(&out.stdout).into_owned()
                 + &String::from_utf8_lossy(&out.stderr);
-            assert!(
-                out.status.success(),
-                "a writer that lost a version retries on top of the winner's:\n{text}"
-            );
+            outcomes.push((out.status.success(), text));
         }
+    }
+    outcomes
+}
+
+#[test]
+fn racing_writers_never_corrupt_the_log() {
+    let shared = tempfile::tempdir().unwrap();
+    let location = shared.path().join("t");
+    let model = format!(
+        "{{{{ config(materialized='external', format='delta', location='{}') }}}}\nselect range as id, {{{{ var('w') }}}} as writer from range(200000)\n",
+        location.display()
+    );
+    let projects: Vec<TestProject> = (0..4)
+        .map(|_| TestProject::new(&[("models/silver/t.sql", &model)]))
+        .collect();
+    for (ok, text) in race(&projects, 2) {
+        assert!(
+            ok,
+            "a writer that lost a version retries on top of the winner's:\n{text}"
+        );
     }
     // Every version is readable, each holds exactly one writer's rows, and no file is orphaned.
     let out = python(
@@ -732,28 +742,12 @@ fn racing_writers_on_s3_keep_every_version_whole() {
             p
         })
         .collect();
-    for round in 0..2 {
-        let children: Vec<_> = projects
-            .iter()
-            .enumerate()
-            .map(|(i, p)| {
-                p.command(&["build", "--vars", &format!("{{w: {}}}", round * 10 + i)])
-                    .stdout(std::process::Stdio::piped())
-                    .stderr(std::process::Stdio::piped())
-                    .spawn()
-                    .unwrap()
-            })
-            .collect();
-        for c in children {
-            let out = c.wait_with_output().unwrap();
-            let text = String::from_utf8_lossy(&out.stdout).into_owned()
-                + &String::from_utf8_lossy(&out.stderr);
-            assert!(
-                out.status.success() || text.contains("at the same time"),
-                "a writer must commit or fail cleanly:\n{text}"
-            );
-            assert!(!text.contains(&s3.secret), "the secret leaked:\n{text}");
-        }
+    for (ok, text) in race(&projects, 2) {
+        assert!(
+            ok || text.contains("at the same time"),
+            "a writer must commit or fail cleanly:\n{text}"
+        );
+        assert!(!text.contains(&s3.secret), "the secret leaked:\n{text}");
     }
     let out = python(
         "

@@ -10,7 +10,7 @@ use futures::TryStreamExt;
 use object_store::path::Path as StorePath;
 use object_store::{ObjectStore, ObjectStoreExt};
 use serde_json::{Value, json};
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 
 /// One commit of the log.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -172,15 +172,7 @@ pub fn optimize(
 ) -> Result<Optimized, String> {
     let loaded = table.load(&AsOf::Latest)?;
     let snap = super::snapshot_of(&loaded, &table.location)?;
-    let mut groups: BTreeMap<Vec<Option<String>>, Vec<&DataFile>> = BTreeMap::new();
-    for f in snap.files.iter().filter(|f| (f.size as u64) < target) {
-        let key = snap
-            .partition_columns
-            .iter()
-            .map(|c| f.partition_values.get(c).cloned().flatten())
-            .collect();
-        groups.entry(key).or_default().push(f);
-    }
+    let groups = snap.files_by_partition(|f| (f.size as u64) < target);
     let mut bins: Vec<Vec<&DataFile>> = Vec::new();
     for (_, mut files) in groups {
         files.sort_by_key(|f| f.size);

@@ -77,6 +77,26 @@ pub struct Snapshot {
     pub protocol: Value,
 }
 
+impl Snapshot {
+    /// The files that pass `keep`, grouped by their partition values (in partition column
+    /// order; one group for an unpartitioned table).
+    pub fn files_by_partition(
+        &self,
+        keep: impl Fn(&DataFile) -> bool,
+    ) -> BTreeMap<Vec<Option<String>>, Vec<&DataFile>> {
+        let mut groups: BTreeMap<Vec<Option<String>>, Vec<&DataFile>> = BTreeMap::new();
+        for f in self.files.iter().filter(|f| keep(f)) {
+            let key = self
+                .partition_columns
+                .iter()
+                .map(|c| f.partition_values.get(c).cloned().flatten())
+                .collect();
+            groups.entry(key).or_default().push(f);
+        }
+        groups
+    }
+}
+
 /// Which version to read.
 #[derive(Debug, Clone, PartialEq)]
 pub enum AsOf {

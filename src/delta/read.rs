@@ -3,7 +3,7 @@
 
 use super::{DataFile, Snapshot, types};
 use crate::render::relation::{quote_ident, quote_literal};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 /// The absolute path of a data file, for DuckDB.
 pub fn file_path(location: &str, rel: &str) -> String {
@@ -75,15 +75,7 @@ pub fn reader_sql(location: &str, snap: &Snapshot) -> Result<String, String> {
     }
     // Paths that do not spell their partition values: one scan per partition, values as
     // constants.
-    let mut groups: BTreeMap<Vec<Option<String>>, Vec<&DataFile>> = BTreeMap::new();
-    for f in &snap.files {
-        let key = snap
-            .partition_columns
-            .iter()
-            .map(|c| f.partition_values.get(c).cloned().flatten())
-            .collect();
-        groups.entry(key).or_default().push(f);
-    }
+    let groups = snap.files_by_partition(|_| true);
     let mut parts = Vec::new();
     for (values, files) in groups {
         let cols: Vec<String> = snap

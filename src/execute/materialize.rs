@@ -56,46 +56,61 @@ pub fn run(
                 .location
                 .as_deref()
                 .ok_or_else(|| "external model has no location".to_string())?;
+            let write = ExternalWrite {
+                conn,
+                node,
+                sql,
+                ext,
+                location,
+                storage,
+                build_id,
+            };
             if ext.format == FileFormat::Delta {
-                delta(conn, node, sql, ext, location, storage, build_id)
+                delta(&write)
             } else {
-                external(conn, node, sql, ext, location, storage, build_id)
+                external(&write)
             }
         }
     }
 }
 
+/// Everything writing one external model needs.
+struct ExternalWrite<'a> {
+    conn: &'a Connection,
+    node: &'a Node,
+    sql: &'a str,
+    ext: &'a External,
+    location: &'a str,
+    storage: &'a Storage,
+    build_id: &'a str,
+}
+
 /// A Delta model: new data files and one commit; the catalog view reads that version's files.
-fn delta(
-    conn: &Connection,
-    node: &Node,
-    sql: &str,
-    ext: &External,
-    location: &str,
-    storage: &Storage,
-    build_id: &str,
-) -> Result<Outcome, String> {
-    if !crate::location::is_remote(location) {
-        std::fs::create_dir_all(location).map_err(|e| format!("cannot create {location}: {e}"))?;
+fn delta(w: &ExternalWrite) -> Result<Outcome, String> {
+    if !crate::location::is_remote(w.location) {
+        std::fs::create_dir_all(w.location)
+            .map_err(|e| format!("cannot create {}: {e}", w.location))?;
     }
-    let table = crate::delta::Table::open(location, storage.remote.as_ref())
-        .map_err(|e| explain_remote(storage, location, e))?;
-    let written = crate::delta::write::write_model(conn, &table, sql, ext, build_id, &node.name)
-        .map_err(|e| explain_remote(storage, location, e))?;
+    let table = crate::delta::Table::open(w.location, w.storage.remote.as_ref())
+        .map_err(|e| explain_remote(w.storage, w.location, e))?;
+    let written =
+        crate::delta::write::write_model(w.conn, &table, w.sql, w.ext, w.build_id, &w.node.name)
+            .map_err(|e| explain_remote(w.storage, w.location, e))?;
     let reader = crate::delta::reader_sql(&table.location, &written.snapshot)?;
-    conn.execute_batch(&templates::render(
-        "external_view",
-        &[
-            ("relation", node.relation.to_string()),
-            ("reader", format!("({reader})")),
-        ],
-    ))
-    .map_err(|e| {
-        format!(
-            "version {} of {location} was committed, but the catalog view failed: {e}",
-            written.snapshot.version
-        )
-    })?;
+    w.conn
+        .execute_batch(&templates::render(
+            "external_view",
+            &[
+                ("relation", w.node.relation.to_string()),
+                ("reader", format!("({reader})")),
+            ],
+        ))
+        .map_err(|e| {
+            format!(
+                "version {} of {} was committed, but the catalog view failed: {e}",
+                written.snapshot.version, w.location
+            )
+        })?;
     Ok(Outcome {
         rows: Some(written.rows),
         written: Some(table.location.clone()),
@@ -103,55 +118,55 @@ fn delta(
     })
 }
 
-fn external(
-    conn: &Connection,
-    node: &Node,
-    sql: &str,
-    ext: &External,
-    location: &str,
-    storage: &Storage,
-    build_id: &str,
-) -> Result<Outcome, String> {
-    let partitioned = !ext.partition_by.is_empty();
-    let staged = storage
-        .stage(location, partitioned, ext.format.extension(), build_id)
+/// Parquet/CSV/JSON files, staged and put in place atomically.
+fn external(w: &ExternalWrite) -> Result<Outcome, String> {
+    let partitioned = !w.ext.partition_by.is_empty();
+    let staged = w
+        .storage
+        .stage(
+            w.location,
+            partitioned,
+            w.ext.format.extension(),
+            w.build_id,
+        )
         .map_err(|e| e.to_string())?;
     let stmt = templates::render(
         "external_copy",
         &[
-            ("sql", sql.to_string()),
+            ("sql", w.sql.to_string()),
             ("path", quote_literal(&staged.write_path)),
-            ("options", copy_options(ext)),
+            ("options", copy_options(w.ext)),
         ],
     );
-    let rows = match count_rows(conn, &stmt) {
+    let rows = match count_rows(w.conn, &stmt) {
         Ok(rows) => rows,
         Err(e) => {
-            storage.abort(&staged);
-            return Err(explain_remote(storage, location, e));
+            w.storage.abort(&staged);
+            return Err(explain_remote(w.storage, w.location, e));
         }
     };
-    storage.commit(&staged).map_err(|e| e.to_string())?;
-    conn.execute_batch(&catalog::external_view_sql(
-        &node.relation,
-        &staged.view_path,
-        ext,
-    ))
-    .map_err(|e| {
-        explain_remote(
-            storage,
-            location,
-            format!(
-                "files written to {}, but the catalog view failed: {e}",
-                staged.view_path
-            ),
-        )
-    })?;
+    w.storage.commit(&staged).map_err(|e| e.to_string())?;
+    w.conn
+        .execute_batch(&catalog::external_view_sql(
+            &w.node.relation,
+            &staged.view_path,
+            w.ext,
+        ))
+        .map_err(|e| {
+            explain_remote(
+                w.storage,
+                w.location,
+                format!(
+                    "files written to {}, but the catalog view failed: {e}",
+                    staged.view_path
+                ),
+            )
+        })?;
     // Old versions go only once nothing live points at them; a failure here loses no data.
-    if let Err(e) = storage.collect_garbage(&staged) {
+    if let Err(e) = w.storage.collect_garbage(&staged) {
         eprintln!(
             "warning: {}: old versions were not removed: {}",
-            node.name, e.message
+            w.node.name, e.message
         );
     }
     Ok(Outcome {
