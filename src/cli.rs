@@ -77,9 +77,12 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = LsOutput::Name)]
         output: LsOutput,
     },
-    /// Run the selected models
+    /// Run the selected models (seeds are left alone)
     Run(RunArgs),
-    /// Run the selected models, then publish a replica if the target has `publish:`
+    /// Load the selected seeds (CSV files under `seed-paths`) into catalog tables
+    Seed(RunArgs),
+    /// Load seeds and run models in DAG order, then publish a replica if the target has
+    /// `publish:`
     Build(RunArgs),
     /// Delete the project's target/ folder (and other clean-targets)
     Clean,

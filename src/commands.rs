@@ -19,6 +19,7 @@ pub fn dispatch(cli: Cli) -> Result<bool> {
         Command::Ls { selection, output } => ls(&g, &selection, output),
         Command::Run(args) => run(&g, &args, "run"),
         Command::Build(args) => run(&g, &args, "build"),
+        Command::Seed(args) => run(&g, &args, "seed"),
         Command::Clean => clean(&g),
         Command::Debug => debug(&g),
         Command::Query { sql, format, from } => {
@@ -105,9 +106,16 @@ fn ls(g: &Global, sel: &Selection, output: LsOutput) -> Result<bool> {
     Ok(true)
 }
 
+/// `run` runs models, `seed` loads seeds, `build` does both (seeds first, by the DAG).
 fn run(g: &Global, args: &RunArgs, command: &str) -> Result<bool> {
     let started = Instant::now();
-    let p = plan(g, &args.selection)?;
+    let mut p = plan(g, &args.selection)?;
+    let nodes = &p.nodes;
+    p.plan.retain(|&i| match command {
+        "run" => nodes[i].kind == crate::project::FileKind::Model,
+        "seed" => nodes[i].kind == crate::project::FileKind::Seed,
+        _ => true,
+    });
     let build_id = report::new_build_id();
     let target = &p.project.target;
     let _lock = catalog::CatalogLock::acquire(&target.catalog, &format!("lakeflow {command}"))?;

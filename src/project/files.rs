@@ -7,7 +7,7 @@ use serde_yaml::Value;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-/// A SQL file of the project, with its path relative to the project root.
+/// A model or seed file of the project, with its path relative to the project root.
 #[derive(Debug, Clone)]
 pub struct SqlFile {
     pub name: String,
@@ -15,7 +15,18 @@ pub struct SqlFile {
     pub path: PathBuf,
     /// Folders between the model path and the file, e.g. `["silver"]`.
     pub folders: Vec<String>,
+    /// The SQL (for a seed: nothing; its SQL is made from its config when rendering).
     pub source: String,
+    pub kind: FileKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FileKind {
+    #[default]
+    Model,
+    /// A CSV file under `seed-paths`, loaded into a table of the catalog.
+    Seed,
 }
 
 /// What `schema.yml` says of one model.
@@ -43,6 +54,8 @@ pub struct SourceTable {
 #[derive(Debug, Default)]
 pub struct SchemaFiles {
     pub models: BTreeMap<String, ModelYaml>,
+    /// `seeds:` entries, in the same shape as models.
+    pub seeds: BTreeMap<String, ModelYaml>,
     pub sources: Vec<SourceTable>,
 }
 
@@ -83,11 +96,23 @@ fn walk(dir: &Path, exts: &[&str], out: &mut Vec<PathBuf>) -> Result<()> {
 
 /// Reads the SQL files under `dirs`, keeping their folder path under the matching dir.
 pub fn read_sql_files(root: &Path, dirs: &[String]) -> Result<Vec<SqlFile>> {
+    files_under(root, dirs, "sql", FileKind::Model)
+}
+
+/// The CSV files under `dirs` (dbt's `seed-paths`), as seeds.
+pub fn read_seed_files(root: &Path, dirs: &[String]) -> Result<Vec<SqlFile>> {
+    files_under(root, dirs, "csv", FileKind::Seed)
+}
+
+fn files_under(root: &Path, dirs: &[String], ext: &str, kind: FileKind) -> Result<Vec<SqlFile>> {
     let mut files = Vec::new();
     for dir in dirs {
-        for path in discover(root, std::slice::from_ref(dir), &["sql"])? {
-            let source =
-                std::fs::read_to_string(&path).map_err(|e| Error::io("LF100", "read", &path, e))?;
+        for path in discover(root, std::slice::from_ref(dir), &[ext])? {
+            let source = match kind {
+                FileKind::Model => std::fs::read_to_string(&path)
+                    .map_err(|e| Error::io("LF100", "read", &path, e))?,
+                FileKind::Seed => String::new(),
+            };
             let rel = path.strip_prefix(root).unwrap_or(&path).to_path_buf();
             let under = path.strip_prefix(root.join(dir)).unwrap_or(&path);
             let folders = under
@@ -107,6 +132,7 @@ pub fn read_sql_files(root: &Path, dirs: &[String]) -> Result<Vec<SqlFile>> {
                 path: rel,
                 folders,
                 source,
+                kind,
             });
         }
     }
@@ -123,22 +149,34 @@ pub fn read_schema_files(
         let rel = path.strip_prefix(root).unwrap_or(&path).to_path_buf();
         let (raw, text) = yaml::read(&path)?;
         let doc = renderer.render_tree(raw, &rel, &text)?;
-        read_models(&doc, &rel, &text, &mut out)?;
+        read_models(&doc, "models", &rel, &text, &mut out.models)?;
+        read_models(&doc, "seeds", &rel, &text, &mut out.seeds)?;
         read_sources(&doc, &rel, &mut out);
     }
     Ok(out)
 }
 
-fn read_models(doc: &Value, file: &Path, text: &str, out: &mut SchemaFiles) -> Result<()> {
-    let Some(Value::Sequence(models)) = yaml::get(doc, "models") else {
+/// The entries under `key` (`models:` or `seeds:`) of a schema file.
+fn read_models(
+    doc: &Value,
+    key: &str,
+    file: &Path,
+    text: &str,
+    out: &mut BTreeMap<String, ModelYaml>,
+) -> Result<()> {
+    let Some(Value::Sequence(models)) = yaml::get(doc, key) else {
         return Ok(());
     };
     for m in models {
         let Some(name) = yaml::get_str(m, "name") else {
-            let line = crate::error::line_of(text, "models:").unwrap_or(1);
-            return Err(Error::new("LF103", "a model entry has no `name`")
-                .at(file, line, None)
-                .hint("every item under `models:` needs `name: <model file name>`"));
+            let line = crate::error::line_of(text, &format!("{key}:")).unwrap_or(1);
+            return Err(
+                Error::new("LF103", format!("an entry under `{key}:` has no `name`"))
+                    .at(file, line, None)
+                    .hint(format!(
+                        "every item under `{key}:` needs `name: <file name>`"
+                    )),
+            );
         };
         let config = yaml::get(m, "config")
             .map(yaml::to_json)
@@ -156,7 +194,7 @@ fn read_models(doc: &Value, file: &Path, text: &str, out: &mut SchemaFiles) -> R
                 .collect(),
             _ => Vec::new(),
         };
-        out.models.insert(
+        out.insert(
             name,
             ModelYaml {
                 config,

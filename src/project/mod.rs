@@ -7,7 +7,7 @@ pub mod yaml;
 
 use crate::error::{Error, Result};
 pub use config::{Config, ConfigTree};
-pub use files::{ModelYaml, SchemaFiles, SourceTable, SqlFile};
+pub use files::{FileKind, ModelYaml, SchemaFiles, SourceTable, SqlFile};
 pub use profile::Target;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -33,6 +33,9 @@ pub struct Project {
     pub clean_targets: Vec<PathBuf>,
     pub vars: BTreeMap<String, serde_json::Value>,
     pub model_configs: ConfigTree,
+    /// `seeds:` of the project file (`+column_types`, `+delimiter`, `+schema`, ...).
+    pub seed_configs: ConfigTree,
+    /// Models and seeds (`kind` tells them apart): one name space, as in dbt.
     pub models: Vec<SqlFile>,
     pub macros: Vec<SqlFile>,
     pub schema: SchemaFiles,
@@ -111,13 +114,16 @@ pub fn load(opts: &LoadOptions) -> Result<Project> {
         renderer: &renderer,
     })?;
 
-    let models = files::read_sql_files(&root, &model_paths)?;
+    let seed_paths = paths("seed-paths", "seeds");
+    let mut models = files::read_sql_files(&root, &model_paths)?;
+    models.extend(files::read_seed_files(&root, &seed_paths)?);
     check_model_files(&root, &model_paths, &models)?;
     let macros = files::read_sql_files(&root, &macro_paths)?;
     let schema = files::read_schema_files(&root, &model_paths, &renderer)?;
 
     Ok(Project {
         model_configs: ConfigTree::from_yaml(yaml::get(&doc, "models"), &name),
+        seed_configs: ConfigTree::from_yaml(yaml::get(&doc, "seeds"), &name),
         root,
         file,
         kind,
@@ -156,14 +162,14 @@ fn check_model_files(root: &Path, model_paths: &[String], models: &[SqlFile]) ->
             return Err(Error::new(
                 "LF104",
                 format!(
-                    "two models are named '{}': {} and {}",
+                    "two models or seeds are named '{}': {} and {}",
                     m.name,
                     first.display(),
                     m.path.display()
                 ),
             )
             .in_file(&m.path)
-            .hint("model names must be unique across the project; rename one file"));
+            .hint("model and seed names must be unique across the project; rename one file"));
         }
     }
     if let Some(py) = files::discover(root, model_paths, &["py"])?.first() {

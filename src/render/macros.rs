@@ -140,6 +140,7 @@ mod tests {
             path: PathBuf::from(format!("macros/{name}.sql")),
             folders: vec![],
             source: source.into(),
+            kind: Default::default(),
         };
         let set = MacroSet::build(&[
             file("a", "{% macro a() %}\n1\n{% endmacro %}\n"),

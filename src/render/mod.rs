@@ -6,6 +6,7 @@ mod ephemeral;
 pub mod functions;
 pub mod macros;
 pub mod relation;
+mod seeds;
 mod sources;
 
 pub use ephemeral::strip_statement_end;
@@ -13,7 +14,7 @@ pub use ephemeral::strip_statement_end;
 use crate::error::{Error, Result, line_of};
 use crate::execute::materialization::Materialization;
 use crate::location;
-use crate::project::{Config, Project, ProjectKind, SqlFile, config as cfg};
+use crate::project::{Config, FileKind, Project, ProjectKind, SqlFile, config as cfg};
 use functions::{Adapter, ConfigObject, Pass, RefTarget, SCOPE_VAR, Scope, Shared};
 use macros::MacroSet;
 use minijinja::value::{Object, Rest, Value};
@@ -28,6 +29,8 @@ use std::sync::Arc;
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Node {
     pub unique_id: String,
+    /// Model or seed (`resource_type` in dbt's artifacts).
+    pub kind: FileKind,
     pub name: String,
     pub fqn: Vec<String>,
     pub path: PathBuf,
@@ -122,6 +125,9 @@ pub fn render(project: &Project) -> Result<Vec<Node>> {
         .iter()
         .zip(&finals)
         .map(|(f, c)| {
+            if f.kind == FileKind::Seed {
+                return Ok(Materialization::Table);
+            }
             Materialization::from_config(c).map_err(|msg| {
                 located(Error::new("LF205", msg), &f.path, &f.source, "materialized")
                     .hint("set `materialized:` to one of view, table, ephemeral, external")
@@ -187,7 +193,16 @@ pub fn render(project: &Project) -> Result<Vec<Node>> {
         fqn.extend(file.folders.iter().cloned());
         fqn.push(file.name.clone());
         nodes.push(Node {
-            unique_id: format!("model.{}.{}", project.name, file.name),
+            unique_id: format!(
+                "{}.{}.{}",
+                match file.kind {
+                    FileKind::Model => "model",
+                    FileKind::Seed => "seed",
+                },
+                project.name,
+                file.name
+            ),
+            kind: file.kind,
             name: file.name.clone(),
             fqn,
             path: file.path.clone(),
@@ -221,6 +236,9 @@ impl Renderer<'_> {
         this: Relation,
         config: &Config,
     ) -> Result<String> {
+        if file.kind == FileKind::Seed {
+            return seeds::seed_sql(self.project, file, config);
+        }
         let name = file.path.to_string_lossy();
         let source = format!("{}{}", self.prefix, file.source);
         let ctx = self.context(file, scope, this, config);
@@ -449,8 +467,12 @@ impl Object for Validation {
 fn base_config(project: &Project, file: &SqlFile) -> Config {
     let mut path = file.folders.clone();
     path.push(file.name.clone());
-    let mut c = project.model_configs.resolve(&path);
-    if let Some(y) = project.schema.models.get(&file.name) {
+    let (tree, yaml) = match file.kind {
+        FileKind::Model => (&project.model_configs, &project.schema.models),
+        FileKind::Seed => (&project.seed_configs, &project.schema.seeds),
+    };
+    let mut c = tree.resolve(&path);
+    if let Some(y) = yaml.get(&file.name) {
         cfg::merge_into(&mut c, &y.config);
     }
     c

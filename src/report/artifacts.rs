@@ -65,7 +65,7 @@ pub fn write_manifest(project: &Project, nodes: &[Node], invocation_id: &str) ->
                 json!({
                     "unique_id": n.unique_id,
                     "name": n.name,
-                    "resource_type": "model",
+                    "resource_type": n.kind,
                     "package_name": project.name,
                     "original_file_path": n.path,
                     "fqn": n.fqn,
