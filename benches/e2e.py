@@ -280,11 +280,11 @@ def write_results(path, table, args):
         "  cannot rebuild it.\n"
         "- Delta write: one table (id, key, md5 text, decimal, timestamp) read from a Parquet file\n"
         "  (a bronze table written once before) and written by `lakeflow run` as Parquet and as\n"
-        "  Delta (data files by DuckDB, log by the\n"
-        "  deltalake crate) with the same Parquet page version on both sides, against Python\n"
-        "  reading it with DuckDB and writing it with `deltalake.write_deltalake` (its\n"
-        "  defaults). Delta models write v2 pages unless `options: {parquet_version: v1}`; plain\n"
-        "  Parquet models keep DuckDB's default (v1). Each run overwrites the table as a new version.\n"
+        "  Delta (data files by DuckDB, log by the deltalake crate), with the same Parquet page\n"
+        "  version on both sides, against Python reading it with DuckDB and writing it with\n"
+        "  `deltalake.write_deltalake` (its defaults). Delta models write v2 pages unless\n"
+        "  `options: {parquet_version: v1}`; plain Parquet models keep DuckDB's default (v1).\n"
+        "  Each run overwrites the table as a new version.\n"
         "- `benches/phases.sh` measures load, render, DAG and select alone (below).\n"
         + kept
     )
