@@ -30,7 +30,9 @@ fn phases(c: &mut Criterion) {
         let dag = lakeflow::graph::build(&nodes).expect("graph");
         let select = vec!["silver+".to_string()];
         group.bench_with_input(BenchmarkId::new("select", models), &nodes, |b, n| {
-            b.iter(|| black_box(lakeflow::select::select(n, &dag, &select, &[]).expect("select")))
+            b.iter(|| {
+                black_box(lakeflow::select::select(n, &dag, &select, &[], None).expect("select"))
+            })
         });
         group.bench_with_input(
             BenchmarkId::new("load+render+graph", models),

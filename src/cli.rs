@@ -43,12 +43,17 @@ pub struct Global {
 #[derive(Args, Debug, Clone, Default)]
 pub struct Selection {
     /// Models to include, in dbt's selector syntax: name, glob, folder, m+, +m, 2+m, m+1, @m,
-    /// tag:x, path:models/gold, config.materialized:external; space = union, comma = intersection
+    /// tag:x, path:models/gold, config.materialized:external, resource_type:seed,
+    /// state:modified, state:new (with --state); space = union, comma = intersection
     #[arg(short, long = "select", alias = "models", short_alias = 'm', num_args = 1.., value_name = "SELECTOR")]
     pub select: Vec<String>,
     /// Models to leave out, same syntax as --select
     #[arg(long, num_args = 1.., value_name = "SELECTOR")]
     pub exclude: Vec<String>,
+    /// A previous run's target/ folder (its manifest.json), for `state:modified` and
+    /// `state:new` selectors
+    #[arg(long, value_name = "DIR")]
+    pub state: Option<std::path::PathBuf>,
 }
 
 #[derive(Args, Debug, Clone, Default)]

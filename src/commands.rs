@@ -61,7 +61,11 @@ fn plan(g: &Global, sel: &Selection) -> Result<Planned> {
     let project = load(g)?;
     let nodes = render::render(&project)?;
     let dag = graph::build(&nodes)?;
-    let selection = select::select(&nodes, &dag, &sel.select, &sel.exclude)?;
+    let state = match &sel.state {
+        Some(dir) => Some(select::State::load(dir)?),
+        None => None,
+    };
+    let selection = select::select(&nodes, &dag, &sel.select, &sel.exclude, state.as_ref())?;
     for s in &selection.unmatched {
         eprintln!("warning: the selector '{s}' matches no model");
     }
@@ -383,7 +387,7 @@ fn delta_command(g: &Global, action: DeltaCommand) -> Result<bool> {
     let selection = match &action {
         DeltaCommand::History { model, .. } => Selection {
             select: vec![model.clone()],
-            exclude: vec![],
+            ..Selection::default()
         },
         DeltaCommand::Optimize { selection, .. } | DeltaCommand::Vacuum { selection, .. } => {
             selection.clone()

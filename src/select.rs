@@ -1,14 +1,74 @@
 //! Phase 4, select: dbt's selector syntax over the DAG.
 //!
 //! `a b` is a union, `a,b` an intersection. An atom is `[@][N]+?METHOD:VALUE+?[N]` where the
-//! method is a name/fqn (default), `tag:`, `path:`, `fqn:`, `config.KEY:`, `resource_type:`.
+//! method is a name/fqn (default), `tag:`, `path:`, `fqn:`, `config.KEY:`, `resource_type:`,
+//! `state:modified|new` (against the manifest of `--state DIR`).
 
 use crate::error::{Error, Result};
 use crate::graph::Dag;
 use crate::render::Node;
 use globset::{Glob, GlobMatcher};
 use petgraph::Direction;
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
+use std::path::Path;
+
+/// What a previous run's manifest says of each node: its checksum and config, for `state:`.
+pub struct State {
+    nodes: HashMap<String, (String, serde_json::Value)>,
+}
+
+impl State {
+    /// Reads `DIR/manifest.json` (a previous `target/`).
+    pub fn load(dir: &Path) -> Result<State> {
+        let file = dir.join("manifest.json");
+        let text = std::fs::read_to_string(&file).map_err(|e| {
+            Error::new("LF304", format!("cannot read {}: {e}", file.display())).hint(
+                "--state takes the target/ folder of an earlier run (lakeflow compile writes one)",
+            )
+        })?;
+        let doc: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
+            Error::new(
+                "LF304",
+                format!("{} is not a manifest: {e}", file.display()),
+            )
+        })?;
+        let nodes = doc
+            .get("nodes")
+            .and_then(serde_json::Value::as_object)
+            .map(|m| {
+                m.iter()
+                    .map(|(id, n)| {
+                        let sum = n
+                            .pointer("/checksum/checksum")
+                            .and_then(serde_json::Value::as_str)
+                            .unwrap_or_default()
+                            .to_string();
+                        (
+                            id.clone(),
+                            (sum, n.get("config").cloned().unwrap_or_default()),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        Ok(State { nodes })
+    }
+
+    fn is_new(&self, node: &Node) -> bool {
+        !self.nodes.contains_key(&node.unique_id)
+    }
+
+    /// New, or its file or config changed.
+    fn is_modified(&self, node: &Node) -> bool {
+        match self.nodes.get(&node.unique_id) {
+            None => true,
+            Some((sum, config)) => {
+                *sum != node.checksum
+                    || *config != serde_json::to_value(&node.config).unwrap_or_default()
+            }
+        }
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Atom {
@@ -31,14 +91,15 @@ pub fn select(
     dag: &Dag,
     include: &[String],
     exclude: &[String],
+    state: Option<&State>,
 ) -> Result<Selection> {
     let mut unmatched = Vec::new();
     let chosen = if include.iter().all(|s| s.trim().is_empty()) {
         (0..nodes.len()).collect()
     } else {
-        evaluate(nodes, dag, include, &mut unmatched)?
+        evaluate(nodes, dag, include, state, &mut unmatched)?
     };
-    let excluded = evaluate(nodes, dag, exclude, &mut unmatched)?;
+    let excluded = evaluate(nodes, dag, exclude, state, &mut unmatched)?;
     let nodes = dag
         .order
         .iter()
@@ -52,6 +113,7 @@ fn evaluate(
     nodes: &[Node],
     dag: &Dag,
     exprs: &[String],
+    state: Option<&State>,
     unmatched: &mut Vec<String>,
 ) -> Result<BTreeSet<usize>> {
     let mut union = BTreeSet::new();
@@ -59,7 +121,7 @@ fn evaluate(
         let mut inter: Option<BTreeSet<usize>> = None;
         for raw in term.split(',').filter(|s| !s.is_empty()) {
             let atom = parse_atom(raw)?;
-            let set = apply(&atom, nodes, dag)?;
+            let set = apply(&atom, nodes, dag, state)?;
             if set.is_empty() {
                 unmatched.push(raw.to_string());
             }
@@ -123,12 +185,12 @@ fn parse_atom(raw: &str) -> Result<Atom> {
     })
 }
 
-fn apply(atom: &Atom, nodes: &[Node], dag: &Dag) -> Result<BTreeSet<usize>> {
+fn apply(atom: &Atom, nodes: &[Node], dag: &Dag, state: Option<&State>) -> Result<BTreeSet<usize>> {
     let glob = matcher(&atom.value)?;
     let parts: Vec<GlobMatcher> = atom.value.split('.').map(matcher).collect::<Result<_>>()?;
     let mut base = BTreeSet::new();
     for (i, node) in nodes.iter().enumerate() {
-        if matches(atom, &glob, &parts, node)? {
+        if matches(atom, &glob, &parts, node, state)? {
             base.insert(i);
         }
     }
@@ -162,7 +224,13 @@ fn matcher(value: &str) -> Result<GlobMatcher> {
 }
 
 /// `parts` are the atom's value split at dots, for the fqn method.
-fn matches(atom: &Atom, glob: &GlobMatcher, parts: &[GlobMatcher], node: &Node) -> Result<bool> {
+fn matches(
+    atom: &Atom,
+    glob: &GlobMatcher,
+    parts: &[GlobMatcher],
+    node: &Node,
+    state: Option<&State>,
+) -> Result<bool> {
     Ok(match atom.method.as_str() {
         "" if atom.value.contains('/') || atom.value.ends_with(".sql") => {
             path_matches(&atom.value, glob, node)
@@ -170,7 +238,31 @@ fn matches(atom: &Atom, glob: &GlobMatcher, parts: &[GlobMatcher], node: &Node) 
         "" | "fqn" => fqn_matches(parts, node),
         "tag" => node.tags.iter().any(|t| glob.is_match(t)),
         "path" | "file" => path_matches(&atom.value, glob, node),
-        "resource_type" => atom.value == "model",
+        "resource_type" => {
+            serde_json::to_value(node.kind)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                == Some(atom.value.clone())
+        }
+        "state" => {
+            let state = state.ok_or_else(|| {
+                Error::new(
+                    "LF304",
+                    format!("the selector 'state:{}' needs --state", atom.value),
+                )
+                .hint("pass --state DIR, the target/ folder of the run to compare with")
+            })?;
+            match atom.value.as_str() {
+                "modified" => state.is_modified(node),
+                "new" => state.is_new(node),
+                other => {
+                    return Err(
+                        Error::new("LF303", format!("unknown state 'state:{other}'"))
+                            .hint("use state:modified or state:new"),
+                    );
+                }
+            }
+        }
         m if m.starts_with("config.") => {
             let key = &m["config.".len()..];
             match node.config.get(key) {
@@ -185,7 +277,7 @@ fn matches(atom: &Atom, glob: &GlobMatcher, parts: &[GlobMatcher], node: &Node) 
         other => {
             return Err(
                 Error::new("LF303", format!("unknown selector method '{other}:'"))
-                    .hint("methods: tag:, path:, fqn:, config.KEY:, resource_type:"),
+                    .hint("methods: tag:, path:, fqn:, config.KEY:, resource_type:, state:"),
             );
         }
     })

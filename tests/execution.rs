@@ -208,3 +208,31 @@ fn killed_build_keeps_previous_outputs_and_second_writer_is_refused() {
     assert_eq!(query_i64(&catalog, "select count(*) from silver.big"), 7);
     assert_eq!(query_i64(&catalog, "select count(*) from gold.part"), 9);
 }
+
+#[test]
+fn a_model_can_change_its_materialization_between_runs() {
+    let t = TestProject::new(&[("models/silver/m.sql", "select 1 as x")]);
+    t.run(&["run"]).ok();
+    for (config, x, kind) in [
+        ("materialized='table'", 2, "BASE TABLE"),
+        ("materialized='external'", 3, "VIEW"),
+        ("materialized='table'", 4, "BASE TABLE"),
+        ("materialized='view'", 5, "VIEW"),
+    ] {
+        t.write(
+            "models/silver/m.sql",
+            &format!("{{{{ config({config}) }}}}\nselect {x} as x"),
+        );
+        t.run(&["run"]).ok();
+        let c = read_only(&t.catalog());
+        assert_eq!(query_i64(&c, "select x from silver.m"), x, "{config}");
+        assert_eq!(
+            query_strings(
+                &c,
+                "select table_type from information_schema.tables where table_name = 'm'"
+            ),
+            vec![kind],
+            "{config}"
+        );
+    }
+}

@@ -95,3 +95,89 @@ fn ls_prints_fqn_and_path_and_warns_on_no_match() {
         run.stderr
     );
 }
+
+#[test]
+fn state_modified_selects_changed_nodes_and_their_descendants() {
+    let t = TestProject::new(&[
+        ("models/bronze/a.sql", "select 1 as x"),
+        ("models/silver/b.sql", "select * from {{ ref('a') }}"),
+        ("models/silver/c.sql", "select 2 as y"),
+        ("models/gold/d.sql", "select * from {{ ref('b') }}"),
+        ("seeds/s.csv", "k\n1\n"),
+    ]);
+    t.run(&["build"]).ok();
+    let state = t.path().join("prod-state");
+    std::fs::create_dir_all(&state).unwrap();
+    std::fs::copy(
+        t.path().join("target/manifest.json"),
+        state.join("manifest.json"),
+    )
+    .unwrap();
+    let st = state.to_string_lossy().into_owned();
+    let ls = |sel: &str| {
+        let r = t.run(&["ls", "--select", sel, "--state", &st]);
+        let mut names: Vec<String> = r.ok().stdout.lines().map(str::to_string).collect();
+        names.sort();
+        names
+    };
+    assert!(ls("state:modified").is_empty(), "nothing changed yet");
+
+    t.write(
+        "models/silver/b.sql",
+        "select x + 1 as x from {{ ref('a') }}",
+    );
+    t.write("models/gold/e.sql", "select 3 as z");
+    t.write(
+        "models/silver/c.sql",
+        "{{ config(materialized='table') }}\nselect 2 as y",
+    );
+    t.write("seeds/s.csv", "k\n1\n2\n");
+    assert_eq!(
+        ls("state:modified+"),
+        vec![
+            "proj.gold.d",
+            "proj.gold.e",
+            "proj.s",
+            "proj.silver.b",
+            "proj.silver.c"
+        ]
+    );
+    assert_eq!(ls("state:new"), vec!["proj.gold.e"]);
+    assert_eq!(ls("state:modified,resource_type:seed"), vec!["proj.s"]);
+
+    let b = t.run(&["build", "--select", "state:modified+", "--state", &st]);
+    b.ok();
+    let rr: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(t.path().join("target/run_results.json")).unwrap(),
+    )
+    .unwrap();
+    let mut ran: Vec<String> = rr["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["unique_id"].as_str().unwrap().to_string())
+        .collect();
+    ran.sort();
+    assert_eq!(
+        ran,
+        [
+            "model.proj.b",
+            "model.proj.c",
+            "model.proj.d",
+            "model.proj.e",
+            "seed.proj.s"
+        ]
+    );
+    let c = read_only(&t.catalog());
+    assert_eq!(query_i64(&c, "select x from gold.d"), 2);
+    assert_eq!(query_i64(&c, "select count(*) from main.s"), 2);
+    drop(c);
+
+    let missing = t.run(&["ls", "--select", "state:modified"]);
+    assert_eq!(missing.code, 2);
+    assert!(
+        missing.stderr.contains("needs --state"),
+        "{}",
+        missing.stderr
+    );
+}

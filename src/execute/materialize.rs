@@ -34,7 +34,9 @@ pub fn run(
         Materialization::View => {
             let stmt =
                 templates::render("view", &[("relation", relation), ("sql", sql.to_string())]);
-            conn.execute_batch(&stmt).map_err(|e| e.to_string())?;
+            replacing(conn, &node.relation, "view", || {
+                conn.execute_batch(&stmt).map_err(|e| e.to_string())
+            })?;
             Ok(Outcome {
                 rows: None,
                 written: None,
@@ -44,7 +46,7 @@ pub fn run(
         Materialization::Table => {
             let stmt =
                 templates::render("table", &[("relation", relation), ("sql", sql.to_string())]);
-            let rows = count_rows(conn, &stmt)?;
+            let rows = replacing(conn, &node.relation, "table", || count_rows(conn, &stmt))?;
             Ok(Outcome {
                 rows: Some(rows),
                 written: None,
@@ -97,20 +99,22 @@ fn delta(w: &ExternalWrite) -> Result<Outcome, String> {
         crate::delta::write::write_model(w.conn, &table, w.sql, w.ext, w.build_id, &w.node.name)
             .map_err(|e| explain_remote(w.storage, w.location, e))?;
     let reader = crate::delta::reader_sql(&table.location, &written.snapshot)?;
-    w.conn
-        .execute_batch(&templates::render(
-            "external_view",
-            &[
-                ("relation", w.node.relation.to_string()),
-                ("reader", format!("({reader})")),
-            ],
-        ))
-        .map_err(|e| {
-            format!(
-                "version {} of {} was committed, but the catalog view failed: {e}",
-                written.snapshot.version, w.location
-            )
-        })?;
+    let view = templates::render(
+        "external_view",
+        &[
+            ("relation", w.node.relation.to_string()),
+            ("reader", format!("({reader})")),
+        ],
+    );
+    replacing(w.conn, &w.node.relation, "view", || {
+        w.conn.execute_batch(&view).map_err(|e| e.to_string())
+    })
+    .map_err(|e| {
+        format!(
+            "version {} of {} was committed, but the catalog view failed: {e}",
+            written.snapshot.version, w.location
+        )
+    })?;
     Ok(Outcome {
         rows: Some(written.rows),
         written: Some(table.location.clone()),
@@ -146,22 +150,20 @@ fn external(w: &ExternalWrite) -> Result<Outcome, String> {
         }
     };
     w.storage.commit(&staged).map_err(|e| e.to_string())?;
-    w.conn
-        .execute_batch(&catalog::external_view_sql(
-            &w.node.relation,
-            &staged.view_path,
-            w.ext,
-        ))
-        .map_err(|e| {
-            explain_remote(
-                w.storage,
-                w.location,
-                format!(
-                    "files written to {}, but the catalog view failed: {e}",
-                    staged.view_path
-                ),
-            )
-        })?;
+    let view = catalog::external_view_sql(&w.node.relation, &staged.view_path, w.ext);
+    replacing(w.conn, &w.node.relation, "view", || {
+        w.conn.execute_batch(&view).map_err(|e| e.to_string())
+    })
+    .map_err(|e| {
+        explain_remote(
+            w.storage,
+            w.location,
+            format!(
+                "files written to {}, but the catalog view failed: {e}",
+                staged.view_path
+            ),
+        )
+    })?;
     // Old versions go only once nothing live points at them; a failure here loses no data.
     if let Err(e) = w.storage.collect_garbage(&staged) {
         eprintln!(
@@ -174,6 +176,43 @@ fn external(w: &ExternalWrite) -> Result<Outcome, String> {
         written: Some(staged.view_path),
         pinned: Some(staged.pinned_path),
     })
+}
+
+/// Runs `create` (which makes `relation` a `kind`: view or table) after dropping a relation of
+/// the other kind by that name, in one transaction: a model whose materialization changed
+/// replaces its old relation, and a failure leaves the old one in place.
+fn replacing<T>(
+    conn: &Connection,
+    relation: &crate::render::relation::Relation,
+    kind: &str,
+    create: impl FnOnce() -> Result<T, String>,
+) -> Result<T, String> {
+    let existing: Option<String> = conn
+        .query_row(
+            "select case
+                when exists (select 1 from duckdb_views() where database_name = current_database()
+                             and schema_name = ?1 and view_name = ?2 and not internal) then 'view'
+                when exists (select 1 from duckdb_tables() where database_name = current_database()
+                             and schema_name = ?1 and table_name = ?2) then 'table' end",
+            [&relation.schema, &relation.identifier],
+            |r| r.get(0),
+        )
+        .map_err(|e| e.to_string())?;
+    let Some(other) = existing.filter(|k| k != kind) else {
+        return create();
+    };
+    conn.execute_batch(&format!("begin; drop {other} {relation};"))
+        .map_err(|e| e.to_string())?;
+    match create() {
+        Ok(v) => {
+            conn.execute_batch("commit").map_err(|e| e.to_string())?;
+            Ok(v)
+        }
+        Err(e) => {
+            let _ = conn.execute_batch("rollback");
+            Err(e)
+        }
+    }
 }
 
 /// Names endpoint and bucket when an S3 write fails, with the usual reason.

@@ -79,6 +79,7 @@ pub fn write_manifest(project: &Project, nodes: &[Node], invocation_id: &str) ->
                     "location": n.location,
                     "depends_on": {"nodes": deps, "sources": sources},
                     "raw_code": n.raw_sql,
+                    "checksum": {"name": "fnv1a64", "checksum": n.checksum},
                     "compiled_code": n.compiled_sql,
                 }),
             )
