@@ -793,3 +793,24 @@ fn an_empty_result_is_an_empty_version_with_the_schema() {
         2
     );
 }
+
+#[test]
+fn a_delta_model_never_writes_over_files_of_another_format() {
+    let t = TestProject::new(&[(
+        "models/silver/t.sql",
+        "{{ config(materialized='external', partition_by='p') }}\nselect range as id, range % 2 as p from range(10)\n",
+    )]);
+    t.run(&["build"]).ok();
+    let before = parquet_files(&t.lake("dev/silver/t"));
+    assert!(!before.is_empty());
+    t.write(
+        "models/silver/t.sql",
+        "{{ config(materialized='external', format='delta', partition_by='p') }}\nselect range as id, range % 2 as p from range(10)\n",
+    );
+    let r = t.run(&["build"]);
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    assert!(r.stdout.contains("no Delta table"), "{}", r.stdout);
+    assert_eq!(parquet_files(&t.lake("dev/silver/t")), before);
+    let c = read_only(&t.catalog());
+    assert_eq!(query_i64(&c, "select count(*) from silver.t"), 10);
+}

@@ -147,6 +147,22 @@ impl Table {
         &self.store
     }
 
+    /// Whether a file under the location is not a Delta data file (`part-*.parquet`, the
+    /// names lakeflow and other Delta writers give them, perhaps of a creation in progress).
+    pub fn has_other_files(&self) -> Result<bool, String> {
+        use futures::TryStreamExt;
+        let store = self.store.clone();
+        let metas: Vec<object_store::ObjectMeta> =
+            block_on(async move { store.list(None).try_collect().await })?
+                .map_err(|e| format!("cannot list {}: {e}", self.location))?;
+        Ok(metas.iter().any(|m| {
+            !m.location
+                .filename()
+                .is_some_and(|f| f.starts_with("part-") && f.ends_with(".parquet"))
+                && !m.location.as_ref().starts_with("_delta_log")
+        }))
+    }
+
     /// Whether a Delta log exists at the location.
     pub fn exists(&self) -> Result<bool, String> {
         block_on(self.log_store.is_delta_table_location())?

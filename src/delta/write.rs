@@ -243,6 +243,14 @@ pub fn write_model(
     build_id: &str,
     model: &str,
 ) -> Result<ModelWrite, String> {
+    // Files of another format (an earlier build of this model as Parquet?) would sit in the
+    // table's folder unreferenced, and a later vacuum would delete them: refuse instead.
+    if !table.exists()? && table.has_other_files()? {
+        return Err(format!(
+            "{} already holds files but no Delta table (_delta_log); move them away or give the model another `location`",
+            table.location
+        ));
+    }
     let cols = columns(conn, sql)?;
     for p in &ext.partition_by {
         match cols.delta.iter().find(|(n, _)| n == p) {
