@@ -10,7 +10,7 @@ use std::path::PathBuf;
     version,
     about = "Declarative SQL transformations for DuckDB lakehouses",
     long_about = "lakeflow builds a dbt-style project of Jinja SQL models with DuckDB and writes them as \
-                  Parquet (or CSV/JSON) to a local or NAS lake or an S3 bucket, with a catalog .duckdb file of \
+                  Parquet or Delta Lake tables (or CSV/JSON) to a local or NAS lake or an S3 bucket, with a catalog .duckdb file of \
                   views over them and read replicas of it for readers.\n\n\
                   Exit codes: 0 success, 1 a model failed or was skipped, 2 the project could not be loaded or compiled."
 )]
@@ -173,8 +173,10 @@ pub enum DeltaCommand {
     History {
         /// The model (or the path / s3:// URL of any Delta table).
         model: String,
+        /// Show only the newest N commits
         #[arg(long)]
         limit: Option<usize>,
+        /// One JSON object per commit instead of a table
         #[arg(long)]
         json: bool,
     },
@@ -183,6 +185,7 @@ pub enum DeltaCommand {
     Optimize {
         #[command(flatten)]
         selection: Selection,
+        /// Files smaller than this are compacted into files of about this size
         #[arg(long, default_value = "128MB")]
         target_size: String,
     },
@@ -191,6 +194,8 @@ pub enum DeltaCommand {
     Vacuum {
         #[command(flatten)]
         selection: Selection,
+        /// Keep files a version removed within this many hours needs (time travel), and files
+        /// younger than this (a write may be in progress)
         #[arg(long, default_value_t = 168.0)]
         retain_hours: f64,
         /// List what would be deleted, delete nothing.
