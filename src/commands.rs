@@ -132,13 +132,13 @@ fn run(g: &Global, args: &RunArgs, command: &str) -> Result<bool> {
     )?;
     artifacts::write_manifest(&p.project, &p.nodes, &build_id)?;
     let conn = execute::session::open(target, &p.project.root)?;
-    execute::session::load_delta_if_used(
-        &conn,
-        target,
-        p.plan
-            .iter()
-            .any(|&i| p.nodes[i].compiled_sql.contains("delta_scan(")),
-    )?;
+    // `open` loaded it already if a catalog view needs it; a model about to run may too.
+    if p.plan
+        .iter()
+        .any(|&i| p.nodes[i].compiled_sql.contains("delta_scan("))
+    {
+        execute::session::load_delta_if_used(&conn, target, true)?;
+    }
     catalog::ensure_schemas(
         &conn,
         p.plan
@@ -425,6 +425,12 @@ fn delta_command(g: &Global, action: DeltaCommand) -> Result<bool> {
         }
         return Ok(true);
     }
+    let target_size = match &action {
+        DeltaCommand::Optimize { target_size, .. } => {
+            maintenance::parse_size(target_size).map_err(fail)?
+        }
+        _ => 0,
+    };
     let _lock = catalog::CatalogLock::acquire(&target.catalog, "lakeflow delta")?;
     let conn = execute::session::open(target, &p.project.root)?;
     crate::publish::ensure_state(&conn)?;
@@ -445,10 +451,9 @@ fn delta_command(g: &Global, action: DeltaCommand) -> Result<bool> {
             continue;
         }
         match &action {
-            DeltaCommand::Optimize { target_size, .. } => {
-                let size = maintenance::parse_size(target_size).map_err(fail)?;
+            DeltaCommand::Optimize { .. } => {
                 let tag = format!("{}-opt", report::new_build_id());
-                match maintenance::optimize(&conn, &table, size, &tag) {
+                match maintenance::optimize(&conn, &table, target_size, &tag) {
                     Ok(r) => match r.version {
                         Some(v) => {
                             crate::publish::repoint_delta(&conn, n, &table, v)?;

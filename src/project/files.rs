@@ -18,6 +18,8 @@ pub struct SqlFile {
     /// The SQL (for a seed: nothing; its SQL is made from its config when rendering).
     pub source: String,
     pub kind: FileKind,
+    /// Of the file's bytes, for `state:modified`.
+    pub checksum: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
@@ -108,9 +110,16 @@ fn files_under(root: &Path, dirs: &[String], ext: &str, kind: FileKind) -> Resul
     let mut files = Vec::new();
     for dir in dirs {
         for path in discover(root, std::slice::from_ref(dir), &[ext])? {
+            let bytes = std::fs::read(&path).map_err(|e| Error::io("LF100", "read", &path, e))?;
+            let checksum = checksum(&bytes);
             let source = match kind {
-                FileKind::Model => std::fs::read_to_string(&path)
-                    .map_err(|e| Error::io("LF100", "read", &path, e))?,
+                FileKind::Model => String::from_utf8(bytes).map_err(|_| {
+                    let e = std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        "stream did not contain valid UTF-8",
+                    );
+                    Error::io("LF100", "read", &path, e)
+                })?,
                 FileKind::Seed => String::new(),
             };
             let rel = path.strip_prefix(root).unwrap_or(&path).to_path_buf();
@@ -133,10 +142,22 @@ fn files_under(root: &Path, dirs: &[String], ext: &str, kind: FileKind) -> Resul
                 folders,
                 source,
                 kind,
+                checksum,
             });
         }
     }
     Ok(files)
+}
+
+/// FNV-1a (64 bit) of a file's bytes: stable across lakeflow builds, which is all
+/// `state:modified` needs of it.
+fn checksum(bytes: &[u8]) -> String {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in bytes {
+        hash ^= u64::from(*b);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    format!("{hash:016x}")
 }
 
 pub fn read_schema_files(

@@ -141,6 +141,7 @@ mod tests {
             folders: vec![],
             source: source.into(),
             kind: Default::default(),
+            checksum: String::new(),
         };
         let set = MacroSet::build(&[
             file("a", "{% macro a() %}\n1\n{% endmacro %}\n"),

@@ -218,29 +218,10 @@ pub fn render(project: &Project) -> Result<Vec<Node>> {
             sources: dedup(parsed[i].sources.clone()),
             raw_sql: file.source.clone(),
             compiled_sql,
-            checksum: file_checksum(project, file),
+            checksum: file.checksum.clone(),
         });
     }
     Ok(nodes)
-}
-
-/// FNV-1a (64 bit) of the model's SQL or the seed's CSV: stable across lakeflow builds, which
-/// is all `state:modified` needs of it.
-fn file_checksum(project: &Project, file: &SqlFile) -> String {
-    let seed_bytes;
-    let bytes: &[u8] = match file.kind {
-        FileKind::Model => file.source.as_bytes(),
-        FileKind::Seed => {
-            seed_bytes = std::fs::read(project.root.join(&file.path)).unwrap_or_default();
-            &seed_bytes
-        }
-    };
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in bytes {
-        hash ^= u64::from(*b);
-        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    format!("{hash:016x}")
 }
 
 struct Renderer<'a> {
