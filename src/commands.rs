@@ -438,6 +438,10 @@ fn delta_command(g: &Global, action: DeltaCommand) -> Result<bool> {
     let mut ok = true;
     for n in &models {
         let location = n.location.as_deref().unwrap_or_default();
+        if !crate::location::is_remote(location) && !std::path::Path::new(location).is_dir() {
+            println!("{}: not built yet, nothing to do", n.name);
+            continue;
+        }
         let table = match delta::Table::open(location, storage.remote.as_ref()) {
             Ok(t) => t,
             Err(e) => {

@@ -814,3 +814,16 @@ fn a_delta_model_never_writes_over_files_of_another_format() {
     let c = read_only(&t.catalog());
     assert_eq!(query_i64(&c, "select count(*) from silver.t"), 10);
 }
+
+#[test]
+fn maintenance_of_a_model_never_built_does_nothing() {
+    let t = TestProject::new(&[("models/silver/t.sql", &delta_model("3", ""))]);
+    for cmd in [["delta", "optimize"], ["delta", "vacuum"]] {
+        let r = t.run(&cmd);
+        assert!(
+            r.ok().stdout.contains("t: not built yet, nothing to do"),
+            "{}",
+            r.stdout
+        );
+    }
+}
