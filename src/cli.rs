@@ -43,8 +43,9 @@ pub struct Global {
 #[derive(Args, Debug, Clone, Default)]
 pub struct Selection {
     /// Models to include, in dbt's selector syntax: name, glob, folder, m+, +m, 2+m, m+1, @m,
-    /// tag:x, path:models/gold, config.materialized:external, resource_type:seed,
-    /// state:modified, state:new (with --state); space = union, comma = intersection
+    /// tag:x, path:models/gold, config.materialized:external, resource_type:seed|test,
+    /// test_type:generic|singular, test_name:unique, state:modified, state:new (with
+    /// --state); space = union, comma = intersection. Tests of selected models come along
     #[arg(short, long = "select", alias = "models", short_alias = 'm', num_args = 1.., value_name = "SELECTOR")]
     pub select: Vec<String>,
     /// Models to leave out, same syntax as --select
@@ -86,8 +87,12 @@ pub enum Command {
     Run(RunArgs),
     /// Load the selected seeds (CSV files under `seed-paths`) into catalog tables
     Seed(RunArgs),
-    /// Load seeds and run models in DAG order, then publish a replica if the target has
-    /// `publish:`
+    /// Run the data tests of the selected models (and selected tests): generic tests from
+    /// schema files and singular tests from tests/*.sql
+    Test(RunArgs),
+    /// Load seeds, run models and run tests in DAG order; a test that fails at severity
+    /// error skips the models downstream of what it tested. Then publish a replica if the
+    /// target has `publish:` and nothing failed
     Build(RunArgs),
     /// Delete the project's target/ folder (and other clean-targets)
     Clean,

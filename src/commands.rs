@@ -20,6 +20,7 @@ pub fn dispatch(cli: Cli) -> Result<bool> {
         Command::Run(args) => run(&g, &args, "run"),
         Command::Build(args) => run(&g, &args, "build"),
         Command::Seed(args) => run(&g, &args, "seed"),
+        Command::Test(args) => run(&g, &args, "test"),
         Command::Clean => clean(&g),
         Command::Debug => debug(&g),
         Command::Query { sql, format, from } => {
@@ -59,6 +60,9 @@ struct Planned {
 
 fn plan(g: &Global, sel: &Selection) -> Result<Planned> {
     let project = load(g)?;
+    for w in &project.warnings {
+        eprintln!("warning: {w}");
+    }
     let nodes = render::render(&project)?;
     let dag = graph::build(&nodes)?;
     let state = match &sel.state {
@@ -110,7 +114,8 @@ fn ls(g: &Global, sel: &Selection, output: LsOutput) -> Result<bool> {
     Ok(true)
 }
 
-/// `run` runs models, `seed` loads seeds, `build` does both (seeds first, by the DAG).
+/// `run` runs models, `seed` loads seeds, `test` runs tests, `build` does all three in DAG
+/// order.
 fn run(g: &Global, args: &RunArgs, command: &str) -> Result<bool> {
     let started = Instant::now();
     let mut p = plan(g, &args.selection)?;
@@ -118,6 +123,7 @@ fn run(g: &Global, args: &RunArgs, command: &str) -> Result<bool> {
     p.plan.retain(|&i| match command {
         "run" => nodes[i].kind == crate::project::FileKind::Model,
         "seed" => nodes[i].kind == crate::project::FileKind::Seed,
+        "test" => nodes[i].kind == crate::project::FileKind::Test,
         _ => true,
     });
     let build_id = report::new_build_id();
@@ -144,7 +150,7 @@ fn run(g: &Global, args: &RunArgs, command: &str) -> Result<bool> {
         p.plan
             .iter()
             .map(|&i| &p.nodes[i])
-            .filter(|n| !n.is_ephemeral())
+            .filter(|n| !n.is_ephemeral() && !n.is_test())
             .map(|n| n.relation.schema.as_str()),
     )?;
     let existing = catalog::existing_relations(&conn)?;
@@ -159,8 +165,14 @@ fn run(g: &Global, args: &RunArgs, command: &str) -> Result<bool> {
         .filter(|&&i| !p.nodes[i].is_ephemeral())
         .count();
     if g.log_format == report::LogFormat::Text {
+        let tests = p.plan.iter().filter(|&&i| p.nodes[i].is_test()).count();
+        let what = match (runnable - tests, tests) {
+            (_, 0) => format!("{runnable} models"),
+            (0, t) => format!("{t} tests"),
+            (m, t) => format!("{m} models and {t} tests"),
+        };
         println!(
-            "lakeflow {command}: {runnable} models, target '{}', {threads} threads, catalog {}",
+            "lakeflow {command}: {what}, target '{}', {threads} threads, catalog {}",
             target.name, target.catalog
         );
     }
@@ -187,7 +199,7 @@ fn run(g: &Global, args: &RunArgs, command: &str) -> Result<bool> {
         })
         .collect();
     crate::publish::record(&conn, &p.nodes, &results, &build_id)?;
-    let all_ok = results.iter().all(|r| r.status == execute::Status::Success);
+    let all_ok = results.iter().all(|r| r.status.lets_downstream_run());
     let published = match (&target.publish, command == "build" && all_ok) {
         (Some(dest), true) => Some(crate::publish::publish(
             &conn,

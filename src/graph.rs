@@ -1,4 +1,6 @@
 //! Phase 3, graph: the DAG of models from their refs, with a cycle check that prints the cycle.
+//! Tests hang below the models they read, and (as in dbt's `build`) the models downstream of
+//! those wait for them, so a failing test stops what would be built on bad data.
 
 use crate::error::{Error, Result};
 use crate::render::Node;
@@ -16,10 +18,13 @@ pub struct Dag {
 
 pub fn build(nodes: &[Node]) -> Result<Dag> {
     let mut graph = DiGraph::with_capacity(nodes.len(), nodes.len() * 2);
+    let indexes: Vec<NodeIndex> = (0..nodes.len()).map(|i| graph.add_node(i)).collect();
+    // Tests are not ref-able: only models and seeds are looked up by name.
     let by_name: HashMap<String, NodeIndex> = nodes
         .iter()
-        .enumerate()
-        .map(|(i, n)| (n.name.clone(), graph.add_node(i)))
+        .zip(&indexes)
+        .filter(|(n, _)| !n.is_test())
+        .map(|(n, ix)| (n.name.clone(), *ix))
         .collect();
     for (i, node) in nodes.iter().enumerate() {
         for r in &node.refs {
@@ -28,6 +33,7 @@ pub fn build(nodes: &[Node]) -> Result<Dag> {
             }
         }
     }
+    add_test_edges(&mut graph, nodes);
     let order = match petgraph::algo::toposort(&graph, None) {
         Ok(order) => order.into_iter().map(|ix| graph[ix]).collect(),
         Err(_) => return Err(cycle_error(&graph, nodes)),
@@ -37,6 +43,61 @@ pub fn build(nodes: &[Node]) -> Result<Dag> {
         by_name,
         order,
     })
+}
+
+/// For each test, the nearest nodes downstream of all of the test's parents wait for it
+/// (dbt's rule: a test gates a node when everything it reads is upstream of that node).
+/// Nodes further down wait through those, so a failed test skips exactly its descendants.
+fn add_test_edges(graph: &mut DiGraph<usize, ()>, nodes: &[Node]) {
+    let mut ancestors: HashMap<NodeIndex, BTreeSet<NodeIndex>> = HashMap::new();
+    let mut edges = Vec::new();
+    for (t, node) in nodes.iter().enumerate() {
+        if !node.is_test() {
+            continue;
+        }
+        let tix = NodeIndex::new(t);
+        let parents: Vec<NodeIndex> = graph.neighbors_directed(tix, Direction::Incoming).collect();
+        let Some(&first) = parents.first() else {
+            continue;
+        };
+        let g: &DiGraph<usize, ()> = graph;
+        let mut gated = |n: NodeIndex| {
+            let anc = ancestors
+                .entry(n)
+                .or_insert_with(|| walk(g, n, Direction::Incoming));
+            parents.iter().all(|p| anc.contains(p))
+        };
+        for n in walk(g, first, Direction::Outgoing) {
+            if nodes[g[n]].is_test() || !gated(n) {
+                continue;
+            }
+            // Only the nearest: n is reached through a gated parent otherwise.
+            let nearer = g
+                .neighbors_directed(n, Direction::Incoming)
+                .filter(|p| !nodes[g[*p]].is_test())
+                .any(&mut gated);
+            if !nearer {
+                edges.push((tix, n));
+            }
+        }
+    }
+    for (from, to) in edges {
+        graph.add_edge(from, to, ());
+    }
+}
+
+/// Every node reachable from `start` along `dir`, not including it.
+fn walk(graph: &DiGraph<usize, ()>, start: NodeIndex, dir: Direction) -> BTreeSet<NodeIndex> {
+    let mut seen = BTreeSet::new();
+    let mut stack = vec![start];
+    while let Some(ix) = stack.pop() {
+        for next in graph.neighbors_directed(ix, dir) {
+            if seen.insert(next) {
+                stack.push(next);
+            }
+        }
+    }
+    seen
 }
 
 fn cycle_error(graph: &DiGraph<usize, ()>, nodes: &[Node]) -> Error {

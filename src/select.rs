@@ -2,7 +2,8 @@
 //!
 //! `a b` is a union, `a,b` an intersection. An atom is `[@][N]+?METHOD:VALUE+?[N]` where the
 //! method is a name/fqn (default), `tag:`, `path:`, `fqn:`, `config.KEY:`, `resource_type:`,
-//! `state:modified|new` (against the manifest of `--state DIR`).
+//! `test_type:`, `test_name:`, `state:modified|new` (against the manifest of `--state DIR`).
+//! Tests follow the models they read (dbt's eager indirect selection).
 
 use crate::error::{Error, Result};
 use crate::graph::Dag;
@@ -100,13 +101,42 @@ pub fn select(
         evaluate(nodes, dag, include, state, &mut unmatched)?
     };
     let excluded = evaluate(nodes, dag, exclude, state, &mut unmatched)?;
+    let tests = indirect_tests(nodes, dag, &chosen, &excluded);
     let nodes = dag
         .order
         .iter()
         .copied()
-        .filter(|i| chosen.contains(i) && !excluded.contains(i))
+        .filter(|i| {
+            if nodes[*i].is_test() {
+                tests.contains(i)
+            } else {
+                chosen.contains(i) && !excluded.contains(i)
+            }
+        })
         .collect();
     Ok(Selection { nodes, unmatched })
+}
+
+/// dbt's eager indirect selection: a test runs when it was selected itself or when any model
+/// it reads was, unless it, or a model it reads, was excluded.
+fn indirect_tests(
+    nodes: &[Node],
+    dag: &Dag,
+    chosen: &BTreeSet<usize>,
+    excluded: &BTreeSet<usize>,
+) -> BTreeSet<usize> {
+    (0..nodes.len())
+        .filter(|&t| nodes[t].is_test() && !excluded.contains(&t))
+        .filter(|&t| {
+            let parents: Vec<usize> = dag
+                .parents(t)
+                .into_iter()
+                .filter(|p| !nodes[*p].is_test())
+                .collect();
+            (chosen.contains(&t) || parents.iter().any(|p| chosen.contains(p)))
+                && !parents.iter().any(|p| excluded.contains(p))
+        })
+        .collect()
 }
 
 fn evaluate(
@@ -244,6 +274,17 @@ fn matches(
                 .and_then(|v| v.as_str().map(str::to_string))
                 == Some(atom.value.clone())
         }
+        "test_type" => match (&node.test, atom.value.as_str()) {
+            (Some(t), "generic") => t.test_name.is_some(),
+            (Some(t), "singular") => t.test_name.is_none(),
+            (Some(_), "data") => true,
+            _ => false,
+        },
+        "test_name" => node
+            .test
+            .as_ref()
+            .and_then(|t| t.test_name.as_deref())
+            .is_some_and(|n| glob.is_match(n)),
         "state" => {
             let state = state.ok_or_else(|| {
                 Error::new(
@@ -277,7 +318,7 @@ fn matches(
         other => {
             return Err(
                 Error::new("LF303", format!("unknown selector method '{other}:'"))
-                    .hint("methods: tag:, path:, fqn:, config.KEY:, resource_type:, state:"),
+                    .hint("methods: tag:, path:, fqn:, config.KEY:, resource_type:, test_type:, test_name:, state:"),
             );
         }
     })

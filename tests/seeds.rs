@@ -63,7 +63,8 @@ fn seeds_load_with_quoting_crlf_delimiters_and_column_types() {
             &c,
             "select data_type from duckdb_columns() where table_name = 'customers' and column_name = 'id'"
         ),
-        vec!["BIGINT"]
+        vec!["INTEGER"],
+        "whole numbers that fit are INTEGER, as in dbt-duckdb"
     );
 }
 

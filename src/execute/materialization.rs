@@ -70,6 +70,9 @@ pub enum Materialization {
     Table,
     Ephemeral,
     External(External),
+    /// A data test: its query returns the failing rows; nothing is built unless
+    /// `store_failures` keeps them.
+    Test,
 }
 
 pub const SUPPORTED: &str = "view, table, ephemeral, external";
@@ -99,6 +102,7 @@ impl Materialization {
             Materialization::Table => "table",
             Materialization::Ephemeral => "ephemeral",
             Materialization::External(_) => "external",
+            Materialization::Test => "test",
         }
     }
 }

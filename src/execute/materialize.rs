@@ -15,6 +15,19 @@ pub struct Outcome {
     pub written: Option<String>,
     /// This build's own version of the files, for replicas to pin.
     pub pinned: Option<String>,
+    /// A test's result.
+    pub verdict: Option<super::test::Verdict>,
+}
+
+impl Outcome {
+    fn rows(rows: Option<u64>) -> Outcome {
+        Outcome {
+            rows,
+            written: None,
+            pinned: None,
+            verdict: None,
+        }
+    }
 }
 
 pub fn run(
@@ -26,32 +39,27 @@ pub fn run(
     let sql = strip_statement_end(&node.compiled_sql);
     let relation = node.relation.to_string();
     match &node.materialization {
-        Materialization::Ephemeral => Ok(Outcome {
-            rows: None,
-            written: None,
-            pinned: None,
-        }),
+        Materialization::Ephemeral => Ok(Outcome::rows(None)),
+        Materialization::Test => {
+            let verdict = super::test::run(conn, node, sql)?;
+            Ok(Outcome {
+                verdict: Some(verdict),
+                ..Outcome::rows(None)
+            })
+        }
         Materialization::View => {
             let stmt =
                 templates::render("view", &[("relation", relation), ("sql", sql.to_string())]);
             replacing(conn, &node.relation, "view", || {
                 conn.execute_batch(&stmt).map_err(|e| e.to_string())
             })?;
-            Ok(Outcome {
-                rows: None,
-                written: None,
-                pinned: None,
-            })
+            Ok(Outcome::rows(None))
         }
         Materialization::Table => {
             let stmt =
                 templates::render("table", &[("relation", relation), ("sql", sql.to_string())]);
             let rows = replacing(conn, &node.relation, "table", || count_rows(conn, &stmt))?;
-            Ok(Outcome {
-                rows: Some(rows),
-                written: None,
-                pinned: None,
-            })
+            Ok(Outcome::rows(Some(rows)))
         }
         Materialization::External(ext) => {
             let location = node
@@ -119,6 +127,7 @@ fn delta(w: &ExternalWrite) -> Result<Outcome, String> {
         rows: Some(written.rows),
         written: Some(table.location.clone()),
         pinned: Some(crate::delta::pin(&table.location, written.snapshot.version)),
+        verdict: None,
     })
 }
 
@@ -175,13 +184,14 @@ fn external(w: &ExternalWrite) -> Result<Outcome, String> {
         rows: Some(rows),
         written: Some(staged.view_path),
         pinned: Some(staged.pinned_path),
+        verdict: None,
     })
 }
 
 /// Runs `create` (which makes `relation` a `kind`: view or table) after dropping a relation of
 /// the other kind by that name, in one transaction: a model whose materialization changed
 /// replaces its old relation, and a failure leaves the old one in place.
-fn replacing<T>(
+pub(super) fn replacing<T>(
     conn: &Connection,
     relation: &crate::render::relation::Relation,
     kind: &str,

@@ -1,10 +1,12 @@
-//! Phase 5, execute: runs the selected models in DAG order, `threads` at a time, one DuckDB
-//! connection per worker on the shared catalog. A failure skips the models downstream of it.
+//! Phase 5, execute: runs the selected models, seeds and tests in DAG order, `threads` at a
+//! time, one DuckDB connection per worker on the shared catalog. A failed model, or a test
+//! that fails at severity error, skips the nodes downstream of it.
 
 pub mod materialization;
 pub mod materialize;
 pub mod session;
 pub mod templates;
+pub mod test;
 
 use crate::graph::Dag;
 use crate::render::Node;
@@ -16,9 +18,24 @@ use std::time::Instant;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
+    /// A model or seed was built.
     Success,
+    /// A model, seed or test could not run (SQL error, missing upstream).
     Error,
     Skipped,
+    /// A test found no failing rows (or fewer than its thresholds).
+    Pass,
+    /// A test found failing rows, at severity warn (or below `error_if`).
+    Warn,
+    /// A test found failing rows at severity error.
+    Fail,
+}
+
+impl Status {
+    /// Whether nodes downstream may run after this one.
+    pub fn lets_downstream_run(self) -> bool {
+        matches!(self, Status::Success | Status::Pass | Status::Warn)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -32,6 +49,8 @@ pub struct RunResult {
     pub written: Option<String>,
     /// This build's version of them (what a replica pins).
     pub pinned: Option<String>,
+    /// A test's count of failing rows.
+    pub failures: Option<u64>,
 }
 
 impl RunResult {
@@ -44,6 +63,7 @@ impl RunResult {
             message: Some(message),
             written: None,
             pinned: None,
+            failures: None,
         }
     }
 }
@@ -150,12 +170,13 @@ pub fn execute(run: &Run, conn: &duckdb::Connection, observer: &dyn Observer) ->
                     let result = match outcome {
                         Ok(o) => RunResult {
                             node: i,
-                            status: Status::Success,
+                            status: o.verdict.as_ref().map_or(Status::Success, |v| v.status),
                             rows: o.rows,
                             seconds,
-                            message: None,
+                            message: o.verdict.as_ref().and_then(|v| v.message.clone()),
                             written: o.written,
                             pinned: o.pinned,
+                            failures: o.verdict.map(|v| v.failures),
                         },
                         Err(msg) => RunResult::failed(i, Status::Error, seconds, msg),
                     };
@@ -170,9 +191,14 @@ pub fn execute(run: &Run, conn: &duckdb::Connection, observer: &dyn Observer) ->
             let i = result.node;
             observer.finished(&run.nodes[i], &result);
             for &d in dependents.get(&i).map(Vec::as_slice).unwrap_or(&[]) {
-                if result.status != Status::Success {
+                if !result.status.lets_downstream_run() {
+                    let what = if run.nodes[i].is_test() {
+                        "test"
+                    } else {
+                        "upstream"
+                    };
                     blocked.entry(d).or_insert_with(|| {
-                        format!("skipped: upstream '{}' did not succeed", run.nodes[i].name)
+                        format!("skipped: {what} '{}' did not succeed", run.nodes[i].name)
                     });
                 }
                 let w = waiting.get_mut(&d).expect("every dependent is planned");
@@ -191,7 +217,7 @@ pub fn execute(run: &Run, conn: &duckdb::Connection, observer: &dyn Observer) ->
 fn missing_upstream(run: &Run, i: usize, in_plan: &HashSet<usize>) -> Option<String> {
     for p in run.dag.parents(i) {
         let parent = &run.nodes[p];
-        if in_plan.contains(&p) || parent.is_ephemeral() {
+        if in_plan.contains(&p) || parent.is_ephemeral() || parent.is_test() {
             continue;
         }
         let key = (

@@ -18,6 +18,10 @@ const TEMPLATES: &[(&str, &str)] = &[
         "external_view",
         include_str!("../../templates/materializations/external_view.sql"),
     ),
+    (
+        "test",
+        include_str!("../../templates/materializations/test.sql"),
+    ),
 ];
 
 pub fn render(name: &str, slots: &[(&str, String)]) -> String {

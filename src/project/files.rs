@@ -29,6 +29,9 @@ pub enum FileKind {
     Model,
     /// A CSV file under `seed-paths`, loaded into a table of the catalog.
     Seed,
+    /// A data test: a query for rows that break a rule (`tests/*.sql`, or generic tests
+    /// declared in schema files).
+    Test,
 }
 
 /// What `schema.yml` says of one model.
@@ -59,6 +62,8 @@ pub struct SchemaFiles {
     /// `seeds:` entries, in the same shape as models.
     pub seeds: BTreeMap<String, ModelYaml>,
     pub sources: Vec<SourceTable>,
+    /// Generic tests declared on models, seeds, columns and source tables.
+    pub tests: Vec<super::data_tests::TestDecl>,
 }
 
 /// All files under `dirs` (relative to `root`) whose extension is one of `exts`, sorted.
@@ -101,6 +106,16 @@ pub fn read_sql_files(root: &Path, dirs: &[String]) -> Result<Vec<SqlFile>> {
     files_under(root, dirs, "sql", FileKind::Model)
 }
 
+/// The SQL files under `test-paths`: singular tests, and (under a `generic/` folder) files of
+/// `{% test %}` blocks, which are macros. Returns (singular tests, generic test files).
+pub fn read_test_files(root: &Path, dirs: &[String]) -> Result<(Vec<SqlFile>, Vec<SqlFile>)> {
+    let (generic, singular): (Vec<SqlFile>, Vec<SqlFile>) =
+        files_under(root, dirs, "sql", FileKind::Test)?
+            .into_iter()
+            .partition(|f| f.folders.first().is_some_and(|d| d == "generic"));
+    Ok((singular, generic))
+}
+
 /// The CSV files under `dirs` (dbt's `seed-paths`), as seeds.
 pub fn read_seed_files(root: &Path, dirs: &[String]) -> Result<Vec<SqlFile>> {
     files_under(root, dirs, "csv", FileKind::Seed)
@@ -113,7 +128,7 @@ fn files_under(root: &Path, dirs: &[String], ext: &str, kind: FileKind) -> Resul
             let bytes = std::fs::read(&path).map_err(|e| Error::io("LF100", "read", &path, e))?;
             let checksum = checksum(&bytes);
             let source = match kind {
-                FileKind::Model => String::from_utf8(bytes).map_err(|_| {
+                FileKind::Model | FileKind::Test => String::from_utf8(bytes).map_err(|_| {
                     let e = std::io::Error::new(
                         std::io::ErrorKind::InvalidData,
                         "stream did not contain valid UTF-8",
@@ -170,9 +185,9 @@ pub fn read_schema_files(
         let rel = path.strip_prefix(root).unwrap_or(&path).to_path_buf();
         let (raw, text) = yaml::read(&path)?;
         let doc = renderer.render_tree(raw, &rel, &text)?;
-        read_models(&doc, "models", &rel, &text, &mut out.models)?;
-        read_models(&doc, "seeds", &rel, &text, &mut out.seeds)?;
-        read_sources(&doc, &rel, &mut out);
+        read_models(&doc, "models", &rel, &text, &mut out.models, &mut out.tests)?;
+        read_models(&doc, "seeds", &rel, &text, &mut out.seeds, &mut out.tests)?;
+        read_sources(&doc, &rel, &text, &mut out)?;
     }
     Ok(out)
 }
@@ -184,6 +199,7 @@ fn read_models(
     file: &Path,
     text: &str,
     out: &mut BTreeMap<String, ModelYaml>,
+    tests: &mut Vec<super::data_tests::TestDecl>,
 ) -> Result<()> {
     let Some(Value::Sequence(models)) = yaml::get(doc, key) else {
         return Ok(());
@@ -215,6 +231,12 @@ fn read_models(
                 .collect(),
             _ => Vec::new(),
         };
+        tests.extend(super::data_tests::read(
+            m,
+            &super::data_tests::TestTarget::Node(name.clone()),
+            file,
+            text,
+        )?);
         out.insert(
             name,
             ModelYaml {
@@ -228,9 +250,9 @@ fn read_models(
     Ok(())
 }
 
-fn read_sources(doc: &Value, file: &Path, out: &mut SchemaFiles) {
+fn read_sources(doc: &Value, file: &Path, text: &str, out: &mut SchemaFiles) -> Result<()> {
     let Some(Value::Sequence(sources)) = yaml::get(doc, "sources") else {
-        return;
+        return Ok(());
     };
     for s in sources {
         let Some(source_name) = yaml::get_str(s, "name") else {
@@ -246,6 +268,12 @@ fn read_sources(doc: &Value, file: &Path, out: &mut SchemaFiles) {
             let Some(name) = yaml::get_str(t, "name") else {
                 continue;
             };
+            out.tests.extend(super::data_tests::read(
+                t,
+                &super::data_tests::TestTarget::Source(source_name.clone(), name.clone()),
+                file,
+                text,
+            )?);
             let identifier = yaml::get_str(t, "identifier").unwrap_or_else(|| name.clone());
             let mut config = source_config.clone();
             super::config::merge_into(&mut config, &json_map(yaml::get(t, "config")));
@@ -267,6 +295,7 @@ fn read_sources(doc: &Value, file: &Path, out: &mut SchemaFiles) {
             });
         }
     }
+    Ok(())
 }
 
 fn external_location_of(v: &Value) -> Option<String> {

@@ -1,8 +1,10 @@
 //! Phase 1, load: the project file, the profile, and every file the project is made of.
 
 pub mod config;
+pub mod data_tests;
 pub mod files;
 pub mod profile;
+pub mod unsupported;
 pub mod yaml;
 
 use crate::error::{Error, Result};
@@ -35,9 +37,18 @@ pub struct Project {
     pub model_configs: ConfigTree,
     /// `seeds:` of the project file (`+column_types`, `+delimiter`, `+schema`, ...).
     pub seed_configs: ConfigTree,
+    /// `data_tests:` (or `tests:`) of the project file: `+severity`, `+store_failures`, ...
+    pub test_configs: ConfigTree,
     /// Models and seeds (`kind` tells them apart): one name space, as in dbt.
     pub models: Vec<SqlFile>,
+    /// Singular tests: the SQL files under `test-paths` (outside `generic/`).
+    pub tests: Vec<SqlFile>,
+    /// Macro files, including `{% test %}` blocks under `test-paths/generic/`.
     pub macros: Vec<SqlFile>,
+    /// `{% docs %}` blocks by name, for `{{ doc() }}`.
+    pub docs: BTreeMap<String, String>,
+    /// One line per dbt feature the project uses that lakeflow does not run.
+    pub warnings: Vec<String>,
     pub schema: SchemaFiles,
     pub target: Target,
 }
@@ -118,12 +129,25 @@ pub fn load(opts: &LoadOptions) -> Result<Project> {
     let mut models = files::read_sql_files(&root, &model_paths)?;
     models.extend(files::read_seed_files(&root, &seed_paths)?);
     check_model_files(&root, &model_paths, &models)?;
-    let macros = files::read_sql_files(&root, &macro_paths)?;
-    let schema = files::read_schema_files(&root, &model_paths, &renderer)?;
+    let mut macros = files::read_sql_files(&root, &macro_paths)?;
+    let test_paths = paths("test-paths", "tests");
+    let (tests, generic_tests) = files::read_test_files(&root, &test_paths)?;
+    macros.extend(generic_tests);
+    let mut resource_paths: Vec<String> = model_paths.clone();
+    resource_paths.extend(seed_paths.iter().cloned());
+    let mut docs_paths =
+        yaml::get_str_list(&doc, "docs-paths").unwrap_or_else(|| resource_paths.clone());
+    docs_paths.dedup();
+    let docs = data_tests::read_docs(&root, &docs_paths)?;
+    let schema =
+        files::read_schema_files(&root, &resource_paths, &renderer.with_docs(docs.clone()))?;
+    let warnings = unsupported::scan(&root, &file, &doc, &resource_paths)?;
+    let test_tree = yaml::get(&doc, "data_tests").or_else(|| yaml::get(&doc, "tests"));
 
     Ok(Project {
         model_configs: ConfigTree::from_yaml(yaml::get(&doc, "models"), &name),
         seed_configs: ConfigTree::from_yaml(yaml::get(&doc, "seeds"), &name),
+        test_configs: ConfigTree::from_yaml(test_tree, &name),
         root,
         file,
         kind,
@@ -134,7 +158,10 @@ pub fn load(opts: &LoadOptions) -> Result<Project> {
         clean_targets,
         vars,
         models,
+        tests,
         macros,
+        docs,
+        warnings,
         schema,
         target,
     })

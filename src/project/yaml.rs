@@ -63,6 +63,24 @@ impl YamlRenderer {
         YamlRenderer { env }
     }
 
+    /// Adds `doc('name')` (and dbt's `doc('package', 'name')`), returning the text of a
+    /// `{% docs name %}` block.
+    pub fn with_docs(mut self, docs: BTreeMap<String, String>) -> Self {
+        self.env.add_function(
+            "doc",
+            move |args: minijinja::value::Rest<String>| -> std::result::Result<String, minijinja::Error> {
+                let name = args.last().cloned().unwrap_or_default();
+                docs.get(&name).cloned().ok_or_else(|| {
+                    minijinja::Error::new(
+                        minijinja::ErrorKind::UndefinedError,
+                        format!("there is no docs block named '{name}'; define it as {{% docs {name} %}}...{{% enddocs %}} in a .md file of the model path"),
+                    )
+                })
+            },
+        );
+        self
+    }
+
     pub fn render_tree(&self, value: Value, path: &Path, text: &str) -> Result<Value> {
         Ok(match value {
             Value::String(s) if s.contains("{{") || s.contains("{%") => {

@@ -10,6 +10,22 @@ pub const TEMPLATE: &str = "__lakeflow_macros__";
 /// Internal prefix of macro names inside that template.
 pub const INTERNAL_PREFIX: &str = "lfmacro__";
 
+const BUILTIN_TESTS: &[(&str, &str)] = &[
+    ("unique", include_str!("../../templates/tests/unique.sql")),
+    (
+        "not_null",
+        include_str!("../../templates/tests/not_null.sql"),
+    ),
+    (
+        "accepted_values",
+        include_str!("../../templates/tests/accepted_values.sql"),
+    ),
+    (
+        "relationships",
+        include_str!("../../templates/tests/relationships.sql"),
+    ),
+];
+
 pub struct MacroSet {
     pub source: String,
     pub names: Vec<String>,
@@ -49,6 +65,26 @@ impl MacroSet {
         })
     }
 
+    /// Adds lakeflow's generic tests (`unique`, `not_null`, `accepted_values`,
+    /// `relationships`) that the project does not define itself.
+    pub fn add_builtin_tests(&mut self) {
+        for (name, source) in BUILTIN_TESTS {
+            let macro_name = format!("test_{name}");
+            if self.has(&macro_name) {
+                continue;
+            }
+            let line = self.source.lines().count() + 1;
+            self.line_map
+                .push((line, PathBuf::from(format!("<lakeflow>/tests/{name}.sql"))));
+            let (renamed, found) = rename_macros(source);
+            self.names.extend(found);
+            self.source.push_str(&renamed);
+            if !renamed.ends_with('\n') {
+                self.source.push('\n');
+            }
+        }
+    }
+
     /// The `{% from ... import ... %}` put before a model's first line (no newline, so the
     /// model's line numbers stay as in its file).
     pub fn import_prefix(&self) -> String {
@@ -77,7 +113,8 @@ impl MacroSet {
     }
 }
 
-/// Renames `{% macro name(` to the internal name and returns the names found.
+/// Renames `{% macro name(` to the internal name and returns the names found. A dbt generic
+/// test block, `{% test name(model, column_name) %}...{% endtest %}`, is the macro `test_name`.
 fn rename_macros(source: &str) -> (String, Vec<String>) {
     let mut out = String::with_capacity(source.len() + 64);
     let mut names = Vec::new();
@@ -93,23 +130,38 @@ fn rename_macros(source: &str) -> (String, Vec<String>) {
         let body = &tag[body_start..];
         let trimmed = body.trim_start();
         let ws = body.len() - trimmed.len();
-        if let Some(after) = trimmed.strip_prefix("macro")
-            && after.starts_with(char::is_whitespace)
-        {
-            let name_part = after.trim_start();
+        let keyword = ["macro", "test"].into_iter().find(|k| {
+            trimmed
+                .strip_prefix(k)
+                .is_some_and(|after| after.starts_with(char::is_whitespace))
+        });
+        if let Some(keyword) = keyword {
+            let name_part = trimmed[keyword.len()..].trim_start();
             let name_len = name_part
                 .find(|c: char| !(c.is_alphanumeric() || c == '_'))
                 .unwrap_or(name_part.len());
             let name = &name_part[..name_len];
             if !name.is_empty() {
-                names.push(name.to_string());
+                let name = match keyword {
+                    "test" => format!("test_{name}"),
+                    _ => name.to_string(),
+                };
                 out.push_str(&tag[..body_start + ws]);
                 out.push_str("macro ");
                 out.push_str(INTERNAL_PREFIX);
-                out.push_str(name);
+                out.push_str(&name);
+                names.push(name);
                 rest = &name_part[name_len..];
                 continue;
             }
+        }
+        if let Some(after) = trimmed.strip_prefix("endtest")
+            && after.trim_start().starts_with(['-', '+', '%'])
+        {
+            out.push_str(&tag[..body_start + ws]);
+            out.push_str("endmacro");
+            rest = after;
+            continue;
         }
         out.push_str("{%");
         rest = &tag[2..];
@@ -131,6 +183,19 @@ mod tests {
         assert!(out.contains("{%- macro lfmacro__b_2() -%}"));
         assert!(out.contains("{% if macro %}"));
         assert_eq!(out.lines().count(), src.lines().count());
+    }
+
+    #[test]
+    fn test_blocks_become_test_macros() {
+        let src = "{% test positive(model, column_name) %}\nselect 1\n{%- endtest %}\n{%test  x() -%}{% endtest -%}";
+        let (out, names) = rename_macros(src);
+        assert_eq!(names, vec!["test_positive", "test_x"]);
+        assert!(out.contains("{% macro lfmacro__test_positive(model, column_name) %}"));
+        assert!(out.contains("{%- endmacro %}"));
+        assert!(
+            out.contains("{%macro lfmacro__test_x() -%}{% endmacro -%}"),
+            "{out}"
+        );
     }
 
     #[test]

@@ -2,13 +2,16 @@
 //! calls; configs, relations and locations are then fixed; a compile pass renders the SQL that
 //! runs, with ephemeral models inlined as CTEs.
 
+mod data_tests;
 mod ephemeral;
 pub mod functions;
 pub mod macros;
+mod pycompat;
 pub mod relation;
 mod seeds;
 mod sources;
 
+pub use data_tests::TestInfo;
 pub use ephemeral::strip_statement_end;
 
 use crate::error::{Error, Result, line_of};
@@ -17,7 +20,7 @@ use crate::location;
 use crate::project::{Config, FileKind, Project, ProjectKind, SqlFile, config as cfg};
 use functions::{Adapter, ConfigObject, Pass, RefTarget, SCOPE_VAR, Scope, Shared};
 use macros::MacroSet;
-use minijinja::value::{Object, Rest, Value};
+use minijinja::value::{Object, Rest, Value, ValueOrKwargs};
 use minijinja::{AutoEscape, Environment, State, UndefinedBehavior};
 use rayon::prelude::*;
 use relation::Relation;
@@ -47,11 +50,17 @@ pub struct Node {
     pub compiled_sql: String,
     /// Of the file's content (a seed: the CSV), for `state:modified`.
     pub checksum: String,
+    /// A data test's declaration.
+    pub test: Option<TestInfo>,
 }
 
 impl Node {
     pub fn is_ephemeral(&self) -> bool {
         self.materialization == Materialization::Ephemeral
+    }
+
+    pub fn is_test(&self) -> bool {
+        self.kind == FileKind::Test
     }
 
     pub fn is_delta(&self) -> bool {
@@ -61,7 +70,10 @@ impl Node {
 }
 
 pub fn render(project: &Project) -> Result<Vec<Node>> {
-    let macros = MacroSet::build(&project.macros)?;
+    let mut macros = MacroSet::build(&project.macros)?;
+    if !project.schema.tests.is_empty() {
+        macros.add_builtin_tests();
+    }
     let env = environment(project, &macros)?;
     let prefix = macros.import_prefix();
     let renderer = Renderer {
@@ -200,6 +212,7 @@ pub fn render(project: &Project) -> Result<Vec<Node>> {
                 match file.kind {
                     FileKind::Model => "model",
                     FileKind::Seed => "seed",
+                    FileKind::Test => "test",
                 },
                 project.name,
                 file.name
@@ -219,8 +232,19 @@ pub fn render(project: &Project) -> Result<Vec<Node>> {
             raw_sql: file.source.clone(),
             compiled_sql,
             checksum: file.checksum.clone(),
+            test: None,
         });
     }
+    nodes.extend(data_tests::compile(
+        &renderer,
+        &data_tests::Models {
+            shared: &shared,
+            enabled: &enabled,
+            files: &files,
+            materializations: &materializations,
+            bodies: &bodies,
+        },
+    )?);
     Ok(nodes)
 }
 
@@ -311,14 +335,16 @@ impl Renderer<'_> {
         let mut fqn = vec![self.project.name.clone()];
         fqn.extend(file.folders.iter().cloned());
         fqn.push(file.name.clone());
+        let kind = serde_json::to_value(file.kind).unwrap_or_default();
+        let kind = kind.as_str().unwrap_or("model");
         let model = serde_json::json!({
             "name": file.name,
             "alias": this.identifier,
             "schema": this.schema,
-            "unique_id": format!("model.{}.{}", self.project.name, file.name),
+            "unique_id": format!("{kind}.{}.{}", self.project.name, file.name),
             "fqn": fqn,
             "package_name": self.project.name,
-            "resource_type": "model",
+            "resource_type": kind,
             "original_file_path": file.path,
             "path": file.path,
             "config": config,
@@ -399,6 +425,7 @@ fn environment<'a>(project: &Project, macros: &'a MacroSet) -> Result<Environmen
     let mut env = Environment::new();
     env.set_undefined_behavior(UndefinedBehavior::Strict);
     env.set_auto_escape_callback(|_| AutoEscape::None);
+    env.set_unknown_method_callback(pycompat::unknown_method);
     env.add_function("ref", functions::ref_);
     env.add_function("source", functions::source);
     env.add_function("var", functions::var);
@@ -448,9 +475,13 @@ fn environment<'a>(project: &Project, macros: &'a MacroSet) -> Result<Environmen
             })?;
         for name in &macros.names {
             let internal = format!("{}{name}", macros::INTERNAL_PREFIX);
-            env.add_function(name.clone(), move |state: &mut State, args: Rest<Value>| {
-                functions::call_macro(state, &internal, &args)
-            });
+            // Keyword arguments pass through: `cents_to_dollars('amount', scale=4)`.
+            env.add_function(
+                name.clone(),
+                move |state: &mut State, args: Rest<ValueOrKwargs>| {
+                    functions::call_macro(state, &internal, &args.into_values())
+                },
+            );
         }
     }
     Ok(env)
@@ -473,6 +504,7 @@ fn base_config(project: &Project, file: &SqlFile) -> Config {
     let (tree, yaml) = match file.kind {
         FileKind::Model => (&project.model_configs, &project.schema.models),
         FileKind::Seed => (&project.seed_configs, &project.schema.seeds),
+        FileKind::Test => return project.test_configs.resolve(&path),
     };
     let mut c = tree.resolve(&path);
     if let Some(y) = yaml.get(&file.name) {

@@ -7,7 +7,8 @@ use serde_json::Value;
 
 /// `select * from read_csv(...)` for a seed: header row, every row sampled for types, dbt's
 /// `delimiter` and `column_types` configs. CRLF line ends and quoted fields (with commas or
-/// line breaks inside) are the CSV reader's own business.
+/// line breaks inside) are the CSV reader's own business. Whole numbers become INTEGER (BIGINT
+/// when they do not fit) and decimals DOUBLE, the types dbt-duckdb's seeds get.
 pub fn seed_sql(project: &Project, file: &SqlFile, config: &Config) -> Result<String> {
     let path = project.root.join(&file.path);
     let mut args = vec![
@@ -15,6 +16,7 @@ pub fn seed_sql(project: &Project, file: &SqlFile, config: &Config) -> Result<St
         "header = true".to_string(),
         "auto_detect = true".to_string(),
         "sample_size = -1".to_string(),
+        "auto_type_candidates = ['BOOLEAN', 'INTEGER', 'BIGINT', 'DOUBLE', 'TIME', 'DATE', 'TIMESTAMP', 'VARCHAR']".to_string(),
     ];
     if let Some(d) = cfg::get_str(config, "delimiter") {
         args.push(format!("delim = {}", quote_literal(d)));

@@ -31,14 +31,28 @@ fn metadata(project: &Project, invocation_id: &str) -> serde_json::Value {
 pub fn write_compiled(project: &Project, nodes: &[Node]) -> Result<()> {
     let base = project.target_path.join("compiled").join(&project.name);
     for n in nodes {
-        write(&base.join(&n.path), &n.compiled_sql)?;
+        write(&base.join(compiled_path(n)), &n.compiled_sql)?;
     }
     Ok(())
+}
+
+/// Where a node's compiled SQL goes under `target/compiled/<project>/`: its own path, or for a
+/// generic test `<schema file>/<test>.sql`, as dbt lays them out.
+pub fn compiled_path(n: &Node) -> std::path::PathBuf {
+    if n.is_test()
+        && n.path
+            .extension()
+            .is_some_and(|e| e == "yml" || e == "yaml")
+    {
+        return n.path.join(format!("{}.sql", n.relation.identifier));
+    }
+    n.path.clone()
 }
 
 pub fn write_manifest(project: &Project, nodes: &[Node], invocation_id: &str) -> Result<()> {
     let by_name: std::collections::HashMap<&str, &str> = nodes
         .iter()
+        .filter(|n| !n.is_test())
         .map(|n| (n.name.as_str(), n.unique_id.as_str()))
         .collect();
     let entries: serde_json::Map<String, serde_json::Value> = nodes
@@ -54,11 +68,19 @@ pub fn write_manifest(project: &Project, nodes: &[Node], invocation_id: &str) ->
                 .iter()
                 .map(|(s, t)| format!("source.{}.{s}.{t}", project.name))
                 .collect();
-            let description = project
-                .schema
-                .models
-                .get(&n.name)
-                .map(|m| m.description.clone())
+            let yaml = match n.kind {
+                crate::project::FileKind::Seed => project.schema.seeds.get(&n.name),
+                crate::project::FileKind::Model => project.schema.models.get(&n.name),
+                crate::project::FileKind::Test => None,
+            };
+            let description = yaml.map(|m| m.description.clone()).unwrap_or_default();
+            let columns: serde_json::Map<String, serde_json::Value> = yaml
+                .map(|m| {
+                    m.columns
+                        .iter()
+                        .map(|(c, d)| (c.clone(), json!({"name": c, "description": d})))
+                        .collect()
+                })
                 .unwrap_or_default();
             (
                 n.unique_id.clone(),
@@ -74,6 +96,7 @@ pub fn write_manifest(project: &Project, nodes: &[Node], invocation_id: &str) ->
                     "relation_name": n.relation.to_string(),
                     "tags": n.tags,
                     "description": description,
+                    "columns": columns,
                     "config": n.config,
                     "materialization": n.materialization,
                     "location": n.location,
@@ -81,6 +104,11 @@ pub fn write_manifest(project: &Project, nodes: &[Node], invocation_id: &str) ->
                     "raw_code": n.raw_sql,
                     "checksum": {"name": "fnv1a64", "checksum": n.checksum},
                     "compiled_code": n.compiled_sql,
+                    "test_metadata": n.test.as_ref().and_then(|t| t.test_name.as_ref().map(|name| json!({
+                        "name": name, "namespace": t.namespace, "kwargs": t.kwargs,
+                    }))),
+                    "column_name": n.test.as_ref().and_then(|t| t.column_name.clone()),
+                    "attached_node": n.test.as_ref().and_then(|t| t.attached.as_ref()).and_then(|a| by_name.get(a.as_str()).copied()),
                 }),
             )
         })
@@ -111,9 +139,9 @@ pub fn write_run_results(
                 "status": r.status,
                 "execution_time": super::round3(r.seconds),
                 "rows_affected": r.rows,
+                "failures": r.failures,
                 "relation_name": n.relation.to_string(),
                 "location": n.location,
-                "written": r.written,
                 "written": r.written,
                 "message": r.message,
             })

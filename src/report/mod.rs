@@ -78,6 +78,7 @@ impl Observer for Progress {
                     "status": r.status,
                     "materialized": node.materialization.name(),
                     "rows": r.rows,
+                    "failures": r.failures,
                     "seconds": round3(r.seconds),
                     "location": r.written.as_deref().or(node.location.as_deref()),
                     "message": r.message,
@@ -111,6 +112,15 @@ impl Observer for Progress {
                         format!("({}, {:.2}s)", node.materialization.name(), r.seconds),
                     ),
                     Status::Skipped => ("SKIP ", String::new()),
+                    Status::Pass => ("PASS ", format!("({:.2}s)", r.seconds)),
+                    Status::Warn | Status::Fail => (
+                        if r.status == Status::Warn {
+                            "WARN "
+                        } else {
+                            "FAIL "
+                        },
+                        format!("({} failing, {:.2}s)", r.failures.unwrap_or(0), r.seconds),
+                    ),
                 };
                 let mut text = format!(
                     "[{n:>width$}/{}] {tag} {} {detail}",
@@ -129,7 +139,11 @@ impl Observer for Progress {
     }
 }
 
+/// A model by its relation (`silver.events`), a test by its name.
 pub fn display_name(node: &Node) -> String {
+    if node.is_test() {
+        return format!("test {}", node.name);
+    }
     format!("{}.{}", node.relation.schema, node.relation.identifier)
 }
 
@@ -137,38 +151,71 @@ pub fn round3(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0
 }
 
-/// Prints the end-of-run summary; returns whether everything succeeded.
+/// Prints the end-of-run summary; returns whether everything succeeded (warnings do not
+/// count against it, as in dbt).
 pub fn summary(format: LogFormat, nodes: &[Node], results: &[RunResult], seconds: f64) -> bool {
-    let count = |s: Status| results.iter().filter(|r| r.status == s).count();
+    let (tests, built): (Vec<&RunResult>, Vec<&RunResult>) =
+        results.iter().partition(|r| nodes[r.node].is_test());
+    let count = |set: &[&RunResult], s: Status| set.iter().filter(|r| r.status == s).count();
     let (ok, err, skip) = (
-        count(Status::Success),
-        count(Status::Error),
-        count(Status::Skipped),
+        count(&built, Status::Success),
+        count(&built, Status::Error),
+        count(&built, Status::Skipped),
+    );
+    let (pass, warn, fail, test_err, test_skip) = (
+        count(&tests, Status::Pass),
+        count(&tests, Status::Warn),
+        count(&tests, Status::Fail),
+        count(&tests, Status::Error),
+        count(&tests, Status::Skipped),
     );
     match format {
         LogFormat::Json => println!(
             "{}",
-            serde_json::json!({"event": "run_finished", "success": ok, "error": err, "skipped": skip, "seconds": round3(seconds)})
+            serde_json::json!({
+                "event": "run_finished", "success": ok, "error": err + test_err, "skipped": skip + test_skip,
+                "pass": pass, "warn": warn, "fail": fail, "seconds": round3(seconds),
+            })
         ),
         LogFormat::Text => {
-            println!(
-                "\nFinished {} models in {seconds:.2}s: {ok} succeeded, {err} failed, {skip} skipped.",
-                results.len()
-            );
-            for r in results.iter().filter(|r| r.status == Status::Error) {
-                let node = &nodes[r.node];
+            if !built.is_empty() || tests.is_empty() {
                 println!(
-                    "\nFailure in {} ({})",
-                    display_name(node),
-                    node.path.display()
+                    "\nFinished {} models in {seconds:.2}s: {ok} succeeded, {err} failed, {skip} skipped.",
+                    built.len()
                 );
+            } else {
+                println!();
+            }
+            if !tests.is_empty() {
+                println!(
+                    "Tests: {pass} passed, {warn} warned, {} failed, {test_skip} skipped ({} tests{}).",
+                    fail + test_err,
+                    tests.len(),
+                    if built.is_empty() {
+                        format!(" in {seconds:.2}s")
+                    } else {
+                        String::new()
+                    }
+                );
+            }
+            let problems = results
+                .iter()
+                .filter(|r| matches!(r.status, Status::Error | Status::Fail | Status::Warn));
+            for r in problems {
+                let node = &nodes[r.node];
+                let what = if r.status == Status::Warn {
+                    "Warning in"
+                } else {
+                    "Failure in"
+                };
+                println!("\n{what} {} ({})", display_name(node), node.path.display());
                 if let Some(m) = &r.message {
                     println!("  {}", m.replace('\n', "\n  "));
                 }
             }
         }
     }
-    err == 0 && skip == 0
+    err + skip + fail + test_err + test_skip == 0
 }
 
 /// Seconds since the epoch as `YYYY-MM-DDTHH:MM:SSZ`.

@@ -69,6 +69,19 @@ impl TestProject {
         t
     }
 
+    /// A copy of `tests/fixtures/<name>/` as it is (its own project and profile files),
+    /// without its `expected/` outputs.
+    pub fn fixture(name: &str) -> TestProject {
+        let dir = tempfile::tempdir().expect("tempdir");
+        copy_tree(
+            &Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/fixtures")
+                .join(name),
+            dir.path(),
+        );
+        TestProject { dir }
+    }
+
     /// Writes the example's raw data: `rows` events.
     pub fn example_data(&self, rows: u64) {
         let dir = self.path().to_string_lossy().into_owned();
@@ -80,7 +93,16 @@ impl TestProject {
 fn copy_tree(from: &Path, to: &Path) {
     for entry in std::fs::read_dir(from).expect("read dir").flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
-        if ["landing", "lake", "catalog", "target", ".duckdb_spill"].contains(&name.as_str()) {
+        if [
+            "landing",
+            "lake",
+            "catalog",
+            "target",
+            ".duckdb_spill",
+            "expected",
+        ]
+        .contains(&name.as_str())
+        {
             continue;
         }
         let dest = to.join(&name);

@@ -1,0 +1,75 @@
+//! dbt features a project may use that lakeflow does not run: each gets one warning line
+//! saying which feature, where, and what lakeflow does instead, so nothing is skipped silently.
+
+use super::yaml;
+use crate::error::{Result, line_of};
+use serde_yaml::Value;
+use std::path::Path;
+
+/// Warnings for the project rooted at `root` whose project file is `file` (parsed: `doc`).
+pub fn scan(root: &Path, file: &Path, doc: &Value, schema_dirs: &[String]) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    let rel = |p: &Path| p.strip_prefix(root).unwrap_or(p).display().to_string();
+    let project_text = std::fs::read_to_string(file).unwrap_or_default();
+    for key in ["on-run-start", "on-run-end"] {
+        if yaml::get(doc, key).is_some_and(|v| !v.is_null()) {
+            out.push(format!(
+                "{}:{}: unsupported dbt feature `{key}`: these hooks are not run",
+                rel(file),
+                line_of(&project_text, key).unwrap_or(1)
+            ));
+        }
+    }
+    for name in ["packages.yml", "dependencies.yml"] {
+        let path = root.join(name);
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            continue;
+        };
+        let listed = serde_yaml::from_str::<Value>(&text)
+            .ok()
+            .and_then(|v| yaml::get(&v, "packages").cloned())
+            .and_then(|p| p.as_sequence().map(|s| !s.is_empty()))
+            .unwrap_or(false);
+        if listed {
+            out.push(format!(
+                "{name}:{}: unsupported dbt feature `packages`: lakeflow installs no dbt packages, so their macros and tests (e.g. dbt_utils.*) do not resolve",
+                line_of(&text, "packages").unwrap_or(1)
+            ));
+        }
+    }
+    let snapshot_dirs =
+        yaml::get_str_list(doc, "snapshot-paths").unwrap_or_else(|| vec!["snapshots".to_string()]);
+    for path in super::files::discover(root, &snapshot_dirs, &["sql"])? {
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        if let Some(line) = line_of(&text, "snapshot") {
+            out.push(format!(
+                "{}:{line}: unsupported dbt feature `snapshot`: snapshots are not built",
+                rel(&path)
+            ));
+        }
+    }
+    for path in super::files::discover(root, schema_dirs, &["yml", "yaml"])? {
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        if let Some(line) = text
+            .lines()
+            .position(|l| l.starts_with("unit_tests:"))
+            .map(|i| i + 1)
+        {
+            out.push(format!(
+                "{}:{line}: unsupported dbt feature `unit_tests`: unit tests are not run (data tests are)",
+                rel(&path)
+            ));
+        }
+        if let Some(line) = text
+            .lines()
+            .position(|l| l.trim_start().starts_with("data-tests:"))
+            .map(|i| i + 1)
+        {
+            out.push(format!(
+                "{}:{line}: `data-tests:` is not a dbt key, so these tests are not run (nor by dbt); write `data_tests:`",
+                rel(&path)
+            ));
+        }
+    }
+    Ok(out)
+}

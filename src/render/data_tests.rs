@@ -1,0 +1,492 @@
+//! Data tests to SQL. A generic test declared in a schema file becomes a call of its
+//! `test_<name>` macro with dbt's arguments (`model`, `column_name`, the rest); a singular test
+//! is rendered like a model. Either way the result is a query for the rows that fail.
+
+use super::functions::{Pass, Scope, Shared};
+use super::relation::Relation;
+use super::{Node, Renderer, check_refs, dedup, ephemeral};
+use crate::error::{Error, Result};
+use crate::execute::materialization::Materialization;
+use crate::project::data_tests::{TestDecl, TestTarget};
+use crate::project::{Config, FileKind, Project, ProjectKind, SqlFile, config as cfg};
+use md5::Digest;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// What a generic test was declared as, for the manifest's `test_metadata`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TestInfo {
+    /// `unique`, `accepted_values`, ...; `None` for a singular test.
+    pub test_name: Option<String>,
+    pub namespace: Option<String>,
+    pub column_name: Option<String>,
+    /// The model or seed (its name) or source table (`source.table`) tested.
+    pub attached: Option<String>,
+    pub kwargs: serde_json::Map<String, serde_json::Value>,
+}
+
+/// Everything compiling a test needs from the models' render.
+pub(super) struct Models<'a> {
+    pub shared: &'a Arc<Shared>,
+    pub enabled: &'a [bool],
+    pub files: &'a [&'a SqlFile],
+    pub materializations: &'a [Materialization],
+    pub bodies: &'a [Option<String>],
+}
+
+pub(super) fn compile(r: &Renderer, m: &Models) -> Result<Vec<Node>> {
+    let project = r.project;
+    let mut out: Vec<Node> = Vec::new();
+    for decl in &project.schema.tests {
+        if let Some(node) = generic(r, m, decl)? {
+            out.push(node);
+        }
+    }
+    for file in &project.tests {
+        if let Some(node) = singular(r, m, file)? {
+            out.push(node);
+        }
+    }
+    let mut seen: HashMap<&str, &Node> = HashMap::new();
+    for n in &out {
+        if let Some(first) = seen.insert(&n.unique_id, n) {
+            return Err(Error::new(
+                "LF213",
+                format!(
+                    "two tests are named '{}' ({} and {})",
+                    n.name,
+                    first.path.display(),
+                    n.path.display()
+                ),
+            )
+            .in_file(&n.path)
+            .hint("give one of them its own `name:`, or remove the duplicate"));
+        }
+    }
+    Ok(out)
+}
+
+fn generic(r: &Renderer, m: &Models, decl: &TestDecl) -> Result<Option<Node>> {
+    let project = r.project;
+    let located = |e: Error| e.at(&decl.file, decl.line, None);
+    let (model_expr, target_name, attached) = match &decl.target {
+        TestTarget::Node(name) => match m.shared.models.get(name) {
+            Some(&i) if !m.enabled[i] => return Ok(None),
+            Some(_) => (
+                format!("ref({})", literal_str(name)),
+                name.clone(),
+                name.clone(),
+            ),
+            None => {
+                eprintln!(
+                    "warning: {}:{}: the test '{}' is declared on '{name}', which is not a model or seed; it is not run",
+                    decl.file.display(),
+                    decl.line,
+                    decl.test
+                );
+                return Ok(None);
+            }
+        },
+        TestTarget::Source(s, t) => {
+            if !m.shared.sources.contains_key(&(s.clone(), t.clone())) {
+                return Ok(None);
+            }
+            (
+                format!("source({}, {})", literal_str(s), literal_str(t)),
+                format!("{s}_{t}"),
+                format!("{s}.{t}"),
+            )
+        }
+    };
+    let (namespace, test_name) = match decl.test.split_once('.') {
+        Some((ns, t)) => (Some(ns.to_string()), t.to_string()),
+        None => (None, decl.test.clone()),
+    };
+    let macro_name = format!("test_{test_name}");
+    if !r.macros.has(&macro_name) {
+        let err = match namespace.as_deref().filter(|ns| *ns != project.name) {
+            Some(ns) => Error::new(
+                "LF210",
+                format!("unsupported dbt feature: the test '{}' comes from the dbt package '{ns}', and lakeflow installs no packages", decl.test),
+            )
+            .hint(format!(
+                "define `{{% test {test_name}(model, column_name) %}}` in macros/ or tests/generic/ and write it without '{ns}.', or remove the test"
+            )),
+            None => Error::new("LF210", format!("there is no generic test '{test_name}'")).hint(format!(
+                "built in are unique, not_null, accepted_values and relationships; define others as `{{% test {test_name}(model, column_name) %}}` in macros/ or tests/generic/"
+            )),
+        };
+        return Err(located(err).with_snippet_from(&read_text(project, decl)));
+    }
+
+    // dbt's naming: test, target, then every argument's values, sorted by argument name.
+    let mut named_args = decl.args.clone();
+    if let Some(c) = &decl.column {
+        named_args.insert("column_name".into(), serde_json::Value::from(c.clone()));
+    }
+    let test_type = match &namespace {
+        Some(ns) => format!("{ns}_{test_name}"),
+        None => test_name.clone(),
+    };
+    let test_type = match decl.target {
+        TestTarget::Source(..) => format!("source_{test_type}"),
+        TestTarget::Node(_) => test_type,
+    };
+    let (short, full) = synthesize_names(&test_type, &target_name, &named_args);
+    let name = decl.name.clone().unwrap_or(full);
+
+    let mut path: Vec<String> = decl
+        .file
+        .parent()
+        .map(|p| {
+            p.components()
+                .skip(1)
+                .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    path.push(name.clone());
+    let mut base = project.test_configs.resolve(&path);
+    cfg::merge_into(&mut base, &decl.config);
+
+    // The call: arguments that look like `ref(...)`/`source(...)` are Jinja expressions (as
+    // dbt evaluates them); all others are passed as literal values.
+    let mut call = format!("{{{{ {macro_name}(model={}", model_arg(&model_expr, &base));
+    if let Some(c) = &decl.column {
+        call.push_str(&format!(", column_name={}", literal_str(c)));
+    }
+    for (key, value) in &decl.args {
+        if !key.chars().all(|c| c.is_alphanumeric() || c == '_') {
+            return Err(located(Error::new(
+                "LF211",
+                format!(
+                    "test '{}' has an argument named '{key}', which is not a valid name",
+                    decl.test
+                ),
+            ))
+            .hint("argument names are letters, digits and underscores"));
+        }
+        let expr = match value {
+            serde_json::Value::String(s) if looks_like_call(s) => s.trim().to_string(),
+            other => literal(other),
+        };
+        call.push_str(&format!(", {key}={expr}"));
+    }
+    call.push_str(") }}");
+
+    let mut folders = path.clone();
+    folders.pop();
+    let file = SqlFile {
+        name: name.clone(),
+        path: decl.file.clone(),
+        folders,
+        source: call,
+        kind: FileKind::Test,
+        checksum: String::new(),
+    };
+    let info = TestInfo {
+        test_name: Some(test_name),
+        namespace,
+        column_name: decl.column.clone(),
+        attached: Some(attached),
+        kwargs: named_args,
+    };
+    render_test(r, m, &file, base, &short, Some(info))
+        .map(|n| n.map(|n| with_checksum(n, &decl.config)))
+        .map_err(|e| {
+            if e.location.as_ref().is_some_and(|l| l.file != decl.file) {
+                e
+            } else {
+                located(e).with_snippet_from(&read_text(project, decl))
+            }
+        })
+}
+
+fn singular(r: &Renderer, m: &Models, file: &SqlFile) -> Result<Option<Node>> {
+    let mut path = file.folders.clone();
+    path.push(file.name.clone());
+    let base = r.project.test_configs.resolve(&path);
+    let info = TestInfo {
+        test_name: None,
+        namespace: None,
+        column_name: None,
+        attached: None,
+        kwargs: Default::default(),
+    };
+    render_test(r, m, file, base, &file.name, Some(info))
+}
+
+/// Both passes of one test, as for a model: the parse pass captures `config()` and refs.
+fn render_test(
+    r: &Renderer,
+    m: &Models,
+    file: &SqlFile,
+    base: Config,
+    alias: &str,
+    info: Option<TestInfo>,
+) -> Result<Option<Node>> {
+    let parse_scope = Scope::new(m.shared.clone(), Pass::Parse, base.clone());
+    let this = Relation::new("__unresolved__", file.name.clone());
+    r.render_model(file, &parse_scope, this, &base)?;
+    let capture = parse_scope.take_capture();
+    let mut config = base;
+    cfg::merge_into(&mut config, &capture.config);
+    if !cfg::get_bool(&config, "enabled").unwrap_or(true) {
+        return Ok(None);
+    }
+    // A test of a disabled model is dropped with it, as dbt does.
+    if capture
+        .refs
+        .iter()
+        .any(|name| m.shared.models.get(name).is_some_and(|&i| !m.enabled[i]))
+    {
+        return Ok(None);
+    }
+    check_refs(file, &capture.refs, &m.shared.models, m.enabled, m.files)?;
+    let relation = audit_relation(r.project, &config, alias);
+    let scope = Scope::new(m.shared.clone(), Pass::Compile, config.clone());
+    let body = r.render_model(file, &scope, relation.clone(), &config)?;
+    let refs = dedup(capture.refs);
+    let compiled_sql =
+        ephemeral::inline_ephemerals(&refs, &m.shared.models, m.materializations, m.bodies, &body);
+    let mut fqn = vec![r.project.name.clone()];
+    fqn.extend(file.folders.iter().cloned());
+    fqn.push(file.name.clone());
+    Ok(Some(Node {
+        unique_id: format!("test.{}.{}", r.project.name, file.name),
+        kind: FileKind::Test,
+        name: file.name.clone(),
+        fqn,
+        path: file.path.clone(),
+        layer: None,
+        tags: cfg::as_string_list(config.get("tags")),
+        config,
+        materialization: Materialization::Test,
+        relation,
+        location: None,
+        refs,
+        sources: dedup(capture.sources),
+        raw_sql: file.source.clone(),
+        compiled_sql,
+        checksum: if file.checksum.is_empty() {
+            format!("{:x}", md5::Md5::digest(file.source.as_bytes()))
+        } else {
+            file.checksum.clone()
+        },
+        test: info,
+    }))
+}
+
+/// A generic test's checksum covers its call and its own config, for `state:modified`.
+fn with_checksum(mut node: Node, own_config: &Config) -> Node {
+    let text = format!(
+        "{}{}",
+        node.raw_sql,
+        serde_json::Value::Object(own_config.clone())
+    );
+    node.checksum = format!("{:x}", md5::Md5::digest(text.as_bytes()));
+    node
+}
+
+/// Where `store_failures` keeps the failing rows: dbt's `dbt_test__audit` schema (under the
+/// target schema for dbt projects), named after the test.
+fn audit_relation(project: &Project, config: &Config, alias: &str) -> Relation {
+    let identifier = cfg::get_str(config, "alias").unwrap_or(alias).to_string();
+    let custom = cfg::get_str(config, "schema").unwrap_or("dbt_test__audit");
+    let schema = match project.kind {
+        ProjectKind::Lakeflow => custom.to_string(),
+        ProjectKind::Dbt => format!("{}_{}", project.target.schema, custom.trim()),
+    };
+    Relation::new(schema, identifier)
+}
+
+/// The `model` argument: the relation, or with `where:` a subquery of it, as dbt passes it.
+fn model_arg(relation_expr: &str, config: &Config) -> String {
+    match cfg::get_str(config, "where") {
+        Some(w) => format!(
+            "(\"(select * from \" ~ {relation_expr} ~ \" where \" ~ {} ~ \") dbt_subquery\")",
+            literal_str(w)
+        ),
+        None => relation_expr.to_string(),
+    }
+}
+
+/// dbt evaluates test arguments written as a call of these (`to: ref('customers')`).
+fn looks_like_call(s: &str) -> bool {
+    let s = s.trim();
+    ["ref", "source", "var", "env_var", "doc"].iter().any(|f| {
+        s.strip_prefix(f)
+            .map(str::trim_start)
+            .is_some_and(|rest| rest.starts_with('(') && s.ends_with(')'))
+    })
+}
+
+/// A JSON value as a Jinja literal.
+fn literal(value: &serde_json::Value) -> String {
+    match value {
+        serde_json::Value::Null => "none".into(),
+        serde_json::Value::Bool(b) => b.to_string(),
+        serde_json::Value::Number(n) => n.to_string(),
+        serde_json::Value::String(s) => literal_str(s),
+        serde_json::Value::Array(items) => {
+            let parts: Vec<String> = items.iter().map(literal).collect();
+            format!("[{}]", parts.join(", "))
+        }
+        serde_json::Value::Object(map) => {
+            let parts: Vec<String> = map
+                .iter()
+                .map(|(k, v)| format!("{}: {}", literal_str(k), literal(v)))
+                .collect();
+            format!("{{{}}}", parts.join(", "))
+        }
+    }
+}
+
+fn literal_str(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// dbt's generated names: `<test>_<target>_<argument values>`, and when that is 64 characters
+/// or more, a short form (`<first 30 of test_target>_<md5>`) for the relation and file.
+/// Returns (short, full).
+fn synthesize_names(
+    test_type: &str,
+    target: &str,
+    args: &serde_json::Map<String, serde_json::Value>,
+) -> (String, String) {
+    let mut keys: Vec<&String> = args.keys().collect();
+    keys.sort();
+    let mut flat: Vec<String> = Vec::new();
+    for k in keys {
+        match &args[k] {
+            serde_json::Value::Object(map) => flat.extend(map.values().map(python_str)),
+            serde_json::Value::Array(items) => flat.extend(items.iter().map(python_str)),
+            other => flat.push(python_str(other)),
+        }
+    }
+    let clean: Vec<String> = flat.iter().map(|a| clean_name(a)).collect();
+    let identifier = format!("{test_type}_{target}");
+    let full = format!("{identifier}_{}", clean.join("__"));
+    if full.len() >= 64 {
+        let trunc: String = identifier.chars().take(30).collect();
+        let label = format!("{:x}", md5::Md5::digest(full.as_bytes()));
+        (format!("{trunc}_{label}"), full)
+    } else {
+        (full.clone(), full)
+    }
+}
+
+/// Runs of characters other than ASCII letters, digits and `_` become one `_`.
+fn clean_name(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut in_run = false;
+    for c in s.chars() {
+        if c.is_ascii_alphanumeric() || c == '_' {
+            out.push(c);
+            in_run = false;
+        } else if !in_run {
+            out.push('_');
+            in_run = true;
+        }
+    }
+    out
+}
+
+/// A value printed as Python's `str()` prints it, which is what dbt's names are made of.
+fn python_str(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::Null => "None".into(),
+        serde_json::Value::Bool(true) => "True".into(),
+        serde_json::Value::Bool(false) => "False".into(),
+        serde_json::Value::Number(n) => n.to_string(),
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Array(items) => {
+            let parts: Vec<String> = items.iter().map(python_repr).collect();
+            format!("[{}]", parts.join(", "))
+        }
+        serde_json::Value::Object(map) => {
+            let parts: Vec<String> = map
+                .iter()
+                .map(|(k, v)| format!("'{k}': {}", python_repr(v)))
+                .collect();
+            format!("{{{}}}", parts.join(", "))
+        }
+    }
+}
+
+fn python_repr(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::String(s) => format!("'{s}'"),
+        other => python_str(other),
+    }
+}
+
+fn read_text(project: &Project, decl: &TestDecl) -> String {
+    std::fs::read_to_string(project.root.join(&decl.file)).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn names_tests_as_dbt_does() {
+        let args = |v: serde_json::Value| v.as_object().unwrap().clone();
+        assert_eq!(
+            synthesize_names(
+                "unique",
+                "orders",
+                &args(json!({"column_name": "order_id"}))
+            )
+            .1,
+            "unique_orders_order_id"
+        );
+        assert_eq!(
+            synthesize_names(
+                "relationships",
+                "orders",
+                &args(json!({"column_name": "customer_id", "to": "ref('customers')", "field": "customer_id"}))
+            )
+            .1,
+            "relationships_orders_customer_id__customer_id__ref_customers_"
+        );
+        let (short, full) = synthesize_names(
+            "accepted_values",
+            "orders",
+            &args(
+                json!({"column_name": "status", "values": ["placed", "shipped", "completed", "return_pending", "returned"]}),
+            ),
+        );
+        assert_eq!(
+            full,
+            "accepted_values_orders_status__placed__shipped__completed__return_pending__returned"
+        );
+        assert!(short.starts_with("accepted_values_orders_"), "{short}");
+        assert_eq!(short.len(), "accepted_values_orders_".len() + 32);
+    }
+
+    #[test]
+    fn literals_and_calls() {
+        assert!(looks_like_call("ref('customers')"));
+        assert!(looks_like_call(" source('raw', 'x') "));
+        assert!(!looks_like_call("reference"));
+        assert_eq!(
+            literal(&json!(["a\"b", 1, true, null])),
+            "[\"a\\\"b\", 1, true, none]"
+        );
+    }
+}
