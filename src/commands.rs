@@ -154,6 +154,12 @@ fn run(g: &Global, args: &RunArgs, command: &str) -> Result<bool> {
             .map(|n| n.relation.schema.as_str()),
     )?;
     let existing = catalog::existing_relations(&conn)?;
+    for (test, model) in execute::drop_unrunnable_tests(&p.nodes, &p.dag, &mut p.plan, &existing) {
+        eprintln!(
+            "note: test '{}' is left out: it reads '{}', which is neither selected nor built",
+            p.nodes[test].name, p.nodes[model].name
+        );
+    }
     let mut storage = crate::storage::Storage::for_target(target)?;
     crate::publish::ensure_state(&conn)?;
     storage.protected = crate::publish::protected_paths(&conn)?;

@@ -215,21 +215,49 @@ pub fn execute(run: &Run, conn: &duckdb::Connection, observer: &dyn Observer) ->
 
 /// A directly ref'd model that is neither in this run nor in the catalog cannot be read.
 fn missing_upstream(run: &Run, i: usize, in_plan: &HashSet<usize>) -> Option<String> {
-    for p in run.dag.parents(i) {
-        let parent = &run.nodes[p];
-        if in_plan.contains(&p) || parent.is_ephemeral() || parent.is_test() {
-            continue;
-        }
+    unbuilt_parent(run.nodes, run.dag, run.existing, i, in_plan).map(|p| {
+        format!(
+            "upstream model '{}' is not selected and has never been built into the catalog; select it too (e.g. --select +{})",
+            run.nodes[p].name, run.nodes[i].name
+        )
+    })
+}
+
+fn unbuilt_parent(
+    nodes: &[Node],
+    dag: &Dag,
+    existing: &HashSet<(String, String)>,
+    i: usize,
+    in_plan: &HashSet<usize>,
+) -> Option<usize> {
+    dag.parents(i).into_iter().find(|&p| {
+        let parent = &nodes[p];
         let key = (
             parent.relation.schema.clone(),
             parent.relation.identifier.clone(),
         );
-        if !run.existing.contains(&key) {
-            return Some(format!(
-                "upstream model '{}' is not selected and has never been built into the catalog; select it too (e.g. --select +{})",
-                parent.name, run.nodes[i].name
-            ));
-        }
-    }
-    None
+        !(in_plan.contains(&p)
+            || parent.is_ephemeral()
+            || parent.is_test()
+            || existing.contains(&key))
+    })
+}
+
+/// Takes out of `plan` the tests that read a model neither in the plan nor ever built (a
+/// relationships test of an unselected model, say), returning each with that model's name.
+/// dbt would run and fail them; `build --select +x` should not fail on other models' tests.
+pub fn drop_unrunnable_tests(
+    nodes: &[Node],
+    dag: &Dag,
+    plan: &mut Vec<usize>,
+    existing: &HashSet<(String, String)>,
+) -> Vec<(usize, usize)> {
+    let in_plan: HashSet<usize> = plan.iter().copied().collect();
+    let dropped: Vec<(usize, usize)> = plan
+        .iter()
+        .filter(|&&i| nodes[i].is_test())
+        .filter_map(|&i| unbuilt_parent(nodes, dag, existing, i, &in_plan).map(|p| (i, p)))
+        .collect();
+    plan.retain(|i| !dropped.iter().any(|(t, _)| t == i));
+    dropped
 }

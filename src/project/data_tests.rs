@@ -3,7 +3,7 @@
 //! blocks those files' descriptions pull in with `{{ doc() }}`.
 
 use super::config::Config;
-use super::yaml;
+use super::yaml::{self, YamlRenderer};
 use crate::error::{Error, Result};
 use serde_yaml::Value;
 use std::collections::BTreeMap;
@@ -58,14 +58,28 @@ pub struct TestDecl {
 
 /// Reads the tests of one `models:`/`seeds:` entry or source table: its own list and those of
 /// its columns.
-pub fn read(entry: &Value, target: &TestTarget, file: &Path, text: &str) -> Result<Vec<TestDecl>> {
+/// Test arguments stay as written (they are rendered with the test); configs are rendered
+/// here like the rest of the file.
+pub fn read(
+    entry: &Value,
+    target: &TestTarget,
+    file: &Path,
+    text: &str,
+    renderer: &YamlRenderer,
+) -> Result<Vec<TestDecl>> {
     let anchor = match target {
         TestTarget::Node(n) | TestTarget::Source(_, n) => n.as_str(),
     };
     let mut out = Vec::new();
     for list in test_lists(entry) {
         for t in list {
-            out.push(parse_entry(t, target, None, file, text, anchor)?);
+            out.push(parse_entry(
+                t,
+                target,
+                None,
+                (file, text, renderer),
+                anchor,
+            )?);
         }
     }
     if let Some(Value::Sequence(columns)) = yaml::get(entry, "columns") {
@@ -75,7 +89,13 @@ pub fn read(entry: &Value, target: &TestTarget, file: &Path, text: &str) -> Resu
             };
             for list in test_lists(c) {
                 for t in list {
-                    out.push(parse_entry(t, target, Some(&column), file, text, anchor)?);
+                    out.push(parse_entry(
+                        t,
+                        target,
+                        Some(&column),
+                        (file, text, renderer),
+                        anchor,
+                    )?);
                 }
             }
         }
@@ -96,10 +116,16 @@ fn parse_entry(
     item: &Value,
     target: &TestTarget,
     column: Option<&str>,
-    file: &Path,
-    text: &str,
+    (file, text, renderer): (&Path, &str, &YamlRenderer),
     anchor: &str,
 ) -> Result<TestDecl> {
+    let rendered = |v: &Value| -> Result<serde_json::Value> {
+        Ok(yaml::to_json(&renderer.render_tree(
+            v.clone(),
+            file,
+            text,
+        )?))
+    };
     let bad = |why: String, line: usize| {
         Error::new("LF110", why).at(file, line, None).with_snippet_from(text).hint(
             "write a test as `- unique`, or `- accepted_values: {values: [a, b]}`, or with `name:` and `test_name:`",
@@ -147,7 +173,7 @@ fn parse_entry(
                 "name" => name = yaml::scalar_string(v),
                 "column_name" => column = yaml::scalar_string(v),
                 "config" => {
-                    if let Some(obj) = yaml::to_json(v).as_object() {
+                    if let Some(obj) = rendered(v)?.as_object() {
                         super::config::merge_into(&mut config, obj);
                     }
                 }
@@ -162,7 +188,7 @@ fn parse_entry(
                     }
                 },
                 k if CONFIG_KEYS.contains(&k) => {
-                    config.insert(k.to_string(), yaml::to_json(v));
+                    config.insert(k.to_string(), rendered(v)?);
                 }
                 k => {
                     args.insert(k.to_string(), yaml::to_json(v));
@@ -287,6 +313,7 @@ mod tests {
             &TestTarget::Node("orders".into()),
             Path::new("models/s.yml"),
             text,
+            &YamlRenderer::new(Default::default()),
         )
         .unwrap()
     }
@@ -317,6 +344,7 @@ mod tests {
             &TestTarget::Node("orders".into()),
             Path::new("m.yml"),
             text,
+            &YamlRenderer::new(Default::default()),
         )
         .unwrap_err();
         assert_eq!(err.code, "LF110");

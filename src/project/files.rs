@@ -185,9 +185,10 @@ pub fn read_schema_files(
         let rel = path.strip_prefix(root).unwrap_or(&path).to_path_buf();
         let (raw, text) = yaml::read(&path)?;
         let doc = renderer.render_tree(raw, &rel, &text)?;
-        read_models(&doc, "models", &rel, &text, &mut out.models, &mut out.tests)?;
-        read_models(&doc, "seeds", &rel, &text, &mut out.seeds, &mut out.tests)?;
-        read_sources(&doc, &rel, &text, &mut out)?;
+        let ctx = (rel.as_path(), text.as_str(), renderer);
+        read_models(&doc, "models", ctx, &mut out.models, &mut out.tests)?;
+        read_models(&doc, "seeds", ctx, &mut out.seeds, &mut out.tests)?;
+        read_sources(&doc, ctx, &mut out)?;
     }
     Ok(out)
 }
@@ -196,8 +197,7 @@ pub fn read_schema_files(
 fn read_models(
     doc: &Value,
     key: &str,
-    file: &Path,
-    text: &str,
+    (file, text, renderer): (&Path, &str, &YamlRenderer),
     out: &mut BTreeMap<String, ModelYaml>,
     tests: &mut Vec<super::data_tests::TestDecl>,
 ) -> Result<()> {
@@ -236,6 +236,7 @@ fn read_models(
             &super::data_tests::TestTarget::Node(name.clone()),
             file,
             text,
+            renderer,
         )?);
         out.insert(
             name,
@@ -250,7 +251,11 @@ fn read_models(
     Ok(())
 }
 
-fn read_sources(doc: &Value, file: &Path, text: &str, out: &mut SchemaFiles) -> Result<()> {
+fn read_sources(
+    doc: &Value,
+    (file, text, renderer): (&Path, &str, &YamlRenderer),
+    out: &mut SchemaFiles,
+) -> Result<()> {
     let Some(Value::Sequence(sources)) = yaml::get(doc, "sources") else {
         return Ok(());
     };
@@ -273,6 +278,7 @@ fn read_sources(doc: &Value, file: &Path, text: &str, out: &mut SchemaFiles) -> 
                 &super::data_tests::TestTarget::Source(source_name.clone(), name.clone()),
                 file,
                 text,
+                renderer,
             )?);
             let identifier = yaml::get_str(t, "identifier").unwrap_or_else(|| name.clone());
             let mut config = source_config.clone();

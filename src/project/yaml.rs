@@ -7,8 +7,16 @@ use serde_yaml::Value;
 use std::collections::BTreeMap;
 use std::path::Path;
 
-/// Keys whose values are rendered later, per model, not when the file is loaded.
-const DEFERRED_KEYS: &[&str] = &["pre-hook", "post-hook", "+pre-hook", "+post-hook"];
+/// Keys whose values are rendered later, per model or test, not when the file is loaded (test
+/// arguments such as `values: "{{ my_macro() }}"` need the macros).
+const DEFERRED_KEYS: &[&str] = &[
+    "pre-hook",
+    "post-hook",
+    "+pre-hook",
+    "+post-hook",
+    "data_tests",
+    "tests",
+];
 
 pub fn read(path: &Path) -> Result<(Value, String)> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io("LF100", "read", path, e))?;

@@ -168,6 +168,10 @@ fn generic(r: &Renderer, m: &Models, decl: &TestDecl) -> Result<Option<Node>> {
         }
         let expr = match value {
             serde_json::Value::String(s) if looks_like_call(s) => s.trim().to_string(),
+            serde_json::Value::String(s) => match whole_expression(s) {
+                Some(e) => e.to_string(),
+                None => literal(value),
+            },
             other => literal(other),
         };
         call.push_str(&format!(", {key}={expr}"));
@@ -319,6 +323,13 @@ fn looks_like_call(s: &str) -> bool {
             .map(str::trim_start)
             .is_some_and(|rest| rest.starts_with('(') && s.ends_with(')'))
     })
+}
+
+/// `{{ expr }}` as the whole string: the expression, evaluated natively as dbt does (so
+/// `values: "{{ my_values() }}"` passes a list).
+fn whole_expression(s: &str) -> Option<&str> {
+    let inner = s.trim().strip_prefix("{{")?.strip_suffix("}}")?;
+    (!inner.contains("{{") && !inner.contains("}}")).then(|| inner.trim())
 }
 
 /// A JSON value as a Jinja literal.
