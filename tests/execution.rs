@@ -236,3 +236,37 @@ fn a_model_can_change_its_materialization_between_runs() {
         );
     }
 }
+
+#[test]
+fn pre_and_post_hooks_run_around_the_model_in_config_order() {
+    let t = TestProject::new(&[
+        (
+            "lakeflow.yml",
+            "name: proj\nprofile: proj\nmodels:\n  proj:\n    +materialized: table\n    +pre-hook: \"create table if not exists main.audit (model varchar, n bigint, step varchar)\"\n",
+        ),
+        (
+            "models/orders.sql",
+            "{{ config(post_hook=[\"insert into main.audit select '{{ this.identifier }}', count(*), 'post' from {{ this }}\"]) }}\nselect range as id from range(7)",
+        ),
+        (
+            "models/broken.sql",
+            "{{ config(post_hook=\"insert into main.nope values (1)\") }}\nselect 1 as id",
+        ),
+    ]);
+    let run = t.run(&["build"]);
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    assert!(
+        run.stdout.contains("post-hook failed") && run.stdout.contains("main.nope"),
+        "{}",
+        run.stdout
+    );
+    let c = read_only(&t.catalog());
+    assert_eq!(
+        query_strings(
+            &c,
+            "select model || ':' || n || ':' || step from main.audit"
+        ),
+        vec!["orders:7:post"],
+        "the pre-hook made the table, the post-hook saw the built model"
+    );
+}

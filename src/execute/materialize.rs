@@ -30,7 +30,29 @@ impl Outcome {
     }
 }
 
+/// Builds one node, with its pre-hooks before and post-hooks after (a failing hook fails the
+/// node; post-hooks run only when the build succeeded).
 pub fn run(
+    conn: &Connection,
+    node: &Node,
+    storage: &Storage,
+    build_id: &str,
+) -> Result<Outcome, String> {
+    run_hooks(conn, "pre-hook", &node.hooks.pre)?;
+    let outcome = build(conn, node, storage, build_id)?;
+    run_hooks(conn, "post-hook", &node.hooks.post)?;
+    Ok(outcome)
+}
+
+fn run_hooks(conn: &Connection, which: &str, hooks: &[String]) -> Result<(), String> {
+    for sql in hooks {
+        conn.execute_batch(sql)
+            .map_err(|e| format!("{which} failed: {e}\n  {which}: {sql}"))?;
+    }
+    Ok(())
+}
+
+fn build(
     conn: &Connection,
     node: &Node,
     storage: &Storage,

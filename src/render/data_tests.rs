@@ -278,6 +278,7 @@ fn render_test(
             file.checksum.clone()
         },
         test: info,
+        hooks: Default::default(),
     }))
 }
 

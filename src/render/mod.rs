@@ -5,6 +5,7 @@
 mod data_tests;
 mod ephemeral;
 pub mod functions;
+pub mod hooks;
 pub mod macros;
 mod pycompat;
 pub mod relation;
@@ -52,6 +53,8 @@ pub struct Node {
     pub checksum: String,
     /// A data test's declaration.
     pub test: Option<TestInfo>,
+    /// SQL run before and after the model is built (`pre-hook`, `post-hook`).
+    pub hooks: hooks::Hooks,
 }
 
 impl Node {
@@ -182,7 +185,7 @@ pub fn render(project: &Project) -> Result<Vec<Node>> {
         .collect::<Result<_>>()?;
 
     // Compile pass.
-    let bodies: Vec<Option<String>> = (0..files.len())
+    let compiled: Vec<Option<(String, hooks::Hooks)>> = (0..files.len())
         .into_par_iter()
         .map(|i| {
             if !enabled[i] {
@@ -190,11 +193,19 @@ pub fn render(project: &Project) -> Result<Vec<Node>> {
             }
             let scope = Scope::new(shared.clone(), Pass::Compile, finals[i].clone());
             let sql = renderer.render_model(files[i], &scope, relations[i].clone(), &finals[i])?;
-            Ok(Some(sql))
+            let hooks = renderer.hooks(files[i], &scope, &relations[i], &finals[i])?;
+            Ok(Some((sql, hooks)))
         })
         .collect::<Vec<Result<_>>>()
         .into_iter()
         .collect::<Result<_>>()?;
+    let (bodies, model_hooks): (Vec<Option<String>>, Vec<hooks::Hooks>) = compiled
+        .into_iter()
+        .map(|c| match c {
+            Some((sql, h)) => (Some(sql), h),
+            None => (None, hooks::Hooks::default()),
+        })
+        .unzip();
 
     let mut nodes = Vec::new();
     for i in 0..files.len() {
@@ -233,6 +244,7 @@ pub fn render(project: &Project) -> Result<Vec<Node>> {
             compiled_sql,
             checksum: file.checksum.clone(),
             test: None,
+            hooks: model_hooks[i].clone(),
         });
     }
     nodes.extend(data_tests::compile(
@@ -266,6 +278,17 @@ impl Renderer<'_> {
         if file.kind == FileKind::Seed {
             return seeds::seed_sql(self.project, file, config);
         }
+        self.render_jinja(file, scope, this, config)
+    }
+
+    /// Renders `file.source` as Jinja in the file's context.
+    fn render_jinja(
+        &self,
+        file: &SqlFile,
+        scope: &Arc<Scope>,
+        this: Relation,
+        config: &Config,
+    ) -> Result<String> {
         let name = file.path.to_string_lossy();
         let source = format!("{}{}", self.prefix, file.source);
         let ctx = self.context(file, scope, this, config);
