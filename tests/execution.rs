@@ -250,7 +250,8 @@ fn pre_and_post_hooks_run_around_the_model_in_config_order() {
         ),
         (
             "models/broken.sql",
-            "{{ config(post_hook=\"insert into main.nope values (1)\") }}\nselect 1 as id",
+            // After orders (not beside it): two pre-hooks creating one table at once conflict.
+            "{{ config(post_hook=\"insert into main.nope values (1)\") }}\nselect id from {{ ref('orders') }}",
         ),
     ]);
     let run = t.run(&["build"]);
