@@ -99,13 +99,46 @@ pub fn reader_sql(path: &str, format: FileFormat, partitioned: bool) -> String {
     let scan = crate::storage::scan_path(path, partitioned, format.extension());
     if partitioned {
         format!(
-            "{}({}, hive_partitioning = true)",
+            "{}({}, hive_partitioning = true, union_by_name = true)",
             format.reader(),
             quote_literal(&scan)
         )
     } else {
         format!("{}({})", format.reader(), quote_literal(&scan))
     }
+}
+
+/// The view of an incremental Parquet model: every Parquet file under its folder (Hive-
+/// partitioned when `partitioned`), columns matched by name across files; with `columns`, only
+/// those (columns dropped by `on_schema_change: sync_all_columns` stay in older files).
+pub fn folder_view_sql(
+    relation: &Relation,
+    path: &str,
+    partitioned: bool,
+    columns: Option<&[String]>,
+) -> String {
+    let scan = crate::storage::scan_path(path, true, "parquet");
+    let hive = if partitioned {
+        ", hive_partitioning = true"
+    } else {
+        ", hive_partitioning = false"
+    };
+    let select = match columns {
+        Some(cols) => cols
+            .iter()
+            .map(|c| crate::render::relation::quote_ident(c))
+            .collect::<Vec<_>>()
+            .join(", "),
+        None => "*".to_string(),
+    };
+    let reader = format!(
+        "(select {select} from read_parquet({}, union_by_name = true{hive}))",
+        quote_literal(&scan)
+    );
+    crate::execute::templates::render(
+        "external_view",
+        &[("relation", relation.to_string()), ("reader", reader)],
+    )
 }
 
 pub fn external_view_sql(relation: &Relation, path: &str, external: &External) -> String {

@@ -64,6 +64,9 @@ pub struct RunArgs {
     /// Models run at once where the DAG allows [default: the target's `threads`]
     #[arg(long)]
     pub threads: Option<usize>,
+    /// Rebuild incremental models from scratch instead of adding to them
+    #[arg(long, short = 'f')]
+    pub full_refresh: bool,
 }
 
 #[derive(Subcommand, Debug)]

@@ -192,6 +192,7 @@ fn run(g: &Global, args: &RunArgs, command: &str) -> Result<bool> {
             build_id: &build_id,
             storage: &storage,
             existing: &existing,
+            full_refresh: args.full_refresh,
         },
         &conn,
         &progress,

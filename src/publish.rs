@@ -58,11 +58,14 @@ pub fn record(
     let mut sql = String::from("begin;\n");
     for r in results.iter().filter(|r| r.status == Status::Success) {
         let n = &nodes[r.node];
-        let (format, partitioned) = match &n.materialization {
-            crate::execute::materialization::Materialization::External(e) => {
-                (Some(e.format.name()), !e.partition_by.is_empty())
-            }
-            _ => (None, false),
+        // Incremental Parquet models are folders of files, read like partitioned ones.
+        let folder = matches!(
+            n.materialization,
+            crate::execute::materialization::Materialization::Incremental(_)
+        );
+        let (format, partitioned) = match n.materialization.external() {
+            Some(e) => (Some(e.format.name()), !e.partition_by.is_empty() || folder),
+            None => (None, false),
         };
         let opt = |v: Option<&str>| v.map(quote_literal).unwrap_or_else(|| "null".into());
         sql.push_str(&format!(

@@ -6,6 +6,7 @@
 //! file system links the commit into place, S3 uses `If-None-Match: *`. Two writers racing for
 //! one version never both win; the loser re-checks for conflicts and retries, or fails.
 
+pub mod incremental;
 pub mod maintenance;
 mod metadata;
 pub mod read;
@@ -268,38 +269,15 @@ impl Table {
                 return self.create(actions, operation, &write.info);
             }
             Some(state) => {
-                let old = serde_json::to_value(TableReference::metadata(*state))
-                    .map_err(|e| failed(e.to_string()))?;
-                let old_protocol = serde_json::to_value(TableReference::protocol(*state))
-                    .map_err(|e| failed(e.to_string()))?;
-                let mut config: BTreeMap<String, String> = old
-                    .get("configuration")
-                    .and_then(Value::as_object)
-                    .map(|m| {
-                        m.iter()
-                            .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                let config_before = config.clone();
-                config.extend(write.properties.clone());
-                let same_schema = old
-                    .get("schemaString")
-                    .and_then(Value::as_str)
-                    .and_then(|s| serde_json::from_str::<Value>(s).ok())
-                    == Some(schema_json(&write.columns));
-                let same_partitions =
-                    old.get("partitionColumns") == Some(&json!(write.partition_by));
-                if let Some(p) = protocol_upgrade(&write.columns, &old_protocol).map_err(failed)? {
-                    actions.push(Action::Protocol(p));
-                }
-                if !same_schema || !same_partitions || config != config_before {
-                    let id = old.get("id").and_then(Value::as_str).map(str::to_string);
-                    actions.push(Action::Metadata(
-                        new_metadata(&schema_string, &write.partition_by, &config, id)
-                            .map_err(failed)?,
-                    ));
-                }
+                actions.extend(
+                    metadata_changes(
+                        state,
+                        &write.columns,
+                        &write.partition_by,
+                        &write.properties,
+                    )
+                    .map_err(failed)?,
+                );
                 for f in state.log_data().iter() {
                     actions.push(Action::Remove(f.remove_action(true)));
                 }
@@ -407,6 +385,51 @@ enum CommitError {
 }
 
 /// What a model write hands to the log.
+/// The Protocol and Metadata actions that take `state` to `columns`, `partition_by` and the
+/// table `properties` (none when nothing changes).
+pub fn metadata_changes(
+    state: &deltalake::table::state::DeltaTableState,
+    columns: &[(String, Value)],
+    partition_by: &[String],
+    properties: &BTreeMap<String, String>,
+) -> Result<Vec<Action>, String> {
+    let old = serde_json::to_value(TableReference::metadata(state)).map_err(|e| e.to_string())?;
+    let old_protocol =
+        serde_json::to_value(TableReference::protocol(state)).map_err(|e| e.to_string())?;
+    let mut config: BTreeMap<String, String> = old
+        .get("configuration")
+        .and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+                .collect()
+        })
+        .unwrap_or_default();
+    let config_before = config.clone();
+    config.extend(properties.clone());
+    let same_schema = old
+        .get("schemaString")
+        .and_then(Value::as_str)
+        .and_then(|s| serde_json::from_str::<Value>(s).ok())
+        == Some(schema_json(columns));
+    let same_partitions = old.get("partitionColumns") == Some(&json!(partition_by));
+    let mut actions = Vec::new();
+    if let Some(p) = protocol_upgrade(columns, &old_protocol)? {
+        actions.push(Action::Protocol(p));
+    }
+    if !same_schema || !same_partitions || config != config_before {
+        let id = old.get("id").and_then(Value::as_str).map(str::to_string);
+        let schema_string = schema_json(columns).to_string();
+        actions.push(Action::Metadata(new_metadata(
+            &schema_string,
+            partition_by,
+            &config,
+            id,
+        )?));
+    }
+    Ok(actions)
+}
+
 pub struct Write {
     pub columns: Vec<(String, Value)>,
     pub partition_by: Vec<String>,

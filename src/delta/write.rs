@@ -228,6 +228,23 @@ pub fn remove_files_of(table: &Table, tag: &str) {
     });
 }
 
+/// After a failed commit: deletes the files written with `tag`, unless the commit landed and
+/// failed only afterwards (e.g. writing a checkpoint), in which case the table owns them.
+pub fn cleanup_unless_committed(table: &Table, tag: &str) {
+    let marker = format!("part-{tag}-");
+    let landed = table.snapshot(&super::AsOf::Latest).is_ok_and(|s| {
+        s.files.iter().any(|f| {
+            f.path
+                .rsplit('/')
+                .next()
+                .is_some_and(|n| n.starts_with(&marker))
+        })
+    });
+    if !landed {
+        remove_files_of(table, tag);
+    }
+}
+
 /// What writing a model produced.
 pub struct ModelWrite {
     pub rows: u64,
@@ -292,26 +309,9 @@ pub fn write_model(
         properties: ext.table_properties.clone(),
         info: json!({"build_id": build_id, "model": model, "rows": rows, "files": files}),
     };
-    let version = match table.commit_overwrite(&write) {
-        Ok(v) => v,
-        Err(e) => {
-            // A commit that landed but failed afterwards (e.g. writing a checkpoint) owns its
-            // files now; only an uncommitted write is cleaned up.
-            let marker = format!("part-{build_id}-");
-            let landed = table.snapshot(&super::AsOf::Latest).is_ok_and(|s| {
-                s.files.iter().any(|f| {
-                    f.path
-                        .rsplit('/')
-                        .next()
-                        .is_some_and(|n| n.starts_with(&marker))
-                })
-            });
-            if !landed {
-                remove_files_of(table, build_id);
-            }
-            return Err(e);
-        }
-    };
+    let version = table
+        .commit_overwrite(&write)
+        .inspect_err(|_| cleanup_unless_committed(table, build_id))?;
     let snapshot = super::Snapshot {
         version,
         columns: write.columns,

@@ -70,15 +70,72 @@ pub enum Materialization {
     Table,
     Ephemeral,
     External(External),
+    /// Built in full the first time (and with `--full-refresh`), then only with what the
+    /// model's `is_incremental()` branch selects, merged in by `strategy`.
+    Incremental(Incremental),
     /// A data test: its query returns the failing rows; nothing is built unless
     /// `store_failures` keeps them.
     Test,
 }
 
-pub const SUPPORTED: &str = "view, table, ephemeral, external";
+pub const SUPPORTED: &str = "view, table, ephemeral, external, incremental";
+
+/// How an incremental run's new rows go into the table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Strategy {
+    /// Added beside the existing rows.
+    Append,
+    /// Rows whose `unique_key` is among the new rows are replaced by them; the new rows must
+    /// have one row per key.
+    Merge,
+    /// Rows whose `unique_key` is among the new rows are deleted, then all new rows inserted.
+    DeleteInsert,
+    /// Partitions (`partition_by`) present in the new rows are replaced by them.
+    InsertOverwrite,
+}
+
+impl Strategy {
+    pub fn name(self) -> &'static str {
+        match self {
+            Strategy::Append => "append",
+            Strategy::Merge => "merge",
+            Strategy::DeleteInsert => "delete+insert",
+            Strategy::InsertOverwrite => "insert_overwrite",
+        }
+    }
+}
+
+/// What an incremental run does when the new rows' columns differ from the table's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnSchemaChange {
+    /// Keep the table's columns: new columns are dropped, missing ones are null.
+    Ignore,
+    /// Stop with an error naming the differences.
+    Fail,
+    /// Add new columns to the table (older rows read them as null).
+    AppendNewColumns,
+    /// Make the table's columns those of the new rows.
+    SyncAllColumns,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Incremental {
+    /// Files (Parquet or Delta) and a catalog view; `None`: a table inside the catalog.
+    pub external: Option<External>,
+    pub strategy: Strategy,
+    pub unique_key: Vec<String>,
+    pub on_schema_change: OnSchemaChange,
+}
 
 impl Materialization {
-    pub fn from_config(config: &Config) -> Result<Materialization, String> {
+    /// `external_by_default`: whether an incremental model without `format`/`location` writes
+    /// files (lakeflow projects) or a catalog table (dbt projects, as dbt-duckdb does).
+    pub fn from_config(
+        config: &Config,
+        external_by_default: bool,
+    ) -> Result<Materialization, String> {
         let kind = config::get_str(config, "materialized").unwrap_or("view");
         Ok(match kind {
             "view" => Materialization::View,
@@ -86,7 +143,7 @@ impl Materialization {
             "ephemeral" => Materialization::Ephemeral,
             "external" => Materialization::External(External::from_config(config)?),
             "incremental" => {
-                return Err("materialized='incremental' is not supported yet; use 'external' or 'table' and rebuild fully".into());
+                Materialization::Incremental(Incremental::from_config(config, external_by_default)?)
             }
             other => {
                 return Err(format!(
@@ -102,8 +159,94 @@ impl Materialization {
             Materialization::Table => "table",
             Materialization::Ephemeral => "ephemeral",
             Materialization::External(_) => "external",
+            Materialization::Incremental(_) => "incremental",
             Materialization::Test => "test",
         }
+    }
+
+    /// Where the model's files are described, for external and external incremental models.
+    pub fn external(&self) -> Option<&External> {
+        match self {
+            Materialization::External(e) => Some(e),
+            Materialization::Incremental(i) => i.external.as_ref(),
+            _ => None,
+        }
+    }
+}
+
+impl Incremental {
+    fn from_config(config: &Config, external_by_default: bool) -> Result<Incremental, String> {
+        let external = external_by_default
+            || config.contains_key("format")
+            || config.contains_key("location")
+            || config
+                .get("options")
+                .and_then(Value::as_object)
+                .is_some_and(|o| o.contains_key("format"));
+        let external = if external {
+            Some(External::from_config(config)?)
+        } else {
+            None
+        };
+        let unique_key = match config.get("unique_key") {
+            Some(Value::String(s)) => s.split(',').map(|k| k.trim().to_string()).collect(),
+            other => config::as_string_list(other),
+        };
+        let unique_key: Vec<String> = unique_key.into_iter().filter(|k| !k.is_empty()).collect();
+        let strategy = match config::get_str(config, "incremental_strategy") {
+            None if unique_key.is_empty() => Strategy::Append,
+            None => Strategy::DeleteInsert,
+            Some("append") => Strategy::Append,
+            Some("merge") => Strategy::Merge,
+            Some("delete+insert") | Some("delete_insert") => Strategy::DeleteInsert,
+            Some("insert_overwrite") => Strategy::InsertOverwrite,
+            Some(other) => {
+                return Err(format!(
+                    "unknown incremental_strategy '{other}' (supported: append, merge, delete+insert, insert_overwrite)"
+                ));
+            }
+        };
+        let on_schema_change = match config::get_str(config, "on_schema_change") {
+            None | Some("ignore") => OnSchemaChange::Ignore,
+            Some("fail") => OnSchemaChange::Fail,
+            Some("append_new_columns") => OnSchemaChange::AppendNewColumns,
+            Some("sync_all_columns") => OnSchemaChange::SyncAllColumns,
+            Some(other) => {
+                return Err(format!(
+                    "unknown on_schema_change '{other}' (supported: ignore, fail, append_new_columns, sync_all_columns)"
+                ));
+            }
+        };
+        if matches!(strategy, Strategy::Merge | Strategy::DeleteInsert) && unique_key.is_empty() {
+            return Err(format!(
+                "incremental_strategy '{}' needs a `unique_key` (one column or a list)",
+                strategy.name()
+            ));
+        }
+        match &external {
+            Some(e) if e.format != FileFormat::Delta && strategy != Strategy::Append => {
+                return Err(format!(
+                    "incremental_strategy '{}' needs format 'delta'; {} models can only append (set `format: delta`, or `incremental_strategy: append`)",
+                    strategy.name(),
+                    e.format.name()
+                ));
+            }
+            Some(e) if strategy == Strategy::InsertOverwrite && e.partition_by.is_empty() => {
+                return Err("incremental_strategy 'insert_overwrite' replaces partitions; set `partition_by`".into());
+            }
+            None if strategy == Strategy::InsertOverwrite
+                && config::as_string_list(config.get("partition_by")).is_empty() =>
+            {
+                return Err("incremental_strategy 'insert_overwrite' replaces partitions; set `partition_by`".into());
+            }
+            _ => {}
+        }
+        Ok(Incremental {
+            external,
+            strategy,
+            unique_key,
+            on_schema_change,
+        })
     }
 }
 
@@ -201,10 +344,13 @@ mod tests {
 
     #[test]
     fn reads_external_options() {
-        let m = Materialization::from_config(&cfg(serde_json::json!({
-            "materialized": "external", "partition_by": "a, b",
-            "options": {"compression": "zstd", "row_group_size": 1000}
-        })))
+        let m = Materialization::from_config(
+            &cfg(serde_json::json!({
+                "materialized": "external", "partition_by": "a, b",
+                "options": {"compression": "zstd", "row_group_size": 1000}
+            })),
+            true,
+        )
         .unwrap();
         let Materialization::External(e) = m else {
             panic!("not external")
@@ -221,12 +367,60 @@ mod tests {
     #[test]
     fn defaults_to_view_and_rejects_unknown() {
         assert_eq!(
-            Materialization::from_config(&Config::new()).unwrap(),
+            Materialization::from_config(&Config::new(), true).unwrap(),
             Materialization::View
         );
-        let err =
-            Materialization::from_config(&cfg(serde_json::json!({"materialized": "snapshotz"})))
-                .unwrap_err();
+        let err = Materialization::from_config(
+            &cfg(serde_json::json!({"materialized": "snapshotz"})),
+            true,
+        )
+        .unwrap_err();
         assert!(err.contains("supported: view, table"), "{err}");
+    }
+
+    #[test]
+    fn reads_incremental_configs() {
+        let m = |j: serde_json::Value, ext: bool| Materialization::from_config(&cfg(j), ext);
+        let Ok(Materialization::Incremental(i)) = m(
+            serde_json::json!({"materialized": "incremental", "format": "delta", "unique_key": "a, b"}),
+            false,
+        ) else {
+            panic!("not incremental")
+        };
+        assert_eq!(
+            i.strategy,
+            Strategy::DeleteInsert,
+            "dbt-duckdb's default with a key"
+        );
+        assert_eq!(i.unique_key, vec!["a", "b"]);
+        assert!(i.external.is_some());
+        let Ok(Materialization::Incremental(i)) =
+            m(serde_json::json!({"materialized": "incremental"}), false)
+        else {
+            panic!("not incremental")
+        };
+        assert!(i.external.is_none(), "dbt projects: a catalog table");
+        assert_eq!(i.strategy, Strategy::Append);
+        let err = m(
+            serde_json::json!({"materialized": "incremental", "incremental_strategy": "merge"}),
+            true,
+        )
+        .unwrap_err();
+        assert!(
+            err.contains("needs format 'delta'") || err.contains("unique_key"),
+            "{err}"
+        );
+        let err = m(
+            serde_json::json!({"materialized": "incremental", "incremental_strategy": "merge", "unique_key": "id"}),
+            true,
+        )
+        .unwrap_err();
+        assert!(err.contains("needs format 'delta'"), "{err}");
+        let err = m(
+            serde_json::json!({"materialized": "incremental", "on_schema_change": "nope"}),
+            true,
+        )
+        .unwrap_err();
+        assert!(err.contains("on_schema_change"), "{err}");
     }
 }

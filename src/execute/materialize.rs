@@ -17,15 +17,18 @@ pub struct Outcome {
     pub pinned: Option<String>,
     /// A test's result.
     pub verdict: Option<super::test::Verdict>,
+    /// A line about how the node was built (an incremental run's strategy and rewrites).
+    pub note: Option<String>,
 }
 
 impl Outcome {
-    fn rows(rows: Option<u64>) -> Outcome {
+    pub(super) fn rows(rows: Option<u64>) -> Outcome {
         Outcome {
             rows,
             written: None,
             pinned: None,
             verdict: None,
+            note: None,
         }
     }
 }
@@ -37,9 +40,10 @@ pub fn run(
     node: &Node,
     storage: &Storage,
     build_id: &str,
+    full_refresh: bool,
 ) -> Result<Outcome, String> {
     run_hooks(conn, "pre-hook", &node.hooks.pre)?;
-    let outcome = build(conn, node, storage, build_id)?;
+    let outcome = build(conn, node, storage, build_id, full_refresh)?;
     run_hooks(conn, "post-hook", &node.hooks.post)?;
     Ok(outcome)
 }
@@ -57,11 +61,24 @@ fn build(
     node: &Node,
     storage: &Storage,
     build_id: &str,
+    full_refresh: bool,
 ) -> Result<Outcome, String> {
     let sql = strip_statement_end(&node.compiled_sql);
     let relation = node.relation.to_string();
     match &node.materialization {
         Materialization::Ephemeral => Ok(Outcome::rows(None)),
+        Materialization::Incremental(inc) => {
+            let ctx = super::incremental::Ctx {
+                conn,
+                node,
+                storage,
+                build_id,
+                full_refresh,
+            };
+            let location = node.location.as_deref().unwrap_or_default();
+            super::incremental::run(&ctx, inc, sql)
+                .map_err(|e| explain_remote(storage, location, e))
+        }
         Materialization::Test => {
             let verdict = super::test::run(conn, node, sql)?;
             Ok(Outcome {
@@ -125,24 +142,45 @@ fn delta(w: &ExternalWrite) -> Result<Outcome, String> {
     }
     let table = crate::delta::Table::open(w.location, w.storage.remote.as_ref())
         .map_err(|e| explain_remote(w.storage, w.location, e))?;
-    let written =
-        crate::delta::write::write_model(w.conn, &table, w.sql, w.ext, w.build_id, &w.node.name)
-            .map_err(|e| explain_remote(w.storage, w.location, e))?;
+    delta_full(w.conn, w.node, &table, w.sql, w.ext, w.build_id)
+        .map_err(|e| explain_remote(w.storage, w.location, e))
+}
+
+/// Writes `sql` as the new version of `table` and points the catalog view at it.
+pub(super) fn delta_full(
+    conn: &Connection,
+    node: &Node,
+    table: &crate::delta::Table,
+    sql: &str,
+    ext: &External,
+    build_id: &str,
+) -> Result<Outcome, String> {
+    let written = crate::delta::write::write_model(conn, table, sql, ext, build_id, &node.name)?;
+    delta_view(conn, node, table, &written)
+}
+
+/// Points the model's catalog view at the version `written` committed.
+pub(super) fn delta_view(
+    conn: &Connection,
+    node: &Node,
+    table: &crate::delta::Table,
+    written: &crate::delta::write::ModelWrite,
+) -> Result<Outcome, String> {
     let reader = crate::delta::reader_sql(&table.location, &written.snapshot)?;
     let view = templates::render(
         "external_view",
         &[
-            ("relation", w.node.relation.to_string()),
+            ("relation", node.relation.to_string()),
             ("reader", format!("({reader})")),
         ],
     );
-    replacing(w.conn, &w.node.relation, "view", || {
-        w.conn.execute_batch(&view).map_err(|e| e.to_string())
+    replacing(conn, &node.relation, "view", || {
+        conn.execute_batch(&view).map_err(|e| e.to_string())
     })
     .map_err(|e| {
         format!(
             "version {} of {} was committed, but the catalog view failed: {e}",
-            written.snapshot.version, w.location
+            written.snapshot.version, table.location
         )
     })?;
     Ok(Outcome {
@@ -150,6 +188,7 @@ fn delta(w: &ExternalWrite) -> Result<Outcome, String> {
         written: Some(table.location.clone()),
         pinned: Some(crate::delta::pin(&table.location, written.snapshot.version)),
         verdict: None,
+        note: None,
     })
 }
 
@@ -207,6 +246,7 @@ fn external(w: &ExternalWrite) -> Result<Outcome, String> {
         written: Some(staged.view_path),
         pinned: Some(staged.pinned_path),
         verdict: None,
+        note: None,
     })
 }
 
@@ -278,7 +318,7 @@ fn copy_options(ext: &External) -> String {
 }
 
 /// Runs a statement that reports a row count (COPY, CREATE TABLE AS).
-fn count_rows(conn: &Connection, stmt: &str) -> Result<u64, String> {
+pub(super) fn count_rows(conn: &Connection, stmt: &str) -> Result<u64, String> {
     let mut prepared = conn.prepare(stmt).map_err(|e| e.to_string())?;
     let mut rows = prepared.query([]).map_err(|e| e.to_string())?;
     let count = match rows.next().map_err(|e| e.to_string())? {

@@ -2,6 +2,7 @@
 //! time, one DuckDB connection per worker on the shared catalog. A failed model, or a test
 //! that fails at severity error, skips the nodes downstream of it.
 
+pub mod incremental;
 pub mod materialization;
 pub mod materialize;
 pub mod session;
@@ -84,6 +85,8 @@ pub struct Run<'a> {
     pub storage: &'a crate::storage::Storage,
     /// Relations present in the catalog before the run, to check unselected upstreams.
     pub existing: &'a HashSet<(String, String)>,
+    /// Rebuild incremental models from scratch.
+    pub full_refresh: bool,
 }
 
 pub fn execute(run: &Run, conn: &duckdb::Connection, observer: &dyn Observer) -> Vec<RunResult> {
@@ -160,7 +163,9 @@ pub fn execute(run: &Run, conn: &duckdb::Connection, observer: &dyn Observer) ->
                     let conn = idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
                     let start = Instant::now();
                     let outcome = match &conn {
-                        Some(c) => materialize::run(c, node, run.storage, run.build_id),
+                        Some(c) => {
+                            materialize::run(c, node, run.storage, run.build_id, run.full_refresh)
+                        }
                         None => Err("no free DuckDB connection".to_string()),
                     };
                     if let Some(c) = conn {
@@ -173,7 +178,11 @@ pub fn execute(run: &Run, conn: &duckdb::Connection, observer: &dyn Observer) ->
                             status: o.verdict.as_ref().map_or(Status::Success, |v| v.status),
                             rows: o.rows,
                             seconds,
-                            message: o.verdict.as_ref().and_then(|v| v.message.clone()),
+                            message: o
+                                .verdict
+                                .as_ref()
+                                .and_then(|v| v.message.clone())
+                                .or(o.note),
                             written: o.written,
                             pinned: o.pinned,
                             failures: o.verdict.map(|v| v.failures),

@@ -279,6 +279,7 @@ fn render_test(
         },
         test: info,
         hooks: Default::default(),
+        incremental_sql: None,
     }))
 }
 

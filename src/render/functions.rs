@@ -54,6 +54,9 @@ pub struct Scope {
     /// Config known before this render (folders, schema.yml; in the compile pass, final).
     pub config: Config,
     pub capture: Mutex<Capture>,
+    /// What `is_incremental()` says: true only when rendering an incremental model's
+    /// incremental variant.
+    pub incremental: bool,
 }
 
 impl Object for Scope {}
@@ -65,6 +68,18 @@ impl Scope {
             pass,
             config,
             capture: Mutex::new(Capture::default()),
+            incremental: false,
+        })
+    }
+
+    /// A compile-pass scope in which `is_incremental()` is true.
+    pub fn incremental(shared: Arc<Shared>, config: Config) -> Arc<Scope> {
+        Arc::new(Scope {
+            shared,
+            pass: Pass::Compile,
+            config,
+            capture: Mutex::new(Capture::default()),
+            incremental: true,
         })
     }
 
@@ -288,8 +303,11 @@ pub fn raise_compiler_error(message: String) -> Result<Value, JError> {
     Err(JError::new(ErrorKind::InvalidOperation, message))
 }
 
-pub fn is_incremental() -> bool {
-    false
+/// dbt's `is_incremental()`: whether this render is the one that runs when the model's table
+/// exists and `--full-refresh` was not given. Both variants are compiled up front; the run
+/// picks one.
+pub fn is_incremental(state: &State) -> bool {
+    scope(state).is_ok_and(|s| s.incremental)
 }
 
 pub fn unsupported(name: &'static str) -> impl Fn(Rest<Value>) -> Result<Value, JError> {

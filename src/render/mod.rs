@@ -55,6 +55,8 @@ pub struct Node {
     pub test: Option<TestInfo>,
     /// SQL run before and after the model is built (`pre-hook`, `post-hook`).
     pub hooks: hooks::Hooks,
+    /// An incremental model's SQL with `is_incremental()` true (its new rows).
+    pub incremental_sql: Option<String>,
 }
 
 impl Node {
@@ -67,8 +69,9 @@ impl Node {
     }
 
     pub fn is_delta(&self) -> bool {
-        matches!(&self.materialization, Materialization::External(e)
-            if e.format == crate::execute::materialization::FileFormat::Delta)
+        self.materialization
+            .external()
+            .is_some_and(|e| e.format == crate::execute::materialization::FileFormat::Delta)
     }
 }
 
@@ -145,9 +148,9 @@ pub fn render(project: &Project) -> Result<Vec<Node>> {
             if f.kind == FileKind::Seed {
                 return Ok(Materialization::Table);
             }
-            Materialization::from_config(c).map_err(|msg| {
+            Materialization::from_config(c, project.kind == ProjectKind::Lakeflow).map_err(|msg| {
                 located(Error::new("LF205", msg), &f.path, &f.source, "materialized")
-                    .hint("set `materialized:` to one of view, table, ephemeral, external")
+                    .hint("see the model configs in the README: materialized, format, incremental_strategy, unique_key, on_schema_change")
             })
         })
         .collect::<Result<_>>()?;
@@ -171,8 +174,8 @@ pub fn render(project: &Project) -> Result<Vec<Node>> {
     // Locations of external models.
     let locations: Vec<Option<String>> = (0..files.len())
         .into_par_iter()
-        .map(|i| match &materializations[i] {
-            Materialization::External(ext) if enabled[i] => {
+        .map(|i| match materializations[i].external() {
+            Some(ext) if enabled[i] => {
                 let scope = Scope::new(shared.clone(), Pass::Compile, finals[i].clone());
                 renderer
                     .location(files[i], &scope, &relations[i], &finals[i], ext)
@@ -199,6 +202,20 @@ pub fn render(project: &Project) -> Result<Vec<Node>> {
         .collect::<Vec<Result<_>>>()
         .into_iter()
         .collect::<Result<_>>()?;
+    // Incremental models: the variant that selects only new rows, compiled too.
+    let incremental_bodies: Vec<Option<(String, Vec<String>)>> = (0..files.len())
+        .into_par_iter()
+        .map(|i| {
+            if !enabled[i] || !matches!(materializations[i], Materialization::Incremental(_)) {
+                return Ok(None);
+            }
+            let scope = Scope::incremental(shared.clone(), finals[i].clone());
+            let sql = renderer.render_model(files[i], &scope, relations[i].clone(), &finals[i])?;
+            Ok(Some((sql, scope.take_capture().refs)))
+        })
+        .collect::<Vec<Result<_>>>()
+        .into_iter()
+        .collect::<Result<_>>()?;
     let (bodies, model_hooks): (Vec<Option<String>>, Vec<hooks::Hooks>) = compiled
         .into_iter()
         .map(|c| match c {
@@ -211,9 +228,17 @@ pub fn render(project: &Project) -> Result<Vec<Node>> {
     for i in 0..files.len() {
         let Some(body) = &bodies[i] else { continue };
         let file = files[i];
-        let refs = dedup(parsed[i].refs.clone());
+        // Refs of the incremental branch count too (it may join what the full one does not).
+        let mut refs = parsed[i].refs.clone();
+        if let Some((_, more)) = &incremental_bodies[i] {
+            refs.extend(more.iter().cloned());
+        }
+        let refs = dedup(refs);
         let compiled_sql =
             ephemeral::inline_ephemerals(&refs, &shared.models, &materializations, &bodies, body);
+        let incremental_sql = incremental_bodies[i].as_ref().map(|(b, _)| {
+            ephemeral::inline_ephemerals(&refs, &shared.models, &materializations, &bodies, b)
+        });
         let mut fqn = vec![project.name.clone()];
         fqn.extend(file.folders.iter().cloned());
         fqn.push(file.name.clone());
@@ -245,6 +270,7 @@ pub fn render(project: &Project) -> Result<Vec<Node>> {
             checksum: file.checksum.clone(),
             test: None,
             hooks: model_hooks[i].clone(),
+            incremental_sql,
         });
     }
     nodes.extend(data_tests::compile(

@@ -107,6 +107,28 @@ pub fn commit(staged: &Staged) -> Result<()> {
     rename(&link_tmp, target)
 }
 
+/// Hard-links (or, where the share refuses links, copies) every file under `from` into the
+/// same place under `to`; returns how many.
+pub fn link_tree(from: &Path, to: &Path) -> Result<usize> {
+    let mut n = 0;
+    let entries = std::fs::read_dir(from).map_err(|e| Error::io("LF516", "list", from, e))?;
+    std::fs::create_dir_all(to).map_err(|e| Error::io("LF512", "create folder", to, e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io("LF516", "list", from, e))?;
+        let src = entry.path();
+        let dest = to.join(entry.file_name());
+        if src.is_dir() {
+            n += link_tree(&src, &dest)?;
+        } else {
+            if std::fs::hard_link(&src, &dest).is_err() {
+                std::fs::copy(&src, &dest).map_err(|e| Error::io("LF515", "copy", &src, e))?;
+            }
+            n += 1;
+        }
+    }
+    Ok(n)
+}
+
 pub fn abort(staged: &Staged) {
     let p = Path::new(&staged.write_path);
     let _ = if p.is_dir() {

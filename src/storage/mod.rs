@@ -86,6 +86,29 @@ impl Storage {
         local::stage(location, partitioned, build_id)
     }
 
+    /// Puts the files of the version at `from` (a pinned path) into the staged version, so a
+    /// write that appends adds files beside them: hard links locally, server-side copies on S3.
+    /// Returns how many files were carried over.
+    pub fn carry_over(&self, staged: &Staged, from: &str) -> Result<usize> {
+        if !staged.remote {
+            return local::link_tree(
+                std::path::Path::new(from),
+                std::path::Path::new(&staged.write_path),
+            );
+        }
+        let remote = self.remote(&staged.location)?;
+        let from = from.trim_end_matches('/');
+        let keys = remote.list(&format!("{from}/"))?;
+        for key in &keys {
+            let rest = key.strip_prefix(from).unwrap_or(key);
+            remote.copy(
+                key,
+                &format!("{}{rest}", staged.write_path.trim_end_matches('/')),
+            )?;
+        }
+        Ok(keys.len())
+    }
+
     pub fn commit(&self, staged: &Staged) -> Result<()> {
         if staged.remote {
             Ok(())

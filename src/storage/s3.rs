@@ -262,6 +262,15 @@ impl Remote {
             .map_err(|e| self.error("write", url, &e))
     }
 
+    /// Server-side copy of one object (same bucket).
+    pub fn copy(&self, from: &str, to: &str) -> Result<()> {
+        let (store, from_path) = self.store(from)?;
+        let (_, to_path) = self.store(to)?;
+        self.runtime
+            .block_on(store.copy(&from_path, &to_path))
+            .map_err(|e| self.error("copy", from, &e))
+    }
+
     pub fn get(&self, url: &str) -> Result<Vec<u8>> {
         let (store, path) = self.store(url)?;
         self.runtime

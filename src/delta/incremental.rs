@@ -1,0 +1,329 @@
+//! An incremental run on a Delta table: one commit that adds the new rows' files and, for
+//! `merge` / `delete+insert` / `insert_overwrite`, removes what they replace. Replacing is
+//! copy-on-write at file level: only the files holding a matched key (or a replaced partition)
+//! are rewritten, so the data written is proportional to what changed, not to the table.
+
+use super::write::{self, CopySpec, ModelWrite};
+use super::{AsOf, DataFile, Snapshot, Table, file_path, reader_sql, types};
+use crate::execute::materialization::{External, Incremental, Strategy};
+use crate::render::relation::{quote_ident, quote_literal};
+use deltalake::kernel::Action;
+use deltalake::kernel::transaction::TableReference;
+use deltalake::protocol::{DeltaOperation, MergePredicate, SaveMode};
+use duckdb::Connection;
+use serde_json::json;
+use std::collections::HashSet;
+
+/// The new rows of one run: `select_sql` yields them in the table's (possibly widened)
+/// columns; `batch` is the temporary table they were computed into (for their keys).
+pub struct NewRows<'a> {
+    pub select_sql: &'a str,
+    pub batch: &'a str,
+}
+
+/// What the commit changed, for the run's report.
+pub struct Applied {
+    pub write: ModelWrite,
+    pub files_removed: usize,
+    pub files_added: usize,
+    pub rows_rewritten: u64,
+}
+
+pub fn apply(
+    conn: &Connection,
+    table: &Table,
+    rows: &NewRows,
+    inc: &Incremental,
+    ext: &External,
+    build_id: &str,
+    model: &str,
+) -> Result<Applied, String> {
+    let loaded = table.load(&AsOf::Latest)?;
+    let snap = super::snapshot_of(&loaded, &table.location)?;
+    if snap.partition_columns != ext.partition_by {
+        return Err(format!(
+            "the Delta table {} is partitioned by [{}], the model by [{}]; rebuild it with --full-refresh",
+            table.location,
+            snap.partition_columns.join(", "),
+            ext.partition_by.join(", ")
+        ));
+    }
+    let cols = write::columns(conn, rows.select_sql)?;
+    let new_sql = format!(
+        "select {} from ({}) as lf_new",
+        cols.select.join(", "),
+        rows.select_sql
+    );
+    let keys = &inc.unique_key;
+    if inc.strategy == Strategy::Merge {
+        check_one_row_per_key(conn, rows.batch, keys)?;
+    }
+    let (replaced, rewritten_sql): (Vec<&DataFile>, Option<String>) = match inc.strategy {
+        Strategy::Append => (Vec::new(), None),
+        Strategy::Merge | Strategy::DeleteInsert => {
+            let hit = files_with_keys(conn, &table.location, &snap, rows.batch, keys)?;
+            let files: Vec<&DataFile> = snap
+                .files
+                .iter()
+                .filter(|f| hit.contains(&f.path))
+                .collect();
+            let kept = if files.is_empty() {
+                None
+            } else {
+                let part = Snapshot {
+                    files: files.iter().map(|f| (*f).clone()).collect(),
+                    ..snap.clone()
+                };
+                let key_list: Vec<String> = keys.iter().map(|k| quote_ident(k)).collect();
+                Some(format!(
+                    "select * from ({}) as lf_old anti join (select distinct {k} from {b}) as lf_keys using ({k})",
+                    reader_sql(&table.location, &part)?,
+                    k = key_list.join(", "),
+                    b = rows.batch
+                ))
+            };
+            (files, kept)
+        }
+        Strategy::InsertOverwrite => {
+            let parts = partitions_of(conn, rows.batch, &ext.partition_by)?;
+            let files = snap
+                .files
+                .iter()
+                .filter(|f| {
+                    let key: Vec<Option<String>> = ext
+                        .partition_by
+                        .iter()
+                        .map(|c| f.partition_values.get(c).cloned().flatten())
+                        .collect();
+                    parts.contains(&key)
+                })
+                .collect();
+            (files, None)
+        }
+    };
+    // The rows to write: the new ones, plus the rows of rewritten files that stay, cast to
+    // the table's columns (older files may lack columns added since).
+    let select_sql = match &rewritten_sql {
+        None => new_sql.clone(),
+        Some(kept) => {
+            let outer: Vec<String> = cols
+                .delta
+                .iter()
+                .map(|(n, t)| {
+                    Ok(format!(
+                        "cast({} as {}) as {}",
+                        quote_ident(n),
+                        types::from_delta(t)?,
+                        quote_ident(n)
+                    ))
+                })
+                .collect::<Result<_, String>>()?;
+            format!(
+                "select {} from ({kept} union all by name {new_sql}) as lf_rows",
+                outer.join(", ")
+            )
+        }
+    };
+    let spec = CopySpec {
+        select_sql: &select_sql,
+        columns: &cols.delta,
+        partition_by: &ext.partition_by,
+        options: &ext.options,
+        target_file_size: ext
+            .target_file_size
+            .as_deref()
+            .unwrap_or(write::DEFAULT_TARGET_FILE_SIZE),
+        tag: build_id,
+        data_change: true,
+    };
+    let written = write::copy_files(conn, table, &spec)
+        .inspect_err(|_| write::remove_files_of(table, build_id))?;
+    let new_rows = count(conn, rows.batch)?;
+    let written_rows: u64 = written.iter().map(|w| w.rows).sum();
+    let state = loaded.snapshot().map_err(|e| e.to_string())?;
+    let gone: HashSet<&str> = replaced.iter().map(|f| f.path.as_str()).collect();
+    let mut actions =
+        super::metadata_changes(state, &cols.delta, &ext.partition_by, &ext.table_properties)?;
+    let removes: Vec<Action> = state
+        .log_data()
+        .iter()
+        .filter(|f| gone.contains(&*super::percent_decode(&f.path())))
+        .map(|f| Action::Remove(f.remove_action(true)))
+        .collect();
+    let (files_removed, files_added) = (removes.len(), written.len());
+    actions.extend(removes);
+    actions.extend(written.iter().map(|w| Action::Add(w.add.clone())));
+    let info = json!({
+        "build_id": build_id, "model": model, "rows": new_rows, "files": files_added,
+        "incremental_strategy": inc.strategy.name(), "files_removed": files_removed,
+        "rows_rewritten": written_rows.saturating_sub(new_rows),
+    });
+    let version = table
+        .commit(
+            actions,
+            operation(inc, ext, &snap),
+            Some(state as &dyn TableReference),
+            &info,
+        )
+        .inspect_err(|_| write::cleanup_unless_committed(table, build_id))?;
+    let snapshot = table.snapshot(&AsOf::Version(version))?;
+    Ok(Applied {
+        write: ModelWrite {
+            rows: new_rows,
+            snapshot,
+        },
+        files_removed,
+        files_added,
+        rows_rewritten: written_rows.saturating_sub(new_rows),
+    })
+}
+
+fn operation(inc: &Incremental, ext: &External, snap: &Snapshot) -> DeltaOperation {
+    let on = inc
+        .unique_key
+        .iter()
+        .map(|k| format!("target.{k} = source.{k}"))
+        .collect::<Vec<_>>()
+        .join(" AND ");
+    match inc.strategy {
+        Strategy::Append => DeltaOperation::Write {
+            mode: SaveMode::Append,
+            partition_by: (!snap.partition_columns.is_empty())
+                .then(|| snap.partition_columns.clone()),
+            predicate: None,
+        },
+        Strategy::Merge | Strategy::DeleteInsert => DeltaOperation::Merge {
+            predicate: None,
+            merge_predicate: Some(on),
+            matched_predicates: vec![MergePredicate {
+                action_type: if inc.strategy == Strategy::Merge {
+                    "update".into()
+                } else {
+                    "delete".into()
+                },
+                predicate: None,
+            }],
+            not_matched_predicates: vec![MergePredicate {
+                action_type: "insert".into(),
+                predicate: None,
+            }],
+            not_matched_by_source_predicates: Vec::new(),
+        },
+        Strategy::InsertOverwrite => DeltaOperation::Write {
+            mode: SaveMode::Overwrite,
+            partition_by: Some(ext.partition_by.clone()),
+            predicate: Some(format!(
+                "replace the partitions ({}) present in the new rows",
+                ext.partition_by.join(", ")
+            )),
+        },
+    }
+}
+
+/// The data files (paths relative to the table) that hold one of the batch's keys. Only the
+/// key columns are read, and DuckDB skips row groups whose min/max cannot match.
+fn files_with_keys(
+    conn: &Connection,
+    location: &str,
+    snap: &Snapshot,
+    batch: &str,
+    keys: &[String],
+) -> Result<HashSet<String>, String> {
+    if snap.files.is_empty() {
+        return Ok(HashSet::new());
+    }
+    let key_list: Vec<String> = keys.iter().map(|k| quote_ident(k)).collect();
+    let paths: Vec<String> = snap
+        .files
+        .iter()
+        .map(|f| quote_literal(&file_path(location, &f.path)))
+        .collect();
+    let partition_key = keys.iter().any(|k| snap.partition_columns.contains(k));
+    let hive = if partition_key {
+        ", hive_partitioning = true"
+    } else {
+        ", hive_partitioning = false"
+    };
+    let sql = format!(
+        "select distinct filename from read_parquet([{}], filename = true, union_by_name = true{hive}) as lf_files semi join (select distinct {k} from {batch}) as lf_keys using ({k})",
+        paths.join(", "),
+        k = key_list.join(", ")
+    );
+    let mut stmt = conn.prepare(&sql).map_err(|e| e.to_string())?;
+    let found: Vec<String> = stmt
+        .query_map([], |r| r.get::<_, String>(0))
+        .map_err(|e| e.to_string())?
+        .collect::<Result<_, _>>()
+        .map_err(|e| e.to_string())?;
+    let found: HashSet<String> = found.into_iter().collect();
+    Ok(snap
+        .files
+        .iter()
+        .filter(|f| found.contains(&file_path(location, &f.path)))
+        .map(|f| f.path.clone())
+        .collect())
+}
+
+/// `merge` replaces a key's row by the new one, so the new rows must have one row per key
+/// (rows with a null key match nothing and are simply inserted).
+pub fn check_one_row_per_key(
+    conn: &Connection,
+    batch: &str,
+    keys: &[String],
+) -> Result<(), String> {
+    let key_list: Vec<String> = keys.iter().map(|k| quote_ident(k)).collect();
+    let text: Vec<String> = key_list.iter().map(|k| format!("{k}::varchar")).collect();
+    let not_null: Vec<String> = key_list
+        .iter()
+        .map(|k| format!("{k} is not null"))
+        .collect();
+    let sql = format!(
+        "select concat_ws(', ', {}), count(*) from {batch} where {} group by {} having count(*) > 1 limit 1",
+        text.join(", "),
+        not_null.join(" and "),
+        key_list.join(", ")
+    );
+    let dup: Option<(String, i64)> = conn
+        .query_row(&sql, [], |r| Ok((r.get(0)?, r.get(1)?)))
+        .ok();
+    match dup {
+        Some((key, n)) => Err(format!(
+            "the new rows have {n} rows for unique_key ({}) = ({key}); merge needs one row per key: deduplicate in the model (e.g. `qualify row_number() over (partition by {} order by ...) = 1`) or use incremental_strategy 'delete+insert'",
+            keys.join(", "),
+            keys.join(", ")
+        )),
+        None => Ok(()),
+    }
+}
+
+/// The distinct partition values of the batch, as the log spells them (text, null as None).
+fn partitions_of(
+    conn: &Connection,
+    batch: &str,
+    partition_by: &[String],
+) -> Result<HashSet<Vec<Option<String>>>, String> {
+    let cols: Vec<String> = partition_by
+        .iter()
+        .map(|c| format!("cast({} as varchar)", quote_ident(c)))
+        .collect();
+    let sql = format!("select distinct {} from {batch}", cols.join(", "));
+    let mut stmt = conn.prepare(&sql).map_err(|e| e.to_string())?;
+    let mut rows = stmt.query([]).map_err(|e| e.to_string())?;
+    let mut out = HashSet::new();
+    while let Some(row) = rows.next().map_err(|e| e.to_string())? {
+        let mut key = Vec::with_capacity(partition_by.len());
+        for i in 0..partition_by.len() {
+            key.push(row.get::<_, Option<String>>(i).map_err(|e| e.to_string())?);
+        }
+        out.insert(key);
+    }
+    Ok(out)
+}
+
+fn count(conn: &Connection, relation: &str) -> Result<u64, String> {
+    conn.query_row(&format!("select count(*) from {relation}"), [], |r| {
+        r.get::<_, i64>(0)
+    })
+    .map(|n| n.max(0) as u64)
+    .map_err(|e| e.to_string())
+}

@@ -1,0 +1,550 @@
+//! Incremental models. The first run (and `--full-refresh`) builds the whole table; later runs
+//! compute only the model's `is_incremental()` rows into a temporary table and merge them in:
+//! - a table inside the catalog: one transaction of DELETE/INSERT (and ALTER for new columns);
+//! - Parquet files: append only, a new version holding the old files (hard links locally,
+//!   server-side copies on S3) plus the new ones, swapped in like any external write;
+//! - Delta: one commit adding the new rows' files and removing the files they replace
+//!   (copy-on-write of only the files that hold a matched key or partition).
+//!
+//! Whatever fails, the table stays as it was: nothing is committed before everything is
+//! written.
+
+use super::materialization::{External, FileFormat, Incremental, OnSchemaChange, Strategy};
+use super::materialize::{Outcome, count_rows, replacing};
+use super::templates;
+use crate::catalog;
+use crate::render::Node;
+use crate::render::relation::{quote_ident, quote_literal};
+use crate::storage::Storage;
+use duckdb::Connection;
+
+pub struct Ctx<'a> {
+    pub conn: &'a Connection,
+    pub node: &'a Node,
+    pub storage: &'a Storage,
+    pub build_id: &'a str,
+    pub full_refresh: bool,
+}
+
+pub fn run(c: &Ctx, inc: &Incremental, full_sql: &str) -> Result<Outcome, String> {
+    let existing = relation_kind(c.conn, c.node)?;
+    let new_sql = c
+        .node
+        .incremental_sql
+        .as_deref()
+        .map(crate::render::strip_statement_end);
+    match &inc.external {
+        None => {
+            let incremental = !c.full_refresh && existing.as_deref() == Some("table");
+            match new_sql.filter(|_| incremental) {
+                Some(sql) => catalog_table(c, inc, sql),
+                None => {
+                    let stmt = templates::render(
+                        "table",
+                        &[
+                            ("relation", c.node.relation.to_string()),
+                            ("sql", full_sql.to_string()),
+                        ],
+                    );
+                    let rows = replacing(c.conn, &c.node.relation, "table", || {
+                        count_rows(c.conn, &stmt)
+                    })?;
+                    Ok(Outcome::rows(Some(rows)))
+                }
+            }
+        }
+        Some(ext) => {
+            let location = c
+                .node
+                .location
+                .as_deref()
+                .ok_or_else(|| "incremental model has no location".to_string())?;
+            let as_view = existing.as_deref() == Some("view");
+            if ext.format == FileFormat::Delta {
+                delta(
+                    c,
+                    inc,
+                    ext,
+                    location,
+                    new_sql.filter(|_| as_view && !c.full_refresh),
+                    full_sql,
+                )
+            } else {
+                let previous = if as_view && !c.full_refresh {
+                    pinned_version(c.conn, c.node)?
+                } else {
+                    None
+                };
+                let sql = new_sql.filter(|_| previous.is_some());
+                parquet(
+                    c,
+                    inc,
+                    ext,
+                    location,
+                    previous.as_deref().zip(sql),
+                    full_sql,
+                )
+            }
+        }
+    }
+}
+
+/// Whether the model's relation exists in the catalog now, and as what.
+fn relation_kind(conn: &Connection, node: &Node) -> Result<Option<String>, String> {
+    conn.query_row(
+        "select case
+            when exists (select 1 from duckdb_views() where database_name = current_database()
+                         and schema_name = ?1 and view_name = ?2 and not internal) then 'view'
+            when exists (select 1 from duckdb_tables() where database_name = current_database()
+                         and schema_name = ?1 and table_name = ?2) then 'table' end",
+        [&node.relation.schema, &node.relation.identifier],
+        |r| r.get(0),
+    )
+    .map_err(|e| e.to_string())
+}
+
+/// The version of the model's files the catalog reads now (what this run appends to).
+fn pinned_version(conn: &Connection, node: &Node) -> Result<Option<String>, String> {
+    crate::publish::ensure_state(conn).map_err(|e| e.message.clone())?;
+    let pinned: Option<String> = conn
+        .query_row(
+            "select pinned_path from _lakeflow.models where unique_id = ?",
+            [&node.unique_id],
+            |r| r.get(0),
+        )
+        .ok()
+        .flatten();
+    Ok(pinned.filter(|p| crate::location::is_remote(p) || std::path::Path::new(p).is_dir()))
+}
+
+/// A temporary table of the run's new rows, dropped when this goes out of scope.
+struct Batch<'a> {
+    conn: &'a Connection,
+    name: String,
+}
+
+impl<'a> Batch<'a> {
+    fn create(conn: &'a Connection, node: &Node, sql: &str) -> Result<Batch<'a>, String> {
+        let name = quote_ident(&format!("lf_new_rows_{}", node.name));
+        conn.execute_batch(&format!(
+            "create or replace temp table {name} as select * from ({sql}) as lf_new"
+        ))
+        .map_err(|e| e.to_string())?;
+        Ok(Batch { conn, name })
+    }
+
+    fn rows(&self) -> Result<u64, String> {
+        self.conn
+            .query_row(&format!("select count(*) from {}", self.name), [], |r| {
+                r.get::<_, i64>(0)
+            })
+            .map(|n| n.max(0) as u64)
+            .map_err(|e| e.to_string())
+    }
+}
+
+impl Drop for Batch<'_> {
+    fn drop(&mut self) {
+        let _ = self
+            .conn
+            .execute_batch(&format!("drop table if exists {}", self.name));
+    }
+}
+
+/// `describe` of a relation or query: (column, DuckDB type) in order.
+fn columns_of(conn: &Connection, relation: &str) -> Result<Vec<(String, String)>, String> {
+    let mut stmt = conn
+        .prepare(&format!("describe {relation}"))
+        .map_err(|e| e.to_string())?;
+    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .map_err(|e| e.to_string())?
+        .collect::<Result<_, _>>()
+        .map_err(|e| e.to_string())
+}
+
+/// How the new rows' columns become the table's, per `on_schema_change`.
+#[derive(Debug, PartialEq)]
+pub struct SchemaPlan {
+    /// Expressions over the new rows giving the table's columns, in the table's order.
+    pub select: Vec<String>,
+    /// The table's columns after this run.
+    pub columns: Vec<(String, String)>,
+    pub added: Vec<(String, String)>,
+    pub removed: Vec<String>,
+    /// (column, old type, new type)
+    pub retyped: Vec<(String, String, String)>,
+}
+
+pub fn plan_schema(
+    table: &[(String, String)],
+    new: &[(String, String)],
+    mode: OnSchemaChange,
+    relation: &str,
+) -> Result<SchemaPlan, String> {
+    let find = |cols: &[(String, String)], n: &str| -> Option<String> {
+        cols.iter()
+            .find(|(c, _)| c.eq_ignore_ascii_case(n))
+            .map(|(_, t)| t.clone())
+    };
+    let added: Vec<(String, String)> = new
+        .iter()
+        .filter(|(n, _)| find(table, n).is_none())
+        .cloned()
+        .collect();
+    let removed: Vec<String> = table
+        .iter()
+        .filter(|(n, _)| find(new, n).is_none())
+        .map(|(n, _)| n.clone())
+        .collect();
+    let retyped: Vec<(String, String, String)> = table
+        .iter()
+        .filter_map(|(n, t)| {
+            let nt = find(new, n)?;
+            (nt != *t).then(|| (n.clone(), t.clone(), nt))
+        })
+        .collect();
+    let changed = !(added.is_empty() && removed.is_empty() && retyped.is_empty());
+    // Keep the table's columns, filling missing ones with nulls and casting changed ones.
+    let keep_table = |extra: &[(String, String)]| -> Vec<String> {
+        let mut out: Vec<String> = table
+            .iter()
+            .map(|(n, t)| match find(new, n) {
+                Some(nt) if nt == *t => quote_ident(n),
+                Some(_) => format!("cast({} as {t}) as {}", quote_ident(n), quote_ident(n)),
+                None => format!("cast(null as {t}) as {}", quote_ident(n)),
+            })
+            .collect();
+        out.extend(extra.iter().map(|(n, _)| quote_ident(n)));
+        out
+    };
+    let (select, columns) = match mode {
+        _ if !changed => (keep_table(&[]), table.to_vec()),
+        OnSchemaChange::Fail => {
+            let mut what = Vec::new();
+            for (n, t) in &added {
+                what.push(format!("new column {n} {t}"));
+            }
+            for n in &removed {
+                what.push(format!("column {n} is gone"));
+            }
+            for (n, a, b) in &retyped {
+                what.push(format!("column {n} changed from {a} to {b}"));
+            }
+            return Err(format!(
+                "on_schema_change is 'fail' and the new rows' columns differ from {relation}: {}; rebuild with --full-refresh, or set on_schema_change to ignore, append_new_columns or sync_all_columns",
+                what.join("; ")
+            ));
+        }
+        OnSchemaChange::Ignore => (keep_table(&[]), table.to_vec()),
+        OnSchemaChange::AppendNewColumns => {
+            let mut cols = table.to_vec();
+            cols.extend(added.iter().cloned());
+            (keep_table(&added), cols)
+        }
+        OnSchemaChange::SyncAllColumns => (
+            new.iter().map(|(n, _)| quote_ident(n)).collect(),
+            new.to_vec(),
+        ),
+    };
+    Ok(SchemaPlan {
+        select,
+        columns,
+        added,
+        removed,
+        retyped,
+    })
+}
+
+/// A table inside the catalog: schema changes, deletes and inserts in one transaction.
+fn catalog_table(c: &Ctx, inc: &Incremental, sql: &str) -> Result<Outcome, String> {
+    let batch = Batch::create(c.conn, c.node, sql)?;
+    let relation = c.node.relation.to_string();
+    let plan = plan_schema(
+        &columns_of(c.conn, &relation)?,
+        &columns_of(c.conn, &batch.name)?,
+        inc.on_schema_change,
+        &relation,
+    )?;
+    if inc.strategy == Strategy::Merge {
+        crate::delta::incremental::check_one_row_per_key(c.conn, &batch.name, &inc.unique_key)?;
+    }
+    let mut stmts = vec!["begin".to_string()];
+    if inc.on_schema_change == OnSchemaChange::SyncAllColumns {
+        for n in &plan.removed {
+            stmts.push(format!(
+                "alter table {relation} drop column {}",
+                quote_ident(n)
+            ));
+        }
+        for (n, _, t) in &plan.retyped {
+            stmts.push(format!(
+                "alter table {relation} alter column {} set data type {t}",
+                quote_ident(n)
+            ));
+        }
+    }
+    if matches!(
+        inc.on_schema_change,
+        OnSchemaChange::SyncAllColumns | OnSchemaChange::AppendNewColumns
+    ) {
+        for (n, t) in &plan.added {
+            stmts.push(format!(
+                "alter table {relation} add column {} {t}",
+                quote_ident(n)
+            ));
+        }
+    }
+    let on = |cols: &[String]| -> String {
+        cols.iter()
+            .map(|k| format!("{relation}.{k} = lf_new.{k}", k = quote_ident(k)))
+            .collect::<Vec<_>>()
+            .join(" and ")
+    };
+    match inc.strategy {
+        Strategy::Append => {}
+        Strategy::Merge | Strategy::DeleteInsert => stmts.push(format!(
+            "delete from {relation} using {} as lf_new where {}",
+            batch.name,
+            on(&inc.unique_key)
+        )),
+        Strategy::InsertOverwrite => {
+            let parts = crate::project::config::as_string_list(c.node.config.get("partition_by"));
+            let cols: Vec<String> = parts.iter().map(|p| quote_ident(p)).collect();
+            stmts.push(format!(
+                "delete from {relation} where ({c}) in (select distinct {c} from {})",
+                batch.name,
+                c = cols.join(", ")
+            ));
+        }
+    }
+    let names: Vec<String> = plan.columns.iter().map(|(n, _)| quote_ident(n)).collect();
+    stmts.push(format!(
+        "insert into {relation} ({}) select {} from {}",
+        names.join(", "),
+        plan.select.join(", "),
+        batch.name
+    ));
+    stmts.push("commit".to_string());
+    if let Err(e) = c.conn.execute_batch(&stmts.join(";\n")) {
+        let _ = c.conn.execute_batch("rollback");
+        return Err(e.to_string());
+    }
+    Ok(Outcome::rows(Some(batch.rows()?)))
+}
+
+/// Parquet: the first run writes the whole table as a folder of files; later runs append.
+fn parquet(
+    c: &Ctx,
+    inc: &Incremental,
+    ext: &External,
+    location: &str,
+    append: Option<(&str, &str)>,
+    full_sql: &str,
+) -> Result<Outcome, String> {
+    let staged = c
+        .storage
+        .stage(location, true, "parquet", c.build_id)
+        .map_err(|e| e.to_string())?;
+    let result = (|| -> Result<(u64, Option<Vec<String>>), String> {
+        let (select, batch, projection) = match append {
+            None => (full_sql.to_string(), None, None),
+            Some((previous, sql)) => {
+                c.storage
+                    .carry_over(&staged, previous)
+                    .map_err(|e| e.to_string())?;
+                let batch = Batch::create(c.conn, c.node, sql)?;
+                let relation = c.node.relation.to_string();
+                let plan = plan_schema(
+                    &columns_of(c.conn, &relation)?,
+                    &columns_of(c.conn, &batch.name)?,
+                    inc.on_schema_change,
+                    &relation,
+                )?;
+                if !plan.retyped.is_empty() && inc.on_schema_change != OnSchemaChange::Ignore {
+                    return Err(retyped_error(&plan));
+                }
+                let projection = (inc.on_schema_change == OnSchemaChange::SyncAllColumns)
+                    .then(|| plan.columns.iter().map(|(n, _)| n.clone()).collect());
+                let select = format!("select {} from {}", plan.select.join(", "), batch.name);
+                (select, Some(batch), projection)
+            }
+        };
+        if !staged.remote {
+            std::fs::create_dir_all(&staged.write_path)
+                .map_err(|e| format!("cannot create {}: {e}", staged.write_path))?;
+        }
+        let tag = format!("b-{}", c.build_id);
+        let (path, mut opts) = if ext.partition_by.is_empty() {
+            (
+                format!("{}/{tag}.parquet", staged.write_path.trim_end_matches('/')),
+                vec!["format parquet".to_string()],
+            )
+        } else {
+            let cols: Vec<String> = ext.partition_by.iter().map(|p| quote_ident(p)).collect();
+            (
+                staged.write_path.clone(),
+                vec![
+                    "format parquet".to_string(),
+                    format!("partition_by ({})", cols.join(", ")),
+                    "append true".to_string(),
+                    format!(
+                        "filename_pattern {}",
+                        quote_literal(&format!("{tag}-{{uuid}}"))
+                    ),
+                ],
+            )
+        };
+        opts.extend(ext.options.iter().map(|(k, v)| format!("{k} {v}")));
+        let rows = count_rows(
+            c.conn,
+            &format!(
+                "copy ({select}) to {} ({})",
+                quote_literal(&path),
+                opts.join(", ")
+            ),
+        )?;
+        drop(batch);
+        Ok((rows, projection))
+    })();
+    let (rows, projection) = match result {
+        Ok(r) => r,
+        Err(e) => {
+            c.storage.abort(&staged);
+            return Err(e);
+        }
+    };
+    c.storage.commit(&staged).map_err(|e| e.to_string())?;
+    let view = catalog::folder_view_sql(
+        &c.node.relation,
+        &staged.view_path,
+        !ext.partition_by.is_empty(),
+        projection.as_deref(),
+    );
+    replacing(c.conn, &c.node.relation, "view", || {
+        c.conn.execute_batch(&view).map_err(|e| e.to_string())
+    })
+    .map_err(|e| {
+        format!(
+            "files written to {}, but the catalog view failed: {e}",
+            staged.view_path
+        )
+    })?;
+    if let Err(e) = c.storage.collect_garbage(&staged) {
+        eprintln!(
+            "warning: {}: old versions were not removed: {}",
+            c.node.name, e.message
+        );
+    }
+    Ok(Outcome {
+        written: Some(staged.view_path),
+        pinned: Some(staged.pinned_path),
+        ..Outcome::rows(Some(rows))
+    })
+}
+
+fn retyped_error(plan: &SchemaPlan) -> String {
+    let what: Vec<String> = plan
+        .retyped
+        .iter()
+        .map(|(n, a, b)| format!("{n} from {a} to {b}"))
+        .collect();
+    format!(
+        "the new rows change column types ({}), which files already written cannot follow; rebuild with --full-refresh",
+        what.join(", ")
+    )
+}
+
+/// Delta: a full write, or one commit of the new rows by the model's strategy.
+fn delta(
+    c: &Ctx,
+    inc: &Incremental,
+    ext: &External,
+    location: &str,
+    new_sql: Option<&str>,
+    full_sql: &str,
+) -> Result<Outcome, String> {
+    if !crate::location::is_remote(location) {
+        std::fs::create_dir_all(location).map_err(|e| format!("cannot create {location}: {e}"))?;
+    }
+    let table = crate::delta::Table::open(location, c.storage.remote.as_ref())?;
+    let sql = match new_sql {
+        Some(sql) if table.exists()? => sql,
+        _ => {
+            return super::materialize::delta_full(
+                c.conn, c.node, &table, full_sql, ext, c.build_id,
+            );
+        }
+    };
+    let batch = Batch::create(c.conn, c.node, sql)?;
+    let relation = c.node.relation.to_string();
+    let plan = plan_schema(
+        &columns_of(c.conn, &relation)?,
+        &columns_of(c.conn, &batch.name)?,
+        inc.on_schema_change,
+        &relation,
+    )?;
+    if !plan.retyped.is_empty() && inc.on_schema_change != OnSchemaChange::Ignore {
+        return Err(retyped_error(&plan));
+    }
+    let select = format!("select {} from {}", plan.select.join(", "), batch.name);
+    let applied = crate::delta::incremental::apply(
+        c.conn,
+        &table,
+        &crate::delta::incremental::NewRows {
+            select_sql: &select,
+            batch: &batch.name,
+        },
+        inc,
+        ext,
+        c.build_id,
+        &c.node.name,
+    )?;
+    drop(batch);
+    let mut outcome = super::materialize::delta_view(c.conn, c.node, &table, &applied.write)?;
+    outcome.note = Some(format!(
+        "incremental {}: {} files added, {} replaced ({} unchanged rows rewritten)",
+        inc.strategy.name(),
+        applied.files_added,
+        applied.files_removed,
+        applied.rows_rewritten
+    ));
+    Ok(outcome)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cols(spec: &[(&str, &str)]) -> Vec<(String, String)> {
+        spec.iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn schema_plans_follow_on_schema_change() {
+        let table = cols(&[("id", "BIGINT"), ("v", "VARCHAR")]);
+        let new = cols(&[("id", "BIGINT"), ("w", "DOUBLE")]);
+        let ignore = plan_schema(&table, &new, OnSchemaChange::Ignore, "t").unwrap();
+        assert_eq!(
+            ignore.select,
+            vec!["\"id\"", "cast(null as VARCHAR) as \"v\""]
+        );
+        assert_eq!(ignore.columns, table);
+        let append = plan_schema(&table, &new, OnSchemaChange::AppendNewColumns, "t").unwrap();
+        assert_eq!(
+            append.columns,
+            cols(&[("id", "BIGINT"), ("v", "VARCHAR"), ("w", "DOUBLE")])
+        );
+        assert_eq!(append.select.last().unwrap(), "\"w\"");
+        let sync = plan_schema(&table, &new, OnSchemaChange::SyncAllColumns, "t").unwrap();
+        assert_eq!(sync.columns, new);
+        assert_eq!(sync.removed, vec!["v"]);
+        let err = plan_schema(&table, &new, OnSchemaChange::Fail, "main.t").unwrap_err();
+        assert!(err.contains("new column w DOUBLE"), "{err}");
+        assert!(err.contains("column v is gone"), "{err}");
+        assert!(err.contains("--full-refresh"), "{err}");
+        let same = plan_schema(&table, &table, OnSchemaChange::Fail, "t").unwrap();
+        assert_eq!(same.select, vec!["\"id\"", "\"v\""]);
+    }
+}
