@@ -150,13 +150,14 @@ def main():
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--results")
     ap.add_argument("--delta-rows", type=int, default=20_000_000)
-    ap.add_argument("--only", choices=["overhead", "parse", "data", "delta"], action="append",
+    ap.add_argument("--only", choices=["overhead", "parse", "data", "delta", "incremental"], action="append",
                     help="run only these sections (default: all)")
     args = ap.parse_args()
     lf, dbt, py = args.lakeflow, f"{args.venv}/bin/dbt", f"{args.venv}/bin/python"
     work = Path(tempfile.mkdtemp(prefix="lakeflow-bench-"))
     rows = []
     delta_rows = []
+    inc_rows = []
     print(f"machine: {machine()}\nwork dir: {work}\n", flush=True)
     want = lambda section: not args.only or section in args.only
     try:
@@ -214,11 +215,46 @@ def main():
             w_py = bench("Python write_deltalake", [py, __file__, "pydelta", str(source), str(work / "py_delta")], proj, args.runs)
             for pages in ["v1", "v2"]:
                 delta_rows.append((f"{n:,} rows", pages, timed[f"parquet_{pages}"], timed[f"delta_{pages}"], w_py))
+        if want("incremental"):
+            n = args.delta_rows
+            print(f"\nIncremental: merge 1% of the keys of a {n:,}-row Delta table")
+            proj = work / "incremental"
+            (proj / "models" / "silver").mkdir(parents=True)
+            (proj / "lakeflow.yml").write_text("name: inc\nprofile: inc\n")
+            (proj / "profiles.yml").write_text(
+                "inc:\n  target: dev\n  outputs:\n    dev:\n      type: duckdb\n      path: catalog.duckdb\n"
+                "      external_root: lake\n      threads: 2\n")
+            source, clustered, scattered = work / "inc_source.parquet", work / "inc_clustered.parquet", work / "inc_scattered.parquet"
+            changed = "select id, k, s, amount + 1 as amount, ts from read_parquet('{src}') where {cond}"
+            subprocess.run([py, "-c", (
+                "import duckdb; "
+                f"duckdb.sql(\"copy ({DELTA_SOURCE.format(n=n)}) to '{source}' (format parquet)\"); "
+                f"duckdb.sql(\"copy ({changed.format(src=source, cond=f'id >= {n // 2} and id < {n // 2 + n // 100}')}) to '{clustered}' (format parquet)\"); "
+                f"duckdb.sql(\"copy ({changed.format(src=source, cond='hash(id) % 100 = 0')}) to '{scattered}' (format parquet)\")")], check=True)
+            (proj / "models" / "silver" / "big.sql").write_text(
+                "{{ config(materialized='incremental', format='delta', unique_key='id', incremental_strategy='merge', target_file_size='8MB') }}\n"
+                "{% if is_incremental() %}\nselect * from read_parquet('{{ var(\"changes\") }}')\n"
+                f"{{% else %}}\nselect * from read_parquet('{source}')\n{{% endif %}}\n")
+            full = bench("full rebuild (--full-refresh)", [lf, "run", "-s", "big", "--full-refresh", "--project-dir", proj], proj, args.runs)
+            for label, changes in [("1% of keys, clustered", clustered), ("1% of keys, scattered", scattered)]:
+                # Every measured merge starts from the table as a full build leaves it.
+                samples = []
+                for _ in range(args.runs):
+                    subprocess.run([lf, "run", "-s", "big", "--full-refresh", "--project-dir", proj], check=True, stdout=subprocess.DEVNULL)
+                    samples.append(measure([lf, "run", "-s", "big", "--vars", f"{{changes: '{changes}'}}", "--project-dir", proj], proj))
+                timed = (statistics.median(t for t, _ in samples), max(r for _, r in samples))
+                print(f"  {'merge ' + label:<34} {timed[0]:8.2f} s  {timed[1]:8.0f} MiB", flush=True)
+                last = json.loads(subprocess.run([lf, "delta", "history", "big", "--json", "--limit", "1", "--project-dir", proj],
+                                                 capture_output=True, text=True, check=True).stdout.splitlines()[0])
+                files = len(list((proj / "lake" / "dev" / "silver" / "big").glob("*.parquet")))
+                inc_rows.append((f"{n:,} rows", label, full, timed, last["files_removed"], last["files_added"], last.get("rows_added")))
+                print(f"    rewrote {last['files_removed']} files (wrote {last['files_added']}, {last.get('rows_added')} rows)", flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
     kept_main, kept_delta = previous_rows(args.results, args.only)
-    table = render(rows, delta_rows, kept_main, kept_delta)
+    kept_inc = previous_inc_rows(args.results, args.only)
+    table = render(rows, delta_rows, kept_main, kept_delta, inc_rows, kept_inc)
     print("\n" + table)
     if args.results:
         write_results(args.results, table, args)
@@ -234,7 +270,13 @@ def previous_rows(path, only):
     return keep("overhead") + keep("parse") + keep("data"), keep("delta")
 
 
-def render(rows, delta_rows, kept_main=(), kept_delta=()):
+def previous_inc_rows(path, only):
+    if not only or "incremental" in only or not path or not Path(path).exists():
+        return []
+    return [l for l in Path(path).read_text().splitlines() if l.startswith("| incremental |")]
+
+
+def render(rows, delta_rows, kept_main=(), kept_delta=(), inc_rows=(), kept_inc=()):
     lines = [
         "| benchmark | size | lakeflow | dbt-duckdb | raw DuckDB | dbt / lakeflow | lakeflow / raw | peak RSS lakeflow / dbt / raw |",
         "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- |",
@@ -258,6 +300,16 @@ def render(rows, delta_rows, kept_main=(), kept_delta=()):
             default = " (Delta default)" if pages == "v2" else ""
             lines.append(f"| one model | {size} | {pages}{default} | {pq[0]:.2f} s | {dl[0]:.2f} s | {py[0]:.2f} s | "
                          f"{dl[0] / pq[0]:.2f}x | {py[0] / dl[0]:.1f}x | {rss} |")
+    if inc_rows or kept_inc:
+        lines += [
+            "",
+            "| Incremental (Delta merge) | table | change | full rebuild | incremental run | incremental / full | files rewritten | rows written |",
+            "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: |",
+        ]
+        lines += list(kept_inc)
+        for size, label, full, inc, removed, added, written in inc_rows:
+            lines.append(f"| incremental | {size} | {label} | {full[0]:.2f} s | {inc[0]:.2f} s | {inc[0] / full[0] * 100:.1f}% | "
+                         f"{removed} replaced by {added} | {written:,} |")
     return "\n".join(lines)
 
 
@@ -285,6 +337,11 @@ def write_results(path, table, args):
         "  `deltalake.write_deltalake` (its defaults). Delta models write v2 pages unless\n"
         "  `options: {parquet_version: v1}`; plain Parquet models keep DuckDB's default (v1).\n"
         "  Each run overwrites the table as a new version.\n"
+        "- Incremental: a Delta model of the Delta-write table (sorted by id, 8MB files) merged\n"
+        "  (`unique_key: id`) with 1% of its keys changed, once as one contiguous id range\n"
+        "  (`clustered`, e.g. recent rows) and once spread over all ids (`scattered`). Copy-on-\n"
+        "  write at file level: only files holding a changed key are rewritten, so clustered\n"
+        "  changes rewrite a few files and scattered ones most of them.\n"
         "- `benches/phases.sh` measures load, render, DAG and select alone (below).\n"
         + kept
     )

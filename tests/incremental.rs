@@ -447,3 +447,44 @@ fn dbt_project_incremental_tables_match_dbt_duckdb() {
         vec!["20 40 42 60"]
     );
 }
+
+#[test]
+fn a_killed_incremental_run_leaves_the_previous_version_intact() {
+    let slow = "select range as id, repeat(md5(range::varchar), 20) as pad from range(3000000000)";
+    let model = |fmt: &str| {
+        format!(
+            "{{{{ config(materialized='incremental', format='{fmt}') }}}}\n{{% if is_incremental() %}}\n{slow}\n{{% else %}}\nselect range as id, 'x' as pad from range(1000)\n{{% endif %}}\n"
+        )
+    };
+    let t = TestProject::new(&[
+        ("lakeflow.yml", "name: inc\nprofile: inc\n"),
+        ("profiles.yml", PROFILE),
+        ("models/silver/d.sql", &model("delta")),
+        ("models/silver/p.sql", &model("parquet")),
+    ]);
+    t.run(&["build"]).ok();
+    let mut child = t
+        .command(&["build"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start the slow build");
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    child.kill().expect("kill");
+    child.wait().expect("reap");
+    let c = read_only(&t.path().join("dev.duckdb"));
+    for m in ["d", "p"] {
+        assert_eq!(
+            query_i64(&c, &format!("select count(*) from silver.{m}")),
+            1000,
+            "{m} still reads the first build"
+        );
+    }
+    drop(c);
+    let history = t.run(&["delta", "history", "d", "--json"]);
+    assert_eq!(history.stdout.lines().count(), 1, "no new Delta version");
+    // The next run goes on from there (here: a rebuild, the slow branch is not wanted).
+    t.run(&["build", "--full-refresh"]).ok();
+    let c = read_only(&t.path().join("dev.duckdb"));
+    assert_eq!(query_i64(&c, "select count(*) from silver.p"), 1000);
+}

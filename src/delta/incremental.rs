@@ -118,6 +118,10 @@ pub fn apply(
                     ))
                 })
                 .collect::<Result<_, String>>()?;
+            // Kept rows first, new rows after, each in about the order they came in: rewritten
+            // files keep covering narrow key ranges when the table was clustered by key, so
+            // the next merge of a few keys again touches few files (no sort: it would cost
+            // more than the rewrite).
             format!(
                 "select {} from ({kept} union all by name {new_sql}) as lf_rows",
                 outer.join(", ")
@@ -136,9 +140,24 @@ pub fn apply(
         tag: build_id,
         data_change: true,
     };
+    let new_rows = count(conn, rows.batch)?;
+    if new_rows == 0 && replaced.is_empty() {
+        // Nothing new: no files, no version.
+        return Ok(Applied {
+            write: ModelWrite {
+                rows: 0,
+                snapshot: snap,
+            },
+            files_removed: 0,
+            files_added: 0,
+            rows_rewritten: 0,
+        });
+    }
     let written = write::copy_files(conn, table, &spec)
         .inspect_err(|_| write::remove_files_of(table, build_id))?;
-    let new_rows = count(conn, rows.batch)?;
+    // A COPY of no rows still writes one empty file; the table does not need it.
+    let (written, empty): (Vec<_>, Vec<_>) = written.into_iter().partition(|w| w.rows > 0);
+    write::remove_files(table, empty.iter().map(|w| w.add.path.as_str()));
     let written_rows: u64 = written.iter().map(|w| w.rows).sum();
     let state = loaded.snapshot().map_err(|e| e.to_string())?;
     let gone: HashSet<&str> = replaced.iter().map(|f| f.path.as_str()).collect();

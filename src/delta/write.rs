@@ -209,6 +209,27 @@ fn string_map_of_maps(v: Option<DuckValue>) -> HashMap<String, HashMap<String, S
     }
 }
 
+/// Deletes the given data files (as `copy_files` named them: their file names are unique).
+pub fn remove_files<'a>(table: &Table, paths: impl Iterator<Item = &'a str>) {
+    let names: std::collections::HashSet<String> = paths
+        .filter_map(|p| p.rsplit('/').next().map(str::to_string))
+        .collect();
+    if names.is_empty() {
+        return;
+    }
+    let store = table.store().clone();
+    let _ = super::block_on(async move {
+        use futures::TryStreamExt;
+        let metas: Vec<object_store::ObjectMeta> =
+            store.list(None).try_collect().await.unwrap_or_default();
+        for m in metas {
+            if m.location.filename().is_some_and(|f| names.contains(f)) {
+                let _ = store.delete(&m.location).await;
+            }
+        }
+    });
+}
+
 /// Deletes the data files a failed write of `tag` left under the table root.
 pub fn remove_files_of(table: &Table, tag: &str) {
     let marker = format!("part-{tag}-");

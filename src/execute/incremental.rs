@@ -28,11 +28,15 @@ pub struct Ctx<'a> {
 
 pub fn run(c: &Ctx, inc: &Incremental, full_sql: &str) -> Result<Outcome, String> {
     let existing = relation_kind(c.conn, c.node)?;
-    let new_sql = c
-        .node
-        .incremental_sql
-        .as_deref()
-        .map(crate::render::strip_statement_end);
+    let new_sql = match &c.node.incremental_sql {
+        Some(Ok(sql)) => Some(crate::render::strip_statement_end(sql)),
+        Some(Err(e)) if !c.full_refresh && existing.is_some() => {
+            return Err(format!(
+                "the model's is_incremental() branch does not compile:\n{e}"
+            ));
+        }
+        _ => None,
+    };
     match &inc.external {
         None => {
             let incremental = !c.full_refresh && existing.as_deref() == Some("table");

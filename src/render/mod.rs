@@ -55,8 +55,9 @@ pub struct Node {
     pub test: Option<TestInfo>,
     /// SQL run before and after the model is built (`pre-hook`, `post-hook`).
     pub hooks: hooks::Hooks,
-    /// An incremental model's SQL with `is_incremental()` true (its new rows).
-    pub incremental_sql: Option<String>,
+    /// An incremental model's SQL with `is_incremental()` true (its new rows), or why it
+    /// does not compile (reported only if an incremental run needs it).
+    pub incremental_sql: Option<std::result::Result<String, String>>,
 }
 
 impl Node {
@@ -202,20 +203,24 @@ pub fn render(project: &Project) -> Result<Vec<Node>> {
         .collect::<Vec<Result<_>>>()
         .into_iter()
         .collect::<Result<_>>()?;
-    // Incremental models: the variant that selects only new rows, compiled too.
-    let incremental_bodies: Vec<Option<(String, Vec<String>)>> = (0..files.len())
+    // Incremental models: the variant that selects only new rows, compiled too. An error in it
+    // (a var only that branch needs, say) fails the run only if the branch is taken.
+    let incremental_bodies: Vec<Option<std::result::Result<(String, Vec<String>), String>>> = (0
+        ..files.len())
         .into_par_iter()
         .map(|i| {
             if !enabled[i] || !matches!(materializations[i], Materialization::Incremental(_)) {
-                return Ok(None);
+                return None;
             }
             let scope = Scope::incremental(shared.clone(), finals[i].clone());
-            let sql = renderer.render_model(files[i], &scope, relations[i].clone(), &finals[i])?;
-            Ok(Some((sql, scope.take_capture().refs)))
+            Some(
+                renderer
+                    .render_model(files[i], &scope, relations[i].clone(), &finals[i])
+                    .map(|sql| (sql, scope.take_capture().refs))
+                    .map_err(|e| e.to_string()),
+            )
         })
-        .collect::<Vec<Result<_>>>()
-        .into_iter()
-        .collect::<Result<_>>()?;
+        .collect();
     let (bodies, model_hooks): (Vec<Option<String>>, Vec<hooks::Hooks>) = compiled
         .into_iter()
         .map(|c| match c {
@@ -230,14 +235,24 @@ pub fn render(project: &Project) -> Result<Vec<Node>> {
         let file = files[i];
         // Refs of the incremental branch count too (it may join what the full one does not).
         let mut refs = parsed[i].refs.clone();
-        if let Some((_, more)) = &incremental_bodies[i] {
+        if let Some(Ok((_, more))) = &incremental_bodies[i] {
             refs.extend(more.iter().cloned());
         }
         let refs = dedup(refs);
         let compiled_sql =
             ephemeral::inline_ephemerals(&refs, &shared.models, &materializations, &bodies, body);
-        let incremental_sql = incremental_bodies[i].as_ref().map(|(b, _)| {
-            ephemeral::inline_ephemerals(&refs, &shared.models, &materializations, &bodies, b)
+        let incremental_sql = incremental_bodies[i].as_ref().map(|r| {
+            r.as_ref()
+                .map(|(b, _)| {
+                    ephemeral::inline_ephemerals(
+                        &refs,
+                        &shared.models,
+                        &materializations,
+                        &bodies,
+                        b,
+                    )
+                })
+                .map_err(Clone::clone)
         });
         let mut fqn = vec![project.name.clone()];
         fqn.extend(file.folders.iter().cloned());
