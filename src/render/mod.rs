@@ -205,8 +205,7 @@ pub fn render(project: &Project) -> Result<Vec<Node>> {
         .collect::<Result<_>>()?;
     // Incremental models: the variant that selects only new rows, compiled too. An error in it
     // (a var only that branch needs, say) fails the run only if the branch is taken.
-    let incremental_bodies: Vec<Option<std::result::Result<(String, Vec<String>), String>>> = (0
-        ..files.len())
+    let incremental_bodies: Vec<Option<IncrementalBody>> = (0..files.len())
         .into_par_iter()
         .map(|i| {
             if !enabled[i] || !matches!(materializations[i], Materialization::Incremental(_)) {
@@ -300,6 +299,9 @@ pub fn render(project: &Project) -> Result<Vec<Node>> {
     )?);
     Ok(nodes)
 }
+
+/// An incremental branch compiled: its SQL and refs, or why it does not compile.
+type IncrementalBody = std::result::Result<(String, Vec<String>), String>;
 
 struct Renderer<'a> {
     env: &'a Environment<'a>,
