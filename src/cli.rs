@@ -133,6 +133,11 @@ pub enum Command {
         /// Instead of raw data, write a synthetic dbt-duckdb project of this many models into DIR
         #[arg(long)]
         models: Option<usize>,
+        /// Land batch N on top of the existing raw data instead of rewriting it: `--rows` new
+        /// events as new files (most on a new day, some late into old days, a few re-sent),
+        /// and a users export with some plans changed and a few new users
+        #[arg(long, value_name = "N")]
+        batch: Option<u32>,
     },
 }
 

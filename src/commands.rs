@@ -31,11 +31,17 @@ pub fn dispatch(cli: Cli) -> Result<bool> {
         }
         Command::Catalog { action } => catalog_command(&g, action),
         Command::Delta { action } => delta_command(&g, action),
-        Command::ExampleData { out, rows, models } => {
+        Command::ExampleData {
+            out,
+            rows,
+            models,
+            batch,
+        } => {
             let dir = out.or(g.project_dir.clone()).unwrap_or_else(|| ".".into());
-            match models {
-                Some(n) => crate::example_data::synthetic_project(&dir, n).map(|_| true),
-                None => crate::example_data::generate(&dir, rows).map(|_| true),
+            match (models, batch) {
+                (Some(n), _) => crate::example_data::synthetic_project(&dir, n).map(|_| true),
+                (None, Some(b)) => crate::example_data::land_batch(&dir, b, rows).map(|_| true),
+                (None, None) => crate::example_data::generate(&dir, rows).map(|_| true),
             }
         }
     }

@@ -140,6 +140,102 @@ pub fn generate(dir: &Path, rows: u64) -> Result<()> {
     Ok(())
 }
 
+/// Lands batch `batch` on top of the data `generate` wrote: `rows` new events as new files
+/// (`day=*/batch-N.json`): 80% on a new day after the last, 20% late into earlier days, and a
+/// few events re-sent with their original id; and `users.csv` rewritten with some plans
+/// changed and five new users. Files already landed are never modified.
+pub fn land_batch(dir: &Path, batch: u32, rows: u64) -> Result<()> {
+    let landing = dir.join("landing");
+    let users_csv = landing.join("users.csv");
+    if !users_csv.is_file() {
+        return Err(Error::new(
+            "LF130",
+            format!("{} has no example data to add to", landing.display()),
+        )
+        .hint("run `lakeflow example-data` first"));
+    }
+    let lit = |p: &Path| crate::render::relation::quote_literal(&p.to_string_lossy());
+    let conn =
+        duckdb::Connection::open_in_memory().map_err(|e| Error::new("LF130", e.to_string()))?;
+    let fail = |e: duckdb::Error| Error::new("LF130", format!("cannot land batch {batch}: {e}"));
+    let n = batch;
+    let sql = format!(
+        "create temp table users as select * from read_csv({users}, header = true, all_varchar = true);
+         create temp table ev as
+         select
+           'b' || lpad('{n}', 3, '0') || '-' || lpad(i::varchar, 8, '0') as event_id,
+           strftime(ts, '%Y-%m-%dT%H:%M:%SZ') as ts,
+           u.user_id,
+           ['page_view','page_view','search','add_to_cart','checkout','purchase'][1 + ((h >> 16) % 6)::int] as event_type,
+           'SKU-' || lpad(((h >> 24) % 500)::varchar, 4, '0') as sku,
+           (1 + (h >> 32) % 4)::int as qty,
+           round(((h >> 40) % 20000) / 100.0 + 1, 2) as price,
+           ['mobile','desktop','tablet'][1 + ((h >> 48) % 3)::int] as device,
+           strftime(ts, '%Y-%m-%d') as day
+         from (
+           select i, h,
+                  case when h % 5 = 0
+                       then timestamp '2026-01-01' + to_seconds(((h >> 4) % (30 * 86400))::bigint)
+                       else timestamp '2026-01-31' + to_days({n} - 1) + to_seconds(((h >> 4) % 86400)::bigint) end as ts
+           from (select i, hash(i, {n}) as h from range({rows}) t(i))
+         ) e
+         join (select user_id, row_number() over (order by user_id) - 1 as k from users) u
+           on u.k = (e.h >> 8) % (select count(*) from users);
+         -- Re-sent: a few events of this batch land twice.
+         insert into ev select * from ev where hash(event_id) % 200 = 1;
+         create temp table new_users as
+           select * replace (case when hash(user_id, {n}) % 50 = 0 and plan = 'free' then 'pro' else plan end as plan) from users
+           union all
+           select 'n' || lpad('{n}', 3, '0') || lpad(i::varchar, 3, '0'), strftime(date '2026-01-31' + to_days({n} - 1), '%Y-%m-%d'), 'NL', 'free'
+           from range(5) t(i);",
+        users = lit(&users_csv),
+    );
+    conn.execute_batch(&sql).map_err(fail)?;
+    let days: Vec<String> = {
+        let mut stmt = conn
+            .prepare("select distinct day from ev order by day")
+            .map_err(fail)?;
+        let rows = stmt
+            .query_map([], |r| r.get::<_, String>(0))
+            .map_err(fail)?;
+        rows.collect::<std::result::Result<_, _>>().map_err(fail)?
+    };
+    let events = landing.join("events");
+    let file_of = |day: &str| {
+        events
+            .join(format!("day={day}"))
+            .join(format!("batch-{batch:03}.json"))
+    };
+    if let Some(file) = days.iter().map(|d| file_of(d)).find(|f| f.exists()) {
+        return Err(Error::new(
+            "LF130",
+            format!("batch {batch} has landed already ({})", file.display()),
+        )
+        .hint("land the next batch number"));
+    }
+    for day in &days {
+        let file = file_of(day);
+        let folder = events.join(format!("day={day}"));
+        std::fs::create_dir_all(&folder).map_err(|e| Error::io("LF130", "create", &folder, e))?;
+        conn.execute_batch(&format!(
+            "copy (select * exclude (day) from ev where day = '{day}' order by event_id) to {} (format json)",
+            lit(&file)
+        ))
+        .map_err(fail)?;
+    }
+    conn.execute_batch(&format!(
+        "copy (from new_users order by user_id) to {} (header true)",
+        lit(&users_csv)
+    ))
+    .map_err(fail)?;
+    println!(
+        "Landed batch {batch}: {rows} events (+ re-sent ones) in {} day folders, and an updated users export, under {}",
+        days.len(),
+        landing.display()
+    );
+    Ok(())
+}
+
 /// Writes a synthetic dbt-duckdb project of `models` models under `dir` (an unmodified
 /// `dbt_project.yml` + `profiles.yml`, so dbt and lakeflow build the very same files):
 /// a fifth are bronze external Parquet over generated rows, two fifths silver views and tables

@@ -10,7 +10,6 @@ fn example(rows: u64) -> TestProject {
 }
 
 const EXTERNAL: &[(&str, &str)] = &[
-    ("bronze.raw_events", "bronze/raw_events.parquet"),
     ("bronze.raw_users", "bronze/raw_users.parquet"),
     ("bronze.raw_products", "bronze/raw_products.parquet"),
     ("silver.users", "silver/users.parquet"),
@@ -54,6 +53,17 @@ fn build_writes_parquet_and_catalog_views_return_the_files_rows() {
         );
         assert_eq!(diff, 0, "{view} differs from its file");
     }
+
+    // bronze.raw_events is incremental: a folder of files, one per build that added rows.
+    let raw = t.lake("dev/bronze/raw_events.parquet");
+    assert!(raw.is_dir(), "{} is a folder", raw.display());
+    assert_eq!(
+        query_i64(&catalog, "select count(*) from bronze.raw_events"),
+        query_i64(
+            &memory(),
+            &format!("select count(*) from read_parquet('{}/*.parquet')", raw.display())
+        )
+    );
 
     // silver.events is partitioned by day: one folder per day, all rows reachable.
     let events_dir = t.lake("dev/silver/events");
@@ -188,4 +198,60 @@ fn prod_target_writes_layer_paths_without_target_prefix() {
     assert!(t.lake("silver/users.parquet").is_file());
     assert!(t.lake("bronze/raw_users.parquet").is_file());
     assert!(!t.lake("dev").exists());
+}
+
+/// Batches landed into the raw zone over several runs: after each, the incremental build
+/// (bronze appends new files; as Delta, silver.users merges changed users) equals a full
+/// refresh of the same input, relation by relation.
+#[test]
+fn landed_batches_build_incrementally_to_what_a_full_refresh_gives() {
+    for vars in ["{}", "{lake_format: delta}"] {
+        let t = example(8_000);
+        t.run(&["build", "--vars", vars]).ok();
+        for batch in 1..=2 {
+            let dir = t.path().to_string_lossy().into_owned();
+            t.run(&[
+                "example-data",
+                "--batch",
+                &batch.to_string(),
+                "--rows",
+                "1500",
+                "--out",
+                &dir,
+            ])
+            .ok();
+            let run = t.run(&["build", "--vars", vars]);
+            run.ok();
+            assert!(
+                run.stdout.contains("OK    bronze.raw_events (incremental, 15"),
+                "only the new files are read: {}",
+                run.stdout
+            );
+            t.run(&["build", "--vars", vars, "--target", "prod", "--full-refresh"])
+                .ok();
+            let c = memory();
+            c.execute_batch(&format!(
+                "attach '{}' as inc (read_only); attach '{}' as rebuilt (read_only);",
+                t.path().join("catalog/dev.duckdb").display(),
+                t.path().join("catalog/prod.duckdb").display()
+            ))
+            .unwrap();
+            let relations = query_strings(
+                &c,
+                "select table_schema || '.' || table_name from information_schema.tables where table_catalog = 'inc' and table_schema in ('bronze', 'silver', 'gold') order by all",
+            );
+            assert_eq!(relations.len(), 11);
+            for r in relations {
+                let diff = diff_rows(&c, &format!("inc.{r}"), &format!("rebuilt.{r}"));
+                assert_eq!(diff, 0, "{vars} batch {batch}: {r} differs from a full refresh");
+            }
+            if vars.contains("delta") {
+                assert!(
+                    run.stdout.contains("incremental merge: 1 files added, 1 replaced"),
+                    "{}",
+                    run.stdout
+                );
+            }
+        }
+    }
 }
