@@ -82,11 +82,17 @@ def raw_duckdb(manifest_path: str, lake_root: str, lakeflow_root: str, catalog: 
 
     for uid in sorted(nodes):
         visit(uid)
+    # Tests after the models they read.
+    order.sort(key=lambda uid: by_id[uid]["materialization"]["kind"] == "test")
     con = duckdb.connect(catalog)
     for uid in order:
         n = by_id[uid]
         kind = n["materialization"]["kind"]
-        if kind in ("ephemeral", "test"):
+        if kind == "ephemeral":
+            continue
+        if kind == "test":
+            # Data tests run as the count of their failing rows, as lakeflow and dbt run them.
+            con.execute(f"select count(*) from (\n{n['compiled_code'].strip().rstrip(';')}\n)").fetchone()
             continue
         if kind == "incremental":
             # An incremental model's full build, written as its files (one per build).

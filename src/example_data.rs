@@ -115,15 +115,7 @@ pub fn generate(dir: &Path, rows: u64) -> Result<()> {
     let fail = |e: duckdb::Error| Error::new("LF130", format!("cannot generate example data: {e}"));
     conn.execute_batch(&sql).map_err(fail)?;
     // DuckDB cannot partition JSON output, so one COPY per day writes `day=.../events.json`.
-    let days: Vec<String> = {
-        let mut stmt = conn
-            .prepare("select distinct day from ev order by day")
-            .map_err(fail)?;
-        let rows = stmt
-            .query_map([], |r| r.get::<_, String>(0))
-            .map_err(fail)?;
-        rows.collect::<std::result::Result<_, _>>().map_err(fail)?
-    };
+    let days = event_days(&conn).map_err(fail)?;
     for day in days {
         let folder = events.join(format!("day={day}"));
         std::fs::create_dir_all(&folder).map_err(|e| Error::io("LF130", "create", &folder, e))?;
@@ -191,15 +183,7 @@ pub fn land_batch(dir: &Path, batch: u32, rows: u64) -> Result<()> {
         users = lit(&users_csv),
     );
     conn.execute_batch(&sql).map_err(fail)?;
-    let days: Vec<String> = {
-        let mut stmt = conn
-            .prepare("select distinct day from ev order by day")
-            .map_err(fail)?;
-        let rows = stmt
-            .query_map([], |r| r.get::<_, String>(0))
-            .map_err(fail)?;
-        rows.collect::<std::result::Result<_, _>>().map_err(fail)?
-    };
+    let days = event_days(&conn).map_err(fail)?;
     let events = landing.join("events");
     let file_of = |day: &str| {
         events
@@ -234,6 +218,13 @@ pub fn land_batch(dir: &Path, batch: u32, rows: u64) -> Result<()> {
         landing.display()
     );
     Ok(())
+}
+
+/// The days of the generated events (table `ev`), in order.
+fn event_days(conn: &duckdb::Connection) -> std::result::Result<Vec<String>, duckdb::Error> {
+    let mut stmt = conn.prepare("select distinct day from ev order by day")?;
+    let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+    rows.collect()
 }
 
 /// Writes a synthetic dbt-duckdb project of `models` models under `dir` (an unmodified

@@ -61,7 +61,10 @@ fn build_writes_parquet_and_catalog_views_return_the_files_rows() {
         query_i64(&catalog, "select count(*) from bronze.raw_events"),
         query_i64(
             &memory(),
-            &format!("select count(*) from read_parquet('{}/*.parquet')", raw.display())
+            &format!(
+                "select count(*) from read_parquet('{}/*.parquet')",
+                raw.display()
+            )
         )
     );
 
@@ -223,12 +226,20 @@ fn landed_batches_build_incrementally_to_what_a_full_refresh_gives() {
             let run = t.run(&["build", "--vars", vars]);
             run.ok();
             assert!(
-                run.stdout.contains("OK    bronze.raw_events (incremental, 15"),
+                run.stdout
+                    .contains("OK    bronze.raw_events (incremental, 15"),
                 "only the new files are read: {}",
                 run.stdout
             );
-            t.run(&["build", "--vars", vars, "--target", "prod", "--full-refresh"])
-                .ok();
+            t.run(&[
+                "build",
+                "--vars",
+                vars,
+                "--target",
+                "prod",
+                "--full-refresh",
+            ])
+            .ok();
             let c = memory();
             c.execute_batch(&format!(
                 "attach '{}' as inc (read_only); attach '{}' as rebuilt (read_only);",
@@ -243,11 +254,15 @@ fn landed_batches_build_incrementally_to_what_a_full_refresh_gives() {
             assert_eq!(relations.len(), 11);
             for r in relations {
                 let diff = diff_rows(&c, &format!("inc.{r}"), &format!("rebuilt.{r}"));
-                assert_eq!(diff, 0, "{vars} batch {batch}: {r} differs from a full refresh");
+                assert_eq!(
+                    diff, 0,
+                    "{vars} batch {batch}: {r} differs from a full refresh"
+                );
             }
             if vars.contains("delta") {
                 assert!(
-                    run.stdout.contains("incremental merge: 1 files added, 1 replaced"),
+                    run.stdout
+                        .contains("incremental merge: 1 files added, 1 replaced"),
                     "{}",
                     run.stdout
                 );

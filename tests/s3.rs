@@ -32,8 +32,16 @@ fn example_project_on_s3_equals_the_local_build_row_for_row() {
     // A batch lands; both builds take the incremental path (on S3, the new version of
     // bronze.raw_events holds server-side copies of the old files plus the new ones).
     let dir = t.path().to_string_lossy().into_owned();
-    t.run(&["example-data", "--batch", "1", "--rows", "500", "--out", &dir])
-        .ok();
+    t.run(&[
+        "example-data",
+        "--batch",
+        "1",
+        "--rows",
+        "500",
+        "--out",
+        &dir,
+    ])
+    .ok();
     t.run(&["build"]).ok();
     let out = t
         .command(&["build", "--target", "s3"])
@@ -46,7 +54,8 @@ fn example_project_on_s3_equals_the_local_build_row_for_row() {
     let run = Run::from(out);
     run.ok();
     assert!(
-        run.stdout.contains("OK    bronze.raw_events (incremental, 50"),
+        run.stdout
+            .contains("OK    bronze.raw_events (incremental, 50"),
         "{}",
         run.stdout
     );

@@ -128,18 +128,7 @@ pub fn apply(
             )
         }
     };
-    let spec = CopySpec {
-        select_sql: &select_sql,
-        columns: &cols.delta,
-        partition_by: &ext.partition_by,
-        options: &ext.options,
-        target_file_size: ext
-            .target_file_size
-            .as_deref()
-            .unwrap_or(write::DEFAULT_TARGET_FILE_SIZE),
-        tag: build_id,
-        data_change: true,
-    };
+    let spec = CopySpec::for_model(&select_sql, &cols.delta, ext, build_id);
     let new_rows = count(conn, rows.batch)?;
     if new_rows == 0 && replaced.is_empty() {
         // Nothing new: no files, no version.

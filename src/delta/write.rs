@@ -75,6 +75,29 @@ pub struct CopySpec<'a> {
     pub data_change: bool,
 }
 
+impl<'a> CopySpec<'a> {
+    /// A model's write: its partitioning, `COPY` options and file size, new data.
+    pub fn for_model(
+        select_sql: &'a str,
+        columns: &'a [(String, Value)],
+        ext: &'a External,
+        tag: &'a str,
+    ) -> CopySpec<'a> {
+        CopySpec {
+            select_sql,
+            columns,
+            partition_by: &ext.partition_by,
+            options: &ext.options,
+            target_file_size: ext
+                .target_file_size
+                .as_deref()
+                .unwrap_or(DEFAULT_TARGET_FILE_SIZE),
+            tag,
+            data_change: true,
+        }
+    }
+}
+
 /// Runs `COPY (select) TO table root` and returns an Add action per file written. The files'
 /// names start with `part-{tag}-` so that a failed write can be cleaned up.
 pub fn copy_files(
@@ -302,18 +325,7 @@ pub fn write_model(
         }
     }
     let select_sql = format!("select {} from ({sql}) as lf_model", cols.select.join(", "));
-    let spec = CopySpec {
-        select_sql: &select_sql,
-        columns: &cols.delta,
-        partition_by: &ext.partition_by,
-        options: &ext.options,
-        target_file_size: ext
-            .target_file_size
-            .as_deref()
-            .unwrap_or(DEFAULT_TARGET_FILE_SIZE),
-        tag: build_id,
-        data_change: true,
-    };
+    let spec = CopySpec::for_model(&select_sql, &cols.delta, ext, build_id);
     let written = match copy_files(conn, table, &spec) {
         Ok(w) => w,
         Err(e) => {

@@ -356,20 +356,9 @@ fn parquet(
                 c.storage
                     .carry_over(&staged, previous)
                     .map_err(|e| e.to_string())?;
-                let batch = Batch::create(c.conn, c.node, sql)?;
-                let relation = c.node.relation.to_string();
-                let plan = plan_schema(
-                    &columns_of(c.conn, &relation)?,
-                    &columns_of(c.conn, &batch.name)?,
-                    inc.on_schema_change,
-                    &relation,
-                )?;
-                if !plan.retyped.is_empty() && inc.on_schema_change != OnSchemaChange::Ignore {
-                    return Err(retyped_error(&plan));
-                }
+                let (batch, plan, select) = new_rows_for_files(c, inc, sql)?;
                 let projection = (inc.on_schema_change == OnSchemaChange::SyncAllColumns)
                     .then(|| plan.columns.iter().map(|(n, _)| n.clone()).collect());
-                let select = format!("select {} from {}", plan.select.join(", "), batch.name);
                 (select, Some(batch), projection)
             }
         };
@@ -446,6 +435,29 @@ fn parquet(
     })
 }
 
+/// The new rows of a file table (Parquet or Delta) in a temporary table, how their columns
+/// map to the table's, and the SELECT giving them in the table's columns. Files already
+/// written cannot change a column's type: that needs a full refresh.
+fn new_rows_for_files<'a>(
+    c: &Ctx<'a>,
+    inc: &Incremental,
+    sql: &str,
+) -> Result<(Batch<'a>, SchemaPlan, String), String> {
+    let batch = Batch::create(c.conn, c.node, sql)?;
+    let relation = c.node.relation.to_string();
+    let plan = plan_schema(
+        &columns_of(c.conn, &relation)?,
+        &columns_of(c.conn, &batch.name)?,
+        inc.on_schema_change,
+        &relation,
+    )?;
+    if !plan.retyped.is_empty() && inc.on_schema_change != OnSchemaChange::Ignore {
+        return Err(retyped_error(&plan));
+    }
+    let select = format!("select {} from {}", plan.select.join(", "), batch.name);
+    Ok((batch, plan, select))
+}
+
 fn retyped_error(plan: &SchemaPlan) -> String {
     let what: Vec<String> = plan
         .retyped
@@ -479,18 +491,7 @@ fn delta(
             );
         }
     };
-    let batch = Batch::create(c.conn, c.node, sql)?;
-    let relation = c.node.relation.to_string();
-    let plan = plan_schema(
-        &columns_of(c.conn, &relation)?,
-        &columns_of(c.conn, &batch.name)?,
-        inc.on_schema_change,
-        &relation,
-    )?;
-    if !plan.retyped.is_empty() && inc.on_schema_change != OnSchemaChange::Ignore {
-        return Err(retyped_error(&plan));
-    }
-    let select = format!("select {} from {}", plan.select.join(", "), batch.name);
+    let (batch, _, select) = new_rows_for_files(c, inc, sql)?;
     let applied = crate::delta::incremental::apply(
         c.conn,
         &table,
