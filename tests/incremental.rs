@@ -178,6 +178,12 @@ fn every_incremental_run_equals_a_full_refresh() {
         let history = t.run(&["delta", "history", "latest", "--json"]);
         assert_eq!(history.stdout.lines().count(), 5, "{}", history.stdout);
         assert!(history.stdout.contains("\"MERGE\""), "{}", history.stdout);
+        // A run with nothing new writes no file and no version.
+        let files = sorted_files(&t.path().join("lake_dev"));
+        t.run(&["build"]).ok();
+        assert_eq!(sorted_files(&t.path().join("lake_dev")), files);
+        let history = t.run(&["delta", "history", "log_delta", "--json"]);
+        assert_eq!(history.stdout.lines().count(), 5, "{}", history.stdout);
     }
 }
 

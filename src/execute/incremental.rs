@@ -345,18 +345,36 @@ fn parquet(
     append: Option<(&str, &str)>,
     full_sql: &str,
 ) -> Result<Outcome, String> {
+    let new_rows = match append {
+        Some((previous, sql)) => Some((previous, new_rows_for_files(c, inc, sql)?)),
+        None => None,
+    };
+    if let Some((previous, (batch, _, _))) = &new_rows
+        && batch.rows()? == 0
+    {
+        // Nothing new: no files, no version; the catalog keeps reading what it reads.
+        let current = if crate::location::is_remote(location) {
+            previous.to_string()
+        } else {
+            location.to_string()
+        };
+        return Ok(Outcome {
+            written: Some(current),
+            pinned: Some(previous.to_string()),
+            ..Outcome::rows(Some(0))
+        });
+    }
     let staged = c
         .storage
         .stage(location, true, "parquet", c.build_id)
         .map_err(|e| e.to_string())?;
     let result = (|| -> Result<(u64, Option<Vec<String>>), String> {
-        let (select, batch, projection) = match append {
+        let (select, batch, projection) = match new_rows {
             None => (full_sql.to_string(), None, None),
-            Some((previous, sql)) => {
+            Some((previous, (batch, plan, select))) => {
                 c.storage
                     .carry_over(&staged, previous)
                     .map_err(|e| e.to_string())?;
-                let (batch, plan, select) = new_rows_for_files(c, inc, sql)?;
                 let projection = (inc.on_schema_change == OnSchemaChange::SyncAllColumns)
                     .then(|| plan.columns.iter().map(|(n, _)| n.clone()).collect());
                 (select, Some(batch), projection)
