@@ -438,7 +438,7 @@ fn delta_command(g: &Global, action: DeltaCommand) -> Result<bool> {
         .collect();
     if models.is_empty() {
         return Err(Error::new("LF541", "no Delta model is selected")
-            .hint("Delta models have `materialized: external` and `format: delta`"));
+            .hint("Delta models have `format: delta` (materialized external or incremental); pass the same --vars as the build"));
     }
     let target = &p.project.target;
     let storage = crate::storage::Storage::for_target(target)?;
