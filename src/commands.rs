@@ -133,6 +133,7 @@ fn run(g: &Global, args: &RunArgs, command: &str) -> Result<bool> {
         _ => true,
     });
     let build_id = report::new_build_id();
+    let project_hooks = crate::render::hooks::project_hooks(&p.project)?;
     let target = &p.project.target;
     let _lock = catalog::CatalogLock::acquire(&target.catalog, &format!("lakeflow {command}"))?;
     artifacts::write_compiled(
@@ -188,6 +189,16 @@ fn run(g: &Global, args: &RunArgs, command: &str) -> Result<bool> {
             target.name, target.catalog
         );
     }
+    for sql in &project_hooks.pre {
+        conn.execute_batch(sql).map_err(|e| {
+            Error::new(
+                "LF406",
+                format!("on-run-start failed: {}", target.redact(&e.to_string())),
+            )
+            .in_file(&p.project.file)
+            .hint("fix the statement under on-run-start; nothing was built")
+        })?;
+    }
     let progress = Progress::new(g.log_format, runnable);
     let results = execute::execute(
         &execute::Run {
@@ -212,7 +223,13 @@ fn run(g: &Global, args: &RunArgs, command: &str) -> Result<bool> {
         })
         .collect();
     crate::publish::record(&conn, &p.nodes, &results, &build_id)?;
-    let all_ok = results.iter().all(|r| r.status.lets_downstream_run());
+    // dbt runs on-run-end whatever happened to the models.
+    let end_failed = project_hooks
+        .post
+        .iter()
+        .find_map(|sql| conn.execute_batch(sql).err())
+        .map(|e| format!("on-run-end failed: {}", target.redact(&e.to_string())));
+    let all_ok = end_failed.is_none() && results.iter().all(|r| r.status.lets_downstream_run());
     let published = match (&target.publish, command == "build" && all_ok) {
         (Some(dest), true) => Some(crate::publish::publish(
             &conn,
@@ -234,7 +251,11 @@ fn run(g: &Global, args: &RunArgs, command: &str) -> Result<bool> {
     drop(conn);
     let seconds = started.elapsed().as_secs_f64();
     artifacts::write_run_results(&p.project, &p.nodes, &results, seconds, &build_id)?;
-    Ok(report::summary(g.log_format, &p.nodes, &results, seconds))
+    let ok = report::summary(g.log_format, &p.nodes, &results, seconds);
+    if let Some(e) = &end_failed {
+        eprintln!("error[LF406]: {e}\n  --> {}", p.project.file.display());
+    }
+    Ok(ok && end_failed.is_none())
 }
 
 fn clean(g: &Global) -> Result<bool> {

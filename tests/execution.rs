@@ -271,3 +271,43 @@ fn pre_and_post_hooks_run_around_the_model_in_config_order() {
         "the pre-hook made the table, the post-hook saw the built model"
     );
 }
+
+#[test]
+fn on_run_start_and_end_run_around_the_build() {
+    let t = TestProject::new(&[
+        (
+            "lakeflow.yml",
+            "name: proj\nprofile: proj\non-run-start:\n  - \"create table if not exists main.run_log (step varchar, n bigint)\"\non-run-end: \"{{ log_run('end') }}\"\n",
+        ),
+        (
+            "macros/log_run.sql",
+            "{% macro log_run(step) %}insert into main.run_log select '{{ step }}', count(*) from main.orders{% endmacro %}",
+        ),
+        (
+            "models/orders.sql",
+            "{{ config(materialized='table') }} select range as id from range(3)",
+        ),
+    ]);
+    t.run(&["build"]).ok();
+    t.run(&["build"]).ok();
+    let c = read_only(&t.catalog());
+    assert_eq!(
+        query_strings(
+            &c,
+            "select string_agg(step || ':' || n, ' ') from main.run_log"
+        ),
+        vec!["end:3 end:3"]
+    );
+    drop(c);
+    t.write(
+        "lakeflow.yml",
+        "name: proj\nprofile: proj\non-run-start: \"select * from main.nope\"\n",
+    );
+    let run = t.run(&["build"]);
+    assert_eq!(run.code, 2, "{}", run.stdout);
+    assert!(
+        run.stderr.contains("on-run-start failed") && run.stderr.contains("main.nope"),
+        "{}",
+        run.stderr
+    );
+}

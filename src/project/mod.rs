@@ -49,6 +49,9 @@ pub struct Project {
     pub docs: BTreeMap<String, String>,
     /// One line per dbt feature the project uses that lakeflow does not run.
     pub warnings: Vec<String>,
+    /// `on-run-start` / `on-run-end` of the project file, unrendered (Jinja with macros).
+    pub on_run_start: Vec<String>,
+    pub on_run_end: Vec<String>,
     pub schema: SchemaFiles,
     pub target: Target,
 }
@@ -141,7 +144,7 @@ pub fn load(opts: &LoadOptions) -> Result<Project> {
     let docs = data_tests::read_docs(&root, &docs_paths)?;
     let schema =
         files::read_schema_files(&root, &resource_paths, &renderer.with_docs(docs.clone()))?;
-    let warnings = unsupported::scan(&root, &file, &doc, &resource_paths)?;
+    let warnings = unsupported::scan(&root, &doc, &resource_paths)?;
     let test_tree = yaml::get(&doc, "data_tests").or_else(|| yaml::get(&doc, "tests"));
 
     Ok(Project {
@@ -162,9 +165,20 @@ pub fn load(opts: &LoadOptions) -> Result<Project> {
         macros,
         docs,
         warnings,
+        on_run_start: hook_list(&doc, "on-run-start"),
+        on_run_end: hook_list(&doc, "on-run-end"),
         schema,
         target,
     })
+}
+
+/// A project hook key: one SQL string or a list of them.
+fn hook_list(doc: &serde_yaml::Value, key: &str) -> Vec<String> {
+    yaml::get_str_list(doc, key)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|s| !s.trim().is_empty())
+        .collect()
 }
 
 fn parse_cli_vars(text: Option<&str>) -> Result<BTreeMap<String, serde_json::Value>> {

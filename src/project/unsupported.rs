@@ -7,19 +7,9 @@ use serde_yaml::Value;
 use std::path::Path;
 
 /// Warnings for the project rooted at `root` whose project file is `file` (parsed: `doc`).
-pub fn scan(root: &Path, file: &Path, doc: &Value, schema_dirs: &[String]) -> Result<Vec<String>> {
+pub fn scan(root: &Path, doc: &Value, schema_dirs: &[String]) -> Result<Vec<String>> {
     let mut out = Vec::new();
     let rel = |p: &Path| p.strip_prefix(root).unwrap_or(p).display().to_string();
-    let project_text = std::fs::read_to_string(file).unwrap_or_default();
-    for key in ["on-run-start", "on-run-end"] {
-        if yaml::get(doc, key).is_some_and(|v| !v.is_null()) {
-            out.push(format!(
-                "{}:{}: unsupported dbt feature `{key}`: these hooks are not run",
-                rel(file),
-                line_of(&project_text, key).unwrap_or(1)
-            ));
-        }
-    }
     for name in ["packages.yml", "dependencies.yml"] {
         let path = root.join(name);
         let Ok(text) = std::fs::read_to_string(&path) else {

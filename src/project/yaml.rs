@@ -16,6 +16,8 @@ const DEFERRED_KEYS: &[&str] = &[
     "+post-hook",
     "data_tests",
     "tests",
+    "on-run-start",
+    "on-run-end",
 ];
 
 pub fn read(path: &Path) -> Result<(Value, String)> {

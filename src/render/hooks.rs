@@ -3,10 +3,11 @@
 //! merged them (project file, then schema file, then `config()` in the model).
 
 use super::Renderer;
-use super::functions::Scope;
+use super::functions::{Pass, Scope, Shared};
+use super::macros::MacroSet;
 use super::relation::Relation;
 use crate::error::Result;
-use crate::project::{Config, SqlFile};
+use crate::project::{Config, FileKind, Project, SqlFile};
 use std::sync::Arc;
 
 #[derive(Debug, Clone, Default, serde::Serialize)]
@@ -70,6 +71,57 @@ impl Renderer<'_> {
             post: render("post")?,
         })
     }
+}
+
+/// The project's `on-run-start` (`pre`) and `on-run-end` (`post`) hooks, rendered with the
+/// project's macros, `var`, `env_var` and `target` (no model: `this` is the target schema).
+pub fn project_hooks(project: &Project) -> Result<Hooks> {
+    if project.on_run_start.is_empty() && project.on_run_end.is_empty() {
+        return Ok(Hooks::default());
+    }
+    let macros = MacroSet::build(&project.macros)?;
+    let env = super::environment(project, &macros)?;
+    let prefix = macros.import_prefix();
+    let renderer = Renderer {
+        env: &env,
+        macros: &macros,
+        project,
+        prefix: &prefix,
+    };
+    let shared = Arc::new(Shared {
+        vars: project.vars.clone(),
+        ..Shared::default()
+    });
+    let this = Relation::new(project.target.schema.clone(), "on_run");
+    let rel = project
+        .file
+        .strip_prefix(&project.root)
+        .unwrap_or(&project.file)
+        .to_path_buf();
+    let render = |hooks: &[String], name: &str| -> Result<Vec<String>> {
+        hooks
+            .iter()
+            .map(|source| {
+                let file = SqlFile {
+                    name: name.to_string(),
+                    path: rel.clone(),
+                    folders: Vec::new(),
+                    source: source.clone(),
+                    kind: FileKind::Model,
+                    checksum: String::new(),
+                };
+                let scope = Scope::new(shared.clone(), Pass::Compile, Config::new());
+                renderer
+                    .render_jinja(&file, &scope, this.clone(), &Config::new())
+                    .map(|s| s.trim().to_string())
+            })
+            .filter(|r| r.as_ref().map_or(true, |s| !s.is_empty()))
+            .collect()
+    };
+    Ok(Hooks {
+        pre: render(&project.on_run_start, "on-run-start")?,
+        post: render(&project.on_run_end, "on-run-end")?,
+    })
 }
 
 #[cfg(test)]
