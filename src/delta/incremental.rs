@@ -15,10 +15,12 @@ use serde_json::json;
 use std::collections::HashSet;
 
 /// The new rows of one run: `select_sql` yields them in the table's (possibly widened)
-/// columns; `batch` is the temporary table they were computed into (for their keys).
+/// columns; `batch` is the temporary table they were computed into (for their keys), holding
+/// `rows` rows. For `merge` the caller has checked they have one row per key.
 pub struct NewRows<'a> {
     pub select_sql: &'a str,
     pub batch: &'a str,
+    pub rows: u64,
 }
 
 /// What the commit changed, for the run's report.
@@ -55,9 +57,6 @@ pub fn apply(
         rows.select_sql
     );
     let keys = &inc.unique_key;
-    if inc.strategy == Strategy::Merge {
-        check_one_row_per_key(conn, rows.batch, keys)?;
-    }
     let (replaced, rewritten_sql): (Vec<&DataFile>, Option<String>) = match inc.strategy {
         Strategy::Append => (Vec::new(), None),
         Strategy::Merge | Strategy::DeleteInsert => {
@@ -129,7 +128,7 @@ pub fn apply(
         }
     };
     let spec = CopySpec::for_model(&select_sql, &cols.delta, ext, build_id);
-    let new_rows = count(conn, rows.batch)?;
+    let new_rows = rows.rows;
     if new_rows == 0 && replaced.is_empty() {
         // Nothing new: no files, no version.
         return Ok(Applied {
@@ -272,38 +271,6 @@ fn files_with_keys(
         .collect())
 }
 
-/// `merge` replaces a key's row by the new one, so the new rows must have one row per key
-/// (rows with a null key match nothing and are simply inserted).
-pub fn check_one_row_per_key(
-    conn: &Connection,
-    batch: &str,
-    keys: &[String],
-) -> Result<(), String> {
-    let key_list: Vec<String> = keys.iter().map(|k| quote_ident(k)).collect();
-    let text: Vec<String> = key_list.iter().map(|k| format!("{k}::varchar")).collect();
-    let not_null: Vec<String> = key_list
-        .iter()
-        .map(|k| format!("{k} is not null"))
-        .collect();
-    let sql = format!(
-        "select concat_ws(', ', {}), count(*) from {batch} where {} group by {} having count(*) > 1 limit 1",
-        text.join(", "),
-        not_null.join(" and "),
-        key_list.join(", ")
-    );
-    let dup: Option<(String, i64)> = conn
-        .query_row(&sql, [], |r| Ok((r.get(0)?, r.get(1)?)))
-        .ok();
-    match dup {
-        Some((key, n)) => Err(format!(
-            "the new rows have {n} rows for unique_key ({}) = ({key}); merge needs one row per key: deduplicate in the model (e.g. `qualify row_number() over (partition by {} order by ...) = 1`) or use incremental_strategy 'delete+insert'",
-            keys.join(", "),
-            keys.join(", ")
-        )),
-        None => Ok(()),
-    }
-}
-
 /// The distinct partition values of the batch, as the log spells them (text, null as None).
 fn partitions_of(
     conn: &Connection,
@@ -326,12 +293,4 @@ fn partitions_of(
         out.insert(key);
     }
     Ok(out)
-}
-
-fn count(conn: &Connection, relation: &str) -> Result<u64, String> {
-    conn.query_row(&format!("select count(*) from {relation}"), [], |r| {
-        r.get::<_, i64>(0)
-    })
-    .map(|n| n.max(0) as u64)
-    .map_err(|e| e.to_string())
 }

@@ -10,7 +10,7 @@
 //! written.
 
 use super::materialization::{External, FileFormat, Incremental, OnSchemaChange, Strategy};
-use super::materialize::{Outcome, count_rows, replacing};
+use super::materialize::{Outcome, count_rows, relation_kind, replacing};
 use super::templates;
 use crate::catalog;
 use crate::render::Node;
@@ -27,7 +27,7 @@ pub struct Ctx<'a> {
 }
 
 pub fn run(c: &Ctx, inc: &Incremental, full_sql: &str) -> Result<Outcome, String> {
-    let existing = relation_kind(c.conn, c.node)?;
+    let existing = relation_kind(c.conn, &c.node.relation)?;
     let new_sql = match &c.node.incremental_sql {
         Some(Ok(sql)) => Some(crate::render::strip_statement_end(sql)),
         Some(Err(e)) if !c.full_refresh && existing.is_some() => {
@@ -93,23 +93,8 @@ pub fn run(c: &Ctx, inc: &Incremental, full_sql: &str) -> Result<Outcome, String
     }
 }
 
-/// Whether the model's relation exists in the catalog now, and as what.
-fn relation_kind(conn: &Connection, node: &Node) -> Result<Option<String>, String> {
-    conn.query_row(
-        "select case
-            when exists (select 1 from duckdb_views() where database_name = current_database()
-                         and schema_name = ?1 and view_name = ?2 and not internal) then 'view'
-            when exists (select 1 from duckdb_tables() where database_name = current_database()
-                         and schema_name = ?1 and table_name = ?2) then 'table' end",
-        [&node.relation.schema, &node.relation.identifier],
-        |r| r.get(0),
-    )
-    .map_err(|e| e.to_string())
-}
-
 /// The version of the model's files the catalog reads now (what this run appends to).
 fn pinned_version(conn: &Connection, node: &Node) -> Result<Option<String>, String> {
-    crate::publish::ensure_state(conn).map_err(|e| e.message.clone())?;
     let pinned: Option<String> = conn
         .query_row(
             "select pinned_path from _lakeflow.models where unique_id = ?",
@@ -261,17 +246,8 @@ pub fn plan_schema(
 
 /// A table inside the catalog: schema changes, deletes and inserts in one transaction.
 fn catalog_table(c: &Ctx, inc: &Incremental, sql: &str) -> Result<Outcome, String> {
-    let batch = Batch::create(c.conn, c.node, sql)?;
+    let (batch, plan) = new_rows(c, inc, sql)?;
     let relation = c.node.relation.to_string();
-    let plan = plan_schema(
-        &columns_of(c.conn, &relation)?,
-        &columns_of(c.conn, &batch.name)?,
-        inc.on_schema_change,
-        &relation,
-    )?;
-    if inc.strategy == Strategy::Merge {
-        crate::delta::incremental::check_one_row_per_key(c.conn, &batch.name, &inc.unique_key)?;
-    }
     let mut stmts = vec!["begin".to_string()];
     if inc.on_schema_change == OnSchemaChange::SyncAllColumns {
         for n in &plan.removed {
@@ -424,33 +400,62 @@ fn parquet(
             return Err(e);
         }
     };
-    c.storage.commit(&staged).map_err(|e| e.to_string())?;
     let view = catalog::folder_view_sql(
         &c.node.relation,
         &staged.view_path,
         !ext.partition_by.is_empty(),
         projection.as_deref(),
     );
-    replacing(c.conn, &c.node.relation, "view", || {
-        c.conn.execute_batch(&view).map_err(|e| e.to_string())
-    })
-    .map_err(|e| {
-        format!(
-            "files written to {}, but the catalog view failed: {e}",
-            staged.view_path
-        )
-    })?;
-    if let Err(e) = c.storage.collect_garbage(&staged) {
-        eprintln!(
-            "warning: {}: old versions were not removed: {}",
-            c.node.name, e.message
-        );
+    super::materialize::put_in_place(c.conn, c.node, c.storage, staged, &view, rows)
+}
+
+/// The run's new rows in a temporary table and how their columns map to the table's (per
+/// `on_schema_change`); for `merge`, checked to have one row per key.
+fn new_rows<'a>(
+    c: &Ctx<'a>,
+    inc: &Incremental,
+    sql: &str,
+) -> Result<(Batch<'a>, SchemaPlan), String> {
+    let batch = Batch::create(c.conn, c.node, sql)?;
+    let relation = c.node.relation.to_string();
+    let plan = plan_schema(
+        &columns_of(c.conn, &relation)?,
+        &columns_of(c.conn, &batch.name)?,
+        inc.on_schema_change,
+        &relation,
+    )?;
+    if inc.strategy == Strategy::Merge {
+        check_one_row_per_key(c.conn, &batch.name, &inc.unique_key)?;
     }
-    Ok(Outcome {
-        written: Some(staged.view_path),
-        pinned: Some(staged.pinned_path),
-        ..Outcome::rows(Some(rows))
-    })
+    Ok((batch, plan))
+}
+
+/// `merge` replaces a key's row by the new one, so the new rows must have one row per key
+/// (rows with a null key match nothing and are simply inserted).
+fn check_one_row_per_key(conn: &Connection, batch: &str, keys: &[String]) -> Result<(), String> {
+    let key_list: Vec<String> = keys.iter().map(|k| quote_ident(k)).collect();
+    let text: Vec<String> = key_list.iter().map(|k| format!("{k}::varchar")).collect();
+    let not_null: Vec<String> = key_list
+        .iter()
+        .map(|k| format!("{k} is not null"))
+        .collect();
+    let sql = format!(
+        "select concat_ws(', ', {}), count(*) from {batch} where {} group by {} having count(*) > 1 limit 1",
+        text.join(", "),
+        not_null.join(" and "),
+        key_list.join(", ")
+    );
+    let dup: Option<(String, i64)> = conn
+        .query_row(&sql, [], |r| Ok((r.get(0)?, r.get(1)?)))
+        .ok();
+    match dup {
+        Some((key, n)) => Err(format!(
+            "the new rows have {n} rows for unique_key ({}) = ({key}); merge needs one row per key: deduplicate in the model (e.g. `qualify row_number() over (partition by {} order by ...) = 1`) or use incremental_strategy 'delete+insert'",
+            keys.join(", "),
+            keys.join(", ")
+        )),
+        None => Ok(()),
+    }
 }
 
 /// The new rows of a file table (Parquet or Delta) in a temporary table, how their columns
@@ -461,14 +466,7 @@ fn new_rows_for_files<'a>(
     inc: &Incremental,
     sql: &str,
 ) -> Result<(Batch<'a>, SchemaPlan, String), String> {
-    let batch = Batch::create(c.conn, c.node, sql)?;
-    let relation = c.node.relation.to_string();
-    let plan = plan_schema(
-        &columns_of(c.conn, &relation)?,
-        &columns_of(c.conn, &batch.name)?,
-        inc.on_schema_change,
-        &relation,
-    )?;
+    let (batch, plan) = new_rows(c, inc, sql)?;
     if !plan.retyped.is_empty() && inc.on_schema_change != OnSchemaChange::Ignore {
         return Err(retyped_error(&plan));
     }
@@ -516,6 +514,7 @@ fn delta(
         &crate::delta::incremental::NewRows {
             select_sql: &select,
             batch: &batch.name,
+            rows: batch.rows()?,
         },
         inc,
         ext,

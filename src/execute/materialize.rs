@@ -219,34 +219,42 @@ fn external(w: &ExternalWrite) -> Result<Outcome, String> {
             return Err(explain_remote(w.storage, w.location, e));
         }
     };
-    w.storage.commit(&staged).map_err(|e| e.to_string())?;
     let view = catalog::external_view_sql(&w.node.relation, &staged.view_path, w.ext);
-    replacing(w.conn, &w.node.relation, "view", || {
-        w.conn.execute_batch(&view).map_err(|e| e.to_string())
+    put_in_place(w.conn, w.node, w.storage, staged, &view, rows)
+        .map_err(|e| explain_remote(w.storage, w.location, e))
+}
+
+/// After a staged write succeeded: puts the new version in place, points the model's catalog
+/// view at it (`view` is the view's SQL), then drops versions beyond the retention.
+pub(super) fn put_in_place(
+    conn: &Connection,
+    node: &Node,
+    storage: &Storage,
+    staged: crate::storage::Staged,
+    view: &str,
+    rows: u64,
+) -> Result<Outcome, String> {
+    storage.commit(&staged).map_err(|e| e.to_string())?;
+    replacing(conn, &node.relation, "view", || {
+        conn.execute_batch(view).map_err(|e| e.to_string())
     })
     .map_err(|e| {
-        explain_remote(
-            w.storage,
-            w.location,
-            format!(
-                "files written to {}, but the catalog view failed: {e}",
-                staged.view_path
-            ),
+        format!(
+            "files written to {}, but the catalog view failed: {e}",
+            staged.view_path
         )
     })?;
     // Old versions go only once nothing live points at them; a failure here loses no data.
-    if let Err(e) = w.storage.collect_garbage(&staged) {
+    if let Err(e) = storage.collect_garbage(&staged) {
         eprintln!(
             "warning: {}: old versions were not removed: {}",
-            w.node.name, e.message
+            node.name, e.message
         );
     }
     Ok(Outcome {
-        rows: Some(rows),
         written: Some(staged.view_path),
         pinned: Some(staged.pinned_path),
-        verdict: None,
-        note: None,
+        ..Outcome::rows(Some(rows))
     })
 }
 
@@ -259,18 +267,7 @@ pub(super) fn replacing<T>(
     kind: &str,
     create: impl FnOnce() -> Result<T, String>,
 ) -> Result<T, String> {
-    let existing: Option<String> = conn
-        .query_row(
-            "select case
-                when exists (select 1 from duckdb_views() where database_name = current_database()
-                             and schema_name = ?1 and view_name = ?2 and not internal) then 'view'
-                when exists (select 1 from duckdb_tables() where database_name = current_database()
-                             and schema_name = ?1 and table_name = ?2) then 'table' end",
-            [&relation.schema, &relation.identifier],
-            |r| r.get(0),
-        )
-        .map_err(|e| e.to_string())?;
-    let Some(other) = existing.filter(|k| k != kind) else {
+    let Some(other) = relation_kind(conn, relation)?.filter(|k| k != kind) else {
         return create();
     };
     conn.execute_batch(&format!("begin; drop {other} {relation};"))
@@ -285,6 +282,23 @@ pub(super) fn replacing<T>(
             Err(e)
         }
     }
+}
+
+/// Whether `relation` exists in the catalog now, and as what (`view` or `table`).
+pub(super) fn relation_kind(
+    conn: &Connection,
+    relation: &crate::render::relation::Relation,
+) -> Result<Option<String>, String> {
+    conn.query_row(
+        "select case
+            when exists (select 1 from duckdb_views() where database_name = current_database()
+                         and schema_name = ?1 and view_name = ?2 and not internal) then 'view'
+            when exists (select 1 from duckdb_tables() where database_name = current_database()
+                         and schema_name = ?1 and table_name = ?2) then 'table' end",
+        [&relation.schema, &relation.identifier],
+        |r| r.get(0),
+    )
+    .map_err(|e| e.to_string())
 }
 
 /// Names endpoint and bucket when an S3 write fails, with the usual reason.
