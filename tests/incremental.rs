@@ -45,25 +45,20 @@ select * from candidates
 qualify row_number() over (partition by id order by updated_at desc, batch desc, v desc) = 1
 ";
 
-/// Daily totals: the days that got rows are recomputed from all of their rows.
-const DAILY: &str = "{{ config(materialized='incremental', format='delta', unique_key='day', incremental_strategy='delete+insert') }}
+/// Daily totals: the days that got rows are recomputed from all of their rows; `config` says
+/// how they replace the old ones.
+fn daily(config: &str) -> String {
+    format!(
+        "{{{{ config(materialized='incremental', format='delta', {config}) }}}}
 select day, count(*) as n, sum(v) as total, max(batch) as batch
-from {{ source('landing', 'events') }}
-{% if is_incremental() %}
-where day in (select day from {{ source('landing', 'events') }} where batch > (select max(batch) from {{ this }}))
-{% endif %}
+from {{{{ source('landing', 'events') }}}}
+{{% if is_incremental() %}}
+where day in (select day from {{{{ source('landing', 'events') }}}} where batch > (select max(batch) from {{{{ this }}}}))
+{{% endif %}}
 group by day
-";
-
-/// The same per partition, replacing whole partitions.
-const DAILY_PARTITIONS: &str = "{{ config(materialized='incremental', format='delta', partition_by='day', incremental_strategy='insert_overwrite') }}
-select day, count(*) as n, sum(v) as total, max(batch) as batch
-from {{ source('landing', 'events') }}
-{% if is_incremental() %}
-where day in (select day from {{ source('landing', 'events') }} where batch > (select max(batch) from {{ this }}))
-{% endif %}
-group by day
-";
+"
+    )
+}
 
 /// Every row, appended: Parquet and Delta.
 const LOG_PARQUET: &str = "{{ config(materialized='incremental', format='parquet') }}
@@ -93,8 +88,14 @@ fn project() -> TestProject {
         ("profiles.yml", PROFILE),
         ("models/sources.yml", SOURCES),
         ("models/silver/latest.sql", LATEST),
-        ("models/silver/daily.sql", DAILY),
-        ("models/silver/daily_partitions.sql", DAILY_PARTITIONS),
+        (
+            "models/silver/daily.sql",
+            &daily("unique_key='day', incremental_strategy='delete+insert'"),
+        ),
+        (
+            "models/silver/daily_partitions.sql",
+            &daily("partition_by='day', incremental_strategy='insert_overwrite'"),
+        ),
         ("models/silver/log_parquet.sql", LOG_PARQUET),
         ("models/silver/log_delta.sql", LOG_DELTA),
     ]);

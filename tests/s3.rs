@@ -13,16 +13,20 @@ fn example_project_on_s3_equals_the_local_build_row_for_row() {
     let t = TestProject::example();
     t.example_data(4000);
     t.run(&["build"]).ok();
-    let out = t
-        .command(&["build", "--target", "s3"])
-        .env("LAKEFLOW_S3_BUCKET", &bucket)
-        .env("LAKEFLOW_S3_KEY_ID", &s3.key_id)
-        .env("LAKEFLOW_S3_SECRET", &s3.secret)
-        .env("LAKEFLOW_S3_ENDPOINT", &s3.endpoint)
-        .output()
-        .unwrap();
-    let run = Run::from(out);
-    run.ok();
+    let build_s3 = || {
+        let out = t
+            .command(&["build", "--target", "s3"])
+            .env("LAKEFLOW_S3_BUCKET", &bucket)
+            .env("LAKEFLOW_S3_KEY_ID", &s3.key_id)
+            .env("LAKEFLOW_S3_SECRET", &s3.secret)
+            .env("LAKEFLOW_S3_ENDPOINT", &s3.endpoint)
+            .output()
+            .unwrap();
+        let run = Run::from(out);
+        run.ok();
+        run
+    };
+    let run = build_s3();
     assert!(
         run.stdout
             .contains(&format!("s3://{bucket}/shop/s3/silver/events.versions/")),
@@ -43,16 +47,7 @@ fn example_project_on_s3_equals_the_local_build_row_for_row() {
     ])
     .ok();
     t.run(&["build"]).ok();
-    let out = t
-        .command(&["build", "--target", "s3"])
-        .env("LAKEFLOW_S3_BUCKET", &bucket)
-        .env("LAKEFLOW_S3_KEY_ID", &s3.key_id)
-        .env("LAKEFLOW_S3_SECRET", &s3.secret)
-        .env("LAKEFLOW_S3_ENDPOINT", &s3.endpoint)
-        .output()
-        .unwrap();
-    let run = Run::from(out);
-    run.ok();
+    let run = build_s3();
     assert!(
         run.stdout
             .contains("OK    bronze.raw_events (incremental, 50"),

@@ -4,7 +4,7 @@
 
 use super::functions::{Pass, Scope, Shared};
 use super::relation::Relation;
-use super::{Node, Renderer, check_refs, dedup, ephemeral};
+use super::{Node, Renderer, base_config, check_refs, dedup, ephemeral};
 use crate::error::{Error, Result};
 use crate::execute::materialization::Materialization;
 use crate::project::data_tests::{TestDecl, TestTarget};
@@ -207,9 +207,7 @@ fn generic(r: &Renderer, m: &Models, decl: &TestDecl) -> Result<Option<Node>> {
 }
 
 fn singular(r: &Renderer, m: &Models, file: &SqlFile) -> Result<Option<Node>> {
-    let mut path = file.folders.clone();
-    path.push(file.name.clone());
-    let base = r.project.test_configs.resolve(&path);
+    let base = base_config(r.project, file);
     let info = TestInfo {
         test_name: None,
         namespace: None,
