@@ -228,7 +228,13 @@ fn run(g: &Global, args: &RunArgs, command: &str) -> Result<bool> {
         .post
         .iter()
         .find_map(|sql| conn.execute_batch(sql).err())
-        .map(|e| format!("on-run-end failed: {}", target.redact(&e.to_string())));
+        .map(|e| {
+            Error::new(
+                "LF406",
+                format!("on-run-end failed: {}", target.redact(&e.to_string())),
+            )
+            .in_file(&p.project.file)
+        });
     let all_ok = end_failed.is_none() && results.iter().all(|r| r.status.lets_downstream_run());
     let published = match (&target.publish, command == "build" && all_ok) {
         (Some(dest), true) => Some(crate::publish::publish(
@@ -253,7 +259,7 @@ fn run(g: &Global, args: &RunArgs, command: &str) -> Result<bool> {
     artifacts::write_run_results(&p.project, &p.nodes, &results, seconds, &build_id)?;
     let ok = report::summary(g.log_format, &p.nodes, &results, seconds);
     if let Some(e) = &end_failed {
-        eprintln!("error[LF406]: {e}\n  --> {}", p.project.file.display());
+        eprintln!("{e}");
     }
     Ok(ok && end_failed.is_none())
 }
