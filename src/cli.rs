@@ -199,7 +199,7 @@ pub enum DeltaCommand {
         #[command(flatten)]
         selection: Selection,
         /// Files smaller than this are compacted into files of about this size
-        #[arg(long, default_value = "128MB")]
+        #[arg(long, default_value = "128MB", value_parser = valid_size)]
         target_size: String,
     },
     /// Deletes data files no version within --retain-hours needs. Files the catalog or a kept
@@ -209,7 +209,7 @@ pub enum DeltaCommand {
         selection: Selection,
         /// Keep files a version removed within this many hours needs (time travel), and files
         /// younger than this (a write may be in progress)
-        #[arg(long, default_value_t = 168.0)]
+        #[arg(long, default_value_t = 168.0, value_parser = crate::delta::maintenance::parse_hours)]
         retain_hours: f64,
         /// List what would be deleted, delete nothing.
         #[arg(long)]
@@ -221,4 +221,9 @@ pub enum DeltaCommand {
 pub enum QuerySource {
     Replica,
     Catalog,
+}
+
+/// `--target-size` is checked when the command line is read, and kept as written.
+fn valid_size(s: &str) -> Result<String, String> {
+    crate::delta::maintenance::parse_size(s).map(|_| s.to_string())
 }

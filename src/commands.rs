@@ -26,8 +26,7 @@ pub fn dispatch(cli: Cli) -> Result<bool> {
         Command::Query { sql, format, from } => {
             let project = load(&g)?;
             let storage = crate::storage::Storage::for_target(&project.target)?;
-            crate::query::run(&project.target, &project.root, &storage, &sql, format, from)
-                .map(|_| true)
+            crate::query::run(&project, &storage, &sql, format, from).map(|_| true)
         }
         Command::Catalog { action } => catalog_command(&g, action),
         Command::Delta { action } => delta_command(&g, action),
@@ -67,7 +66,7 @@ struct Planned {
 fn plan(g: &Global, sel: &Selection) -> Result<Planned> {
     let project = load(g)?;
     for w in &project.warnings {
-        eprintln!("warning: {w}");
+        crate::errln!("warning: {w}");
     }
     let nodes = render::render(&project)?;
     let dag = graph::build(&nodes)?;
@@ -77,7 +76,7 @@ fn plan(g: &Global, sel: &Selection) -> Result<Planned> {
     };
     let selection = select::select(&nodes, &dag, &sel.select, &sel.exclude, state.as_ref())?;
     for s in &selection.unmatched {
-        eprintln!("warning: the selector '{s}' matches no model");
+        crate::errln!("warning: the selector '{s}' matches no model");
     }
     Ok(Planned {
         project,
@@ -92,7 +91,7 @@ fn compile(g: &Global, sel: &Selection) -> Result<bool> {
     let chosen: Vec<Node> = p.plan.iter().map(|&i| p.nodes[i].clone()).collect();
     artifacts::write_compiled(&p.project, &chosen)?;
     artifacts::write_manifest(&p.project, &p.nodes, &report::new_build_id())?;
-    println!(
+    crate::outln!(
         "Compiled {} models into {}",
         chosen.len(),
         p.project.target_path.join("compiled").display()
@@ -105,9 +104,9 @@ fn ls(g: &Global, sel: &Selection, output: LsOutput) -> Result<bool> {
     for &i in &p.plan {
         let n = &p.nodes[i];
         match output {
-            LsOutput::Name => println!("{}", n.fqn.join(".")),
-            LsOutput::Path => println!("{}", n.path.display()),
-            LsOutput::Json => println!(
+            LsOutput::Name => crate::outln!("{}", n.fqn.join(".")),
+            LsOutput::Path => crate::outln!("{}", n.path.display()),
+            LsOutput::Json => crate::outln!(
                 "{}",
                 serde_json::json!({
                     "name": n.name, "unique_id": n.unique_id, "fqn": n.fqn, "path": n.path,
@@ -162,9 +161,10 @@ fn run(g: &Global, args: &RunArgs, command: &str) -> Result<bool> {
     )?;
     let existing = catalog::existing_relations(&conn)?;
     for (test, model) in execute::drop_unrunnable_tests(&p.nodes, &p.dag, &mut p.plan, &existing) {
-        eprintln!(
+        crate::errln!(
             "note: test '{}' is left out: it reads '{}', which is neither selected nor built",
-            p.nodes[test].name, p.nodes[model].name
+            p.nodes[test].name,
+            p.nodes[model].name
         );
     }
     let mut storage = crate::storage::Storage::for_target(target)?;
@@ -184,9 +184,10 @@ fn run(g: &Global, args: &RunArgs, command: &str) -> Result<bool> {
             (0, t) => format!("{t} tests"),
             (m, t) => format!("{m} models and {t} tests"),
         };
-        println!(
+        crate::outln!(
             "lakeflow {command}: {what}, target '{}', {threads} threads, catalog {}",
-            target.name, target.catalog
+            target.name,
+            target.catalog
         );
     }
     for sql in &project_hooks.pre {
@@ -252,35 +253,44 @@ fn run(g: &Global, args: &RunArgs, command: &str) -> Result<bool> {
     if let (Some(id), Some(dest), report::LogFormat::Text) =
         (&published, &target.publish, g.log_format)
     {
-        println!("Published replica {id} to {}", dest.to);
+        crate::outln!("Published replica {id} to {}", dest.to);
     }
     drop(conn);
     let seconds = started.elapsed().as_secs_f64();
     artifacts::write_run_results(&p.project, &p.nodes, &results, seconds, &build_id)?;
     let ok = report::summary(g.log_format, &p.nodes, &results, seconds);
     if let Some(e) = &end_failed {
-        eprintln!("{e}");
+        crate::errln!("{e}");
     }
     Ok(ok && end_failed.is_none())
 }
 
 fn clean(g: &Global) -> Result<bool> {
     let project = load(g)?;
+    // Every target is checked before anything is deleted.
+    if let Some(dir) = project
+        .clean_targets
+        .iter()
+        .find(|d| !crate::project::paths::is_strictly_inside(d, &project.root))
+    {
+        return Err(Error::new(
+            "LF109",
+            format!(
+                "refusing to delete {}: it is not inside the project {}",
+                dir.display(),
+                project.root.display()
+            ),
+        )
+        .in_file(&project.file)
+        .hint("clean-targets must name folders inside the project (no `..`, no absolute paths or links leading out of it)"));
+    }
     for dir in &project.clean_targets {
-        if !dir.starts_with(&project.root) || dir == &project.root {
-            return Err(Error::new(
-                "LF109",
-                format!(
-                    "refusing to delete {}: it is not inside the project",
-                    dir.display()
-                ),
-            )
-            .in_file(&project.file)
-            .hint("clean-targets must name folders inside the project"));
-        }
-        if dir.exists() {
+        if dir.is_symlink() {
+            std::fs::remove_file(dir).map_err(|e| Error::io("LF109", "delete", dir, e))?;
+            crate::outln!("Deleted {}", dir.display());
+        } else if dir.exists() {
             std::fs::remove_dir_all(dir).map_err(|e| Error::io("LF109", "delete", dir, e))?;
-            println!("Deleted {}", dir.display());
+            crate::outln!("Deleted {}", dir.display());
         }
     }
     Ok(true)
@@ -289,10 +299,10 @@ fn clean(g: &Global) -> Result<bool> {
 fn debug(g: &Global) -> Result<bool> {
     let mut ok = true;
     let mut check = |what: &str, result: std::result::Result<String, String>| match result {
-        Ok(detail) => println!("  OK    {what}: {detail}"),
+        Ok(detail) => crate::outln!("  OK    {what}: {detail}"),
         Err(detail) => {
             ok = false;
-            println!("  FAIL  {what}: {detail}");
+            crate::outln!("  FAIL  {what}: {detail}");
         }
     };
     let project = match load(g) {
@@ -303,7 +313,7 @@ fn debug(g: &Global) -> Result<bool> {
         }
     };
     let t = &project.target;
-    println!("lakeflow {} (DuckDB 1.5.5)", env!("CARGO_PKG_VERSION"));
+    crate::outln!("lakeflow {} (DuckDB 1.5.5)", env!("CARGO_PKG_VERSION"));
     check(
         "project",
         Ok(format!("{} ({})", project.name, project.file.display())),
@@ -342,16 +352,35 @@ fn debug(g: &Global) -> Result<bool> {
                 .map(|_| format!("{} answers", r.describe(&t.external_root))),
             None => Err(Error::new("LF523", "no s3 secret in the profile")),
         });
+        let reachable = result.is_ok();
         check(
             "external_root",
             result.map_err(|e| t.redact(&e.to_string())),
         );
+        if reachable {
+            // Delta commits need the store to honour If-None-Match; say so before a build does.
+            let probe = crate::storage::Storage::for_target(t).and_then(|s| match &s.remote {
+                Some(r) => r.conditional_put_support(&t.external_root),
+                None => Ok(false),
+            });
+            check(
+                "conditional writes",
+                match probe {
+                    Ok(true) => Ok("honoured: concurrent Delta commits are safe".into()),
+                    Ok(false) if t.unsafe_delta_commits => Ok(
+                        "ignored by this store; Delta commits go ahead (unsafe_delta_commits: true), safe only with one writer".into(),
+                    ),
+                    Ok(false) => Err("ignored by this store: Delta models will be refused; use a store that honours If-None-Match, or set `unsafe_delta_commits: true` if only one writer ever commits".into()),
+                    Err(e) => Err(t.redact(&e.to_string())),
+                },
+            );
+        }
     } else {
         check("external_root", writable(&t.external_root));
     }
     match &t.extension_directory {
         Some(d) => check("extension_directory", Ok(d.clone())),
-        None => println!(
+        None => crate::outln!(
             "  --    extension_directory: not set (only needed for S3 and Delta extensions)"
         ),
     }
@@ -372,17 +401,11 @@ fn check_buckets(storage: &crate::storage::Storage, p: &Planned) -> Result<()> {
     let Some(remote) = &storage.remote else {
         return Ok(());
     };
-    let mut buckets: Vec<&str> = p
-        .plan
-        .iter()
-        .filter_map(|&i| p.nodes[i].location.as_deref())
-        .filter_map(|l| crate::storage::s3::split_url(l).map(|(b, _)| b))
-        .collect();
-    buckets.sort();
-    buckets.dedup();
-    for bucket in buckets {
-        remote.check_bucket(&format!("s3://{bucket}/"))?;
-    }
+    remote.check_locations(
+        p.plan
+            .iter()
+            .filter_map(|&i| p.nodes[i].location.as_deref()),
+    )?;
     Ok(())
 }
 
@@ -409,7 +432,7 @@ fn catalog_command(g: &Global, action: CatalogCommand) -> Result<bool> {
             let id = crate::publish::publish(&conn, target, &storage, &dest, &project.name)?;
             conn.execute_batch("checkpoint")
                 .map_err(|e| Error::new("LF505", format!("cannot checkpoint the catalog: {e}")))?;
-            println!("Published replica {id} to {}", dest.to);
+            crate::outln!("Published replica {id} to {}", dest.to);
             Ok(true)
         }
         CatalogCommand::Pull { to } => {
@@ -426,7 +449,7 @@ fn catalog_command(g: &Global, action: CatalogCommand) -> Result<bool> {
                 })?;
             let to = to.unwrap_or_else(|| project.root.join("catalog").join("replica.duckdb"));
             crate::publish::pull(&storage, &from, &to)?;
-            println!("Pulled {from} to {}", to.display());
+            crate::outln!("Pulled {from} to {}", to.display());
             Ok(true)
         }
     }
@@ -491,19 +514,19 @@ fn delta_command(g: &Global, action: DeltaCommand) -> Result<bool> {
     for n in &models {
         let location = n.location.as_deref().unwrap_or_default();
         if !crate::location::is_remote(location) && !std::path::Path::new(location).is_dir() {
-            println!("{}: not built yet, nothing to do", n.name);
+            crate::outln!("{}: not built yet, nothing to do", n.name);
             continue;
         }
         let table = match delta::Table::open(location, storage.remote.as_ref()) {
             Ok(t) => t,
             Err(e) => {
-                eprintln!("error: {}: {e}", n.name);
+                crate::errln!("error: {}: {e}", n.name);
                 ok = false;
                 continue;
             }
         };
         if !table.exists().map_err(fail)? {
-            println!("{}: not built yet, nothing to do", n.name);
+            crate::outln!("{}: not built yet, nothing to do", n.name);
             continue;
         }
         match &action {
@@ -513,7 +536,7 @@ fn delta_command(g: &Global, action: DeltaCommand) -> Result<bool> {
                     Ok(r) => match r.version {
                         Some(v) => {
                             crate::publish::repoint_delta(&conn, n, &table, v)?;
-                            println!(
+                            crate::outln!(
                                 "{}: version {v}: {} files -> {} ({} rewritten into {})",
                                 n.name,
                                 r.files_before,
@@ -523,11 +546,15 @@ fn delta_command(g: &Global, action: DeltaCommand) -> Result<bool> {
                             );
                         }
                         None => {
-                            println!("{}: {} files, nothing to compact", n.name, r.files_before)
+                            crate::outln!(
+                                "{}: {} files, nothing to compact",
+                                n.name,
+                                r.files_before
+                            )
                         }
                     },
                     Err(e) => {
-                        eprintln!("error: {}: {e}", n.name);
+                        crate::errln!("error: {}: {e}", n.name);
                         ok = false;
                     }
                 }
@@ -545,7 +572,7 @@ fn delta_command(g: &Global, action: DeltaCommand) -> Result<bool> {
                 match maintenance::vacuum(&table, *retain_hours, &pinned, *dry_run) {
                     Ok(r) => {
                         let verb = if *dry_run { "would delete" } else { "deleted" };
-                        println!(
+                        crate::outln!(
                             "{}: {verb} {} files; kept {} younger than {retain_hours} h and {} pinned by the catalog or replicas",
                             n.name,
                             r.deleted.len(),
@@ -554,12 +581,12 @@ fn delta_command(g: &Global, action: DeltaCommand) -> Result<bool> {
                         );
                         if *dry_run {
                             for f in &r.deleted {
-                                println!("  {f}");
+                                crate::outln!("  {f}");
                             }
                         }
                     }
                     Err(e) => {
-                        eprintln!("error: {}: {e}", n.name);
+                        crate::errln!("error: {}: {e}", n.name);
                         ok = false;
                     }
                 }
@@ -575,20 +602,26 @@ fn delta_command(g: &Global, action: DeltaCommand) -> Result<bool> {
 fn print_history(commits: &[crate::delta::maintenance::Commit], json: bool) {
     if json {
         for c in commits {
-            println!("{}", serde_json::to_string(c).unwrap_or_default());
+            crate::outln!("{}", serde_json::to_string(c).unwrap_or_default());
         }
         return;
     }
-    println!(
+    crate::outln!(
         "{:>7}  {:<20}  {:<14}  {:<32}  {:>6}  {:>6}  {:>10}",
-        "version", "time (UTC)", "operation", "build", "+files", "-files", "+rows"
+        "version",
+        "time (UTC)",
+        "operation",
+        "build",
+        "+files",
+        "-files",
+        "+rows"
     );
     for c in commits {
         let time = c
             .timestamp
             .map(|t| report::rfc3339(t / 1000))
             .unwrap_or_default();
-        println!(
+        crate::outln!(
             "{:>7}  {:<20}  {:<14}  {:<32}  {:>6}  {:>6}  {:>10}",
             c.version,
             time,

@@ -62,7 +62,7 @@ pub fn init(name: &str) -> Result<()> {
         let text = text.replace("__PROJECT__", name);
         std::fs::write(&path, text).map_err(|e| Error::io("LF121", "write", &path, e))?;
     }
-    println!("Created project {name}/. Next: cd {name} && lakeflow build");
+    crate::outln!("Created project {name}/. Next: cd {name} && lakeflow build");
     Ok(())
 }
 
@@ -125,7 +125,7 @@ pub fn generate(dir: &Path, rows: u64) -> Result<()> {
         ))
         .map_err(fail)?;
     }
-    println!(
+    crate::outln!(
         "Wrote {rows} raw events (+ duplicates), {users} users and 500 products under {}",
         landing.display()
     );
@@ -212,7 +212,7 @@ pub fn land_batch(dir: &Path, batch: u32, rows: u64) -> Result<()> {
         lit(&users_csv)
     ))
     .map_err(fail)?;
-    println!(
+    crate::outln!(
         "Landed batch {batch}: {rows} events (+ re-sent ones) in {} day folders, and an updated users export, under {}",
         days.len(),
         landing.display()

@@ -14,6 +14,7 @@ pub mod location;
 pub mod project;
 pub mod publish;
 pub mod query;
+pub mod redact;
 pub mod render;
 pub mod report;
 pub mod select;

@@ -3,7 +3,7 @@
 //! non-production targets out of production paths.
 
 use crate::execute::materialization::{External, FileFormat};
-use crate::project::{ProjectKind, Target};
+use crate::project::{ProjectKind, Target, paths};
 
 /// Joins path parts onto a root that is a local path or a URL.
 pub fn join(root: &str, parts: &[&str]) -> String {
@@ -57,8 +57,54 @@ pub fn from_config(target: &Target, location: &str) -> String {
     }
 }
 
+/// A location as storage will see it, so that checks on it hold for what is written: a local
+/// path with `.` and `..` resolved; an S3 URL with empty and `.` segments dropped. S3 has no
+/// parent folders, so `..` in a URL is refused.
+pub fn normalize(location: &str) -> Result<String, String> {
+    if let Some((scheme, rest)) = location.split_once("://") {
+        let mut parts = Vec::new();
+        for part in rest.split('/') {
+            match part {
+                "" | "." => {}
+                ".." => {
+                    return Err(format!(
+                        "the location {location} has a `..` segment, which object stores do not resolve"
+                    ));
+                }
+                p => parts.push(p),
+            }
+        }
+        if parts.len() < 2 {
+            return Err(format!(
+                "the location {location} names no object under its bucket"
+            ));
+        }
+        return Ok(format!("{scheme}://{}", parts.join("/")));
+    }
+    let normalized = paths::normalize(std::path::Path::new(location));
+    let text = normalized
+        .to_string_lossy()
+        .trim_end_matches('/')
+        .to_string();
+    if text.is_empty() || normalized.parent().is_none() {
+        return Err(format!("the location {location} is the filesystem root"));
+    }
+    Ok(text)
+}
+
+/// Whether `location` is `root` or below it, comparing what storage will see (local paths with
+/// links followed).
+pub fn is_inside(location: &str, root: &str) -> bool {
+    if is_remote(location) || is_remote(root) {
+        let root = root.trim_end_matches('/');
+        return location == root || location.starts_with(&format!("{root}/"));
+    }
+    paths::is_within(std::path::Path::new(location), std::path::Path::new(root))
+}
+
 /// Refuses a non-production target's write into the production tree (outside its own
 /// `{root}/{target}/` subtree), unless the target sets `allow_production_writes: true`.
+/// `location` must be normalized; symlinks of local paths are followed before comparing.
 pub fn check_production_guard(target: &Target, location: &str) -> Result<(), String> {
     if target.production || target.allow_production_writes {
         return Ok(());
@@ -66,9 +112,8 @@ pub fn check_production_guard(target: &Target, location: &str) -> Result<(), Str
     let Some(prod_root) = &target.production_root else {
         return Ok(());
     };
-    let inside = |root: &str| location == root || location.starts_with(&format!("{root}/"));
     let own = join(prod_root, &[&target.name]);
-    if inside(prod_root) && !inside(&own) {
+    if is_inside(location, prod_root) && !is_inside(location, &own) {
         return Err(format!(
             "target '{}' would write to {location}, inside the production root {prod_root}",
             target.name
@@ -98,6 +143,7 @@ mod tests {
             production,
             production_root: prod_root.map(str::to_string),
             allow_production_writes: false,
+            unsafe_delta_commits: false,
             keep_versions: 2,
             publish: None,
             profiles_file: "/p/profiles.yml".into(),
@@ -145,6 +191,29 @@ mod tests {
         assert!(check_production_guard(&dev, "/elsewhere/x.parquet").is_ok());
         let prod = target("prod", true, "/lake", Some("/lake"));
         assert!(check_production_guard(&prod, "/lake/silver/x.parquet").is_ok());
+    }
+
+    #[test]
+    fn guard_sees_through_dot_dot_and_links() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("lake").to_string_lossy().into_owned();
+        std::fs::create_dir_all(format!("{root}/dev")).unwrap();
+        std::fs::create_dir_all(format!("{root}/silver")).unwrap();
+        std::os::unix::fs::symlink(format!("{root}/silver"), format!("{root}/dev/s")).unwrap();
+        let dev = target("dev", false, &root, Some(&root));
+        let sneaky = normalize(&format!("{root}/dev/../silver/x.parquet")).unwrap();
+        assert_eq!(sneaky, format!("{root}/silver/x.parquet"));
+        assert!(check_production_guard(&dev, &sneaky).is_err());
+        assert!(check_production_guard(&dev, &format!("{root}/dev/s/x.parquet")).is_err());
+        assert!(check_production_guard(&dev, &format!("{root}/dev/ok/x.parquet")).is_ok());
+        let s3 = target("dev", false, "s3://b/lake/dev", Some("s3://b/lake"));
+        let url = normalize("s3://b/lake//dev/./x/").unwrap();
+        assert_eq!(url, "s3://b/lake/dev/x");
+        assert!(check_production_guard(&s3, &url).is_ok());
+        assert!(normalize("s3://b/lake/dev/../silver/x").is_err());
+        assert!(check_production_guard(&s3, &normalize("s3://b//lake/silver/x").unwrap()).is_err());
+        assert!(normalize("s3://b").is_err());
+        assert!(normalize("/").is_err());
     }
 
     #[test]

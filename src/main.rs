@@ -11,12 +11,26 @@ fn main() -> ExitCode {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
-    let cli = lakeflow::cli::Cli::parse();
+    lakeflow::redact::register_env();
+    // clap's messages quote the arguments, which may hold a secret: they are printed like
+    // every other line.
+    let cli = match lakeflow::cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let text = e.render().to_string();
+            if e.use_stderr() {
+                lakeflow::errln!("{}", text.trim_end());
+            } else {
+                lakeflow::outln!("{}", text.trim_end());
+            }
+            return ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2));
+        }
+    };
     match lakeflow::commands::dispatch(cli) {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::from(1),
         Err(err) => {
-            eprintln!("{err}");
+            lakeflow::errln!("{err}");
             ExitCode::from(2)
         }
     }

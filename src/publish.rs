@@ -3,8 +3,15 @@
 //!
 //! A replica is a new, checkpointed .duckdb file: views over the exact file versions of one
 //! build (so all its tables agree with each other), copies of the catalog's tables, the view
-//! models, and a metadata table. It is put in place atomically (rename, or one S3 put), and
+//! models, and a metadata table. It is put in place atomically (rename, or one S3 upload), and
 //! the versions it pins are spared by garbage collection while it is among the `keep` newest.
+//!
+//! Locally the replica is written as `{to}.versions/{build}.duckdb` (via a temporary name in
+//! that folder) and `{to}` becomes a hard link to it (via a temporary link beside `{to}`,
+//! renamed over it): the previous replica's inode stays referenced by its own version file,
+//! so readers that still have it open (NFS clients too, which would get ESTALE for a
+//! deleted inode) keep reading it while it is kept. On S3 each object is one upload (multipart
+//! for large files) that appears whole or not at all.
 
 use crate::catalog;
 use crate::error::{Error, Result};
@@ -164,16 +171,10 @@ pub fn publish(
         std::fs::create_dir_all(&tmp_dir).map_err(|e| Error::io("LF531", "create", &tmp_dir, e))?;
         tmp_dir.join("replica.duckdb")
     } else {
-        let p = Path::new(&dest.to);
-        let parent = p.parent().unwrap_or(Path::new("/"));
-        std::fs::create_dir_all(parent).map_err(|e| Error::io("LF531", "create", parent, e))?;
-        tmp_dir = parent.to_path_buf();
-        parent.join(format!(
-            ".{}.lf-tmp-{build_id}",
-            p.file_name()
-                .map(|n| n.to_string_lossy())
-                .unwrap_or_default()
-        ))
+        // In the folder of the version file it becomes (renamed within one folder).
+        tmp_dir = PathBuf::from(versions_dir(&dest.to));
+        std::fs::create_dir_all(&tmp_dir).map_err(|e| Error::io("LF531", "create", &tmp_dir, e))?;
+        tmp_dir.join(format!(".{build_id}.duckdb{TMP_MARK}"))
     };
     let result = write_replica(conn, &tmp, target, storage, &build_id, project);
     let pinned = match result {
@@ -189,10 +190,13 @@ pub fn publish(
             "the replica still has a write-ahead log after its checkpoint",
         ));
     }
-    place(&tmp, dest, storage, &build_id)?;
+    let placed = place(&tmp, dest, storage, &build_id);
     if is_remote(&dest.to) {
         let _ = std::fs::remove_dir_all(&tmp_dir);
+    } else if placed.is_err() {
+        let _ = std::fs::remove_file(&tmp);
     }
+    placed?;
     remember(conn, dest, storage, &build_id, &pinned)?;
     Ok(build_id)
 }
@@ -376,10 +380,21 @@ fn model_rows(conn: &Connection) -> Result<Vec<ModelRow>> {
     Ok(rows.filter_map(|r| r.ok()).collect())
 }
 
-/// Puts the finished replica at its destination: a rename locally, one put on S3; a copy of
-/// each kept replica stays under `{to}.versions/`.
+const TMP_MARK: &str = ".lf-tmp";
+
+fn versions_dir(to: &str) -> String {
+    format!("{to}.versions")
+}
+
+fn versioned_path(to: &str, build_id: &str) -> String {
+    format!("{}/{build_id}.duckdb", versions_dir(to))
+}
+
+/// Puts the finished replica at its destination. Locally: renamed to its version file, then
+/// hard-linked (a copy where the share refuses links) to a temporary name beside `dest.to`
+/// and renamed over it. On S3: uploaded as the version object and as `dest.to`.
 fn place(tmp: &Path, dest: &PublishTo, storage: &Storage, build_id: &str) -> Result<()> {
-    let versioned = format!("{}.versions/{build_id}.duckdb", dest.to);
+    let versioned = versioned_path(&dest.to, build_id);
     if is_remote(&dest.to) {
         let remote = storage.remote.as_ref().ok_or_else(|| {
             Error::new(
@@ -387,16 +402,42 @@ fn place(tmp: &Path, dest: &PublishTo, storage: &Storage, build_id: &str) -> Res
                 format!("{} is on S3, but the target has no s3 secret", dest.to),
             )
         })?;
-        let bytes = std::fs::read(tmp).map_err(|e| Error::io("LF531", "read", tmp, e))?;
-        remote.put(&versioned, bytes.clone())?;
-        return remote.put(&dest.to, bytes);
+        remote.put_file(tmp, &versioned)?;
+        return remote.put_file(tmp, &dest.to);
     }
-    let vdir = format!("{}.versions", dest.to);
-    std::fs::create_dir_all(&vdir)
-        .map_err(|e| Error::io("LF531", "create", Path::new(&vdir), e))?;
-    std::fs::copy(tmp, &versioned).map_err(|e| Error::io("LF531", "copy", tmp, e))?;
-    std::fs::rename(tmp, &dest.to)
-        .map_err(|e| Error::io("LF531", "move the replica to", Path::new(&dest.to), e))
+    let to = Path::new(&dest.to);
+    let versioned = Path::new(&versioned);
+    std::fs::rename(tmp, versioned)
+        .map_err(|e| Error::io("LF531", "move the replica to", versioned, e))?;
+    let parent = to.parent().unwrap_or(Path::new("/"));
+    std::fs::create_dir_all(parent).map_err(|e| Error::io("LF531", "create", parent, e))?;
+    let name = to
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let link = parent.join(format!(".{name}.lf-link-{build_id}"));
+    let _ = std::fs::remove_file(&link);
+    if std::fs::hard_link(versioned, &link).is_err() {
+        std::fs::copy(versioned, &link).map_err(|e| Error::io("LF531", "copy", versioned, e))?;
+    }
+    std::fs::rename(&link, to).map_err(|e| {
+        let _ = std::fs::remove_file(&link);
+        Error::io("LF531", "move the replica to", to, e)
+    })?;
+    // Temporary names that killed publishes left.
+    let leftover = |dir: &Path, prefix: &str, mark: &str| {
+        for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let f = e.file_name().to_string_lossy().into_owned();
+            if f.starts_with(prefix) && f.contains(mark) {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    };
+    leftover(parent, &format!(".{name}.lf-link-"), ".lf-link-");
+    if let Some(vdir) = versioned.parent() {
+        leftover(vdir, ".", TMP_MARK);
+    }
+    Ok(())
 }
 
 /// Records the replica and forgets (and deletes) replicas beyond `keep`.
@@ -434,7 +475,7 @@ fn remember(
         .filter_map(|r| r.ok())
         .collect();
     for old in ids.iter().skip(dest.keep.max(1)) {
-        let versioned = format!("{}.versions/{old}.duckdb", dest.to);
+        let versioned = versioned_path(&dest.to, old);
         if is_remote(&versioned) {
             if let Some(r) = &storage.remote {
                 let _ = r.delete_prefix(&versioned);
@@ -459,11 +500,20 @@ pub fn pull(storage: &Storage, from: &str, to: &Path) -> Result<()> {
             format!("{from} is on S3, but the target has no s3 secret"),
         )
     })?;
-    let bytes = remote.get(from)?;
-    if let Some(parent) = to.parent() {
-        std::fs::create_dir_all(parent).map_err(|e| Error::io("LF534", "create", parent, e))?;
+    let parent = to.parent().unwrap_or(Path::new("/"));
+    std::fs::create_dir_all(parent).map_err(|e| Error::io("LF534", "create", parent, e))?;
+    let tmp = parent.join(format!(
+        ".{}.lf-tmp-{}",
+        to.file_name()
+            .map(|n| n.to_string_lossy())
+            .unwrap_or_default(),
+        std::process::id()
+    ));
+    let fetched = remote
+        .get_file(from, &tmp)
+        .and_then(|()| std::fs::rename(&tmp, to).map_err(|e| Error::io("LF534", "write", to, e)));
+    if fetched.is_err() {
+        let _ = std::fs::remove_file(&tmp);
     }
-    let tmp = to.with_extension(format!("lf-tmp-{}", std::process::id()));
-    std::fs::write(&tmp, bytes).map_err(|e| Error::io("LF534", "write", &tmp, e))?;
-    std::fs::rename(&tmp, to).map_err(|e| Error::io("LF534", "write", to, e))
+    fetched
 }

@@ -1,20 +1,35 @@
-//! `lakeflow query`: read-only SQL against the catalog, printed as a table, CSV or JSON.
+//! `lakeflow query`: one read-only statement against the catalog or a replica, printed as a
+//! table, CSV or JSON.
+//!
+//! A reader gets a session that cannot write, however the SQL is phrased:
+//! - the database file is opened `READ_ONLY`;
+//! - file access is limited to the folders the catalog's views read (the lake root, model
+//!   locations, source files), the list is fixed and `lock_configuration` keeps it so;
+//! - the SQL runs inside DuckDB's `query()` table function, whose parser accepts exactly one
+//!   SELECT statement (FROM, WITH, VALUES, DESCRIBE, SUMMARIZE and SHOW are SELECTs), so COPY,
+//!   ATTACH, INSTALL, LOAD, SET, CREATE, INSERT ... are refused before anything runs. This
+//!   matters because DuckDB lets COPY write into an allowed directory.
+//!
+//! Every value is printed through DuckDB's own rendering (a cast to VARCHAR, `to_json()` for
+//! JSON), so every type prints, nested and exotic ones included.
 
 use crate::cli::{QueryFormat, QuerySource};
 use crate::error::{Error, Result};
-use crate::project::Target;
+use crate::execute::session;
+use crate::project::Project;
+use crate::render::relation::quote_literal;
 use crate::storage::Storage;
-use duckdb::types::Value;
+use duckdb::{AccessMode, Connection};
 use std::path::{Path, PathBuf};
 
 pub fn run(
-    target: &Target,
-    project_root: &Path,
+    project: &Project,
     storage: &Storage,
     sql: &str,
     format: QueryFormat,
     from: Option<QuerySource>,
 ) -> Result<()> {
+    let target = &project.target;
     let use_replica = match from {
         Some(QuerySource::Replica) => true,
         Some(QuerySource::Catalog) => false,
@@ -41,125 +56,257 @@ pub fn run(
     } else {
         PathBuf::from(&target.catalog)
     };
-    let result = print_query(target, project_root, &file, sql, format);
+    let result = open(project, &file).and_then(|conn| print_query(&conn, sql, format));
     if let Some(tmp) = pulled {
         let _ = std::fs::remove_file(tmp);
     }
     result
 }
 
-fn print_query(
-    target: &Target,
-    project_root: &Path,
-    file: &Path,
-    sql: &str,
-    format: QueryFormat,
-) -> Result<()> {
-    let conn = crate::execute::session::open_reader(target, project_root, file)?;
-    let mut stmt = conn
-        .prepare(sql)
-        .map_err(|e| Error::new("LF602", format!("query failed: {e}")))?;
-    let mut rows = stmt
-        .query([])
-        .map_err(|e| Error::new("LF602", format!("query failed: {e}")))?;
-    let names: Vec<String> = rows.as_ref().map(|s| s.column_names()).unwrap_or_default();
-    let mut table: Vec<Vec<String>> = Vec::new();
-    let mut json_rows = Vec::new();
-    while let Some(row) = rows
-        .next()
-        .map_err(|e| Error::new("LF602", format!("query failed: {e}")))?
-    {
-        let mut cells = Vec::with_capacity(names.len());
-        let mut obj = serde_json::Map::new();
-        for (i, name) in names.iter().enumerate() {
-            let v: Value = row.get(i).unwrap_or(Value::Null);
-            obj.insert(name.clone(), to_json(&v));
-            cells.push(to_text(&v));
+/// The reader's session: `file` read-only, the target's extensions and S3 access, then file
+/// access cut down to what the views read, and the configuration locked.
+fn open(project: &Project, file: &Path) -> Result<Connection> {
+    let target = &project.target;
+    let config = session::config(target, &project.root)?
+        .access_mode(AccessMode::ReadOnly)
+        .map_err(|e| Error::new("LF601", format!("cannot configure DuckDB: {e}")))?;
+    let conn = Connection::open_with_flags(file, config).map_err(|e| {
+        Error::new(
+            "LF601",
+            format!("cannot open {} read-only: {e}", file.display()),
+        )
+        .hint("build (and publish) the project first")
+    })?;
+    session::prepare(&conn, target)?;
+    session::load_delta_if_used(&conn, target, false)?;
+    let roots = read_roots(&conn, project)?;
+    lock_down(&conn, &roots)?;
+    Ok(conn)
+}
+
+/// From here on the session reads only under `roots` and cannot change that.
+fn lock_down(conn: &Connection, roots: &[String]) -> Result<()> {
+    let list: Vec<String> = roots.iter().map(|r| quote_literal(r)).collect();
+    conn.execute_batch(&format!(
+        "SET allowed_directories = [{}];
+         SET enable_external_access = false;
+         SET allow_unredacted_secrets = false;
+         SET lock_configuration = true;",
+        list.join(", ")
+    ))
+    .map_err(|e| {
+        Error::new(
+            "LF605",
+            format!("cannot make the query session read-only: {e}"),
+        )
+        .hint("remove enable_external_access, allowed_directories and lock_configuration from the target's `settings:`")
+    })
+}
+
+/// The folders the catalog's views read: the lake root, the folder of every model location
+/// the catalog records (a model may be written outside the root), and those of the sources'
+/// external locations (views of view models read them).
+fn read_roots(conn: &Connection, project: &Project) -> Result<Vec<String>> {
+    let mut paths = vec![format!(
+        "{}/",
+        project.target.external_root.trim_end_matches('/')
+    )];
+    // The catalog records `location` and `pinned_path`, a replica the location it pins.
+    let columns: Vec<String> = conn
+        .prepare(
+            "select column_name from duckdb_columns() where schema_name = '_lakeflow' and table_name = 'models' and column_name in ('location', 'pinned_path')",
+        )
+        .and_then(|mut s| {
+            s.query_map([], |r| r.get::<_, String>(0))?
+                .collect::<duckdb::Result<Vec<_>>>()
+        })
+        .unwrap_or_default();
+    for column in columns {
+        let mut stmt = conn
+            .prepare(&format!(
+                "select distinct {}::varchar from _lakeflow.models",
+                crate::render::relation::quote_ident(&column)
+            ))
+            .map_err(|e| Error::new("LF601", format!("cannot read _lakeflow.models: {e}")))?;
+        let rows = stmt
+            .query_map([], |r| r.get::<_, Option<String>>(0))
+            .map_err(|e| Error::new("LF601", format!("cannot read _lakeflow.models: {e}")))?;
+        for p in rows.flatten().flatten() {
+            paths.extend(folder_of(&p));
         }
-        table.push(cells);
-        json_rows.push(serde_json::Value::Object(obj));
     }
-    match format {
-        QueryFormat::Json => println!("{}", serde_json::Value::Array(json_rows)),
-        QueryFormat::Csv => {
-            println!(
-                "{}",
-                names
-                    .iter()
-                    .map(|n| csv_cell(n))
-                    .collect::<Vec<_>>()
-                    .join(",")
-            );
-            for r in &table {
-                println!(
-                    "{}",
-                    r.iter().map(|c| csv_cell(c)).collect::<Vec<_>>().join(",")
-                );
+    for source in &project.schema.sources {
+        if let Some(location) = &source.external_location {
+            for p in paths_in(conn, location) {
+                paths.extend(folder_of(&absolute(&p, &project.root)));
             }
         }
-        QueryFormat::Table => print_table(&names, &table),
+    }
+    paths.sort();
+    paths.dedup();
+    // A folder under another allowed one adds nothing.
+    let roots = paths
+        .iter()
+        .filter(|p| !paths.iter().any(|q| q != *p && p.starts_with(q.as_str())))
+        .cloned()
+        .collect();
+    Ok(roots)
+}
+
+fn absolute(path: &str, root: &Path) -> String {
+    if path.contains("://") || Path::new(path).is_absolute() {
+        path.to_string()
+    } else {
+        root.join(path).to_string_lossy().into_owned()
+    }
+}
+
+/// The folder holding `path` (a file, a folder or a glob), with a trailing `/`.
+fn folder_of(path: &str) -> Option<String> {
+    let fixed = match path.find(['*', '?', '[', '{']) {
+        Some(i) => &path[..i],
+        None => path,
+    };
+    let end = fixed.rfind('/')?;
+    Some(fixed[..=end].to_string())
+}
+
+/// The paths an external location reads: itself when it is a path, else the string
+/// arguments and replacement-scan names DuckDB's parser finds in `select * from <location>`.
+fn paths_in(conn: &Connection, location: &str) -> Vec<String> {
+    if !location.contains('(') {
+        return vec![location.to_string()];
+    }
+    let parsed: Option<String> = conn
+        .query_row(
+            "select json_serialize_sql(?::varchar)",
+            [format!("select * from {location}")],
+            |r| r.get(0),
+        )
+        .ok();
+    let Some(tree) = parsed.and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok()) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    collect_strings(&tree, &mut out);
+    out.retain(|s| s.contains('/') || s.contains('.'));
+    out
+}
+
+fn collect_strings(v: &serde_json::Value, out: &mut Vec<String>) {
+    match v {
+        serde_json::Value::Object(map) => {
+            let is = |k: &str, val: &str| map.get(k).and_then(|x| x.as_str()) == Some(val);
+            if is("class", "CONSTANT")
+                && let Some(value) = map.get("value")
+                && value.pointer("/type/id").and_then(|x| x.as_str()) == Some("VARCHAR")
+                && let Some(s) = value.get("value").and_then(|x| x.as_str())
+            {
+                out.push(s.to_string());
+            }
+            if is("type", "BASE_TABLE")
+                && let Some(s) = map.get("table_name").and_then(|x| x.as_str())
+            {
+                out.push(s.to_string());
+            }
+            map.values().for_each(|x| collect_strings(x, out));
+        }
+        serde_json::Value::Array(items) => items.iter().for_each(|x| collect_strings(x, out)),
+        _ => {}
+    }
+}
+
+/// Runs `sql` as the single SELECT of `query()`, every column rendered by DuckDB as text (and
+/// as JSON for `--format json`), and prints it.
+fn print_query(conn: &Connection, sql: &str, format: QueryFormat) -> Result<()> {
+    let json = format == QueryFormat::Json;
+    let wrapped = if json {
+        "select columns(*)::varchar, to_json(columns(*))::varchar from query(?)"
+    } else {
+        "select columns(*)::varchar from query(?)"
+    };
+    let failed = |e: duckdb::Error| query_error(&e.to_string());
+    let mut stmt = conn.prepare(wrapped).map_err(failed)?;
+    let mut rows = stmt.query([sql]).map_err(failed)?;
+    let mut names: Vec<String> = rows.as_ref().map(|s| s.column_names()).unwrap_or_default();
+    let width = if json { names.len() / 2 } else { names.len() };
+    names.truncate(width);
+    let mut table: Vec<Vec<Option<String>>> = Vec::new();
+    let mut json_rows: Vec<String> = Vec::new();
+    while let Some(row) = rows.next().map_err(failed)? {
+        let text: Vec<Option<String>> = (0..width)
+            .map(|i| row.get::<_, Option<String>>(i))
+            .collect::<std::result::Result<_, _>>()
+            .map_err(failed)?;
+        if json {
+            let mut fields = Vec::with_capacity(width);
+            for (i, name) in names.iter().enumerate() {
+                let cell: Option<String> = row.get(width + i).map_err(failed)?;
+                fields.push(format!(
+                    "{}:{}",
+                    json_string(name),
+                    json_cell(cell, text[i].as_deref())
+                ));
+            }
+            json_rows.push(format!("{{{}}}", fields.join(",")));
+        } else {
+            table.push(text);
+        }
+    }
+    let shown = |c: &Option<String>| c.clone().unwrap_or_else(|| "NULL".into());
+    match format {
+        QueryFormat::Json => crate::outln!("[{}]", json_rows.join(",")),
+        QueryFormat::Csv => {
+            let header: Vec<String> = names.iter().map(|n| csv_cell(n)).collect();
+            crate::outln!("{}", header.join(","));
+            for r in &table {
+                let cells: Vec<String> = r.iter().map(|c| csv_cell(&shown(c))).collect();
+                crate::outln!("{}", cells.join(","));
+            }
+        }
+        QueryFormat::Table => {
+            let rows: Vec<Vec<String>> = table
+                .iter()
+                .map(|r| r.iter().map(shown).collect())
+                .collect();
+            print_table(&names, &rows);
+        }
     }
     Ok(())
 }
 
-fn to_text(v: &Value) -> String {
-    match v {
-        Value::Null => "NULL".into(),
-        Value::Text(s) => s.clone(),
-        Value::Boolean(b) => b.to_string(),
-        Value::TinyInt(n) => n.to_string(),
-        Value::SmallInt(n) => n.to_string(),
-        Value::Int(n) => n.to_string(),
-        Value::BigInt(n) => n.to_string(),
-        Value::HugeInt(n) => n.to_string(),
-        Value::UTinyInt(n) => n.to_string(),
-        Value::USmallInt(n) => n.to_string(),
-        Value::UInt(n) => n.to_string(),
-        Value::UBigInt(n) => n.to_string(),
-        Value::Float(f) => f.to_string(),
-        Value::Double(f) => f.to_string(),
-        Value::Decimal(d) => d.to_string(),
-        Value::Date32(days) => crate::report::rfc3339(i64::from(*days) * 86_400)[..10].to_string(),
-        Value::Timestamp(unit, v) => {
-            let micros = unit.to_micros(*v);
-            let text = crate::report::rfc3339(micros.div_euclid(1_000_000));
-            let frac = micros.rem_euclid(1_000_000);
-            let base = text.trim_end_matches('Z').replace('T', " ");
-            if frac == 0 {
-                base
-            } else {
-                format!("{base}.{frac:06}")
-            }
-        }
-        other => format!("{other:?}"),
+fn query_error(message: &str) -> Error {
+    if message.contains("Expected a single SELECT statement") {
+        return Error::new(
+            "LF604",
+            "lakeflow query runs one read statement (SELECT, FROM, WITH, VALUES, DESCRIBE, SUMMARIZE, SHOW); this SQL is not one",
+        )
+        .hint("queries are read-only: COPY, ATTACH, INSTALL, LOAD, SET, CREATE, INSERT and the like are refused; to write data, make it a model and build it");
     }
+    Error::new("LF602", format!("query failed: {message}"))
 }
 
-fn to_json(v: &Value) -> serde_json::Value {
-    match v {
-        Value::Null => serde_json::Value::Null,
-        Value::Boolean(b) => (*b).into(),
-        Value::TinyInt(_)
-        | Value::SmallInt(_)
-        | Value::Int(_)
-        | Value::BigInt(_)
-        | Value::UTinyInt(_)
-        | Value::USmallInt(_)
-        | Value::UInt(_)
-        | Value::UBigInt(_) => to_text(v)
-            .parse::<i64>()
-            .map(Into::into)
-            .unwrap_or_else(|_| to_text(v).into()),
-        Value::Float(_) | Value::Double(_) | Value::Decimal(_) => to_text(v)
-            .parse::<f64>()
-            .map(Into::into)
-            .unwrap_or_else(|_| to_text(v).into()),
-        _ => to_text(v).into(),
+fn json_string(s: &str) -> String {
+    serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into())
+}
+
+/// DuckDB's JSON for a value, kept as it is (numbers keep all their digits); where that is
+/// no valid JSON (NaN, Infinity), the value's text as a JSON string.
+fn json_cell(json: Option<String>, text: Option<&str>) -> String {
+    match (json, text) {
+        (None, _) | (_, None) => "null".into(),
+        (Some(j), Some(t)) => {
+            if serde_json::from_str::<serde::de::IgnoredAny>(&j).is_ok() {
+                j
+            } else {
+                json_string(t)
+            }
+        }
     }
 }
 
 fn csv_cell(s: &str) -> String {
-    if s.contains([',', '"', '\n']) {
+    if s.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", s.replace('"', "\"\""))
     } else {
         s.to_string()
@@ -181,8 +328,8 @@ fn print_table(names: &[String], rows: &[Vec<String>]) {
             .collect::<Vec<_>>()
             .join(" | ")
     };
-    println!("{}", line(names));
-    println!(
+    crate::outln!("{}", line(names));
+    crate::outln!(
         "{}",
         widths
             .iter()
@@ -191,7 +338,56 @@ fn print_table(names: &[String], rows: &[Vec<String>]) {
             .join("-+-")
     );
     for r in rows {
-        println!("{}", line(r));
+        crate::outln!("{}", line(r));
     }
-    println!("({} rows)", rows.len());
+    crate::outln!("({} rows)", rows.len());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn folder_of_files_folders_globs_and_urls() {
+        assert_eq!(
+            folder_of("/lake/dev/a.parquet").as_deref(),
+            Some("/lake/dev/")
+        );
+        assert_eq!(folder_of("/lake/dev/t").as_deref(), Some("/lake/dev/"));
+        assert_eq!(
+            folder_of("/land/events/*/*.json").as_deref(),
+            Some("/land/events/")
+        );
+        assert_eq!(
+            folder_of("s3://b/lake/x.parquet").as_deref(),
+            Some("s3://b/lake/")
+        );
+        assert_eq!(folder_of("relative.csv"), None);
+    }
+
+    #[test]
+    fn paths_in_table_functions_and_replacement_scans() {
+        let conn = Connection::open_in_memory().unwrap();
+        let mut found = paths_in(
+            &conn,
+            "read_csv(['landing/a.csv', '/abs/b.csv'], header = true, delim = ',')",
+        );
+        found.sort();
+        assert_eq!(found, ["/abs/b.csv", "landing/a.csv"]);
+        assert_eq!(paths_in(&conn, "landing/x.parquet"), ["landing/x.parquet"]);
+    }
+
+    #[test]
+    fn json_cells_stay_valid_json() {
+        assert_eq!(
+            json_cell(Some("12345678901234567890123".into()), Some("x")),
+            "12345678901234567890123"
+        );
+        assert_eq!(json_cell(Some("NaN".into()), Some("nan")), "\"nan\"");
+        assert_eq!(
+            json_cell(Some("[1,NaN]".into()), Some("[1, nan]")),
+            "\"[1, nan]\""
+        );
+        assert_eq!(json_cell(None, None), "null");
+    }
 }

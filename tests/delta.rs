@@ -827,3 +827,167 @@ fn maintenance_of_a_model_never_built_does_nothing() {
         );
     }
 }
+
+/// Partition values that a path must escape: a space, `:` (so every timestamp), `/`,
+/// non-ASCII, `%`. DuckDB's Hive folders escape them (`p=a%20b`), so each data file's name
+/// holds a `%` and its log path an encoded `%25`.
+const AWKWARD_ROWS: &str = "(values (1, 'a b', timestamp '2024-01-01 10:30:00'), (2, 'x:y', timestamp '2024-01-01 10:30:00'), (3, 'a/b', timestamp '2024-01-02 00:00:01'), (4, 'ü', timestamp '2024-01-02 00:00:01'), (5, '50%', timestamp '2024-01-03 23:59:59'), (6, 'plain', timestamp '2024-01-03 23:59:59')) as t(id, p, ts)";
+
+fn awkward_model(config: &str) -> String {
+    format!(
+        "{{{{ config(materialized='incremental', format='delta', {config}) }}}}\nselect id, p, ts, {{{{ var('batch') }}}} * 100 + id as v from {AWKWARD_ROWS}\n"
+    )
+}
+
+#[test]
+fn merges_and_overwrites_replace_rows_in_partitions_whose_values_need_escaping() {
+    let models = [
+        (
+            "merge_p",
+            "unique_key='id', incremental_strategy='merge', partition_by='p'",
+        ),
+        (
+            "delete_insert_ts",
+            "unique_key='id', incremental_strategy='delete+insert', partition_by='ts'",
+        ),
+        (
+            "overwrite_p",
+            "incremental_strategy='insert_overwrite', partition_by='p'",
+        ),
+        (
+            "overwrite_ts",
+            "incremental_strategy='insert_overwrite', partition_by='ts'",
+        ),
+    ];
+    let files: Vec<(String, String)> = models
+        .iter()
+        .map(|(name, config)| (format!("models/silver/{name}.sql"), awkward_model(config)))
+        .collect();
+    let refs: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(p, t)| (p.as_str(), t.as_str()))
+        .collect();
+    let t = TestProject::new(&refs);
+    for batch in 1..=3 {
+        t.run(&["build", "--vars", &format!("{{batch: {batch}}}")])
+            .ok();
+    }
+    let c = read_only(&t.catalog());
+    let ext = duckdb_with_delta();
+    for (name, _) in models {
+        // Every batch has the six ids: the last one replaced all earlier rows.
+        assert_eq!(
+            query_i64(&c, &format!("select count(*) from silver.{name}")),
+            6,
+            "{name}: rows of earlier batches are still there"
+        );
+        assert_eq!(
+            query_i64(&c, &format!("select sum(v) from silver.{name}")),
+            6 * 300 + 21,
+            "{name}"
+        );
+        assert_eq!(
+            query_i64(
+                &c,
+                &format!("select count(distinct p) + count(distinct ts) from silver.{name}")
+            ),
+            6 + 3,
+            "{name}: partition values read back as written"
+        );
+        // Other readers see the same version: the log removed what was replaced.
+        let location = t.lake(&format!("dev/silver/{name}"));
+        assert_eq!(
+            query_i64(
+                &ext,
+                &format!("select count(*) from delta_scan('{}')", location.display())
+            ),
+            6,
+            "{name}: the delta extension reads rows of earlier batches"
+        );
+    }
+    drop(c);
+    // Vacuum deletes the replaced files (their names on disk, decoded once) and nothing else.
+    t.run(&[
+        "delta",
+        "vacuum",
+        "--retain-hours",
+        "0",
+        "--vars",
+        "{batch: 3}",
+    ])
+    .ok();
+    let c = read_only(&t.catalog());
+    for (name, _) in models {
+        assert_eq!(
+            query_i64(&c, &format!("select sum(v) from silver.{name}")),
+            6 * 300 + 21,
+            "{name} after vacuum"
+        );
+        let live = parquet_files(&t.lake(&format!("dev/silver/{name}")));
+        assert!(
+            live.len() <= 6,
+            "{name}: {} files left: {live:?}",
+            live.len()
+        );
+    }
+}
+
+#[test]
+fn delta_commits_are_refused_on_s3_stores_that_ignore_conditional_puts() {
+    let s3 = common::s3::S3::shared();
+    let bucket = s3.bucket("ignores-conditions");
+    let proxy = common::s3::IgnoresConditionalPuts::start(&s3.endpoint);
+    let t = TestProject::new(&[(
+        "models/silver/t.sql",
+        "{{ config(materialized='external', format='delta') }}\nselect range as id from range(3)\n",
+    )]);
+    let through_proxy = s3
+        .profile(&bucket, &s3.secret)
+        .replace(&s3.endpoint, &proxy.endpoint);
+    t.write("profiles.yml", &through_proxy);
+    let run = t.run(&["build"]);
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    let out = format!("{}{}", run.stdout, run.stderr);
+    assert!(out.contains("ignores conditional writes"), "{out}");
+    assert!(out.contains(&proxy.endpoint), "{out}");
+    assert!(out.contains("unsafe_delta_commits: true"), "{out}");
+    let log = s3.objects(&bucket, "lake/s3/silver/t/");
+    assert!(log.is_empty(), "nothing written, no probe left: {log:?}");
+    // `lakeflow debug` says so before any build.
+    let debug = t.run(&["debug"]);
+    assert_eq!(debug.code, 1, "{}", debug.stdout);
+    assert!(
+        debug
+            .stdout
+            .contains("FAIL  conditional writes: ignored by this store"),
+        "{}",
+        debug.stdout
+    );
+    // The target that opts in commits anyway.
+    t.write(
+        "profiles.yml",
+        &through_proxy.replace(
+            "      threads: 4\n",
+            "      threads: 4\n      unsafe_delta_commits: true\n",
+        ),
+    );
+    t.run(&["build"]).ok();
+    // The server itself honours the condition: no opt-in needed.
+    t.write("profiles.yml", &s3.profile(&bucket, &s3.secret));
+    t.run(&["build"]).ok();
+    let debug = t.run(&["debug"]);
+    assert!(
+        debug.stdout.contains("OK    conditional writes: honoured"),
+        "{}",
+        debug.stdout
+    );
+    let log = s3.objects(&bucket, "lake/s3/silver/t/_delta_log/");
+    assert!(
+        log.iter().any(|k| k.ends_with("00000000000000000001.json")),
+        "{log:?}"
+    );
+    assert!(
+        !log.iter().any(|k| k.contains("_lakeflow_probe_")),
+        "{log:?}"
+    );
+}

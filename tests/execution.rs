@@ -311,3 +311,70 @@ fn on_run_start_and_end_run_around_the_build() {
         run.stderr
     );
 }
+
+#[test]
+fn models_never_take_over_folders_or_files_lakeflow_did_not_write() {
+    let t = TestProject::new(&[
+        (
+            "models/gold/parts.sql",
+            "{{ config(materialized='external', partition_by='k') }} select range as id, range % 2 as k from range(6)",
+        ),
+        (
+            "models/gold/appended.sql",
+            "{{ config(materialized='incremental', format='parquet') }} select range as id from range(3)",
+        ),
+        (
+            "models/gold/single.sql",
+            "{{ config(materialized='external') }} select 1 as x",
+        ),
+    ]);
+    let theirs = [
+        t.lake("dev/gold/parts/keep.csv"),
+        t.lake("dev/gold/appended.parquet/keep.csv"),
+        t.lake("dev/gold/single.parquet"),
+    ];
+    for f in &theirs {
+        std::fs::create_dir_all(f.parent().unwrap()).unwrap();
+        std::fs::write(f, format!("kept by a user: {}", f.display())).unwrap();
+    }
+    for _ in 0..2 {
+        let run = t.run(&["build"]);
+        assert_eq!(run.code, 1, "{}", run.stdout);
+        let out = format!("{}{}", run.stdout, run.stderr);
+        for (path, _) in [
+            (t.lake("dev/gold/parts"), "LF517"),
+            (t.lake("dev/gold/appended.parquet"), "LF517"),
+            (t.lake("dev/gold/single.parquet"), "LF518"),
+        ] {
+            assert!(out.contains(&path.display().to_string()), "{out}");
+        }
+        assert!(out.contains("lakeflow did not write"), "{out}");
+        assert!(out.contains("move"), "{out}");
+    }
+    for f in &theirs {
+        assert_eq!(
+            std::fs::read_to_string(f).unwrap(),
+            format!("kept by a user: {}", f.display())
+        );
+    }
+    let gold: Vec<String> = std::fs::read_dir(t.lake("dev/gold"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        !gold.iter().any(|n| n.contains(".lf-")),
+        "nothing written beside them: {gold:?}"
+    );
+    // Moved away, the models build, and rebuild over their own outputs.
+    std::fs::remove_dir_all(t.lake("dev/gold/parts")).unwrap();
+    std::fs::remove_dir_all(t.lake("dev/gold/appended.parquet")).unwrap();
+    std::fs::remove_file(t.lake("dev/gold/single.parquet")).unwrap();
+    for _ in 0..3 {
+        t.run(&["build"]).ok();
+    }
+    let c = read_only(&t.catalog());
+    assert_eq!(query_i64(&c, "select count(*) from gold.parts"), 6);
+    // Three builds, three rows appended by each.
+    assert_eq!(query_i64(&c, "select count(*) from gold.appended"), 9);
+}

@@ -5,21 +5,6 @@
 mod common;
 use common::*;
 
-/// A small deterministic generator (xorshift), so a failing sequence can be replayed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
-
 const PROFILE: &str = "inc:\n  target: dev\n  outputs:\n    dev: {type: duckdb, path: dev.duckdb, external_root: lake_dev, threads: 4}\n    full: {type: duckdb, path: full.duckdb, external_root: lake_full, threads: 4}\n";
 
 const SOURCES: &str = "version: 2\nsources:\n  - name: landing\n    tables:\n      - name: events\n        meta: {external_location: \"read_csv('landing/*.csv', header = true, columns = {'id': 'BIGINT', 'v': 'BIGINT', 'updated_at': 'TIMESTAMP', 'day': 'DATE', 'batch': 'INTEGER'})\"}\n";
@@ -494,4 +479,88 @@ fn a_killed_incremental_run_leaves_the_previous_version_intact() {
     t.run(&["build", "--full-refresh"]).ok();
     let c = read_only(&t.path().join("dev.duckdb"));
     assert_eq!(query_i64(&c, "select count(*) from silver.p"), 1000);
+}
+
+/// How many commits the Delta log at `table` holds.
+fn delta_commits(table: &std::path::Path) -> usize {
+    std::fs::read_dir(table.join("_delta_log"))
+        .map(|d| {
+            d.flatten()
+                .filter(|e| e.file_name().to_string_lossy().ends_with(".json"))
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+#[test]
+fn runs_killed_after_a_model_committed_neither_lose_nor_duplicate_a_batch() {
+    // A slow model after the appending ones keeps the run alive once they committed, so a
+    // kill lands between a model's commit and the end of the run (where the run records
+    // what it built, and publishes).
+    let slow = "{{ config(materialized='table') }}
+select (select count(*) from {{ ref('log_parquet') }}) + (select count(*) from {{ ref('log_delta') }}) as n,
+       (select sum(hash(range)) from range(400000000)) as h
+";
+    let t = TestProject::new(&[
+        ("lakeflow.yml", "name: inc\nprofile: inc\n"),
+        ("profiles.yml", PROFILE),
+        ("models/sources.yml", SOURCES),
+        ("models/silver/log_parquet.sql", LOG_PARQUET),
+        ("models/silver/log_delta.sql", LOG_DELTA),
+        ("models/gold/slow.sql", slow),
+    ]);
+    std::fs::create_dir_all(t.path().join("landing")).expect("landing");
+    let mut rng = Rng(99);
+    write_batch(&t, &mut rng, 1);
+    t.run(&["build"]).ok();
+    let parquet = t.path().join("lake_dev/dev/silver/log_parquet.parquet");
+    let delta = t.path().join("lake_dev/dev/silver/log_delta");
+    for batch in 2..=9u32 {
+        write_batch(&t, &mut rng, batch);
+        let link = std::fs::read_link(&parquet).ok();
+        let commits = delta_commits(&delta);
+        let mut child = t
+            .command(&["build"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start a build");
+        let started = std::time::Instant::now();
+        // Kill as soon as the Parquet model's new version is in place, as soon as both are,
+        // or after a random delay.
+        let random = std::time::Duration::from_millis(rng.below(2500));
+        loop {
+            let parquet_done = std::fs::read_link(&parquet).ok() != link;
+            let delta_done = delta_commits(&delta) > commits;
+            let due = match batch % 3 {
+                0 => parquet_done,
+                1 => parquet_done && delta_done,
+                _ => started.elapsed() >= random,
+            };
+            if due || child.try_wait().expect("poll").is_some() {
+                break;
+            }
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(120),
+                "batch {batch}: the models never committed"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        let _ = child.kill();
+        child.wait().expect("reap");
+        if batch % 2 == 0 {
+            // Sometimes a run completes between kills, sometimes the next one is killed too.
+            t.run(&["build"]).ok();
+        }
+    }
+    t.run(&["build"]).ok();
+    t.run(&["build", "--target", "full", "--full-refresh"]).ok();
+    for model in ["log_parquet", "log_delta"] {
+        let (diff, rows) = differing(&t, model);
+        assert!(rows > 0, "{model} is empty");
+        assert_eq!(
+            diff, 0,
+            "{model}: a batch was lost or duplicated by a killed run"
+        );
+    }
 }

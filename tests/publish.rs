@@ -275,3 +275,142 @@ fn s3_replica_readers_never_fail_while_three_builds_publish() {
         "the replica holds no secret"
     );
 }
+
+#[test]
+fn a_local_publish_keeps_the_previous_replicas_inode_alive() {
+    use std::os::unix::fs::MetadataExt;
+    let t = TestProject::new(&[(
+        "models/silver/n.sql",
+        "{{ config(materialized='external') }} select {{ var('n') }} as n",
+    )]);
+    let replica = t.path().join("out/replica.duckdb");
+    let publish = || {
+        t.run(&[
+            "catalog",
+            "publish",
+            "--to",
+            &replica.to_string_lossy(),
+            "--keep",
+            "2",
+        ])
+        .ok();
+    };
+    t.run(&["build", "--vars", "{n: 1}"]).ok();
+    publish();
+    let first = std::fs::metadata(&replica).unwrap();
+    // A reader has the replica open (an NFS client holds its file handle).
+    let open = std::fs::File::open(&replica).unwrap();
+    t.run(&["build", "--vars", "{n: 2}"]).ok();
+    publish();
+    let versions: Vec<std::fs::Metadata> =
+        std::fs::read_dir(format!("{}.versions", replica.display()))
+            .unwrap()
+            .flatten()
+            .map(|e| e.metadata().unwrap())
+            .collect();
+    assert_eq!(
+        versions.len(),
+        2,
+        "only the kept versions, no temporary files"
+    );
+    // The previous replica's inode is still a file (its version), not just an open handle,
+    // and the replica is the newest version itself, not a copy of it.
+    assert!(
+        versions.iter().any(|v| v.ino() == first.ino()),
+        "the previous replica's inode is referenced by its version file"
+    );
+    let now = std::fs::metadata(&replica).unwrap();
+    assert_ne!(now.ino(), first.ino());
+    assert!(versions.iter().any(|v| v.ino() == now.ino()));
+    assert_eq!(open.metadata().unwrap().nlink(), 1);
+    assert_eq!(query_i64(&read_only(&replica), "select n from silver.n"), 2);
+    // Nothing temporary is left beside the replica.
+    let names: Vec<String> = std::fs::read_dir(t.path().join("out"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names.len(), 2, "{names:?}");
+}
+
+#[test]
+fn large_replicas_go_to_s3_in_parts_and_come_back_whole() {
+    let s3 = S3::shared();
+    let bucket = s3.bucket("large-replica");
+    // About 35 MB of incompressible text in a catalog table: several upload parts.
+    let t = TestProject::new(&[(
+        "models/silver/big.sql",
+        "{{ config(materialized='table') }} select range as id, md5(range::varchar) || md5((range * 7)::varchar) as pad from range(1000000)",
+    )]);
+    let to = format!("s3://{bucket}/replicas/big.duckdb");
+    t.write(
+        "profiles.yml",
+        &format!(
+            "{}      publish:\n        to: {to}\n",
+            s3.profile(&bucket, &s3.secret)
+        ),
+    );
+    // The build publishes the replica.
+    t.run(&["build"]).ok();
+    let stored = s3.root.join(&bucket).join("replicas/big.duckdb");
+    let size = std::fs::metadata(&stored).unwrap().len();
+    assert!(size > 32 << 20, "replica of {size} bytes");
+    // s3s-fs keeps each object's ETag beside it; a multipart upload's is `<md5>-<parts>`.
+    for key in ["replicas/big.duckdb", &versions_key(&s3, &bucket)] {
+        let info = s3.root.join(format!(
+            ".bucket-{}.object-{}.internal.json",
+            base64url(&bucket),
+            base64url(key)
+        ));
+        let text = std::fs::read_to_string(&info).unwrap_or_default();
+        let parts: Option<u32> = text
+            .split('"')
+            .find_map(|v| v.rsplit_once('-').and_then(|(_, n)| n.parse().ok()));
+        assert!(
+            parts.is_some_and(|n| n > 1),
+            "{key} went up in one request: {text}"
+        );
+    }
+    let pulled = t.path().join("pulled/big.duckdb");
+    t.run(&["catalog", "pull", "--to", &pulled.to_string_lossy()])
+        .ok();
+    assert_eq!(
+        std::fs::read(&pulled).unwrap(),
+        std::fs::read(&stored).unwrap()
+    );
+    let c = read_only(&pulled);
+    assert_eq!(query_i64(&c, "select count(*) from silver.big"), 1_000_000);
+    let versions = s3.objects(&bucket, "replicas/big.duckdb.versions/");
+    assert_eq!(versions.len(), 1, "{versions:?}");
+    let leftovers: Vec<String> = std::fs::read_dir(t.path().join("pulled"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(leftovers, vec!["big.duckdb".to_string()]);
+}
+
+/// The one version object of the replica in `bucket`.
+fn versions_key(s3: &S3, bucket: &str) -> String {
+    let keys = s3.objects(bucket, "replicas/big.duckdb.versions/");
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    keys[0].clone()
+}
+
+/// URL-safe base64 without padding, as s3s-fs names its metadata files.
+fn base64url(s: &str) -> String {
+    const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::new();
+    for chunk in s.as_bytes().chunks(3) {
+        let b = [
+            chunk[0],
+            chunk.get(1).copied().unwrap_or(0),
+            chunk.get(2).copied().unwrap_or(0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..=chunk.len() {
+            out.push(A[((n >> (18 - 6 * i)) & 63) as usize] as char);
+        }
+    }
+    out
+}

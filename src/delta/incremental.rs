@@ -40,6 +40,7 @@ pub fn apply(
     build_id: &str,
     model: &str,
 ) -> Result<Applied, String> {
+    table.check_conditional_puts()?;
     let loaded = table.load(&AsOf::Latest)?;
     let snap = super::snapshot_of(&loaded, &table.location)?;
     if snap.partition_columns != ext.partition_by {
@@ -154,7 +155,9 @@ pub fn apply(
     let removes: Vec<Action> = state
         .log_data()
         .iter()
-        .filter(|f| gone.contains(&*super::percent_decode(&f.path())))
+        // `path()` is already the file's name, as `DataFile::path` (decoding it again would
+        // miss every file whose name holds a `%`, e.g. each Hive folder of a timestamp).
+        .filter(|f| gone.contains(&*f.path()))
         .map(|f| Action::Remove(f.remove_action(true)))
         .collect();
     let (files_removed, files_added) = (removes.len(), written.len());

@@ -110,7 +110,7 @@ fn read_commit(table: &Table, version: i64) -> Result<Commit, String> {
                 .unwrap_or(true);
             if let Some(p) = rm.get("path").and_then(Value::as_str) {
                 c.removed.push((
-                    super::percent_decode(p),
+                    super::decode_log_path(p),
                     rm.get("deletionTimestamp").and_then(Value::as_i64),
                 ));
             }
@@ -143,22 +143,42 @@ pub struct Optimized {
     pub files_after: usize,
 }
 
-/// Parses sizes like `128MB`, `1GB`, `500000`.
+/// Parses sizes like `128MB`, `1GB`, `500000`: at least one byte, and small enough to be a
+/// Delta file size (a signed 64-bit number).
 pub fn parse_size(s: &str) -> Result<u64, String> {
+    let bad = || format!("'{s}' is not a size; use e.g. 128MB");
     let t = s.trim().to_ascii_uppercase();
     let digits: String = t.chars().take_while(|c| c.is_ascii_digit()).collect();
     let unit = t[digits.len()..].trim();
-    let n: u64 = digits
-        .parse()
-        .map_err(|_| format!("'{s}' is not a size; use e.g. 128MB"))?;
-    let mult = match unit {
+    let n: u64 = digits.parse().map_err(|_| bad())?;
+    let mult: u64 = match unit {
         "" | "B" => 1,
         "KB" | "KIB" => 1 << 10,
         "MB" | "MIB" => 1 << 20,
         "GB" | "GIB" => 1 << 30,
-        _ => return Err(format!("'{s}' is not a size; use e.g. 128MB")),
+        "TB" | "TIB" => 1 << 40,
+        _ => return Err(bad()),
     };
-    Ok(n * mult)
+    match n.checked_mul(mult) {
+        Some(0) => Err(format!(
+            "'{s}' is zero; use a size of at least 1 byte, e.g. 128MB"
+        )),
+        Some(v) if v <= i64::MAX as u64 => Ok(v),
+        _ => Err(format!(
+            "'{s}' is too large; use a size below 8 EiB, e.g. 1GB"
+        )),
+    }
+}
+
+/// Parses a retention in hours: a finite number, zero or more.
+pub fn parse_hours(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(h) if (0.0..=24.0 * 365.0 * 1000.0).contains(&h) => Ok(h),
+        Ok(_) => Err(format!(
+            "'{s}' is not a retention; use a number of hours from 0 to 8760000, e.g. 168"
+        )),
+        Err(_) => Err(format!("'{s}' is not a number of hours; use e.g. 168")),
+    }
 }
 
 /// Rewrites groups of files smaller than `target` (within one partition) into files of about
@@ -264,10 +284,10 @@ pub struct Vacuumed {
     pub dry_run: bool,
 }
 
-/// Deletes data files that neither the latest version, nor a version removed within
-/// `retain_hours`, nor any of the `pinned` versions (what the catalog and kept replicas read)
-/// references. Files younger than the retention are kept too: they may belong to a write in
-/// progress.
+/// Deletes data files (`part-*.parquet`) that neither the latest version, nor a version removed
+/// within `retain_hours`, nor any of the `pinned` versions (what the catalog and kept replicas
+/// read) references. Files younger than the retention are kept too: they may belong to a
+/// write in progress. Other files in the folder are never touched.
 pub fn vacuum(
     table: &Table,
     retain_hours: f64,
@@ -309,18 +329,25 @@ pub fn vacuum(
     };
     let mut doomed = Vec::new();
     for m in metas {
-        let path = m.location.to_string();
-        let hidden = path
+        // A listed path is the file's name as it is (no decoding; see the module comment of
+        // `delta`), the form `keep` and `pinned_files` hold too.
+        let name = m.location.as_ref().to_string();
+        let hidden = name
             .split('/')
             .any(|seg| (seg.starts_with('_') || seg.starts_with('.')) && !seg.contains('='));
-        if hidden {
+        // Only data files are lakeflow's to delete (`part-*.parquet`, the names lakeflow and
+        // other Delta writers give them); anything else a user put in the folder stays.
+        let data_file = m
+            .location
+            .filename()
+            .is_some_and(|f| f.starts_with("part-") && f.ends_with(".parquet"));
+        if hidden || !data_file {
             continue;
         }
-        let decoded = super::percent_decode(&path);
-        if keep.contains(&decoded) || keep.contains(&path) {
+        if keep.contains(&name) {
             continue;
         }
-        if pinned_files.contains(&decoded) || pinned_files.contains(&path) {
+        if pinned_files.contains(&name) {
             out.pinned += 1;
             continue;
         }
@@ -329,7 +356,7 @@ pub fn vacuum(
             continue;
         }
         doomed.push(m.location.clone());
-        out.deleted.push(decoded);
+        out.deleted.push(name);
     }
     if !dry_run && !doomed.is_empty() {
         let store = table.store().clone();
@@ -355,5 +382,12 @@ mod tests {
         assert_eq!(parse_size("128MB").unwrap(), 128 << 20);
         assert_eq!(parse_size("500").unwrap(), 500);
         assert!(parse_size("lots").is_err());
+        assert!(parse_size("0").is_err());
+        assert!(parse_size("99999999999999999999GB").is_err());
+        assert!(parse_size("9000000000GB").is_err());
+        assert_eq!(parse_hours("0").unwrap(), 0.0);
+        for bad in ["-1", "NaN", "inf", "-inf", "1e300", "x"] {
+            assert!(parse_hours(bad).is_err(), "{bad}");
+        }
     }
 }

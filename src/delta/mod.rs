@@ -4,7 +4,18 @@
 //!
 //! The log is written through `object_store` with conditional puts (`PutMode::Create`): a local
 //! file system links the commit into place, S3 uses `If-None-Match: *`. Two writers racing for
-//! one version never both win; the loser re-checks for conflicts and retries, or fails.
+//! one version never both win; the loser re-checks for conflicts and retries, or fails. S3
+//! stores that ignore the condition are found by a probe before the first commit and refused
+//! (see [`Table::check_conditional_puts`]).
+//!
+//! Paths of data files, one rule: a file is known by its *name*, its path relative to the
+//! table as it is on disk or in the bucket (DuckDB's Hive folders included, which escape
+//! partition values themselves: `ts=2024-01-01%2010%3A00%3A00/part-….parquet`). The log holds
+//! the percent-encoded form of that name; deltalake's `Add`/`Remove` structs and
+//! `LogicalFileView::path()` hold the name (their serde encodes on write and decodes on read),
+//! so names go in and come out of deltalake as they are. Raw log JSON read here is decoded
+//! exactly once ([`decode_log_path`]); an object_store path is a name as it is
+//! (`Path::parse`/`as_ref`, never `Path::from`, which would encode again).
 
 pub mod incremental;
 pub mod maintenance;
@@ -13,7 +24,12 @@ pub mod read;
 pub mod types;
 pub mod write;
 
-pub use read::{file_path, percent_decode, reader_sql};
+pub use read::{file_path, reader_sql};
+
+/// The file name a path of the raw log JSON stands for (decoded once; see the module comment).
+pub fn decode_log_path(raw: &str) -> String {
+    read::percent_decode(raw)
+}
 
 use metadata::{new_metadata, protocol_for, protocol_upgrade, schema_json};
 
@@ -56,6 +72,8 @@ pub struct Table {
     log_store: LogStoreRef,
     /// The store rooted at the table, for data files and the log.
     store: Arc<dyn ObjectStore>,
+    /// On S3: the check that the store honours conditional puts, made before a commit.
+    commit_check: Option<s3::CommitCheck>,
 }
 
 /// One data file of a version, as the log lists it.
@@ -115,6 +133,7 @@ impl Table {
     /// yet.
     pub fn open(location: &str, remote: Option<&Remote>) -> Result<Table, String> {
         let location = location.trim_end_matches('/').to_string();
+        let mut commit_check = None;
         let (root, store, url): (Arc<dyn ObjectStore>, Arc<dyn ObjectStore>, url::Url) =
             if crate::location::is_remote(&location) {
                 let remote = remote.ok_or_else(|| {
@@ -123,6 +142,11 @@ impl Table {
                 let (bucket, key) = s3::split_url(&location)
                     .ok_or_else(|| format!("'{location}' is not an s3:// URL"))?;
                 let root = remote.new_store(&location).map_err(|e| e.message.clone())?;
+                commit_check = Some(
+                    remote
+                        .commit_check(&location)
+                        .map_err(|e| e.message.clone())?,
+                );
                 let store: Arc<dyn ObjectStore> =
                     Arc::new(PrefixStore::new(root.clone(), key.to_string()));
                 let url = url::Url::parse(&format!("s3://{bucket}/{key}/"))
@@ -144,7 +168,31 @@ impl Table {
             location,
             log_store,
             store,
+            commit_check,
         })
+    }
+
+    /// Refuses to commit to an S3 store that ignores `If-None-Match: *` (probed once per
+    /// bucket): there, two writers can both write version N and one's data is silently lost.
+    /// The target's `unsafe_delta_commits: true` accepts that (one writer only).
+    pub fn check_conditional_puts(&self) -> Result<(), String> {
+        let Some(check) = &self.commit_check else {
+            return Ok(());
+        };
+        let dir = object_store::path::Path::from("_delta_log");
+        let supported = block_on(check.supported(self.store.as_ref(), &dir))?.map_err(|e| {
+            format!(
+                "cannot check that {} honours conditional writes before committing to the Delta table {}: {e}",
+                check.describe, self.location
+            )
+        })?;
+        if supported || check.allow_unsafe {
+            return Ok(());
+        }
+        Err(format!(
+            "the S3 store ({}) ignores conditional writes (If-None-Match: *), so two writers could both commit the same version of the Delta table {} and one would silently lose its data; nothing was committed. Use a store that honours conditional writes (AWS S3, MinIO, recent Garage), or, if only one writer ever writes to these tables, set `unsafe_delta_commits: true` on the target in profiles.yml",
+            check.describe, self.location
+        ))
     }
 
     pub fn store(&self) -> &Arc<dyn ObjectStore> {
@@ -302,6 +350,7 @@ impl Table {
         operation: DeltaOperation,
         info: &Value,
     ) -> Result<i64, CommitError> {
+        self.check_conditional_puts().map_err(CommitError::Failed)?;
         let data = CommitData::new(
             actions,
             operation,
@@ -349,6 +398,7 @@ impl Table {
         base: Option<&dyn TableReference>,
         info: &Value,
     ) -> Result<i64, CommitError> {
+        self.check_conditional_puts().map_err(CommitError::Failed)?;
         let props = CommitProperties::default()
             .with_metadata([("lakeflow".to_string(), info.clone())])
             .with_max_retries(5);

@@ -105,8 +105,10 @@ pub fn reader_sql(location: &str, snap: &Snapshot) -> Result<String, String> {
     Ok(parts.join(" union all "))
 }
 
-/// Whether the file's path has a `col=value` folder for every partition column whose decoded
-/// value is the one in the log (so DuckDB's hive partitioning reads the right values).
+/// Whether the file's path has a `col=value` folder for every partition column whose value,
+/// unescaped as DuckDB's hive partitioning unescapes folder names, is the one in the log (so
+/// DuckDB reads the right values). The name is not a log path: this is Hive's escaping of
+/// the value inside the folder name, not the log's encoding of the name.
 fn hive_consistent(f: &DataFile, partition_columns: &[String]) -> bool {
     partition_columns.iter().all(|c| {
         let expected = f.partition_values.get(c).cloned().flatten();
@@ -123,7 +125,9 @@ fn hive_consistent(f: &DataFile, partition_columns: &[String]) -> bool {
     })
 }
 
-pub fn percent_decode(s: &str) -> String {
+/// `%XX` sequences to bytes: Hive's escaping of partition values in folder names, and the
+/// log's encoding of file names ([`super::decode_log_path`]).
+pub(super) fn percent_decode(s: &str) -> String {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;

@@ -304,6 +304,7 @@ pub fn write_model(
     build_id: &str,
     model: &str,
 ) -> Result<ModelWrite, String> {
+    table.check_conditional_puts()?;
     // Files of another format (an earlier build of this model as Parquet?) would sit in the
     // table's folder unreferenced, and a later vacuum would delete them: refuse instead.
     if !table.exists()? && table.has_other_files()? {

@@ -75,7 +75,8 @@ pub fn run(c: &Ctx, inc: &Incremental, full_sql: &str) -> Result<Outcome, String
                 )
             } else {
                 let previous = if as_view && !c.full_refresh {
-                    pinned_version(c.conn, c.node)?
+                    c.storage
+                        .live_version(location, recorded_pin(c.conn, c.node))
                 } else {
                     None
                 };
@@ -93,17 +94,15 @@ pub fn run(c: &Ctx, inc: &Incremental, full_sql: &str) -> Result<Outcome, String
     }
 }
 
-/// The version of the model's files the catalog reads now (what this run appends to).
-fn pinned_version(conn: &Connection, node: &Node) -> Result<Option<String>, String> {
-    let pinned: Option<String> = conn
-        .query_row(
-            "select pinned_path from _lakeflow.models where unique_id = ?",
-            [&node.unique_id],
-            |r| r.get(0),
-        )
-        .ok()
-        .flatten();
-    Ok(pinned.filter(|p| crate::location::is_remote(p) || std::path::Path::new(p).is_dir()))
+/// The version of the model's files recorded with its catalog view (switched together).
+fn recorded_pin(conn: &Connection, node: &Node) -> Option<String> {
+    conn.query_row(
+        "select pinned_path from _lakeflow.models where unique_id = ?",
+        [&node.unique_id],
+        |r| r.get(0),
+    )
+    .ok()
+    .flatten()
 }
 
 /// A temporary table of the run's new rows, dropped when this goes out of scope.
@@ -507,6 +506,7 @@ fn delta(
             );
         }
     };
+    catch_up(c, &table)?;
     let (batch, _, select) = new_rows_for_files(c, inc, sql)?;
     let applied = crate::delta::incremental::apply(
         c.conn,
@@ -531,6 +531,26 @@ fn delta(
         applied.rows_rewritten
     ));
     Ok(outcome)
+}
+
+/// Points the model's view at the table's latest version when it reads an older one: a run
+/// killed between a commit and the switch of the view left it behind, and the new rows must
+/// be computed against what the table holds (else an append would add that batch again).
+fn catch_up(c: &Ctx, table: &crate::delta::Table) -> Result<(), String> {
+    let latest = table.snapshot(&crate::delta::AsOf::Latest)?;
+    let viewed = recorded_pin(c.conn, c.node)
+        .as_deref()
+        .and_then(crate::delta::parse_pin)
+        .filter(|(loc, _)| loc.trim_end_matches('/') == table.location)
+        .map(|(_, v)| v);
+    if viewed == Some(latest.version) {
+        return Ok(());
+    }
+    let write = crate::delta::write::ModelWrite {
+        rows: 0,
+        snapshot: latest,
+    };
+    super::materialize::delta_view(c.conn, c.node, table, &write).map(|_| ())
 }
 
 #[cfg(test)]

@@ -174,8 +174,10 @@ pub(super) fn delta_view(
             ("reader", format!("({reader})")),
         ],
     );
+    let pinned = crate::delta::pin(&table.location, written.snapshot.version);
     replacing(conn, &node.relation, "view", || {
-        conn.execute_batch(&view).map_err(|e| e.to_string())
+        conn.execute_batch(&view).map_err(|e| e.to_string())?;
+        record_pin(conn, node, &pinned)
     })
     .map_err(|e| {
         format!(
@@ -186,7 +188,7 @@ pub(super) fn delta_view(
     Ok(Outcome {
         rows: Some(written.rows),
         written: Some(table.location.clone()),
-        pinned: Some(crate::delta::pin(&table.location, written.snapshot.version)),
+        pinned: Some(pinned),
         verdict: None,
         note: None,
     })
@@ -236,7 +238,8 @@ pub(super) fn put_in_place(
 ) -> Result<Outcome, String> {
     storage.commit(&staged).map_err(|e| e.to_string())?;
     replacing(conn, &node.relation, "view", || {
-        conn.execute_batch(view).map_err(|e| e.to_string())
+        conn.execute_batch(view).map_err(|e| e.to_string())?;
+        record_pin(conn, node, &staged.pinned_path)
     })
     .map_err(|e| {
         format!(
@@ -246,9 +249,10 @@ pub(super) fn put_in_place(
     })?;
     // Old versions go only once nothing live points at them; a failure here loses no data.
     if let Err(e) = storage.collect_garbage(&staged) {
-        eprintln!(
+        crate::errln!(
             "warning: {}: old versions were not removed: {}",
-            node.name, e.message
+            node.name,
+            e.message
         );
     }
     Ok(Outcome {
@@ -260,19 +264,24 @@ pub(super) fn put_in_place(
 
 /// Runs `create` (which makes `relation` a `kind`: view or table) after dropping a relation of
 /// the other kind by that name, in one transaction: a model whose materialization changed
-/// replaces its old relation, and a failure leaves the old one in place.
+/// replaces its old relation, a failure leaves the old one in place, and what `create` records
+/// beside the relation (the version a view pins) changes with it or not at all.
 pub(super) fn replacing<T>(
     conn: &Connection,
     relation: &crate::render::relation::Relation,
     kind: &str,
     create: impl FnOnce() -> Result<T, String>,
 ) -> Result<T, String> {
-    let Some(other) = relation_kind(conn, relation)?.filter(|k| k != kind) else {
-        return create();
+    let other = relation_kind(conn, relation)?.filter(|k| k != kind);
+    conn.execute_batch("begin").map_err(|e| e.to_string())?;
+    let created = match other {
+        Some(other) => conn
+            .execute_batch(&format!("drop {other} {relation}"))
+            .map_err(|e| e.to_string())
+            .and_then(|()| create()),
+        None => create(),
     };
-    conn.execute_batch(&format!("begin; drop {other} {relation};"))
-        .map_err(|e| e.to_string())?;
-    match create() {
+    match created {
         Ok(v) => {
             conn.execute_batch("commit").map_err(|e| e.to_string())?;
             Ok(v)
@@ -282,6 +291,18 @@ pub(super) fn replacing<T>(
             Err(e)
         }
     }
+}
+
+/// Records `pinned` as the version the model's view reads, in the transaction that switches
+/// the view: a run killed right after a model was built leaves the catalog's view and this
+/// record agreeing, and the next incremental run goes on from the version readers saw.
+fn record_pin(conn: &Connection, node: &Node, pinned: &str) -> Result<(), String> {
+    conn.execute(
+        "update _lakeflow.models set pinned_path = ? where unique_id = ?",
+        [pinned, node.unique_id.as_str()],
+    )
+    .map(|_| ())
+    .map_err(|e| e.to_string())
 }
 
 /// Whether `relation` exists in the catalog now, and as what (`view` or `table`).

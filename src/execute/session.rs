@@ -55,28 +55,8 @@ pub fn load_delta_if_used(conn: &Connection, target: &Target, needed: bool) -> R
     Ok(())
 }
 
-/// An in-memory session, set up like the target's, with `file` attached read-only and in use:
-/// how `lakeflow query` reads a catalog or replica without ever locking it for writing.
-pub fn open_reader(target: &Target, project_root: &Path, file: &Path) -> Result<Connection> {
-    let conn = Connection::open_in_memory_with_flags(config(target, project_root)?)
-        .map_err(|e| Error::new("LF402", format!("cannot start DuckDB: {e}")))?;
-    prepare(&conn, target)?;
-    conn.execute_batch(&format!(
-        "ATTACH {} AS lf_read (READ_ONLY); USE lf_read;",
-        crate::render::relation::quote_literal(&file.to_string_lossy())
-    ))
-    .map_err(|e| {
-        Error::new(
-            "LF601",
-            format!("cannot open {} read-only: {e}", file.display()),
-        )
-        .hint("build (and publish) the project first")
-    })?;
-    load_delta_if_used(&conn, target, false)?;
-    Ok(conn)
-}
-
-fn config(target: &Target, project_root: &Path) -> Result<Config> {
+/// The DuckDB configuration of the target's sessions (writer and `lakeflow query`).
+pub fn config(target: &Target, project_root: &Path) -> Result<Config> {
     let mut config = Config::default();
     let set = |c: Config, k: &str, v: &str| {
         c.with(k, v).map_err(|e| {
@@ -100,7 +80,7 @@ fn config(target: &Target, project_root: &Path) -> Result<Config> {
 }
 
 /// Extensions the target needs, and S3 access when it uses S3.
-fn prepare(conn: &Connection, target: &Target) -> Result<()> {
+pub fn prepare(conn: &Connection, target: &Target) -> Result<()> {
     let mut extensions: Vec<&str> = target.extensions.iter().map(String::as_str).collect();
     if target.uses_s3() && !extensions.contains(&"httpfs") {
         extensions.push("httpfs");

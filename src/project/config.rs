@@ -120,6 +120,122 @@ pub fn as_string_list(value: Option<&Value>) -> Vec<String> {
     }
 }
 
+/// The shape a known config's value must have.
+#[derive(Clone, Copy)]
+enum Shape {
+    Text,
+    Flag,
+    TextOrList,
+    Map,
+    Count,
+    Size,
+}
+
+impl Shape {
+    fn fits(self, v: &Value) -> bool {
+        match (self, v) {
+            (_, Value::Null) => true,
+            (Shape::Text, Value::String(_)) => true,
+            (Shape::Flag, Value::Bool(_)) => true,
+            (Shape::Flag, Value::String(s)) => matches!(
+                s.trim().to_ascii_lowercase().as_str(),
+                "true" | "false" | "yes" | "no" | "1" | "0"
+            ),
+            (Shape::TextOrList, Value::String(_)) => true,
+            (Shape::TextOrList, Value::Array(items)) => items.iter().all(Value::is_string),
+            (Shape::Map, Value::Object(_)) => true,
+            (Shape::Count, Value::Number(n)) => n.is_u64(),
+            (Shape::Size, Value::String(_)) => true,
+            (Shape::Size, Value::Number(n)) => n.is_u64(),
+            _ => false,
+        }
+    }
+
+    fn expected(self) -> &'static str {
+        match self {
+            Shape::Text => "a string",
+            Shape::Flag => "true or false",
+            Shape::TextOrList => "a string or a list of strings",
+            Shape::Map => "a mapping",
+            Shape::Count => "a whole number",
+            Shape::Size => "a size such as '128MB' or a number of bytes",
+        }
+    }
+}
+
+/// The configs lakeflow reads, with the shape of their values. Others pass through untouched
+/// (they are the user's, or dbt's for tools further down).
+const SHAPES: &[(&str, Shape)] = &[
+    ("materialized", Shape::Text),
+    ("location", Shape::Text),
+    ("alias", Shape::Text),
+    ("schema", Shape::Text),
+    ("database", Shape::Text),
+    ("format", Shape::Text),
+    ("incremental_strategy", Shape::Text),
+    ("on_schema_change", Shape::Text),
+    ("delimiter", Shape::Text),
+    ("severity", Shape::Text),
+    ("store_failures_as", Shape::Text),
+    ("fail_calc", Shape::Text),
+    ("warn_if", Shape::Text),
+    ("error_if", Shape::Text),
+    ("where", Shape::Text),
+    ("enabled", Shape::Flag),
+    ("full_refresh", Shape::Flag),
+    ("store_failures", Shape::Flag),
+    ("tags", Shape::TextOrList),
+    ("partition_by", Shape::TextOrList),
+    ("unique_key", Shape::TextOrList),
+    ("options", Shape::Map),
+    ("meta", Shape::Map),
+    ("column_types", Shape::Map),
+    ("table_properties", Shape::Map),
+    ("tblproperties", Shape::Map),
+    ("limit", Shape::Count),
+    ("target_file_size", Shape::Size),
+];
+
+/// The first known config whose value has the wrong shape: (key, what it must be, what it is).
+pub fn wrong_shape(config: &Config) -> Option<(&str, &'static str, &'static str)> {
+    SHAPES.iter().find_map(|(key, shape)| {
+        let v = config.get(*key)?;
+        (!shape.fits(v)).then(|| (*key, shape.expected(), json_kind(v)))
+    })
+}
+
+/// What a JSON value is, for messages.
+pub fn json_kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "nothing",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "a mapping",
+    }
+}
+
+/// Checks the configs of `config` read from a YAML file, as a located error.
+pub fn check_shapes(config: &Config, keys: &super::yaml::Keys) -> crate::error::Result<()> {
+    match wrong_shape(config) {
+        Some((key, expected, found)) => Err(super::yaml::wrong_type(
+            keys.file, keys.text, key, expected, found,
+        )),
+        None => Ok(()),
+    }
+}
+
+impl ConfigTree {
+    /// Every folder's configs have the shapes lakeflow reads.
+    pub fn check_types(&self, keys: &super::yaml::Keys) -> crate::error::Result<()> {
+        check_shapes(&self.configs, keys)?;
+        self.children
+            .iter()
+            .try_for_each(|(_, child)| child.check_types(keys))
+    }
+}
+
 pub fn get_str<'a>(config: &'a Config, key: &str) -> Option<&'a str> {
     config.get(key).and_then(Value::as_str)
 }
@@ -165,6 +281,19 @@ mod tests {
         let c = t.resolve(&["bronze".into(), "raw".into()]);
         assert_eq!(get_str(&c, "materialized"), Some("external"));
         assert_eq!(c["options"]["compression"], "zstd");
+    }
+
+    #[test]
+    fn wrong_shapes_are_found() {
+        let c = tree("+materialized: {x: 1}\n").resolve(&[]);
+        assert_eq!(
+            wrong_shape(&c),
+            Some(("materialized", "a string", "a mapping"))
+        );
+        let c = tree("+tags: [a, {b: 1}]\n+enabled: maybe\n").resolve(&[]);
+        assert_eq!(wrong_shape(&c).map(|w| w.0), Some("enabled"));
+        let ok = tree("+tags: a\n+enabled: 'false'\n+limit: 3\n+location: null\n").resolve(&[]);
+        assert_eq!(wrong_shape(&ok), None);
     }
 
     #[test]

@@ -172,11 +172,19 @@ fn parse_entry(
                 "test_name" | "description" => {}
                 "name" => name = yaml::scalar_string(v),
                 "column_name" => column = yaml::scalar_string(v),
-                "config" => {
-                    if let Some(obj) = rendered(v)?.as_object() {
-                        super::config::merge_into(&mut config, obj);
+                "config" => match rendered(v)? {
+                    serde_json::Value::Object(obj) => super::config::merge_into(&mut config, &obj),
+                    serde_json::Value::Null => {}
+                    other => {
+                        return Err(bad(
+                            format!(
+                                "`config:` of test '{test}' must be a mapping, but it is {}",
+                                super::config::json_kind(&other)
+                            ),
+                            line,
+                        ));
                     }
-                }
+                },
                 "arguments" => match yaml::to_json(v) {
                     serde_json::Value::Object(obj) => args.extend(obj),
                     serde_json::Value::Null => {}
@@ -198,6 +206,12 @@ fn parse_entry(
     } else if let Some(other) = body.filter(|b| !b.is_null()) {
         return Err(bad(
             format!("the arguments of test '{test}' must be a mapping, not {other:?}"),
+            line,
+        ));
+    }
+    if let Some((key, expected, found)) = super::config::wrong_shape(&config) {
+        return Err(bad(
+            format!("config `{key}` of test '{test}' must be {expected}, but it is {found}"),
             line,
         ));
     }
@@ -267,15 +281,14 @@ pub fn read_docs(root: &Path, dirs: &[String]) -> Result<BTreeMap<String, String
 fn docs_blocks(text: &str) -> Vec<(String, String)> {
     let mut out = Vec::new();
     let mut rest = text;
-    while let Some(open) = rest.find("{%") {
-        let Some(close) = rest[open..].find("%}") else {
-            break;
-        };
-        let tag = rest[open + 2..open + close].trim_matches(['-', '+', ' ', '\t', '\n']);
-        let after = &rest[open + close + 2..];
-        let Some(name) = tag.strip_prefix("docs").map(str::trim) else {
-            rest = after;
-            continue;
+    while let Some((_, close, tag)) = next_tag(rest) {
+        let after = &rest[close..];
+        let name = match tag.strip_prefix("docs") {
+            Some(name) if name.is_empty() || name.starts_with(char::is_whitespace) => name.trim(),
+            _ => {
+                rest = after;
+                continue;
+            }
         };
         let Some(end) = find_enddocs(after) else {
             break;
@@ -286,17 +299,24 @@ fn docs_blocks(text: &str) -> Vec<(String, String)> {
     out
 }
 
+/// The first `{% ... %}` tag of `text`: (its start, the end of its `%}`, the tag's words). The
+/// closing `%}` is looked for after the opening `{%`, so `{%}` is no tag.
+fn next_tag(text: &str) -> Option<(usize, usize, &str)> {
+    let open = text.find("{%")?;
+    let inner = open + 2;
+    let close = text[inner..].find("%}")? + inner;
+    let tag = text[inner..close].trim_matches(['-', '+', ' ', '\t', '\n', '\r']);
+    Some((open, close + 2, tag))
+}
+
 /// (start, end) of the `{% enddocs %}` tag in `text`.
 fn find_enddocs(text: &str) -> Option<(usize, usize)> {
     let mut from = 0;
-    while let Some(open) = text[from..].find("{%") {
-        let start = from + open;
-        let close = text[start..].find("%}")? + start + 2;
-        let tag = text[start + 2..close - 2].trim_matches(['-', '+', ' ', '\t', '\n']);
+    while let Some((open, close, tag)) = next_tag(&text[from..]) {
         if tag == "enddocs" {
-            return Some((start, close));
+            return Some((from + open, from + close));
         }
-        from = close;
+        from += close;
     }
     None
 }
@@ -361,5 +381,25 @@ mod tests {
             ("orders_status".into(), "One of:\n- placed".into())
         );
         assert_eq!(blocks[1], ("other".into(), "x".into()));
+    }
+
+    #[test]
+    fn odd_tags_in_markdown_are_text_not_a_panic() {
+        for text in [
+            "{%}",
+            "a {%} b %}",
+            "{% docs x %}{%}",
+            "{%%}",
+            "{% docs",
+            "%}{%",
+            "{% docsy %}",
+        ] {
+            let _ = docs_blocks(text);
+        }
+        assert!(docs_blocks("{% docsy %} a {% enddocs %}").is_empty());
+        assert_eq!(
+            docs_blocks("{%}\n%}\n{% docs a %}b{% enddocs %}"),
+            vec![("a".to_string(), "b".to_string())]
+        );
     }
 }

@@ -67,19 +67,42 @@ pub struct SchemaFiles {
 }
 
 /// All files under `dirs` (relative to `root`) whose extension is one of `exts`, sorted.
+/// Symlinked folders are followed, but a link back into a folder being walked is an error,
+/// not an endless walk.
 pub fn discover(root: &Path, dirs: &[String], exts: &[&str]) -> Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     for dir in dirs {
         let abs = root.join(dir);
         if abs.is_dir() {
-            walk(&abs, exts, &mut out)?;
+            walk(root, &abs, exts, &mut Vec::new(), &mut out)?;
         }
     }
     out.sort();
     Ok(out)
 }
 
-fn walk(dir: &Path, exts: &[&str], out: &mut Vec<PathBuf>) -> Result<()> {
+fn walk(
+    root: &Path,
+    dir: &Path,
+    exts: &[&str],
+    ancestors: &mut Vec<PathBuf>,
+    out: &mut Vec<PathBuf>,
+) -> Result<()> {
+    let real = std::fs::canonicalize(dir).map_err(|e| Error::io("LF100", "open", dir, e))?;
+    if let Some(first) = ancestors.iter().find(|a| **a == real) {
+        let shown = dir.strip_prefix(root).unwrap_or(dir);
+        return Err(Error::new(
+            "LF116",
+            format!(
+                "the folder {} leads back to {} (a symlink loop)",
+                shown.display(),
+                first.display()
+            ),
+        )
+        .in_file(shown)
+        .hint("remove the symlink, or point it at a folder outside the ones it is in"));
+    }
+    ancestors.push(real);
     let entries = std::fs::read_dir(dir).map_err(|e| Error::io("LF100", "list", dir, e))?;
     for entry in entries {
         let entry = entry.map_err(|e| Error::io("LF100", "list", dir, e))?;
@@ -89,7 +112,7 @@ fn walk(dir: &Path, exts: &[&str], out: &mut Vec<PathBuf>) -> Result<()> {
             continue;
         }
         if path.is_dir() {
-            walk(&path, exts, out)?;
+            walk(root, &path, exts, ancestors, out)?;
         } else if path
             .extension()
             .and_then(|e| e.to_str())
@@ -98,6 +121,7 @@ fn walk(dir: &Path, exts: &[&str], out: &mut Vec<PathBuf>) -> Result<()> {
             out.push(path);
         }
     }
+    ancestors.pop();
     Ok(())
 }
 
@@ -215,10 +239,9 @@ fn read_models(
                     )),
             );
         };
-        let config = yaml::get(m, "config")
-            .map(yaml::to_json)
-            .and_then(|v| v.as_object().cloned())
-            .unwrap_or_default();
+        let keys = yaml::Keys { file, text };
+        let config = json_map(keys.map(m, "config")?);
+        super::config::check_shapes(&config, &keys)?;
         let columns = match yaml::get(m, "columns") {
             Some(Value::Sequence(cols)) => cols
                 .iter()
@@ -265,7 +288,9 @@ fn read_sources(
         };
         let schema = yaml::get_str(s, "schema").unwrap_or_else(|| source_name.clone());
         let source_location = external_location_of(s);
-        let source_config = json_map(yaml::get(s, "config"));
+        let keys = yaml::Keys { file, text };
+        let source_config = json_map(keys.map(s, "config")?);
+        super::config::check_shapes(&source_config, &keys)?;
         let Some(Value::Sequence(tables)) = yaml::get(s, "tables") else {
             continue;
         };
@@ -282,7 +307,9 @@ fn read_sources(
             )?);
             let identifier = yaml::get_str(t, "identifier").unwrap_or_else(|| name.clone());
             let mut config = source_config.clone();
-            super::config::merge_into(&mut config, &json_map(yaml::get(t, "config")));
+            let table_config = json_map(keys.map(t, "config")?);
+            super::config::check_shapes(&table_config, &keys)?;
+            super::config::merge_into(&mut config, &table_config);
             let template = external_location_of(t).or_else(|| source_location.clone());
             let external_location = template.map(|loc| {
                 loc.replace("{name}", &name)

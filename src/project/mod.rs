@@ -3,6 +3,7 @@
 pub mod config;
 pub mod data_tests;
 pub mod files;
+pub mod paths;
 pub mod profile;
 pub mod unsupported;
 pub mod yaml;
@@ -96,30 +97,40 @@ pub fn load(opts: &LoadOptions) -> Result<Project> {
 
     let (raw, text) = yaml::read(&file)?;
     let doc = YamlRenderer::new(cli_vars.clone()).render_tree(raw, &file, &text)?;
-    let name = yaml::get_str(&doc, "name").ok_or_else(|| {
+    let keys = yaml::Keys {
+        file: &file,
+        text: &text,
+    };
+    let name = keys.str(&doc, "name")?.ok_or_else(|| {
         Error::new("LF106", "the project file has no `name`")
             .in_file(&file)
             .hint("add `name: my_project` at the top")
     })?;
-    let paths = |key: &str, default: &str| {
-        yaml::get_str_list(&doc, key).unwrap_or_else(|| vec![default.to_string()])
+    check_project_name(&name, &file, &text)?;
+    let paths = |key: &str, default: &str| -> Result<Vec<String>> {
+        Ok(keys
+            .str_list(&doc, key)?
+            .unwrap_or_else(|| vec![default.to_string()]))
     };
-    let model_paths = paths("model-paths", "models");
-    let macro_paths = paths("macro-paths", "macros");
-    let target_path =
-        root.join(yaml::get_str(&doc, "target-path").unwrap_or_else(|| "target".into()));
-    let clean_targets = yaml::get_str_list(&doc, "clean-targets")
+    let model_paths = paths("model-paths", "models")?;
+    let macro_paths = paths("macro-paths", "macros")?;
+    let target_path = root.join(
+        keys.str(&doc, "target-path")?
+            .unwrap_or_else(|| "target".into()),
+    );
+    let clean_targets = keys
+        .str_list(&doc, "clean-targets")?
         .map(|v| v.iter().map(|p| root.join(p)).collect())
         .unwrap_or_else(|| vec![target_path.clone()]);
 
-    let mut vars: BTreeMap<String, serde_json::Value> = match yaml::get(&doc, "vars") {
+    let mut vars: BTreeMap<String, serde_json::Value> = match keys.map(&doc, "vars")? {
         Some(v) => serde_json::from_value(yaml::to_json(v)).unwrap_or_default(),
         None => BTreeMap::new(),
     };
     vars.extend(cli_vars);
     let renderer = YamlRenderer::new(vars.clone());
 
-    let profile_name = yaml::get_str(&doc, "profile").unwrap_or_else(|| name.clone());
+    let profile_name = keys.str(&doc, "profile")?.unwrap_or_else(|| name.clone());
     let target = profile::load(&profile::ProfileRequest {
         profiles_dir: opts.profiles_dir.as_deref(),
         project_dir: &root,
@@ -128,29 +139,41 @@ pub fn load(opts: &LoadOptions) -> Result<Project> {
         renderer: &renderer,
     })?;
 
-    let seed_paths = paths("seed-paths", "seeds");
+    let seed_paths = paths("seed-paths", "seeds")?;
     let mut models = files::read_sql_files(&root, &model_paths)?;
     models.extend(files::read_seed_files(&root, &seed_paths)?);
     check_model_files(&root, &model_paths, &models)?;
     let mut macros = files::read_sql_files(&root, &macro_paths)?;
-    let test_paths = paths("test-paths", "tests");
+    let test_paths = paths("test-paths", "tests")?;
     let (tests, generic_tests) = files::read_test_files(&root, &test_paths)?;
     macros.extend(generic_tests);
     let mut resource_paths: Vec<String> = model_paths.clone();
     resource_paths.extend(seed_paths.iter().cloned());
-    let mut docs_paths =
-        yaml::get_str_list(&doc, "docs-paths").unwrap_or_else(|| resource_paths.clone());
+    let mut docs_paths = keys
+        .str_list(&doc, "docs-paths")?
+        .unwrap_or_else(|| resource_paths.clone());
     docs_paths.dedup();
     let docs = data_tests::read_docs(&root, &docs_paths)?;
     let schema =
         files::read_schema_files(&root, &resource_paths, &renderer.with_docs(docs.clone()))?;
     let warnings = unsupported::scan(&root, &doc, &resource_paths)?;
-    let test_tree = yaml::get(&doc, "data_tests").or_else(|| yaml::get(&doc, "tests"));
+    let tree = |key: &str| -> Result<ConfigTree> {
+        let t = ConfigTree::from_yaml(keys.map(&doc, key)?, &name);
+        t.check_types(&keys)?;
+        Ok(t)
+    };
+    let test_key = if yaml::get(&doc, "data_tests").is_some() {
+        "data_tests"
+    } else {
+        "tests"
+    };
+    let on_run_start = hook_list(&keys, &doc, "on-run-start")?;
+    let on_run_end = hook_list(&keys, &doc, "on-run-end")?;
 
     Ok(Project {
-        model_configs: ConfigTree::from_yaml(yaml::get(&doc, "models"), &name),
-        seed_configs: ConfigTree::from_yaml(yaml::get(&doc, "seeds"), &name),
-        test_configs: ConfigTree::from_yaml(test_tree, &name),
+        model_configs: tree("models")?,
+        seed_configs: tree("seeds")?,
+        test_configs: tree(test_key)?,
         root,
         file,
         kind,
@@ -165,20 +188,43 @@ pub fn load(opts: &LoadOptions) -> Result<Project> {
         macros,
         docs,
         warnings,
-        on_run_start: hook_list(&doc, "on-run-start"),
-        on_run_end: hook_list(&doc, "on-run-end"),
+        on_run_start,
+        on_run_end,
         schema,
         target,
     })
 }
 
+/// dbt's rule for project names (letters, digits, underscores, not starting with a digit).
+/// The name becomes a folder under `target/compiled/`, so it must not be a path.
+fn check_project_name(name: &str, file: &Path, text: &str) -> Result<()> {
+    let mut chars = name.chars();
+    let ok = chars.next().is_some_and(|c| c.is_alphabetic() || c == '_')
+        && chars.all(|c| c.is_alphanumeric() || c == '_');
+    if ok {
+        return Ok(());
+    }
+    let line = text
+        .lines()
+        .position(|l| l.trim_start().starts_with("name:"))
+        .map_or(1, |i| i + 1);
+    Err(Error::new(
+        "LF106",
+        format!("the project name '{name}' is not a valid name"),
+    )
+    .at(file, line, None)
+    .with_snippet_from(text)
+    .hint("use letters, digits and underscores only, starting with a letter or underscore, e.g. `name: my_shop`"))
+}
+
 /// A project hook key: one SQL string or a list of them.
-fn hook_list(doc: &serde_yaml::Value, key: &str) -> Vec<String> {
-    yaml::get_str_list(doc, key)
+fn hook_list(keys: &yaml::Keys, doc: &serde_yaml::Value, key: &str) -> Result<Vec<String>> {
+    Ok(keys
+        .str_list(doc, key)?
         .unwrap_or_default()
         .into_iter()
         .filter(|s| !s.trim().is_empty())
-        .collect()
+        .collect())
 }
 
 fn parse_cli_vars(text: Option<&str>) -> Result<BTreeMap<String, serde_json::Value>> {

@@ -27,6 +27,8 @@ pub struct Target {
     /// The production target's external_root, for the guard that keeps other targets out.
     pub production_root: Option<String>,
     pub allow_production_writes: bool,
+    /// Commit to Delta tables on S3 stores that ignore conditional writes (one writer only).
+    pub unsafe_delta_commits: bool,
     /// Versions of each external model kept on S3 (the live one included).
     pub keep_versions: usize,
     /// Where `lakeflow build` publishes a replica of the catalog, if anywhere.
@@ -44,18 +46,22 @@ impl Target {
                 .any(|s| s.get("type").is_some_and(|t| t.eq_ignore_ascii_case("s3")))
     }
 
-    /// `text` with every secret value of the profile replaced by `***`.
+    /// The values lakeflow must never show: every value of a `secrets:` entry or a setting
+    /// whose key is secret-ish (`secret`, `key_id`, `session_token`, `password`, ...).
+    pub fn secret_values(&self) -> Vec<String> {
+        let secret_entries = self.secrets.iter().flat_map(|s| s.iter());
+        secret_entries
+            .chain(self.settings.iter())
+            .filter(|(k, _)| crate::redact::is_secret_key(k))
+            .map(|(_, v)| v.clone())
+            .collect()
+    }
+
+    /// `text` with every secret value of the profile (and every other registered secret)
+    /// replaced by `***`.
     pub fn redact(&self, text: &str) -> String {
-        let mut out = text.to_string();
-        for secret in &self.secrets {
-            for (key, value) in secret {
-                if matches!(key.as_str(), "secret" | "key_id" | "session_token") && value.len() >= 4
-                {
-                    out = out.replace(value.as_str(), "***");
-                }
-            }
-        }
-        out
+        crate::redact::register(self.secret_values());
+        crate::redact::redact(text).into_owned()
     }
 }
 
@@ -114,7 +120,8 @@ pub fn load(req: &ProfileRequest) -> Result<Target> {
     let (doc, text) = yaml::read(&file)?;
     // Only what this run uses is rendered: the `target:` key and the chosen output, so the
     // env vars of other targets (say, S3 keys) need not be set.
-    let render = |v: &Value| req.renderer.render_tree(v.clone(), &file, &text);
+    let renderer = req.renderer.allowing_secret_env_vars();
+    let render = |v: &Value| renderer.render_tree(v.clone(), &file, &text);
     let profile = yaml::get(&doc, req.profile_name).ok_or_else(|| {
         Error::new("LF111", format!("profile '{}' not found", req.profile_name))
             .in_file(&file)
@@ -133,7 +140,11 @@ pub fn load(req: &ProfileRequest) -> Result<Target> {
             .hint("add an `outputs:` map with at least one target")
         })?;
     let default_target = match yaml::get(profile, "target") {
-        Some(v) => yaml::scalar_string(&render(v)?),
+        Some(v) => yaml::Keys {
+            file: &file,
+            text: &text,
+        }
+        .str(&yaml_one("target", render(v)?), "target")?,
         None => None,
     };
     let target_name = req
@@ -161,45 +172,47 @@ pub fn load(req: &ProfileRequest) -> Result<Target> {
         .hint(format!("available targets: {}", names.join(", ")))
     })?)?;
 
-    let production_name = production_target(outputs);
+    let keys = yaml::Keys {
+        file: &file,
+        text: &text,
+    };
+    let production_name = production_target(outputs, &keys)?;
     let production_root = match production_name.as_deref().and_then(|n| outputs.get(n)) {
         Some(o) => match yaml::get(o, "external_root") {
-            Some(r) => yaml::scalar_string(&render(r)?).map(|r| absolutize(&r, req.project_dir)),
+            Some(r) => keys
+                .str(&yaml_one("external_root", render(r)?), "external_root")?
+                .map(|r| absolutize(&r, req.project_dir)),
             None => None,
         },
         None => None,
     };
 
     let base = req.project_dir;
-    let catalog =
-        yaml::get_str(output, "path").unwrap_or_else(|| format!("{}.duckdb", req.profile_name));
+    let catalog = keys
+        .str(output, "path")?
+        .unwrap_or_else(|| format!("{}.duckdb", req.profile_name));
     let catalog = if catalog == ":memory:" {
         catalog
     } else {
         absolutize(&catalog, base)
     };
-    let external_root = yaml::get_str(output, "external_root")
+    let external_root = keys
+        .str(output, "external_root")?
         .map(|r| absolutize(&r, base))
         .unwrap_or_else(|| absolutize("lake", base));
-    let threads = match yaml::get(output, "threads") {
-        None => 4,
-        Some(v) => yaml::scalar_string(v)
-            .and_then(|s| s.parse::<usize>().ok())
-            .filter(|n| *n > 0)
-            .ok_or_else(|| {
-                Error::new("LF114", "`threads` must be a positive whole number")
-                    .in_file(&file)
-                    .hint("for example `threads: 4`")
-            })?,
-    };
-    let mut settings: BTreeMap<String, String> = yaml::get(output, "settings")
-        .and_then(Value::as_mapping)
-        .map(|m| {
-            m.iter()
-                .filter_map(|(k, v)| Some((k.as_str()?.to_string(), yaml::scalar_string(v)?)))
-                .collect()
-        })
-        .unwrap_or_default();
+    let threads = keys.count(output, "threads", 1)?.unwrap_or(4);
+    let mut settings = BTreeMap::new();
+    if let Some(Value::Mapping(m)) = keys.map(output, "settings")? {
+        for (k, v) in m {
+            let Some(k) = k.as_str() else { continue };
+            let v = match v {
+                Value::Null => continue,
+                v => yaml::scalar_string(v)
+                    .ok_or_else(|| keys.wrong_type(k, "a string or number", v))?,
+            };
+            settings.insert(k.to_string(), v);
+        }
+    }
     // Settings that are paths are relative to the project, like every other path here.
     for key in PATH_SETTINGS {
         if let Some(v) = settings.get_mut(*key) {
@@ -207,77 +220,110 @@ pub fn load(req: &ProfileRequest) -> Result<Target> {
         }
     }
     let extensions = match yaml::get(output, "extensions") {
+        None | Some(Value::Null) => Vec::new(),
         Some(Value::Sequence(items)) => items
             .iter()
-            .filter_map(|i| yaml::scalar_string(i).or_else(|| yaml::get_str(i, "name")))
-            .collect(),
-        _ => Vec::new(),
+            .map(|i| {
+                yaml::scalar_string(i)
+                    .or_else(|| yaml::get_str(i, "name"))
+                    .ok_or_else(|| keys.wrong_type("extensions", "a list of extension names", i))
+            })
+            .collect::<Result<_>>()?,
+        Some(v) => return Err(keys.wrong_type("extensions", "a list of extension names", v)),
     };
     let secrets = match yaml::get(output, "secrets") {
+        None | Some(Value::Null) => Vec::new(),
         Some(Value::Sequence(items)) => items
             .iter()
-            .filter_map(Value::as_mapping)
-            .map(|m| {
+            .map(|item| {
+                let Value::Mapping(m) = item else {
+                    return Err(keys.wrong_type("secrets", "a list of mappings", item));
+                };
                 m.iter()
-                    .filter_map(|(k, v)| Some((k.as_str()?.to_string(), yaml::scalar_string(v)?)))
-                    .collect()
+                    .filter_map(|(k, v)| Some((k.as_str()?, v)))
+                    .filter(|(_, v)| !v.is_null())
+                    .map(|(k, v)| {
+                        yaml::scalar_string(v)
+                            .map(|v| (k.to_string(), v))
+                            .ok_or_else(|| keys.wrong_type(k, "a string", v))
+                    })
+                    .collect::<Result<BTreeMap<String, String>>>()
             })
-            .collect(),
-        _ => Vec::new(),
+            .collect::<Result<_>>()?,
+        Some(v) => return Err(keys.wrong_type("secrets", "a list of mappings", v)),
     };
-    let extension_directory = std::env::var("LAKEFLOW_EXTENSION_DIR")
+    let extension_directory = match std::env::var("LAKEFLOW_EXTENSION_DIR")
         .ok()
         .filter(|s| !s.is_empty())
-        .or_else(|| yaml::get_str(output, "extension_directory"))
-        .or_else(|| settings.get("extension_directory").cloned())
-        .map(|d| absolutize(&d, base));
+    {
+        Some(d) => Some(d),
+        None => keys
+            .str(output, "extension_directory")?
+            .or_else(|| settings.get("extension_directory").cloned()),
+    }
+    .map(|d| absolutize(&d, base));
+    let publish = match keys.map(output, "publish")? {
+        None => None,
+        Some(p) => Some(crate::publish::PublishTo {
+            to: absolutize(
+                &keys.str(p, "to")?.ok_or_else(|| {
+                    Error::new("LF115", "`publish` has no `to`")
+                        .in_file(&file)
+                        .hint("give the replica's destination, e.g. `publish: {to: s3://bucket/replica.duckdb}`")
+                })?,
+                base,
+            ),
+            keep: keys.count(p, "keep", 1)?.unwrap_or(2),
+        }),
+    };
 
-    Ok(Target {
+    let target = Target {
         profile_name: req.profile_name.to_string(),
         production: production_name.as_deref() == Some(target_name.as_str()),
         name: target_name,
-        adapter: yaml::get_str(output, "type").unwrap_or_else(|| "duckdb".into()),
+        adapter: keys.str(output, "type")?.unwrap_or_else(|| "duckdb".into()),
         catalog,
         external_root,
-        schema: yaml::get_str(output, "schema").unwrap_or_else(|| "main".into()),
+        schema: keys.str(output, "schema")?.unwrap_or_else(|| "main".into()),
         threads,
         extensions,
         settings,
         secrets,
         extension_directory,
         production_root,
-        publish: yaml::get(output, "publish").and_then(|p| {
-            Some(crate::publish::PublishTo {
-                to: absolutize(&yaml::get_str(p, "to")?, base),
-                keep: yaml::get_str(p, "keep")
-                    .and_then(|k| k.parse().ok())
-                    .unwrap_or(2),
-            })
-        }),
-        keep_versions: yaml::get_str(output, "keep_versions")
-            .and_then(|v| v.parse().ok())
+        publish,
+        keep_versions: keys
+            .count(output, "keep_versions", 1)?
             .unwrap_or(crate::storage::DEFAULT_KEEP_VERSIONS),
-        allow_production_writes: yaml::get(output, "allow_production_writes")
-            .and_then(Value::as_bool)
+        allow_production_writes: keys
+            .bool(output, "allow_production_writes")?
             .unwrap_or(false),
+        unsafe_delta_commits: keys.bool(output, "unsafe_delta_commits")?.unwrap_or(false),
         profiles_file: file,
-    })
+    };
+    crate::redact::register(target.secret_values());
+    Ok(target)
+}
+
+/// `{key: value}`, so a lone value can be read with the typed `Keys` readers.
+fn yaml_one(key: &str, value: Value) -> Value {
+    let mut m = serde_yaml::Mapping::new();
+    m.insert(Value::from(key), value);
+    Value::Mapping(m)
 }
 
 /// The production target: the output marked `production: true`, else one named `prod` or
 /// `production`.
-fn production_target(outputs: &serde_yaml::Mapping) -> Option<String> {
-    let marked = outputs.iter().find_map(|(k, v)| {
-        (yaml::get(v, "production").and_then(Value::as_bool) == Some(true))
-            .then(|| k.as_str().map(str::to_string))
-            .flatten()
-    });
-    marked.or_else(|| {
-        ["prod", "production"]
-            .into_iter()
-            .find(|n| outputs.contains_key(*n))
-            .map(str::to_string)
-    })
+fn production_target(outputs: &serde_yaml::Mapping, keys: &yaml::Keys) -> Result<Option<String>> {
+    for (k, v) in outputs {
+        if keys.bool(v, "production")? == Some(true) {
+            return Ok(k.as_str().map(str::to_string));
+        }
+    }
+    Ok(["prod", "production"]
+        .into_iter()
+        .find(|n| outputs.contains_key(*n))
+        .map(str::to_string))
 }
 
 /// Makes a local path absolute against `base` (the project dir); URLs pass through.
@@ -296,26 +342,10 @@ pub fn absolutize(path: &str, base: &Path) -> String {
     } else {
         base.join(expanded)
     };
-    normalize(&joined)
+    super::paths::normalize(&joined)
         .to_string_lossy()
         .trim_end_matches('/')
         .to_string()
-}
-
-/// Removes `.` and `..` components without touching the filesystem.
-fn normalize(path: &Path) -> PathBuf {
-    use std::path::Component;
-    let mut out = PathBuf::new();
-    for c in path.components() {
-        match c {
-            Component::CurDir => {}
-            Component::ParentDir => {
-                out.pop();
-            }
-            other => out.push(other.as_os_str()),
-        }
-    }
-    out
 }
 
 #[cfg(test)]
@@ -368,6 +398,29 @@ mod tests {
     fn redacts_secret_values() {
         let t = load_text(PROFILE, None).unwrap();
         assert_eq!(t.redact("auth failed for hunter2!"), "auth failed for ***!");
+    }
+
+    #[test]
+    fn secret_values_cover_secret_keys_of_secrets_and_settings() {
+        let text = PROFILE.replace(
+            "        memory_limit: 1GB\n",
+            "        memory_limit: 1GB\n        s3_secret_access_key: sk-setting-1\n        s3_session_token: st-setting-2\n        secret_directory: /some/dir\n",
+        )
+        .replace(
+            "          secret: hunter2\n",
+            "          secret: hunter2\n          key_id: AKIAXYZ\n          bearer_token: bt-3\n          region: eu-west-1\n",
+        );
+        let t = load_text(&text, None).unwrap();
+        let mut values = t.secret_values();
+        values.sort();
+        assert_eq!(
+            values,
+            ["AKIAXYZ", "bt-3", "hunter2", "sk-setting-1", "st-setting-2"]
+        );
+        assert_eq!(
+            t.redact("AKIAXYZ/sk-setting-1 in eu-west-1 and /some/dir"),
+            "***/*** in eu-west-1 and /some/dir"
+        );
     }
 
     #[test]

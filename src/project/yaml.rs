@@ -73,6 +73,13 @@ impl YamlRenderer {
         YamlRenderer { env }
     }
 
+    /// The renderer of profiles.yml: `env_var()` may read `DBT_ENV_SECRET*` variables there.
+    pub fn allowing_secret_env_vars(&self) -> Self {
+        let mut env = self.env.clone();
+        env.add_function("env_var", crate::render::functions::secret_env_var);
+        YamlRenderer { env }
+    }
+
     /// Adds `doc('name')` (and dbt's `doc('package', 'name')`), returning the text of a
     /// `{% docs name %}` block.
     pub fn with_docs(mut self, docs: BTreeMap<String, String>) -> Self {
@@ -162,8 +169,161 @@ pub fn get_str_list(value: &Value, key: &str) -> Option<Vec<String>> {
     }
 }
 
+/// What a YAML value is, for messages: "a mapping", "a list", ...
+pub fn kind_of(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "nothing",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Sequence(_) => "a list",
+        Value::Mapping(_) => "a mapping",
+        Value::Tagged(_) => "a tagged value",
+    }
+}
+
+/// Typed reads of one YAML file's keys: a value of the wrong type is an error naming the file,
+/// the line and the key, never a silent default.
+pub struct Keys<'a> {
+    pub file: &'a Path,
+    pub text: &'a str,
+}
+
+impl Keys<'_> {
+    /// The error for `key` holding `found` where `expected` was wanted.
+    pub fn wrong_type(&self, key: &str, expected: &str, found: &Value) -> Error {
+        wrong_type(self.file, self.text, key, expected, kind_of(found))
+    }
+
+    /// A string (numbers and booleans are taken as written); None if absent or null.
+    pub fn str(&self, map: &Value, key: &str) -> Result<Option<String>> {
+        match get(map, key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(v) => scalar_string(v)
+                .map(Some)
+                .ok_or_else(|| self.wrong_type(key, "a string", v)),
+        }
+    }
+
+    /// One string or a list of strings.
+    pub fn str_list(&self, map: &Value, key: &str) -> Result<Option<Vec<String>>> {
+        match get(map, key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Sequence(items)) => items
+                .iter()
+                .map(|i| {
+                    scalar_string(i).ok_or_else(|| self.wrong_type(key, "a list of strings", i))
+                })
+                .collect::<Result<Vec<_>>>()
+                .map(Some),
+            Some(v) => scalar_string(v)
+                .map(|s| Some(vec![s]))
+                .ok_or_else(|| self.wrong_type(key, "a string or a list of strings", v)),
+        }
+    }
+
+    pub fn bool(&self, map: &Value, key: &str) -> Result<Option<bool>> {
+        match get(map, key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Bool(b)) => Ok(Some(*b)),
+            Some(v @ Value::String(s)) => match s.trim().to_ascii_lowercase().as_str() {
+                "true" | "yes" | "1" => Ok(Some(true)),
+                "false" | "no" | "0" => Ok(Some(false)),
+                _ => Err(self.wrong_type(key, "true or false", v)),
+            },
+            Some(v) => Err(self.wrong_type(key, "true or false", v)),
+        }
+    }
+
+    /// A whole number of at least `min`.
+    pub fn count(&self, map: &Value, key: &str, min: u64) -> Result<Option<usize>> {
+        match get(map, key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(v) => scalar_string(v)
+                .and_then(|s| s.trim().parse::<u64>().ok())
+                .filter(|n| *n >= min)
+                .and_then(|n| usize::try_from(n).ok())
+                .map(Some)
+                .ok_or_else(|| {
+                    self.wrong_type(key, &format!("a whole number of at least {min}"), v)
+                }),
+        }
+    }
+
+    /// A mapping (or nothing).
+    pub fn map<'v>(&self, map: &'v Value, key: &str) -> Result<Option<&'v Value>> {
+        match get(map, key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(v @ Value::Mapping(_)) => Ok(Some(v)),
+            Some(v) => Err(self.wrong_type(key, "a mapping", v)),
+        }
+    }
+}
+
+/// `key` in `file` holds a value of the wrong kind. The hint names the usual cause: an
+/// unquoted `{{ ... }}`, which YAML reads as a mapping.
+pub fn wrong_type(file: &Path, text: &str, key: &str, expected: &str, found: &str) -> Error {
+    let line = key_line(text, key);
+    let unquoted_jinja = line
+        .and_then(|l| text.lines().nth(l - 1))
+        .is_some_and(|l| l.contains("{{") || l.contains("{%"));
+    let hint = if unquoted_jinja {
+        format!(
+            "quote Jinja expressions in YAML: `{key}: \"{{{{ ... }}}}\"`; unquoted, YAML reads `{{{{ }}}}` as a mapping"
+        )
+    } else {
+        format!("give `{key}` {expected}")
+    };
+    let err = Error::new(
+        "LF115",
+        format!("`{key}` must be {expected}, but it is {found}"),
+    )
+    .hint(hint);
+    match line {
+        Some(l) => err.at(file, l, None).with_snippet_from(text),
+        None => err.in_file(file),
+    }
+}
+
+/// The line where `key:` (or `+key:`) is written in `text`, if it can be found.
+pub fn key_line(text: &str, key: &str) -> Option<usize> {
+    text.lines()
+        .position(|l| {
+            let t = l.trim_start().trim_start_matches("- ").trim_start();
+            let t = t.strip_prefix('+').unwrap_or(t);
+            let t = t
+                .strip_prefix('"')
+                .and_then(|r| r.strip_prefix(key)?.strip_prefix('"'))
+                .or_else(|| t.strip_prefix(key));
+            t.is_some_and(|r| r.trim_start().starts_with(':'))
+        })
+        .map(|i| i + 1)
+}
+
+/// A YAML value as JSON. Keys that are not strings are written as their YAML text (an unquoted
+/// `{{ x }}` is a mapping with a mapping for its key), so nothing is dropped on the way.
 pub fn to_json(value: &Value) -> serde_json::Value {
-    serde_json::to_value(value).unwrap_or(serde_json::Value::Null)
+    use serde_json::Value as J;
+    match value {
+        Value::Null => J::Null,
+        Value::Bool(b) => J::Bool(*b),
+        Value::Number(n) => serde_json::to_value(n).unwrap_or(J::Null),
+        Value::String(s) => J::String(s.clone()),
+        Value::Sequence(items) => J::Array(items.iter().map(to_json).collect()),
+        Value::Mapping(map) => J::Object(
+            map.iter()
+                .map(|(k, v)| {
+                    let key = scalar_string(k).unwrap_or_else(|| {
+                        serde_yaml::to_string(k)
+                            .map(|t| t.trim().to_string())
+                            .unwrap_or_default()
+                    });
+                    (key, to_json(v))
+                })
+                .collect(),
+        ),
+        Value::Tagged(t) => to_json(&t.value),
+    }
 }
 
 #[cfg(test)]
@@ -195,6 +355,33 @@ mod tests {
         assert_eq!(get_str(&out, "root").as_deref(), Some("/data/lake"));
         assert_eq!(get_str(&out, "other").as_deref(), Some("dflt"));
         assert_eq!(get_str(&out, "+post-hook").as_deref(), Some("{{ this }}"));
+    }
+
+    #[test]
+    fn wrong_types_are_located_errors_with_a_hint_for_unquoted_jinja() {
+        let text = "a: 1\nexternal_root: {{ env_var('X') }}\nthreads: [1]\nok: yes\n";
+        let doc = parse(Path::new("p.yml"), text).unwrap();
+        let keys = Keys {
+            file: Path::new("p.yml"),
+            text,
+        };
+        let err = keys.str(&doc, "external_root").unwrap_err();
+        assert_eq!(err.code, "LF115");
+        assert_eq!(err.location.clone().unwrap().line, Some(2));
+        assert!(err.message.contains("a mapping"), "{}", err.message);
+        assert!(err.hint.clone().unwrap().contains("quote Jinja"));
+        assert_eq!(
+            keys.count(&doc, "threads", 1)
+                .unwrap_err()
+                .location
+                .clone()
+                .unwrap()
+                .line,
+            Some(3)
+        );
+        assert_eq!(keys.str(&doc, "a").unwrap().as_deref(), Some("1"));
+        assert_eq!(keys.bool(&doc, "ok").unwrap(), Some(true));
+        assert_eq!(keys.str(&doc, "absent").unwrap(), None);
     }
 
     #[test]

@@ -78,7 +78,7 @@ fn generic(r: &Renderer, m: &Models, decl: &TestDecl) -> Result<Option<Node>> {
                 name.clone(),
             ),
             None => {
-                eprintln!(
+                crate::errln!(
                     "warning: {}:{}: the test '{}' is declared on '{name}', which is not a model or seed; it is not run",
                     decl.file.display(),
                     decl.line,

@@ -113,7 +113,22 @@ fn scope(state: &State) -> Result<Arc<Scope>, JError> {
         })
 }
 
+/// `env_var()` everywhere but in profiles.yml: as in dbt, `DBT_ENV_SECRET*` variables are
+/// refused, so their values never land in compiled SQL, the manifest or the catalog.
 pub fn env_var(name: String, default: Option<Value>) -> Result<Value, JError> {
+    if name.starts_with(crate::redact::SECRET_ENV_PREFIX) {
+        return Err(JError::new(
+            ErrorKind::InvalidOperation,
+            format!(
+                "secret env vars are allowed only in profiles.yml, but '{name}' is read here; read it in profiles.yml, or rename the variable if its value is no secret"
+            ),
+        ));
+    }
+    secret_env_var(name, default)
+}
+
+/// `env_var()` of profiles.yml, where secrets belong; their values are masked in all output.
+pub fn secret_env_var(name: String, default: Option<Value>) -> Result<Value, JError> {
     match std::env::var(&name) {
         Ok(v) => Ok(Value::from(v)),
         Err(_) => default.ok_or_else(|| {
@@ -294,7 +309,7 @@ pub fn call_macro(state: &mut State, internal: &str, args: &[Value]) -> Result<V
 pub fn log(state: &State, message: Value, info: Option<bool>) -> Result<Value, JError> {
     let scope = scope(state)?;
     if scope.pass == Pass::Compile && info.unwrap_or(false) {
-        eprintln!("{message}");
+        crate::errln!("{message}");
     }
     Ok(Value::from(""))
 }

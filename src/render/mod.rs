@@ -2,6 +2,7 @@
 //! calls; configs, relations and locations are then fixed; a compile pass renders the SQL that
 //! runs, with ephemeral models inlined as CTEs.
 
+pub mod checks;
 mod data_tests;
 mod ephemeral;
 mod errors;
@@ -120,6 +121,20 @@ pub fn render(project: &Project) -> Result<Vec<Node>> {
         .collect::<Result<_>>()?;
 
     // Final configs, enabled models, relations.
+    for (file, capture) in files.iter().zip(&parsed) {
+        if let Some((key, expected, found)) = cfg::wrong_shape(&capture.config) {
+            return Err(located(
+                Error::new(
+                    "LF115",
+                    format!("config `{key}` must be {expected}, but it is {found}"),
+                ),
+                &file.path,
+                &file.source,
+                key,
+            )
+            .hint(format!("give `{key}` {expected} in the config() call")));
+        }
+    }
     let mut finals: Vec<Config> = Vec::with_capacity(files.len());
     for (base, capture) in base_configs.iter().zip(&parsed) {
         let mut c = base.clone();
@@ -298,6 +313,7 @@ pub fn render(project: &Project) -> Result<Vec<Node>> {
             bodies: &bodies,
         },
     )?);
+    checks::check_outputs(&nodes)?;
     Ok(nodes)
 }
 
@@ -384,6 +400,26 @@ impl Renderer<'_> {
                 ext,
             )
         };
+        let loc = location::normalize(&loc).map_err(|msg| {
+            Error::new("LF206", msg).in_file(&file.path).hint(
+                "give the model a location without `.`/`..` segments, under its bucket or folder",
+            )
+        })?;
+        if !location::is_inside(&loc, &target.external_root)
+            && !cfg::get_str(config, "location")
+                .is_some_and(|l| location::is_remote(l) || l.starts_with('/'))
+            && !self.macros.has("external_location")
+        {
+            return Err(Error::new(
+                "LF206",
+                format!(
+                    "the location {loc} of '{}' is outside external_root {}",
+                    file.name, target.external_root
+                ),
+            )
+            .in_file(&file.path)
+            .hint("a relative location or an alias must stay under external_root (no `..` or `/` in it); give an absolute `location` to write elsewhere"));
+        }
         location::check_production_guard(target, &loc).map_err(|msg| {
             Error::new("LF206", msg).in_file(&file.path).hint(
                 "give this target its own external_root, or set `allow_production_writes: true` on it if that is intended",
@@ -446,7 +482,7 @@ fn environment<'a>(project: &Project, macros: &'a MacroSet) -> Result<Environmen
         "exceptions",
         minijinja::context! {
             raise_compiler_error => Value::from_function(functions::raise_compiler_error),
-            warn => Value::from_function(|msg: String| { eprintln!("warning: {msg}"); String::new() }),
+            warn => Value::from_function(|msg: String| { crate::errln!("warning: {msg}"); String::new() }),
         },
     );
     let t = &project.target;

@@ -7,6 +7,7 @@ use crate::render::Node;
 use serde_json::json;
 use std::path::Path;
 
+/// Every artifact passes here, so no secret value reaches `target/`.
 fn write(path: &Path, text: &str) -> Result<()> {
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent)
@@ -14,7 +15,8 @@ fn write(path: &Path, text: &str) -> Result<()> {
     }
     // Write then rename, so a reader of target/ never sees half a file.
     let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, text).map_err(|e| Error::io("LF701", "write", &tmp, e))?;
+    let text = crate::redact::redact(text);
+    std::fs::write(&tmp, text.as_bytes()).map_err(|e| Error::io("LF701", "write", &tmp, e))?;
     std::fs::rename(&tmp, path).map_err(|e| Error::io("LF701", "write", path, e))
 }
 
@@ -37,16 +39,20 @@ pub fn write_compiled(project: &Project, nodes: &[Node]) -> Result<()> {
 }
 
 /// Where a node's compiled SQL goes under `target/compiled/<project>/`: its own path, or for a
-/// generic test `<schema file>/<test>.sql`, as dbt lays them out.
+/// generic test `<schema file>/<test>.sql`, as dbt lays them out. Always a relative path
+/// without `..`, so it cannot land outside that folder (say, on the model's own file when
+/// `model-paths` is absolute).
 pub fn compiled_path(n: &Node) -> std::path::PathBuf {
-    if n.is_test()
+    let path = if n.is_test()
         && n.path
             .extension()
             .is_some_and(|e| e == "yml" || e == "yaml")
     {
-        return n.path.join(format!("{}.sql", n.relation.identifier));
-    }
-    n.path.clone()
+        n.path.join(format!("{}.sql", n.relation.identifier))
+    } else {
+        n.path.clone()
+    };
+    crate::project::paths::contained(&path)
 }
 
 pub fn write_manifest(project: &Project, nodes: &[Node], invocation_id: &str) -> Result<()> {

@@ -49,10 +49,11 @@ impl Progress {
         }
     }
 
+    /// A line above the progress bar, masked like every other line lakeflow prints.
     fn line(&self, text: String) {
         match &self.bar {
-            Some(bar) => bar.println(text),
-            None => println!("{text}"),
+            Some(bar) => bar.println(crate::redact::redact(&text)),
+            None => crate::outln!("{text}"),
         }
     }
 }
@@ -85,7 +86,7 @@ impl Observer for Progress {
                     "index": n,
                     "total": self.total,
                 });
-                println!("{event}");
+                crate::outln!("{event}");
             }
             LogFormat::Text => {
                 let width = self.total.to_string().len();
@@ -170,7 +171,7 @@ pub fn summary(format: LogFormat, nodes: &[Node], results: &[RunResult], seconds
         count(&tests, Status::Skipped),
     );
     match format {
-        LogFormat::Json => println!(
+        LogFormat::Json => crate::outln!(
             "{}",
             serde_json::json!({
                 "event": "run_finished", "success": ok, "error": err + test_err, "skipped": skip + test_skip,
@@ -179,15 +180,15 @@ pub fn summary(format: LogFormat, nodes: &[Node], results: &[RunResult], seconds
         ),
         LogFormat::Text => {
             if !built.is_empty() || tests.is_empty() {
-                println!(
+                crate::outln!(
                     "\nFinished {} models in {seconds:.2}s: {ok} succeeded, {err} failed, {skip} skipped.",
                     built.len()
                 );
             } else {
-                println!();
+                crate::outln!();
             }
             if !tests.is_empty() {
-                println!(
+                crate::outln!(
                     "Tests: {pass} passed, {warn} warned, {} failed, {test_skip} skipped ({} tests{}).",
                     fail + test_err,
                     tests.len(),
@@ -208,9 +209,9 @@ pub fn summary(format: LogFormat, nodes: &[Node], results: &[RunResult], seconds
                 } else {
                     "Failure in"
                 };
-                println!("\n{what} {} ({})", display_name(node), node.path.display());
+                crate::outln!("\n{what} {} ({})", display_name(node), node.path.display());
                 if let Some(m) = &r.message {
-                    println!("  {}", m.replace('\n', "\n  "));
+                    crate::outln!("  {}", m.replace('\n', "\n  "));
                 }
             }
         }

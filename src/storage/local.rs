@@ -2,6 +2,10 @@
 //! name (`.x.parquet.lf-v-<build>`, `.x.lf-v-<build>/`); the model's own path is then swapped
 //! to it with `rename(2)`: a hard link for a single file, a symlink for a partitioned folder.
 //! Readers of the path see the old version or the new one; published replicas pin a version.
+//!
+//! The model's path is lakeflow's only when it is absent, a symlink to one of its version
+//! folders, or a hard link (or, where links are refused, a copy) of one of its version files.
+//! Anything else there belongs to someone else and is refused, never replaced.
 
 use super::Staged;
 use crate::error::{Error, Result};
@@ -10,6 +14,9 @@ use std::path::{Path, PathBuf};
 
 const TMP_MARK: &str = ".lf-tmp-";
 const VERSION_MARK: &str = ".lf-v-";
+/// Folders that older lakeflow builds moved aside (`.x.lf-v-0-adopted-<build>`) when a model's
+/// location held someone else's files: never garbage-collected, since they hold that data.
+const ADOPTED_MARK: &str = "0-adopted-";
 
 fn split(location: &str) -> Result<(PathBuf, String)> {
     let path = Path::new(location);
@@ -31,6 +38,7 @@ fn version_path(location: &str, build_id: &str) -> Result<PathBuf> {
 
 pub fn stage(location: &str, partitioned: bool, build_id: &str) -> Result<Staged> {
     let (parent, name) = split(location)?;
+    refuse_foreign(location, partitioned)?;
     std::fs::create_dir_all(&parent)
         .map_err(|e| Error::io("LF512", "create folder", &parent, e))?;
     let write_path = parent.join(format!(".{name}{TMP_MARK}{build_id}"));
@@ -45,6 +53,110 @@ pub fn stage(location: &str, partitioned: bool, build_id: &str) -> Result<Staged
         build_id: build_id.to_string(),
         remote: false,
     })
+}
+
+/// The version the model's path is a symlink to, if it is one that lakeflow made (to a
+/// `.name.lf-v-…` sibling).
+fn linked_version(location: &str) -> Option<PathBuf> {
+    let (parent, name) = split(location).ok()?;
+    let target = std::fs::read_link(location).ok()?;
+    let file = target.file_name()?.to_string_lossy().into_owned();
+    let in_parent = target
+        .parent()
+        .is_none_or(|p| p.as_os_str().is_empty() || p == parent);
+    (in_parent && file.starts_with(&format!(".{name}{VERSION_MARK}"))).then(|| parent.join(file))
+}
+
+/// The version folder the partitioned model's path links to now, if lakeflow made the link.
+pub fn live_version(location: &str) -> Option<String> {
+    linked_version(location)
+        .filter(|v| v.is_dir())
+        .map(|v| v.to_string_lossy().into_owned())
+}
+
+/// Refuses a location that holds something lakeflow did not write (see the module comment):
+/// putting a version in place there would replace it, and a later garbage collection would
+/// delete it.
+fn refuse_foreign(location: &str, partitioned: bool) -> Result<()> {
+    let path = Path::new(location);
+    let Ok(meta) = std::fs::symlink_metadata(path) else {
+        return Ok(());
+    };
+    let (parent, name) = split(location)?;
+    let version_prefix = format!(".{name}{VERSION_MARK}");
+    if meta.file_type().is_symlink() {
+        if linked_version(location).is_some() {
+            return Ok(());
+        }
+        return Err(Error::new(
+            "LF517",
+            format!("{location} is a symlink that lakeflow did not make"),
+        )
+        .hint("remove the symlink (what it points to is not touched), or give the model another `location`"));
+    }
+    if meta.is_dir() {
+        let what = if partitioned {
+            "the model's files"
+        } else {
+            "the model's one file"
+        };
+        return Err(Error::new(
+            "LF517",
+            format!(
+                "{location} is a folder that lakeflow did not write; putting {what} there would replace it, and what it holds would be lost"
+            ),
+        )
+        .hint("move the folder away, or give the model another `location`"));
+    }
+    if is_version_of(path, &parent, &version_prefix, &meta) {
+        return Ok(());
+    }
+    Err(Error::new(
+        "LF518",
+        format!(
+            "{location} is a file that lakeflow did not write; building the model would replace it"
+        ),
+    )
+    .hint("move the file away (or delete it if it is an old output), or give the model another `location`"))
+}
+
+/// Whether the file `path` is one of lakeflow's version files beside it: the same inode (the
+/// hard link lakeflow makes), or, where the share refused links, the same bytes.
+fn is_version_of(path: &Path, parent: &Path, prefix: &str, meta: &std::fs::Metadata) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(entries) = std::fs::read_dir(parent) else {
+        return false;
+    };
+    let versions: Vec<(PathBuf, std::fs::Metadata)> = entries
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with(prefix))
+        .filter_map(|e| Some((e.path(), std::fs::symlink_metadata(e.path()).ok()?)))
+        .filter(|(_, m)| m.is_file())
+        .collect();
+    versions
+        .iter()
+        .any(|(_, m)| m.dev() == meta.dev() && m.ino() == meta.ino())
+        || versions
+            .iter()
+            .any(|(v, m)| m.len() == meta.len() && same_bytes(v, path))
+}
+
+fn same_bytes(a: &Path, b: &Path) -> bool {
+    use std::io::Read;
+    let (Ok(fa), Ok(fb)) = (std::fs::File::open(a), std::fs::File::open(b)) else {
+        return false;
+    };
+    let (mut ra, mut rb) = (
+        std::io::BufReader::new(fa).bytes(),
+        std::io::BufReader::new(fb).bytes(),
+    );
+    loop {
+        match (ra.next(), rb.next()) {
+            (None, None) => return true,
+            (Some(Ok(x)), Some(Ok(y))) if x == y => {}
+            _ => return false,
+        }
+    }
 }
 
 fn rename(from: &Path, to: &Path) -> Result<()> {
@@ -74,6 +186,7 @@ pub fn commit(staged: &Staged) -> Result<()> {
             )
             .hint("remove the directory, or set partition_by so the model writes a directory"));
         }
+        refuse_foreign(&staged.location, false)?;
         rename(written, version)?;
         // Some NAS shares refuse hard links; a copy keeps the same guarantees, at a cost.
         if std::fs::hard_link(version, &link_tmp).is_err() {
@@ -87,17 +200,10 @@ pub fn commit(staged: &Staged) -> Result<()> {
         std::fs::create_dir_all(written)
             .map_err(|e| Error::io("LF512", "create folder", written, e))?;
     }
+    // Checked at stage already; again here, since something may have appeared meanwhile.
+    refuse_foreign(&staged.location, true)?;
+    write_manifest(written, version)?;
     rename(written, version)?;
-    if target.exists() && !target.is_symlink() {
-        // First lakeflow build over a folder written by something else: keep it as a version.
-        rename(
-            target,
-            &parent.join(format!(
-                ".{name}{VERSION_MARK}0-adopted-{}",
-                staged.build_id
-            )),
-        )?;
-    }
     let version_name = version
         .file_name()
         .map(|n| n.to_os_string())
@@ -107,26 +213,126 @@ pub fn commit(staged: &Staged) -> Result<()> {
     rename(&link_tmp, target)
 }
 
-/// Hard-links (or, where the share refuses links, copies) every file under `from` into the
-/// same place under `to`; returns how many.
+/// Hard-links (or, where the share refuses links, copies) the files lakeflow wrote under
+/// `from` (a version folder) into the same place under `to`; returns how many. Files a user put
+/// into the folder stay where they are: they are not lakeflow's to carry into a new version.
 pub fn link_tree(from: &Path, to: &Path) -> Result<usize> {
-    let mut n = 0;
-    let entries = std::fs::read_dir(from).map_err(|e| Error::io("LF516", "list", from, e))?;
     std::fs::create_dir_all(to).map_err(|e| Error::io("LF512", "create folder", to, e))?;
-    for entry in entries {
-        let entry = entry.map_err(|e| Error::io("LF516", "list", from, e))?;
-        let src = entry.path();
-        let dest = to.join(entry.file_name());
-        if src.is_dir() {
-            n += link_tree(&src, &dest)?;
-        } else {
-            if std::fs::hard_link(&src, &dest).is_err() {
-                std::fs::copy(&src, &dest).map_err(|e| Error::io("LF515", "copy", &src, e))?;
-            }
-            n += 1;
+    let files = match read_manifest(from) {
+        Some(files) => files,
+        None => list_files(from)?,
+    };
+    for rel in &files {
+        let (src, dest) = (from.join(rel), to.join(rel));
+        if let Some(parent) = dest.parent() {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| Error::io("LF512", "create folder", parent, e))?;
+        }
+        if std::fs::hard_link(&src, &dest).is_err() {
+            std::fs::copy(&src, &dest).map_err(|e| Error::io("LF515", "copy", &src, e))?;
         }
     }
-    Ok(n)
+    Ok(files.len())
+}
+
+/// The list of files lakeflow wrote into a version folder sits beside it, named after it with
+/// this suffix, so the folder itself holds only data.
+const MANIFEST_SUFFIX: &str = ".files";
+
+fn manifest_of(version: &Path) -> PathBuf {
+    let mut name = version.as_os_str().to_os_string();
+    name.push(MANIFEST_SUFFIX);
+    PathBuf::from(name)
+}
+
+/// Every file below `dir` (not following links), relative to it, without hidden ones.
+fn list_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    let mut stack = vec![PathBuf::new()];
+    while let Some(rel) = stack.pop() {
+        let abs = dir.join(&rel);
+        let entries = std::fs::read_dir(&abs).map_err(|e| Error::io("LF516", "list", &abs, e))?;
+        for entry in entries {
+            let entry = entry.map_err(|e| Error::io("LF516", "list", &abs, e))?;
+            if entry.file_name().to_string_lossy().starts_with('.') {
+                continue;
+            }
+            let kind = entry
+                .file_type()
+                .map_err(|e| Error::io("LF516", "list", &entry.path(), e))?;
+            if kind.is_dir() {
+                stack.push(rel.join(entry.file_name()));
+            } else {
+                out.push(rel.join(entry.file_name()));
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Records the files of a version folder about to be committed, so that garbage collection
+/// later deletes exactly those and nothing a user put beside them.
+fn write_manifest(dir: &Path, version: &Path) -> Result<()> {
+    let files = list_files(dir)?;
+    let text: String = files
+        .iter()
+        .map(|f| format!("{}\n", f.to_string_lossy()))
+        .collect();
+    let path = manifest_of(version);
+    let _ = std::fs::remove_file(&path);
+    std::fs::write(&path, text).map_err(|e| Error::io("LF515", "write", &path, e))
+}
+
+fn read_manifest(dir: &Path) -> Option<Vec<PathBuf>> {
+    let text = std::fs::read_to_string(manifest_of(dir)).ok()?;
+    Some(
+        text.lines()
+            .filter(|l| !l.is_empty())
+            .map(|l| crate::project::paths::contained(Path::new(l)))
+            .collect(),
+    )
+}
+
+/// Deletes a version lakeflow no longer needs: a single file as it is; a folder by the files its
+/// manifest lists, then the folders left empty. A folder that still holds other files (a
+/// user's) is kept, with a warning, rather than deleted with them.
+fn remove_version(path: &Path) {
+    if path.is_symlink() || !path.is_dir() {
+        let _ = std::fs::remove_file(path);
+        return;
+    }
+    let Some(files) = read_manifest(path) else {
+        // Written before versions had manifests: everything in it is lakeflow's.
+        let _ = std::fs::remove_dir_all(path);
+        return;
+    };
+    for rel in &files {
+        let _ = std::fs::remove_file(path.join(rel));
+    }
+    remove_empty_dirs(path);
+    if !path.exists() {
+        let _ = std::fs::remove_file(manifest_of(path));
+    } else {
+        // An empty manifest says lakeflow owns nothing here any more, so no later pass takes
+        // the folder for one written before manifests existed.
+        let _ = std::fs::write(manifest_of(path), "");
+        crate::errln!(
+            "warning: kept {}: it holds files lakeflow did not write",
+            path.display()
+        );
+    }
+}
+
+fn remove_empty_dirs(dir: &Path) {
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                remove_empty_dirs(&e.path());
+            }
+        }
+    }
+    let _ = std::fs::remove_dir(dir);
 }
 
 pub fn abort(staged: &Staged) {
@@ -160,7 +366,16 @@ pub fn collect_garbage(
         let file = entry.file_name().to_string_lossy().into_owned();
         if leftovers.iter().any(|p| file.starts_with(p.as_str())) {
             remove(&parent.join(&file));
-        } else if file.starts_with(&version_prefix) && Some(&file) != live.as_ref() {
+        } else if file.starts_with(&version_prefix) && file.ends_with(MANIFEST_SUFFIX) {
+            // The list of a version that a killed run never put in place.
+            let version = file.trim_end_matches(MANIFEST_SUFFIX);
+            if !parent.join(version).exists() {
+                let _ = std::fs::remove_file(parent.join(&file));
+            }
+        } else if file.starts_with(&version_prefix)
+            && Some(&file) != live.as_ref()
+            && !file.contains(ADOPTED_MARK)
+        {
             versions.push(file);
         }
     }
@@ -169,7 +384,7 @@ pub fn collect_garbage(
     for file in &versions[..drop] {
         let path = parent.join(file);
         if !protected.contains(path.to_string_lossy().as_ref()) {
-            remove(&path);
+            remove_version(&path);
         }
     }
     Ok(())
@@ -243,7 +458,96 @@ mod tests {
         }
         assert_eq!(
             names(&dir.path().join("gold")),
-            vec![".p.lf-v-b2", ".p.lf-v-b3", "p"]
+            vec![
+                ".p.lf-v-b2",
+                ".p.lf-v-b2.files",
+                ".p.lf-v-b3",
+                ".p.lf-v-b3.files",
+                "p"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_folder_or_file_lakeflow_did_not_write_is_refused_and_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let mine = dir.path().join("gold/p");
+        std::fs::create_dir_all(&mine).unwrap();
+        std::fs::write(mine.join("keep.csv"), "precious").unwrap();
+        let loc = mine.to_string_lossy().into_owned();
+        let err = stage(&loc, true, "b1").unwrap_err();
+        assert_eq!(err.code, "LF517", "{err}");
+        assert!(err.message.contains(&loc), "{err}");
+        // A single file the user keeps there is refused too.
+        let file = dir.path().join("gold/x.parquet");
+        std::fs::write(&file, "user data").unwrap();
+        let err = stage(&file.to_string_lossy(), false, "b1").unwrap_err();
+        assert_eq!(err.code, "LF518", "{err}");
+        // So is a symlink to something else.
+        let link = dir.path().join("gold/l");
+        std::os::unix::fs::symlink(&mine, &link).unwrap();
+        assert_eq!(
+            stage(&link.to_string_lossy(), true, "b1").unwrap_err().code,
+            "LF517"
+        );
+        assert_eq!(
+            std::fs::read_to_string(mine.join("keep.csv")).unwrap(),
+            "precious"
+        );
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), "user data");
+    }
+
+    #[test]
+    fn lakeflow_recognises_its_own_links_and_copies() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("x.parquet");
+        let loc = file.to_string_lossy().into_owned();
+        let s = stage(&loc, false, "b1").unwrap();
+        std::fs::write(&s.write_path, "v1").unwrap();
+        commit(&s).unwrap();
+        // Its hard link: rebuilt.
+        let s = stage(&loc, false, "b2").unwrap();
+        std::fs::write(&s.write_path, "v2").unwrap();
+        commit(&s).unwrap();
+        // A copy of its version (a share that refuses hard links): rebuilt.
+        std::fs::remove_file(&file).unwrap();
+        std::fs::copy(dir.path().join(".x.parquet.lf-v-b2"), &file).unwrap();
+        let s = stage(&loc, false, "b3").unwrap();
+        std::fs::write(&s.write_path, "v3").unwrap();
+        commit(&s).unwrap();
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), "v3");
+        // Partitioned: its own symlink is replaced, and names the live version.
+        let p = dir.path().join("p").to_string_lossy().into_owned();
+        for id in ["b1", "b2"] {
+            let s = stage(&p, true, id).unwrap();
+            std::fs::create_dir_all(&s.write_path).unwrap();
+            commit(&s).unwrap();
+            assert_eq!(live_version(&p), Some(s.pinned_path.clone()));
+        }
+    }
+
+    #[test]
+    fn folders_adopted_by_older_builds_are_never_collected() {
+        let dir = tempfile::tempdir().unwrap();
+        let adopted = dir.path().join(".p.lf-v-0-adopted-b0");
+        std::fs::create_dir_all(&adopted).unwrap();
+        std::fs::write(adopted.join("keep.csv"), "precious").unwrap();
+        let loc = dir.path().join("p").to_string_lossy().into_owned();
+        for id in ["b1", "b2", "b3"] {
+            let s = stage(&loc, true, id).unwrap();
+            std::fs::create_dir_all(&s.write_path).unwrap();
+            commit(&s).unwrap();
+            collect_garbage(&s, 0, &HashSet::new()).unwrap();
+        }
+        assert!(adopted.join("keep.csv").exists());
+        assert_eq!(
+            names(dir.path()),
+            vec![
+                ".p.lf-v-0-adopted-b0",
+                ".p.lf-v-b3",
+                ".p.lf-v-b3.files",
+                "p"
+            ]
         );
     }
 }

@@ -8,6 +8,10 @@
 //! S3 has no rename: each build writes under a new version prefix
 //! (`{location}.versions/{build}`), the catalog view is switched to it only after the write
 //! succeeded, and older versions beyond the retention are deleted afterwards.
+//!
+//! lakeflow deletes only what it wrote: a location that holds files of something else (a
+//! folder or file it did not write locally, objects under `{location}.versions/` that are not
+//! its versions on S3) is refused before anything is written, never adopted.
 
 pub mod local;
 pub mod s3;
@@ -39,7 +43,9 @@ impl Storage {
         let remote = if secrets.is_empty() && !is_remote(&target.external_root) {
             None
         } else {
-            Some(Remote::new(secrets)?)
+            let mut remote = Remote::new(secrets)?;
+            remote.unsafe_delta_commits = target.unsafe_delta_commits;
+            Some(remote)
         };
         Ok(Storage {
             remote,
@@ -66,8 +72,9 @@ impl Storage {
         build_id: &str,
     ) -> Result<Staged> {
         if is_remote(location) {
-            self.remote(location)?;
+            let remote = self.remote(location)?;
             let prefix = versions_prefix(location);
+            refuse_foreign_objects(remote, location, &prefix)?;
             let write_path = if partitioned {
                 format!("{prefix}{build_id}")
             } else {
@@ -84,6 +91,18 @@ impl Storage {
             });
         }
         local::stage(location, partitioned, build_id)
+    }
+
+    /// The version of the model at `location` that readers see now, which an appending write
+    /// carries over. Locally the version folder the model's path links to (the link is the
+    /// switch); on S3 `recorded`, the version recorded with the catalog view (switched in one
+    /// transaction with it).
+    pub fn live_version(&self, location: &str, recorded: Option<String>) -> Option<String> {
+        if is_remote(location) {
+            recorded
+        } else {
+            local::live_version(location)
+        }
     }
 
     /// Puts the files of the version at `from` (a pinned path) into the staged version, so a
@@ -140,6 +159,7 @@ impl Storage {
             .iter()
             .filter_map(|k| k.strip_prefix(&prefix))
             .map(|rest| rest.split('/').next().unwrap_or(rest).to_string())
+            .filter(|v| is_version_name(v))
             .collect();
         versions.sort();
         versions.dedup();
@@ -162,6 +182,37 @@ impl Storage {
 
 fn versions_prefix(location: &str) -> String {
     format!("{}.versions/", location.trim_end_matches('/'))
+}
+
+/// Whether `name` (a folder or file directly under `{location}.versions/`) is a version
+/// lakeflow wrote: a build id (`20260131T120000Z-123456-42`), with an extension for a file.
+pub fn is_version_name(name: &str) -> bool {
+    let id = name.split_once('.').map_or(name, |(id, _)| id);
+    id.len() >= 16
+        && id.starts_with(|c: char| c.is_ascii_digit())
+        && id.contains('T')
+        && id
+            .chars()
+            .all(|c| c.is_ascii_digit() || matches!(c, 'T' | 'Z' | '-'))
+}
+
+/// Objects under `{location}.versions/` that are not versions would be deleted by the
+/// garbage collection of this model: refuse to write there instead.
+fn refuse_foreign_objects(remote: &Remote, location: &str, prefix: &str) -> Result<()> {
+    let foreign = remote.list(prefix)?.into_iter().find(|k| {
+        let rest = k.strip_prefix(prefix).unwrap_or(k);
+        !is_version_name(rest.split('/').next().unwrap_or(rest))
+    });
+    match foreign {
+        None => Ok(()),
+        Some(key) => Err(Error::new(
+            "LF526",
+            format!(
+                "{prefix} holds {key}, which lakeflow did not write; the model at {location} keeps its versions there and would delete it"
+            ),
+        )
+        .hint("move those objects away, or give the model another `location`")),
+    }
 }
 
 /// A write in progress: DuckDB writes to `write_path`; once committed, the catalog view scans

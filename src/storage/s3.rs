@@ -1,16 +1,34 @@
 //! S3-compatible object storage (AWS, MinIO, Garage, ...): the profile's `secrets:` turned into
 //! DuckDB secrets for the data path and `object_store` clients for the control path (listing,
-//! deleting old versions, small puts), with bounded retries and one-line diagnoses.
+//! deleting old versions, replica uploads), with bounded retries and one-line diagnoses.
+//!
+//! Keys are literal everywhere here: the key in `s3://bucket/key` is the object's key as
+//! DuckDB wrote it and as a listing returns it (a Hive folder `p=a%20b` is the key
+//! `p=a%20b`, not `p=a b`). `object_store`'s `Path::from` would percent-encode such a key a
+//! second time, so keys become paths with [`key_path`] only.
+//!
+//! Every request uses the secret whose `scope` is the longest prefix of its URL (as DuckDB
+//! picks secrets), so a client is cached per (secret, bucket), never per bucket alone.
 
 use crate::error::{Error, Result};
 use crate::render::relation::quote_literal;
 use futures::TryStreamExt;
 use object_store::aws::AmazonS3Builder;
 use object_store::path::Path as StorePath;
-use object_store::{BackoffConfig, ClientOptions, ObjectStore, ObjectStoreExt, RetryConfig};
+use object_store::{
+    BackoffConfig, ClientOptions, ObjectStore, ObjectStoreExt, PutMode, RetryConfig, WriteMultipart,
+};
 use std::collections::{BTreeMap, HashMap};
+use std::io::{Read, Write};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+/// Objects up to this size go up in one PUT; larger ones as a multipart upload of parts of
+/// this size (each part is one request, so the client timeout bounds a part, not the file).
+const PART_SIZE: usize = 16 << 20;
+
+/// Parts of one multipart upload in flight at once.
+const PARTS_IN_FLIGHT: usize = 4;
 
 /// One `type: s3` entry of the profile's `secrets:`. `Debug` leaves the keys out.
 #[derive(Clone)]
@@ -127,11 +145,27 @@ pub fn split_url(url: &str) -> Option<(&str, &str)> {
     })
 }
 
+/// The object_store path of a literal key (see the module comment).
+pub fn key_path(key: &str) -> Result<StorePath> {
+    StorePath::parse(key).map_err(|e| {
+        Error::new("LF521", format!("'{key}' is not a usable S3 key: {e}"))
+            .hint("avoid empty folder names (`//`) and `.`/`..` folders in locations")
+    })
+}
+
+/// Which client serves a URL: the index of the secret that applies (None: no secret) and
+/// the bucket.
+type StoreKey = (Option<usize>, String);
+
 /// Clients for the buckets a run touches, on a small private async runtime.
 pub struct Remote {
     runtime: tokio::runtime::Runtime,
     secrets: Vec<S3Secret>,
-    stores: Mutex<HashMap<String, Arc<dyn ObjectStore>>>,
+    stores: Mutex<HashMap<StoreKey, Arc<dyn ObjectStore>>>,
+    /// Whether each (secret, bucket) honours conditional puts, once probed.
+    conditional_puts: Arc<Mutex<HashMap<StoreKey, bool>>>,
+    /// The target accepts Delta commits on stores that ignore conditional puts.
+    pub unsafe_delta_commits: bool,
 }
 
 impl Remote {
@@ -145,14 +179,30 @@ impl Remote {
             runtime,
             secrets,
             stores: Mutex::new(HashMap::new()),
+            conditional_puts: Arc::new(Mutex::new(HashMap::new())),
+            unsafe_delta_commits: false,
         })
     }
 
+    /// The secret DuckDB would use for `url`: the longest matching scope; an unscoped secret
+    /// matches every URL, below any scope.
     pub fn secret_for(&self, url: &str) -> Option<&S3Secret> {
+        self.secret_index(url).map(|i| &self.secrets[i])
+    }
+
+    fn secret_index(&self, url: &str) -> Option<usize> {
         self.secrets
             .iter()
-            .filter(|s| s.matches(url) > 0)
-            .max_by_key(|s| s.matches(url))
+            .enumerate()
+            .filter(|(_, s)| s.matches(url) > 0)
+            .max_by_key(|(i, s)| (s.matches(url), std::cmp::Reverse(*i)))
+            .map(|(i, _)| i)
+    }
+
+    fn store_key(&self, url: &str) -> Result<StoreKey> {
+        let (bucket, _) = split_url(url)
+            .ok_or_else(|| Error::new("LF521", format!("'{url}' is not an s3:// URL")))?;
+        Ok((self.secret_index(url), bucket.to_string()))
     }
 
     /// "bucket B at endpoint E", for messages.
@@ -164,19 +214,21 @@ impl Remote {
         }
     }
 
+    /// The client for `url` (the one of its secret and bucket) and the path of its key.
     fn store(&self, url: &str) -> Result<(Arc<dyn ObjectStore>, StorePath)> {
-        let (bucket, key) = split_url(url)
+        let (_, key) = split_url(url)
             .ok_or_else(|| Error::new("LF521", format!("'{url}' is not an s3:// URL")))?;
+        let cache_key = self.store_key(url)?;
         let mut stores = self.stores.lock().unwrap_or_else(|p| p.into_inner());
-        let store = match stores.get(bucket) {
+        let store = match stores.get(&cache_key) {
             Some(s) => s.clone(),
             None => {
                 let store = self.new_store(url)?;
-                stores.insert(bucket.to_string(), store.clone());
+                stores.insert(cache_key, store.clone());
                 store
             }
         };
-        Ok((store, StorePath::from(key)))
+        Ok((store, key_path(key)?))
     }
 
     /// A new client rooted at the bucket of `url`, for use on another async runtime.
@@ -279,15 +331,123 @@ impl Remote {
             .map_err(|e| self.error("read", url, &e))
     }
 
-    /// One request that tells whether the bucket is reachable, readable and there.
-    pub fn check_bucket(&self, url: &str) -> Result<()> {
-        let (bucket, _) = split_url(url).unwrap_or(("", ""));
-        let probe = format!("s3://{bucket}/");
-        let (store, _) = self.store(&probe)?;
+    /// Uploads the local file `from` as the object `url`: one PUT when small, else a
+    /// multipart upload read from the file part by part (never the whole file in memory).
+    /// The object appears whole when the upload completes, or not at all.
+    pub fn put_file(&self, from: &std::path::Path, url: &str) -> Result<()> {
+        let io = |e: std::io::Error| Error::io("LF525", "read", from, e);
+        let mut file = std::fs::File::open(from).map_err(io)?;
+        let size = file.metadata().map_err(io)?.len();
+        if size <= PART_SIZE as u64 {
+            let mut bytes = Vec::with_capacity(size as usize);
+            file.read_to_end(&mut bytes).map_err(io)?;
+            return self.put(url, bytes);
+        }
+        let (store, path) = self.store(url)?;
+        self.runtime.block_on(async {
+            let upload = store
+                .put_multipart(&path)
+                .await
+                .map_err(|e| self.error("write", url, &e))?;
+            let mut writer = WriteMultipart::new_with_chunk_size(upload, PART_SIZE);
+            let mut buf = vec![0u8; PART_SIZE];
+            loop {
+                let n = match read_full(&mut file, &mut buf) {
+                    Ok(n) => n,
+                    Err(e) => {
+                        let _ = writer.abort().await;
+                        return Err(io(e));
+                    }
+                };
+                if n == 0 {
+                    break;
+                }
+                if let Err(e) = writer.wait_for_capacity(PARTS_IN_FLIGHT).await {
+                    let _ = writer.abort().await;
+                    return Err(self.error("write", url, &e));
+                }
+                writer.write(&buf[..n]);
+            }
+            writer
+                .finish()
+                .await
+                .map(|_| ())
+                .map_err(|e| self.error("write", url, &e))
+        })
+    }
+
+    /// Downloads the object `url` into the local file `to` (created or truncated), in ranged
+    /// requests of one part each, and syncs it; the caller renames it into place.
+    pub fn get_file(&self, url: &str, to: &std::path::Path) -> Result<()> {
+        let (store, path) = self.store(url)?;
+        let size = self
+            .runtime
+            .block_on(store.head(&path))
+            .map_err(|e| self.error("read", url, &e))?
+            .size;
+        let io = |e: std::io::Error| Error::io("LF525", "write", to, e);
+        let mut file = std::fs::File::create(to).map_err(io)?;
+        let mut offset = 0u64;
+        while offset < size {
+            let end = (offset + PART_SIZE as u64).min(size);
+            let bytes = self
+                .runtime
+                .block_on(store.get_range(&path, offset..end))
+                .map_err(|e| self.error("read", url, &e))?;
+            file.write_all(&bytes).map_err(io)?;
+            offset = end;
+        }
+        file.sync_all().map_err(io)
+    }
+
+    /// One request that tells whether the bucket of `location` is reachable, readable and
+    /// there, made with the secret that applies to `location` (a secret scoped to a prefix
+    /// of the bucket does not apply to the bucket's root). Lists under the location only, so
+    /// credentials limited to that prefix pass too.
+    pub fn check_bucket(&self, location: &str) -> Result<()> {
+        let (store, path) = self.store(location)?;
+        let prefix = (!path.as_ref().is_empty()).then_some(&path);
         self.runtime
-            .block_on(async { store.list_with_delimiter(None).await })
+            .block_on(async { store.list_with_delimiter(prefix).await })
             .map(|_| ())
-            .map_err(|e| self.error("list", &probe, &e))
+            .map_err(|e| self.error("list", location, &e))
+    }
+
+    /// [`Remote::check_bucket`] once per (secret, bucket) among the S3 ones of `locations`,
+    /// each with a location it serves.
+    pub fn check_locations<'a>(&self, locations: impl IntoIterator<Item = &'a str>) -> Result<()> {
+        let mut seen = std::collections::HashSet::new();
+        for location in locations {
+            if split_url(location).is_some() && seen.insert(self.store_key(location)?) {
+                self.check_bucket(location)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether the store behind `location` honours conditional puts (`If-None-Match: *`),
+    /// which Delta commits rely on so that two writers never both write one version. Probed
+    /// once per (secret, bucket) with [`probe_conditional_put`] under
+    /// `<location>/_delta_log/`. For `lakeflow debug`; Delta commits check it through
+    /// [`Remote::commit_check`].
+    pub fn conditional_put_support(&self, location: &str) -> Result<bool> {
+        let check = self.commit_check(location)?;
+        let (store, path) = self.store(location)?;
+        let dir = path.join("_delta_log");
+        self.runtime
+            .block_on(check.supported(store.as_ref(), &dir))
+            .map_err(|e| self.error("probe conditional writes at", location, &e))
+    }
+
+    /// What a Delta table at `location` needs to check, before its first commit, that the
+    /// store honours conditional puts (shares this Remote's probe results).
+    pub fn commit_check(&self, location: &str) -> Result<CommitCheck> {
+        Ok(CommitCheck {
+            key: self.store_key(location)?,
+            probed: self.conditional_puts.clone(),
+            describe: self.describe(location),
+            allow_unsafe: self.unsafe_delta_commits,
+        })
     }
 
     fn error(&self, action: &str, url: &str, err: &object_store::Error) -> Error {
@@ -298,6 +458,84 @@ impl Remote {
             format!("cannot {action} {url}: {what} ({})", self.describe(url)),
         )
         .hint(hint)
+    }
+}
+
+/// Whether commits to one (secret, bucket) are safe: see [`Remote::commit_check`].
+#[derive(Clone)]
+pub struct CommitCheck {
+    key: StoreKey,
+    probed: Arc<Mutex<HashMap<StoreKey, bool>>>,
+    /// "bucket 'b' at endpoint …", for messages.
+    pub describe: String,
+    /// The target's `unsafe_delta_commits: true`.
+    pub allow_unsafe: bool,
+}
+
+impl CommitCheck {
+    /// Whether the store honours conditional puts; probes under `dir` (a folder the caller
+    /// owns, e.g. a table's `_delta_log`) the first time for this (secret, bucket).
+    pub async fn supported(
+        &self,
+        store: &dyn ObjectStore,
+        dir: &StorePath,
+    ) -> std::result::Result<bool, object_store::Error> {
+        let known = self
+            .probed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&self.key)
+            .copied();
+        if let Some(known) = known {
+            return Ok(known);
+        }
+        let supported = probe_conditional_put(store, dir).await?;
+        self.probed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(self.key.clone(), supported);
+        Ok(supported)
+    }
+}
+
+/// Reads until `buf` is full or the file ends; returns how many bytes were read.
+fn read_full(file: &mut std::fs::File, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match file.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
+/// Puts a probe object under `dir` twice with `PutMode::Create` and deletes it: true when the
+/// second put failed with AlreadyExists (the store honours `If-None-Match: *`), false when it
+/// succeeded (the store ignores the condition, as some Garage versions and proxies do).
+pub async fn probe_conditional_put(
+    store: &dyn ObjectStore,
+    dir: &StorePath,
+) -> std::result::Result<bool, object_store::Error> {
+    let probe = dir
+        .clone()
+        .join(format!("_lakeflow_probe_{}", uuid::Uuid::new_v4()));
+    let create = || object_store::PutOptions::from(PutMode::Create);
+    store
+        .put_opts(&probe, b"probe".to_vec().into(), create())
+        .await?;
+    let second = store
+        .put_opts(&probe, b"probe".to_vec().into(), create())
+        .await;
+    let _ = store.delete(&probe).await;
+    match second {
+        Err(
+            object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. },
+        ) => Ok(true),
+        Ok(_) => Ok(false),
+        Err(e) => Err(e),
     }
 }
 
@@ -387,6 +625,61 @@ mod tests {
         let remote = Remote::new(vec![wide, narrow]).unwrap();
         assert_eq!(remote.secret_for("s3://b/x/1").unwrap().key_id, "narrow");
         assert_eq!(remote.secret_for("s3://c/1").unwrap().key_id, "wide");
+    }
+
+    #[test]
+    fn keys_stay_literal_and_each_scope_gets_its_own_client() {
+        // A Hive folder DuckDB escaped is the key as it is, not encoded once more.
+        assert_eq!(
+            key_path("lake/p=a%20b/ts=2024-01-01%2010%3A00%3A00/x.parquet")
+                .unwrap()
+                .as_ref(),
+            "lake/p=a%20b/ts=2024-01-01%2010%3A00%3A00/x.parquet"
+        );
+        let scoped = |key: &str, scope: &str| {
+            S3Secret::from_profile(&entry(&[
+                ("type", "s3"),
+                ("key_id", key),
+                ("endpoint", "http://127.0.0.1:1"),
+                ("scope", scope),
+            ]))
+            .unwrap()
+        };
+        let remote = Remote::new(vec![
+            scoped("gold", "s3://b/lake/gold"),
+            scoped("silver", "s3://b/lake/silver"),
+        ])
+        .unwrap();
+        assert_eq!(
+            remote.store_key("s3://b/lake/gold/x").unwrap(),
+            (Some(0), "b".to_string())
+        );
+        assert_eq!(
+            remote.store_key("s3://b/lake/silver/x").unwrap(),
+            (Some(1), "b".to_string())
+        );
+        assert_eq!(
+            remote.store_key("s3://b/").unwrap(),
+            (None, "b".to_string())
+        );
+        let (gold, _) = remote.store("s3://b/lake/gold/x").unwrap();
+        let (silver, _) = remote.store("s3://b/lake/silver/x").unwrap();
+        let (gold_again, _) = remote.store("s3://b/lake/gold/y").unwrap();
+        assert!(!Arc::ptr_eq(&gold, &silver), "one client per scope");
+        assert!(Arc::ptr_eq(&gold, &gold_again));
+    }
+
+    #[test]
+    fn the_probe_sees_a_store_that_honours_conditional_puts_and_cleans_up() {
+        let store = object_store::memory::InMemory::new();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let dir = StorePath::from("t/_delta_log");
+        assert!(rt.block_on(probe_conditional_put(&store, &dir)).unwrap());
+        let left: Vec<object_store::ObjectMeta> =
+            rt.block_on(store.list(None).try_collect()).unwrap();
+        assert!(left.is_empty(), "{left:?}");
     }
 
     #[test]

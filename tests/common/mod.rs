@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 pub struct TestProject {
-    pub dir: tempfile::TempDir,
+    root: PathBuf,
+    /// The temporary folder the project lives in, removed on drop; None for `at`.
+    _temp: Option<tempfile::TempDir>,
 }
 
 pub const PROFILE: &str = "proj:\n  target: dev\n  outputs:\n    dev:\n      type: duckdb\n      path: catalog.duckdb\n      external_root: lake\n      threads: 4\n    prod:\n      type: duckdb\n      path: prod.duckdb\n      external_root: lake\n";
@@ -16,7 +18,10 @@ impl TestProject {
     /// A project named `proj` whose models are given as (relative path, text).
     pub fn new(files: &[(&str, &str)]) -> TestProject {
         let dir = tempfile::tempdir().expect("tempdir");
-        let t = TestProject { dir };
+        let t = TestProject {
+            root: dir.path().to_path_buf(),
+            _temp: Some(dir),
+        };
         t.write("lakeflow.yml", "name: proj\nprofile: proj\n");
         t.write("profiles.yml", PROFILE);
         for (path, text) in files {
@@ -25,12 +30,20 @@ impl TestProject {
         t
     }
 
+    /// A project in `dir` (which the caller owns and removes).
+    pub fn at(dir: PathBuf) -> TestProject {
+        TestProject {
+            root: dir,
+            _temp: None,
+        }
+    }
+
     pub fn path(&self) -> &Path {
-        self.dir.path()
+        &self.root
     }
 
     pub fn write(&self, rel: &str, text: &str) {
-        let p = self.dir.path().join(rel);
+        let p = self.path().join(rel);
         std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
         std::fs::write(p, text).expect("write");
     }
@@ -44,7 +57,7 @@ impl TestProject {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_lakeflow"));
         cmd.args(args)
             .arg("--project-dir")
-            .arg(self.dir.path())
+            .arg(self.path())
             .env_remove("LAKEFLOW_TARGET")
             .env_remove("LAKEFLOW_PROFILES_DIR")
             .env_remove("LAKEFLOW_PROJECT_DIR");
@@ -52,11 +65,11 @@ impl TestProject {
     }
 
     pub fn lake(&self, rel: &str) -> PathBuf {
-        self.dir.path().join("lake").join(rel)
+        self.path().join("lake").join(rel)
     }
 
     pub fn catalog(&self) -> PathBuf {
-        self.dir.path().join("catalog.duckdb")
+        self.path().join("catalog.duckdb")
     }
 
     /// A copy of `example_project/` (without generated data or outputs).
@@ -79,7 +92,10 @@ impl TestProject {
                 .join(name),
             dir.path(),
         );
-        TestProject { dir }
+        TestProject {
+            root: dir.path().to_path_buf(),
+            _temp: Some(dir),
+        }
     }
 
     /// Writes the example's raw data: `rows` events.
@@ -88,6 +104,11 @@ impl TestProject {
         self.run(&["example-data", "--rows", &rows.to_string(), "--out", &dir])
             .ok();
     }
+}
+
+/// Copies a project's files (not its outputs) from one folder to another.
+pub fn copy_dir(from: &Path, to: &Path) {
+    copy_tree(from, to)
 }
 
 fn copy_tree(from: &Path, to: &Path) {
@@ -115,6 +136,28 @@ fn copy_tree(from: &Path, to: &Path) {
     }
 }
 
+/// A small deterministic generator (xorshift), so a failing sequence can be replayed from its
+/// seed.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+
+    /// An index into something of `len` items.
+    pub fn pick(&mut self, len: usize) -> usize {
+        self.below(len as u64) as usize
+    }
+}
+
 pub struct Run {
     pub code: i32,
     pub stdout: String,
@@ -139,6 +182,31 @@ impl Run {
             self.stdout, self.stderr
         );
         self
+    }
+}
+
+/// Runs lakeflow with a time limit: a run that hangs fails the test instead of the suite.
+pub fn run_bounded(t: &TestProject, args: &[&str], limit: std::time::Duration) -> Run {
+    let mut child = t
+        .command(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start lakeflow");
+    let start = std::time::Instant::now();
+    loop {
+        if child.try_wait().expect("wait").is_some() {
+            return Run::from(child.wait_with_output().expect("output"));
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let out = child.wait_with_output().expect("output");
+            panic!(
+                "lakeflow {args:?} hung for {limit:?}\nstderr:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
 

@@ -155,3 +155,77 @@ fn free_port() -> u16 {
         .expect("addr")
         .port()
 }
+
+/// A proxy in front of an S3 server that answers like a store ignoring `If-None-Match: *`
+/// (Garage before 2.x): a refused conditional put (412) comes back as a success. Each
+/// request gets `Connection: close`, so each connection carries one response.
+pub struct IgnoresConditionalPuts {
+    pub endpoint: String,
+}
+
+impl IgnoresConditionalPuts {
+    pub fn start(upstream: &str) -> IgnoresConditionalPuts {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let endpoint = format!("127.0.0.1:{}", listener.local_addr().expect("addr").port());
+        let upstream = upstream.to_string();
+        fn head(s: &mut std::net::TcpStream) -> Option<(Vec<u8>, Vec<u8>)> {
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 8192];
+            loop {
+                if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                    let rest = buf.split_off(i + 4);
+                    return Some((buf, rest));
+                }
+                let n = s.read(&mut chunk).ok()?;
+                if n == 0 {
+                    return None;
+                }
+                buf.extend_from_slice(&chunk[..n]);
+            }
+        }
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                let upstream = upstream.clone();
+                std::thread::spawn(move || {
+                    let mut client = client;
+                    let Some((req, rest)) = head(&mut client) else {
+                        return;
+                    };
+                    let text = String::from_utf8_lossy(&req).into_owned();
+                    let (line, headers) = text.split_once("\r\n").unwrap_or((&text, ""));
+                    let req = format!("{line}\r\nConnection: close\r\n{headers}");
+                    let Ok(mut server) = std::net::TcpStream::connect(&upstream) else {
+                        return;
+                    };
+                    if server.write_all(req.as_bytes()).is_err() || server.write_all(&rest).is_err()
+                    {
+                        return;
+                    }
+                    let (mut c_in, mut s_out) = (
+                        client.try_clone().expect("clone"),
+                        server.try_clone().expect("clone"),
+                    );
+                    std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut c_in, &mut s_out);
+                    });
+                    let Some((resp, rest)) = head(&mut server) else {
+                        return;
+                    };
+                    let text = String::from_utf8_lossy(&resp).into_owned();
+                    let resp = if text.starts_with("HTTP/1.1 412") {
+                        let (_, headers) = text.split_once("\r\n").unwrap_or(("", ""));
+                        format!("HTTP/1.1 200 OK\r\nETag: \"ignored-condition\"\r\n{headers}")
+                    } else {
+                        text
+                    };
+                    let _ = client.write_all(resp.as_bytes());
+                    let _ = client.write_all(&rest);
+                    let _ = std::io::copy(&mut server, &mut client);
+                    let _ = client.shutdown(std::net::Shutdown::Both);
+                });
+            }
+        });
+        IgnoresConditionalPuts { endpoint }
+    }
+}
