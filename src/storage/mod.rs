@@ -15,6 +15,7 @@
 
 pub mod local;
 pub mod s3;
+pub mod secret;
 
 use crate::error::{Error, Result};
 use crate::location::is_remote;

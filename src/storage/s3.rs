@@ -1,6 +1,6 @@
-//! S3-compatible object storage (AWS, MinIO, Garage, ...): the profile's `secrets:` turned into
-//! DuckDB secrets for the data path and `object_store` clients for the control path (listing,
-//! deleting old versions, replica uploads), with bounded retries and one-line diagnoses.
+//! S3-compatible object storage (AWS, MinIO, Garage, ...): `object_store` clients for the
+//! control path (listing, deleting old versions, replica uploads), with bounded retries and
+//! one-line diagnoses. The profile's secrets themselves are in `secret.rs`.
 //!
 //! Keys are literal everywhere here: the key in `s3://bucket/key` is the object's key as
 //! DuckDB wrote it and as a listing returns it (a Hive folder `p=a%20b` is the key
@@ -10,15 +10,17 @@
 //! Every request uses the secret whose `scope` is the longest prefix of its URL (as DuckDB
 //! picks secrets), so a client is cached per (secret, bucket), never per bucket alone.
 
+pub use super::secret::S3Secret;
 use crate::error::{Error, Result};
-use crate::render::relation::quote_literal;
 use futures::TryStreamExt;
 use object_store::aws::AmazonS3Builder;
 use object_store::path::Path as StorePath;
 use object_store::{
     BackoffConfig, ClientOptions, ObjectStore, ObjectStoreExt, PutMode, RetryConfig, WriteMultipart,
 };
-use std::collections::{BTreeMap, HashMap};
+#[cfg(test)]
+use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -29,110 +31,6 @@ const PART_SIZE: usize = 16 << 20;
 
 /// Parts of one multipart upload in flight at once.
 const PARTS_IN_FLIGHT: usize = 4;
-
-/// One `type: s3` entry of the profile's `secrets:`. `Debug` leaves the keys out.
-#[derive(Clone)]
-pub struct S3Secret {
-    pub key_id: String,
-    pub secret: String,
-    pub session_token: Option<String>,
-    /// `host:port`, as DuckDB wants it; None for AWS itself.
-    pub endpoint: Option<String>,
-    pub use_ssl: bool,
-    pub region: String,
-    pub path_style: bool,
-    /// `s3://bucket/prefix` this secret is for; None: every bucket.
-    pub scope: Option<String>,
-}
-
-impl std::fmt::Debug for S3Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "S3Secret({})", self.describe())
-    }
-}
-
-impl S3Secret {
-    pub fn from_profile(entry: &BTreeMap<String, String>) -> Option<S3Secret> {
-        let kind = entry
-            .get("type")
-            .map(|t| t.to_ascii_lowercase())
-            .unwrap_or_default();
-        if kind != "s3" {
-            return None;
-        }
-        let get = |k: &str| entry.get(k).filter(|v| !v.is_empty()).cloned();
-        let truthy = |v: &str| matches!(v.to_ascii_lowercase().as_str(), "true" | "1" | "yes");
-        let mut use_ssl = get("use_ssl").map(|v| truthy(&v)).unwrap_or(true);
-        let endpoint = get("endpoint").map(|e| {
-            if let Some(rest) = e.strip_prefix("http://") {
-                use_ssl = false;
-                rest.trim_end_matches('/').to_string()
-            } else if let Some(rest) = e.strip_prefix("https://") {
-                use_ssl = true;
-                rest.trim_end_matches('/').to_string()
-            } else {
-                e.trim_end_matches('/').to_string()
-            }
-        });
-        Some(S3Secret {
-            key_id: get("key_id").unwrap_or_default(),
-            secret: get("secret").unwrap_or_default(),
-            session_token: get("session_token"),
-            endpoint,
-            use_ssl,
-            region: get("region").unwrap_or_else(|| "us-east-1".into()),
-            path_style: get("url_style").is_some_and(|s| s.eq_ignore_ascii_case("path")),
-            scope: get("scope"),
-        })
-    }
-
-    /// Where requests go, for messages: never includes a key.
-    pub fn describe(&self) -> String {
-        match &self.endpoint {
-            Some(e) => format!(
-                "endpoint {}://{e}",
-                if self.use_ssl { "https" } else { "http" }
-            ),
-            None => format!("AWS S3 ({})", self.region),
-        }
-    }
-
-    /// A DuckDB secret that lives only in this process (never written to the catalog).
-    pub fn duckdb_sql(&self, name: &str) -> String {
-        let mut parts = vec![
-            "TYPE s3".to_string(),
-            format!("KEY_ID {}", quote_literal(&self.key_id)),
-            format!("SECRET {}", quote_literal(&self.secret)),
-            format!("REGION {}", quote_literal(&self.region)),
-            format!("USE_SSL {}", self.use_ssl),
-            format!(
-                "URL_STYLE {}",
-                quote_literal(if self.path_style { "path" } else { "vhost" })
-            ),
-        ];
-        if let Some(t) = &self.session_token {
-            parts.push(format!("SESSION_TOKEN {}", quote_literal(t)));
-        }
-        if let Some(e) = &self.endpoint {
-            parts.push(format!("ENDPOINT {}", quote_literal(e)));
-        }
-        if let Some(s) = &self.scope {
-            parts.push(format!("SCOPE {}", quote_literal(s)));
-        }
-        format!(
-            "CREATE OR REPLACE TEMPORARY SECRET {name} ({})",
-            parts.join(", ")
-        )
-    }
-
-    fn matches(&self, url: &str) -> usize {
-        match &self.scope {
-            Some(scope) if url.starts_with(scope.as_str()) => scope.len(),
-            Some(_) => 0,
-            None => 1,
-        }
-    }
-}
 
 /// `s3://bucket/key` -> (bucket, key).
 pub fn split_url(url: &str) -> Option<(&str, &str)> {
@@ -582,32 +480,6 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
-    }
-
-    #[test]
-    fn reads_dbt_duckdb_secret_and_renders_duckdb_sql() {
-        let s = S3Secret::from_profile(&entry(&[
-            ("type", "s3"),
-            ("key_id", "AK"),
-            ("secret", "S'K"),
-            ("endpoint", "http://127.0.0.1:9000/"),
-            ("url_style", "path"),
-            ("region", "eu-west-1"),
-        ]))
-        .unwrap();
-        assert_eq!(s.endpoint.as_deref(), Some("127.0.0.1:9000"));
-        assert!(!s.use_ssl && s.path_style);
-        let sql = s.duckdb_sql("lf_s3_0");
-        assert!(
-            sql.starts_with("CREATE OR REPLACE TEMPORARY SECRET lf_s3_0 (TYPE s3"),
-            "{sql}"
-        );
-        assert!(
-            sql.contains("SECRET 'S''K'") && sql.contains("ENDPOINT '127.0.0.1:9000'"),
-            "{sql}"
-        );
-        assert!(!format!("{s:?}").contains("S'K"));
-        assert!(S3Secret::from_profile(&entry(&[("type", "gcs")])).is_none());
     }
 
     #[test]
