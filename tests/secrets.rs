@@ -209,3 +209,46 @@ fn secret_env_vars_are_refused_outside_profiles_yml() {
     t.write("lakeflow.yml", "name: proj\nprofile: proj\n");
     run(&t, &["build"]).ok();
 }
+
+/// The masking point holds only if nothing prints around it: outside `src/redact.rs`, no code
+/// (tests aside) uses the printing macros of std; `outln!`/`errln!` are the way out.
+#[test]
+fn nothing_in_src_prints_around_the_masking_point() {
+    let mut offenders = Vec::new();
+    let mut stack = vec![std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src")];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+                continue;
+            }
+            if path.extension().is_none_or(|e| e != "rs") || path.ends_with("src/redact.rs") {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).unwrap();
+            let code = text.split("#[cfg(test)]").next().unwrap_or_default();
+            for (i, line) in code.lines().enumerate() {
+                let line = line.trim_start();
+                if line.starts_with("//") {
+                    continue;
+                }
+                if ["println!(", "eprintln!(", "print!(", "eprint!(", "dbg!("]
+                    .iter()
+                    .any(|m| {
+                        line.match_indices(m).any(|(at, _)| {
+                            at == 0 || !line.as_bytes()[at - 1].is_ascii_alphanumeric()
+                        })
+                    })
+                {
+                    offenders.push(format!("{}:{}: {line}", path.display(), i + 1));
+                }
+            }
+        }
+    }
+    assert!(
+        offenders.is_empty(),
+        "print through outln!/errln! so secrets are masked:\n{}",
+        offenders.join("\n")
+    );
+}
