@@ -283,6 +283,11 @@ fn query_error(message: &str) -> Error {
         )
         .hint("queries are read-only: COPY, ATTACH, INSTALL, LOAD, SET, CREATE, INSERT and the like are refused; to write data, make it a model and build it");
     }
+    // A pointer into lakeflow's own wrapper statement says nothing about the user's SQL.
+    let message = match message.find("LINE ") {
+        Some(at) if message[at..].contains("query(?)") => message[..at].trim_end(),
+        _ => message,
+    };
     Error::new("LF602", format!("query failed: {message}"))
 }
 
@@ -346,6 +351,24 @@ fn print_table(names: &[String], rows: &[Vec<String>]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn errors_do_not_point_into_the_wrapper_statement() {
+        let e = query_error(
+            "Permission Error: Cannot access file \"/etc/x\"\n\nLINE 1: select columns(*)::varchar from query(?)\n        ^",
+        );
+        assert_eq!(e.code, "LF602");
+        assert_eq!(
+            e.message,
+            "query failed: Permission Error: Cannot access file \"/etc/x\""
+        );
+        let inner = "Binder Error: column x not found\n\nLINE 1: select x from t";
+        assert!(
+            query_error(inner)
+                .message
+                .contains("LINE 1: select x from t")
+        );
+    }
 
     #[test]
     fn folder_of_files_folders_globs_and_urls() {
