@@ -15,9 +15,7 @@ pub fn join(root: &str, parts: &[&str]) -> String {
     out
 }
 
-pub fn is_remote(location: &str) -> bool {
-    location.contains("://")
-}
+pub use crate::project::paths::is_remote;
 
 /// The default location. lakeflow projects: `{root}/{layer}/{alias}.{ext}` for the production
 /// target and `{root}/{target}/{layer}/{alias}.{ext}` for any other. dbt projects keep

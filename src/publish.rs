@@ -37,11 +37,7 @@ create table if not exists _lakeflow.replicas (
 create table if not exists _lakeflow.replica_files (build_id varchar, destination varchar, path varchar);
 ";
 
-#[derive(Debug, Clone)]
-pub struct PublishTo {
-    pub to: String,
-    pub keep: usize,
-}
+pub use crate::project::profile::PublishTo;
 
 fn db_err(what: &str) -> impl Fn(duckdb::Error) -> Error + '_ {
     move |e| Error::new("LF530", format!("{what}: {e}"))

@@ -2,6 +2,7 @@
 
 pub mod config;
 pub mod data_tests;
+pub mod env;
 pub mod files;
 pub mod paths;
 pub mod profile;

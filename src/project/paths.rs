@@ -4,6 +4,11 @@
 
 use std::path::{Component, Path, PathBuf};
 
+/// Whether a location is a URL (`s3://...`) rather than a local path.
+pub fn is_remote(location: &str) -> bool {
+    location.contains("://")
+}
+
 /// Removes `.` and `..` components without touching the filesystem.
 pub fn normalize(path: &Path) -> PathBuf {
     let mut out = PathBuf::new();

@@ -6,6 +6,16 @@ use serde_yaml::Value;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+/// Versions of a remote model kept by default: the live one and the one before it.
+pub const DEFAULT_KEEP_VERSIONS: usize = 2;
+
+/// Where `lakeflow build` publishes a replica of the catalog, and how many it keeps.
+#[derive(Debug, Clone)]
+pub struct PublishTo {
+    pub to: String,
+    pub keep: usize,
+}
+
 /// One resolved target of a profile. Secrets stay in `secrets` and are never printed:
 /// `Debug` is written by hand to leave them out.
 #[derive(Clone)]
@@ -32,14 +42,14 @@ pub struct Target {
     /// Versions of each external model kept on S3 (the live one included).
     pub keep_versions: usize,
     /// Where `lakeflow build` publishes a replica of the catalog, if anywhere.
-    pub publish: Option<crate::publish::PublishTo>,
+    pub publish: Option<PublishTo>,
     pub profiles_file: PathBuf,
 }
 
 impl Target {
     /// Whether this target reads or writes S3, and so needs DuckDB's httpfs.
     pub fn uses_s3(&self) -> bool {
-        crate::location::is_remote(&self.external_root)
+        super::paths::is_remote(&self.external_root)
             || self
                 .secrets
                 .iter()
@@ -264,7 +274,7 @@ pub fn load(req: &ProfileRequest) -> Result<Target> {
     .map(|d| absolutize(&d, base));
     let publish = match keys.map(output, "publish")? {
         None => None,
-        Some(p) => Some(crate::publish::PublishTo {
+        Some(p) => Some(PublishTo {
             to: absolutize(
                 &keys.str(p, "to")?.ok_or_else(|| {
                     Error::new("LF115", "`publish` has no `to`")
@@ -294,7 +304,7 @@ pub fn load(req: &ProfileRequest) -> Result<Target> {
         publish,
         keep_versions: keys
             .count(output, "keep_versions", 1)?
-            .unwrap_or(crate::storage::DEFAULT_KEEP_VERSIONS),
+            .unwrap_or(DEFAULT_KEEP_VERSIONS),
         allow_production_writes: keys
             .bool(output, "allow_production_writes")?
             .unwrap_or(false),

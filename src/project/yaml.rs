@@ -55,7 +55,7 @@ impl YamlRenderer {
     pub fn new(vars: BTreeMap<String, serde_json::Value>) -> Self {
         let mut env = Environment::new();
         env.set_undefined_behavior(UndefinedBehavior::Strict);
-        env.add_function("env_var", crate::render::functions::env_var);
+        env.add_function("env_var", super::env::env_var);
         env.add_function(
             "var",
             move |name: String, default: Option<JValue>| -> std::result::Result<JValue, minijinja::Error> {
@@ -76,7 +76,7 @@ impl YamlRenderer {
     /// The renderer of profiles.yml: `env_var()` may read `DBT_ENV_SECRET*` variables there.
     pub fn allowing_secret_env_vars(&self) -> Self {
         let mut env = self.env.clone();
-        env.add_function("env_var", crate::render::functions::secret_env_var);
+        env.add_function("env_var", super::env::secret_env_var);
         YamlRenderer { env }
     }
 

@@ -468,7 +468,7 @@ fn environment<'a>(project: &Project, macros: &'a MacroSet) -> Result<Environmen
     env.add_function("ref", functions::ref_);
     env.add_function("source", functions::source);
     env.add_function("var", functions::var);
-    env.add_function("env_var", functions::env_var);
+    env.add_function("env_var", crate::project::env::env_var);
     env.add_function("return", functions::return_);
     env.add_function("log", functions::log);
     env.add_function("is_incremental", functions::is_incremental);

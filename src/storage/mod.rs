@@ -23,9 +23,6 @@ use crate::project::Target;
 use s3::{Remote, S3Secret};
 use std::collections::HashSet;
 
-/// Versions of a remote model kept by default: the live one and the one before it.
-pub const DEFAULT_KEEP_VERSIONS: usize = 2;
-
 /// The storage side of a run: S3 clients when the target uses S3, and what must be kept.
 pub struct Storage {
     pub remote: Option<Remote>,
