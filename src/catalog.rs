@@ -2,7 +2,7 @@
 
 use crate::error::{Error, Result};
 use crate::execute::materialization::{External, FileFormat};
-use crate::render::relation::{Relation, quote_ident, quote_literal};
+use crate::model::relation::{Relation, quote_ident, quote_literal};
 use duckdb::Connection;
 use fs2::FileExt;
 use std::collections::HashSet;
@@ -126,7 +126,7 @@ pub fn folder_view_sql(
     let select = match columns {
         Some(cols) => cols
             .iter()
-            .map(|c| crate::render::relation::quote_ident(c))
+            .map(|c| crate::model::relation::quote_ident(c))
             .collect::<Vec<_>>()
             .join(", "),
         None => "*".to_string(),

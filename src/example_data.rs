@@ -80,7 +80,7 @@ pub fn generate(dir: &Path, rows: u64) -> Result<()> {
     let conn =
         duckdb::Connection::open_in_memory().map_err(|e| Error::new("LF130", e.to_string()))?;
     let users = (rows / 20).clamp(10, 200_000);
-    let lit = |p: &Path| crate::render::relation::quote_literal(&p.to_string_lossy());
+    let lit = |p: &Path| crate::model::relation::quote_literal(&p.to_string_lossy());
     let sql = format!(
         "create temp table ev as
          select
@@ -146,7 +146,7 @@ pub fn land_batch(dir: &Path, batch: u32, rows: u64) -> Result<()> {
         )
         .hint("run `lakeflow example-data` first"));
     }
-    let lit = |p: &Path| crate::render::relation::quote_literal(&p.to_string_lossy());
+    let lit = |p: &Path| crate::model::relation::quote_literal(&p.to_string_lossy());
     let conn =
         duckdb::Connection::open_in_memory().map_err(|e| Error::new("LF130", e.to_string()))?;
     let fail = |e: duckdb::Error| Error::new("LF130", format!("cannot land batch {batch}: {e}"));

@@ -11,6 +11,7 @@ pub mod example_data;
 pub mod execute;
 pub mod graph;
 pub mod location;
+pub mod model;
 pub mod project;
 pub mod publish;
 pub mod query;

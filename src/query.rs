@@ -16,8 +16,8 @@
 use crate::cli::{QueryFormat, QuerySource};
 use crate::error::{Error, Result};
 use crate::execute::session;
+use crate::model::relation::quote_literal;
 use crate::project::Project;
-use crate::render::relation::quote_literal;
 use crate::storage::Storage;
 use duckdb::{AccessMode, Connection};
 use std::path::{Path, PathBuf};
@@ -125,7 +125,7 @@ fn read_roots(conn: &Connection, project: &Project) -> Result<Vec<String>> {
         let mut stmt = conn
             .prepare(&format!(
                 "select distinct {}::varchar from _lakeflow.models",
-                crate::render::relation::quote_ident(&column)
+                crate::model::relation::quote_ident(&column)
             ))
             .map_err(|e| Error::new("LF601", format!("cannot read _lakeflow.models: {e}")))?;
         let rows = stmt

@@ -6,7 +6,7 @@
 use super::write::{self, CopySpec, ModelWrite};
 use super::{AsOf, DataFile, Snapshot, Table, file_path, reader_sql, types};
 use crate::execute::materialization::{External, Incremental, Strategy};
-use crate::render::relation::{quote_ident, quote_literal};
+use crate::model::relation::{quote_ident, quote_literal};
 use deltalake::kernel::Action;
 use deltalake::kernel::transaction::TableReference;
 use deltalake::protocol::{DeltaOperation, MergePredicate, SaveMode};

@@ -2,7 +2,7 @@
 //! files of that version, in the table's column order, partition values typed from the schema.
 
 use super::{DataFile, Snapshot, types};
-use crate::render::relation::{quote_ident, quote_literal};
+use crate::model::relation::{quote_ident, quote_literal};
 use std::collections::HashMap;
 
 /// The absolute path of a data file, for DuckDB.

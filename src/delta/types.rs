@@ -211,11 +211,7 @@ pub fn duck_sql(t: &DuckType) -> String {
             "STRUCT({})",
             fields
                 .iter()
-                .map(|(n, t)| format!(
-                    "{} {}",
-                    crate::render::relation::quote_ident(n),
-                    duck_sql(t)
-                ))
+                .map(|(n, t)| format!("{} {}", crate::model::relation::quote_ident(n), duck_sql(t)))
                 .collect::<Vec<_>>()
                 .join(", ")
         ),
@@ -267,7 +263,7 @@ pub fn from_delta(t: &Value) -> Result<String, String> {
                     let ty = from_delta(f.get("type").unwrap_or(&Value::Null))?;
                     parts.push(format!(
                         "{} {ty}",
-                        crate::render::relation::quote_ident(name)
+                        crate::model::relation::quote_ident(name)
                     ));
                 }
                 Ok(format!("STRUCT({})", parts.join(", ")))

@@ -5,7 +5,7 @@
 use super::types;
 use super::{Table, Write};
 use crate::execute::materialization::External;
-use crate::render::relation::{quote_ident, quote_literal};
+use crate::model::relation::{quote_ident, quote_literal};
 use deltalake::kernel::Add;
 use duckdb::Connection;
 use duckdb::types::Value as DuckValue;

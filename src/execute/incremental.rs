@@ -13,8 +13,8 @@ use super::materialization::{External, FileFormat, Incremental, OnSchemaChange, 
 use super::materialize::{Outcome, count_rows, relation_kind, replacing};
 use super::templates;
 use crate::catalog;
+use crate::model::relation::{quote_ident, quote_literal};
 use crate::render::Node;
-use crate::render::relation::{quote_ident, quote_literal};
 use crate::storage::Storage;
 use duckdb::Connection;
 

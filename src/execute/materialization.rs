@@ -281,7 +281,7 @@ impl External {
         if let Some(delim) = config::get_str(config, "delimiter") {
             options.push((
                 "delimiter".to_string(),
-                crate::render::relation::quote_literal(delim),
+                crate::model::relation::quote_literal(delim),
             ));
         }
         for (key, value) in options_map {
@@ -292,7 +292,7 @@ impl External {
                 return Err(format!("option name '{key}' is not a plain word"));
             }
             let rendered = match value {
-                Value::String(s) => crate::render::relation::quote_literal(&s),
+                Value::String(s) => crate::model::relation::quote_literal(&s),
                 Value::Bool(b) => b.to_string(),
                 Value::Number(n) => n.to_string(),
                 other => return Err(format!("option '{key}' has an unsupported value {other}")),

@@ -4,7 +4,7 @@
 use super::materialization::{External, FileFormat, Materialization};
 use super::templates;
 use crate::catalog;
-use crate::render::relation::quote_literal;
+use crate::model::relation::quote_literal;
 use crate::render::{Node, strip_statement_end};
 use crate::storage::Storage;
 use duckdb::Connection;
@@ -268,7 +268,7 @@ pub(super) fn put_in_place(
 /// beside the relation (the version a view pins) changes with it or not at all.
 pub(super) fn replacing<T>(
     conn: &Connection,
-    relation: &crate::render::relation::Relation,
+    relation: &crate::model::relation::Relation,
     kind: &str,
     create: impl FnOnce() -> Result<T, String>,
 ) -> Result<T, String> {
@@ -308,7 +308,7 @@ fn record_pin(conn: &Connection, node: &Node, pinned: &str) -> Result<(), String
 /// Whether `relation` exists in the catalog now, and as what (`view` or `table`).
 pub(super) fn relation_kind(
     conn: &Connection,
-    relation: &crate::render::relation::Relation,
+    relation: &crate::model::relation::Relation,
 ) -> Result<Option<String>, String> {
     conn.query_row(
         "select case
@@ -342,7 +342,7 @@ fn copy_options(ext: &External) -> String {
         let cols: Vec<String> = ext
             .partition_by
             .iter()
-            .map(|c| crate::render::relation::quote_ident(c))
+            .map(|c| crate::model::relation::quote_ident(c))
             .collect();
         opts.push(format!("partition_by ({})", cols.join(", ")));
     }

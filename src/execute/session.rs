@@ -91,7 +91,7 @@ pub fn prepare(conn: &Connection, target: &Target) -> Result<()> {
         }
         conn.execute_batch(&format!(
             "LOAD {}",
-            crate::render::relation::quote_ident(ext)
+            crate::model::relation::quote_ident(ext)
         ))
         .map_err(|e| extension_error(ext, target, &e.to_string()))?;
     }

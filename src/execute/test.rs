@@ -4,9 +4,9 @@
 
 use super::Status;
 use super::templates;
+use crate::model::relation::quote_ident;
 use crate::project::config as cfg;
 use crate::render::Node;
-use crate::render::relation::quote_ident;
 use duckdb::Connection;
 
 /// What a test found.

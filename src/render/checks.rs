@@ -138,7 +138,7 @@ mod tests {
             tags: vec![],
             config: Default::default(),
             materialization: crate::execute::materialization::Materialization::Table,
-            relation: crate::render::relation::Relation::new(schema, name),
+            relation: crate::model::relation::Relation::new(schema, name),
             location: location.map(str::to_string),
             refs: vec![],
             sources: vec![],

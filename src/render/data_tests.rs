@@ -3,10 +3,10 @@
 //! is rendered like a model. Either way the result is a query for the rows that fail.
 
 use super::functions::{Pass, Scope, Shared};
-use super::relation::Relation;
 use super::{Node, Renderer, base_config, check_refs, dedup, ephemeral};
 use crate::error::{Error, Result};
 use crate::execute::materialization::Materialization;
+use crate::model::relation::Relation;
 use crate::project::data_tests::{TestDecl, TestTarget};
 use crate::project::{Config, FileKind, Project, ProjectKind, SqlFile, config as cfg};
 use md5::Digest;

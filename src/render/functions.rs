@@ -1,7 +1,7 @@
 //! The dbt context: `ref`, `source`, `config`, `var`, `env_var`, `return`, `log`, ... as
 //! minijinja functions. Per-render data lives in a `Scope` object in the render context.
 
-use super::relation::Relation;
+use crate::model::relation::Relation;
 use crate::project::Config;
 use minijinja::value::{Kwargs, Object, Rest, Value, from_args};
 use minijinja::{Error as JError, ErrorKind, State};
@@ -323,7 +323,7 @@ impl Object for Adapter {
         match method {
             "quote" => {
                 let (name,): (String,) = from_args(args)?;
-                Ok(Value::from(super::relation::quote_ident(&name)))
+                Ok(Value::from(crate::model::relation::quote_ident(&name)))
             }
             "dispatch" => {
                 let (name, _rest): (String, Rest<Value>) = from_args(args)?;

@@ -5,8 +5,8 @@
 use super::Renderer;
 use super::functions::{Pass, Scope, Shared};
 use super::macros::MacroSet;
-use super::relation::Relation;
 use crate::error::Result;
+use crate::model::relation::Relation;
 use crate::project::{Config, FileKind, Project, SqlFile};
 use std::sync::Arc;
 

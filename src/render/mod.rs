@@ -10,7 +10,6 @@ pub mod functions;
 pub mod hooks;
 pub mod macros;
 mod pycompat;
-pub mod relation;
 mod seeds;
 mod sources;
 
@@ -20,6 +19,7 @@ pub use ephemeral::strip_statement_end;
 use crate::error::{Error, Result};
 use crate::execute::materialization::Materialization;
 use crate::location;
+use crate::model::relation::Relation;
 use crate::project::{Config, FileKind, Project, ProjectKind, SqlFile, config as cfg};
 use errors::{check_refs, located};
 use functions::{Adapter, ConfigObject, Pass, RefTarget, SCOPE_VAR, Scope, Shared};
@@ -27,7 +27,6 @@ use macros::MacroSet;
 use minijinja::value::{Object, Rest, Value, ValueOrKwargs};
 use minijinja::{AutoEscape, Environment, State, UndefinedBehavior};
 use rayon::prelude::*;
-use relation::Relation;
 use std::path::PathBuf;
 use std::sync::Arc;
 

@@ -1,7 +1,7 @@
 //! Seeds: CSV files under `seed-paths`, loaded by DuckDB's CSV reader into catalog tables.
 
-use super::relation::quote_literal;
 use crate::error::{Error, Result};
+use crate::model::relation::quote_literal;
 use crate::project::{Config, Project, SqlFile, config as cfg};
 use serde_json::Value;
 

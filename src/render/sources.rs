@@ -1,9 +1,9 @@
 //! What `source('s', 't')` puts after FROM.
 
-use super::relation::{self, Relation};
 use crate::delta::{self, AsOf};
 use crate::error::{Error, Result};
 use crate::location;
+use crate::model::relation::{self, Relation};
 use crate::project::Project;
 use crate::project::files::SourceTable;
 use crate::storage::s3::{Remote, S3Secret};

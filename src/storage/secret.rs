@@ -1,7 +1,7 @@
 //! One `type: s3` entry of a profile's `secrets:` (dbt-duckdb's shape): read from the profile,
 //! turned into a DuckDB secret for the data path, and matched to URLs by its `scope`.
 
-use crate::render::relation::quote_literal;
+use crate::model::relation::quote_literal;
 use std::collections::BTreeMap;
 
 /// One `type: s3` entry of the profile's `secrets:`. `Debug` leaves the keys out.
