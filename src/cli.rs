@@ -1,5 +1,6 @@
 //! Command-line interface: every flag is documented here, and `--help` prints it.
 
+use crate::query::{QueryFormat, QuerySource};
 use crate::report::LogFormat;
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
@@ -151,13 +152,6 @@ pub enum LsOutput {
     Json,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum QueryFormat {
-    Table,
-    Csv,
-    Json,
-}
-
 #[derive(Subcommand, Debug)]
 pub enum CatalogCommand {
     /// Write a consistent, checkpointed, secret-free replica of the catalog for readers
@@ -215,12 +209,6 @@ pub enum DeltaCommand {
         #[arg(long)]
         dry_run: bool,
     },
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum QuerySource {
-    Replica,
-    Catalog,
 }
 
 /// `--target-size` is checked when the command line is read, and kept as written.

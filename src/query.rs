@@ -13,7 +13,6 @@
 //! Every value is printed through DuckDB's own rendering (a cast to VARCHAR, `to_json()` for
 //! JSON), so every type prints, nested and exotic ones included.
 
-use crate::cli::{QueryFormat, QuerySource};
 use crate::error::{Error, Result};
 use crate::execute::session;
 use crate::model::relation::quote_literal;
@@ -21,6 +20,21 @@ use crate::project::Project;
 use crate::storage::Storage;
 use duckdb::{AccessMode, Connection};
 use std::path::{Path, PathBuf};
+
+/// How `lakeflow query` prints rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum QueryFormat {
+    Table,
+    Csv,
+    Json,
+}
+
+/// What `lakeflow query` reads: the latest published replica, or the live catalog.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum QuerySource {
+    Replica,
+    Catalog,
+}
 
 pub fn run(
     project: &Project,
