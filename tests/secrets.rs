@@ -168,20 +168,26 @@ fn secrets_are_masked_in_every_output_and_file() {
     }
 }
 
-#[test]
-fn secret_env_vars_are_refused_outside_profiles_yml() {
-    let t = project(&[(
-        "models/leak.sql",
-        "select 1 as id,\n  '{{ env_var(\"DBT_ENV_SECRET_TOKEN\") }}' as token",
-    )]);
-    let r = run(&t, &["compile"]);
+/// `lakeflow compile` refuses a secret env var read at `place` (file:line).
+fn refused_secret_env_var(t: &TestProject, place: &str) -> Run {
+    let r = run(t, &["compile"]);
     assert_eq!(r.code, 2, "{}\n{}", r.stdout, r.stderr);
     assert!(
         r.stderr.contains("allowed only in profiles.yml"),
         "{}",
         r.stderr
     );
-    assert!(r.stderr.contains("models/leak.sql:2"), "{}", r.stderr);
+    assert!(r.stderr.contains(place), "{}", r.stderr);
+    r
+}
+
+#[test]
+fn secret_env_vars_are_refused_outside_profiles_yml() {
+    let t = project(&[(
+        "models/leak.sql",
+        "select 1 as id,\n  '{{ env_var(\"DBT_ENV_SECRET_TOKEN\") }}' as token",
+    )]);
+    let r = refused_secret_env_var(&t, "models/leak.sql:2");
     assert_masked("compile", &r.stderr);
     assert!(
         !t.path()
@@ -196,14 +202,7 @@ fn secret_env_vars_are_refused_outside_profiles_yml() {
         "lakeflow.yml",
         "name: proj\nprofile: proj\nvars:\n  k: \"{{ env_var('DBT_ENV_SECRET_TOKEN') }}\"\n",
     );
-    let r = run(&t, &["compile"]);
-    assert_eq!(r.code, 2, "{}\n{}", r.stdout, r.stderr);
-    assert!(
-        r.stderr.contains("allowed only in profiles.yml"),
-        "{}",
-        r.stderr
-    );
-    assert!(r.stderr.contains("lakeflow.yml:4"), "{}", r.stderr);
+    refused_secret_env_var(&t, "lakeflow.yml:4");
 
     // profiles.yml may read it, and the build runs.
     t.write("lakeflow.yml", "name: proj\nprofile: proj\n");

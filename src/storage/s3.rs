@@ -18,8 +18,6 @@ use object_store::path::Path as StorePath;
 use object_store::{
     BackoffConfig, ClientOptions, ObjectStore, ObjectStoreExt, PutMode, RetryConfig, WriteMultipart,
 };
-#[cfg(test)]
-use std::collections::BTreeMap;
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::sync::{Arc, Mutex};
@@ -474,13 +472,7 @@ pub fn diagnose(text: &str) -> (&'static str, &'static str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn entry(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
+    use crate::storage::secret::entry;
 
     #[test]
     fn splits_urls_and_picks_the_narrowest_scope() {

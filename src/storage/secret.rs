@@ -108,16 +108,18 @@ impl S3Secret {
     }
 }
 
+/// A profile's `secrets:` entry from key/value pairs, for tests here and in `s3`.
+#[cfg(test)]
+pub(crate) fn entry(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn entry(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
 
     #[test]
     fn reads_dbt_duckdb_secret_and_renders_duckdb_sql() {
