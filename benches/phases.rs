@@ -2,6 +2,7 @@
 //! models. Run with `cargo bench --bench phases`.
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use lakeflow::delta::sources::Reader;
 use lakeflow::project::{LoadOptions, load};
 use std::hint::black_box;
 
@@ -20,10 +21,13 @@ fn phases(c: &mut Criterion) {
             b.iter(|| black_box(load(o).expect("load")))
         });
         let project = load(&opts).expect("load");
+        let reader = Reader::new(&project.target);
         group.bench_with_input(BenchmarkId::new("render", models), &project, |b, p| {
-            b.iter(|| black_box(lakeflow::render::render(p).expect("render")))
+            b.iter(|| black_box(lakeflow::render::render(p, &reader).expect("render")))
         });
-        let nodes = lakeflow::render::render(&project).expect("render");
+        let nodes = lakeflow::render::render(&project, &reader)
+            .expect("render")
+            .nodes;
         group.bench_with_input(BenchmarkId::new("graph", models), &nodes, |b, n| {
             b.iter(|| black_box(lakeflow::graph::build(n).expect("graph")))
         });
@@ -40,7 +44,8 @@ fn phases(c: &mut Criterion) {
             |b, o| {
                 b.iter(|| {
                     let p = load(o).expect("load");
-                    let n = lakeflow::render::render(&p).expect("render");
+                    let reader = Reader::new(&p.target);
+                    let n = lakeflow::render::render(&p, &reader).expect("render").nodes;
                     black_box(lakeflow::graph::build(&n).expect("graph"))
                 })
             },

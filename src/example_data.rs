@@ -236,9 +236,9 @@ pub fn synthetic_project(dir: &Path, models: usize) -> Result<()> {
     let write = |rel: String, text: String| -> Result<()> {
         let p = dir.join(rel);
         if let Some(parent) = p.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| Error::io("LF131", "create", parent, e))?;
+            std::fs::create_dir_all(parent).map_err(|e| Error::io("LF132", "create", parent, e))?;
         }
-        std::fs::write(&p, text).map_err(|e| Error::io("LF131", "write", &p, e))
+        std::fs::write(&p, text).map_err(|e| Error::io("LF132", "write", &p, e))
     };
     write(
         "dbt_project.yml".into(),

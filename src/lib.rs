@@ -1,6 +1,51 @@
-//! lakeflow as a library: the phases of a run, each in its own module.
+//! lakeflow as a library: the phases of a run, each in its own module, imports flowing one way.
 //!
-//! load (`project`) -> render -> graph -> select -> execute -> publish (`catalog`) -> report
+//! ```text
+//!  commands/   one file per command; build reads like the list below
+//!  cli         the command line (clap)
+//!  example_data  the example project and its generated data
+//!  query       `lakeflow query`: read-only SQL on the catalog or a replica
+//!  report/     progress lines, the summary, artifacts under target/
+//!  publish     read replicas of the catalog, put in place atomically
+//!  execute/    runs the selected nodes in DAG order: one file per materialization
+//!  catalog/    the catalog file: lock, session, views, the `_lakeflow` state tables
+//!  select      dbt's selector syntax over the DAG
+//!  graph       the DAG of nodes (petgraph)
+//!  render/     Jinja -> nodes (compiled SQL, configs, relations, locations); no I/O
+//!  location    where an external model's files go
+//!  delta/      the Delta table format: log, snapshots, commits, maintenance, Delta sources
+//!  storage/    files on local disk / NAS and S3: staging, versions, garbage collection
+//!  project/    load: lakeflow.yml or dbt_project.yml + profiles.yml, SQL and YAML files
+//!  model/      the vocabulary every phase speaks: relations, materializations, templates, clock
+//!  redact      the one masking point for secrets; every printed line goes through it
+//!  error       the one error type and its code table
+//! ```
+//!
+//! A module may import only modules below it in [`LAYERS`]; `tests/architecture.rs` reads
+//! `src/` and fails on an import that points up, or on an import cycle between files of one
+//! module longer than a pair.
+
+/// The modules from the bottom layer to the top: each may use only those before it.
+pub const LAYERS: &[&str] = &[
+    "error",
+    "redact",
+    "model",
+    "project",
+    "storage",
+    "delta",
+    "location",
+    "render",
+    "graph",
+    "select",
+    "catalog",
+    "execute",
+    "publish",
+    "report",
+    "query",
+    "example_data",
+    "cli",
+    "commands",
+];
 
 pub mod catalog;
 pub mod cli;

@@ -2,7 +2,7 @@
 //! config, or the user's `external_location(relation, config)` macro; and the guard that keeps
 //! non-production targets out of production paths.
 
-use crate::execute::materialization::{External, FileFormat};
+use crate::model::materialization::{External, FileFormat};
 use crate::project::{ProjectKind, Target, paths};
 
 /// Joins path parts onto a root that is a local path or a URL.
@@ -123,7 +123,7 @@ pub fn check_production_guard(target: &Target, location: &str) -> Result<(), Str
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::execute::materialization::FileFormat;
+    use crate::model::materialization::FileFormat;
 
     fn target(name: &str, production: bool, root: &str, prod_root: Option<&str>) -> Target {
         Target {

@@ -1,5 +1,5 @@
-//! Phase 6, publish: what each model's last build left (kept in the catalog, schema
-//! `_lakeflow`), and read replicas of the catalog that readers open while the next build runs.
+//! Publish: read replicas of the catalog that readers open while the next build runs. What
+//! they pin comes from the catalog's state tables (`catalog::state`).
 //!
 //! A replica is a new, checkpointed .duckdb file: views over the exact file versions of one
 //! build (so all its tables agree with each other), copies of the catalog's tables, the view
@@ -13,143 +13,20 @@
 //! deleted inode) keep reading it while it is kept. On S3 each object is one upload (multipart
 //! for large files) that appears whole or not at all.
 
-use crate::catalog;
+use crate::catalog::state;
 use crate::error::{Error, Result};
-use crate::execute::materialization::FileFormat;
-use crate::execute::{RunResult, Status};
-use crate::location::is_remote;
+use crate::model::materialization::FileFormat;
 use crate::model::relation::{quote_ident, quote_literal};
 use crate::project::Target;
-use crate::render::Node;
+use crate::project::paths::is_remote;
+use crate::project::profile::PublishTo;
 use crate::storage::Storage;
 use duckdb::Connection;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
-const STATE_DDL: &str = "
-create schema if not exists _lakeflow;
-create table if not exists _lakeflow.models (
-    unique_id varchar primary key, schema_name varchar, name varchar, materialized varchar,
-    format varchar, partitioned boolean, location varchar, pinned_path varchar, rows bigint,
-    build_id varchar, built_at varchar);
-create table if not exists _lakeflow.replicas (
-    build_id varchar, destination varchar, published_at varchar);
-create table if not exists _lakeflow.replica_files (build_id varchar, destination varchar, path varchar);
-";
-
-pub use crate::project::profile::PublishTo;
-
 fn db_err(what: &str) -> impl Fn(duckdb::Error) -> Error + '_ {
     move |e| Error::new("LF530", format!("{what}: {e}"))
-}
-
-/// Creates the `_lakeflow` tables if missing; called once per opened catalog, before the
-/// other functions here.
-pub fn ensure_state(conn: &Connection) -> Result<()> {
-    conn.execute_batch(STATE_DDL)
-        .map_err(db_err("cannot create the _lakeflow schema in the catalog"))
-}
-
-/// Records what the models that succeeded in this run left behind, in one transaction.
-pub fn record(
-    conn: &Connection,
-    nodes: &[Node],
-    results: &[RunResult],
-    build_id: &str,
-) -> Result<()> {
-    let now = crate::report::now_rfc3339();
-    let mut sql = String::from("begin;\n");
-    for r in results.iter().filter(|r| r.status == Status::Success) {
-        let n = &nodes[r.node];
-        // Incremental Parquet models are folders of files, read like partitioned ones.
-        let folder = matches!(
-            n.materialization,
-            crate::execute::materialization::Materialization::Incremental(_)
-        );
-        let (format, partitioned) = match n.materialization.external() {
-            Some(e) => (Some(e.format.name()), !e.partition_by.is_empty() || folder),
-            None => (None, false),
-        };
-        let opt = |v: Option<&str>| v.map(quote_literal).unwrap_or_else(|| "null".into());
-        sql.push_str(&format!(
-            "delete from _lakeflow.models where unique_id = {id};\ninsert into _lakeflow.models values ({id}, {s}, {name}, {m}, {f}, {p}, {loc}, {pin}, {rows}, {b}, {t});\n",
-            id = quote_literal(&n.unique_id),
-            s = quote_literal(&n.relation.schema),
-            name = quote_literal(&n.relation.identifier),
-            m = quote_literal(n.materialization.name()),
-            f = opt(format),
-            p = partitioned,
-            loc = opt(n.location.as_deref()),
-            pin = opt(r.pinned.as_deref()),
-            rows = r.rows.map(|x| x.to_string()).unwrap_or_else(|| "null".into()),
-            b = quote_literal(build_id),
-            t = quote_literal(&now),
-        ));
-    }
-    sql.push_str("commit;");
-    conn.execute_batch(&sql)
-        .map_err(db_err("cannot record the run in the catalog"))
-}
-
-/// File versions pinned by kept replicas: garbage collection must leave them alone.
-pub fn protected_paths(conn: &Connection) -> Result<HashSet<String>> {
-    let mut stmt = conn
-        .prepare("select distinct path from _lakeflow.replica_files")
-        .map_err(db_err("cannot read replica files"))?;
-    let rows = stmt
-        .query_map([], |r| r.get::<_, String>(0))
-        .map_err(db_err("cannot read replica files"))?;
-    Ok(rows.filter_map(|r| r.ok()).collect())
-}
-
-/// Delta versions that must stay readable: what the catalog's views read and what kept
-/// replicas pinned, as (table location, version).
-pub fn delta_pins(conn: &Connection) -> Result<Vec<(String, i64)>> {
-    let mut stmt = conn
-        .prepare(
-            "select pinned_path from _lakeflow.models where format = 'delta' and pinned_path is not null
-             union select path from _lakeflow.replica_files",
-        )
-        .map_err(db_err("cannot read pinned Delta versions"))?;
-    let rows = stmt
-        .query_map([], |r| r.get::<_, String>(0))
-        .map_err(db_err("cannot read pinned Delta versions"))?;
-    Ok(rows
-        .filter_map(|r| r.ok())
-        .filter_map(|p| crate::delta::parse_pin(&p).map(|(l, v)| (l.to_string(), v)))
-        .collect())
-}
-
-/// Points a Delta model's catalog view (and its recorded pin) at `version`, e.g. after
-/// `lakeflow delta optimize` committed a compaction.
-pub fn repoint_delta(
-    conn: &Connection,
-    node: &Node,
-    table: &crate::delta::Table,
-    version: i64,
-) -> Result<()> {
-    let fail = |e: String| Error::new("LF542", e);
-    let snap = table
-        .snapshot(&crate::delta::AsOf::Version(version))
-        .map_err(fail)?;
-    let reader = crate::delta::reader_sql(&table.location, &snap).map_err(fail)?;
-    conn.execute_batch(&format!(
-        "begin; create schema if not exists {schema}; create or replace view {rel} as select * from ({reader});
-         update _lakeflow.models set pinned_path = {pin} where unique_id = {id}; commit;",
-        rel = node.relation,
-        schema = quote_ident(&node.relation.schema),
-        pin = quote_literal(&crate::delta::pin(&table.location, version)),
-        id = quote_literal(&node.unique_id),
-    ))
-    .map_err(db_err("cannot update the catalog view"))
-}
-
-struct ModelRow {
-    schema: String,
-    name: String,
-    format: Option<String>,
-    partitioned: bool,
-    pinned: Option<String>,
 }
 
 /// Builds a replica from the catalog `conn` is open on and puts it at `dest.to`.
@@ -160,7 +37,7 @@ pub fn publish(
     dest: &PublishTo,
     project: &str,
 ) -> Result<String> {
-    let build_id = crate::report::new_build_id();
+    let build_id = crate::model::clock::new_build_id();
     let tmp_dir;
     let tmp: PathBuf = if is_remote(&dest.to) {
         tmp_dir = std::env::temp_dir().join(format!("lakeflow-replica-{build_id}"));
@@ -210,7 +87,7 @@ fn write_replica(
     let catalog_db: String = conn
         .query_row("select current_database()", [], |r| r.get(0))
         .map_err(&err)?;
-    let models = model_rows(conn)?;
+    let models = state::pinned_models(conn)?;
     let pinned_names: HashSet<(String, String)> = models
         .iter()
         .filter(|m| m.pinned.is_some())
@@ -230,11 +107,12 @@ fn write_replica(
         Ok(rows.filter_map(|r| r.ok()).collect())
     };
     let db = quote_literal(&catalog_db);
+    let st = quote_literal(state::SCHEMA);
     let tables = list(&format!(
-        "select schema_name, table_name, '' from duckdb_tables() where database_name = {db} and schema_name <> '_lakeflow' and not temporary"
+        "select schema_name, table_name, '' from duckdb_tables() where database_name = {db} and schema_name <> {st} and not temporary"
     ))?;
     let views = list(&format!(
-        "select schema_name, view_name, sql from duckdb_views() where database_name = {db} and not internal and not temporary and schema_name <> '_lakeflow'"
+        "select schema_name, view_name, sql from duckdb_views() where database_name = {db} and not internal and not temporary and schema_name <> {st}"
     ))?;
 
     conn.execute_batch(&format!(
@@ -248,7 +126,6 @@ fn write_replica(
             .chain(&views)
             .map(|(s, _, _)| s.as_str())
             .collect();
-        schemas.push("_lakeflow");
         schemas.sort();
         schemas.dedup();
         for s in schemas {
@@ -273,11 +150,9 @@ fn write_replica(
                 continue;
             };
             let format = FileFormat::from_name(format).unwrap_or(FileFormat::Parquet);
-            let reader = if format == FileFormat::Delta {
-                delta_reader(path, storage)?
-            } else {
-                catalog::reader_sql(path, format, m.partitioned)
-            };
+            let reader = crate::execute::table_format(format)
+                .pinned_reader(path, format, m.partitioned, storage)
+                .map_err(|e| Error::new("LF534", format!("replica: {}", e.message)))?;
             conn.execute_batch(&format!(
                 "create view lf_replica.{}.{} as select * from {}",
                 quote_ident(&m.schema),
@@ -319,18 +194,8 @@ fn write_replica(
                 ),
             ));
         }
-        conn.execute_batch(&format!(
-            "create table lf_replica._lakeflow.replica as select {b} as build_id, {t} as published_at, {tg} as target, {p} as project;
-             create table lf_replica._lakeflow.models as
-                select unique_id, schema_name, name, materialized, format, coalesce(pinned_path, location) as location,
-                       build_id as version, rows, built_at from _lakeflow.models;
-             checkpoint lf_replica;",
-            b = quote_literal(build_id),
-            t = quote_literal(&crate::report::now_rfc3339()),
-            tg = quote_literal(&target.name),
-            p = quote_literal(project),
-        ))
-        .map_err(&err)?;
+        state::write_replica_state(conn, "lf_replica", build_id, &target.name, project)?;
+        conn.execute_batch("checkpoint lf_replica").map_err(&err)?;
         Ok(pinned)
     })();
     let _ = conn.execute_batch(&format!("use {}", quote_ident(&catalog_db)));
@@ -340,40 +205,6 @@ fn write_replica(
     file.sync_all()
         .map_err(|e| Error::io("LF531", "sync", tmp, e))?;
     Ok(pinned)
-}
-
-/// The files of a pinned Delta version, as a subquery.
-fn delta_reader(pinned: &str, storage: &Storage) -> Result<String> {
-    let fail = |e: String| Error::new("LF534", format!("replica: {e}"));
-    let (location, version) = crate::delta::parse_pin(pinned)
-        .ok_or_else(|| fail(format!("'{pinned}' is not a Delta version")))?;
-    let table = crate::delta::Table::open(location, storage.remote.as_ref()).map_err(fail)?;
-    let snap = table
-        .snapshot(&crate::delta::AsOf::Version(version))
-        .map_err(fail)?;
-    Ok(format!(
-        "({})",
-        crate::delta::reader_sql(location, &snap).map_err(fail)?
-    ))
-}
-
-fn model_rows(conn: &Connection) -> Result<Vec<ModelRow>> {
-    let err = db_err("cannot read _lakeflow.models");
-    let mut stmt = conn
-        .prepare("select schema_name, name, format, partitioned, pinned_path from _lakeflow.models order by unique_id")
-        .map_err(&err)?;
-    let rows = stmt
-        .query_map([], |r| {
-            Ok(ModelRow {
-                schema: r.get(0)?,
-                name: r.get(1)?,
-                format: r.get(2)?,
-                partitioned: r.get::<_, Option<bool>>(3)?.unwrap_or(false),
-                pinned: r.get(4)?,
-            })
-        })
-        .map_err(&err)?;
-    Ok(rows.filter_map(|r| r.ok()).collect())
 }
 
 const TMP_MARK: &str = ".lf-tmp";
@@ -444,32 +275,8 @@ fn remember(
     build_id: &str,
     pinned: &[String],
 ) -> Result<()> {
-    let err = db_err("cannot record the replica in the catalog");
-    let d = quote_literal(&dest.to);
-    let mut sql = format!(
-        "begin;\ninsert into _lakeflow.replicas values ({}, {d}, {});\n",
-        quote_literal(build_id),
-        quote_literal(&crate::report::now_rfc3339())
-    );
-    for p in pinned {
-        sql.push_str(&format!(
-            "insert into _lakeflow.replica_files values ({}, {d}, {});\n",
-            quote_literal(build_id),
-            quote_literal(p)
-        ));
-    }
-    sql.push_str("commit;");
-    conn.execute_batch(&sql).map_err(&err)?;
-    let mut stmt = conn
-        .prepare(&format!(
-            "select build_id from _lakeflow.replicas where destination = {d} order by build_id desc"
-        ))
-        .map_err(&err)?;
-    let ids: Vec<String> = stmt
-        .query_map([], |r| r.get(0))
-        .map_err(&err)?
-        .filter_map(|r| r.ok())
-        .collect();
+    state::add_replica(conn, &dest.to, build_id, pinned)?;
+    let ids = state::replicas(conn, &dest.to)?;
     for old in ids.iter().skip(dest.keep.max(1)) {
         let versioned = versioned_path(&dest.to, old);
         if is_remote(&versioned) {
@@ -479,11 +286,7 @@ fn remember(
         } else {
             let _ = std::fs::remove_file(&versioned);
         }
-        conn.execute_batch(&format!(
-            "delete from _lakeflow.replicas where build_id = {o} and destination = {d}; delete from _lakeflow.replica_files where build_id = {o} and destination = {d};",
-            o = quote_literal(old)
-        ))
-        .map_err(&err)?;
+        state::forget_replica(conn, &dest.to, old)?;
     }
     Ok(())
 }
@@ -497,7 +300,7 @@ pub fn pull(storage: &Storage, from: &str, to: &Path) -> Result<()> {
         )
     })?;
     let parent = to.parent().unwrap_or(Path::new("/"));
-    std::fs::create_dir_all(parent).map_err(|e| Error::io("LF534", "create", parent, e))?;
+    std::fs::create_dir_all(parent).map_err(|e| Error::io("LF536", "create", parent, e))?;
     let tmp = parent.join(format!(
         ".{}.lf-tmp-{}",
         to.file_name()
@@ -507,7 +310,7 @@ pub fn pull(storage: &Storage, from: &str, to: &Path) -> Result<()> {
     ));
     let fetched = remote
         .get_file(from, &tmp)
-        .and_then(|()| std::fs::rename(&tmp, to).map_err(|e| Error::io("LF534", "write", to, e)));
+        .and_then(|()| std::fs::rename(&tmp, to).map_err(|e| Error::io("LF536", "write", to, e)));
     if fetched.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }

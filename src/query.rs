@@ -13,8 +13,8 @@
 //! Every value is printed through DuckDB's own rendering (a cast to VARCHAR, `to_json()` for
 //! JSON), so every type prints, nested and exotic ones included.
 
+use crate::catalog::session;
 use crate::error::{Error, Result};
-use crate::execute::session;
 use crate::model::relation::quote_literal;
 use crate::project::Project;
 use crate::storage::Storage;
@@ -58,7 +58,7 @@ pub fn run(
             )
             .hint("add `publish: {to: ...}` to the target in profiles.yml, or use --from catalog")
         })?;
-        if crate::location::is_remote(&publish.to) {
+        if crate::project::paths::is_remote(&publish.to) {
             let tmp =
                 std::env::temp_dir().join(format!("lakeflow-query-{}.duckdb", std::process::id()));
             crate::publish::pull(storage, &publish.to, &tmp)?;
@@ -126,28 +126,10 @@ fn read_roots(conn: &Connection, project: &Project) -> Result<Vec<String>> {
         project.target.external_root.trim_end_matches('/')
     )];
     // The catalog records `location` and `pinned_path`, a replica the location it pins.
-    let columns: Vec<String> = conn
-        .prepare(
-            "select column_name from duckdb_columns() where schema_name = '_lakeflow' and table_name = 'models' and column_name in ('location', 'pinned_path')",
-        )
-        .and_then(|mut s| {
-            s.query_map([], |r| r.get::<_, String>(0))?
-                .collect::<duckdb::Result<Vec<_>>>()
-        })
-        .unwrap_or_default();
-    for column in columns {
-        let mut stmt = conn
-            .prepare(&format!(
-                "select distinct {}::varchar from _lakeflow.models",
-                crate::model::relation::quote_ident(&column)
-            ))
-            .map_err(|e| Error::new("LF601", format!("cannot read _lakeflow.models: {e}")))?;
-        let rows = stmt
-            .query_map([], |r| r.get::<_, Option<String>>(0))
-            .map_err(|e| Error::new("LF601", format!("cannot read _lakeflow.models: {e}")))?;
-        for p in rows.flatten().flatten() {
-            paths.extend(folder_of(&p));
-        }
+    let recorded = crate::catalog::state::recorded_paths(conn)
+        .map_err(|e| Error::new("LF601", e.message.clone()))?;
+    for p in recorded {
+        paths.extend(folder_of(&p));
     }
     for source in &project.schema.sources {
         if let Some(location) = &source.external_location {

@@ -133,6 +133,42 @@ pub fn print_err(text: &str) {
     let _ = writeln!(std::io::stderr().lock(), "{text}");
 }
 
+static JSON_EVENTS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Under `--log-format json`, warnings and notes become JSON events on stdout beside the
+/// progress events, so a consumer of the JSON stream sees them and no stray text line.
+pub fn set_json_events(on: bool) {
+    JSON_EVENTS.store(on, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Prints a warning or a note, masked: `{level}: {text}` on stderr, or a JSON event line on
+/// stdout under `--log-format json`. Used through [`warnln!`](crate::warnln) and
+/// [`noteln!`](crate::noteln).
+pub fn print_event(level: &str, text: &str) {
+    if JSON_EVENTS.load(std::sync::atomic::Ordering::Relaxed) {
+        let event = serde_json::json!({ "event": level, "message": text });
+        print_out(&event.to_string());
+    } else {
+        print_err(&format!("{level}: {text}"));
+    }
+}
+
+/// A warning the user should act on (`warning: ...`), honouring `--log-format`.
+#[macro_export]
+macro_rules! warnln {
+    ($($arg:tt)*) => {
+        $crate::redact::print_event("warning", &format!($($arg)*))
+    };
+}
+
+/// Something the run decided on its own that the user should know (`note: ...`).
+#[macro_export]
+macro_rules! noteln {
+    ($($arg:tt)*) => {
+        $crate::redact::print_event("note", &format!($($arg)*))
+    };
+}
+
 /// `println!` with secrets masked: the one way lakeflow writes to stdout.
 #[macro_export]
 macro_rules! outln {

@@ -89,6 +89,57 @@ fn json_log_format_prints_one_event_per_model() {
     assert_eq!(events[2]["event"], "run_finished");
 }
 
+/// Under `--log-format json` warnings and notes are events in the JSON stream (every stdout
+/// line parses), not text lines; in text mode they stay `warning: ...` on stderr.
+#[test]
+fn json_log_format_carries_warnings_and_notes_as_events() {
+    let t = TestProject::new(&[
+        ("models/a.sql", "select 1 as id"),
+        ("models/b.sql", "select * from {{ ref('a') }}"),
+        (
+            "models/schema.yml",
+            "version: 2\nmodels:\n  - name: b\n    columns:\n      - name: id\n        data_tests:\n          - relationships:\n              to: ref('a')\n              field: id\n",
+        ),
+    ]);
+    let run = t.run(&[
+        "build",
+        "-s",
+        "b",
+        "nothing_is_named_this",
+        "--log-format",
+        "json",
+    ]);
+    let events: Vec<serde_json::Value> = run
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|_| panic!("not JSON: {l}")))
+        .collect();
+    let of = |kind: &str| -> Vec<String> {
+        events
+            .iter()
+            .filter(|e| e["event"] == kind)
+            .map(|e| e["message"].as_str().unwrap_or_default().to_string())
+            .collect()
+    };
+    assert_eq!(
+        of("warning"),
+        vec!["the selector 'nothing_is_named_this' matches no model".to_string()],
+        "{}",
+        run.stdout
+    );
+    assert_eq!(of("note").len(), 1, "{}", run.stdout);
+    assert!(of("note")[0].contains("is left out: it reads 'a'"));
+    assert!(!run.stderr.contains("warning:"), "{}", run.stderr);
+
+    let text = t.run(&["build", "-s", "b", "nothing_is_named_this"]);
+    assert!(
+        text.stderr
+            .contains("warning: the selector 'nothing_is_named_this' matches no model"),
+        "{}",
+        text.stderr
+    );
+}
+
 #[test]
 fn unselected_upstream_that_was_never_built_is_a_clear_error() {
     let t = TestProject::new(&[

@@ -317,7 +317,7 @@ fn wrongly_typed_configs_are_located_errors() {
         (
             "models/schema.yml",
             "models:\n  - name: a\n    columns:\n      - name: x\n        data_tests:\n          - not_null:\n              config: {severity: [warn]}\n",
-            &["error[LF110]", "models/schema.yml:6", "severity", "a list"],
+            &["error[LF117]", "models/schema.yml:6", "severity", "a list"],
         ),
         (
             "models/a.sql",

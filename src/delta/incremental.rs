@@ -4,8 +4,9 @@
 //! are rewritten, so the data written is proportional to what changed, not to the table.
 
 use super::write::{self, CopySpec, ModelWrite};
-use super::{AsOf, DataFile, Snapshot, Table, file_path, reader_sql, types};
-use crate::execute::materialization::{External, Incremental, Strategy};
+use super::{AsOf, DataFile, Snapshot, Table, delta_error, file_path, reader_sql, types};
+use crate::error::Result;
+use crate::model::materialization::{External, Incremental, Strategy};
 use crate::model::relation::{quote_ident, quote_literal};
 use deltalake::kernel::Action;
 use deltalake::kernel::transaction::TableReference;
@@ -39,17 +40,17 @@ pub fn apply(
     ext: &External,
     build_id: &str,
     model: &str,
-) -> Result<Applied, String> {
+) -> Result<Applied> {
     table.check_conditional_puts()?;
     let loaded = table.load(&AsOf::Latest)?;
     let snap = super::snapshot_of(&loaded, &table.location)?;
     if snap.partition_columns != ext.partition_by {
-        return Err(format!(
+        return Err(delta_error(format!(
             "the Delta table {} is partitioned by [{}], the model by [{}]; rebuild it with --full-refresh",
             table.location,
             snap.partition_columns.join(", "),
             ext.partition_by.join(", ")
-        ));
+        )));
     }
     let cols = write::columns(conn, rows.select_sql)?;
     let new_sql = format!(
@@ -117,7 +118,7 @@ pub fn apply(
                         quote_ident(n)
                     ))
                 })
-                .collect::<Result<_, String>>()?;
+                .collect::<Result<_>>()?;
             // Kept rows first, new rows after, each in about the order they came in: rewritten
             // files keep covering narrow key ranges when the table was clustered by key, so
             // the next merge of a few keys again touches few files (no sort: it would cost
@@ -148,7 +149,7 @@ pub fn apply(
     let (written, empty): (Vec<_>, Vec<_>) = written.into_iter().partition(|w| w.rows > 0);
     write::remove_files(table, empty.iter().map(|w| w.add.path.as_str()));
     let written_rows: u64 = written.iter().map(|w| w.rows).sum();
-    let state = loaded.snapshot().map_err(|e| e.to_string())?;
+    let state = loaded.snapshot().map_err(|e| delta_error(e.to_string()))?;
     let gone: HashSet<&str> = replaced.iter().map(|f| f.path.as_str()).collect();
     let mut actions =
         super::metadata_changes(state, &cols.delta, &ext.partition_by, &ext.table_properties)?;
@@ -238,7 +239,7 @@ fn files_with_keys(
     snap: &Snapshot,
     batch: &str,
     keys: &[String],
-) -> Result<HashSet<String>, String> {
+) -> Result<HashSet<String>> {
     if snap.files.is_empty() {
         return Ok(HashSet::new());
     }
@@ -259,12 +260,12 @@ fn files_with_keys(
         paths.join(", "),
         k = key_list.join(", ")
     );
-    let mut stmt = conn.prepare(&sql).map_err(|e| e.to_string())?;
+    let mut stmt = conn.prepare(&sql).map_err(|e| delta_error(e.to_string()))?;
     let found: Vec<String> = stmt
         .query_map([], |r| r.get::<_, String>(0))
-        .map_err(|e| e.to_string())?
+        .map_err(|e| delta_error(e.to_string()))?
         .collect::<Result<_, _>>()
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| delta_error(e.to_string()))?;
     let found: HashSet<String> = found.into_iter().collect();
     Ok(snap
         .files
@@ -279,19 +280,22 @@ fn partitions_of(
     conn: &Connection,
     batch: &str,
     partition_by: &[String],
-) -> Result<HashSet<Vec<Option<String>>>, String> {
+) -> Result<HashSet<Vec<Option<String>>>> {
     let cols: Vec<String> = partition_by
         .iter()
         .map(|c| format!("cast({} as varchar)", quote_ident(c)))
         .collect();
     let sql = format!("select distinct {} from {batch}", cols.join(", "));
-    let mut stmt = conn.prepare(&sql).map_err(|e| e.to_string())?;
-    let mut rows = stmt.query([]).map_err(|e| e.to_string())?;
+    let mut stmt = conn.prepare(&sql).map_err(|e| delta_error(e.to_string()))?;
+    let mut rows = stmt.query([]).map_err(|e| delta_error(e.to_string()))?;
     let mut out = HashSet::new();
-    while let Some(row) = rows.next().map_err(|e| e.to_string())? {
+    while let Some(row) = rows.next().map_err(|e| delta_error(e.to_string()))? {
         let mut key = Vec::with_capacity(partition_by.len());
         for i in 0..partition_by.len() {
-            key.push(row.get::<_, Option<String>>(i).map_err(|e| e.to_string())?);
+            key.push(
+                row.get::<_, Option<String>>(i)
+                    .map_err(|e| delta_error(e.to_string()))?,
+            );
         }
         out.insert(key);
     }

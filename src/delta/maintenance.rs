@@ -1,7 +1,8 @@
 //! Keeping Delta tables healthy from cron: history, compaction (`optimize`), and removal of
 //! data files no version in reach needs any more (`vacuum`).
 
-use super::{AsOf, DataFile, Snapshot, Table, block_on, reader_sql, write};
+use super::{AsOf, DataFile, Snapshot, Table, block_on, delta_error, reader_sql, write};
+use crate::error::Result;
 use deltalake::kernel::Action;
 use deltalake::kernel::transaction::TableReference;
 use deltalake::protocol::DeltaOperation;
@@ -30,7 +31,7 @@ pub struct Commit {
 }
 
 /// Versions with a JSON commit in the log, newest first.
-fn log_versions(table: &Table) -> Result<Vec<i64>, String> {
+fn log_versions(table: &Table) -> Result<Vec<i64>> {
     let store = table.store().clone();
     let metas: Vec<object_store::ObjectMeta> = block_on(async move {
         store
@@ -38,7 +39,12 @@ fn log_versions(table: &Table) -> Result<Vec<i64>, String> {
             .try_collect()
             .await
     })?
-    .map_err(|e| format!("cannot list the Delta log of {}: {e}", table.location))?;
+    .map_err(|e| {
+        delta_error(format!(
+            "cannot list the Delta log of {}: {e}",
+            table.location
+        ))
+    })?;
     let mut versions: Vec<i64> = metas
         .iter()
         .filter_map(|m| m.location.filename())
@@ -50,11 +56,15 @@ fn log_versions(table: &Table) -> Result<Vec<i64>, String> {
     Ok(versions)
 }
 
-fn read_commit(table: &Table, version: i64) -> Result<Commit, String> {
+fn read_commit(table: &Table, version: i64) -> Result<Commit> {
     let store = table.store().clone();
     let path = StorePath::from(format!("_delta_log/{version:020}.json"));
-    let bytes = block_on(async move { store.get(&path).await?.bytes().await })?
-        .map_err(|e| format!("cannot read version {version} of {}: {e}", table.location))?;
+    let bytes = block_on(async move { store.get(&path).await?.bytes().await })?.map_err(|e| {
+        delta_error(format!(
+            "cannot read version {version} of {}: {e}",
+            table.location
+        ))
+    })?;
     let mut c = Commit {
         version,
         timestamp: None,
@@ -120,12 +130,12 @@ fn read_commit(table: &Table, version: i64) -> Result<Commit, String> {
 }
 
 /// The newest `limit` commits, newest first.
-pub fn history(table: &Table, limit: Option<usize>) -> Result<Vec<Commit>, String> {
+pub fn history(table: &Table, limit: Option<usize>) -> Result<Vec<Commit>> {
     if !table.exists()? {
-        return Err(format!(
+        return Err(delta_error(format!(
             "{} is not a Delta table (no _delta_log)",
             table.location
-        ));
+        )));
     }
     log_versions(table)?
         .into_iter()
@@ -144,7 +154,8 @@ pub struct Optimized {
 }
 
 /// Parses sizes like `128MB`, `1GB`, `500000`: at least one byte, and small enough to be a
-/// Delta file size (a signed 64-bit number).
+/// Delta file size (a signed 64-bit number). A value parser of the command line: clap shows
+/// the message in its own error line, so it is plain text.
 pub fn parse_size(s: &str) -> Result<u64, String> {
     let bad = || format!("'{s}' is not a size; use e.g. 128MB");
     let t = s.trim().to_ascii_uppercase();
@@ -170,7 +181,8 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
     }
 }
 
-/// Parses a retention in hours: a finite number, zero or more.
+/// Parses a retention in hours: a finite number, zero or more (a command-line value parser,
+/// as [`parse_size`]).
 pub fn parse_hours(s: &str) -> Result<f64, String> {
     match s.trim().parse::<f64>() {
         Ok(h) if (0.0..=24.0 * 365.0 * 1000.0).contains(&h) => Ok(h),
@@ -184,12 +196,7 @@ pub fn parse_hours(s: &str) -> Result<f64, String> {
 /// Rewrites groups of files smaller than `target` (within one partition) into files of about
 /// `target` bytes with DuckDB, committed as a rearrangement (`dataChange: false`): readers of
 /// the table see the same rows before and after.
-pub fn optimize(
-    conn: &Connection,
-    table: &Table,
-    target: u64,
-    tag: &str,
-) -> Result<Optimized, String> {
+pub fn optimize(conn: &Connection, table: &Table, target: u64, tag: &str) -> Result<Optimized> {
     let loaded = table.load(&AsOf::Latest)?;
     let snap = super::snapshot_of(&loaded, &table.location)?;
     let groups = snap.files_by_partition(|f| (f.size as u64) < target);
@@ -241,14 +248,14 @@ pub fn optimize(
         let after: u64 = written.iter().map(|w| w.rows).sum();
         if bin.iter().all(|f| f.rows.is_some()) && before != after {
             write::remove_files_of(table, tag);
-            return Err(format!(
+            return Err(delta_error(format!(
                 "compaction read {after} rows where the log says {before}; nothing was committed"
-            ));
+            )));
         }
         rewritten.extend(bin.iter().map(|f| f.path.clone()));
         adds.extend(written.into_iter().map(|w| w.add));
     }
-    let state = loaded.snapshot().map_err(|e| e.to_string())?;
+    let state = loaded.snapshot().map_err(|e| delta_error(e.to_string()))?;
     let mut actions: Vec<Action> = state
         .log_data()
         .iter()
@@ -288,12 +295,7 @@ pub struct Vacuumed {
 /// within `retain_hours`, nor any of the `pinned` versions (what the catalog and kept replicas
 /// read) references. Files younger than the retention are kept too: they may belong to a
 /// write in progress. Other files in the folder are never touched.
-pub fn vacuum(
-    table: &Table,
-    retain_hours: f64,
-    pinned: &[i64],
-    dry_run: bool,
-) -> Result<Vacuumed, String> {
+pub fn vacuum(table: &Table, retain_hours: f64, pinned: &[i64], dry_run: bool) -> Result<Vacuumed> {
     let latest = table.snapshot(&AsOf::Latest)?;
     let cutoff = super::now_millis() - (retain_hours * 3_600_000.0) as i64;
     let mut keep: HashSet<String> = latest.files.iter().map(|f| f.path.clone()).collect();
@@ -303,7 +305,10 @@ pub fn vacuum(
             continue;
         }
         let snap = table.snapshot(&AsOf::Version(v)).map_err(|e| {
-            format!("version {v} is pinned by the catalog or a kept replica but cannot be read ({e}); nothing was deleted")
+            delta_error(format!(
+                "version {v} is pinned by the catalog or a kept replica but cannot be read ({}); nothing was deleted",
+                e.message
+            ))
         })?;
         pinned_files.extend(snap.files.into_iter().map(|f| f.path));
     }
@@ -322,7 +327,7 @@ pub fn vacuum(
     let store = table.store().clone();
     let metas: Vec<object_store::ObjectMeta> =
         block_on(async move { store.list(None).try_collect().await })?
-            .map_err(|e| format!("cannot list {}: {e}", table.location))?;
+            .map_err(|e| delta_error(format!("cannot list {}: {e}", table.location)))?;
     let mut out = Vacuumed {
         dry_run,
         ..Default::default()
@@ -364,7 +369,7 @@ pub fn vacuum(
             for p in doomed {
                 match store.delete(&p).await {
                     Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
-                    Err(e) => return Err(format!("cannot delete {p}: {e}")),
+                    Err(e) => return Err(delta_error(format!("cannot delete {p}: {e}"))),
                 }
             }
             Ok(())

@@ -1,8 +1,10 @@
 //! The Metadata and Protocol actions lakeflow writes: the table's schema as Delta JSON, and the
 //! oldest protocol that can hold it (table features only for `timestamp_ntz`).
 
-use super::now_millis;
-use deltalake::kernel::{Metadata, Protocol};
+use super::{delta_error, now_millis};
+use crate::error::Result;
+use deltalake::kernel::transaction::TableReference;
+use deltalake::kernel::{Action, Metadata, Protocol};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 
@@ -18,7 +20,7 @@ pub(super) fn new_metadata(
     partition_by: &[String],
     configuration: &BTreeMap<String, String>,
     id: Option<String>,
-) -> Result<Metadata, String> {
+) -> Result<Metadata> {
     serde_json::from_value(json!({
         "id": id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
         "name": null,
@@ -29,7 +31,53 @@ pub(super) fn new_metadata(
         "configuration": configuration,
         "createdTime": now_millis(),
     }))
-    .map_err(|e| format!("cannot build Delta metadata: {e}"))
+    .map_err(|e| delta_error(format!("cannot build Delta metadata: {e}")))
+}
+
+/// The Protocol and Metadata actions that take `state` to `columns`, `partition_by` and the
+/// table `properties` (none when nothing changes).
+pub(super) fn metadata_changes(
+    state: &deltalake::table::state::DeltaTableState,
+    columns: &[(String, Value)],
+    partition_by: &[String],
+    properties: &BTreeMap<String, String>,
+) -> Result<Vec<Action>> {
+    let old = serde_json::to_value(TableReference::metadata(state))
+        .map_err(|e| delta_error(e.to_string()))?;
+    let old_protocol = serde_json::to_value(TableReference::protocol(state))
+        .map_err(|e| delta_error(e.to_string()))?;
+    let mut config: BTreeMap<String, String> = old
+        .get("configuration")
+        .and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+                .collect()
+        })
+        .unwrap_or_default();
+    let config_before = config.clone();
+    config.extend(properties.clone());
+    let same_schema = old
+        .get("schemaString")
+        .and_then(Value::as_str)
+        .and_then(|s| serde_json::from_str::<Value>(s).ok())
+        == Some(schema_json(columns));
+    let same_partitions = old.get("partitionColumns") == Some(&json!(partition_by));
+    let mut actions = Vec::new();
+    if let Some(p) = protocol_upgrade(columns, &old_protocol)? {
+        actions.push(Action::Protocol(p));
+    }
+    if !same_schema || !same_partitions || config != config_before {
+        let id = old.get("id").and_then(Value::as_str).map(str::to_string);
+        let schema_string = schema_json(columns).to_string();
+        actions.push(Action::Metadata(new_metadata(
+            &schema_string,
+            partition_by,
+            &config,
+            id,
+        )?));
+    }
+    Ok(actions)
 }
 
 fn uses_timestamp_ntz(t: &Value) -> bool {
@@ -43,7 +91,7 @@ fn uses_timestamp_ntz(t: &Value) -> bool {
 
 /// The protocol a new table needs: the oldest one, unless a column is a timestamp without
 /// time zone, which needs table features (reader 3, writer 7, `timestampNtz`).
-pub(super) fn protocol_for(columns: &[(String, Value)]) -> Result<Protocol, String> {
+pub(super) fn protocol_for(columns: &[(String, Value)]) -> Result<Protocol> {
     let ntz = columns.iter().any(|(_, t)| uses_timestamp_ntz(t));
     let value = if ntz {
         json!({"minReaderVersion": 3, "minWriterVersion": 7,
@@ -51,14 +99,12 @@ pub(super) fn protocol_for(columns: &[(String, Value)]) -> Result<Protocol, Stri
     } else {
         json!({"minReaderVersion": 1, "minWriterVersion": 2})
     };
-    serde_json::from_value(value).map_err(|e| format!("cannot build the Delta protocol: {e}"))
+    serde_json::from_value(value)
+        .map_err(|e| delta_error(format!("cannot build the Delta protocol: {e}")))
 }
 
 /// A Protocol action when the new schema needs `timestampNtz` and the table lacks it.
-pub(super) fn protocol_upgrade(
-    columns: &[(String, Value)],
-    old: &Value,
-) -> Result<Option<Protocol>, String> {
+fn protocol_upgrade(columns: &[(String, Value)], old: &Value) -> Result<Option<Protocol>> {
     if !columns.iter().any(|(_, t)| uses_timestamp_ntz(t)) {
         return Ok(None);
     }
@@ -97,7 +143,7 @@ pub(super) fn protocol_upgrade(
     value["writerFeatures"] = json!(writer_features);
     serde_json::from_value(value)
         .map(Some)
-        .map_err(|e| format!("cannot upgrade the Delta protocol: {e}"))
+        .map_err(|e| delta_error(format!("cannot upgrade the Delta protocol: {e}")))
 }
 
 fn legacy_writer_features(writer: i64) -> Vec<Value> {

@@ -21,6 +21,7 @@ pub mod incremental;
 pub mod maintenance;
 mod metadata;
 pub mod read;
+pub mod sources;
 pub mod types;
 pub mod write;
 
@@ -31,8 +32,10 @@ pub fn decode_log_path(raw: &str) -> String {
     read::percent_decode(raw)
 }
 
-use metadata::{new_metadata, protocol_for, protocol_upgrade, schema_json};
+use metadata::{metadata_changes, new_metadata, protocol_for, schema_json};
 
+use crate::error::{Error, Result};
+use crate::storage::runtime::block_on;
 use crate::storage::s3::{self, Remote};
 use deltalake::DeltaTableError;
 use deltalake::kernel::transaction::{
@@ -44,26 +47,14 @@ use deltalake::protocol::{DeltaOperation, SaveMode};
 use deltalake::{DeltaTable, ObjectStore};
 use object_store::local::LocalFileSystem;
 use object_store::prefix::PrefixStore;
-use serde_json::{Value, json};
+use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
-/// One async runtime for all log work of the process.
-fn runtime() -> Result<&'static tokio::runtime::Runtime, String> {
-    static RT: OnceLock<Result<tokio::runtime::Runtime, String>> = OnceLock::new();
-    RT.get_or_init(|| {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .map_err(|e| format!("cannot start the Delta log client: {e}"))
-    })
-    .as_ref()
-    .map_err(Clone::clone)
-}
-
-pub fn block_on<F: std::future::Future>(f: F) -> Result<F::Output, String> {
-    Ok(runtime()?.block_on(f))
+/// A Delta table operation failed (log read, snapshot, commit): `LF543`, with `message` as
+/// the text shown.
+fn delta_error(message: impl Into<String>) -> Error {
+    Error::new("LF543", message)
 }
 
 /// A Delta table at a location (absolute local path or `s3://bucket/prefix`).
@@ -131,36 +122,40 @@ pub enum AsOf {
 impl Table {
     /// Opens the table's storage (a local folder must exist); the table itself may not exist
     /// yet.
-    pub fn open(location: &str, remote: Option<&Remote>) -> Result<Table, String> {
+    pub fn open(location: &str, remote: Option<&Remote>) -> Result<Table> {
         let location = location.trim_end_matches('/').to_string();
         let mut commit_check = None;
         let (root, store, url): (Arc<dyn ObjectStore>, Arc<dyn ObjectStore>, url::Url) =
-            if crate::location::is_remote(&location) {
+            if crate::project::paths::is_remote(&location) {
                 let remote = remote.ok_or_else(|| {
-                    format!("{location} is on S3, but the target has no s3 secret")
+                    delta_error(format!(
+                        "{location} is on S3, but the target has no s3 secret"
+                    ))
                 })?;
                 let (bucket, key) = s3::split_url(&location)
-                    .ok_or_else(|| format!("'{location}' is not an s3:// URL"))?;
-                let root = remote.new_store(&location).map_err(|e| e.message.clone())?;
+                    .ok_or_else(|| delta_error(format!("'{location}' is not an s3:// URL")))?;
+                let root = remote
+                    .new_store(&location)
+                    .map_err(|e| delta_error(e.message.clone()))?;
                 commit_check = Some(
                     remote
                         .commit_check(&location)
-                        .map_err(|e| e.message.clone())?,
+                        .map_err(|e| delta_error(e.message.clone()))?,
                 );
                 let store: Arc<dyn ObjectStore> =
                     Arc::new(PrefixStore::new(root.clone(), key.to_string()));
                 let url = url::Url::parse(&format!("s3://{bucket}/{key}/"))
-                    .map_err(|e| format!("'{location}' is not a valid URL: {e}"))?;
+                    .map_err(|e| delta_error(format!("'{location}' is not a valid URL: {e}")))?;
                 (root, store, url)
             } else {
                 let path = std::path::Path::new(&location);
                 if !path.is_dir() {
-                    return Err(format!("{location}: no such directory"));
+                    return Err(delta_error(format!("{location}: no such directory")));
                 }
                 let store = LocalFileSystem::new_with_prefix(path)
-                    .map_err(|e| format!("cannot open {location}: {e}"))?;
+                    .map_err(|e| delta_error(format!("cannot open {location}: {e}")))?;
                 let url = url::Url::from_directory_path(path)
-                    .map_err(|_| format!("'{location}' is not an absolute path"))?;
+                    .map_err(|_| delta_error(format!("'{location}' is not an absolute path")))?;
                 (Arc::new(LocalFileSystem::new()), Arc::new(store), url)
             };
         let log_store = default_logstore(store.clone(), root, &url, &StorageConfig::default());
@@ -175,24 +170,24 @@ impl Table {
     /// Refuses to commit to an S3 store that ignores `If-None-Match: *` (probed once per
     /// bucket): there, two writers can both write version N and one's data is silently lost.
     /// The target's `unsafe_delta_commits: true` accepts that (one writer only).
-    pub fn check_conditional_puts(&self) -> Result<(), String> {
+    pub fn check_conditional_puts(&self) -> Result<()> {
         let Some(check) = &self.commit_check else {
             return Ok(());
         };
         let dir = object_store::path::Path::from("_delta_log");
         let supported = block_on(check.supported(self.store.as_ref(), &dir))?.map_err(|e| {
-            format!(
+            delta_error(format!(
                 "cannot check that {} honours conditional writes before committing to the Delta table {}: {e}",
                 check.describe, self.location
-            )
+            ))
         })?;
         if supported || check.allow_unsafe {
             return Ok(());
         }
-        Err(format!(
+        Err(delta_error(format!(
             "the S3 store ({}) ignores conditional writes (If-None-Match: *), so two writers could both commit the same version of the Delta table {} and one would silently lose its data; nothing was committed. Use a store that honours conditional writes (AWS S3, MinIO, recent Garage), or, if only one writer ever writes to these tables, set `unsafe_delta_commits: true` on the target in profiles.yml",
             check.describe, self.location
-        ))
+        )))
     }
 
     pub fn store(&self) -> &Arc<dyn ObjectStore> {
@@ -201,12 +196,12 @@ impl Table {
 
     /// Whether a file under the location is not a Delta data file (`part-*.parquet`, the
     /// names lakeflow and other Delta writers give them, perhaps of a creation in progress).
-    pub fn has_other_files(&self) -> Result<bool, String> {
+    pub fn has_other_files(&self) -> Result<bool> {
         use futures::TryStreamExt;
         let store = self.store.clone();
         let metas: Vec<object_store::ObjectMeta> =
             block_on(async move { store.list(None).try_collect().await })?
-                .map_err(|e| format!("cannot list {}: {e}", self.location))?;
+                .map_err(|e| delta_error(format!("cannot list {}: {e}", self.location)))?;
         Ok(metas.iter().any(|m| {
             !m.location
                 .filename()
@@ -216,17 +211,22 @@ impl Table {
     }
 
     /// Whether a Delta log exists at the location.
-    pub fn exists(&self) -> Result<bool, String> {
-        block_on(self.log_store.is_delta_table_location())?
-            .map_err(|e| format!("cannot read the Delta log at {}: {e}", self.location))
+    pub fn exists(&self) -> Result<bool> {
+        block_on(self.log_store.is_delta_table_location())?.map_err(|e| {
+            delta_error(format!(
+                "cannot read the Delta log at {}: {e}",
+                self.location
+            ))
+        })
     }
 
-    fn load(&self, as_of: &AsOf) -> Result<DeltaTable, String> {
+    fn load(&self, as_of: &AsOf) -> Result<DeltaTable> {
         let mut table = DeltaTable::new(self.log_store.clone());
         let loaded = match as_of {
             AsOf::Latest => block_on(table.load())?,
             AsOf::Version(v) => {
-                let v = u64::try_from(*v).map_err(|_| format!("version {v} does not exist"))?;
+                let v = u64::try_from(*v)
+                    .map_err(|_| delta_error(format!("version {v} does not exist")))?;
                 block_on(table.load_version(v))?
             }
             AsOf::Timestamp(t) => {
@@ -239,28 +239,30 @@ impl Table {
                     && state.version() == 0
                     && first > ts.timestamp_millis()
                 {
-                    return Err(format!(
+                    return Err(delta_error(format!(
                         "the Delta table {} has no version at or before {t}; its first version is from {}",
                         self.location,
-                        crate::report::rfc3339(first / 1000)
-                    ));
+                        crate::model::clock::rfc3339(first / 1000)
+                    )));
                 }
                 loaded
             }
         };
         loaded.map_err(|e| {
             let text = e.to_string();
-            if text.contains("Not a Delta table") || text.contains("No files in log segment") {
-                format!("{} is not a Delta table (no _delta_log)", self.location)
-            } else {
-                format!("cannot read the Delta table {}: {text}", self.location)
-            }
+            delta_error(
+                if text.contains("Not a Delta table") || text.contains("No files in log segment") {
+                    format!("{} is not a Delta table (no _delta_log)", self.location)
+                } else {
+                    format!("cannot read the Delta table {}: {text}", self.location)
+                },
+            )
         })?;
         Ok(table)
     }
 
     /// The schema and active files of a version.
-    pub fn snapshot(&self, as_of: &AsOf) -> Result<Snapshot, String> {
+    pub fn snapshot(&self, as_of: &AsOf) -> Result<Snapshot> {
         let table = self.load(as_of)?;
         snapshot_of(&table, &self.location)
     }
@@ -272,7 +274,7 @@ impl Table {
     /// A rebuild replaces everything whatever was there, so when another writer committed first
     /// it is retried on top of that writer's version (the last writer wins, the log stays one
     /// line of versions).
-    pub fn commit_overwrite(&self, write: &Write) -> Result<i64, String> {
+    pub fn commit_overwrite(&self, write: &Write) -> Result<i64> {
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -287,7 +289,7 @@ impl Table {
     }
 
     fn try_overwrite(&self, write: &Write) -> Result<i64, CommitError> {
-        let failed = |e: String| CommitError::Failed(e);
+        let failed = CommitError::Failed;
         let current = if self.exists().map_err(failed)? {
             Some(self.load(&AsOf::Latest).map_err(failed)?)
         } else {
@@ -296,7 +298,10 @@ impl Table {
         let schema_string = schema_json(&write.columns).to_string();
         let mut actions = Vec::new();
         let state = match &current {
-            Some(t) => Some(t.snapshot().map_err(|e| failed(e.to_string()))?),
+            Some(t) => Some(
+                t.snapshot()
+                    .map_err(|e| failed(delta_error(e.to_string())))?,
+            ),
             None => None,
         };
         let operation = match &state {
@@ -357,9 +362,9 @@ impl Table {
             HashMap::from([("lakeflow".to_string(), info.clone())]),
             Vec::new(),
         );
-        let bytes = data
-            .get_bytes()
-            .map_err(|e| CommitError::Failed(format!("cannot encode the commit: {e}")))?;
+        let bytes = data.get_bytes().map_err(|e| {
+            CommitError::Failed(delta_error(format!("cannot encode the commit: {e}")))
+        })?;
         let written = block_on(self.log_store.write_commit_entry(
             0,
             CommitOrBytes::LogBytes(bytes),
@@ -368,14 +373,16 @@ impl Table {
         .map_err(CommitError::Failed)?;
         match written {
             Ok(()) => Ok(0),
-            Err(TransactionError::VersionAlreadyExists(_)) => Err(CommitError::Lost(format!(
-                "another writer created the Delta table {} at the same time",
-                self.location
-            ))),
-            Err(e) => Err(CommitError::Failed(format!(
+            Err(TransactionError::VersionAlreadyExists(_)) => {
+                Err(CommitError::Lost(delta_error(format!(
+                    "another writer created the Delta table {} at the same time",
+                    self.location
+                ))))
+            }
+            Err(e) => Err(CommitError::Failed(delta_error(format!(
                 "cannot commit to the Delta table {}: {e}",
                 self.location
-            ))),
+            )))),
         }
     }
 
@@ -386,7 +393,7 @@ impl Table {
         operation: DeltaOperation,
         base: Option<&dyn TableReference>,
         info: &Value,
-    ) -> Result<i64, String> {
+    ) -> Result<i64> {
         self.try_commit(actions, operation, base, info)
             .map_err(|(CommitError::Lost(e) | CommitError::Failed(e))| e)
     }
@@ -414,14 +421,14 @@ impl Table {
             Ok(done) => Ok(done.version() as i64),
             Err(DeltaTableError::Transaction {
                 source: TransactionError::CommitConflict(c),
-            }) => Err(CommitError::Lost(format!(
+            }) => Err(CommitError::Lost(delta_error(format!(
                 "another writer committed to the Delta table {} at the same time, and the two changes conflict ({c}); nothing of this run was committed — rerun it",
                 self.location
-            ))),
-            Err(e) => Err(CommitError::Failed(format!(
+            )))),
+            Err(e) => Err(CommitError::Failed(delta_error(format!(
                 "cannot commit to the Delta table {}: {e}",
                 self.location
-            ))),
+            )))),
         }
     }
 }
@@ -430,56 +437,11 @@ impl Table {
 /// rewrite), or anything else.
 #[derive(Debug)]
 enum CommitError {
-    Lost(String),
-    Failed(String),
+    Lost(Error),
+    Failed(Error),
 }
 
 /// What a model write hands to the log.
-/// The Protocol and Metadata actions that take `state` to `columns`, `partition_by` and the
-/// table `properties` (none when nothing changes).
-pub fn metadata_changes(
-    state: &deltalake::table::state::DeltaTableState,
-    columns: &[(String, Value)],
-    partition_by: &[String],
-    properties: &BTreeMap<String, String>,
-) -> Result<Vec<Action>, String> {
-    let old = serde_json::to_value(TableReference::metadata(state)).map_err(|e| e.to_string())?;
-    let old_protocol =
-        serde_json::to_value(TableReference::protocol(state)).map_err(|e| e.to_string())?;
-    let mut config: BTreeMap<String, String> = old
-        .get("configuration")
-        .and_then(Value::as_object)
-        .map(|m| {
-            m.iter()
-                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
-                .collect()
-        })
-        .unwrap_or_default();
-    let config_before = config.clone();
-    config.extend(properties.clone());
-    let same_schema = old
-        .get("schemaString")
-        .and_then(Value::as_str)
-        .and_then(|s| serde_json::from_str::<Value>(s).ok())
-        == Some(schema_json(columns));
-    let same_partitions = old.get("partitionColumns") == Some(&json!(partition_by));
-    let mut actions = Vec::new();
-    if let Some(p) = protocol_upgrade(columns, &old_protocol)? {
-        actions.push(Action::Protocol(p));
-    }
-    if !same_schema || !same_partitions || config != config_before {
-        let id = old.get("id").and_then(Value::as_str).map(str::to_string);
-        let schema_string = schema_json(columns).to_string();
-        actions.push(Action::Metadata(new_metadata(
-            &schema_string,
-            partition_by,
-            &config,
-            id,
-        )?));
-    }
-    Ok(actions)
-}
-
 pub struct Write {
     pub columns: Vec<(String, Value)>,
     pub partition_by: Vec<String>,
@@ -488,12 +450,12 @@ pub struct Write {
     pub info: Value,
 }
 
-fn snapshot_of(table: &DeltaTable, location: &str) -> Result<Snapshot, String> {
-    let state = table.snapshot().map_err(|e| e.to_string())?;
-    let metadata =
-        serde_json::to_value(TableReference::metadata(state)).map_err(|e| e.to_string())?;
-    let protocol =
-        serde_json::to_value(TableReference::protocol(state)).map_err(|e| e.to_string())?;
+fn snapshot_of(table: &DeltaTable, location: &str) -> Result<Snapshot> {
+    let state = table.snapshot().map_err(|e| delta_error(e.to_string()))?;
+    let metadata = serde_json::to_value(TableReference::metadata(state))
+        .map_err(|e| delta_error(e.to_string()))?;
+    let protocol = serde_json::to_value(TableReference::protocol(state))
+        .map_err(|e| delta_error(e.to_string()))?;
     for feature in protocol
         .get("readerFeatures")
         .and_then(Value::as_array)
@@ -517,9 +479,9 @@ fn snapshot_of(table: &DeltaTable, location: &str) -> Result<Snapshot, String> {
                 _ => false,
             };
             if used {
-                return Err(format!(
+                return Err(delta_error(format!(
                     "the Delta table {location} uses the reader feature '{feature}', which lakeflow cannot read without DuckDB's delta extension; read it with external_location: \"delta_scan('{location}')\" instead"
-                ));
+                )));
             }
         }
     }
@@ -527,7 +489,7 @@ fn snapshot_of(table: &DeltaTable, location: &str) -> Result<Snapshot, String> {
         .get("schemaString")
         .and_then(Value::as_str)
         .and_then(|s| serde_json::from_str(s).ok())
-        .ok_or_else(|| format!("the Delta table {location} has no readable schema"))?;
+        .ok_or_else(|| delta_error(format!("the Delta table {location} has no readable schema")))?;
     let columns = schema
         .get("fields")
         .and_then(Value::as_array)
@@ -578,7 +540,7 @@ pub fn now_millis() -> i64 {
         .unwrap_or(0)
 }
 
-fn parse_timestamp(t: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+fn parse_timestamp(t: &str) -> Result<chrono::DateTime<chrono::Utc>> {
     let t = t.trim();
     if let Ok(dt) = chrono::DateTime::parse_from_rfc3339(t) {
         return Ok(dt.with_timezone(&chrono::Utc));
@@ -591,9 +553,9 @@ fn parse_timestamp(t: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
     if let Ok(d) = chrono::NaiveDate::parse_from_str(t, "%Y-%m-%d") {
         return Ok(d.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc());
     }
-    Err(format!(
+    Err(delta_error(format!(
         "as_of_timestamp '{t}' is not a timestamp; use e.g. '2026-01-31T12:00:00Z' or '2026-01-31 12:00:00' (UTC)"
-    ))
+    )))
 }
 
 /// `location@version`: how a model's pinned Delta version is recorded.

@@ -1,7 +1,8 @@
 //! Reading one version of a Delta table with plain DuckDB: a SELECT over exactly the data
 //! files of that version, in the table's column order, partition values typed from the schema.
 
-use super::{DataFile, Snapshot, types};
+use super::{DataFile, Snapshot, delta_error, types};
+use crate::error::Result;
 use crate::model::relation::{quote_ident, quote_literal};
 use std::collections::HashMap;
 
@@ -18,12 +19,16 @@ pub fn file_path(location: &str, rel: &str) -> String {
 
 /// A SELECT that reads exactly the files of `snap`, with the table's columns in order and
 /// partition columns typed from the schema.
-pub fn reader_sql(location: &str, snap: &Snapshot) -> Result<String, String> {
+pub fn reader_sql(location: &str, snap: &Snapshot) -> Result<String> {
     let mut select = Vec::new();
     let mut duck_types = HashMap::new();
     for (name, t) in &snap.columns {
-        let ty = types::from_delta(t)
-            .map_err(|e| format!("column {name} of the Delta table {location}: {e}"))?;
+        let ty = types::from_delta(t).map_err(|e| {
+            delta_error(format!(
+                "column {name} of the Delta table {location}: {}",
+                e.message
+            ))
+        })?;
         select.push(quote_ident(name));
         duck_types.insert(name.clone(), ty);
     }

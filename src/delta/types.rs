@@ -2,6 +2,8 @@
 //! Delta schema JSON for writing, Delta schema JSON back to DuckDB types for reading, and the
 //! per-file statistics of `COPY ... RETURN_STATS` in the form the Delta log expects.
 
+use super::delta_error;
+use crate::error::Result;
 use serde_json::{Map, Value, json};
 
 /// A DuckDB type, parsed far enough to map it.
@@ -15,7 +17,7 @@ pub enum DuckType {
 }
 
 /// Parses a DuckDB type name: `BIGINT`, `DECIMAL(10,2)`, `VARCHAR[]`, `STRUCT(a INTEGER)`, ...
-pub fn parse(text: &str) -> Result<DuckType, String> {
+pub fn parse(text: &str) -> Result<DuckType> {
     let t = text.trim();
     if let Some(inner) = t.strip_suffix(']') {
         // `T[]` is a list, `T[3]` a fixed-size array; both are lists in Delta.
@@ -38,7 +40,7 @@ pub fn parse(text: &str) -> Result<DuckType, String> {
     if let Some(args) = call_args(t, "MAP") {
         let parts = split_top_level(args);
         if parts.len() != 2 {
-            return Err(format!("cannot read map type {t}"));
+            return Err(delta_error(format!("cannot read map type {t}")));
         }
         return Ok(DuckType::Map(
             Box::new(parse(parts[0])?),
@@ -47,11 +49,11 @@ pub fn parse(text: &str) -> Result<DuckType, String> {
     }
     if let Some(args) = call_args(t, "DECIMAL").or_else(|| call_args(t, "NUMERIC")) {
         let parts = split_top_level(args);
-        let num = |i: usize| -> Result<u32, String> {
+        let num = |i: usize| -> Result<u32> {
             parts
                 .get(i)
                 .and_then(|p| p.trim().parse().ok())
-                .ok_or_else(|| format!("cannot read decimal type {t}"))
+                .ok_or_else(|| delta_error(format!("cannot read decimal type {t}")))
         };
         return Ok(DuckType::Decimal(num(0)?, num(1)?));
     }
@@ -59,9 +61,9 @@ pub fn parse(text: &str) -> Result<DuckType, String> {
         return Ok(DuckType::Named("VARCHAR".into()));
     }
     if upper.starts_with("UNION(") {
-        return Err(format!(
+        return Err(delta_error(format!(
             "a column of type {t} cannot be stored in Delta; cast it to a struct or a string in the model"
-        ));
+        )));
     }
     Ok(DuckType::Named(upper))
 }
@@ -98,7 +100,7 @@ fn split_top_level(s: &str) -> Vec<&str> {
 }
 
 /// `name TYPE` or `"quoted name" TYPE`.
-fn split_field(s: &str) -> Result<(String, &str), String> {
+fn split_field(s: &str) -> Result<(String, &str)> {
     if let Some(rest) = s.strip_prefix('"') {
         let mut name = String::new();
         let mut chars = rest.char_indices().peekable();
@@ -114,16 +116,16 @@ fn split_field(s: &str) -> Result<(String, &str), String> {
                 name.push(c);
             }
         }
-        return Err(format!("cannot read struct field {s}"));
+        return Err(delta_error(format!("cannot read struct field {s}")));
     }
     s.split_once(' ')
         .map(|(n, t)| (n.to_string(), t))
-        .ok_or_else(|| format!("cannot read struct field {s}"))
+        .ok_or_else(|| delta_error(format!("cannot read struct field {s}")))
 }
 
 /// The Delta type for a DuckDB type, and the DuckDB type the column must be cast to first
 /// when Delta has no exact equivalent (unsigned and huge integers, odd timestamp units, ...).
-pub fn to_delta(t: &DuckType) -> Result<(Value, DuckType), String> {
+pub fn to_delta(t: &DuckType) -> Result<(Value, DuckType)> {
     Ok(match t {
         DuckType::Decimal(p, s) if *p <= 38 => (json!(format!("decimal({p},{s})")), t.clone()),
         DuckType::Decimal(..) => (json!("decimal(38,0)"), DuckType::Decimal(38, 0)),
@@ -192,9 +194,9 @@ pub fn to_delta(t: &DuckType) -> Result<(Value, DuckType), String> {
                 | "\"NULL\""
                 | "NULL" => cast("string", named("VARCHAR")),
                 other => {
-                    return Err(format!(
+                    return Err(delta_error(format!(
                         "a column of type {other} cannot be stored in Delta; cast it in the model"
-                    ));
+                    )));
                 }
             }
         }
@@ -220,7 +222,7 @@ pub fn duck_sql(t: &DuckType) -> String {
 }
 
 /// The DuckDB type that reads a Delta type (from a table's schema JSON).
-pub fn from_delta(t: &Value) -> Result<String, String> {
+pub fn from_delta(t: &Value) -> Result<String> {
     match t {
         Value::String(s) => {
             let s = s.as_str();
@@ -238,7 +240,11 @@ pub fn from_delta(t: &Value) -> Result<String, String> {
                 "timestamp" => "TIMESTAMP WITH TIME ZONE".into(),
                 "timestamp_ntz" => "TIMESTAMP".into(),
                 d if d.starts_with("decimal(") => d.to_ascii_uppercase(),
-                other => return Err(format!("Delta type '{other}' is not supported")),
+                other => {
+                    return Err(delta_error(format!(
+                        "Delta type '{other}' is not supported"
+                    )));
+                }
             })
         }
         Value::Object(o) => match o.get("type").and_then(Value::as_str) {
@@ -268,9 +274,9 @@ pub fn from_delta(t: &Value) -> Result<String, String> {
                 }
                 Ok(format!("STRUCT({})", parts.join(", ")))
             }
-            _ => Err(format!("Delta type {t} is not supported")),
+            _ => Err(delta_error(format!("Delta type {t} is not supported"))),
         },
-        _ => Err(format!("Delta type {t} is not supported")),
+        _ => Err(delta_error(format!("Delta type {t} is not supported"))),
     }
 }
 

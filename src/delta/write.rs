@@ -3,8 +3,9 @@
 //! then gets one commit that swaps the old files for the new ones.
 
 use super::types;
-use super::{Table, Write};
-use crate::execute::materialization::External;
+use super::{Table, Write, delta_error};
+use crate::error::Result;
+use crate::model::materialization::External;
 use crate::model::relation::{quote_ident, quote_literal};
 use deltalake::kernel::Add;
 use duckdb::Connection;
@@ -26,21 +27,22 @@ pub struct Columns {
     pub select: Vec<String>,
 }
 
-pub fn columns(conn: &Connection, sql: &str) -> Result<Columns, String> {
+pub fn columns(conn: &Connection, sql: &str) -> Result<Columns> {
     let mut stmt = conn
         .prepare(&format!("describe select * from ({sql}) as lf_describe"))
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| delta_error(e.to_string()))?;
     let rows: Vec<(String, String)> = stmt
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-        .map_err(|e| e.to_string())?
+        .map_err(|e| delta_error(e.to_string()))?
         .collect::<Result<_, _>>()
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| delta_error(e.to_string()))?;
     let mut delta = Vec::new();
     let mut select = Vec::new();
     for (name, type_name) in rows {
-        let parsed = types::parse(&type_name).map_err(|e| format!("column {name}: {e}"))?;
-        let (delta_type, cast) =
-            types::to_delta(&parsed).map_err(|e| format!("column {name}: {e}"))?;
+        let parsed = types::parse(&type_name)
+            .map_err(|e| delta_error(format!("column {name}: {}", e.message)))?;
+        let (delta_type, cast) = types::to_delta(&parsed)
+            .map_err(|e| delta_error(format!("column {name}: {}", e.message)))?;
         select.push(if cast == parsed {
             quote_ident(&name)
         } else {
@@ -100,11 +102,7 @@ impl<'a> CopySpec<'a> {
 
 /// Runs `COPY (select) TO table root` and returns an Add action per file written. The files'
 /// names start with `part-{tag}-` so that a failed write can be cleaned up.
-pub fn copy_files(
-    conn: &Connection,
-    table: &Table,
-    spec: &CopySpec,
-) -> Result<Vec<Written>, String> {
+pub fn copy_files(conn: &Connection, table: &Table, spec: &CopySpec) -> Result<Vec<Written>> {
     let CopySpec {
         select_sql,
         columns,
@@ -152,8 +150,10 @@ pub fn copy_files(
         quote_literal(&table.location),
         opts.join(", ")
     );
-    let mut prepared = conn.prepare(&stmt).map_err(|e| e.to_string())?;
-    let mut rows = prepared.query([]).map_err(|e| e.to_string())?;
+    let mut prepared = conn
+        .prepare(&stmt)
+        .map_err(|e| delta_error(e.to_string()))?;
+    let mut rows = prepared.query([]).map_err(|e| delta_error(e.to_string()))?;
     let mut out = Vec::new();
     let root = format!("{}/", table.location);
     let now = super::now_millis();
@@ -162,19 +162,19 @@ pub fn copy_files(
         .filter(|(n, _)| !partition_by.contains(n))
         .cloned()
         .collect();
-    while let Some(row) = rows.next().map_err(|e| e.to_string())? {
-        let filename: String = row.get(0).map_err(|e| e.to_string())?;
-        let count: i64 = row.get(1).map_err(|e| e.to_string())?;
-        let size: i64 = row.get(2).map_err(|e| e.to_string())?;
+    while let Some(row) = rows.next().map_err(|e| delta_error(e.to_string()))? {
+        let filename: String = row.get(0).map_err(|e| delta_error(e.to_string()))?;
+        let count: i64 = row.get(1).map_err(|e| delta_error(e.to_string()))?;
+        let size: i64 = row.get(2).map_err(|e| delta_error(e.to_string()))?;
         let stats = string_map_of_maps(row.get::<_, DuckValue>(4).ok());
         let partition_keys = string_map(row.get::<_, DuckValue>(5).ok());
         let rel = filename
             .strip_prefix(&root)
             .ok_or_else(|| {
-                format!(
+                delta_error(format!(
                     "DuckDB wrote {filename}, outside the table {}",
                     table.location
-                )
+                ))
             })?
             .to_string();
         let partition_values: HashMap<String, Option<String>> = partition_by
@@ -303,24 +303,28 @@ pub fn write_model(
     ext: &External,
     build_id: &str,
     model: &str,
-) -> Result<ModelWrite, String> {
+) -> Result<ModelWrite> {
     table.check_conditional_puts()?;
     // Files of another format (an earlier build of this model as Parquet?) would sit in the
     // table's folder unreferenced, and a later vacuum would delete them: refuse instead.
     if !table.exists()? && table.has_other_files()? {
-        return Err(format!(
+        return Err(delta_error(format!(
             "{} already holds files but no Delta table (_delta_log); move them away or give the model another `location`",
             table.location
-        ));
+        )));
     }
     let cols = columns(conn, sql)?;
     for p in &ext.partition_by {
         match cols.delta.iter().find(|(n, _)| n == p) {
-            None => return Err(format!("partition column {p} is not a column of the model")),
+            None => {
+                return Err(delta_error(format!(
+                    "partition column {p} is not a column of the model"
+                )));
+            }
             Some((_, t)) if !t.is_string() => {
-                return Err(format!(
+                return Err(delta_error(format!(
                     "partition column {p} has a nested type; Delta partitions by simple columns only"
-                ));
+                )));
             }
             _ => {}
         }

@@ -1,16 +1,33 @@
 //! Phase 5, execute: runs the selected models, seeds and tests in DAG order, `threads` at a
 //! time, one DuckDB connection per worker on the shared catalog. A failed model, or a test
 //! that fails at severity error, skips the nodes downstream of it.
+//!
+//! Each node is built by the implementation of [`Materialize`] for its materialization, one
+//! file each: `view.rs`, `table.rs`, `seed.rs`, `external.rs`, `incremental.rs`, `test.rs`,
+//! `ephemeral.rs` ([`materialization`] picks it). Models that write files write them through
+//! the [`TableFormat`] of their `format` ([`table_format`] picks it): `files_format.rs` for
+//! Parquet, CSV and JSON, `delta_format.rs` for Delta tables.
 
+pub mod delta_format;
+pub mod ephemeral;
+pub mod external;
+pub mod files_format;
+pub mod format;
 pub mod incremental;
-pub mod materialization;
 pub mod materialize;
-pub mod session;
-pub mod templates;
+pub mod new_rows;
+pub mod seed;
+pub mod table;
 pub mod test;
+pub mod view;
 
+use crate::error::Result;
 use crate::graph::Dag;
+use crate::model::materialization::{FileFormat, Materialization};
+use crate::project::FileKind;
 use crate::render::Node;
+use format::TableFormat;
+use materialize::{Ctx, Materialize, Outcome, failed, failure_text};
 use petgraph::Direction;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Mutex, mpsc};
@@ -67,6 +84,36 @@ impl RunResult {
             failures: None,
         }
     }
+}
+
+/// What the models that succeeded left behind, for the catalog's state tables.
+pub fn records(nodes: &[Node], results: &[RunResult]) -> Vec<crate::catalog::state::ModelRecord> {
+    results
+        .iter()
+        .filter(|r| r.status == Status::Success)
+        .map(|r| {
+            let n = &nodes[r.node];
+            // Incremental Parquet models are folders of files, read like partitioned ones.
+            let folder = matches!(
+                n.materialization,
+                crate::model::materialization::Materialization::Incremental(_)
+            );
+            let (format, partitioned) = match n.materialization.external() {
+                Some(e) => (Some(e.format.name()), !e.partition_by.is_empty() || folder),
+                None => (None, false),
+            };
+            crate::catalog::state::ModelRecord {
+                unique_id: n.unique_id.clone(),
+                relation: n.relation.clone(),
+                materialized: n.materialization.name(),
+                format,
+                partitioned,
+                location: n.location.clone(),
+                pinned: r.pinned.clone(),
+                rows: r.rows,
+            }
+        })
+        .collect()
 }
 
 /// Told about each model as it starts and ends.
@@ -163,10 +210,14 @@ pub fn execute(run: &Run, conn: &duckdb::Connection, observer: &dyn Observer) ->
                     let conn = idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
                     let start = Instant::now();
                     let outcome = match &conn {
-                        Some(c) => {
-                            materialize::run(c, node, run.storage, run.build_id, run.full_refresh)
-                        }
-                        None => Err("no free DuckDB connection".to_string()),
+                        Some(c) => build(&Ctx {
+                            conn: c,
+                            node,
+                            storage: run.storage,
+                            build_id: run.build_id,
+                            full_refresh: run.full_refresh,
+                        }),
+                        None => Err(failed("no free DuckDB connection")),
                     };
                     if let Some(c) = conn {
                         idle.lock().unwrap_or_else(|p| p.into_inner()).push(c);
@@ -187,7 +238,7 @@ pub fn execute(run: &Run, conn: &duckdb::Connection, observer: &dyn Observer) ->
                             pinned: o.pinned,
                             failures: o.verdict.map(|v| v.failures),
                         },
-                        Err(msg) => RunResult::failed(i, Status::Error, seconds, msg),
+                        Err(e) => RunResult::failed(i, Status::Error, seconds, failure_text(&e)),
                     };
                     tx.send(result).ok();
                 });
@@ -220,6 +271,48 @@ pub fn execute(run: &Run, conn: &duckdb::Connection, observer: &dyn Observer) ->
         }
     });
     results
+}
+
+/// How `node` is built: the implementation of its materialization (a seed is loaded into a
+/// table of the catalog).
+pub fn materialization(node: &Node) -> Box<dyn Materialize + '_> {
+    if node.kind == FileKind::Seed {
+        return Box::new(seed::Seed);
+    }
+    match &node.materialization {
+        Materialization::View => Box::new(view::View),
+        Materialization::Table => Box::new(table::Table),
+        Materialization::External(config) => Box::new(external::External { config }),
+        Materialization::Incremental(config) => Box::new(incremental::Incremental { config }),
+        Materialization::Test => Box::new(test::Test),
+        Materialization::Ephemeral => Box::new(ephemeral::Ephemeral),
+    }
+}
+
+/// The table format of files of `format`: the one place that picks it.
+pub fn table_format(format: FileFormat) -> &'static dyn TableFormat {
+    match format {
+        FileFormat::Delta => &delta_format::DeltaTable,
+        FileFormat::Parquet | FileFormat::Csv | FileFormat::Json => &files_format::Files,
+    }
+}
+
+/// Builds one node, with its pre-hooks before and post-hooks after (a failing hook fails the
+/// node; post-hooks run only when the build succeeded).
+fn build(c: &Ctx) -> Result<Outcome> {
+    run_hooks(c, "pre-hook", &c.node.hooks.pre)?;
+    let outcome = materialization(c.node).run(c)?;
+    run_hooks(c, "post-hook", &c.node.hooks.post)?;
+    Ok(outcome)
+}
+
+fn run_hooks(c: &Ctx, which: &str, hooks: &[String]) -> Result<()> {
+    for sql in hooks {
+        c.conn
+            .execute_batch(sql)
+            .map_err(|e| failed(format!("{which} failed: {e}\n  {which}: {sql}")))?;
+    }
+    Ok(())
 }
 
 /// A directly ref'd model that is neither in this run nor in the catalog cannot be read.

@@ -3,11 +3,26 @@
 //! `store_failures` the rows are kept in a table (or view) of the audit schema first.
 
 use super::Status;
-use super::templates;
+use super::materialize::{Ctx, Materialize, Outcome, failed, replacing, sql_error};
+use crate::error::Result;
 use crate::model::relation::quote_ident;
+use crate::model::templates;
 use crate::project::config as cfg;
 use crate::render::Node;
 use duckdb::Connection;
+
+/// `materialized: test`: a data test, judged; its failing rows kept only with `store_failures`.
+pub struct Test;
+
+impl Materialize for Test {
+    fn run(&self, c: &Ctx) -> Result<Outcome> {
+        let verdict = run(c.conn, c.node, c.sql())?;
+        Ok(Outcome {
+            verdict: Some(verdict),
+            ..Outcome::rows(None)
+        })
+    }
+}
 
 /// What a test found.
 #[derive(Debug, Clone)]
@@ -18,7 +33,7 @@ pub struct Verdict {
     pub message: Option<String>,
 }
 
-pub fn run(conn: &Connection, node: &Node, sql: &str) -> Result<Verdict, String> {
+pub fn run(conn: &Connection, node: &Node, sql: &str) -> Result<Verdict> {
     let c = &node.config;
     let text = |key: &str, default: &str| {
         cfg::get_str(c, key)
@@ -28,14 +43,14 @@ pub fn run(conn: &Connection, node: &Node, sql: &str) -> Result<Verdict, String>
     };
     let severity = text("severity", "error").to_ascii_lowercase();
     if severity != "error" && severity != "warn" {
-        return Err(format!(
+        return Err(failed(format!(
             "severity '{severity}' is not one of error, warn; fix the test's config"
-        ));
+        )));
     }
     let limit = match c.get("limit") {
         Some(v) if v.is_u64() => format!("limit {v}"),
         Some(serde_json::Value::Null) | None => String::new(),
-        Some(other) => return Err(format!("limit {other} is not a whole number")),
+        Some(other) => return Err(failed(format!("limit {other} is not a whole number"))),
     };
     let store = cfg::get_bool(c, "store_failures").unwrap_or(false)
         || c.get("store_failures_as").is_some_and(|v| v.is_string());
@@ -44,22 +59,22 @@ pub fn run(conn: &Connection, node: &Node, sql: &str) -> Result<Verdict, String>
     let mut query = sql.to_string();
     if store && store_as != "ephemeral" {
         if store_as != "table" && store_as != "view" {
-            return Err(format!(
+            return Err(failed(format!(
                 "store_failures_as '{store_as}' is not one of table, view, ephemeral"
-            ));
+            )));
         }
         let relation = node.relation.to_string();
         conn.execute_batch(&format!(
             "create schema if not exists {}",
             quote_ident(&node.relation.schema)
         ))
-        .map_err(|e| e.to_string())?;
+        .map_err(sql_error)?;
         let create = templates::render(
             &store_as,
             &[("relation", relation.clone()), ("sql", sql.to_string())],
         );
-        super::materialize::replacing(conn, &node.relation, &store_as, || {
-            conn.execute_batch(&create).map_err(|e| e.to_string())
+        replacing(conn, &node.relation, &store_as, || {
+            conn.execute_batch(&create).map_err(sql_error)
         })?;
         query = format!("select * from {relation}");
         stored = Some(relation);
@@ -79,7 +94,7 @@ pub fn run(conn: &Connection, node: &Node, sql: &str) -> Result<Verdict, String>
     );
     let (failures, should_warn, should_error): (i64, bool, bool) = conn
         .query_row(&stmt, [], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-        .map_err(|e| e.to_string())?;
+        .map_err(sql_error)?;
     let failures = failures.max(0) as u64;
     let (status, rule) = if severity == "error" && should_error {
         (Status::Fail, error_if)

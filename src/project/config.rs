@@ -1,9 +1,8 @@
 //! Model configuration: the folder tree of `+config` keys, and merging most-specific-wins.
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
-/// One node's configuration, as dbt keeps it: a flat map of config names to values.
-pub type Config = Map<String, Value>;
+pub use crate::model::config::{Config, as_string_list, get_bool, get_str, json_kind};
 
 /// Configs whose values are maps by nature, so a mapping under them is not a sub-folder.
 const MAP_CONFIGS: &[&str] = &[
@@ -104,22 +103,6 @@ pub fn merge_into(base: &mut Config, over: &Config) {
     }
 }
 
-/// A config value that may be one string or a list of strings.
-pub fn as_string_list(value: Option<&Value>) -> Vec<String> {
-    match value {
-        Some(Value::String(s)) => vec![s.clone()],
-        Some(Value::Array(items)) => items
-            .iter()
-            .filter_map(|v| match v {
-                Value::String(s) => Some(s.clone()),
-                Value::Null => None,
-                other => Some(other.to_string()),
-            })
-            .collect(),
-        _ => Vec::new(),
-    }
-}
-
 /// The shape a known config's value must have.
 #[derive(Clone, Copy)]
 enum Shape {
@@ -204,18 +187,6 @@ pub fn wrong_shape(config: &Config) -> Option<(&str, &'static str, &'static str)
     })
 }
 
-/// What a JSON value is, for messages.
-pub fn json_kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "nothing",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "a list",
-        Value::Object(_) => "a mapping",
-    }
-}
-
 /// Checks the configs of `config` read from a YAML file, as a located error.
 pub fn check_shapes(config: &Config, keys: &super::yaml::Keys) -> crate::error::Result<()> {
     match wrong_shape(config) {
@@ -233,22 +204,6 @@ impl ConfigTree {
         self.children
             .iter()
             .try_for_each(|(_, child)| child.check_types(keys))
-    }
-}
-
-pub fn get_str<'a>(config: &'a Config, key: &str) -> Option<&'a str> {
-    config.get(key).and_then(Value::as_str)
-}
-
-pub fn get_bool(config: &Config, key: &str) -> Option<bool> {
-    match config.get(key)? {
-        Value::Bool(b) => Some(*b),
-        Value::String(s) => match s.to_ascii_lowercase().as_str() {
-            "true" | "yes" | "1" => Some(true),
-            "false" | "no" | "0" => Some(false),
-            _ => None,
-        },
-        _ => None,
     }
 }
 

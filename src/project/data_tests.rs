@@ -127,7 +127,7 @@ fn parse_entry(
         )?))
     };
     let bad = |why: String, line: usize| {
-        Error::new("LF110", why).at(file, line, None).with_snippet_from(text).hint(
+        Error::new("LF117", why).at(file, line, None).with_snippet_from(text).hint(
             "write a test as `- unique`, or `- accepted_values: {values: [a, b]}`, or with `name:` and `test_name:`",
         )
     };
@@ -267,7 +267,7 @@ pub fn read_docs(root: &Path, dirs: &[String]) -> Result<BTreeMap<String, String
         for (name, body) in docs_blocks(&text) {
             if docs.insert(name.clone(), body).is_some() {
                 return Err(Error::new(
-                    "LF111",
+                    "LF118",
                     format!("the docs block '{name}' is defined twice"),
                 )
                 .in_file(rel)
@@ -367,7 +367,7 @@ mod tests {
             &YamlRenderer::new(Default::default()),
         )
         .unwrap_err();
-        assert_eq!(err.code, "LF110");
+        assert_eq!(err.code, "LF117");
         assert_eq!(err.location.clone().unwrap().line, Some(2));
     }
 

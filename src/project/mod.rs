@@ -6,6 +6,7 @@ pub mod env;
 pub mod files;
 pub mod paths;
 pub mod profile;
+pub mod sources;
 pub mod unsupported;
 pub mod yaml;
 

@@ -277,7 +277,7 @@ pub fn load(req: &ProfileRequest) -> Result<Target> {
         Some(p) => Some(PublishTo {
             to: absolutize(
                 &keys.str(p, "to")?.ok_or_else(|| {
-                    Error::new("LF115", "`publish` has no `to`")
+                    Error::new("LF114", "`publish` has no `to`")
                         .in_file(&file)
                         .hint("give the replica's destination, e.g. `publish: {to: s3://bucket/replica.duckdb}`")
                 })?,

@@ -5,8 +5,7 @@ use super::Node;
 use crate::error::{Error, Result};
 use std::collections::HashMap;
 
-/// The catalog schema of lakeflow's state tables (`_lakeflow.builds`, pins, ...).
-pub const STATE_SCHEMA: &str = "_lakeflow";
+use crate::model::STATE_SCHEMA;
 
 pub fn check_outputs(nodes: &[Node]) -> Result<()> {
     let writers: Vec<&Node> = nodes.iter().filter(|n| !n.is_ephemeral()).collect();
@@ -137,7 +136,7 @@ mod tests {
             layer: None,
             tags: vec![],
             config: Default::default(),
-            materialization: crate::execute::materialization::Materialization::Table,
+            materialization: crate::model::materialization::Materialization::Table,
             relation: crate::model::relation::Relation::new(schema, name),
             location: location.map(str::to_string),
             refs: vec![],

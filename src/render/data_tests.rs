@@ -5,7 +5,7 @@
 use super::functions::{Pass, Scope, Shared};
 use super::{Node, Renderer, base_config, check_refs, dedup, ephemeral};
 use crate::error::{Error, Result};
-use crate::execute::materialization::Materialization;
+use crate::model::materialization::Materialization;
 use crate::model::relation::Relation;
 use crate::project::data_tests::{TestDecl, TestTarget};
 use crate::project::{Config, FileKind, Project, ProjectKind, SqlFile, config as cfg};
@@ -78,8 +78,8 @@ fn generic(r: &Renderer, m: &Models, decl: &TestDecl) -> Result<Option<Node>> {
                 name.clone(),
             ),
             None => {
-                crate::errln!(
-                    "warning: {}:{}: the test '{}' is declared on '{name}', which is not a model or seed; it is not run",
+                crate::warnln!(
+                    "{}:{}: the test '{}' is declared on '{name}', which is not a model or seed; it is not run",
                     decl.file.display(),
                     decl.line,
                     decl.test

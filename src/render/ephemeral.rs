@@ -1,7 +1,7 @@
 //! Ephemeral models are not built: their SQL is put in front of the models that ref them, as
 //! CTEs named `__lf_ephemeral__<name>`, dependencies first.
 
-use crate::execute::materialization::Materialization;
+use crate::model::materialization::Materialization;
 use std::collections::HashMap;
 
 /// Puts every ephemeral model this SQL reaches (directly or through other ephemerals) in

@@ -75,7 +75,7 @@ impl Renderer<'_> {
 
 /// The project's `on-run-start` (`pre`) and `on-run-end` (`post`) hooks, rendered with the
 /// project's macros, `var`, `env_var` and `target` (no model: `this` is the target schema).
-pub fn project_hooks(project: &Project) -> Result<Hooks> {
+pub(super) fn project_hooks(project: &Project) -> Result<Hooks> {
     if project.on_run_start.is_empty() && project.on_run_end.is_empty() {
         return Ok(Hooks::default());
     }

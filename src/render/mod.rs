@@ -17,9 +17,10 @@ pub use data_tests::TestInfo;
 pub use ephemeral::strip_statement_end;
 
 use crate::error::{Error, Result};
-use crate::execute::materialization::Materialization;
 use crate::location;
+use crate::model::materialization::Materialization;
 use crate::model::relation::Relation;
+use crate::project::sources::SourceReader;
 use crate::project::{Config, FileKind, Project, ProjectKind, SqlFile, config as cfg};
 use errors::{check_refs, located};
 use functions::{Adapter, ConfigObject, Pass, RefTarget, SCOPE_VAR, Scope, Shared};
@@ -73,11 +74,21 @@ impl Node {
     pub fn is_delta(&self) -> bool {
         self.materialization
             .external()
-            .is_some_and(|e| e.format == crate::execute::materialization::FileFormat::Delta)
+            .is_some_and(|e| e.format == crate::model::materialization::FileFormat::Delta)
     }
 }
 
-pub fn render(project: &Project) -> Result<Vec<Node>> {
+/// What rendering gives the later phases: the nodes, and the project's `on-run-start`
+/// (`pre`) and `on-run-end` (`post`) hooks.
+#[derive(Debug, Clone)]
+pub struct Rendered {
+    pub nodes: Vec<Node>,
+    pub hooks: hooks::Hooks,
+}
+
+/// Renders the project. Render does no storage I/O: the Delta sources an enabled model uses
+/// are read through `reader` (and only those).
+pub fn render(project: &Project, reader: &dyn SourceReader) -> Result<Rendered> {
     let mut macros = MacroSet::build(&project.macros)?;
     if !project.schema.tests.is_empty() {
         macros.add_builtin_tests();
@@ -156,7 +167,7 @@ pub fn render(project: &Project) -> Result<Vec<Node>> {
         .filter(|(_, on)| **on)
         .flat_map(|(c, _)| &c.sources)
         .collect();
-    sources::resolve_delta(project, &mut shared.sources, &used_sources)?;
+    sources::resolve_delta(project, reader, &mut shared.sources, &used_sources)?;
     let materializations: Vec<Materialization> = files
         .iter()
         .zip(&finals)
@@ -313,7 +324,8 @@ pub fn render(project: &Project) -> Result<Vec<Node>> {
         },
     )?);
     checks::check_outputs(&nodes)?;
-    Ok(nodes)
+    let hooks = hooks::project_hooks(project)?;
+    Ok(Rendered { nodes, hooks })
 }
 
 /// An incremental branch compiled: its SQL and refs, or why it does not compile.
@@ -364,7 +376,7 @@ impl Renderer<'_> {
         scope: &Arc<Scope>,
         rel: &Relation,
         config: &Config,
-        ext: &crate::execute::materialization::External,
+        ext: &crate::model::materialization::External,
     ) -> Result<String> {
         let target = &self.project.target;
         let loc = if let Some(explicit) = cfg::get_str(config, "location") {
@@ -380,7 +392,7 @@ impl Renderer<'_> {
             let out = out.trim();
             if out.is_empty() {
                 return Err(Error::new(
-                    "LF207",
+                    "LF208",
                     format!(
                         "the external_location macro returned nothing for '{}'",
                         file.name
@@ -406,7 +418,7 @@ impl Renderer<'_> {
         })?;
         if !location::is_inside(&loc, &target.external_root)
             && !cfg::get_str(config, "location")
-                .is_some_and(|l| location::is_remote(l) || l.starts_with('/'))
+                .is_some_and(|l| crate::project::paths::is_remote(l) || l.starts_with('/'))
             && !self.macros.has("external_location")
         {
             return Err(Error::new(
@@ -481,7 +493,7 @@ fn environment<'a>(project: &Project, macros: &'a MacroSet) -> Result<Environmen
         "exceptions",
         minijinja::context! {
             raise_compiler_error => Value::from_function(functions::raise_compiler_error),
-            warn => Value::from_function(|msg: String| { crate::errln!("warning: {msg}"); String::new() }),
+            warn => Value::from_function(|msg: String| { crate::warnln!("{msg}"); String::new() }),
         },
     );
     let t = &project.target;
@@ -580,3 +592,6 @@ fn dedup<T: PartialEq>(items: Vec<T>) -> Vec<T> {
     }
     out
 }
+
+#[cfg(test)]
+mod tests;

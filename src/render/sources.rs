@@ -1,12 +1,10 @@
 //! What `source('s', 't')` puts after FROM.
 
-use crate::delta::{self, AsOf};
 use crate::error::{Error, Result};
-use crate::location;
 use crate::model::relation::{self, Relation};
 use crate::project::Project;
 use crate::project::files::SourceTable;
-use crate::storage::s3::{Remote, S3Secret};
+use crate::project::sources::SourceReader;
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
@@ -24,14 +22,7 @@ pub fn source_sql(project: &Project) -> HashMap<(String, String), String> {
                 Some(loc) if loc.contains('(') && !is_delta(s) => {
                     absolutize_first_argument(loc, &project.root)
                 }
-                Some(loc) => {
-                    let abs = if location::is_remote(loc) || Path::new(loc).is_absolute() {
-                        loc.clone()
-                    } else {
-                        project.root.join(loc).to_string_lossy().into_owned()
-                    };
-                    relation::quote_literal(&abs)
-                }
+                Some(loc) => relation::quote_literal(&absolute(loc, &project.root)),
                 None => Relation::new(s.schema.clone(), s.identifier.clone()).to_string(),
             };
             ((s.source_name.clone(), s.name.clone()), sql)
@@ -44,13 +35,23 @@ fn is_delta(s: &SourceTable) -> bool {
         .is_some_and(|f| f.eq_ignore_ascii_case("delta"))
 }
 
-/// Replaces the stand-ins of the Delta sources in `used` by a read of the version they ask for.
+/// A location as given when remote or absolute, else joined to the project root.
+fn absolute(loc: &str, root: &Path) -> String {
+    if crate::project::paths::is_remote(loc) || Path::new(loc).is_absolute() {
+        loc.to_string()
+    } else {
+        root.join(loc).to_string_lossy().into_owned()
+    }
+}
+
+/// Replaces the stand-ins of the Delta sources in `used` by a read of the version they ask
+/// for, which `reader` makes (render itself reads no storage).
 pub fn resolve_delta(
     project: &Project,
+    reader: &dyn SourceReader,
     sql: &mut HashMap<(String, String), String>,
     used: &HashSet<&(String, String)>,
 ) -> Result<()> {
-    let mut remote = None;
     for s in &project.schema.sources {
         let key = (s.source_name.clone(), s.name.clone());
         if !is_delta(s) || !used.contains(&key) {
@@ -67,63 +68,10 @@ pub fn resolve_delta(
             .in_file(&s.file)
             .hint("set `external_location:` to the table's folder or s3:// URL"));
         };
-        let read = delta_source(project, s, loc, &mut remote)?;
-        sql.insert(key, read);
+        let read = reader.read_delta(s, &absolute(loc, &project.root))?;
+        sql.insert(key, format!("({read})"));
     }
     Ok(())
-}
-
-/// A Delta source: the files of the version asked for (`as_of_version`, `as_of_timestamp`,
-/// else the latest), read without DuckDB's delta extension.
-fn delta_source(
-    project: &Project,
-    s: &SourceTable,
-    loc: &str,
-    remote: &mut Option<Remote>,
-) -> Result<String> {
-    let fail = |msg: String| {
-        Error::new(
-            "LF131",
-            format!("source {}.{}: {msg}", s.source_name, s.name),
-        )
-        .in_file(&s.file)
-        .hint("check external_location, as_of_version and as_of_timestamp of this source")
-    };
-    let abs = if location::is_remote(loc) || Path::new(loc).is_absolute() {
-        loc.to_string()
-    } else {
-        project.root.join(loc).to_string_lossy().into_owned()
-    };
-    if location::is_remote(&abs) && remote.is_none() {
-        let secrets = project
-            .target
-            .secrets
-            .iter()
-            .filter_map(S3Secret::from_profile)
-            .collect();
-        *remote = Some(Remote::new(secrets)?);
-    }
-    let as_of = match (
-        s.config.get("as_of_version"),
-        crate::project::config::get_str(&s.config, "as_of_timestamp"),
-    ) {
-        (Some(v), None) => AsOf::Version(
-            v.as_i64()
-                .or_else(|| v.as_str().and_then(|t| t.parse().ok()))
-                .ok_or_else(|| fail(format!("as_of_version {v} is not a version number")))?,
-        ),
-        (None, Some(t)) => AsOf::Timestamp(t.to_string()),
-        (None, None) => AsOf::Latest,
-        (Some(_), Some(_)) => {
-            return Err(fail(
-                "as_of_version and as_of_timestamp are both set; keep one".into(),
-            ));
-        }
-    };
-    let table = delta::Table::open(&abs, remote.as_ref()).map_err(fail)?;
-    let snap = table.snapshot(&as_of).map_err(fail)?;
-    let sql = delta::reader_sql(&table.location, &snap).map_err(fail)?;
-    Ok(format!("({sql})"))
 }
 
 /// Makes the relative paths in a table function's first argument (a string or a list of
@@ -171,12 +119,7 @@ fn absolutize_first_argument(call: &str, root: &Path) -> String {
             text.push(ch);
             j += ch.len_utf8();
         }
-        let abs = if location::is_remote(&text) || Path::new(&text).is_absolute() {
-            text
-        } else {
-            root.join(&text).to_string_lossy().into_owned()
-        };
-        out.push_str(&relation::quote_literal(&abs));
+        out.push_str(&relation::quote_literal(&absolute(&text, root)));
         i = j + 1;
         if !list {
             break;

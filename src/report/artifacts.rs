@@ -23,7 +23,7 @@ fn write(path: &Path, text: &str) -> Result<()> {
 fn metadata(project: &Project, invocation_id: &str) -> serde_json::Value {
     json!({
         "lakeflow_version": env!("CARGO_PKG_VERSION"),
-        "generated_at": super::now_rfc3339(),
+        "generated_at": crate::model::clock::now_rfc3339(),
         "invocation_id": invocation_id,
         "project_name": project.name,
         "target": project.target.name,

@@ -317,8 +317,8 @@ fn remove_version(path: &Path) {
         // An empty manifest says lakeflow owns nothing here any more, so no later pass takes
         // the folder for one written before manifests existed.
         let _ = std::fs::write(manifest_of(path), "");
-        crate::errln!(
-            "warning: kept {}: it holds files lakeflow did not write",
+        crate::warnln!(
+            "kept {}: it holds files lakeflow did not write",
             path.display()
         );
     }

@@ -9,17 +9,21 @@
 //! (`{location}.versions/{build}`), the catalog view is switched to it only after the write
 //! succeeded, and older versions beyond the retention are deleted afterwards.
 //!
+//! Every object-store request of the process (S3 here, the Delta log in the delta module) runs on
+//! one async runtime, started on first use ([`runtime`]).
+//!
 //! lakeflow deletes only what it wrote: a location that holds files of something else (a
 //! folder or file it did not write locally, objects under `{location}.versions/` that are not
 //! its versions on S3) is refused before anything is written, never adopted.
 
 pub mod local;
+pub mod runtime;
 pub mod s3;
 pub mod secret;
 
 use crate::error::{Error, Result};
-use crate::location::is_remote;
 use crate::project::Target;
+use crate::project::paths::is_remote;
 use s3::{Remote, S3Secret};
 use std::collections::HashSet;
 

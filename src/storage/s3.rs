@@ -10,6 +10,7 @@
 //! Every request uses the secret whose `scope` is the longest prefix of its URL (as DuckDB
 //! picks secrets), so a client is cached per (secret, bucket), never per bucket alone.
 
+use super::runtime::runtime;
 pub use super::secret::S3Secret;
 use crate::error::{Error, Result};
 use futures::TryStreamExt;
@@ -53,9 +54,9 @@ pub fn key_path(key: &str) -> Result<StorePath> {
 /// the bucket.
 type StoreKey = (Option<usize>, String);
 
-/// Clients for the buckets a run touches, on a small private async runtime.
+/// Clients for the buckets a run touches, on the process's one async runtime
+/// ([`super::runtime`]).
 pub struct Remote {
-    runtime: tokio::runtime::Runtime,
     secrets: Vec<S3Secret>,
     stores: Mutex<HashMap<StoreKey, Arc<dyn ObjectStore>>>,
     /// Whether each (secret, bucket) honours conditional puts, once probed.
@@ -66,13 +67,9 @@ pub struct Remote {
 
 impl Remote {
     pub fn new(secrets: Vec<S3Secret>) -> Result<Remote> {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .map_err(|e| Error::new("LF520", format!("cannot start the storage client: {e}")))?;
+        // Started here, so a client that cannot start fails where it is made.
+        runtime()?;
         Ok(Remote {
-            runtime,
             secrets,
             stores: Mutex::new(HashMap::new()),
             conditional_puts: Arc::new(Mutex::new(HashMap::new())),
@@ -127,7 +124,8 @@ impl Remote {
         Ok((store, key_path(key)?))
     }
 
-    /// A new client rooted at the bucket of `url`, for use on another async runtime.
+    /// A new client rooted at the bucket of `url`, not shared with this Remote's cache (a Delta
+    /// table keeps its own).
     pub fn new_store(&self, url: &str) -> Result<Arc<dyn ObjectStore>> {
         let (bucket, _) = split_url(url)
             .ok_or_else(|| Error::new("LF521", format!("'{url}' is not an s3:// URL")))?;
@@ -178,8 +176,7 @@ impl Remote {
         let bucket = split_url(prefix)
             .map(|(b, _)| b.to_string())
             .unwrap_or_default();
-        let metas: Vec<object_store::ObjectMeta> = self
-            .runtime
+        let metas: Vec<object_store::ObjectMeta> = runtime()?
             .block_on(store.list(Some(&path)).try_collect())
             .map_err(|e| self.error("list", prefix, &e))?;
         Ok(metas
@@ -194,7 +191,7 @@ impl Remote {
         keys.push(url.trim_end_matches('/').to_string());
         for key in &keys {
             let (store, path) = self.store(key)?;
-            match self.runtime.block_on(store.delete(&path)) {
+            match runtime()?.block_on(store.delete(&path)) {
                 Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
                 Err(e) => return Err(self.error("delete", key, &e)),
             }
@@ -204,7 +201,7 @@ impl Remote {
 
     pub fn put(&self, url: &str, bytes: Vec<u8>) -> Result<()> {
         let (store, path) = self.store(url)?;
-        self.runtime
+        runtime()?
             .block_on(store.put(&path, bytes.into()))
             .map(|_| ())
             .map_err(|e| self.error("write", url, &e))
@@ -214,14 +211,14 @@ impl Remote {
     pub fn copy(&self, from: &str, to: &str) -> Result<()> {
         let (store, from_path) = self.store(from)?;
         let (_, to_path) = self.store(to)?;
-        self.runtime
+        runtime()?
             .block_on(store.copy(&from_path, &to_path))
             .map_err(|e| self.error("copy", from, &e))
     }
 
     pub fn get(&self, url: &str) -> Result<Vec<u8>> {
         let (store, path) = self.store(url)?;
-        self.runtime
+        runtime()?
             .block_on(async { store.get(&path).await?.bytes().await })
             .map(|b| b.to_vec())
             .map_err(|e| self.error("read", url, &e))
@@ -240,7 +237,7 @@ impl Remote {
             return self.put(url, bytes);
         }
         let (store, path) = self.store(url)?;
-        self.runtime.block_on(async {
+        runtime()?.block_on(async {
             let upload = store
                 .put_multipart(&path)
                 .await
@@ -276,8 +273,7 @@ impl Remote {
     /// requests of one part each, and syncs it; the caller renames it into place.
     pub fn get_file(&self, url: &str, to: &std::path::Path) -> Result<()> {
         let (store, path) = self.store(url)?;
-        let size = self
-            .runtime
+        let size = runtime()?
             .block_on(store.head(&path))
             .map_err(|e| self.error("read", url, &e))?
             .size;
@@ -286,8 +282,7 @@ impl Remote {
         let mut offset = 0u64;
         while offset < size {
             let end = (offset + PART_SIZE as u64).min(size);
-            let bytes = self
-                .runtime
+            let bytes = runtime()?
                 .block_on(store.get_range(&path, offset..end))
                 .map_err(|e| self.error("read", url, &e))?;
             file.write_all(&bytes).map_err(io)?;
@@ -303,7 +298,7 @@ impl Remote {
     pub fn check_bucket(&self, location: &str) -> Result<()> {
         let (store, path) = self.store(location)?;
         let prefix = (!path.as_ref().is_empty()).then_some(&path);
-        self.runtime
+        runtime()?
             .block_on(async { store.list_with_delimiter(prefix).await })
             .map(|_| ())
             .map_err(|e| self.error("list", location, &e))
@@ -330,7 +325,7 @@ impl Remote {
         let check = self.commit_check(location)?;
         let (store, path) = self.store(location)?;
         let dir = path.join("_delta_log");
-        self.runtime
+        runtime()?
             .block_on(check.supported(store.as_ref(), &dir))
             .map_err(|e| self.error("probe conditional writes at", location, &e))
     }

@@ -1,6 +1,6 @@
 //! What a model becomes: one variant per materialization, read from its config.
 
-use crate::project::config::{self, Config};
+use crate::model::config::{self, Config};
 use serde_json::Value;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]

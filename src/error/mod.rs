@@ -1,4 +1,7 @@
 //! The one error type every phase returns: a stable code, what went wrong, where, and what to do.
+//! The codes and their meanings are one table, [`codes::CODES`].
+
+pub mod codes;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -18,8 +21,9 @@ pub struct Error(Box<ErrorInfo>);
 
 #[derive(Debug, Clone)]
 pub struct ErrorInfo {
-    /// Stable code (`LF1xx` project, `LF2xx` render, `LF3xx` graph/select, `LF4xx` run,
-    /// `LF5xx` storage/catalog) so scripts and docs can refer to it.
+    /// Stable code, one of [`codes::CODES`] (`LF1xx` project, `LF2xx` render, `LF3xx`
+    /// graph/select, `LF4xx` run, `LF5xx` storage/catalog/publish, `LF6xx` query, `LF7xx`
+    /// artifacts) so scripts and docs can refer to it.
     pub code: &'static str,
     pub message: String,
     pub location: Option<Location>,

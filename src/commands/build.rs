@@ -1,0 +1,196 @@
+//! `lakeflow run | seed | test | build`: the whole pipeline over the selected nodes, under the
+//! catalog lock, then the replica (build) and the run's artifacts.
+
+use super::{Planned, plan};
+use crate::catalog::{self, Catalog};
+use crate::cli::{Global, RunArgs};
+use crate::error::{Error, Result};
+use crate::execute;
+use crate::report::{self, Progress, artifacts};
+use std::time::Instant;
+
+/// `run` runs models, `seed` loads seeds, `test` runs tests, `build` does all three in DAG
+/// order.
+pub fn run(g: &Global, args: &RunArgs, command: &str) -> Result<bool> {
+    let started = Instant::now();
+    // load -> render -> graph -> select
+    let mut p = plan(g, &args.selection)?;
+    keep_kind(&mut p, command);
+    let build_id = crate::model::clock::new_build_id();
+    let target = &p.project.target;
+    let catalog = Catalog::open(target, &p.project.root, &format!("lakeflow {command}"))?;
+    let conn = &catalog.conn;
+    artifacts::write_compiled(
+        &p.project,
+        &p.plan
+            .iter()
+            .map(|&i| p.nodes[i].clone())
+            .collect::<Vec<_>>(),
+    )?;
+    artifacts::write_manifest(&p.project, &p.nodes, &build_id)?;
+    let (storage, existing) = prepare(conn, &mut p)?;
+    let target = &p.project.target;
+    let threads = args.threads.unwrap_or(target.threads).max(1);
+    let runnable = p
+        .plan
+        .iter()
+        .filter(|&&i| !p.nodes[i].is_ephemeral())
+        .count();
+    if g.log_format == report::LogFormat::Text {
+        announce(&p, command, runnable, threads);
+    }
+    for sql in &p.hooks.pre {
+        conn.execute_batch(sql).map_err(|e| {
+            Error::new(
+                "LF406",
+                format!("on-run-start failed: {}", target.redact(&e.to_string())),
+            )
+            .in_file(&p.project.file)
+            .hint("fix the statement under on-run-start; nothing was built")
+        })?;
+    }
+    // execute
+    let progress = Progress::new(g.log_format, runnable);
+    let results = execute::execute(
+        &execute::Run {
+            nodes: &p.nodes,
+            dag: &p.dag,
+            plan: &p.plan,
+            threads,
+            build_id: &build_id,
+            storage: &storage,
+            existing: &existing,
+            full_refresh: args.full_refresh,
+        },
+        conn,
+        &progress,
+    );
+    progress.finish();
+    let results: Vec<execute::RunResult> = results
+        .into_iter()
+        .map(|mut r| {
+            r.message = r.message.map(|m| target.redact(&m));
+            r
+        })
+        .collect();
+    catalog::state::record(conn, &execute::records(&p.nodes, &results), &build_id)?;
+    // dbt runs on-run-end whatever happened to the models.
+    let end_failed = p
+        .hooks
+        .post
+        .iter()
+        .find_map(|sql| conn.execute_batch(sql).err())
+        .map(|e| {
+            Error::new(
+                "LF406",
+                format!("on-run-end failed: {}", target.redact(&e.to_string())),
+            )
+            .in_file(&p.project.file)
+        });
+    // publish
+    let all_ok = end_failed.is_none() && results.iter().all(|r| r.status.lets_downstream_run());
+    let published = match (&target.publish, command == "build" && all_ok) {
+        (Some(dest), true) => Some(crate::publish::publish(
+            conn,
+            target,
+            &storage,
+            dest,
+            &p.project.name,
+        )?),
+        _ => None,
+    };
+    catalog.finish()?;
+    if let (Some(id), Some(dest), report::LogFormat::Text) =
+        (&published, &target.publish, g.log_format)
+    {
+        crate::outln!("Published replica {id} to {}", dest.to);
+    }
+    // report
+    let seconds = started.elapsed().as_secs_f64();
+    artifacts::write_run_results(&p.project, &p.nodes, &results, seconds, &build_id)?;
+    let ok = report::summary(g.log_format, &p.nodes, &results, seconds);
+    if let Some(e) = &end_failed {
+        crate::errln!("{e}");
+    }
+    Ok(ok && end_failed.is_none())
+}
+
+/// `run` keeps models, `seed` seeds, `test` tests; `build` keeps all.
+fn keep_kind(p: &mut Planned, command: &str) {
+    use crate::project::FileKind;
+    let nodes = &p.nodes;
+    p.plan.retain(|&i| match command {
+        "run" => nodes[i].kind == FileKind::Model,
+        "seed" => nodes[i].kind == FileKind::Seed,
+        "test" => nodes[i].kind == FileKind::Test,
+        _ => true,
+    });
+}
+
+/// What the run needs from the open catalog before anything is built: the delta extension if a
+/// model reads with it, the schemas, the relations there now (tests of models neither selected
+/// nor built are left out), and the storage with the files kept replicas pin.
+fn prepare(
+    conn: &duckdb::Connection,
+    p: &mut Planned,
+) -> Result<(
+    crate::storage::Storage,
+    std::collections::HashSet<(String, String)>,
+)> {
+    let target = &p.project.target;
+    // `open` loaded it already if a catalog view needs it; a model about to run may too.
+    if p.plan
+        .iter()
+        .any(|&i| p.nodes[i].compiled_sql.contains("delta_scan("))
+    {
+        catalog::session::load_delta_if_used(conn, target, true)?;
+    }
+    catalog::ensure_schemas(
+        conn,
+        p.plan
+            .iter()
+            .map(|&i| &p.nodes[i])
+            .filter(|n| !n.is_ephemeral() && !n.is_test())
+            .map(|n| n.relation.schema.as_str()),
+    )?;
+    let existing = catalog::existing_relations(conn)?;
+    for (test, model) in execute::drop_unrunnable_tests(&p.nodes, &p.dag, &mut p.plan, &existing) {
+        crate::noteln!(
+            "test '{}' is left out: it reads '{}', which is neither selected nor built",
+            p.nodes[test].name,
+            p.nodes[model].name
+        );
+    }
+    let mut storage = crate::storage::Storage::for_target(target)?;
+    storage.protected = catalog::state::protected_paths(conn)?;
+    check_buckets(&storage, p)?;
+    Ok((storage, existing))
+}
+
+fn announce(p: &Planned, command: &str, runnable: usize, threads: usize) {
+    let tests = p.plan.iter().filter(|&&i| p.nodes[i].is_test()).count();
+    let what = match (runnable - tests, tests) {
+        (_, 0) => format!("{runnable} models"),
+        (0, t) => format!("{t} tests"),
+        (m, t) => format!("{m} models and {t} tests"),
+    };
+    crate::outln!(
+        "lakeflow {command}: {what}, target '{}', {threads} threads, catalog {}",
+        p.project.target.name,
+        p.project.target.catalog
+    );
+}
+
+/// Before anything is written: every bucket the selected models write to answers, with the
+/// profile's credentials. A wrong key or a missing bucket is one line, not a failed model each.
+fn check_buckets(storage: &crate::storage::Storage, p: &Planned) -> Result<()> {
+    let Some(remote) = &storage.remote else {
+        return Ok(());
+    };
+    remote.check_locations(
+        p.plan
+            .iter()
+            .filter_map(|&i| p.nodes[i].location.as_deref()),
+    )?;
+    Ok(())
+}

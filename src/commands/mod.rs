@@ -1,0 +1,104 @@
+//! One module per command; each runs the phases it needs, in the order of the pipeline:
+//! load (`project`) -> render -> graph -> select -> execute -> publish -> report.
+
+mod build;
+mod catalog;
+mod clean;
+mod compile;
+mod debug;
+mod delta;
+
+use crate::cli::{Cli, Command, Global, Selection};
+use crate::error::Result;
+use crate::project::{LoadOptions, Project};
+use crate::render::Node;
+use crate::{graph, project, render, select};
+
+/// Returns Ok(false) when the command ran but something in it failed.
+pub fn dispatch(cli: Cli) -> Result<bool> {
+    let g = cli.global;
+    crate::redact::set_json_events(g.log_format == crate::report::LogFormat::Json);
+    match cli.command {
+        Command::Init { name } => crate::example_data::init(&name).map(|_| true),
+        Command::Compile(sel) => compile::compile(&g, &sel),
+        Command::Ls { selection, output } => compile::ls(&g, &selection, output),
+        Command::Run(args) => build::run(&g, &args, "run"),
+        Command::Build(args) => build::run(&g, &args, "build"),
+        Command::Seed(args) => build::run(&g, &args, "seed"),
+        Command::Test(args) => build::run(&g, &args, "test"),
+        Command::Clean => clean::clean(&g),
+        Command::Debug => debug::debug(&g),
+        Command::Query { sql, format, from } => {
+            let project = load(&g)?;
+            let storage = crate::storage::Storage::for_target(&project.target)?;
+            crate::query::run(&project, &storage, &sql, format, from).map(|_| true)
+        }
+        Command::Catalog { action } => catalog::catalog_command(&g, action),
+        Command::Delta { action } => delta::delta_command(&g, action),
+        Command::ExampleData {
+            out,
+            rows,
+            models,
+            batch,
+        } => {
+            let dir = out.or(g.project_dir.clone()).unwrap_or_else(|| ".".into());
+            match (models, batch) {
+                (Some(n), _) => crate::example_data::synthetic_project(&dir, n).map(|_| true),
+                (None, Some(b)) => crate::example_data::land_batch(&dir, b, rows).map(|_| true),
+                (None, None) => crate::example_data::generate(&dir, rows).map(|_| true),
+            }
+        }
+    }
+}
+
+pub(crate) fn load(g: &Global) -> Result<Project> {
+    project::load(&LoadOptions {
+        project_dir: g.project_dir.clone(),
+        profiles_dir: g.profiles_dir.clone(),
+        target: g.target.clone(),
+        vars: g.vars.clone(),
+    })
+}
+
+/// load -> render -> graph -> select.
+pub(crate) struct Planned {
+    pub project: Project,
+    pub nodes: Vec<Node>,
+    /// on-run-start / on-run-end, rendered with the nodes.
+    pub hooks: render::hooks::Hooks,
+    pub dag: graph::Dag,
+    pub plan: Vec<usize>,
+}
+
+pub(crate) fn plan(g: &Global, sel: &Selection) -> Result<Planned> {
+    let project = load(g)?;
+    for w in &project.warnings {
+        crate::warnln!("{w}");
+    }
+    let render::Rendered { nodes, hooks } = render_project(&project)?;
+    let dag = graph::build(&nodes)?;
+    let state = match &sel.state {
+        Some(dir) => Some(select::State::load(dir)?),
+        None => None,
+    };
+    let selection = select::select(&nodes, &dag, &sel.select, &sel.exclude, state.as_ref())?;
+    for s in &selection.unmatched {
+        crate::warnln!("the selector '{s}' matches no model");
+    }
+    Ok(Planned {
+        project,
+        nodes,
+        hooks,
+        dag,
+        plan: selection.nodes,
+    })
+}
+
+/// Render, with the Delta sources the models use read from their logs (the one piece of
+/// storage I/O rendering needs, handed to it by the delta module).
+pub(crate) fn render_project(project: &Project) -> Result<render::Rendered> {
+    render::render(
+        project,
+        &crate::delta::sources::Reader::new(&project.target),
+    )
+}
