@@ -2,27 +2,17 @@
 //! module above it, every module has its place in the list, and no import cycle between the
 //! files of one module is longer than a pair.
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 /// (path relative to src/, text) of every Rust file, without its test module.
-fn sources(src: &Path) -> Vec<(PathBuf, String)> {
-    let mut out = Vec::new();
-    let mut stack = vec![src.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir).expect("src/ is readable") {
-            let path = entry.expect("entry").path();
-            if path.is_dir() {
-                stack.push(path);
-            } else if path.extension().is_some_and(|e| e == "rs") {
-                let text = std::fs::read_to_string(&path).expect("utf-8 source");
-                let rel = path.strip_prefix(src).expect("under src").to_path_buf();
-                out.push((rel, code_only(&text)));
-            }
-        }
-    }
-    out.sort();
-    out
+fn sources() -> Vec<(PathBuf, String)> {
+    common::rust_sources()
+        .into_iter()
+        .map(|(rel, text)| (rel, code_only(&text)))
+        .collect()
 }
 
 /// The text before the first `#[cfg(test)]`, without comments (doc links are not imports).
@@ -196,13 +186,9 @@ fn long_cycles_inside_modules(files: &[(PathBuf, String)]) -> Vec<Vec<String>> {
     groups.into_iter().collect()
 }
 
-fn src_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("src")
-}
-
 #[test]
 fn no_module_imports_a_module_above_it() {
-    let files = sources(&src_dir());
+    let files = sources();
     let bad = upward_imports(&files, lakeflow::LAYERS);
     assert!(
         bad.is_empty(),
@@ -216,7 +202,7 @@ fn no_module_imports_a_module_above_it() {
 
 #[test]
 fn every_module_has_its_layer() {
-    let files = sources(&src_dir());
+    let files = sources();
     let modules: BTreeSet<String> = files
         .iter()
         .map(|(r, _)| module_of(r))
@@ -231,7 +217,7 @@ fn every_module_has_its_layer() {
 
 #[test]
 fn no_cycle_between_files_of_a_module_is_longer_than_a_pair() {
-    let files = sources(&src_dir());
+    let files = sources();
     let cycles = long_cycles_inside_modules(&files);
     assert!(
         cycles.is_empty(),
@@ -243,7 +229,7 @@ fn no_cycle_between_files_of_a_module_is_longer_than_a_pair() {
 /// and a three-file cycle.
 #[test]
 fn the_checks_catch_a_backward_import_and_a_long_cycle() {
-    let mut files = sources(&src_dir());
+    let mut files = sources();
     files.push((
         PathBuf::from("model/added.rs"),
         "use crate::execute::RunResult;\nfn f() { crate::report::summary(); }".into(),

@@ -3,6 +3,8 @@
 //! `src/` outside test modules, and the README's error reference lists exactly the table's codes
 //! with the same meanings.
 
+mod common;
+
 use lakeflow::error::codes::CODES;
 use std::path::{Path, PathBuf};
 
@@ -13,25 +15,11 @@ const TABLE_FILE: &str = "error/codes.rs";
 const README_SECTION: &str = "## Errors";
 
 /// (path relative to src/, text) of every Rust file under `src`, but the table's own file.
-fn sources(src: &Path) -> Vec<(PathBuf, String)> {
-    let mut out = Vec::new();
-    let mut stack = vec![src.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir).expect("src/ is readable") {
-            let path = entry.expect("entry").path();
-            if path.is_dir() {
-                stack.push(path);
-            } else if path.extension().is_some_and(|e| e == "rs") {
-                let rel = path.strip_prefix(src).expect("under src").to_path_buf();
-                if rel != Path::new(TABLE_FILE) {
-                    let text = std::fs::read_to_string(&path).expect("utf-8 source");
-                    out.push((rel, text));
-                }
-            }
-        }
-    }
-    out.sort();
-    out
+fn sources() -> Vec<(PathBuf, String)> {
+    common::rust_sources()
+        .into_iter()
+        .filter(|(rel, _)| rel != Path::new(TABLE_FILE))
+        .collect()
 }
 
 /// The text before the first `#[cfg(test)]`: the code that runs, without its tests.
@@ -179,7 +167,7 @@ fn root() -> &'static Path {
 
 #[test]
 fn every_code_used_in_src_is_in_the_table() {
-    let bad = unknown_codes(&sources(&root().join("src")), CODES);
+    let bad = unknown_codes(&sources(), CODES);
     assert!(
         bad.is_empty(),
         "codes not in lakeflow::error::codes::CODES (add them with their meaning, or use the \
@@ -190,7 +178,7 @@ fn every_code_used_in_src_is_in_the_table() {
 
 #[test]
 fn every_code_in_the_table_is_used_in_src() {
-    let unused = unused_codes(&sources(&root().join("src")), CODES);
+    let unused = unused_codes(&sources(), CODES);
     assert!(
         unused.is_empty(),
         "codes in the table that src/ never uses outside tests (remove them from CODES and the \

@@ -72,6 +72,12 @@ impl Error {
         self
     }
 
+    /// Attach `line`, the text of the located line, read when the file was loaded.
+    pub fn with_snippet(mut self, line: &str) -> Self {
+        self.0.snippet = Some(line.to_string());
+        self
+    }
+
     pub fn hint(mut self, hint: impl Into<String>) -> Self {
         self.0.hint = Some(hint.into());
         self

@@ -54,6 +54,8 @@ pub struct TestDecl {
     pub name: Option<String>,
     pub file: PathBuf,
     pub line: usize,
+    /// The text of that line, for errors found when the test is rendered.
+    pub snippet: String,
 }
 
 /// Reads the tests of one `models:`/`seeds:` entry or source table: its own list and those of
@@ -232,6 +234,11 @@ fn parse_entry(
         name,
         file: file.to_path_buf(),
         line,
+        snippet: text
+            .lines()
+            .nth(line.saturating_sub(1))
+            .unwrap_or_default()
+            .to_string(),
     })
 }
 

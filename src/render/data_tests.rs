@@ -116,7 +116,7 @@ fn generic(r: &Renderer, m: &Models, decl: &TestDecl) -> Result<Option<Node>> {
                 "built in are unique, not_null, accepted_values and relationships; define others as `{{% test {test_name}(model, column_name) %}}` in macros/ or tests/generic/"
             )),
         };
-        return Err(located(err).with_snippet_from(&read_text(project, decl)));
+        return Err(located(err).with_snippet(&decl.snippet));
     }
 
     // dbt's naming: test, target, then every argument's values, sorted by argument name.
@@ -201,7 +201,7 @@ fn generic(r: &Renderer, m: &Models, decl: &TestDecl) -> Result<Option<Node>> {
             if e.location.as_ref().is_some_and(|l| l.file != decl.file) {
                 e
             } else {
-                located(e).with_snippet_from(&read_text(project, decl))
+                located(e).with_snippet(&decl.snippet)
             }
         })
 }
@@ -443,10 +443,6 @@ fn python_repr(v: &serde_json::Value) -> String {
         serde_json::Value::String(s) => format!("'{s}'"),
         other => python_str(other),
     }
-}
-
-fn read_text(project: &Project, decl: &TestDecl) -> String {
-    std::fs::read_to_string(project.root.join(&decl.file)).unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -302,3 +302,25 @@ pub fn parquet_files(dir: &Path) -> Vec<PathBuf> {
     }
     out
 }
+
+/// Every Rust file under the crate's `src/`, as (path relative to src/, text), sorted: for
+/// tests that read the source itself (layering, the error-code table).
+pub fn rust_sources() -> Vec<(PathBuf, String)> {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut out = Vec::new();
+    let mut stack = vec![src.clone()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).expect("src/ is readable") {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let text = std::fs::read_to_string(&path).expect("utf-8 source");
+                let rel = path.strip_prefix(&src).expect("under src").to_path_buf();
+                out.push((rel, text));
+            }
+        }
+    }
+    out.sort();
+    out
+}
