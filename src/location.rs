@@ -137,6 +137,7 @@ mod tests {
             extensions: vec![],
             settings: Default::default(),
             secrets: vec![],
+            attach: vec![],
             extension_directory: None,
             production,
             production_root: prod_root.map(str::to_string),

@@ -91,6 +91,7 @@ fn open(project: &Project, file: &Path) -> Result<Connection> {
         )
         .hint("build (and publish) the project first")
     })?;
+    session::apply_local(&conn, &session::local_settings(target), target)?;
     session::prepare(&conn, target)?;
     session::load_delta_if_used(&conn, target, false)?;
     let roots = read_roots(&conn, project)?;

@@ -429,3 +429,45 @@ fn models_never_take_over_folders_or_files_lakeflow_did_not_write() {
     // Three builds, three rows appended by each.
     assert_eq!(query_i64(&c, "select count(*) from gold.appended"), 9);
 }
+
+/// Settings DuckDB keeps per connection (profiling) are passed through as dbt-duckdb does:
+/// every connection that runs a model sets them, so the profile of the last query is written.
+#[test]
+fn per_connection_duckdb_settings_reach_every_worker() {
+    let t = TestProject::new(&[(
+        "models/a.sql",
+        "{{ config(materialized='table') }} select current_setting('enable_profiling') as p, current_setting('profile_output') as o",
+    )]);
+    let profile = t.path().join("profile.json");
+    t.write(
+        "profiles.yml",
+        &format!(
+            "proj:\n  target: dev\n  outputs:\n    dev:\n      type: duckdb\n      path: catalog.duckdb\n      external_root: lake\n      threads: 2\n      settings:\n        enable_profiling: json\n        profile_output: '{}'\n        memory_limit: 1GB\n",
+            profile.display()
+        ),
+    );
+    t.run(&["run"]).ok();
+    let text = std::fs::read_to_string(&profile).expect("DuckDB wrote the profile");
+    let doc: serde_json::Value = serde_json::from_str(&text).expect("a JSON profile");
+    assert!(doc.is_object(), "{text}");
+    // The model ran on a worker connection, which had them set too.
+    let conn = read_only(&t.catalog());
+    assert_eq!(
+        query_strings(&conn, "select p || ' ' || o from a"),
+        [format!("json {}", profile.display())]
+    );
+    drop(conn);
+
+    t.write(
+        "profiles.yml",
+        "proj:\n  target: dev\n  outputs:\n    dev:\n      type: duckdb\n      path: catalog.duckdb\n      external_root: lake\n      settings:\n        enable_profiling: sideways\n",
+    );
+    let run = t.run(&["run"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("error[LF401]: invalid DuckDB setting enable_profiling = 'sideways'"),
+        "{}",
+        run.stderr
+    );
+}

@@ -31,9 +31,57 @@ pub fn open(target: &Target, project_root: &Path) -> Result<Connection> {
         };
         Error::new("LF402", format!("cannot open catalog {}: {msg}", target.catalog)).hint(hint)
     })?;
+    apply_local(&conn, &local_settings(target), target)?;
     prepare(&conn, target)?;
+    attach(&conn, target)?;
     load_delta_if_used(&conn, target, false)?;
     Ok(conn)
+}
+
+/// Attaches the profile's `attach:` databases (every connection of the session sees them).
+pub fn attach(conn: &Connection, target: &Target) -> Result<()> {
+    for a in &target.attach {
+        conn.execute_batch(&attach_sql(a)).map_err(|e| {
+            Error::new(
+                "LF408",
+                format!("cannot attach {}: {}", target.redact(&a.path), target.redact(&e.to_string())),
+            )
+            .in_file(&target.profiles_file)
+            .hint("check `path`, `type` and `read_only` of this `attach:` entry; a `type` other than duckdb needs its extension under `extensions:`")
+        })?;
+    }
+    Ok(())
+}
+
+/// `ATTACH IF NOT EXISTS 'path' AS alias (TYPE t, READ_ONLY, SECRET s, key value, ...)`.
+fn attach_sql(a: &crate::project::profile::Attachment) -> String {
+    use crate::model::relation::{quote_ident, quote_literal};
+    let mut sql = format!("ATTACH IF NOT EXISTS {}", quote_literal(&a.path));
+    if let Some(alias) = &a.alias {
+        sql.push_str(&format!(" AS {}", quote_ident(alias)));
+    }
+    let mut options = Vec::new();
+    if let Some(kind) = &a.kind {
+        options.push(format!("TYPE {}", quote_ident(kind)));
+    }
+    if a.read_only {
+        options.push("READ_ONLY".to_string());
+    }
+    if let Some(secret) = &a.secret {
+        options.push(format!("SECRET {}", quote_ident(secret)));
+    }
+    for (k, v) in &a.options {
+        let value = match v.as_str() {
+            "true" | "false" => v.clone(),
+            _ if v.parse::<f64>().is_ok() => v.clone(),
+            _ => quote_literal(v),
+        };
+        options.push(format!("{} {value}", quote_ident(k)));
+    }
+    if !options.is_empty() {
+        sql.push_str(&format!(" ({})", options.join(", ")));
+    }
+    sql
 }
 
 /// Loads DuckDB's delta extension when a view of the catalog reads with `delta_scan(...)`, or
@@ -71,12 +119,49 @@ pub fn config(target: &Target, project_root: &Path) -> Result<Config> {
     if let Some(dir) = &target.extension_directory {
         config = set(config, "extension_directory", dir)?;
     }
+    let local = local_settings(target);
     for (k, v) in &target.settings {
-        if k != "extension_directory" {
+        if k != "extension_directory" && !local.iter().any(|(l, _)| l == k) {
             config = set(config, k, v)?;
         }
     }
     Ok(config)
+}
+
+/// The target's settings DuckDB takes only per connection (`enable_profiling`,
+/// `profile_output`, ...): the database configuration refuses them, so every connection of the
+/// session sets them itself ([`apply_local`]), as dbt-duckdb does.
+pub fn local_settings(target: &Target) -> Vec<(String, String)> {
+    target
+        .settings
+        .iter()
+        .filter(|(k, v)| {
+            k.as_str() != "extension_directory" && Config::default().with(k, v).is_err()
+        })
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
+/// Sets `settings` (from [`local_settings`]) on one connection; a setting DuckDB does not
+/// know or a value it refuses is error LF401 naming the profile.
+pub fn apply_local(
+    conn: &Connection,
+    settings: &[(String, String)],
+    target: &Target,
+) -> Result<()> {
+    for (k, v) in settings {
+        conn.execute_batch(&format!(
+            "SET {} = {}",
+            crate::model::relation::quote_ident(k),
+            crate::model::relation::quote_literal(v)
+        ))
+        .map_err(|e| {
+            Error::new("LF401", format!("invalid DuckDB setting {k} = '{v}': {e}"))
+                .in_file(&target.profiles_file)
+                .hint("check the name and value under `settings:` of this target")
+        })?;
+    }
+    Ok(())
 }
 
 /// Extensions the target needs, and S3 access when it uses S3.

@@ -54,6 +54,8 @@ pub fn run(g: &Global, args: &RunArgs, command: &str) -> Result<bool> {
     let results = execute::execute(
         &execute::Run {
             nodes: &p.nodes,
+            target,
+            local_settings: &catalog::session::local_settings(target),
             dag: &p.dag,
             plan: &p.plan,
             threads,

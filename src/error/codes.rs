@@ -55,6 +55,7 @@ pub const CODES: &[(&str, &str)] = &[
         "LF121",
         "`lakeflow init` cannot create the project folder (it exists, or a write failed)",
     ),
+    ("LF122", "an `attach:` entry of the profile has no `path`"),
     (
         "LF130",
         "`lakeflow example-data` cannot generate or land the example data",
@@ -96,6 +97,14 @@ pub const CODES: &[(&str, &str)] = &[
         "LF216",
         "two models' locations are the same or one is inside the other",
     ),
+    (
+        "LF217",
+        "generate_database_name names a database other than the catalog",
+    ),
+    (
+        "LF218",
+        "a generate_schema_name or generate_alias_name macro returned nothing for a node",
+    ),
     ("LF301", "the models form a cycle"),
     (
         "LF302",
@@ -115,6 +124,10 @@ pub const CODES: &[(&str, &str)] = &[
     (
         "LF407",
         "a model, seed or test failed to build (SQL error, missing upstream, write failure)",
+    ),
+    (
+        "LF408",
+        "a database under `attach:` cannot be attached (missing file, extension or access)",
     ),
     (
         "LF501",

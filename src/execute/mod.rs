@@ -124,6 +124,9 @@ pub trait Observer: Sync {
 
 pub struct Run<'a> {
     pub nodes: &'a [Node],
+    pub target: &'a crate::project::Target,
+    /// Settings each worker connection sets itself (`catalog::session::local_settings`).
+    pub local_settings: &'a [(String, String)],
     pub dag: &'a Dag,
     /// Selected nodes in topological order.
     pub plan: &'a [usize],
@@ -165,11 +168,19 @@ pub fn execute(run: &Run, conn: &duckdb::Connection, observer: &dyn Observer) ->
             .map(|&i| RunResult::failed(i, Status::Error, 0.0, why.clone()))
             .collect()
     };
-    let pool_conns: Result<Vec<duckdb::Connection>, _> =
-        (0..threads).map(|_| conn.try_clone()).collect();
+    // Each worker's connection carries the settings DuckDB keeps per connection.
+    let pool_conns: crate::error::Result<Vec<duckdb::Connection>> = (0..threads)
+        .map(|_| {
+            let c = conn.try_clone().map_err(|e| {
+                crate::error::Error::new("LF407", format!("cannot open a DuckDB connection: {e}"))
+            })?;
+            crate::catalog::session::apply_local(&c, run.local_settings, run.target)?;
+            Ok(c)
+        })
+        .collect();
     let idle = match pool_conns {
         Ok(conns) => Mutex::new(conns),
-        Err(e) => return fail_all(format!("cannot open a DuckDB connection: {e}")),
+        Err(e) => return fail_all(e.message.clone()),
     };
     let pool = match rayon::ThreadPoolBuilder::new().num_threads(threads).build() {
         Ok(p) => p,

@@ -156,8 +156,11 @@ pub fn load(opts: &LoadOptions) -> Result<Project> {
         .unwrap_or_else(|| resource_paths.clone());
     docs_paths.dedup();
     let docs = data_tests::read_docs(&root, &docs_paths)?;
-    let schema =
-        files::read_schema_files(&root, &resource_paths, &renderer.with_docs(docs.clone()))?;
+    let schema = files::read_schema_files(
+        &root,
+        &resource_paths,
+        &renderer.with_docs(docs.clone()).with_target(&target),
+    )?;
     let warnings = unsupported::scan(&root, &doc, &resource_paths)?;
     let tree = |key: &str| -> Result<ConfigTree> {
         let t = ConfigTree::from_yaml(keys.map(&doc, key)?, &name);

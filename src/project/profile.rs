@@ -32,6 +32,8 @@ pub struct Target {
     pub extensions: Vec<String>,
     pub settings: BTreeMap<String, String>,
     pub secrets: Vec<BTreeMap<String, String>>,
+    /// Other databases attached to every session (`attach:`, as in dbt-duckdb).
+    pub attach: Vec<Attachment>,
     pub extension_directory: Option<String>,
     pub production: bool,
     /// The production target's external_root, for the guard that keeps other targets out.
@@ -60,11 +62,21 @@ impl Target {
     /// whose key is secret-ish (`secret`, `key_id`, `session_token`, `password`, ...).
     pub fn secret_values(&self) -> Vec<String> {
         let secret_entries = self.secrets.iter().flat_map(|s| s.iter());
-        secret_entries
+        let attach_options = self.attach.iter().flat_map(|a| a.options.iter());
+        let mut values: Vec<String> = secret_entries
             .chain(self.settings.iter())
+            .chain(attach_options)
             .filter(|(k, _)| crate::redact::is_secret_key(k))
             .map(|(_, v)| v.clone())
-            .collect()
+            .collect();
+        // A connection string with a password in it (`type: postgres`) is hidden whole.
+        values.extend(
+            self.attach
+                .iter()
+                .filter(|a| a.path.to_ascii_lowercase().contains("password"))
+                .map(|a| a.path.clone()),
+        );
+        values
     }
 
     /// `text` with every secret value of the profile (and every other registered secret)
@@ -262,6 +274,7 @@ pub fn load(req: &ProfileRequest) -> Result<Target> {
             .collect::<Result<_>>()?,
         Some(v) => return Err(keys.wrong_type("secrets", "a list of mappings", v)),
     };
+    let attach = read_attach(output, &keys, base)?;
     let extension_directory = match std::env::var("LAKEFLOW_EXTENSION_DIR")
         .ok()
         .filter(|s| !s.is_empty())
@@ -299,6 +312,7 @@ pub fn load(req: &ProfileRequest) -> Result<Target> {
         extensions,
         settings,
         secrets,
+        attach,
         extension_directory,
         production_root,
         publish,
@@ -313,6 +327,70 @@ pub fn load(req: &ProfileRequest) -> Result<Target> {
     };
     crate::redact::register(target.secret_values());
     Ok(target)
+}
+
+/// One `attach:` entry: a database DuckDB attaches beside the catalog.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attachment {
+    /// A file (absolute; relative ones are taken from the project folder), a URL, or a
+    /// connection string of the attached type.
+    pub path: String,
+    pub alias: Option<String>,
+    /// `sqlite`, `postgres`, `ducklake`, ...; DuckDB's own format when absent.
+    pub kind: Option<String>,
+    pub read_only: bool,
+    /// The name of a DuckDB secret to connect with.
+    pub secret: Option<String>,
+    /// Further ATTACH options, as given.
+    pub options: BTreeMap<String, String>,
+}
+
+fn read_attach(output: &Value, keys: &yaml::Keys, base: &Path) -> Result<Vec<Attachment>> {
+    let items = match yaml::get(output, "attach") {
+        None | Some(Value::Null) => return Ok(Vec::new()),
+        Some(Value::Sequence(items)) => items,
+        Some(v) => return Err(keys.wrong_type("attach", "a list of mappings", v)),
+    };
+    items
+        .iter()
+        .map(|item| {
+            if !item.is_mapping() {
+                return Err(keys.wrong_type("attach", "a list of mappings", item));
+            }
+            let path = keys.str(item, "path")?.ok_or_else(|| {
+                Error::new("LF122", "an `attach:` entry has no `path`")
+                    .in_file(keys.file)
+                    .hint("give each entry the database to attach: `- path: other.duckdb`")
+            })?;
+            let kind = keys.str(item, "type")?;
+            let file_like = kind.as_deref().is_none_or(|k| {
+                k.eq_ignore_ascii_case("duckdb") || k.eq_ignore_ascii_case("sqlite")
+            });
+            let has_scheme = path.contains("://") || path.contains(':') && !path.starts_with('/');
+            let path = if file_like && !has_scheme && path != ":memory:" {
+                absolutize(&path, base)
+            } else {
+                path
+            };
+            let mut options = BTreeMap::new();
+            if let Some(Value::Mapping(m)) = keys.map(item, "options")? {
+                for (k, v) in m {
+                    let (Some(k), Some(v)) = (k.as_str(), yaml::scalar_string(v)) else {
+                        return Err(keys.wrong_type("options", "a mapping of names to values", v));
+                    };
+                    options.insert(k.to_string(), v);
+                }
+            }
+            Ok(Attachment {
+                path,
+                alias: keys.str(item, "alias")?,
+                kind,
+                read_only: keys.bool(item, "read_only")?.unwrap_or(false),
+                secret: keys.str(item, "secret")?,
+                options,
+            })
+        })
+        .collect()
 }
 
 /// `{key: value}`, so a lone value can be read with the typed `Keys` readers.

@@ -47,6 +47,24 @@ fn strip_location(message: &str) -> &str {
 }
 
 /// Renders every string value holding Jinja with `env_var` and `var` available.
+/// dbt's `target` object: `database` is the catalog file's stem (`memory` for `:memory:`),
+/// as dbt-duckdb reports it.
+pub fn target_json(t: &super::profile::Target) -> serde_json::Value {
+    let database = if t.catalog == ":memory:" {
+        "memory".to_string()
+    } else {
+        Path::new(&t.catalog)
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    };
+    serde_json::json!({
+        "name": t.name, "schema": t.schema, "type": t.adapter, "threads": t.threads,
+        "profile_name": t.profile_name, "path": t.catalog, "external_root": t.external_root,
+        "database": database,
+    })
+}
+
 pub struct YamlRenderer {
     env: Environment<'static>,
 }
@@ -78,6 +96,16 @@ impl YamlRenderer {
         let mut env = self.env.clone();
         env.add_function("env_var", super::env::secret_env_var);
         YamlRenderer { env }
+    }
+
+    /// Adds `target` (`target.name`, `target.schema`, `target.type`, ...), as dbt has it when
+    /// it renders `schema.yml` and `dbt_project.yml`.
+    pub fn with_target(mut self, target: &super::profile::Target) -> Self {
+        self.env.add_global(
+            "target",
+            JValue::from(minijinja::value::Serde(target_json(target))),
+        );
+        self
     }
 
     /// Adds `doc('name')` (and dbt's `doc('package', 'name')`), returning the text of a
@@ -398,5 +426,31 @@ mod tests {
             "{}",
             err.message
         );
+    }
+
+    #[test]
+    fn target_is_available_with_with_target() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("profiles.yml"),
+            "shop:\n  target: dev\n  outputs:\n    dev:\n      type: duckdb\n      path: /data/wh.duckdb\n      schema: raw\n      external_root: /data/lake\n",
+        )
+        .unwrap();
+        let renderer = YamlRenderer::new(Default::default());
+        let target = super::super::profile::load(&super::super::profile::ProfileRequest {
+            profiles_dir: Some(dir.path()),
+            project_dir: Path::new("/proj"),
+            profile_name: "shop",
+            target: None,
+            renderer: &renderer,
+        })
+        .unwrap();
+        let text = "m: \"{{ 'view' if target.name == 'dev' else 'table' }} {{ target.schema }} {{ target.type }} {{ target.database }}\"\n";
+        let value = parse(Path::new("p.yml"), text).unwrap();
+        let out = renderer
+            .with_target(&target)
+            .render_tree(value, Path::new("p.yml"), text)
+            .unwrap();
+        assert_eq!(get_str(&out, "m").as_deref(), Some("view raw duckdb wh"));
     }
 }

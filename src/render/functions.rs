@@ -215,7 +215,14 @@ impl Object for ConfigObject {
         let scope = scope(state)?;
         match method {
             "get" => {
-                let (key, default, _kwargs): (String, Option<Value>, Kwargs) = from_args(args)?;
+                let (key, default, kwargs): (String, Option<Value>, Kwargs) = from_args(args)?;
+                let default = match default {
+                    Some(d) => Some(d),
+                    None => kwargs.get::<Option<Value>>("default")?,
+                };
+                // dbt-duckdb's `validator=` is accepted and not checked.
+                let _: Option<Value> = kwargs.get("validator")?;
+                kwargs.assert_all_used()?;
                 Ok(match scope.current_config(&key) {
                     Some(v) => to_value(&v),
                     None => default.unwrap_or(Value::from(())),
@@ -279,9 +286,21 @@ pub fn call_macro(state: &mut State, internal: &str, args: &[Value]) -> Result<V
     Ok(returned.unwrap_or(out))
 }
 
-pub fn log(state: &State, message: Value, info: Option<bool>) -> Result<Value, JError> {
+/// dbt's `log(msg, info=False)`: shown on the console only with `info=True` (once, in the
+/// compile pass).
+pub fn log(
+    state: &State,
+    message: Value,
+    info: Option<bool>,
+    kwargs: Kwargs,
+) -> Result<Value, JError> {
     let scope = scope(state)?;
-    if scope.pass == Pass::Compile && info.unwrap_or(false) {
+    let info = match kwargs.get::<Option<bool>>("info")? {
+        Some(kw) => kw,
+        None => info.unwrap_or(false),
+    };
+    kwargs.assert_all_used()?;
+    if scope.pass == Pass::Compile && info {
         crate::errln!("{message}");
     }
     Ok(Value::from(""))

@@ -26,6 +26,9 @@ const BUILTIN_TESTS: &[(&str, &str)] = &[
     ),
 ];
 
+/// dbt's built-in naming macros, in lakeflow's words.
+const NAMING: &str = include_str!("../../templates/macros/naming.sql");
+
 pub struct MacroSet {
     pub source: String,
     pub names: Vec<String>,
@@ -69,19 +72,46 @@ impl MacroSet {
     /// `relationships`) that the project does not define itself.
     pub fn add_builtin_tests(&mut self) {
         for (name, source) in BUILTIN_TESTS {
-            let macro_name = format!("test_{name}");
-            if self.has(&macro_name) {
-                continue;
-            }
-            let line = self.source.lines().count() + 1;
-            self.line_map
-                .push((line, PathBuf::from(format!("<lakeflow>/tests/{name}.sql"))));
-            let (renamed, found) = rename_macros(source);
-            self.names.extend(found);
-            self.source.push_str(&renamed);
-            if !renamed.ends_with('\n') {
-                self.source.push('\n');
-            }
+            self.add_builtin(
+                &format!("test_{name}"),
+                &format!("tests/{name}.sql"),
+                source,
+            );
+        }
+    }
+
+    /// Adds dbt's built-in naming macros (`default__generate_schema_name`,
+    /// `generate_schema_name_for_env`, ...) the project does not define, for its overrides
+    /// of `generate_*_name` to call.
+    pub fn add_naming_builtins(&mut self) {
+        let mut rest = NAMING;
+        while let Some(start) = rest.find("{% macro ") {
+            let chunk = &rest[start..];
+            let end = chunk
+                .find("{%- endmacro %}")
+                .map_or(chunk.len(), |e| e + "{%- endmacro %}".len());
+            let name: String = chunk["{% macro ".len()..]
+                .chars()
+                .take_while(|c| c.is_alphanumeric() || *c == '_')
+                .collect();
+            self.add_builtin(&name, "macros/naming.sql", &chunk[..end]);
+            rest = &chunk[end..];
+        }
+    }
+
+    /// Appends one built-in macro unless the project defines `name` itself.
+    fn add_builtin(&mut self, name: &str, label: &str, source: &str) {
+        if self.has(name) {
+            return;
+        }
+        let line = self.source.lines().count() + 1;
+        self.line_map
+            .push((line, PathBuf::from(format!("<lakeflow>/{label}"))));
+        let (renamed, found) = rename_macros(source);
+        self.names.extend(found);
+        self.source.push_str(&renamed);
+        if !renamed.ends_with('\n') {
+            self.source.push('\n');
         }
     }
 

@@ -7,8 +7,10 @@ mod data_tests;
 mod ephemeral;
 mod errors;
 pub mod functions;
+mod globals;
 pub mod hooks;
 pub mod macros;
+mod naming;
 mod pycompat;
 mod seeds;
 mod sources;
@@ -92,6 +94,9 @@ pub fn render(project: &Project, reader: &dyn SourceReader) -> Result<Rendered> 
     let mut macros = MacroSet::build(&project.macros)?;
     if !project.schema.tests.is_empty() {
         macros.add_builtin_tests();
+    }
+    if naming::OVERRIDES.iter().any(|m| macros.has(m)) {
+        macros.add_naming_builtins();
     }
     let env = environment(project, &macros)?;
     let prefix = macros.import_prefix();
@@ -181,11 +186,21 @@ pub fn render(project: &Project, reader: &dyn SourceReader) -> Result<Rendered> 
             })
         })
         .collect::<Result<_>>()?;
-    let relations: Vec<Relation> = files
+    let mut relations: Vec<Relation> = files
         .iter()
         .zip(&finals)
         .map(|(f, c)| relation_for(project, f, c))
         .collect();
+    // The project's generate_*_name macros, where it has them, name each enabled node.
+    if renderer.names_nodes() {
+        for (i, relation) in relations.iter_mut().enumerate() {
+            if enabled[i] {
+                let scope = Scope::new(shared_parse.clone(), Pass::Parse, finals[i].clone());
+                *relation =
+                    renderer.named_relation(files[i], &scope, &finals[i], relation.clone())?;
+            }
+        }
+    }
     shared.ref_targets = relations
         .iter()
         .zip(&materializations)
@@ -361,7 +376,11 @@ impl Renderer<'_> {
         config: &Config,
     ) -> Result<String> {
         let name = file.path.to_string_lossy();
-        let source = format!("{}{}", self.prefix, file.source);
+        let source = format!(
+            "{}{}",
+            self.prefix,
+            pycompat::mutable_literals(&file.source)
+        );
         let ctx = self.context(file, scope, this, config);
         self.env
             .template_from_named_str(&name, &source)
@@ -446,6 +465,18 @@ impl Renderer<'_> {
         this: Relation,
         config: &Config,
     ) -> Value {
+        self.context_with(file, scope, this, config, &[])
+    }
+
+    /// The file's context with `extra` variables beside `this`, `model` and the scope.
+    fn context_with(
+        &self,
+        file: &SqlFile,
+        scope: &Arc<Scope>,
+        this: Relation,
+        config: &Config,
+        extra: &[(&'static str, Value)],
+    ) -> Value {
         let mut fqn = vec![self.project.name.clone()];
         fqn.extend(file.folders.iter().cloned());
         fqn.push(file.name.clone());
@@ -463,11 +494,13 @@ impl Renderer<'_> {
             "path": file.path,
             "config": config,
         });
-        Value::from(std::collections::BTreeMap::from([
+        let mut vars = std::collections::BTreeMap::from([
             (SCOPE_VAR, Value::from_dyn_object(scope.clone())),
             ("this", Value::from_object(this)),
             ("model", functions::to_value(model)),
-        ]))
+        ]);
+        vars.extend(extra.iter().cloned());
+        Value::from(vars)
     }
 }
 
@@ -483,6 +516,27 @@ fn environment<'a>(project: &Project, macros: &'a MacroSet) -> Result<Environmen
     env.add_function("return", functions::return_);
     env.add_function("log", functions::log);
     env.add_function("is_incremental", functions::is_incremental);
+    env.add_function(pycompat::MUTABLE_FN, pycompat::mutable);
+    env.add_function("tojson", globals::tojson);
+    env.add_function("fromjson", globals::fromjson);
+    env.add_function("toyaml", globals::toyaml);
+    env.add_function("fromyaml", globals::fromyaml);
+    env.add_function("zip", globals::zip);
+    env.add_function("set", globals::set);
+    env.add_function("local_md5", globals::local_md5);
+    env.add_global("modules", globals::modules());
+    env.add_global("flags", globals::flags());
+    env.add_global(
+        "invocation_id",
+        Value::from(uuid::Uuid::new_v4().to_string()),
+    );
+    env.add_global(
+        "run_started_at",
+        Value::from_object(globals::PyDateTime::now_utc()),
+    );
+    env.add_global("dbt", Value::from_object(globals::DbtNamespace));
+    env.add_template(globals::DBT_TEMPLATE, globals::DBT_SOURCE)
+        .map_err(|e| Error::new("LF202", format!("lakeflow's dbt macros: {e}")))?;
     env.add_function("run_query", functions::unsupported("run_query"));
     env.add_function("statement", functions::unsupported("statement"));
     env.add_global("config", Value::from_object(ConfigObject));
@@ -496,17 +550,14 @@ fn environment<'a>(project: &Project, macros: &'a MacroSet) -> Result<Environmen
             warn => Value::from_function(|msg: String| { crate::warnln!("{msg}"); String::new() }),
         },
     );
-    let t = &project.target;
     env.add_global(
         "target",
-        functions::to_value(serde_json::json!({
-            "name": t.name, "schema": t.schema, "type": t.adapter, "threads": t.threads,
-            "profile_name": t.profile_name, "path": t.catalog, "external_root": t.external_root,
-        })),
+        functions::to_value(crate::project::yaml::target_json(&project.target)),
     );
     env.add_global("project_name", Value::from(project.name.clone()));
     if !macros.names.is_empty() {
-        env.add_template_owned(macros::TEMPLATE, macros.source.clone())
+        let source = pycompat::mutable_literals(&macros.source).into_owned();
+        env.add_template_owned(macros::TEMPLATE, source)
             .map_err(|e| {
                 let base = Error::new("LF202", crate::project::yaml::jinja_reason(&e))
                     .hint("fix the Jinja syntax of the macro file");

@@ -1,15 +1,22 @@
 //! The Python methods dbt projects call on Jinja values (`d.items()`, `s.upper()`,
 //! `s.split(',')`, ...), which Jinja inherits from Python and minijinja does not have.
 
-use minijinja::value::{Value, ValueKind};
+use minijinja::value::{Enumerator, Object, ObjectRepr, Value, ValueKind};
 use minijinja::{Error, ErrorKind, State};
+use std::borrow::Cow;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 pub fn unknown_method(
-    _state: &mut State,
+    state: &mut State,
     value: &Value,
     method: &str,
     args: &[Value],
 ) -> Result<Value, Error> {
+    // minijinja-contrib first (Python's str/dict/list reading methods); ours for the rest.
+    match minijinja_contrib::pycompat::unknown_method_callback(state, value, method, args) {
+        Err(e) if e.kind() == ErrorKind::UnknownMethod => {}
+        other => return other,
+    }
     match value.kind() {
         ValueKind::Map => map_method(value, method, args),
         ValueKind::String => string_method(value.as_str().unwrap_or_default(), method, args),
@@ -25,147 +32,478 @@ fn unknown(value: &Value, method: &str) -> Error {
     )
 }
 
-fn arg_str<'a>(args: &'a [Value], i: usize, method: &str) -> Result<&'a str, Error> {
-    args.get(i).and_then(|v| v.as_str()).ok_or_else(|| {
-        Error::new(
-            ErrorKind::InvalidOperation,
-            format!("{method}() needs a string argument"),
-        )
-    })
+fn immutable(value: &Value, method: &str) -> Error {
+    Error::new(
+        ErrorKind::InvalidOperation,
+        format!(
+            "cannot call {method}() on this {}: only lists and dicts made with `{{% set x = [...] %}}` / `{{% set x = {{...}} %}}` can be changed in place",
+            value.kind()
+        ),
+    )
 }
 
-fn map_method(value: &Value, method: &str, args: &[Value]) -> Result<Value, Error> {
-    let keys = || -> Result<Vec<Value>, Error> { Ok(value.try_iter()?.collect()) };
+fn map_method(value: &Value, method: &str, _args: &[Value]) -> Result<Value, Error> {
     match method {
-        "items" => keys()?
-            .into_iter()
-            .map(|k| {
-                let v = value.get_item(&k)?;
-                Ok(Value::from(vec![k, v]))
-            })
-            .collect::<Result<Vec<_>, Error>>()
-            .map(Value::from),
-        "keys" => keys().map(Value::from),
-        "values" => keys()?
-            .iter()
-            .map(|k| value.get_item(k))
-            .collect::<Result<Vec<_>, Error>>()
-            .map(Value::from),
-        "get" => {
-            let key = args.first().cloned().unwrap_or_default();
-            let found = value.get_item(&key)?;
-            Ok(if found.is_undefined() {
-                args.get(1).cloned().unwrap_or_default()
-            } else {
-                found
-            })
-        }
+        "update" | "pop" | "setdefault" | "clear" | "popitem" => Err(immutable(value, method)),
+        "copy" => Ok(mutable(value.clone())),
         _ => Err(unknown(value, method)),
     }
 }
 
 fn string_method(s: &str, method: &str, args: &[Value]) -> Result<Value, Error> {
-    let chars = |i: usize| args.get(i).and_then(|v| v.as_str().map(str::to_string));
     Ok(match method {
-        "upper" => Value::from(s.to_uppercase()),
-        "lower" => Value::from(s.to_lowercase()),
-        "strip" => Value::from(match chars(0) {
-            Some(c) => s.trim_matches(|x| c.contains(x)).to_string(),
-            None => s.trim().to_string(),
-        }),
-        "lstrip" => Value::from(match chars(0) {
-            Some(c) => s.trim_start_matches(|x| c.contains(x)).to_string(),
-            None => s.trim_start().to_string(),
-        }),
-        "rstrip" => Value::from(match chars(0) {
-            Some(c) => s.trim_end_matches(|x| c.contains(x)).to_string(),
-            None => s.trim_end().to_string(),
-        }),
-        "replace" => Value::from(s.replace(arg_str(args, 0, method)?, arg_str(args, 1, method)?)),
-        "startswith" => Value::from(s.starts_with(arg_str(args, 0, method)?)),
-        "endswith" => Value::from(s.ends_with(arg_str(args, 0, method)?)),
-        "split" => {
-            let parts: Vec<Value> = match chars(0) {
-                Some(sep) if !sep.is_empty() => s.split(sep.as_str()).map(Value::from).collect(),
-                _ => s.split_whitespace().map(Value::from).collect(),
+        "rsplit" => {
+            let max = args.get(1).and_then(|v| v.as_i64()).unwrap_or(-1);
+            let mut parts: Vec<Value> = match args.first().and_then(|v| v.as_str()) {
+                Some(sep) if !sep.is_empty() => {
+                    if max < 0 {
+                        s.rsplit(sep).map(Value::from).collect()
+                    } else {
+                        s.rsplitn(max as usize + 1, sep).map(Value::from).collect()
+                    }
+                }
+                _ => s.split_whitespace().rev().map(Value::from).collect(),
             };
+            parts.reverse();
             Value::from(parts)
         }
-        "join" => {
-            let items: Vec<String> = args
-                .first()
-                .map(|v| v.try_iter().map(|it| it.map(|x| x.to_string()).collect()))
-                .transpose()?
-                .unwrap_or_default();
-            Value::from(items.join(s))
+        "zfill" => {
+            let width = args.first().and_then(|v| v.as_usize()).unwrap_or(0);
+            let n = s.chars().count();
+            let (sign, rest) = match s.strip_prefix('-') {
+                Some(r) => ("-", r),
+                None => ("", s),
+            };
+            Value::from(format!(
+                "{sign}{}{rest}",
+                "0".repeat(width.saturating_sub(n))
+            ))
         }
-        "title" => Value::from(
-            s.split(' ')
-                .map(|w| {
-                    let mut c = w.chars();
-                    match c.next() {
-                        Some(f) => f
-                            .to_uppercase()
-                            .chain(c.flat_map(char::to_lowercase))
-                            .collect(),
-                        None => String::new(),
-                    }
-                })
-                .collect::<Vec<String>>()
-                .join(" "),
-        ),
-        "capitalize" => {
-            let mut c = s.chars();
-            Value::from(match c.next() {
-                Some(f) => f
-                    .to_uppercase()
-                    .chain(c.flat_map(char::to_lowercase))
-                    .collect::<String>(),
-                None => String::new(),
-            })
-        }
-        "isdigit" => Value::from(!s.is_empty() && s.chars().all(|c| c.is_ascii_digit())),
-        "count" => Value::from(s.matches(arg_str(args, 0, method)?).count()),
-        "find" => Value::from(
-            s.find(arg_str(args, 0, method)?)
-                .map(|i| i as i64)
-                .unwrap_or(-1),
-        ),
         _ => return Err(unknown(&Value::from(s), method)),
     })
 }
 
 fn seq_method(value: &Value, method: &str, args: &[Value]) -> Result<Value, Error> {
-    let items: Vec<Value> = value.try_iter()?.collect();
     match method {
-        "count" => {
-            let needle = args.first().cloned().unwrap_or_default();
-            Ok(Value::from(items.iter().filter(|v| **v == needle).count()))
-        }
         "index" => {
             let needle = args.first().cloned().unwrap_or_default();
-            items
-                .iter()
-                .position(|v| *v == needle)
+            value
+                .try_iter()?
+                .position(|v| v == needle)
                 .map(Value::from)
                 .ok_or_else(|| Error::new(ErrorKind::InvalidOperation, "value is not in the list"))
         }
+        "copy" => Ok(mutable(value.clone())),
+        "append" | "extend" | "insert" | "pop" | "remove" | "clear" | "reverse" | "sort"
+        | "add" => Err(immutable(value, method)),
         _ => Err(unknown(value, method)),
     }
 }
 
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// A Python list: `append`, `extend`, `insert`, `pop`, `remove`, ... change it in place.
+#[derive(Debug, Default)]
+pub struct MutList(Mutex<Vec<Value>>);
+
+impl MutList {
+    pub fn new_value(items: Vec<Value>) -> Value {
+        Value::from_object(MutList(Mutex::new(items)))
+    }
+}
+
+fn index(i: Option<i64>, len: usize) -> Option<usize> {
+    let i = i?;
+    let i = if i < 0 { len as i64 + i } else { i };
+    (0..len as i64).contains(&i).then_some(i as usize)
+}
+
+impl Object for MutList {
+    fn repr(self: &Arc<Self>) -> ObjectRepr {
+        ObjectRepr::Seq
+    }
+
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        let items = lock(&self.0);
+        index(key.as_i64(), items.len()).map(|i| items[i].clone())
+    }
+
+    fn enumerate(self: &Arc<Self>) -> Enumerator {
+        Enumerator::Values(lock(&self.0).clone())
+    }
+
+    fn enumerator_len(self: &Arc<Self>) -> Option<usize> {
+        Some(lock(&self.0).len())
+    }
+
+    fn call_method(
+        self: &Arc<Self>,
+        _state: &mut State<'_, '_>,
+        method: &str,
+        args: &[Value],
+    ) -> Result<Value, Error> {
+        let mut items = lock(&self.0);
+        let arg = |i: usize| args.get(i).cloned().unwrap_or_default();
+        match method {
+            "append" => items.push(arg(0)),
+            "add" => {
+                if !items.contains(&arg(0)) {
+                    items.push(arg(0));
+                }
+            }
+            "extend" => {
+                let more: Vec<Value> = arg(0).try_iter()?.collect();
+                items.extend(more);
+            }
+            "insert" => {
+                let len = items.len() as i64;
+                let i = arg(0).as_i64().unwrap_or(len);
+                let i = if i < 0 { (len + i).max(0) } else { i.min(len) };
+                items.insert(i as usize, arg(1));
+            }
+            "pop" => {
+                let i = args.first().map_or(Some(-1), |v| v.as_i64());
+                return match index(i, items.len()) {
+                    Some(i) => Ok(items.remove(i)),
+                    None => Err(Error::new(
+                        ErrorKind::InvalidOperation,
+                        "pop index out of range",
+                    )),
+                };
+            }
+            "remove" => {
+                let needle = arg(0);
+                match items.iter().position(|v| *v == needle) {
+                    Some(i) => {
+                        items.remove(i);
+                    }
+                    None => {
+                        return Err(Error::new(
+                            ErrorKind::InvalidOperation,
+                            "list.remove(x): x not in list",
+                        ));
+                    }
+                }
+            }
+            "clear" => items.clear(),
+            "reverse" => items.reverse(),
+            "sort" => items.sort(),
+            "copy" => return Ok(MutList::new_value(items.clone())),
+            _ => return Err(Error::from(ErrorKind::UnknownMethod)),
+        }
+        Ok(Value::from(()))
+    }
+}
+
+/// A Python dict: `update`, `pop`, `setdefault`, `clear` change it in place.
+#[derive(Debug, Default)]
+pub struct MutDict(Mutex<Vec<(Value, Value)>>);
+
+impl MutDict {
+    pub fn new_value(pairs: Vec<(Value, Value)>) -> Value {
+        Value::from_object(MutDict(Mutex::new(pairs)))
+    }
+}
+
+fn set_pair(pairs: &mut Vec<(Value, Value)>, key: Value, value: Value) {
+    match pairs.iter_mut().find(|(k, _)| *k == key) {
+        Some(slot) => slot.1 = value,
+        None => pairs.push((key, value)),
+    }
+}
+
+fn map_pairs(value: &Value) -> Result<Vec<(Value, Value)>, Error> {
+    if value.kind() != ValueKind::Map {
+        return Err(Error::new(
+            ErrorKind::InvalidOperation,
+            format!("update() needs a dict, not {}", value.kind()),
+        ));
+    }
+    value
+        .try_iter()?
+        .map(|k| {
+            let v = value.get_item(&k)?;
+            Ok((k, v))
+        })
+        .collect()
+}
+
+impl Object for MutDict {
+    fn repr(self: &Arc<Self>) -> ObjectRepr {
+        ObjectRepr::Map
+    }
+
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        lock(&self.0)
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.clone())
+    }
+
+    fn enumerate(self: &Arc<Self>) -> Enumerator {
+        Enumerator::Values(lock(&self.0).iter().map(|(k, _)| k.clone()).collect())
+    }
+
+    fn enumerator_len(self: &Arc<Self>) -> Option<usize> {
+        Some(lock(&self.0).len())
+    }
+
+    fn call_method(
+        self: &Arc<Self>,
+        _state: &mut State<'_, '_>,
+        method: &str,
+        args: &[Value],
+    ) -> Result<Value, Error> {
+        let arg = |i: usize| args.get(i).cloned().unwrap_or_default();
+        match method {
+            "update" => {
+                // Collected before locking: the argument may be this dict itself.
+                let mut new = Vec::new();
+                for a in args {
+                    new.extend(map_pairs(a)?);
+                }
+                let mut pairs = lock(&self.0);
+                for (k, v) in new {
+                    set_pair(&mut pairs, k, v);
+                }
+                Ok(Value::from(()))
+            }
+            "pop" => {
+                let mut pairs = lock(&self.0);
+                let key = arg(0);
+                match pairs.iter().position(|(k, _)| *k == key) {
+                    Some(i) => Ok(pairs.remove(i).1),
+                    None if args.len() > 1 => Ok(arg(1)),
+                    None => Err(Error::new(
+                        ErrorKind::InvalidOperation,
+                        format!("key {key} is not in the dict"),
+                    )),
+                }
+            }
+            "setdefault" => {
+                let mut pairs = lock(&self.0);
+                let key = arg(0);
+                match pairs.iter().find(|(k, _)| *k == key) {
+                    Some((_, v)) => Ok(v.clone()),
+                    None => {
+                        let v = mutable(arg(1));
+                        pairs.push((key, v.clone()));
+                        Ok(v)
+                    }
+                }
+            }
+            "clear" => {
+                lock(&self.0).clear();
+                Ok(Value::from(()))
+            }
+            "copy" => Ok(MutDict::new_value(lock(&self.0).clone())),
+            _ => Err(Error::from(ErrorKind::UnknownMethod)),
+        }
+    }
+}
+
+/// A list or dict literal as a Python-like mutable value (deeply, for nested literals);
+/// anything else unchanged. Registered as `__lf_mut`, see [`mutable_literals`].
+pub fn mutable(value: Value) -> Value {
+    let Some(obj) = value.as_object() else {
+        return value;
+    };
+    if let Some(items) = obj.downcast_ref::<Vec<Value>>() {
+        return MutList::new_value(items.iter().cloned().map(mutable).collect());
+    }
+    // No lakeflow object is a mapping, so a plain `Map` here is a dict literal.
+    if value.kind() == ValueKind::Map
+        && obj.downcast_ref::<MutDict>().is_none()
+        && let Ok(pairs) = map_pairs(&value)
+    {
+        return MutDict::new_value(pairs.into_iter().map(|(k, v)| (k, mutable(v))).collect());
+    }
+    value
+}
+
+/// Name of the function [`mutable_literals`] wraps literals in.
+pub const MUTABLE_FN: &str = "__lf_mut";
+
+/// Rewrites `{% set x = [ ... ] %}` / `{% set x = { ... } %}` to
+/// `{% set x = __lf_mut([ ... ]) %}`, so that `{% do x.append(1) %}` changes `x` as in
+/// Python. Lines and columns before the rewritten tag stay the same; a source without
+/// such a tag is returned unchanged (borrowed).
+pub fn mutable_literals(src: &str) -> Cow<'_, str> {
+    let mut out = String::new();
+    let mut copied = 0;
+    let mut pos = 0;
+    while let Some(found) = src[pos..].find("{%") {
+        let tag = pos + found;
+        pos = tag + 2;
+        let Some((open, close)) = set_literal(src, tag) else {
+            continue;
+        };
+        out.push_str(&src[copied..open]);
+        out.push_str(MUTABLE_FN);
+        out.push('(');
+        out.push_str(&src[open..close]);
+        out.push(')');
+        copied = close;
+        pos = close;
+    }
+    if copied == 0 {
+        return Cow::Borrowed(src);
+    }
+    out.push_str(&src[copied..]);
+    Cow::Owned(out)
+}
+
+/// For a `{% set name = [` or `{` tag at `tag`: where the expression starts and ends.
+fn set_literal(src: &str, tag: usize) -> Option<(usize, usize)> {
+    let b = src.as_bytes();
+    let mut i = tag + 2;
+    if matches!(b.get(i), Some(b'-' | b'+')) {
+        i += 1;
+    }
+    let ws = |i: &mut usize| {
+        while b.get(*i).is_some_and(|c| c.is_ascii_whitespace()) {
+            *i += 1;
+        }
+    };
+    ws(&mut i);
+    if !src[i..].starts_with("set") {
+        return None;
+    }
+    i += 3;
+    let before = i;
+    ws(&mut i);
+    if i == before {
+        return None;
+    }
+    let name_start = i;
+    while b
+        .get(i)
+        .is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_')
+    {
+        i += 1;
+    }
+    if i == name_start {
+        return None;
+    }
+    ws(&mut i);
+    if b.get(i) != Some(&b'=') {
+        return None;
+    }
+    i += 1;
+    ws(&mut i);
+    if !matches!(b.get(i), Some(b'[' | b'{')) {
+        return None;
+    }
+    let open = i;
+    let mut quote: Option<u8> = None;
+    while i < b.len() {
+        let c = b[i];
+        match quote {
+            Some(_) if c == b'\\' => i += 1,
+            Some(q) if c == q => quote = None,
+            Some(_) => {}
+            None if c == b'\'' || c == b'"' => quote = Some(c),
+            None if c == b'%' && b.get(i + 1) == Some(&b'}') => {
+                let mut end = i;
+                if end > open && matches!(b[end - 1], b'-' | b'+') {
+                    end -= 1;
+                }
+                while end > open && b[end - 1].is_ascii_whitespace() {
+                    end -= 1;
+                }
+                return Some((open, end));
+            }
+            None => {}
+        }
+        i += 1;
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
-    #[test]
-    fn python_methods_work() {
+    fn env() -> minijinja::Environment<'static> {
         let mut env = minijinja::Environment::new();
         env.set_unknown_method_callback(super::unknown_method);
-        let out = env
+        env.add_function(super::MUTABLE_FN, super::mutable);
+        env
+    }
+
+    fn render(src: &str) -> String {
+        let src = super::mutable_literals(src);
+        env()
             .render_str(
-                "{% for k, v in d.items() %}{{ k }}={{ v }};{% endfor %}{{ d.get('x', 'no') }}|{{ ' A b '.strip().lower() }}|{{ 'a,b'.split(',') | length }}|{{ ', '.join(['x', 'y']) }}|{{ 'abc'.startswith('ab') }}|{{ d.keys() | list | length }}",
+                &src,
                 minijinja::context! { d => minijinja::context! { a => 1, b => 2 } },
             )
-            .unwrap();
-        assert_eq!(out, "a=1;b=2;no|a b|2|x, y|True|2");
+            .unwrap_or_else(|e| format!("ERROR {e}"))
+    }
+
+    #[test]
+    fn python_methods_work() {
+        assert_eq!(
+            render(
+                "{% for k, v in d.items() %}{{ k }}={{ v }};{% endfor %}{{ d.get('x', 'no') }}|{{ ' A b '.strip().lower() }}|{{ 'a,b'.split(',') | length }}|{{ ', '.join(['x', 'y']) }}|{{ 'abc'.startswith('ab') }}|{{ d.keys() | list | length }}"
+            ),
+            "a=1;b=2;no|a b|2|x, y|True|2"
+        );
+        assert_eq!(
+            render(
+                "{{ d.get('missing') is none }}|{{ d.get('a', 5) }}|{{ 'a.b.c'.rsplit('.', 1) }}|{{ '{}-{}'.format(1, 'x') }}|{{ [1, 2, 1].index(2) }}|{{ 'abcb'.count('b') }}|{{ 'abc'.find('c') }}|{{ 'x y'.title() }}"
+            ),
+            "True|1|['a.b', 'c']|1-x|1|2|2|X Y"
+        );
+    }
+
+    #[test]
+    fn literals_are_mutable() {
+        assert_eq!(
+            render(
+                "{% set l = [] %}{% do l.append(1) %}{% do l.extend([2, 3]) %}{% do l.insert(0, 0) %}{{ l.pop() }}|{{ l }}|{{ l | length }}|{{ l.index(1) }}|{{ l.count(2) }}"
+            ),
+            "3|[0, 1, 2]|3|1|1"
+        );
+        assert_eq!(
+            render(
+                "{%- set m = {'a': 1} -%}{% do m.update({'b': 2}) %}{% do m.update(c=3) %}{{ m.pop('a') }}|{{ m.setdefault('z', []) }}|{% for k, v in m.items() %}{{ k }}{{ v }}{% endfor %}|{{ m.get('nope') is none }}|{{ m | tojson }}"
+            ),
+            "1|[]|b2c3z[]|True|{\"b\": 2, \"c\": 3, \"z\": []}"
+        );
+        assert_eq!(
+            render("{% set n = {'x': []} %}{% do n['x'].append('%}') %}{{ n.x }}"),
+            "['%}']"
+        );
+    }
+
+    #[test]
+    fn mutable_values_behave_like_literals() {
+        assert_eq!(
+            render(
+                "{% set l = [] %}{{ l == [] }} {{ 'y' if l else 'n' }}{% do l.append('a') %} {{ l == ['a'] }} {{ 'a' in l }} {{ l is sequence }} {{ (l + ['b'])[1:] }} {{ l | join(',') }} {{ l[-1] }}{% set m = {} %} {{ m is mapping }} {{ 'k' in m }}{% do m.update({'k': 1}) %} {{ 'k' in m }} {{ m.k }} {{ m['k'] }} {{ m | length }}"
+            ),
+            "True n True True True ['b'] a a True False True 1 1 1"
+        );
+        assert!(render("{{ d.update({'x': 1}) }}").contains("changed in place"));
+        assert_eq!(
+            render(
+                "{% set l = ['b', 'a', 'b'] %}{{ l | first }} {{ l | last }} {{ l | reverse | list }} {{ l | sort | list }} {{ l | unique | list }} {{ l | map('upper') | join }} {{ l | select('ne', 'b') | list }} {{ l[0:2] }} {% for x in l %}{{ loop.index }}{{ x }}{% if loop.last %}.{% endif %}{% endfor %}{% set m = {'z': 1, 'a': 2} %} {{ m | dictsort }} {{ m | items | list }} {{ m | tojson }}"
+            ),
+            "b b ['b', 'a', 'b'] ['a', 'b', 'b'] ['b', 'a'] BAB ['a'] ['b', 'a'] 1b2a3b. [('a', 2), ('z', 1)] [('z', 1), ('a', 2)] {\"z\": 1, \"a\": 2}"
+        );
+    }
+
+    #[test]
+    fn rewrite_keeps_other_tags() {
+        let src = "{% set a = 1 %}{% set b = [1] -%}\n{%- set c = {'k': '%}'} %}{% for x in y %}";
+        assert_eq!(
+            super::mutable_literals(src),
+            "{% set a = 1 %}{% set b = __lf_mut([1]) -%}\n{%- set c = __lf_mut({'k': '%}'}) %}{% for x in y %}"
+        );
+        assert!(matches!(
+            super::mutable_literals("select 1"),
+            std::borrow::Cow::Borrowed(_)
+        ));
     }
 }

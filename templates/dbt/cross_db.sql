@@ -1,0 +1,72 @@
+{#- dbt's cross-database macros (`dbt.dateadd(...)`, ...) as dbt-duckdb 1.11 renders them:
+    the `duckdb__` variant where dbt-duckdb has one, else dbt's `default__`. -#}
+{%- macro any_value(expression) -%}arbitrary({{ expression }}){%- endmacro -%}
+{%- macro date(year, month, day) -%}make_date({{ year }}, {{ month }}, {{ day }}){%- endmacro -%}
+{%- macro dateadd(datepart, interval, from_date_or_timestamp) -%}
+{%- set unit = datepart | lower -%}
+{%- if unit == 'quarter' -%}
+({{ from_date_or_timestamp }} + (cast({{ interval }} as bigint) * 3) * interval 1 month)
+{%- elif unit == 'week' -%}
+({{ from_date_or_timestamp }} + (cast({{ interval }} as bigint) * 7) * interval 1 day)
+{%- else -%}
+({{ from_date_or_timestamp }} + cast({{ interval }} as bigint) * interval 1 {{ unit }})
+{%- endif -%}
+{%- endmacro -%}
+{%- macro datediff(first_date, second_date, datepart) -%}
+{%- if datepart == 'week' -%}
+({{ dbt.datediff(first_date, second_date, 'day') }} // 7 + case
+    when date_part('dow', ({{ first_date }})::timestamp) <= date_part('dow', ({{ second_date }})::timestamp) then
+        case when {{ first_date }} <= {{ second_date }} then 0 else -1 end
+    else
+        case when {{ first_date }} <= {{ second_date }} then 1 else 0 end
+end)
+{%- else -%}
+(date_diff('{{ datepart }}', {{ first_date }}::timestamp, {{ second_date }}::timestamp ))
+{%- endif -%}
+{%- endmacro -%}
+{%- macro date_trunc(datepart, date) -%}date_trunc('{{ datepart }}', {{ date }}){%- endmacro -%}
+{%- macro default_last_day(date, datepart) -%}
+cast({{ dbt.dateadd('day', '-1', dbt.dateadd(datepart, '1', dbt.date_trunc(datepart, date))) }} as date)
+{%- endmacro -%}
+{%- macro last_day(date, datepart) -%}
+{%- if datepart == 'quarter' -%}
+cast({{ dbt.dateadd('day', '-1', dbt.dateadd('month', '3', dbt.date_trunc(datepart, date))) }} as date)
+{%- else -%}
+{{ dbt.default_last_day(date, datepart) }}
+{%- endif -%}
+{%- endmacro -%}
+{%- macro listagg(measure, delimiter_text="','", order_by_clause=none, limit_num=none) -%}
+{%- if limit_num -%}
+list_aggr((array_agg({{ measure }} {% if order_by_clause %}{{ order_by_clause }}{% endif %}))[1:{{ limit_num }}], 'string_agg', {{ delimiter_text }})
+{%- else -%}
+string_agg({{ measure }}, {{ delimiter_text }} {% if order_by_clause %}{{ order_by_clause }}{% endif %})
+{%- endif -%}
+{%- endmacro -%}
+{%- macro split_part(string_text, delimiter_text, part_number) -%}
+string_split({{ string_text }}, {{ delimiter_text }})[ {{ part_number }} ]
+{%- endmacro -%}
+{%- macro array_construct(inputs=[], data_type='integer') -%}
+{%- if inputs | length > 0 -%}array[ {{ inputs | join(' , ') }} ]{%- else -%}array[]::{{ data_type }}[]{%- endif -%}
+{%- endmacro -%}
+{%- macro bool_or(expression) -%}bool_or({{ expression }}){%- endmacro -%}
+{%- macro cast_bool_to_text(field) -%}cast({{ field }} as TEXT){%- endmacro -%}
+{%- macro concat(fields) -%}{{ fields | join(' || ') }}{%- endmacro -%}
+{%- macro type_string() -%}TEXT{%- endmacro -%}
+{%- macro type_timestamp() -%}timestamp{%- endmacro -%}
+{%- macro type_float() -%}float{%- endmacro -%}
+{%- macro type_numeric() -%}numeric(28,6){%- endmacro -%}
+{%- macro type_bigint() -%}bigint{%- endmacro -%}
+{%- macro type_int() -%}integer{%- endmacro -%}
+{%- macro type_boolean() -%}boolean{%- endmacro -%}
+{%- macro escape_single_quotes(expression) -%}{{ expression | replace("'", "''") }}{%- endmacro -%}
+{%- macro except() -%}except{%- endmacro -%}
+{%- macro intersect() -%}intersect{%- endmacro -%}
+{%- macro hash(field) -%}md5(cast({{ field }} as TEXT)){%- endmacro -%}
+{%- macro length(expression) -%}length({{ expression }}){%- endmacro -%}
+{%- macro string_literal(value) -%}'{{ value }}'{%- endmacro -%}
+{%- macro position(substring_text, string_text) -%}position({{ substring_text }} in {{ string_text }}){%- endmacro -%}
+{%- macro replace(field, old_chars, new_chars) -%}replace({{ field }}, {{ old_chars }}, {{ new_chars }}){%- endmacro -%}
+{%- macro right(string_text, length_expression) -%}right({{ string_text }}, {{ length_expression }}){%- endmacro -%}
+{%- macro safe_cast(field, type) -%}cast({{ field }} as {{ type }}){%- endmacro -%}
+{%- macro current_timestamp() -%}now(){%- endmacro -%}
+{%- macro current_timestamp_backcompat() -%}current_timestamp::timestamp{%- endmacro -%}
