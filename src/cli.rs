@@ -77,6 +77,9 @@ pub enum Command {
         /// Name of the project; also the folder created
         name: String,
     },
+    /// Install the packages of packages.yml / dependencies.yml (local and git) into
+    /// dbt_packages/
+    Deps,
     /// Render models to SQL in target/compiled and write target/manifest.json
     Compile(Selection),
     /// List the models a selection picks, one fully qualified name per line

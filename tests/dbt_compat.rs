@@ -226,12 +226,18 @@ fn unsupported_dbt_features_are_named_in_one_line() {
     let warning: Vec<&str> = run
         .stderr
         .lines()
-        .filter(|l| l.contains("packages.yml"))
+        .filter(|l| l.starts_with("warning:") && l.contains("packages.yml"))
         .collect();
     assert_eq!(warning.len(), 1, "{}", run.stderr);
-    assert!(warning[0].contains("unsupported dbt feature `packages`"));
     assert!(
-        run.stderr.contains("unsupported dbt feature: the test 'dbt_utils.not_constant' comes from the dbt package 'dbt_utils'"),
+        warning[0].contains(
+            "1 packages are declared, 0 installed under dbt_packages/; run `lakeflow deps`"
+        ),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("the test 'dbt_utils.not_constant' comes from the package 'dbt_utils', which is not installed"),
         "{}",
         run.stderr
     );

@@ -290,3 +290,27 @@ fn target_renders_inside_schema_files() {
     run.ok();
     assert_eq!(run.stdout.trim(), "proj.a", "{}", run.stdout);
 }
+
+/// A macro may call any other, wherever it is defined: before it in the same file, in an
+/// earlier file, or after it (the combined macro template used to hide earlier ones).
+#[test]
+fn macros_call_macros_defined_before_and_after_them() {
+    let t = TestProject::new(&[
+        (
+            "macros/a.sql",
+            "{% macro first() %}1{% endmacro %}{% macro second() %}{{ first() }} + {{ third() }}{% endmacro %}",
+        ),
+        (
+            "macros/b.sql",
+            "{% macro third() %}{{ first() }} * 10{% endmacro %}{% macro listed() %}{{ return([first(), 2]) }}{% endmacro %}",
+        ),
+        (
+            "models/m.sql",
+            "{{ config(materialized='table') }} select {{ second() }} as x, {{ listed() | length }} as n",
+        ),
+    ]);
+    t.run(&["run"]).ok();
+    let conn = read_only(&t.catalog());
+    assert_eq!(query_i64(&conn, "select x from m"), 11);
+    assert_eq!(query_i64(&conn, "select n from m"), 2);
+}

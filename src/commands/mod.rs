@@ -7,6 +7,7 @@ mod clean;
 mod compile;
 mod debug;
 mod delta;
+mod deps;
 
 use crate::cli::{Cli, Command, Global, Selection};
 use crate::error::Result;
@@ -20,6 +21,7 @@ pub fn dispatch(cli: Cli) -> Result<bool> {
     crate::redact::set_json_events(g.log_format == crate::report::LogFormat::Json);
     match cli.command {
         Command::Init { name } => crate::example_data::init(&name).map(|_| true),
+        Command::Deps => deps::deps(&g),
         Command::Compile(sel) => compile::compile(&g, &sel),
         Command::Ls { selection, output } => compile::ls(&g, &selection, output),
         Command::Run(args) => build::run(&g, &args, "run"),

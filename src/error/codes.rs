@@ -57,6 +57,24 @@ pub const CODES: &[(&str, &str)] = &[
     ),
     ("LF122", "an `attach:` entry of the profile has no `path`"),
     (
+        "LF123",
+        "a package entry has none of `local`, `git` or `package`",
+    ),
+    (
+        "LF124",
+        "an installed package's dbt_project.yml has no `name`",
+    ),
+    ("LF125", "a `dispatch:` entry has no `macro_namespace`"),
+    ("LF126", "`packages-install-path` is not inside the project"),
+    (
+        "LF127",
+        "`lakeflow deps` cannot install a package in the packages folder (missing local folder, a foreign folder in the way, a write failed)",
+    ),
+    (
+        "LF128",
+        "`lakeflow deps` cannot fetch a package (git failed or is missing, or a hub package)",
+    ),
+    (
         "LF130",
         "`lakeflow example-data` cannot generate or land the example data",
     ),

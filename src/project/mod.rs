@@ -4,6 +4,7 @@ pub mod config;
 pub mod data_tests;
 pub mod env;
 pub mod files;
+pub mod packages;
 pub mod paths;
 pub mod profile;
 pub mod sources;
@@ -48,6 +49,12 @@ pub struct Project {
     pub tests: Vec<SqlFile>,
     /// Macro files, including `{% test %}` blocks under `test-paths/generic/`.
     pub macros: Vec<SqlFile>,
+    /// The dbt packages installed under `packages_install_path`, with their macros.
+    pub packages: Vec<packages::Package>,
+    /// `dispatch:` search orders of the project file.
+    pub dispatch: Vec<packages::Dispatch>,
+    /// `packages-install-path` (relative to the root): where `lakeflow deps` installs.
+    pub packages_install_path: String,
     /// `{% docs %}` blocks by name, for `{{ doc() }}`.
     pub docs: BTreeMap<String, String>,
     /// One line per dbt feature the project uses that lakeflow does not run.
@@ -161,7 +168,29 @@ pub fn load(opts: &LoadOptions) -> Result<Project> {
         &resource_paths,
         &renderer.with_docs(docs.clone()).with_target(&target),
     )?;
-    let warnings = unsupported::scan(&root, &doc, &resource_paths)?;
+    let mut warnings = unsupported::scan(&root, &doc, &resource_paths)?;
+    let packages_install_path = keys
+        .str(&doc, "packages-install-path")?
+        .unwrap_or_else(|| "dbt_packages".into());
+    let installed = packages::installed(&root, &packages_install_path)?;
+    if let Some((declared_in, declared)) = packages::declared(&root)?
+        && declared.len() > installed.len()
+    {
+        warnings.push(format!(
+            "{}: {} packages are declared, {} installed under {packages_install_path}/; run `lakeflow deps` (or `dbt deps`)",
+            declared_in.strip_prefix(&root).unwrap_or(&declared_in).display(),
+            declared.len(),
+            installed.len()
+        ));
+    }
+    for p in installed.iter().filter(|p| p.has_models) {
+        warnings.push(format!(
+            "{}: the package '{}' has models or seeds; lakeflow uses its macros and tests but does not build package models yet",
+            p.root.display(),
+            p.name
+        ));
+    }
+    let dispatch = packages::dispatch(&doc, &keys)?;
     let tree = |key: &str| -> Result<ConfigTree> {
         let t = ConfigTree::from_yaml(keys.map(&doc, key)?, &name);
         t.check_types(&keys)?;
@@ -191,6 +220,9 @@ pub fn load(opts: &LoadOptions) -> Result<Project> {
         models,
         tests,
         macros,
+        packages: installed,
+        dispatch,
+        packages_install_path,
         docs,
         warnings,
         on_run_start,

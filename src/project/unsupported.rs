@@ -10,23 +10,6 @@ use std::path::Path;
 pub fn scan(root: &Path, doc: &Value, schema_dirs: &[String]) -> Result<Vec<String>> {
     let mut out = Vec::new();
     let rel = |p: &Path| p.strip_prefix(root).unwrap_or(p).display().to_string();
-    for name in ["packages.yml", "dependencies.yml"] {
-        let path = root.join(name);
-        let Ok(text) = std::fs::read_to_string(&path) else {
-            continue;
-        };
-        let listed = serde_yaml::from_str::<Value>(&text)
-            .ok()
-            .and_then(|v| yaml::get(&v, "packages").cloned())
-            .and_then(|p| p.as_sequence().map(|s| !s.is_empty()))
-            .unwrap_or(false);
-        if listed {
-            out.push(format!(
-                "{name}:{}: unsupported dbt feature `packages`: lakeflow installs no dbt packages, so their macros and tests (e.g. dbt_utils.*) do not resolve",
-                line_of(&text, "packages").unwrap_or(1)
-            ));
-        }
-    }
     let snapshot_dirs =
         yaml::get_str_list(doc, "snapshot-paths").unwrap_or_else(|| vec!["snapshots".to_string()]);
     for path in super::files::discover(root, &snapshot_dirs, &["sql"])? {

@@ -103,21 +103,35 @@ fn generic(r: &Renderer, m: &Models, decl: &TestDecl) -> Result<Option<Node>> {
         None => (None, decl.test.clone()),
     };
     let macro_name = format!("test_{test_name}");
-    if !r.macros.has(&macro_name) {
-        let err = match namespace.as_deref().filter(|ns| *ns != project.name) {
+    let package = namespace.as_deref().filter(|ns| *ns != project.name);
+    // A package's test is called through its namespace (`dbt_utils.test_x(...)`).
+    let callee = match package {
+        Some(ns) if r.macros.internal(Some(ns), &macro_name).is_some() => {
+            Some(format!("{ns}.{macro_name}"))
+        }
+        Some(_) => None,
+        None => r.macros.has(&macro_name).then(|| macro_name.clone()),
+    };
+    let Some(callee) = callee else {
+        let err = match package {
+            Some(ns) if r.macros.packages.iter().any(|p| p == ns) => Error::new(
+                "LF210",
+                format!("the package '{ns}' has no generic test '{test_name}'"),
+            )
+            .hint(format!("check the test's name against the package's macros ({{% test {test_name}(...) %}})")),
             Some(ns) => Error::new(
                 "LF210",
-                format!("unsupported dbt feature: the test '{}' comes from the dbt package '{ns}', and lakeflow installs no packages", decl.test),
+                format!("the test '{}' comes from the package '{ns}', which is not installed", decl.test),
             )
             .hint(format!(
-                "define `{{% test {test_name}(model, column_name) %}}` in macros/ or tests/generic/ and write it without '{ns}.', or remove the test"
+                "declare '{ns}' in packages.yml and run `lakeflow deps` (or `dbt deps`), or define `{{% test {test_name}(model, column_name) %}}` in macros/ and write it without '{ns}.'"
             )),
             None => Error::new("LF210", format!("there is no generic test '{test_name}'")).hint(format!(
                 "built in are unique, not_null, accepted_values and relationships; define others as `{{% test {test_name}(model, column_name) %}}` in macros/ or tests/generic/"
             )),
         };
         return Err(located(err).with_snippet(&decl.snippet));
-    }
+    };
 
     // dbt's naming: test, target, then every argument's values, sorted by argument name.
     let mut named_args = decl.args.clone();
@@ -151,7 +165,7 @@ fn generic(r: &Renderer, m: &Models, decl: &TestDecl) -> Result<Option<Node>> {
 
     // The call: arguments that look like `ref(...)`/`source(...)` are Jinja expressions (as
     // dbt evaluates them); all others are passed as literal values.
-    let mut call = format!("{{{{ {macro_name}(model={}", model_arg(&model_expr, &base));
+    let mut call = format!("{{{{ {callee}(model={}", model_arg(&model_expr, &base));
     if let Some(c) = &decl.column {
         call.push_str(&format!(", column_name={}", literal_str(c)));
     }

@@ -270,7 +270,22 @@ pub fn return_(state: &State, value: Value) -> Result<Value, JError> {
 /// Calls the user macro `internal` and applies `return()`.
 pub fn call_macro(state: &mut State, internal: &str, args: &[Value]) -> Result<Value, JError> {
     let scope = scope(state)?;
-    let macro_value = state.lookup(internal).ok_or_else(|| {
+    scope.capture().returns.push(None);
+    let out = match state.lookup(internal).filter(|v| !v.is_undefined()) {
+        Some(macro_value) => macro_value.call(state, args),
+        None => call_elsewhere(state, internal, args),
+    };
+    let returned = scope.capture().returns.pop().flatten();
+    let out = out?;
+    Ok(returned.unwrap_or(out))
+}
+
+/// A macro the calling macro cannot see: minijinja's macros close over the names their body
+/// spells out and over what is defined after them, so a call through `call_macro` (a
+/// dispatch, a namespace, a plain call) to a macro defined earlier in the combined template
+/// finds nothing. It runs in a fresh evaluation of that template, with this render's context.
+fn call_elsewhere(state: &State, internal: &str, args: &[Value]) -> Result<Value, JError> {
+    let missing = || {
         JError::new(
             ErrorKind::UnknownFunction,
             format!(
@@ -278,12 +293,19 @@ pub fn call_macro(state: &mut State, internal: &str, args: &[Value]) -> Result<V
                 internal.trim_start_matches(super::macros::INTERNAL_PREFIX)
             ),
         )
-    })?;
-    scope.capture().returns.push(None);
-    let out = macro_value.call(state, args);
-    let returned = scope.capture().returns.pop().flatten();
-    let out = out?;
-    Ok(returned.unwrap_or(out))
+    };
+    let Ok(template) = state.env().get_template(super::macros::TEMPLATE) else {
+        return Err(missing());
+    };
+    let ctx: std::collections::BTreeMap<&str, Value> = [SCOPE_VAR, "this", "model"]
+        .into_iter()
+        .filter_map(|k| state.lookup(k).map(|v| (k, v)))
+        .collect();
+    let mut captured = template.render_captured(Value::from(ctx))?;
+    captured.with_state_mut(|other| match other.lookup(internal) {
+        Some(m) if !m.is_undefined() => m.call(other, args),
+        _ => Err(missing()),
+    })
 }
 
 /// dbt's `log(msg, info=False)`: shown on the console only with `info=True` (once, in the
@@ -328,9 +350,11 @@ pub fn unsupported(name: &'static str) -> impl Fn(Rest<Value>) -> Result<Value, 
     }
 }
 
-/// `adapter`: `adapter.quote(x)` and `adapter.dispatch(name)`.
+/// `adapter`: `adapter.quote(x)` and `adapter.dispatch(name, namespace)`.
 #[derive(Debug)]
-pub struct Adapter;
+pub struct Adapter {
+    pub dispatch: Arc<super::packages::Dispatcher>,
+}
 
 impl Object for Adapter {
     fn call_method(
@@ -344,22 +368,7 @@ impl Object for Adapter {
                 let (name,): (String,) = from_args(args)?;
                 Ok(Value::from(crate::model::relation::quote_ident(&name)))
             }
-            "dispatch" => {
-                let (name, _rest): (String, Rest<Value>) = from_args(args)?;
-                ["duckdb__", "default__", ""]
-                    .iter()
-                    .find_map(|prefix| {
-                        state
-                            .lookup(&format!("{prefix}{name}"))
-                            .filter(|v| !v.is_undefined())
-                    })
-                    .ok_or_else(|| {
-                        JError::new(
-                            ErrorKind::UnknownFunction,
-                            format!("no macro '{name}' to dispatch to"),
-                        )
-                    })
-            }
+            "dispatch" => super::packages::dispatch(&self.dispatch, state, args),
             _ => Err(JError::new(
                 ErrorKind::UnknownMethod,
                 format!("adapter.{method}() is not supported by lakeflow"),

@@ -79,7 +79,7 @@ pub(super) fn project_hooks(project: &Project) -> Result<Hooks> {
     if project.on_run_start.is_empty() && project.on_run_end.is_empty() {
         return Ok(Hooks::default());
     }
-    let macros = MacroSet::build(&project.macros)?;
+    let macros = MacroSet::build(&project.macros, &project.packages)?;
     let env = super::environment(project, &macros)?;
     let prefix = macros.import_prefix();
     let renderer = Renderer {

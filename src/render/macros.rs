@@ -3,6 +3,7 @@
 
 use crate::error::{Error, Result};
 use crate::project::SqlFile;
+use crate::project::packages::Package;
 use std::path::PathBuf;
 
 /// Template name of the combined macro file.
@@ -26,46 +27,115 @@ const BUILTIN_TESTS: &[(&str, &str)] = &[
     ),
 ];
 
+/// The prefix of internal names: `lfmacro__x` for the project's macro `x`,
+/// `lfmacro__pkg__x` for a package's.
+fn internal_prefix(package: Option<&str>) -> String {
+    match package {
+        None => INTERNAL_PREFIX.to_string(),
+        Some(p) => format!("{INTERNAL_PREFIX}{p}__"),
+    }
+}
+
 /// dbt's built-in naming macros, in lakeflow's words.
 const NAMING: &str = include_str!("../../templates/macros/naming.sql");
 
 pub struct MacroSet {
     pub source: String,
+    /// Names callable without a namespace (the project's own macros), with the internal
+    /// macro each calls.
     pub names: Vec<String>,
+    globals: std::collections::BTreeMap<String, String>,
+    /// Every internal macro name, by (package or none for the project, macro name).
+    internals: std::collections::BTreeMap<(Option<String>, String), String>,
+    /// The installed packages' names (namespaces: `dbt_utils.star(...)`).
+    pub packages: Vec<String>,
     /// (first line in the combined template, file) per macro file, to locate errors.
     line_map: Vec<(usize, PathBuf)>,
 }
 
 impl MacroSet {
-    pub fn build(files: &[SqlFile]) -> Result<MacroSet> {
-        let mut source = String::new();
-        let mut names = Vec::new();
-        let mut line_map = Vec::new();
-        let mut line = 1;
+    /// The project's macro files, then each package's, in one template.
+    pub fn build(files: &[SqlFile], packages: &[Package]) -> Result<MacroSet> {
+        let mut set = MacroSet {
+            source: String::new(),
+            names: Vec::new(),
+            globals: Default::default(),
+            internals: Default::default(),
+            packages: packages.iter().map(|p| p.name.clone()).collect(),
+            line_map: Vec::new(),
+        };
         for file in files {
-            line_map.push((line, file.path.clone()));
-            let (renamed, found) = rename_macros(&file.source);
-            for name in found {
-                if names.contains(&name) {
-                    return Err(
-                        Error::new("LF201", format!("macro '{name}' is defined twice"))
-                            .in_file(&file.path)
-                            .hint("macro names are global; rename or remove one definition"),
-                    );
-                }
-                names.push(name);
-            }
-            source.push_str(&renamed);
-            if !renamed.ends_with('\n') {
-                source.push('\n');
-            }
-            line += renamed.lines().count().max(1);
+            set.add_file(None, file)?;
         }
-        Ok(MacroSet {
-            source,
-            names,
-            line_map,
+        for p in packages {
+            for file in &p.macros {
+                set.add_file(Some(&p.name), file)?;
+            }
+        }
+        Ok(set)
+    }
+
+    fn add_file(&mut self, package: Option<&str>, file: &SqlFile) -> Result<()> {
+        let line = self.source.lines().count() + 1;
+        self.line_map.push((line, file.path.clone()));
+        self.add_source(package, &file.source).map_err(|name| {
+            Error::new("LF201", format!("macro '{name}' is defined twice"))
+                .in_file(&file.path)
+                .hint(match package {
+                    None => "macro names are global in a project; rename or remove one definition"
+                        .to_string(),
+                    Some(p) => format!("the package '{p}' defines it twice; reinstall the package"),
+                })
         })
+    }
+
+    /// Renames and appends the macros of `source`; the name of a macro defined twice in one
+    /// package (or the project) is the error.
+    fn add_source(
+        &mut self,
+        package: Option<&str>,
+        source: &str,
+    ) -> std::result::Result<(), String> {
+        let prefix = internal_prefix(package);
+        let (renamed, found) = rename_macros(source, &prefix);
+        for name in found {
+            let key = (package.map(str::to_string), name.clone());
+            if self.internals.contains_key(&key) {
+                return Err(name);
+            }
+            let internal = format!("{prefix}{name}");
+            self.internals.insert(key, internal.clone());
+            // As in dbt, only the project's own macros are callable without a namespace;
+            // a package's are reached as `package.name` (or through `adapter.dispatch`).
+            if package.is_none() && !self.globals.contains_key(&name) {
+                self.globals.insert(name.clone(), internal);
+                self.names.push(name);
+            }
+        }
+        self.source.push_str(&renamed);
+        if !renamed.ends_with('\n') {
+            self.source.push('\n');
+        }
+        Ok(())
+    }
+
+    /// The internal macro an unqualified call of `name` reaches.
+    pub fn global(&self, name: &str) -> Option<&str> {
+        self.globals.get(name).map(String::as_str)
+    }
+
+    /// The internal name of `package`'s macro `name` (`package` none: the project's).
+    pub fn internal(&self, package: Option<&str>, name: &str) -> Option<&str> {
+        self.internals
+            .get(&(package.map(str::to_string), name.to_string()))
+            .map(String::as_str)
+    }
+
+    /// Every macro as (package or none, name, internal name).
+    pub fn all(&self) -> impl Iterator<Item = (Option<&str>, &str, &str)> {
+        self.internals
+            .iter()
+            .map(|((p, n), i)| (p.as_deref(), n.as_str(), i.as_str()))
     }
 
     /// Adds lakeflow's generic tests (`unique`, `not_null`, `accepted_values`,
@@ -107,25 +177,17 @@ impl MacroSet {
         let line = self.source.lines().count() + 1;
         self.line_map
             .push((line, PathBuf::from(format!("<lakeflow>/{label}"))));
-        let (renamed, found) = rename_macros(source);
-        self.names.extend(found);
-        self.source.push_str(&renamed);
-        if !renamed.ends_with('\n') {
-            self.source.push('\n');
-        }
+        // A built-in is defined once, and only when the name is free.
+        let _ = self.add_source(None, source);
     }
 
     /// The `{% from ... import ... %}` put before a model's first line (no newline, so the
     /// model's line numbers stay as in its file).
     pub fn import_prefix(&self) -> String {
-        if self.names.is_empty() {
+        if self.internals.is_empty() {
             return String::new();
         }
-        let list: Vec<String> = self
-            .names
-            .iter()
-            .map(|n| format!("{INTERNAL_PREFIX}{n}"))
-            .collect();
+        let list: Vec<&str> = self.internals.values().map(String::as_str).collect();
         format!("{{% from '{TEMPLATE}' import {} %}}", list.join(", "))
     }
 
@@ -139,13 +201,13 @@ impl MacroSet {
     }
 
     pub fn has(&self, name: &str) -> bool {
-        self.names.iter().any(|n| n == name)
+        self.globals.contains_key(name)
     }
 }
 
 /// Renames `{% macro name(` to the internal name and returns the names found. A dbt generic
 /// test block, `{% test name(model, column_name) %}...{% endtest %}`, is the macro `test_name`.
-fn rename_macros(source: &str) -> (String, Vec<String>) {
+fn rename_macros(source: &str, prefix: &str) -> (String, Vec<String>) {
     let mut out = String::with_capacity(source.len() + 64);
     let mut names = Vec::new();
     let mut rest = source;
@@ -178,7 +240,7 @@ fn rename_macros(source: &str) -> (String, Vec<String>) {
                 };
                 out.push_str(&tag[..body_start + ws]);
                 out.push_str("macro ");
-                out.push_str(INTERNAL_PREFIX);
+                out.push_str(prefix);
                 out.push_str(&name);
                 names.push(name);
                 rest = &name_part[name_len..];
@@ -207,7 +269,7 @@ mod tests {
     #[test]
     fn renames_every_macro_and_keeps_lines() {
         let src = "{% macro a(x) %}{{ x }}{% endmacro %}\n{%- macro  b_2() -%}\nhi\n{%- endmacro %}\n{% if macro %}{% endif %}";
-        let (out, names) = rename_macros(src);
+        let (out, names) = rename_macros(src, INTERNAL_PREFIX);
         assert_eq!(names, vec!["a", "b_2"]);
         assert!(out.contains("{% macro lfmacro__a(x) %}"));
         assert!(out.contains("{%- macro lfmacro__b_2() -%}"));
@@ -218,7 +280,7 @@ mod tests {
     #[test]
     fn test_blocks_become_test_macros() {
         let src = "{% test positive(model, column_name) %}\nselect 1\n{%- endtest %}\n{%test  x() -%}{% endtest -%}";
-        let (out, names) = rename_macros(src);
+        let (out, names) = rename_macros(src, INTERNAL_PREFIX);
         assert_eq!(names, vec!["test_positive", "test_x"]);
         assert!(out.contains("{% macro lfmacro__test_positive(model, column_name) %}"));
         assert!(out.contains("{%- endmacro %}"));
@@ -238,10 +300,13 @@ mod tests {
             kind: Default::default(),
             checksum: String::new(),
         };
-        let set = MacroSet::build(&[
-            file("a", "{% macro a() %}\n1\n{% endmacro %}\n"),
-            file("b", "\n{% macro b() %}{{ nope }}{% endmacro %}\n"),
-        ])
+        let set = MacroSet::build(
+            &[
+                file("a", "{% macro a() %}\n1\n{% endmacro %}\n"),
+                file("b", "\n{% macro b() %}{{ nope }}{% endmacro %}\n"),
+            ],
+            &[],
+        )
         .unwrap();
         assert_eq!(set.locate(5), Some((PathBuf::from("macros/b.sql"), 2)));
         assert_eq!(set.locate(2), Some((PathBuf::from("macros/a.sql"), 2)));

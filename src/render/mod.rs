@@ -11,6 +11,7 @@ mod globals;
 pub mod hooks;
 pub mod macros;
 mod naming;
+mod packages;
 mod pycompat;
 mod seeds;
 mod sources;
@@ -91,7 +92,7 @@ pub struct Rendered {
 /// Renders the project. Render does no storage I/O: the Delta sources an enabled model uses
 /// are read through `reader` (and only those).
 pub fn render(project: &Project, reader: &dyn SourceReader) -> Result<Rendered> {
-    let mut macros = MacroSet::build(&project.macros)?;
+    let mut macros = MacroSet::build(&project.macros, &project.packages)?;
     if !project.schema.tests.is_empty() {
         macros.add_builtin_tests();
     }
@@ -540,7 +541,16 @@ fn environment<'a>(project: &Project, macros: &'a MacroSet) -> Result<Environmen
     env.add_function("run_query", functions::unsupported("run_query"));
     env.add_function("statement", functions::unsupported("statement"));
     env.add_global("config", Value::from_object(ConfigObject));
-    env.add_global("adapter", Value::from_object(Adapter));
+    env.add_global(
+        "adapter",
+        Value::from_object(Adapter {
+            dispatch: Arc::new(packages::Dispatcher::new(
+                &project.name,
+                &project.dispatch,
+                macros,
+            )),
+        }),
+    );
     env.add_global("validation", Value::from_object(Validation));
     env.add_global("basestring", Value::from("str"));
     env.add_global(
@@ -566,6 +576,7 @@ fn environment<'a>(project: &Project, macros: &'a MacroSet) -> Result<Environmen
                         let src = project
                             .macros
                             .iter()
+                            .chain(project.packages.iter().flat_map(|p| &p.macros))
                             .find(|m| m.path == path)
                             .map(|m| m.source.as_str())
                             .unwrap_or("");
@@ -575,13 +586,21 @@ fn environment<'a>(project: &Project, macros: &'a MacroSet) -> Result<Environmen
                 }
             })?;
         for name in &macros.names {
-            let internal = format!("{}{name}", macros::INTERNAL_PREFIX);
+            let Some(internal) = macros.global(name).map(str::to_string) else {
+                continue;
+            };
             // Keyword arguments pass through: `cents_to_dollars('amount', scale=4)`.
             env.add_function(
                 name.clone(),
                 move |state: &mut State, args: Rest<ValueOrKwargs>| {
                     functions::call_macro(state, &internal, &args.into_values())
                 },
+            );
+        }
+        for package in &macros.packages {
+            env.add_global(
+                package.clone(),
+                Value::from_object(packages::Namespace::of(package, macros)),
             );
         }
     }

@@ -1,0 +1,184 @@
+//! dbt packages: `lakeflow deps` installs local and git packages into dbt_packages/, their
+//! macros are called through their namespace and `adapter.dispatch`, their generic tests run
+//! from schema files, and `dispatch:` search orders let the project override them. Expected
+//! SQL and results are what dbt-core 1.11 + dbt-duckdb 1.11 gave for the same project.
+
+mod common;
+
+use common::{TestProject, query_strings, read_only};
+use std::path::Path;
+use std::process::Command;
+
+const PKG_PROJECT: &str = "name: my_pkg\nversion: '1.0'\nconfig-version: 2\n";
+
+const PKG_MACROS: &str = "{% macro cents(col) %}{{ return(adapter.dispatch('cents', 'my_pkg')(col)) }}{% endmacro %}
+{% macro default__cents(col) %}({{ col }} / 100.0){% endmacro %}
+{% macro duckdb__cents(col) %}round({{ col }} / 100.0, 1){% endmacro %}
+{% macro twice(col) %}({{ my_pkg.cents(col) }} * 2){% endmacro %}
+{% test positive(model, column_name) %}select * from {{ model }} where {{ column_name }} <= 0{% endtest %}
+";
+
+fn shop(packages_yml: &str) -> TestProject {
+    let t = TestProject::new(&[
+        (
+            "dbt_project.yml",
+            "name: shop\nversion: '1.0'\nprofile: shop\n",
+        ),
+        (
+            "profiles.yml",
+            "shop:\n  target: dev\n  outputs:\n    dev:\n      type: duckdb\n      path: shop.duckdb\n",
+        ),
+        ("packages.yml", packages_yml),
+        (
+            "models/prices.sql",
+            "{{ config(materialized='table') }}\nselect {{ my_pkg.cents('1234') }} as a, {{ my_pkg.twice('1000') }} as b, {{ my_pkg.cents('1250') }} as c\n",
+        ),
+        (
+            "models/schema.yml",
+            "version: 2\nmodels:\n  - name: prices\n    columns:\n      - name: a\n        data_tests:\n          - my_pkg.positive\n",
+        ),
+    ]);
+    std::fs::remove_file(t.path().join("lakeflow.yml")).expect("a dbt project");
+    t
+}
+
+fn write_package(dir: &Path) {
+    std::fs::create_dir_all(dir.join("macros")).expect("mkdir");
+    std::fs::write(dir.join("dbt_project.yml"), PKG_PROJECT).expect("write");
+    std::fs::write(dir.join("macros/cents.sql"), PKG_MACROS).expect("write");
+}
+
+fn prices(t: &TestProject) -> Vec<String> {
+    let conn = read_only(&t.path().join("shop.duckdb"));
+    query_strings(&conn, "select a || ' ' || b || ' ' || c from main.prices")
+}
+
+#[test]
+fn a_local_package_installs_and_its_macros_tests_and_dispatch_work() {
+    let t = shop("packages:\n  - local: vendor/my_pkg\n");
+    write_package(&t.path().join("vendor/my_pkg"));
+
+    // Not installed yet: a warning that says so, and the package test is a located error.
+    let run = t.run(&["build"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("packages.yml: 1 packages are declared, 0 installed under dbt_packages/; run `lakeflow deps`"),
+        "{}",
+        run.stderr
+    );
+
+    let run = t.run(&["deps"]);
+    run.ok();
+    assert!(
+        run.stdout
+            .contains("Installed my_pkg (local: vendor/my_pkg) in dbt_packages/my_pkg"),
+        "{}",
+        run.stdout
+    );
+    assert!(t.path().join("dbt_packages/my_pkg").is_symlink());
+
+    let run = t.run(&["build"]);
+    run.ok();
+    assert!(
+        run.stdout.contains("PASS  test my_pkg_positive_prices_a"),
+        "{}",
+        run.stdout
+    );
+    // dbt-duckdb: round(1234 / 100.0, 1), (round(1000 / 100.0, 1) * 2), round(1250 / 100.0, 1).
+    assert_eq!(prices(&t), ["12.3 20.0 12.5"]);
+
+    // The project's dispatch order puts its own duckdb__cents first (dbt: floor(...)).
+    t.write(
+        "dbt_project.yml",
+        "name: shop\nversion: '1.0'\nprofile: shop\ndispatch:\n  - macro_namespace: my_pkg\n    search_order: ['shop', 'my_pkg']\n",
+    );
+    t.write(
+        "macros/over.sql",
+        "{% macro duckdb__cents(col) %}floor({{ col }} / 100.0){% endmacro %}",
+    );
+    t.run(&["build"]).ok();
+    assert_eq!(prices(&t), ["12.0 20.0 12.0"]);
+
+    // As in dbt, a package's macros and tests need their namespace.
+    t.write(
+        "models/schema.yml",
+        "version: 2\nmodels:\n  - name: prices\n    columns:\n      - name: a\n        data_tests:\n          - positive\n",
+    );
+    let run = t.run(&["build"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("there is no generic test 'positive'"),
+        "{}",
+        run.stderr
+    );
+
+    // deps again replaces its own link; a foreign folder in the way is refused and kept.
+    t.run(&["deps"]).ok();
+    std::fs::remove_file(t.path().join("dbt_packages/my_pkg")).expect("unlink");
+    std::fs::create_dir_all(t.path().join("dbt_packages/my_pkg")).expect("mkdir");
+    std::fs::write(t.path().join("dbt_packages/my_pkg/notes.txt"), "mine").expect("write");
+    let run = t.run(&["deps"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(run.stderr.contains("error[LF127]"), "{}", run.stderr);
+    assert!(t.path().join("dbt_packages/my_pkg/notes.txt").is_file());
+}
+
+#[test]
+fn git_packages_install_at_their_revision_and_subdirectory_hub_ones_are_named() {
+    let repo = tempfile::tempdir().expect("tempdir");
+    let git = |args: &[&str]| {
+        let out = Command::new("git")
+            .args(args)
+            .current_dir(repo.path())
+            .env("GIT_AUTHOR_NAME", "t")
+            .env("GIT_AUTHOR_EMAIL", "t@example.com")
+            .env("GIT_COMMITTER_NAME", "t")
+            .env("GIT_COMMITTER_EMAIL", "t@example.com")
+            .output()
+            .expect("git");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    git(&["init", "--quiet"]);
+    write_package(&repo.path().join("pkg"));
+    git(&["add", "."]);
+    git(&["commit", "--quiet", "-m", "v1"]);
+    git(&["tag", "v1"]);
+    // A later commit the revision must not pick up.
+    std::fs::write(
+        repo.path().join("pkg/macros/cents.sql"),
+        PKG_MACROS.replace("round({{ col }} / 100.0, 1)", "0"),
+    )
+    .expect("write");
+    git(&["commit", "--quiet", "-am", "v2"]);
+
+    let t = shop(&format!(
+        "packages:\n  - git: \"{}\"\n    revision: v1\n    subdirectory: pkg\n  - package: dbt-labs/dbt_utils\n    version: 1.3.0\n",
+        repo.path().display()
+    ));
+    let run = t.run(&["deps"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stdout.contains("Installed my_pkg (git: "),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stderr.contains(
+            "error[LF128]: cannot install 'dbt-labs/dbt_utils' 1.3.0 from dbt's package hub"
+        ),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        t.path()
+            .join("dbt_packages/my_pkg/macros/cents.sql")
+            .is_file()
+    );
+    t.run(&["build"]).ok();
+    assert_eq!(prices(&t), ["12.3 20.0 12.5"]);
+}
