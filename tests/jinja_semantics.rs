@@ -314,3 +314,23 @@ fn macros_call_macros_defined_before_and_after_them() {
     assert_eq!(query_i64(&conn, "select x from m"), 11);
     assert_eq!(query_i64(&conn, "select n from m"), 2);
 }
+
+/// `target` in the project file, as dbt_date's integration project writes it:
+/// `+materialized: "{{ 'ephemeral' if target.name == 'trino' else 'table' }}"`.
+#[test]
+fn target_renders_inside_the_project_file() {
+    let t = TestProject::new(&[("models/a.sql", "select 1 as x")]);
+    t.write(
+        "lakeflow.yml",
+        "name: proj\nprofile: proj\nmodels:\n  proj:\n    +materialized: \"{{ 'view' if target.name == 'prod' else 'table' }}\"\n",
+    );
+    t.run(&["run"]).ok();
+    let conn = read_only(&t.catalog());
+    assert_eq!(
+        query_strings(
+            &conn,
+            "select table_type from information_schema.tables where table_name = 'a'"
+        ),
+        ["BASE TABLE"]
+    );
+}

@@ -105,17 +105,37 @@ pub fn load(opts: &LoadOptions) -> Result<Project> {
     let cli_vars = parse_cli_vars(opts.vars.as_deref())?;
 
     let (raw, text) = yaml::read(&file)?;
-    let doc = YamlRenderer::new(cli_vars.clone()).render_tree(raw, &file, &text)?;
     let keys = yaml::Keys {
         file: &file,
         text: &text,
     };
-    let name = keys.str(&doc, "name")?.ok_or_else(|| {
+    // First what the profile depends on (name, profile, vars); then, with the target known,
+    // the whole file, so its values may use `target` as in dbt.
+    let head = YamlRenderer::new(cli_vars.clone()).render_tree(head_of(&raw), &file, &text)?;
+    let name = keys.str(&head, "name")?.ok_or_else(|| {
         Error::new("LF106", "the project file has no `name`")
             .in_file(&file)
             .hint("add `name: my_project` at the top")
     })?;
     check_project_name(&name, &file, &text)?;
+    let mut vars: BTreeMap<String, serde_json::Value> = match keys.map(&head, "vars")? {
+        Some(v) => serde_json::from_value(yaml::to_json(v)).unwrap_or_default(),
+        None => BTreeMap::new(),
+    };
+    vars.extend(cli_vars.clone());
+    let renderer = YamlRenderer::new(vars.clone());
+
+    let profile_name = keys.str(&head, "profile")?.unwrap_or_else(|| name.clone());
+    let target = profile::load(&profile::ProfileRequest {
+        profiles_dir: opts.profiles_dir.as_deref(),
+        project_dir: &root,
+        profile_name: &profile_name,
+        target: opts.target.as_deref(),
+        renderer: &renderer,
+    })?;
+    let doc = YamlRenderer::new(cli_vars)
+        .with_target(&target)
+        .render_tree(raw, &file, &text)?;
     let paths = |key: &str, default: &str| -> Result<Vec<String>> {
         Ok(keys
             .str_list(&doc, key)?
@@ -131,22 +151,6 @@ pub fn load(opts: &LoadOptions) -> Result<Project> {
         .str_list(&doc, "clean-targets")?
         .map(|v| v.iter().map(|p| root.join(p)).collect())
         .unwrap_or_else(|| vec![target_path.clone()]);
-
-    let mut vars: BTreeMap<String, serde_json::Value> = match keys.map(&doc, "vars")? {
-        Some(v) => serde_json::from_value(yaml::to_json(v)).unwrap_or_default(),
-        None => BTreeMap::new(),
-    };
-    vars.extend(cli_vars);
-    let renderer = YamlRenderer::new(vars.clone());
-
-    let profile_name = keys.str(&doc, "profile")?.unwrap_or_else(|| name.clone());
-    let target = profile::load(&profile::ProfileRequest {
-        profiles_dir: opts.profiles_dir.as_deref(),
-        project_dir: &root,
-        profile_name: &profile_name,
-        target: opts.target.as_deref(),
-        renderer: &renderer,
-    })?;
 
     let seed_paths = paths("seed-paths", "seeds")?;
     let mut models = files::read_sql_files(&root, &model_paths)?;
@@ -230,6 +234,19 @@ pub fn load(opts: &LoadOptions) -> Result<Project> {
         schema,
         target,
     })
+}
+
+/// The keys of the project file that must be read before the profile: name, profile, vars.
+fn head_of(raw: &serde_yaml::Value) -> serde_yaml::Value {
+    let mut head = serde_yaml::Mapping::new();
+    if let serde_yaml::Value::Mapping(m) = raw {
+        for key in ["name", "profile", "vars"] {
+            if let Some(v) = m.get(key) {
+                head.insert(serde_yaml::Value::from(key), v.clone());
+            }
+        }
+    }
+    serde_yaml::Value::Mapping(head)
 }
 
 /// dbt's rule for project names (letters, digits, underscores, not starting with a digit).

@@ -165,7 +165,11 @@ pub fn dispatch(doc: &Value, keys: &yaml::Keys) -> Result<Vec<Dispatch>> {
         None | Some(Value::Null) => return Ok(Vec::new()),
         Some(Value::Sequence(items)) => items,
         Some(v) => {
-            return Err(keys.wrong_type("dispatch", "a list of {macro_namespace, search_order}", v));
+            return Err(keys.wrong_type(
+                "dispatch",
+                "a list of {macro_namespace, search_order}",
+                v,
+            ));
         }
     };
     items
