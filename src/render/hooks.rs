@@ -80,7 +80,7 @@ pub(super) fn project_hooks(project: &Project) -> Result<Hooks> {
         return Ok(Hooks::default());
     }
     let macros = MacroSet::build(&project.macros, &project.packages)?;
-    let env = super::environment(project, &macros)?;
+    let env = super::environment::environment(project, &macros)?;
     let prefix = macros.import_prefix();
     let renderer = Renderer {
         env: &env,

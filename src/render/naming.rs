@@ -93,19 +93,14 @@ impl Renderer<'_> {
             Some(v) => Value::from(v),
             None => Value::from(()),
         };
-        let ctx = self.context_with(
+        let out = self.render_call(
             file,
             scope,
             relation.clone(),
             config,
             &[("__lf_custom", custom)],
-        );
-        let source = format!("{}{{{{ {name}(__lf_custom, model) }}}}", self.prefix);
-        let out = self
-            .env
-            .template_from_named_str(&file.path.to_string_lossy(), &source)
-            .and_then(|t| t.render(ctx))
-            .map_err(|e| self.error(e, file))?;
+            &format!("{name}(__lf_custom, model)"),
+        )?;
         let out = out.trim();
         if out.is_empty() {
             return Err(Error::new(

@@ -1,0 +1,123 @@
+//! The Jinja environment every node renders in: dbt's context functions and objects, the
+//! project's and packages' macros, and the namespaces through which packages are called.
+
+use super::functions::{self, Adapter, ConfigObject};
+use super::macros::{self, MacroSet};
+use super::{globals, packages, pycompat};
+use crate::error::{Error, Result};
+use crate::project::Project;
+use minijinja::value::{Object, Rest, Value, ValueOrKwargs};
+use minijinja::{AutoEscape, Environment, State, UndefinedBehavior};
+use std::sync::Arc;
+
+pub(super) fn environment<'a>(project: &Project, macros: &'a MacroSet) -> Result<Environment<'a>> {
+    let mut env = Environment::new();
+    env.set_undefined_behavior(UndefinedBehavior::Strict);
+    env.set_auto_escape_callback(|_| AutoEscape::None);
+    env.set_unknown_method_callback(pycompat::unknown_method);
+    env.add_function("ref", functions::ref_);
+    env.add_function("source", functions::source);
+    env.add_function("var", functions::var);
+    env.add_function("env_var", crate::project::env::env_var);
+    env.add_function("return", functions::return_);
+    env.add_function("log", functions::log);
+    env.add_function("is_incremental", functions::is_incremental);
+    env.add_function(pycompat::MUTABLE_FN, pycompat::mutable);
+    env.add_function("tojson", globals::tojson);
+    env.add_function("fromjson", globals::fromjson);
+    env.add_function("toyaml", globals::toyaml);
+    env.add_function("fromyaml", globals::fromyaml);
+    env.add_function("zip", globals::zip);
+    env.add_function("set", globals::set);
+    env.add_function("local_md5", globals::local_md5);
+    env.add_global("modules", globals::modules());
+    env.add_global("flags", globals::flags());
+    env.add_global(
+        "invocation_id",
+        Value::from(uuid::Uuid::new_v4().to_string()),
+    );
+    env.add_global(
+        "run_started_at",
+        Value::from_object(globals::PyDateTime::now_utc()),
+    );
+    env.add_global("dbt", Value::from_object(globals::DbtNamespace));
+    env.add_template(globals::DBT_TEMPLATE, globals::DBT_SOURCE)
+        .map_err(|e| Error::new("LF202", format!("lakeflow's dbt macros: {e}")))?;
+    env.add_function("run_query", functions::unsupported("run_query"));
+    env.add_function("statement", functions::unsupported("statement"));
+    env.add_global("config", Value::from_object(ConfigObject));
+    env.add_global(
+        "adapter",
+        Value::from_object(Adapter {
+            dispatch: Arc::new(packages::Dispatcher::new(
+                &project.name,
+                &project.dispatch,
+                macros,
+            )),
+        }),
+    );
+    env.add_global("validation", Value::from_object(Validation));
+    env.add_global("basestring", Value::from("str"));
+    env.add_global(
+        "exceptions",
+        minijinja::context! {
+            raise_compiler_error => Value::from_function(functions::raise_compiler_error),
+            warn => Value::from_function(|msg: String| { crate::warnln!("{msg}"); String::new() }),
+        },
+    );
+    env.add_global(
+        "target",
+        functions::to_value(crate::project::yaml::target_json(&project.target)),
+    );
+    env.add_global("project_name", Value::from(project.name.clone()));
+    if !macros.names.is_empty() {
+        let source = pycompat::mutable_literals(&macros.source).into_owned();
+        env.add_template_owned(macros::TEMPLATE, source)
+            .map_err(|e| {
+                let base = Error::new("LF202", crate::project::yaml::jinja_reason(&e))
+                    .hint("fix the Jinja syntax of the macro file");
+                match e.line().and_then(|l| macros.locate(l)) {
+                    Some((path, line)) => {
+                        let src = project
+                            .macros
+                            .iter()
+                            .chain(project.packages.iter().flat_map(|p| &p.macros))
+                            .find(|m| m.path == path)
+                            .map(|m| m.source.as_str())
+                            .unwrap_or("");
+                        base.at(&path, line, None).with_snippet_from(src)
+                    }
+                    None => base,
+                }
+            })?;
+        for name in &macros.names {
+            let Some(internal) = macros.global(name).map(str::to_string) else {
+                continue;
+            };
+            // Keyword arguments pass through: `cents_to_dollars('amount', scale=4)`.
+            env.add_function(
+                name.clone(),
+                move |state: &mut State, args: Rest<ValueOrKwargs>| {
+                    functions::call_macro(state, &internal, &args.into_values())
+                },
+            );
+        }
+        for package in &macros.packages {
+            env.add_global(
+                package.clone(),
+                Value::from_object(packages::Namespace::of(package, macros)),
+            );
+        }
+    }
+    Ok(env)
+}
+
+/// `validation.any[...]` as dbt-duckdb macros write it in `config.get(..., validator=...)`.
+#[derive(Debug)]
+struct Validation;
+
+impl Object for Validation {
+    fn get_value(self: &Arc<Self>, _key: &Value) -> Option<Value> {
+        Some(Value::from_object(Validation))
+    }
+}

@@ -1,0 +1,343 @@
+//! dbt context globals beyond `ref`/`source`/`config`: `modules.datetime`, `modules.re`,
+//! `run_started_at`, `invocation_id`, `flags`, `tojson`/`fromjson`/`toyaml`/`fromyaml`, `zip`,
+//! `set`, `local_md5`, and the `dbt` namespace of cross-database macros
+//! (`dbt.dateadd(...)`, from `templates/dbt/cross_db.sql`).
+
+use super::pycompat::MutList;
+use minijinja::value::{Kwargs, Object, Rest, Value, from_args};
+use minijinja::{Error, ErrorKind, State};
+use std::sync::Arc;
+
+mod datetime;
+mod re;
+
+pub use datetime::*;
+use re::*;
+
+/// Template name of dbt's cross-database macros.
+pub const DBT_TEMPLATE: &str = "__lakeflow_dbt__";
+pub const DBT_SOURCE: &str = include_str!("../../../templates/dbt/cross_db.sql");
+
+fn err(msg: impl Into<String>) -> Error {
+    Error::new(ErrorKind::InvalidOperation, msg.into())
+}
+
+// ---------------------------------------------------------------------------------------
+// dbt namespace
+
+/// `dbt`: `dbt.dateadd('day', 1, 'd')` calls the macro of dbt-duckdb's SQL.
+#[derive(Debug)]
+pub struct DbtNamespace;
+
+impl Object for DbtNamespace {
+    fn call_method(
+        self: &Arc<Self>,
+        state: &mut State<'_, '_>,
+        method: &str,
+        args: &[Value],
+    ) -> Result<Value, Error> {
+        let template = state.env().get_template(DBT_TEMPLATE)?;
+        let mut captured = template.render_captured(())?;
+        captured.with_state_mut(|st| match st.lookup(method) {
+            Some(m) if !m.is_undefined() => m.call(st, args),
+            _ => Err(Error::new(
+                ErrorKind::UnknownMethod,
+                format!("lakeflow has no dbt.{method}() macro"),
+            )),
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// small functions
+
+pub fn tojson(value: Value, kwargs: Kwargs) -> Result<Value, Error> {
+    let sort: Option<bool> = kwargs.get("sort_keys")?;
+    let _: Option<Value> = kwargs.get("indent")?;
+    kwargs.assert_all_used()?;
+    let mut json = serde_json::to_value(&value).map_err(|e| err(e.to_string()))?;
+    if sort == Some(true) {
+        json = sort_keys(json);
+    }
+    let mut out = Vec::new();
+    let mut ser = serde_json::Serializer::with_formatter(&mut out, PyFormatter);
+    serde::Serialize::serialize(&json, &mut ser).map_err(|e| err(e.to_string()))?;
+    Ok(Value::from(String::from_utf8_lossy(&out).into_owned()))
+}
+
+fn sort_keys(v: serde_json::Value) -> serde_json::Value {
+    match v {
+        serde_json::Value::Object(m) => {
+            let mut pairs: Vec<_> = m.into_iter().collect();
+            pairs.sort_by(|a, b| a.0.cmp(&b.0));
+            serde_json::Value::Object(pairs.into_iter().map(|(k, v)| (k, sort_keys(v))).collect())
+        }
+        serde_json::Value::Array(a) => {
+            serde_json::Value::Array(a.into_iter().map(sort_keys).collect())
+        }
+        other => other,
+    }
+}
+
+/// Python's `json.dumps` separators: `", "` and `": "`.
+struct PyFormatter;
+
+impl serde_json::ser::Formatter for PyFormatter {
+    fn begin_array_value<W: ?Sized + std::io::Write>(
+        &mut self,
+        writer: &mut W,
+        first: bool,
+    ) -> std::io::Result<()> {
+        if first {
+            Ok(())
+        } else {
+            writer.write_all(b", ")
+        }
+    }
+    fn begin_object_key<W: ?Sized + std::io::Write>(
+        &mut self,
+        writer: &mut W,
+        first: bool,
+    ) -> std::io::Result<()> {
+        if first {
+            Ok(())
+        } else {
+            writer.write_all(b", ")
+        }
+    }
+    fn begin_object_value<W: ?Sized + std::io::Write>(
+        &mut self,
+        writer: &mut W,
+    ) -> std::io::Result<()> {
+        writer.write_all(b": ")
+    }
+}
+
+pub fn fromjson(text: String, default: Option<Value>) -> Result<Value, Error> {
+    match serde_json::from_str::<serde_json::Value>(&text) {
+        Ok(v) => Ok(super::pycompat::mutable(super::functions::to_value(v))),
+        Err(e) => default.ok_or_else(|| err(format!("fromjson: {e}"))),
+    }
+}
+
+pub fn fromyaml(text: String, default: Option<Value>) -> Result<Value, Error> {
+    match serde_yaml::from_str::<serde_json::Value>(&text) {
+        Ok(v) => Ok(super::pycompat::mutable(super::functions::to_value(v))),
+        Err(e) => default.ok_or_else(|| err(format!("fromyaml: {e}"))),
+    }
+}
+
+pub fn toyaml(value: Value, default: Option<Value>) -> Result<Value, Error> {
+    match serde_yaml::to_string(&value) {
+        Ok(s) => Ok(Value::from(s)),
+        Err(e) => default.ok_or_else(|| err(format!("toyaml: {e}"))),
+    }
+}
+
+/// Python's `zip(a, b, ...)`, as a list of lists.
+pub fn zip(args: Rest<Value>) -> Result<Value, Error> {
+    let lists: Vec<Vec<Value>> = args
+        .iter()
+        .map(|a| a.try_iter().map(|it| it.collect()))
+        .collect::<Result<_, _>>()?;
+    let n = lists.iter().map(Vec::len).min().unwrap_or(0);
+    Ok(Value::from(
+        (0..n)
+            .map(|i| Value::from(lists.iter().map(|l| l[i].clone()).collect::<Vec<_>>()))
+            .collect::<Vec<_>>(),
+    ))
+}
+
+/// Python's `set(iterable)`: a list without duplicates (first occurrence order).
+pub fn set(items: Option<Value>) -> Result<Value, Error> {
+    let mut out: Vec<Value> = Vec::new();
+    if let Some(items) = items {
+        for v in items.try_iter()? {
+            if !out.contains(&v) {
+                out.push(v);
+            }
+        }
+    }
+    Ok(MutList::new_value(out))
+}
+
+pub fn local_md5(text: String) -> String {
+    use md5::Digest;
+    let digest = md5::Md5::digest(text.as_bytes());
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+// ---------------------------------------------------------------------------------------
+// datetime
+
+/// `modules.itertools`: `chain`, `product`, `combinations` (as lists of lists).
+#[derive(Debug)]
+struct Itertools;
+
+impl Object for Itertools {
+    fn call_method(
+        self: &Arc<Self>,
+        _state: &mut State<'_, '_>,
+        method: &str,
+        args: &[Value],
+    ) -> Result<Value, Error> {
+        let lists = |args: &[Value]| -> Result<Vec<Vec<Value>>, Error> {
+            args.iter().map(|a| Ok(a.try_iter()?.collect())).collect()
+        };
+        match method {
+            "chain" => Ok(Value::from(lists(args)?.concat())),
+            "product" => {
+                let mut out: Vec<Vec<Value>> = vec![Vec::new()];
+                for list in lists(args)? {
+                    out = out
+                        .iter()
+                        .flat_map(|prefix| {
+                            list.iter().map(move |v| {
+                                let mut p = prefix.clone();
+                                p.push(v.clone());
+                                p
+                            })
+                        })
+                        .collect();
+                }
+                Ok(Value::from(
+                    out.into_iter().map(Value::from).collect::<Vec<_>>(),
+                ))
+            }
+            "combinations" => {
+                let (items, r): (Value, usize) = from_args(args)?;
+                let items: Vec<Value> = items.try_iter()?.collect();
+                let mut out = Vec::new();
+                let mut idx: Vec<usize> = (0..r).collect();
+                if r <= items.len() {
+                    loop {
+                        out.push(Value::from(
+                            idx.iter().map(|&i| items[i].clone()).collect::<Vec<_>>(),
+                        ));
+                        let Some(i) = (0..r).rev().find(|&i| idx[i] != i + items.len() - r) else {
+                            break;
+                        };
+                        idx[i] += 1;
+                        for j in i + 1..r {
+                            idx[j] = idx[j - 1] + 1;
+                        }
+                    }
+                }
+                Ok(Value::from(out))
+            }
+            _ => Err(Error::from(ErrorKind::UnknownMethod)),
+        }
+    }
+}
+
+/// dbt's `modules`: `datetime`, `re` and `itertools`.
+pub fn modules() -> Value {
+    minijinja::context! {
+        datetime => minijinja::context! {
+            datetime => Value::from_object(DateClass(Class::DateTime)),
+            date => Value::from_object(DateClass(Class::Date)),
+            timedelta => Value::from_object(DateClass(Class::Timedelta)),
+        },
+        re => Value::from_object(Re(None)),
+        itertools => Value::from_object(Itertools),
+    }
+}
+
+/// dbt's `flags`, as lakeflow knows them while rendering.
+pub fn flags() -> Value {
+    minijinja::context! {
+        FULL_REFRESH => false,
+        STORE_FAILURES => false,
+        WARN_ERROR => false,
+        EMPTY => false,
+        FAIL_FAST => false,
+        DEBUG => false,
+        USE_COLORS => false,
+        WHICH => "build",
+        INTROSPECT => true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    fn render(src: &str) -> String {
+        let mut env = minijinja::Environment::new();
+        env.set_unknown_method_callback(super::super::pycompat::unknown_method);
+        env.add_global("modules", super::modules());
+        env.add_global(
+            "run_started_at",
+            minijinja::Value::from_object(super::PyDateTime::now_utc()),
+        );
+        env.add_function("tojson", super::tojson);
+        env.add_function("fromjson", super::fromjson);
+        env.add_function("fromyaml", super::fromyaml);
+        env.add_function("toyaml", super::toyaml);
+        env.add_function("zip", super::zip);
+        env.add_function("set", super::set);
+        env.add_function("local_md5", super::local_md5);
+        env.add_global("dbt", minijinja::Value::from_object(super::DbtNamespace));
+        env.add_template(super::DBT_TEMPLATE, super::DBT_SOURCE)
+            .unwrap_or_else(|e| panic!("{e}"));
+        env.render_str(src, ())
+            .unwrap_or_else(|e| format!("ERROR {e:#}"))
+    }
+
+    #[test]
+    fn datetime_module() {
+        assert_eq!(
+            render(
+                "{% set d = modules.datetime.datetime(2024, 3, 5, 7, 8, 9) %}{{ d }}|{{ d.strftime('%Y/%m/%d %H') }}|{{ d.isoformat() }}|{{ d.date() }}|{{ modules.datetime.timedelta(days=1, hours=2) }}|{{ modules.datetime.date(2024, 1, 31).strftime('%d.%m') }}|{{ modules.datetime.datetime.strptime('2024-01-02', '%Y-%m-%d').day }}|{{ modules.datetime.datetime.fromisoformat('2024-01-02T03:04:05').hour }}"
+            ),
+            "2024-03-05 07:08:09|2024/03/05 07|2024-03-05T07:08:09|2024-03-05|1 day, 2:00:00|31.01|2|3"
+        );
+        assert_eq!(
+            render(
+                "{{ run_started_at.strftime('%Y') | length }}|{{ (run_started_at | string)[-6:] }}|{{ modules.datetime.date.today().year > 2000 }}"
+            ),
+            "4|+00:00|True"
+        );
+        assert!(
+            render("{{ modules.datetime.datetime.now().strftime('%Q') }}").starts_with("ERROR")
+        );
+    }
+
+    #[test]
+    fn re_module() {
+        assert_eq!(
+            render(
+                r"{{ modules.re.sub('[^a-z0-9]+', '_', 'Hello World!'.lower()) }}|{{ modules.re.match('a(b)', 'abc').group(1) }}|{{ modules.re.match('b', 'abc') is none }}|{{ modules.re.search('b', 'abc') is not none }}|{{ modules.re.findall('[0-9]+', 'a1b22') }}|{{ modules.re.compile('X', modules.re.IGNORECASE).sub('y', 'xX') }}|{{ modules.re.sub('(a)(b)', '\\2\\1', 'ab') }}"
+            ),
+            "hello_world_|b|True|True|['1', '22']|yy|ba"
+        );
+    }
+
+    #[test]
+    fn itertools_module() {
+        assert_eq!(
+            render(
+                "{{ modules.itertools.chain([1], [2, 3]) }}|{{ modules.itertools.product([1, 2], ['a']) }}|{{ modules.itertools.combinations([1, 2, 3], 2) }}|{{ modules.itertools.combinations([1], 2) }}"
+            ),
+            "[1, 2, 3]|[[1, 'a'], [2, 'a']]|[[1, 2], [1, 3], [2, 3]]|[]"
+        );
+    }
+
+    #[test]
+    fn small_functions() {
+        assert_eq!(
+            render(
+                "{{ tojson({'a': [1, 'x'], 'b': none}) }}|{{ fromjson('{\"k\": [1, 2]}').k[1] }}|{{ fromyaml('a: 1').a }}|{{ toyaml({'a': 1}) | trim }}|{{ zip([1, 2], ['a', 'b']) }}|{{ set([1, 2, 1]) }}|{{ local_md5('abc') }}"
+            ),
+            "{\"a\": [1, \"x\"], \"b\": null}|2|1|a: 1|[[1, 'a'], [2, 'b']]|[1, 2]|900150983cd24fb0d6963f7d28e17f72"
+        );
+    }
+
+    #[test]
+    fn dbt_namespace() {
+        assert_eq!(
+            render(
+                "{{ dbt.dateadd('day', 1, 'd') }}|{{ dbt.type_string() }}|{{ dbt.concat(['a', 'b']) }}|{{ dbt.last_day('d', 'month') }}"
+            ),
+            "(d + cast(1 as bigint) * interval 1 day)|TEXT|a || b|cast(((date_trunc('month', d) + cast(1 as bigint) * interval 1 month) + cast(-1 as bigint) * interval 1 day) as date)"
+        );
+    }
+}

@@ -1,0 +1,254 @@
+//! `modules.re`: Python's regular expressions over the `regex` crate.
+
+use super::err;
+use minijinja::value::{Object, Value, from_args};
+use minijinja::{Error, ErrorKind, State};
+use std::sync::Arc;
+
+fn py_regex(pattern: &str, flags: i64) -> Result<regex::Regex, Error> {
+    let mut inline = String::new();
+    for (bit, c) in [(2, 'i'), (8, 'm'), (16, 's'), (64, 'x')] {
+        if flags & bit != 0 {
+            inline.push(c);
+        }
+    }
+    let full = if inline.is_empty() {
+        pattern.to_string()
+    } else {
+        format!("(?{inline}){pattern}")
+    };
+    regex::Regex::new(&full).map_err(|e| err(format!("invalid regular expression: {e}")))
+}
+
+/// Python's replacement syntax (`\1`, `\g<name>`) in the regex crate's (`${1}`).
+fn py_replacement(repl: &str) -> String {
+    let mut out = String::with_capacity(repl.len());
+    let mut chars = repl.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '$' => out.push_str("$$"),
+            '\\' => match chars.peek().copied() {
+                Some(d) if d.is_ascii_digit() => {
+                    let mut n = String::new();
+                    while let Some(d) = chars.peek().copied().filter(char::is_ascii_digit) {
+                        n.push(d);
+                        chars.next();
+                    }
+                    out.push_str(&format!("${{{n}}}"));
+                }
+                Some('g') => {
+                    chars.next();
+                    let mut name = String::new();
+                    if chars.peek() == Some(&'<') {
+                        chars.next();
+                        for d in chars.by_ref() {
+                            if d == '>' {
+                                break;
+                            }
+                            name.push(d);
+                        }
+                    }
+                    out.push_str(&format!("${{{name}}}"));
+                }
+                Some('n') => {
+                    chars.next();
+                    out.push('\n');
+                }
+                Some('t') => {
+                    chars.next();
+                    out.push('\t');
+                }
+                Some('\\') => {
+                    chars.next();
+                    out.push('\\');
+                }
+                _ => out.push('\\'),
+            },
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+/// A Python `re.Match`.
+#[derive(Debug)]
+struct PyMatch {
+    groups: Vec<Option<(usize, usize, String)>>,
+    names: Vec<Option<String>>,
+}
+
+impl PyMatch {
+    fn new(re: &regex::Regex, caps: &regex::Captures) -> PyMatch {
+        PyMatch {
+            groups: caps
+                .iter()
+                .map(|m| m.map(|m| (m.start(), m.end(), m.as_str().to_string())))
+                .collect(),
+            names: re.capture_names().map(|n| n.map(str::to_string)).collect(),
+        }
+    }
+
+    fn group(&self, key: &Value) -> Result<Value, Error> {
+        let i = match key.as_str() {
+            Some(name) => self.names.iter().position(|n| n.as_deref() == Some(name)),
+            None => key.as_usize(),
+        };
+        match i.and_then(|i| self.groups.get(i)) {
+            Some(Some((_, _, s))) => Ok(Value::from(s.clone())),
+            Some(None) => Ok(Value::from(())),
+            None => Err(err("no such group")),
+        }
+    }
+}
+
+impl Object for PyMatch {
+    fn call_method(
+        self: &Arc<Self>,
+        _state: &mut State<'_, '_>,
+        method: &str,
+        args: &[Value],
+    ) -> Result<Value, Error> {
+        let span = |i: usize| {
+            self.groups
+                .get(i)
+                .and_then(|g| g.as_ref())
+                .map(|g| (g.0, g.1))
+        };
+        let first = args.first().and_then(Value::as_usize).unwrap_or(0);
+        match method {
+            "group" if args.len() > 1 => args
+                .iter()
+                .map(|a| self.group(a))
+                .collect::<Result<Vec<_>, _>>()
+                .map(Value::from),
+            "group" => self.group(&args.first().cloned().unwrap_or(Value::from(0))),
+            "groups" => Ok(Value::from(
+                self.groups[1..]
+                    .iter()
+                    .map(|g| {
+                        g.as_ref()
+                            .map_or(Value::from(()), |g| Value::from(g.2.clone()))
+                    })
+                    .collect::<Vec<_>>(),
+            )),
+            "start" => Ok(Value::from(span(first).map_or(-1, |s| s.0 as i64))),
+            "end" => Ok(Value::from(span(first).map_or(-1, |s| s.1 as i64))),
+            _ => Err(Error::from(ErrorKind::UnknownMethod)),
+        }
+    }
+}
+
+/// `modules.re` (no pattern) or a compiled pattern (`re.compile(p)`).
+#[derive(Debug)]
+pub(super) struct Re(pub(super) Option<regex::Regex>);
+
+impl Object for Re {
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        if self.0.is_some() {
+            return match key.as_str()? {
+                "pattern" => self.0.as_ref().map(|r| Value::from(r.as_str())),
+                _ => None,
+            };
+        }
+        Some(Value::from(match key.as_str()? {
+            "I" | "IGNORECASE" => 2,
+            "M" | "MULTILINE" => 8,
+            "S" | "DOTALL" => 16,
+            "X" | "VERBOSE" => 64,
+            _ => return None,
+        }))
+    }
+
+    fn call_method(
+        self: &Arc<Self>,
+        _state: &mut State<'_, '_>,
+        method: &str,
+        args: &[Value],
+    ) -> Result<Value, Error> {
+        let (re, args): (regex::Regex, &[Value]) = match &self.0 {
+            Some(re) => (re.clone(), args),
+            None => {
+                if method == "escape" {
+                    let (s,): (String,) = from_args(args)?;
+                    return Ok(Value::from(regex::escape(&s)));
+                }
+                let pattern = args
+                    .first()
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| err(format!("re.{method}() needs a pattern string")))?;
+                let flags = match method {
+                    "compile" => args.get(1),
+                    "sub" => args.get(4),
+                    "split" => args.get(3),
+                    _ => args.get(2),
+                }
+                .and_then(Value::as_i64)
+                .unwrap_or(0);
+                (py_regex(pattern, flags)?, &args[1..])
+            }
+        };
+        let text = |i: usize| -> Result<String, Error> {
+            args.get(i)
+                .and_then(Value::as_str)
+                .map(str::to_string)
+                .ok_or_else(|| err(format!("re.{method}() needs a string")))
+        };
+        let found = |caps: Option<regex::Captures>| {
+            caps.map_or(Value::from(()), |c| {
+                Value::from_object(PyMatch::new(&re, &c))
+            })
+        };
+        match method {
+            "compile" => Ok(Value::from_object(Re(Some(re.clone())))),
+            "match" => {
+                let s = text(0)?;
+                Ok(found(
+                    re.captures(&s)
+                        .filter(|c| c.get(0).is_some_and(|m| m.start() == 0)),
+                ))
+            }
+            "fullmatch" => {
+                let s = text(0)?;
+                Ok(found(re.captures(&s).filter(|c| {
+                    c.get(0)
+                        .is_some_and(|m| m.start() == 0 && m.end() == s.len())
+                })))
+            }
+            "search" => {
+                let s = text(0)?;
+                Ok(found(re.captures(&s)))
+            }
+            "findall" => {
+                let s = text(0)?;
+                let groups = re.captures_len();
+                Ok(Value::from(
+                    re.captures_iter(&s)
+                        .map(|c| {
+                            let g = |i: usize| Value::from(c.get(i).map_or("", |m| m.as_str()));
+                            match groups {
+                                1 => g(0),
+                                2 => g(1),
+                                n => Value::from((1..n).map(g).collect::<Vec<_>>()),
+                            }
+                        })
+                        .collect::<Vec<_>>(),
+                ))
+            }
+            "sub" => {
+                let (repl, s) = (text(0)?, text(1)?);
+                let count = args.get(2).and_then(Value::as_usize).unwrap_or(0);
+                Ok(Value::from(
+                    re.replacen(&s, count, py_replacement(&repl).as_str())
+                        .into_owned(),
+                ))
+            }
+            "split" => {
+                let s = text(0)?;
+                Ok(Value::from(
+                    re.split(&s).map(Value::from).collect::<Vec<_>>(),
+                ))
+            }
+            _ => Err(Error::from(ErrorKind::UnknownMethod)),
+        }
+    }
+}
