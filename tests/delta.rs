@@ -991,3 +991,46 @@ fn delta_commits_are_refused_on_s3_stores_that_ignore_conditional_puts() {
         "{log:?}"
     );
 }
+
+/// dbt-duckdb's source forms read natively: `plugin: delta` with `delta_table_path` (and
+/// `as_of_version`), and `external_location` templates under each `formatter`. Another plugin
+/// is a warning naming it.
+#[test]
+fn dbt_duckdb_plugin_sources_and_location_formatters() {
+    let t = TestProject::new(&[("models/silver/t.sql", &delta_model("{{ var('n', 3) }}", ""))]);
+    t.run(&["build"]).ok();
+    t.run(&["build", "--vars", "{n: 5}"]).ok();
+    let loc = t.lake("dev/silver/t").to_string_lossy().into_owned();
+    let root = t.path().to_string_lossy().into_owned();
+    std::fs::write(t.path().join("seed_a.csv"), "x\n1\n2\n").unwrap();
+    t.write(
+        "models/sources.yml",
+        &format!(
+            "sources:\n  - name: lake\n    meta:\n      plugin: delta\n    tables:\n      - name: first\n        meta: {{delta_table_path: '{loc}', as_of_version: 0}}\n      - name: latest\n        meta: {{delta_table_path: '{loc}'}}\n  - name: files\n    meta:\n      root: '{root}'\n    tables:\n      - name: new_style\n        meta: {{external_location: \"read_csv('{{root}}/{{name}}.csv')\"}}\n        identifier: seed_a\n      - name: seed_a\n        meta: {{external_location: \"read_csv('%(root)s/%(name)s.csv')\", formatter: oldstyle}}\n      - name: tmpl\n        identifier: seed_a\n        meta: {{external_location: \"read_csv('${{root}}/$identifier.csv')\", formatter: template}}\n  - name: other\n    meta:\n      plugin: excel\n    tables:\n      - name: sheet\n"
+        ),
+    );
+    t.write(
+        "models/gold/first.sql",
+        "select * from {{ source('lake', 'first') }}",
+    );
+    t.write(
+        "models/gold/latest.sql",
+        "select * from {{ source('lake', 'latest') }}",
+    );
+    t.write(
+        "models/gold/files.sql",
+        "select (select sum(x) from {{ source('files', 'seed_a') }}) + (select sum(x) from {{ source('files', 'tmpl') }}) as total",
+    );
+    let run = t.run(&["run", "--select", "gold"]);
+    run.ok();
+    assert!(
+        run.stderr
+            .contains("source other.sheet uses the dbt-duckdb plugin 'excel'"),
+        "{}",
+        run.stderr
+    );
+    let c = read_only(&t.catalog());
+    assert_eq!(query_i64(&c, "select count(*) from gold.first"), 3);
+    assert_eq!(query_i64(&c, "select count(*) from gold.latest"), 5);
+    assert_eq!(query_i64(&c, "select total from gold.files"), 6);
+}

@@ -62,6 +62,8 @@ pub struct SchemaFiles {
     /// `seeds:` entries, in the same shape as models.
     pub seeds: BTreeMap<String, ModelYaml>,
     pub sources: Vec<SourceTable>,
+    /// Source configs lakeflow reads but cannot follow (a dbt-duckdb plugin other than delta).
+    pub warnings: Vec<String>,
     /// Generic tests declared on models, seeds, columns and source tables.
     pub tests: Vec<super::data_tests::TestDecl>,
 }
@@ -310,13 +312,58 @@ fn read_sources(
             let table_config = json_map(keys.map(t, "config")?);
             super::config::check_shapes(&table_config, &keys)?;
             super::config::merge_into(&mut config, &table_config);
-            let template = external_location_of(t).or_else(|| source_location.clone());
-            let external_location = template.map(|loc| {
-                loc.replace("{name}", &name)
-                    .replace("{identifier}", &identifier)
-                    .replace("{schema}", &schema)
-                    .replace("{source_name}", &source_name)
-            });
+            // dbt-duckdb's source settings: `meta` and `config` of the source, then of the table.
+            let mut settings = source_settings(s);
+            settings.extend(source_settings(t));
+            if let Some(plugin) = settings.get("plugin").and_then(|v| v.as_str()) {
+                if plugin == "delta" {
+                    // dbt-duckdb's delta plugin: lakeflow reads the table natively.
+                    config.insert("format".into(), serde_json::Value::from("delta"));
+                    for (from, to) in [
+                        ("as_of_version", "as_of_version"),
+                        ("as_of_datetime", "as_of_timestamp"),
+                    ] {
+                        if let Some(v) = settings.get(from) {
+                            config.entry(to).or_insert_with(|| v.clone());
+                        }
+                    }
+                } else {
+                    out.warnings.push(format!(
+                        "{}: source {source_name}.{name} uses the dbt-duckdb plugin '{plugin}', which lakeflow does not run; it reads {schema}.{identifier} from the catalog instead",
+                        file.display()
+                    ));
+                }
+            }
+            let template = match settings.get("plugin").and_then(|v| v.as_str()) {
+                Some("delta") => settings
+                    .get("delta_table_path")
+                    .and_then(|v| v.as_str())
+                    .map(str::to_string),
+                _ => external_location_of(t).or_else(|| source_location.clone()),
+            };
+            let mut vars: Vec<(String, String)> = settings
+                .iter()
+                .filter_map(|(k, v)| {
+                    let text = match v {
+                        serde_json::Value::String(s) => s.clone(),
+                        serde_json::Value::Number(n) => n.to_string(),
+                        serde_json::Value::Bool(b) => if *b { "True" } else { "False" }.to_string(),
+                        _ => return None,
+                    };
+                    Some((k.clone(), text))
+                })
+                .collect();
+            vars.extend([
+                ("name".to_string(), name.clone()),
+                ("identifier".to_string(), identifier.clone()),
+                ("schema".to_string(), schema.clone()),
+                ("source_name".to_string(), source_name.clone()),
+            ]);
+            let formatter = settings
+                .get("formatter")
+                .and_then(|v| v.as_str())
+                .unwrap_or("newstyle");
+            let external_location = template.map(|loc| format_location(&loc, formatter, &vars));
             out.sources.push(SourceTable {
                 source_name: source_name.clone(),
                 name,
@@ -329,6 +376,39 @@ fn read_sources(
         }
     }
     Ok(())
+}
+
+/// The `meta` and `config` keys of a source or table entry, as dbt-duckdb merges them (config
+/// wins).
+fn source_settings(v: &Value) -> serde_json::Map<String, serde_json::Value> {
+    let mut out = serde_json::Map::new();
+    for key in ["meta", "config"] {
+        if let Some(serde_json::Value::Object(m)) = yaml::get(v, key).map(yaml::to_json) {
+            out.extend(m);
+        }
+    }
+    out
+}
+
+/// Fills `{name}` (`newstyle`), `%(name)s` (`oldstyle`) or `${name}` / `$name` (`template`)
+/// placeholders of an external location, as dbt-duckdb's `formatter` does.
+fn format_location(template: &str, formatter: &str, vars: &[(String, String)]) -> String {
+    let mut out = template.to_string();
+    // Longest names first, so `$name` does not eat the start of `$name_suffix`.
+    let mut vars: Vec<&(String, String)> = vars.iter().collect();
+    vars.sort_by_key(|(k, _)| std::cmp::Reverse(k.len()));
+    for (k, v) in vars {
+        match formatter {
+            "oldstyle" => out = out.replace(&format!("%({k})s"), v),
+            "template" => {
+                out = out
+                    .replace(&format!("${{{k}}}"), v)
+                    .replace(&format!("${k}"), v);
+            }
+            _ => out = out.replace(&format!("{{{k}}}"), v),
+        }
+    }
+    out
 }
 
 fn external_location_of(v: &Value) -> Option<String> {

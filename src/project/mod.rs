@@ -173,6 +173,7 @@ pub fn load(opts: &LoadOptions) -> Result<Project> {
         &renderer.with_docs(docs.clone()).with_target(&target),
     )?;
     let mut warnings = unsupported::scan(&root, &doc, &resource_paths)?;
+    warnings.extend(schema.warnings.iter().cloned());
     let packages_install_path = keys
         .str(&doc, "packages-install-path")?
         .unwrap_or_else(|| "dbt_packages".into());
