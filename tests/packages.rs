@@ -100,17 +100,35 @@ fn a_local_package_installs_and_its_macros_tests_and_dispatch_work() {
     t.run(&["build"]).ok();
     assert_eq!(prices(&t), ["12.0 20.0 12.0"]);
 
-    // As in dbt, a package's macros and tests need their namespace.
+    // As in dbt, a package's macros and tests need their namespace: the unqualified test is
+    // that test's error (dbt: "Compilation Error in test positive_prices_b"), the rest runs.
     t.write(
         "models/schema.yml",
-        "version: 2\nmodels:\n  - name: prices\n    columns:\n      - name: a\n        data_tests:\n          - positive\n",
+        "version: 2\nmodels:\n  - name: prices\n    columns:\n      - name: a\n        data_tests:\n          - my_pkg.positive\n      - name: b\n        data_tests:\n          - positive\n",
     );
     let run = t.run(&["build"]);
-    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert_eq!(run.code, 1, "{}", run.stderr);
     assert!(
-        run.stderr.contains("there is no generic test 'positive'"),
+        run.stdout.contains("PASS  test my_pkg_positive_prices_a"),
         "{}",
-        run.stderr
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("ERROR test positive_prices_b"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("there is no generic test 'positive'"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(prices(&t), ["12.0 20.0 12.0"]);
+    let results =
+        std::fs::read_to_string(t.path().join("target/run_results.json")).expect("results");
+    assert!(
+        results.contains("test.shop.positive_prices_b."),
+        "{results}"
     );
 
     // deps again replaces its own link; a foreign folder in the way is refused and kept.

@@ -8,7 +8,11 @@ use crate::report::artifacts;
 
 pub fn compile(g: &Global, sel: &Selection) -> Result<bool> {
     let p = plan(g, sel)?;
-    let chosen: Vec<Node> = p.plan.iter().map(|&i| p.nodes[i].clone()).collect();
+    let (failed, chosen): (Vec<Node>, Vec<Node>) = p
+        .plan
+        .iter()
+        .map(|&i| p.nodes[i].clone())
+        .partition(|n| n.error.is_some());
     artifacts::write_compiled(&p.project, &chosen)?;
     artifacts::write_manifest(&p.project, &p.nodes, &crate::model::clock::new_build_id())?;
     crate::outln!(
@@ -16,7 +20,11 @@ pub fn compile(g: &Global, sel: &Selection) -> Result<bool> {
         chosen.len(),
         p.project.target_path.join("compiled").display()
     );
-    Ok(true)
+    // Nodes that do not compile are each an error; the others are written (dbt does the same).
+    for n in &failed {
+        crate::errln!("{}", n.error.as_deref().unwrap_or_default());
+    }
+    Ok(failed.is_empty())
 }
 
 pub fn ls(g: &Global, sel: &Selection, output: LsOutput) -> Result<bool> {

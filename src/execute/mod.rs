@@ -198,16 +198,13 @@ pub fn execute(run: &Run, conn: &duckdb::Connection, observer: &dyn Observer) ->
             while in_flight < threads {
                 let Some(i) = ready.pop() else { break };
                 let node = &run.nodes[i];
-                if let Some(reason) = blocked
+                // Skipped behind a failure, not compilable, or reading what was never built.
+                let not_run = blocked
                     .get(&i)
-                    .cloned()
-                    .or_else(|| missing_upstream(run, i, &in_plan))
-                {
-                    let status = if blocked.contains_key(&i) {
-                        Status::Skipped
-                    } else {
-                        Status::Error
-                    };
+                    .map(|r| (Status::Skipped, r.clone()))
+                    .or_else(|| node.error.clone().map(|e| (Status::Error, e)))
+                    .or_else(|| missing_upstream(run, i, &in_plan).map(|r| (Status::Error, r)));
+                if let Some((status, reason)) = not_run {
                     let result = RunResult::failed(i, status, 0.0, reason);
                     tx.send(result).ok();
                     in_flight += 1;

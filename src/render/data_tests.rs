@@ -112,7 +112,9 @@ fn generic(r: &Renderer, m: &Models, decl: &TestDecl) -> Result<Option<Node>> {
         Some(_) => None,
         None => r.macros.has(&macro_name).then(|| macro_name.clone()),
     };
-    let Some(callee) = callee else {
+    // A test whose macro does not exist is that test's error (as dbt's compilation error of
+    // one node); the rest of the project still runs.
+    let missing = callee.is_none().then(|| {
         let err = match package {
             Some(ns) if r.macros.packages.iter().any(|p| p == ns) => Error::new(
                 "LF210",
@@ -130,8 +132,8 @@ fn generic(r: &Renderer, m: &Models, decl: &TestDecl) -> Result<Option<Node>> {
                 "built in are unique, not_null, accepted_values and relationships; define others as `{{% test {test_name}(model, column_name) %}}` in macros/ or tests/generic/"
             )),
         };
-        return Err(located(err).with_snippet(&decl.snippet));
-    };
+        located(err).with_snippet(&decl.snippet)
+    });
 
     // dbt's naming: test, target, then every argument's values, sorted by argument name.
     let mut named_args = decl.args.clone();
@@ -162,6 +164,19 @@ fn generic(r: &Renderer, m: &Models, decl: &TestDecl) -> Result<Option<Node>> {
     path.push(name.clone());
     let mut base = project.test_configs.resolve(&path);
     cfg::merge_into(&mut base, &decl.config);
+
+    let hash = super::test_ids::dbt_test_hash(
+        &name,
+        namespace.as_deref(),
+        &test_name,
+        &decl.args,
+        decl.column.as_deref(),
+        &super::test_ids::dbt_model_str(&decl.target),
+    );
+    let (Some(callee), None) = (callee, missing.as_ref()) else {
+        let error = missing.map(|e| e.to_string()).unwrap_or_default();
+        return Ok(Some(error_node(r, decl, &name, path, base, &hash, error)));
+    };
 
     // The call: arguments that look like `ref(...)`/`source(...)` are Jinja expressions (as
     // dbt evaluates them); all others are passed as literal values.
@@ -209,14 +224,6 @@ fn generic(r: &Renderer, m: &Models, decl: &TestDecl) -> Result<Option<Node>> {
         attached: Some(attached),
         kwargs: named_args,
     };
-    let hash = super::test_ids::dbt_test_hash(
-        &name,
-        namespace_of(&info),
-        &info.test_name.clone().unwrap_or_default(),
-        &decl.args,
-        decl.column.as_deref(),
-        &super::test_ids::dbt_model_str(&decl.target),
-    );
     render_test(r, m, &file, base, &short, Some(info), Some(&hash))
         .map(|n| n.map(|n| with_checksum(n, &decl.config)))
         .map_err(|e| {
@@ -304,11 +311,50 @@ fn render_test(
         test: info,
         hooks: Default::default(),
         incremental_sql: None,
+        error: None,
     }))
 }
 
-fn namespace_of(info: &TestInfo) -> Option<&str> {
-    info.namespace.as_deref()
+/// A generic test that cannot be compiled: a node that reports `error` when run, after the
+/// model (or source) it tests.
+fn error_node(
+    r: &Renderer,
+    decl: &TestDecl,
+    name: &str,
+    path: Vec<String>,
+    config: Config,
+    hash: &str,
+    error: String,
+) -> Node {
+    let (refs, sources) = match &decl.target {
+        TestTarget::Node(model) => (vec![model.clone()], Vec::new()),
+        TestTarget::Source(s, t) => (Vec::new(), vec![(s.clone(), t.clone())]),
+    };
+    let mut fqn = vec![r.project.name.clone()];
+    fqn.extend(path.iter().take(path.len().saturating_sub(1)).cloned());
+    fqn.push(name.to_string());
+    Node {
+        unique_id: format!("test.{}.{name}.{hash}", r.project.name),
+        kind: FileKind::Test,
+        name: name.to_string(),
+        fqn,
+        path: decl.file.clone(),
+        layer: None,
+        tags: cfg::as_string_list(config.get("tags")),
+        relation: audit_relation(r.project, &config, name),
+        config,
+        materialization: Materialization::Test,
+        location: None,
+        refs,
+        sources,
+        raw_sql: String::new(),
+        compiled_sql: String::new(),
+        checksum: String::new(),
+        test: None,
+        hooks: Default::default(),
+        incremental_sql: None,
+        error: Some(error),
+    }
 }
 
 /// A generic test's checksum covers its call and its own config, for `state:modified`.

@@ -65,6 +65,11 @@ pub struct Node {
     /// An incremental model's SQL with `is_incremental()` true (its new rows), or why it
     /// does not compile (reported only if an incremental run needs it).
     pub incremental_sql: Option<std::result::Result<String, String>>,
+    /// Why this node cannot run, found while compiling it (as dbt's per-node "Compilation
+    /// Error"): the node is reported as an error and what depends on it is skipped, while the
+    /// rest of the project runs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 impl Node {
@@ -329,6 +334,7 @@ pub fn render(project: &Project, reader: &dyn SourceReader) -> Result<Rendered> 
             test: None,
             hooks: model_hooks[i].clone(),
             incremental_sql,
+            error: None,
         });
     }
     nodes.extend(data_tests::compile(
