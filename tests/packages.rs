@@ -200,3 +200,17 @@ fn git_packages_install_at_their_revision_and_subdirectory_hub_ones_are_named() 
     t.run(&["build"]).ok();
     assert_eq!(prices(&t), ["12.3 20.0 12.5"]);
 }
+
+/// A project with no macros or tests of its own still reaches its packages' macros.
+#[test]
+fn a_project_without_macros_of_its_own_calls_package_macros() {
+    let t = shop("packages:\n  - local: vendor/my_pkg\n");
+    write_package(&t.path().join("vendor/my_pkg"));
+    t.write(
+        "models/schema.yml",
+        "version: 2\nmodels:\n  - name: prices\n",
+    );
+    t.run(&["deps"]).ok();
+    t.run(&["build"]).ok();
+    assert_eq!(prices(&t), ["12.3 20.0 12.5"]);
+}

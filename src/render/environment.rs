@@ -46,14 +46,15 @@ pub(super) fn environment<'a>(project: &Project, macros: &'a MacroSet) -> Result
     env.add_function("run_query", functions::unsupported("run_query"));
     env.add_function("statement", functions::unsupported("statement"));
     env.add_global("config", Value::from_object(ConfigObject));
+    let dispatcher = Arc::new(packages::Dispatcher::new(
+        &project.name,
+        &project.dispatch,
+        macros,
+    ));
     env.add_global(
         "adapter",
         Value::from_object(Adapter {
-            dispatch: Arc::new(packages::Dispatcher::new(
-                &project.name,
-                &project.dispatch,
-                macros,
-            )),
+            dispatch: dispatcher.clone(),
         }),
     );
     env.add_global("validation", Value::from_object(Validation));
@@ -70,7 +71,7 @@ pub(super) fn environment<'a>(project: &Project, macros: &'a MacroSet) -> Result
         functions::to_value(crate::project::yaml::target_json(&project.target)),
     );
     env.add_global("project_name", Value::from(project.name.clone()));
-    if !macros.names.is_empty() {
+    if !macros.is_empty() {
         let source = pycompat::mutable_literals(&macros.source).into_owned();
         env.add_template_owned(macros::TEMPLATE, source)
             .map_err(|e| {
@@ -90,13 +91,11 @@ pub(super) fn environment<'a>(project: &Project, macros: &'a MacroSet) -> Result
                     None => base,
                 }
             })?;
-        for name in &macros.names {
-            let Some(internal) = macros.global(name).map(str::to_string) else {
-                continue;
-            };
+        for (name, internal) in macros.names() {
+            let internal = internal.to_string();
             // Keyword arguments pass through: `cents_to_dollars('amount', scale=4)`.
             env.add_function(
-                name.clone(),
+                name.to_string(),
                 move |state: &mut State, args: Rest<ValueOrKwargs>| {
                     functions::call_macro(state, &internal, &args.into_values())
                 },
@@ -105,7 +104,10 @@ pub(super) fn environment<'a>(project: &Project, macros: &'a MacroSet) -> Result
         for package in &macros.packages {
             env.add_global(
                 package.clone(),
-                Value::from_object(packages::Namespace::of(package, macros)),
+                Value::from_object(packages::Namespace {
+                    package: package.clone(),
+                    dispatcher: dispatcher.clone(),
+                }),
             );
         }
     }

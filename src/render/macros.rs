@@ -41,14 +41,12 @@ const NAMING: &str = include_str!("../../templates/macros/naming.sql");
 
 pub struct MacroSet {
     pub source: String,
-    /// Names callable without a namespace (the project's own macros), with the internal
-    /// macro each calls.
-    pub names: Vec<String>,
-    globals: std::collections::BTreeMap<String, String>,
     /// Every internal macro name, by (package or none for the project, macro name).
     internals: std::collections::BTreeMap<(Option<String>, String), String>,
     /// The installed packages' names (namespaces: `dbt_utils.star(...)`).
     pub packages: Vec<String>,
+    /// Lines of `source` so far.
+    lines: usize,
     /// (first line in the combined template, file) per macro file, to locate errors.
     line_map: Vec<(usize, PathBuf)>,
 }
@@ -58,10 +56,9 @@ impl MacroSet {
     pub fn build(files: &[SqlFile], packages: &[Package]) -> Result<MacroSet> {
         let mut set = MacroSet {
             source: String::new(),
-            names: Vec::new(),
-            globals: Default::default(),
             internals: Default::default(),
             packages: packages.iter().map(|p| p.name.clone()).collect(),
+            lines: 0,
             line_map: Vec::new(),
         };
         for file in files {
@@ -76,8 +73,7 @@ impl MacroSet {
     }
 
     fn add_file(&mut self, package: Option<&str>, file: &SqlFile) -> Result<()> {
-        let line = self.source.lines().count() + 1;
-        self.line_map.push((line, file.path.clone()));
+        self.line_map.push((self.lines + 1, file.path.clone()));
         self.add_source(package, &file.source).map_err(|name| {
             Error::new("LF201", format!("macro '{name}' is defined twice"))
                 .in_file(&file.path)
@@ -103,15 +99,9 @@ impl MacroSet {
             if self.internals.contains_key(&key) {
                 return Err(name);
             }
-            let internal = format!("{prefix}{name}");
-            self.internals.insert(key, internal.clone());
-            // As in dbt, only the project's own macros are callable without a namespace;
-            // a package's are reached as `package.name` (or through `adapter.dispatch`).
-            if package.is_none() && !self.globals.contains_key(&name) {
-                self.globals.insert(name.clone(), internal);
-                self.names.push(name);
-            }
+            self.internals.insert(key, format!("{prefix}{name}"));
         }
+        self.lines += renamed.lines().count().max(1);
         self.source.push_str(&renamed);
         if !renamed.ends_with('\n') {
             self.source.push('\n');
@@ -119,9 +109,17 @@ impl MacroSet {
         Ok(())
     }
 
-    /// The internal macro an unqualified call of `name` reaches.
-    pub fn global(&self, name: &str) -> Option<&str> {
-        self.globals.get(name).map(String::as_str)
+    pub fn is_empty(&self) -> bool {
+        self.internals.is_empty()
+    }
+
+    /// The project's own macros as (name, internal name): as in dbt, only these are callable
+    /// without a namespace; a package's are reached as `package.name` or through
+    /// `adapter.dispatch`.
+    pub fn names(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.all()
+            .filter(|(p, _, _)| p.is_none())
+            .map(|(_, n, i)| (n, i))
     }
 
     /// The internal name of `package`'s macro `name` (`package` none: the project's).
@@ -174,9 +172,8 @@ impl MacroSet {
         if self.has(name) {
             return;
         }
-        let line = self.source.lines().count() + 1;
         self.line_map
-            .push((line, PathBuf::from(format!("<lakeflow>/{label}"))));
+            .push((self.lines + 1, PathBuf::from(format!("<lakeflow>/{label}"))));
         // A built-in is defined once, and only when the name is free.
         let _ = self.add_source(None, source);
     }
@@ -201,7 +198,7 @@ impl MacroSet {
     }
 
     pub fn has(&self, name: &str) -> bool {
-        self.globals.contains_key(name)
+        self.internal(None, name).is_some()
     }
 }
 

@@ -18,8 +18,6 @@ pub struct Dispatcher {
     search: BTreeMap<String, Vec<String>>,
     /// (package, or none for the project; macro name) -> internal macro name.
     macros: BTreeMap<(Option<String>, String), String>,
-    /// Unqualified name -> internal macro name.
-    globals: BTreeMap<String, String>,
 }
 
 impl Dispatcher {
@@ -34,11 +32,6 @@ impl Dispatcher {
                 .all()
                 .map(|(p, n, i)| ((p.map(str::to_string), n.to_string()), i.to_string()))
                 .collect(),
-            globals: macros
-                .names
-                .iter()
-                .filter_map(|n| macros.global(n).map(|i| (n.clone(), i.to_string())))
-                .collect(),
         }
     }
 
@@ -49,7 +42,7 @@ impl Dispatcher {
             return PREFIXES
                 .iter()
                 .chain(&[""])
-                .find_map(|p| self.globals.get(&format!("{p}{name}")))
+                .find_map(|p| self.macros.get(&(None, format!("{p}{name}"))))
                 .map(String::as_str);
         };
         let order: Vec<&str> = match self.search.get(ns) {
@@ -108,24 +101,16 @@ pub fn dispatch(dispatcher: &Dispatcher, state: &State, args: &[Value]) -> Resul
 /// One installed package as a Jinja namespace: `dbt_utils.generate_surrogate_key(...)`.
 #[derive(Debug)]
 pub struct Namespace {
-    pub members: BTreeMap<String, String>,
-}
-
-impl Namespace {
-    pub fn of(package: &str, macros: &MacroSet) -> Namespace {
-        Namespace {
-            members: macros
-                .all()
-                .filter(|(p, _, _)| *p == Some(package))
-                .map(|(_, n, i)| (n.to_string(), i.to_string()))
-                .collect(),
-        }
-    }
+    pub package: String,
+    pub dispatcher: Arc<Dispatcher>,
 }
 
 impl Object for Namespace {
     fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
-        let name = key.as_str()?;
-        self.members.get(name).map(|i| macro_value(i.clone()))
+        let key = (Some(self.package.clone()), key.as_str()?.to_string());
+        self.dispatcher
+            .macros
+            .get(&key)
+            .map(|i| macro_value(i.clone()))
     }
 }
