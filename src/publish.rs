@@ -25,10 +25,6 @@ use duckdb::Connection;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
-fn db_err(what: &str) -> impl Fn(duckdb::Error) -> Error + '_ {
-    move |e| Error::new("LF530", format!("{what}: {e}"))
-}
-
 /// Builds a replica from the catalog `conn` is open on and puts it at `dest.to`.
 pub fn publish(
     conn: &Connection,
@@ -83,7 +79,7 @@ fn write_replica(
     build_id: &str,
     project: &str,
 ) -> Result<Vec<String>> {
-    let err = db_err("cannot write the replica");
+    let err = state::db_err("cannot write the replica");
     let catalog_db: String = conn
         .query_row("select current_database()", [], |r| r.get(0))
         .map_err(&err)?;

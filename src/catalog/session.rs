@@ -107,11 +107,8 @@ pub fn load_delta_if_used(conn: &Connection, target: &Target, needed: bool) -> R
 pub fn config(target: &Target, project_root: &Path) -> Result<Config> {
     let mut config = Config::default();
     let set = |c: Config, k: &str, v: &str| {
-        c.with(k, v).map_err(|e| {
-            Error::new("LF401", format!("invalid DuckDB setting {k} = '{v}': {e}"))
-                .in_file(&target.profiles_file)
-                .hint("check the name and value under `settings:` of this target")
-        })
+        c.with(k, v)
+            .map_err(|e| setting_error(target, k, v, &e.to_string()))
     };
     config = set(config, "file_search_path", &project_root.to_string_lossy())?;
     // No machine running lakeflow is assumed to reach the internet.
@@ -155,13 +152,19 @@ pub fn apply_local(
             crate::model::relation::quote_ident(k),
             crate::model::relation::quote_literal(v)
         ))
-        .map_err(|e| {
-            Error::new("LF401", format!("invalid DuckDB setting {k} = '{v}': {e}"))
-                .in_file(&target.profiles_file)
-                .hint("check the name and value under `settings:` of this target")
-        })?;
+        .map_err(|e| setting_error(target, k, v, &e.to_string()))?;
     }
     Ok(())
+}
+
+/// A setting DuckDB does not know, or a value it refuses, as error LF401 naming the profile.
+fn setting_error(target: &Target, key: &str, value: &str, why: &str) -> Error {
+    Error::new(
+        "LF401",
+        format!("invalid DuckDB setting {key} = '{value}': {why}"),
+    )
+    .in_file(&target.profiles_file)
+    .hint("check the name and value under `settings:` of this target")
 }
 
 /// Extensions the target needs, and S3 access when it uses S3.

@@ -20,7 +20,8 @@ create table if not exists _lakeflow.replicas (
 create table if not exists _lakeflow.replica_files (build_id varchar, destination varchar, path varchar);
 ";
 
-fn db_err(what: &str) -> impl Fn(duckdb::Error) -> Error + '_ {
+/// A failed statement on the catalog's state (or a replica of it), as error LF530.
+pub fn db_err(what: &str) -> impl Fn(duckdb::Error) -> Error + '_ {
     move |e| Error::new("LF530", format!("{what}: {e}"))
 }
 

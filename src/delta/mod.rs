@@ -135,7 +135,7 @@ impl Table {
                 let (bucket, key) = s3::split_url(&location)
                     .ok_or_else(|| delta_error(format!("'{location}' is not an s3:// URL")))?;
                 let root = remote
-                    .new_store(&location)
+                    .client(&location)
                     .map_err(|e| delta_error(e.message.clone()))?;
                 commit_check = Some(
                     remote

@@ -171,16 +171,16 @@ pub fn execute(run: &Run, conn: &duckdb::Connection, observer: &dyn Observer) ->
     // Each worker's connection carries the settings DuckDB keeps per connection.
     let pool_conns: crate::error::Result<Vec<duckdb::Connection>> = (0..threads)
         .map(|_| {
-            let c = conn.try_clone().map_err(|e| {
-                crate::error::Error::new("LF407", format!("cannot open a DuckDB connection: {e}"))
-            })?;
+            let c = conn
+                .try_clone()
+                .map_err(|e| failed(format!("cannot open a DuckDB connection: {e}")))?;
             crate::catalog::session::apply_local(&c, run.local_settings, run.target)?;
             Ok(c)
         })
         .collect();
     let idle = match pool_conns {
         Ok(conns) => Mutex::new(conns),
-        Err(e) => return fail_all(e.message.clone()),
+        Err(e) => return fail_all(failure_text(&e)),
     };
     let pool = match rayon::ThreadPoolBuilder::new().num_threads(threads).build() {
         Ok(p) => p,

@@ -144,8 +144,13 @@ impl Object for MutList {
         method: &str,
         args: &[Value],
     ) -> Result<Value, Error> {
-        let mut items = lock(&self.0);
         let arg = |i: usize| args.get(i).cloned().unwrap_or_default();
+        // Read before locking: `l.extend(l)` iterates this very list.
+        let more: Option<Vec<Value>> = match method {
+            "extend" => Some(arg(0).try_iter()?.collect()),
+            _ => None,
+        };
+        let mut items = lock(&self.0);
         match method {
             "append" => items.push(arg(0)),
             "add" => {
@@ -153,10 +158,7 @@ impl Object for MutList {
                     items.push(arg(0));
                 }
             }
-            "extend" => {
-                let more: Vec<Value> = arg(0).try_iter()?.collect();
-                items.extend(more);
-            }
+            "extend" => items.extend(more.unwrap_or_default()),
             "insert" => {
                 let len = items.len() as i64;
                 let i = arg(0).as_i64().unwrap_or(len);
@@ -474,6 +476,11 @@ mod tests {
         assert_eq!(
             render("{% set n = {'x': []} %}{% do n['x'].append('%}') %}{{ n.x }}"),
             "['%}']"
+        );
+        // Extending a list by itself reads it before changing it (no self-deadlock).
+        assert_eq!(
+            render("{% set l = [1, 2] %}{% do l.extend(l) %}{{ l }}"),
+            "[1, 2, 1, 2]"
         );
     }
 

@@ -111,22 +111,26 @@ impl Remote {
     fn store(&self, url: &str) -> Result<(Arc<dyn ObjectStore>, StorePath)> {
         let (_, key) = split_url(url)
             .ok_or_else(|| Error::new("LF521", format!("'{url}' is not an s3:// URL")))?;
+        Ok((self.client(url)?, key_path(key)?))
+    }
+
+    /// The client rooted at the bucket of `url`, made once per (secret, bucket) and shared
+    /// by every file and Delta log request on the one runtime.
+    pub fn client(&self, url: &str) -> Result<Arc<dyn ObjectStore>> {
         let cache_key = self.store_key(url)?;
         let mut stores = self.stores.lock().unwrap_or_else(|p| p.into_inner());
-        let store = match stores.get(&cache_key) {
+        Ok(match stores.get(&cache_key) {
             Some(s) => s.clone(),
             None => {
                 let store = self.new_store(url)?;
                 stores.insert(cache_key, store.clone());
                 store
             }
-        };
-        Ok((store, key_path(key)?))
+        })
     }
 
-    /// A new client rooted at the bucket of `url`, not shared with this Remote's cache (a Delta
-    /// table keeps its own).
-    pub fn new_store(&self, url: &str) -> Result<Arc<dyn ObjectStore>> {
+    /// A new client rooted at the bucket of `url`.
+    fn new_store(&self, url: &str) -> Result<Arc<dyn ObjectStore>> {
         let (bucket, _) = split_url(url)
             .ok_or_else(|| Error::new("LF521", format!("'{url}' is not an s3:// URL")))?;
         let mut b = AmazonS3Builder::new()

@@ -8,9 +8,15 @@ use minijinja::{Error, ErrorKind, State};
 use std::fmt;
 use std::sync::Arc;
 
-/// Python's strftime format in chrono's dialect (`%f` is microseconds in Python).
-fn strftime(fmt: &str, f: impl FnOnce(&[chrono::format::Item]) -> String) -> Result<Value, Error> {
-    let fmt = fmt.replace("%f", "%6f");
+/// Python's `strftime` of `dt` (UTC when `utc`), in chrono's dialect (`%f` is microseconds
+/// in Python; a naive value's `%z`/`%Z` are empty, as in Python). A code the value cannot
+/// give is an error, never a panic.
+fn strftime(fmt: &str, dt: NaiveDateTime, utc: bool) -> Result<Value, Error> {
+    use std::fmt::Write;
+    let mut fmt = fmt.replace("%f", "%6f");
+    if !utc {
+        fmt = fmt.replace("%z", "").replace("%Z", "");
+    }
     let items: Vec<chrono::format::Item> = chrono::format::StrftimeItems::new(&fmt).collect();
     if items
         .iter()
@@ -18,7 +24,14 @@ fn strftime(fmt: &str, f: impl FnOnce(&[chrono::format::Item]) -> String) -> Res
     {
         return Err(err(format!("strftime: unsupported format '{fmt}'")));
     }
-    Ok(Value::from(f(&items)))
+    let mut out = String::new();
+    let written = if utc {
+        write!(out, "{}", dt.and_utc().format_with_items(items.iter()))
+    } else {
+        write!(out, "{}", dt.format_with_items(items.iter()))
+    };
+    written.map_err(|_| err(format!("strftime: '{fmt}' cannot be formatted for {dt}")))?;
+    Ok(Value::from(out))
 }
 
 /// A Python `datetime.datetime` (naive, or UTC when `utc`).
@@ -84,9 +97,7 @@ impl Object for PyDateTime {
         match method {
             "strftime" => {
                 let (fmt,): (String,) = from_args(args)?;
-                strftime(&fmt, |items| {
-                    self.dt.format_with_items(items.iter()).to_string()
-                })
+                strftime(&fmt, self.dt, self.utc)
             }
             "isoformat" => {
                 let (sep,): (Option<String>,) = from_args(args)?;
@@ -156,9 +167,7 @@ impl Object for PyDate {
         match method {
             "strftime" => {
                 let (fmt,): (String,) = from_args(args)?;
-                strftime(&fmt, |items| {
-                    self.0.format_with_items(items.iter()).to_string()
-                })
+                strftime(&fmt, self.0.and_time(chrono::NaiveTime::MIN), false)
             }
             "isoformat" => Ok(Value::from(self.0.format("%Y-%m-%d").to_string())),
             "weekday" => Ok(Value::from(self.0.weekday().num_days_from_monday())),

@@ -55,13 +55,16 @@ pub fn tojson(value: Value, kwargs: Kwargs) -> Result<Value, Error> {
     let sort: Option<bool> = kwargs.get("sort_keys")?;
     let _: Option<Value> = kwargs.get("indent")?;
     kwargs.assert_all_used()?;
-    let mut json = serde_json::to_value(&value).map_err(|e| err(e.to_string()))?;
-    if sort == Some(true) {
-        json = sort_keys(json);
-    }
     let mut out = Vec::new();
     let mut ser = serde_json::Serializer::with_formatter(&mut out, PyFormatter);
-    serde::Serialize::serialize(&json, &mut ser).map_err(|e| err(e.to_string()))?;
+    // Keys keep their order, as Python's json.dumps does, unless sort_keys=True.
+    let written = if sort == Some(true) {
+        let json = serde_json::to_value(&value).map_err(|e| err(e.to_string()))?;
+        serde::Serialize::serialize(&sort_keys(json), &mut ser)
+    } else {
+        serde::Serialize::serialize(&value, &mut ser)
+    };
+    written.map_err(|e| err(e.to_string()))?;
     Ok(Value::from(String::from_utf8_lossy(&out).into_owned()))
 }
 
@@ -299,6 +302,14 @@ mod tests {
         assert!(
             render("{{ modules.datetime.datetime.now().strftime('%Q') }}").starts_with("ERROR")
         );
+        // Codes a value has no data for follow Python instead of panicking: a naive value's
+        // %z is empty, UTC's is +0000, a date's hour is 00.
+        assert_eq!(
+            render(
+                "{{ modules.datetime.datetime(2024, 3, 5, 7).strftime('%H%z|') }}{{ run_started_at.strftime('%z %Z') }}|{{ modules.datetime.date(2024, 1, 31).strftime('%d %H:%M') }}"
+            ),
+            "07|+0000 UTC|31 00:00"
+        );
     }
 
     #[test]
@@ -328,6 +339,13 @@ mod tests {
                 "{{ tojson({'a': [1, 'x'], 'b': none}) }}|{{ fromjson('{\"k\": [1, 2]}').k[1] }}|{{ fromyaml('a: 1').a }}|{{ toyaml({'a': 1}) | trim }}|{{ zip([1, 2], ['a', 'b']) }}|{{ set([1, 2, 1]) }}|{{ local_md5('abc') }}"
             ),
             "{\"a\": [1, \"x\"], \"b\": null}|2|1|a: 1|[[1, 'a'], [2, 'b']]|[1, 2]|900150983cd24fb0d6963f7d28e17f72"
+        );
+        // Keys keep their order, as in Python, unless sort_keys=True.
+        assert_eq!(
+            render(
+                "{{ tojson({'b': 1, 'a': {'d': 2, 'c': 3}}) }}|{{ tojson({'b': 1, 'a': 2}, sort_keys=True) }}"
+            ),
+            "{\"b\": 1, \"a\": {\"d\": 2, \"c\": 3}}|{\"a\": 2, \"b\": 1}"
         );
     }
 
