@@ -334,3 +334,25 @@ fn target_renders_inside_the_project_file() {
         ["BASE TABLE"]
     );
 }
+
+/// One run has one `invocation_id` and one `run_started_at`, in project hooks and models alike.
+#[test]
+fn hooks_and_models_share_the_runs_invocation_id() {
+    let t = TestProject::new(&[(
+        "models/m.sql",
+        "{{ config(materialized='table') }} select '{{ invocation_id }}' as id, '{{ run_started_at }}' as started",
+    )]);
+    t.write(
+        "lakeflow.yml",
+        "name: proj\nprofile: proj\non-run-start:\n  - \"create or replace table main.hook as select '{{ invocation_id }}' as id, '{{ run_started_at }}' as started\"\n",
+    );
+    t.run(&["run"]).ok();
+    let conn = read_only(&t.catalog());
+    assert_eq!(
+        query_i64(
+            &conn,
+            "select count(*) from main.m join main.hook using (id, started)"
+        ),
+        1
+    );
+}

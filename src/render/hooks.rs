@@ -4,10 +4,9 @@
 
 use super::Renderer;
 use super::functions::{Pass, Scope, Shared};
-use super::macros::MacroSet;
 use crate::error::Result;
 use crate::model::relation::Relation;
-use crate::project::{Config, FileKind, Project, SqlFile};
+use crate::project::{Config, FileKind, SqlFile};
 use std::sync::Arc;
 
 #[derive(Debug, Clone, Default, serde::Serialize)]
@@ -75,19 +74,13 @@ impl Renderer<'_> {
 
 /// The project's `on-run-start` (`pre`) and `on-run-end` (`post`) hooks, rendered with the
 /// project's macros, `var`, `env_var` and `target` (no model: `this` is the target schema).
-pub(super) fn project_hooks(project: &Project) -> Result<Hooks> {
+/// Rendered in the environment the nodes rendered in (one `invocation_id`, one
+/// `run_started_at` per run).
+pub(super) fn project_hooks(renderer: &Renderer) -> Result<Hooks> {
+    let project = renderer.project;
     if project.on_run_start.is_empty() && project.on_run_end.is_empty() {
         return Ok(Hooks::default());
     }
-    let macros = MacroSet::build(&project.macros, &project.packages)?;
-    let env = super::environment::environment(project, &macros)?;
-    let prefix = macros.import_prefix();
-    let renderer = Renderer {
-        env: &env,
-        macros: &macros,
-        project,
-        prefix: &prefix,
-    };
     let shared = Arc::new(Shared {
         vars: project.vars.clone(),
         ..Shared::default()

@@ -348,7 +348,7 @@ pub fn render(project: &Project, reader: &dyn SourceReader) -> Result<Rendered> 
         },
     )?);
     checks::check_outputs(&nodes)?;
-    let hooks = hooks::project_hooks(project)?;
+    let hooks = hooks::project_hooks(&renderer)?;
     Ok(Rendered { nodes, hooks })
 }
 
