@@ -4,7 +4,9 @@
 //! are rewritten, so the data written is proportional to what changed, not to the table.
 
 use super::write::{self, CopySpec, ModelWrite};
-use super::{AsOf, DataFile, Snapshot, Table, delta_error, file_path, reader_sql, types};
+use super::{
+    AsOf, DataFile, Snapshot, Table, delta_err, delta_error, file_path, reader_sql, types,
+};
 use crate::error::Result;
 use crate::model::materialization::{External, Incremental, Strategy};
 use crate::model::relation::{quote_ident, quote_literal};
@@ -149,7 +151,7 @@ pub fn apply(
     let (written, empty): (Vec<_>, Vec<_>) = written.into_iter().partition(|w| w.rows > 0);
     write::remove_files(table, empty.iter().map(|w| w.add.path.as_str()));
     let written_rows: u64 = written.iter().map(|w| w.rows).sum();
-    let state = loaded.snapshot().map_err(|e| delta_error(e.to_string()))?;
+    let state = loaded.snapshot().map_err(delta_err)?;
     let gone: HashSet<&str> = replaced.iter().map(|f| f.path.as_str()).collect();
     let mut actions =
         super::metadata_changes(state, &cols.delta, &ext.partition_by, &ext.table_properties)?;
@@ -260,12 +262,12 @@ fn files_with_keys(
         paths.join(", "),
         k = key_list.join(", ")
     );
-    let mut stmt = conn.prepare(&sql).map_err(|e| delta_error(e.to_string()))?;
+    let mut stmt = conn.prepare(&sql).map_err(delta_err)?;
     let found: Vec<String> = stmt
         .query_map([], |r| r.get::<_, String>(0))
-        .map_err(|e| delta_error(e.to_string()))?
+        .map_err(delta_err)?
         .collect::<Result<_, _>>()
-        .map_err(|e| delta_error(e.to_string()))?;
+        .map_err(delta_err)?;
     let found: HashSet<String> = found.into_iter().collect();
     Ok(snap
         .files
@@ -286,16 +288,13 @@ fn partitions_of(
         .map(|c| format!("cast({} as varchar)", quote_ident(c)))
         .collect();
     let sql = format!("select distinct {} from {batch}", cols.join(", "));
-    let mut stmt = conn.prepare(&sql).map_err(|e| delta_error(e.to_string()))?;
-    let mut rows = stmt.query([]).map_err(|e| delta_error(e.to_string()))?;
+    let mut stmt = conn.prepare(&sql).map_err(delta_err)?;
+    let mut rows = stmt.query([]).map_err(delta_err)?;
     let mut out = HashSet::new();
-    while let Some(row) = rows.next().map_err(|e| delta_error(e.to_string()))? {
+    while let Some(row) = rows.next().map_err(delta_err)? {
         let mut key = Vec::with_capacity(partition_by.len());
         for i in 0..partition_by.len() {
-            key.push(
-                row.get::<_, Option<String>>(i)
-                    .map_err(|e| delta_error(e.to_string()))?,
-            );
+            key.push(row.get::<_, Option<String>>(i).map_err(delta_err)?);
         }
         out.insert(key);
     }

@@ -1,7 +1,7 @@
 //! Keeping Delta tables healthy from cron: history, compaction (`optimize`), and removal of
 //! data files no version in reach needs any more (`vacuum`).
 
-use super::{AsOf, DataFile, Snapshot, Table, block_on, delta_error, reader_sql, write};
+use super::{AsOf, DataFile, Snapshot, Table, block_on, delta_err, delta_error, reader_sql, write};
 use crate::error::Result;
 use deltalake::kernel::Action;
 use deltalake::kernel::transaction::TableReference;
@@ -255,7 +255,7 @@ pub fn optimize(conn: &Connection, table: &Table, target: u64, tag: &str) -> Res
         rewritten.extend(bin.iter().map(|f| f.path.clone()));
         adds.extend(written.into_iter().map(|w| w.add));
     }
-    let state = loaded.snapshot().map_err(|e| delta_error(e.to_string()))?;
+    let state = loaded.snapshot().map_err(delta_err)?;
     let mut actions: Vec<Action> = state
         .log_data()
         .iter()

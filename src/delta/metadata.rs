@@ -1,7 +1,7 @@
 //! The Metadata and Protocol actions lakeflow writes: the table's schema as Delta JSON, and the
 //! oldest protocol that can hold it (table features only for `timestamp_ntz`).
 
-use super::{delta_error, now_millis};
+use super::{delta_err, delta_error, now_millis};
 use crate::error::Result;
 use deltalake::kernel::transaction::TableReference;
 use deltalake::kernel::{Action, Metadata, Protocol};
@@ -42,10 +42,8 @@ pub(super) fn metadata_changes(
     partition_by: &[String],
     properties: &BTreeMap<String, String>,
 ) -> Result<Vec<Action>> {
-    let old = serde_json::to_value(TableReference::metadata(state))
-        .map_err(|e| delta_error(e.to_string()))?;
-    let old_protocol = serde_json::to_value(TableReference::protocol(state))
-        .map_err(|e| delta_error(e.to_string()))?;
+    let old = serde_json::to_value(TableReference::metadata(state)).map_err(delta_err)?;
+    let old_protocol = serde_json::to_value(TableReference::protocol(state)).map_err(delta_err)?;
     let mut config: BTreeMap<String, String> = old
         .get("configuration")
         .and_then(Value::as_object)

@@ -57,6 +57,11 @@ fn delta_error(message: impl Into<String>) -> Error {
     Error::new("LF543", message)
 }
 
+/// Any failure of the Delta log client or DuckDB inside a Delta operation, as LF543.
+fn delta_err(e: impl std::fmt::Display) -> Error {
+    delta_error(e.to_string())
+}
+
 /// A Delta table at a location (absolute local path or `s3://bucket/prefix`).
 pub struct Table {
     pub location: String,
@@ -298,10 +303,7 @@ impl Table {
         let schema_string = schema_json(&write.columns).to_string();
         let mut actions = Vec::new();
         let state = match &current {
-            Some(t) => Some(
-                t.snapshot()
-                    .map_err(|e| failed(delta_error(e.to_string())))?,
-            ),
+            Some(t) => Some(t.snapshot().map_err(|e| failed(delta_err(e)))?),
             None => None,
         };
         let operation = match &state {
@@ -451,11 +453,9 @@ pub struct Write {
 }
 
 fn snapshot_of(table: &DeltaTable, location: &str) -> Result<Snapshot> {
-    let state = table.snapshot().map_err(|e| delta_error(e.to_string()))?;
-    let metadata = serde_json::to_value(TableReference::metadata(state))
-        .map_err(|e| delta_error(e.to_string()))?;
-    let protocol = serde_json::to_value(TableReference::protocol(state))
-        .map_err(|e| delta_error(e.to_string()))?;
+    let state = table.snapshot().map_err(delta_err)?;
+    let metadata = serde_json::to_value(TableReference::metadata(state)).map_err(delta_err)?;
+    let protocol = serde_json::to_value(TableReference::protocol(state)).map_err(delta_err)?;
     for feature in protocol
         .get("readerFeatures")
         .and_then(Value::as_array)

@@ -3,7 +3,7 @@
 //! then gets one commit that swaps the old files for the new ones.
 
 use super::types;
-use super::{Table, Write, delta_error};
+use super::{Table, Write, delta_err, delta_error};
 use crate::error::Result;
 use crate::model::materialization::External;
 use crate::model::relation::{quote_ident, quote_literal};
@@ -30,12 +30,12 @@ pub struct Columns {
 pub fn columns(conn: &Connection, sql: &str) -> Result<Columns> {
     let mut stmt = conn
         .prepare(&format!("describe select * from ({sql}) as lf_describe"))
-        .map_err(|e| delta_error(e.to_string()))?;
+        .map_err(delta_err)?;
     let rows: Vec<(String, String)> = stmt
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-        .map_err(|e| delta_error(e.to_string()))?
+        .map_err(delta_err)?
         .collect::<Result<_, _>>()
-        .map_err(|e| delta_error(e.to_string()))?;
+        .map_err(delta_err)?;
     let mut delta = Vec::new();
     let mut select = Vec::new();
     for (name, type_name) in rows {
@@ -150,10 +150,8 @@ pub fn copy_files(conn: &Connection, table: &Table, spec: &CopySpec) -> Result<V
         quote_literal(&table.location),
         opts.join(", ")
     );
-    let mut prepared = conn
-        .prepare(&stmt)
-        .map_err(|e| delta_error(e.to_string()))?;
-    let mut rows = prepared.query([]).map_err(|e| delta_error(e.to_string()))?;
+    let mut prepared = conn.prepare(&stmt).map_err(delta_err)?;
+    let mut rows = prepared.query([]).map_err(delta_err)?;
     let mut out = Vec::new();
     let root = format!("{}/", table.location);
     let now = super::now_millis();
@@ -162,10 +160,10 @@ pub fn copy_files(conn: &Connection, table: &Table, spec: &CopySpec) -> Result<V
         .filter(|(n, _)| !partition_by.contains(n))
         .cloned()
         .collect();
-    while let Some(row) = rows.next().map_err(|e| delta_error(e.to_string()))? {
-        let filename: String = row.get(0).map_err(|e| delta_error(e.to_string()))?;
-        let count: i64 = row.get(1).map_err(|e| delta_error(e.to_string()))?;
-        let size: i64 = row.get(2).map_err(|e| delta_error(e.to_string()))?;
+    while let Some(row) = rows.next().map_err(delta_err)? {
+        let filename: String = row.get(0).map_err(delta_err)?;
+        let count: i64 = row.get(1).map_err(delta_err)?;
+        let size: i64 = row.get(2).map_err(delta_err)?;
         let stats = string_map_of_maps(row.get::<_, DuckValue>(4).ok());
         let partition_keys = string_map(row.get::<_, DuckValue>(5).ok());
         let rel = filename

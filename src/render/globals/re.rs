@@ -5,7 +5,27 @@ use minijinja::value::{Object, Value, from_args};
 use minijinja::{Error, ErrorKind, State};
 use std::sync::Arc;
 
-fn py_regex(pattern: &str, flags: i64) -> Result<regex::Regex, Error> {
+/// The compiled expression for a Python `pattern` and `flags`, compiled once per process
+/// (templates call `modules.re.sub(...)` in loops, as Python's own cache expects).
+fn py_regex(pattern: &str, flags: i64) -> Result<Arc<regex::Regex>, Error> {
+    type Compiled = std::collections::HashMap<(String, i64), Arc<regex::Regex>>;
+    static CACHE: std::sync::LazyLock<std::sync::Mutex<Compiled>> =
+        std::sync::LazyLock::new(Default::default);
+    let key = (pattern.to_string(), flags);
+    let mut cache = CACHE.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(re) = cache.get(&key) {
+        return Ok(re.clone());
+    }
+    let re = Arc::new(compile(pattern, flags)?);
+    // Bounded: a template that builds patterns from data does not grow it without end.
+    if cache.len() >= 512 {
+        cache.clear();
+    }
+    cache.insert(key, re.clone());
+    Ok(re)
+}
+
+fn compile(pattern: &str, flags: i64) -> Result<regex::Regex, Error> {
     let mut inline = String::new();
     for (bit, c) in [(2, 'i'), (8, 'm'), (16, 's'), (64, 'x')] {
         if flags & bit != 0 {
@@ -165,8 +185,9 @@ impl Object for Re {
         method: &str,
         args: &[Value],
     ) -> Result<Value, Error> {
-        let (re, args): (regex::Regex, &[Value]) = match &self.0 {
-            Some(re) => (re.clone(), args),
+        let compiled;
+        let (re, args): (&regex::Regex, &[Value]) = match &self.0 {
+            Some(re) => (re, args),
             None => {
                 if method == "escape" {
                     let (s,): (String,) = from_args(args)?;
@@ -184,7 +205,8 @@ impl Object for Re {
                 }
                 .and_then(Value::as_i64)
                 .unwrap_or(0);
-                (py_regex(pattern, flags)?, &args[1..])
+                compiled = py_regex(pattern, flags)?;
+                (&*compiled, &args[1..])
             }
         };
         let text = |i: usize| -> Result<String, Error> {
@@ -195,7 +217,7 @@ impl Object for Re {
         };
         let found = |caps: Option<regex::Captures>| {
             caps.map_or(Value::from(()), |c| {
-                Value::from_object(PyMatch::new(&re, &c))
+                Value::from_object(PyMatch::new(re, &c))
             })
         };
         match method {
