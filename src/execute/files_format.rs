@@ -33,7 +33,10 @@ impl TableFormat for Files {
             &[
                 ("sql", sql.to_string()),
                 ("path", quote_literal(&staged.write_path)),
-                ("options", copy_options(t.ext)),
+                (
+                    "options",
+                    copy_options(t.ext.format.extension(), t.ext, &[]),
+                ),
             ],
         );
         let rows = match count_rows(c.conn, &stmt) {
@@ -121,18 +124,17 @@ fn folder(
                 .map_err(|e| failed(format!("cannot create {}: {e}", staged.write_path)))?;
         }
         let tag = format!("b-{}", c.build_id);
-        let (path, mut opts) = if ext.partition_by.is_empty() {
+        // New files beside the old ones: one named by the build, or this build's files in
+        // each partition folder.
+        let (path, extra) = if ext.partition_by.is_empty() {
             (
                 format!("{}/{tag}.parquet", staged.write_path.trim_end_matches('/')),
-                vec!["format parquet".to_string()],
+                Vec::new(),
             )
         } else {
-            let cols: Vec<String> = ext.partition_by.iter().map(|p| quote_ident(p)).collect();
             (
                 staged.write_path.clone(),
                 vec![
-                    "format parquet".to_string(),
-                    format!("partition_by ({})", cols.join(", ")),
                     "append true".to_string(),
                     format!(
                         "filename_pattern {}",
@@ -141,13 +143,12 @@ fn folder(
                 ],
             )
         };
-        opts.extend(ext.options.iter().map(|(k, v)| format!("{k} {v}")));
         let rows = count_rows(
             c.conn,
             &format!(
                 "copy ({select}) to {} ({})",
                 quote_literal(&path),
-                opts.join(", ")
+                copy_options("parquet", ext, &extra)
             ),
         )?;
         drop(batch);
@@ -195,14 +196,15 @@ fn put_in_place(t: &Target, staged: Staged, view: String, rows: u64) -> Result<O
     Ok(outcome)
 }
 
-fn copy_options(ext: &External) -> String {
-    let mut opts = vec![format!("format {}", ext.format.extension())];
+/// The options of a model's `COPY ... TO`: its format, partition columns, `extra`, then the
+/// model's own `options`.
+fn copy_options(format: &str, ext: &External, extra: &[String]) -> String {
+    let mut opts = vec![format!("format {format}")];
     if !ext.partition_by.is_empty() {
         let cols: Vec<String> = ext.partition_by.iter().map(|c| quote_ident(c)).collect();
         opts.push(format!("partition_by ({})", cols.join(", ")));
     }
-    for (k, v) in &ext.options {
-        opts.push(format!("{k} {v}"));
-    }
+    opts.extend(extra.iter().cloned());
+    opts.extend(ext.options.iter().map(|(k, v)| format!("{k} {v}")));
     opts.join(", ")
 }
