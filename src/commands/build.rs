@@ -63,11 +63,22 @@ pub fn run(g: &Global, args: &RunArgs, command: &str) -> Result<bool> {
             storage: &storage,
             existing: &existing,
             full_refresh: args.full_refresh,
+            deferred: p.deferred.as_deref(),
         },
         conn,
         &progress,
     );
     progress.finish();
+    // Deferred nodes were rendered as they ran: their SQL joins the artifacts.
+    let rendered_late: Vec<crate::render::Node> = results
+        .iter()
+        .filter_map(|r| {
+            let sql = r.compiled.as_ref()?;
+            p.nodes[r.node].compiled_sql = sql.clone();
+            Some(p.nodes[r.node].clone())
+        })
+        .collect();
+    artifacts::write_compiled(&p.project, &rendered_late)?;
     let results: Vec<execute::RunResult> = results
         .into_iter()
         .map(|mut r| {

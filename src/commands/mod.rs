@@ -68,6 +68,8 @@ pub(crate) struct Planned {
     pub nodes: Vec<Node>,
     /// on-run-start / on-run-end, rendered with the nodes.
     pub hooks: render::hooks::Hooks,
+    /// Renders the nodes whose Jinja reads the database, when they run.
+    pub deferred: Option<std::sync::Arc<render::deferred::Deferred>>,
     pub dag: graph::Dag,
     pub plan: Vec<usize>,
 }
@@ -77,7 +79,11 @@ pub(crate) fn plan(g: &Global, sel: &Selection) -> Result<Planned> {
     for w in &project.warnings {
         crate::warnln!("{w}");
     }
-    let render::Rendered { nodes, hooks } = render_project(&project)?;
+    let render::Rendered {
+        nodes,
+        hooks,
+        deferred,
+    } = render_project(&project)?;
     let dag = graph::build(&nodes)?;
     let state = match &sel.state {
         Some(dir) => Some(select::State::load(dir)?),
@@ -91,6 +97,7 @@ pub(crate) fn plan(g: &Global, sel: &Selection) -> Result<Planned> {
         project,
         nodes,
         hooks,
+        deferred,
         dag,
         plan: selection.nodes,
     })

@@ -14,6 +14,7 @@ pub mod external;
 pub mod files_format;
 pub mod format;
 pub mod incremental;
+pub mod live;
 pub mod materialize;
 pub mod new_rows;
 pub mod seed;
@@ -69,6 +70,8 @@ pub struct RunResult {
     pub pinned: Option<String>,
     /// A test's count of failing rows.
     pub failures: Option<u64>,
+    /// The SQL a deferred node was rendered to when it ran.
+    pub compiled: Option<String>,
 }
 
 impl RunResult {
@@ -82,6 +85,7 @@ impl RunResult {
             written: None,
             pinned: None,
             failures: None,
+            compiled: None,
         }
     }
 }
@@ -137,6 +141,8 @@ pub struct Run<'a> {
     pub existing: &'a HashSet<(String, String)>,
     /// Rebuild incremental models from scratch.
     pub full_refresh: bool,
+    /// Renders the nodes whose Jinja reads the database, just before they run.
+    pub deferred: Option<&'a crate::render::deferred::Deferred>,
 }
 
 pub fn execute(run: &Run, conn: &duckdb::Connection, observer: &dyn Observer) -> Vec<RunResult> {
@@ -217,15 +223,34 @@ pub fn execute(run: &Run, conn: &duckdb::Connection, observer: &dyn Observer) ->
                 scope.spawn(move |_| {
                     let conn = idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
                     let start = Instant::now();
-                    let outcome = match &conn {
-                        Some(c) => build(&Ctx {
+                    // A deferred node is rendered first, with the worker's connection.
+                    let (conn, fresh) = match conn {
+                        Some(c) if node.deferred => {
+                            let (c, n) = live::render(run.deferred, node, c);
+                            (c, Some(n))
+                        }
+                        c => (c, None),
+                    };
+                    let compiled = match &fresh {
+                        Some(Ok(n)) => Some(n.compiled_sql.clone()),
+                        _ => None,
+                    };
+                    let outcome = match (&conn, &fresh) {
+                        (_, Some(Err(e))) => Err(failed(format!(
+                            "rendering it with the database failed: {}",
+                            failure_text(e)
+                        ))),
+                        (Some(c), fresh) => build(&Ctx {
                             conn: c,
-                            node,
+                            node: match fresh {
+                                Some(Ok(n)) => n,
+                                _ => node,
+                            },
                             storage: run.storage,
                             build_id: run.build_id,
                             full_refresh: run.full_refresh,
                         }),
-                        None => Err(failed("no free DuckDB connection")),
+                        (None, _) => Err(failed("no free DuckDB connection")),
                     };
                     if let Some(c) = conn {
                         idle.lock().unwrap_or_else(|p| p.into_inner()).push(c);
@@ -245,8 +270,12 @@ pub fn execute(run: &Run, conn: &duckdb::Connection, observer: &dyn Observer) ->
                             written: o.written,
                             pinned: o.pinned,
                             failures: o.verdict.map(|v| v.failures),
+                            compiled,
                         },
-                        Err(e) => RunResult::failed(i, Status::Error, seconds, failure_text(&e)),
+                        Err(e) => RunResult {
+                            compiled,
+                            ..RunResult::failed(i, Status::Error, seconds, failure_text(&e))
+                        },
                     };
                     tx.send(result).ok();
                 });

@@ -38,12 +38,30 @@ impl fmt::Display for Relation {
     }
 }
 
+/// The keys a relation shows as a mapping (dbt's relations are dicts too, and packages test
+/// `relation is mapping` and `relation.get('metadata')`).
+const KEYS: [&str; 4] = ["database", "schema", "identifier", "metadata"];
+
 impl Object for Relation {
+    fn repr(self: &Arc<Self>) -> minijinja::value::ObjectRepr {
+        minijinja::value::ObjectRepr::Map
+    }
+
+    fn enumerate(self: &Arc<Self>) -> minijinja::value::Enumerator {
+        minijinja::value::Enumerator::Str(&KEYS)
+    }
+
     fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
         match key.as_str()? {
             "schema" => Some(Value::from(self.schema.clone())),
             "identifier" | "name" | "table" | "alias" => Some(Value::from(self.identifier.clone())),
             "database" => Some(Value::from(())),
+            "metadata" => Some(Value::from(std::collections::BTreeMap::from([(
+                "type",
+                Value::from("DuckDBRelation"),
+            )]))),
+            "type" => Some(Value::from(())),
+            "is_table" | "is_view" | "is_cte" | "is_materialized_view" => Some(Value::from(false)),
             _ => None,
         }
     }
@@ -52,10 +70,19 @@ impl Object for Relation {
         self: &Arc<Self>,
         _state: &mut minijinja::State<'_, '_>,
         method: &str,
-        _args: &[Value],
+        args: &[Value],
     ) -> Result<Value, minijinja::Error> {
         match method {
             "render" | "__str__" => Ok(Value::from(self.to_string())),
+            // Quoting and the parts shown are fixed in lakeflow: the same relation.
+            "include" | "quote" | "incorporate" => Ok(Value::from_object((**self).clone())),
+            "get" => {
+                let (key, default): (Value, Option<Value>) = minijinja::value::from_args(args)?;
+                Ok(self
+                    .get_value(&key)
+                    .or(default)
+                    .unwrap_or(Value::from(())))
+            }
             _ => Err(minijinja::Error::new(
                 minijinja::ErrorKind::UnknownMethod,
                 format!(

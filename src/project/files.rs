@@ -56,7 +56,7 @@ pub struct SourceTable {
     pub file: PathBuf,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct SchemaFiles {
     pub models: BTreeMap<String, ModelYaml>,
     /// `seeds:` entries, in the same shape as models.

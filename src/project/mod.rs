@@ -27,7 +27,7 @@ pub enum ProjectKind {
     Dbt,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Project {
     pub root: PathBuf,
     pub file: PathBuf,

@@ -147,6 +147,7 @@ mod tests {
             test: None,
             hooks: Default::default(),
             incremental_sql: None,
+            deferred: false,
             error: None,
         }
     }

@@ -32,6 +32,10 @@ pub(super) struct Models<'a> {
     pub files: &'a [&'a SqlFile],
     pub materializations: &'a [Materialization],
     pub bodies: &'a [Option<String>],
+    /// What the ephemeral models a set of refs reaches say (deferred, broken).
+    pub reach: &'a (dyn Fn(&[String]) -> super::EphemeralState + Sync),
+    /// Where deferred tests leave how to render them when they run.
+    pub recipes: &'a std::sync::Mutex<HashMap<String, super::deferred::Recipe>>,
 }
 
 pub(super) fn compile(r: &Renderer, m: &Models) -> Result<Vec<Node>> {
@@ -277,18 +281,53 @@ fn render_test(
     check_refs(file, &capture.refs, &m.shared.models, m.enabled, m.files)?;
     let relation = audit_relation(r.project, &config, alias);
     let scope = Scope::new(m.shared.clone(), Pass::Compile, config.clone());
-    let body = r.render_model(file, &scope, relation.clone(), &config)?;
+    let body = r.render_model(file, &scope, relation.clone(), &config);
     let refs = dedup(capture.refs);
-    let compiled_sql =
-        ephemeral::inline_ephemerals(&refs, &m.shared.models, m.materializations, m.bodies, &body);
+    let unique_id = match hash {
+        Some(h) => format!("test.{}.{}.{h}", r.project.name, file.name),
+        None => format!("test.{}.{}", r.project.name, file.name),
+    };
+    // A test that reads the database while rendering is rendered when it runs; one that
+    // does not compile is its own error.
+    let (mut deferred, mut error) = (scope.deferred(), None);
+    let mut compiled_sql = String::new();
+    match (deferred, body) {
+        (true, _) => {}
+        (false, Ok(body)) => {
+            compiled_sql = ephemeral::inline_ephemerals(
+                &refs,
+                &m.shared.models,
+                m.materializations,
+                m.bodies,
+                &body,
+            )
+        }
+        (false, Err(e)) => error = Some(e.to_string()),
+    }
+    match (m.reach)(&refs) {
+        super::EphemeralState::Fine => {}
+        super::EphemeralState::Deferred => deferred = error.is_none(),
+        super::EphemeralState::Failed(e) => error = error.or(Some(e)),
+    }
+    if deferred {
+        compiled_sql = super::deferred::PLACEHOLDER.to_string();
+        m.recipes.lock().unwrap_or_else(|p| p.into_inner()).insert(
+            unique_id.clone(),
+            super::deferred::Recipe {
+                file: file.clone(),
+                config: config.clone(),
+                relation: relation.clone(),
+                refs: refs.clone(),
+                incremental: false,
+                hooks: false,
+            },
+        );
+    }
     let mut fqn = vec![r.project.name.clone()];
     fqn.extend(file.folders.iter().cloned());
     fqn.push(file.name.clone());
     Ok(Some(Node {
-        unique_id: match hash {
-            Some(h) => format!("test.{}.{}.{h}", r.project.name, file.name),
-            None => format!("test.{}.{}", r.project.name, file.name),
-        },
+        unique_id,
         kind: FileKind::Test,
         name: file.name.clone(),
         fqn,
@@ -311,7 +350,8 @@ fn render_test(
         test: info,
         hooks: Default::default(),
         incremental_sql: None,
-        error: None,
+        error,
+        deferred,
     }))
 }
 
@@ -354,6 +394,7 @@ fn error_node(
         hooks: Default::default(),
         incremental_sql: None,
         error: Some(error),
+        deferred: false,
     }
 }
 
@@ -416,15 +457,16 @@ fn literal(value: &serde_json::Value) -> String {
         serde_json::Value::Number(n) => n.to_string(),
         serde_json::Value::String(s) => literal_str(s),
         serde_json::Value::Array(items) => {
+            // Lists and dicts are Python's: a test macro may append to its argument.
             let parts: Vec<String> = items.iter().map(literal).collect();
-            format!("[{}]", parts.join(", "))
+            format!("{}([{}])", super::pycompat::MUTABLE_FN, parts.join(", "))
         }
         serde_json::Value::Object(map) => {
             let parts: Vec<String> = map
                 .iter()
                 .map(|(k, v)| format!("{}: {}", literal_str(k), literal(v)))
                 .collect();
-            format!("{{{}}}", parts.join(", "))
+            format!("{}({{{}}})", super::pycompat::MUTABLE_FN, parts.join(", "))
         }
     }
 }
@@ -509,7 +551,7 @@ fn python_str(v: &serde_json::Value) -> String {
                 .iter()
                 .map(|(k, v)| format!("'{k}': {}", python_repr(v)))
                 .collect();
-            format!("{{{}}}", parts.join(", "))
+            format!("{}({{{}}})", super::pycompat::MUTABLE_FN, parts.join(", "))
         }
     }
 }

@@ -3,16 +3,21 @@
 
 use super::functions::{self, Adapter, ConfigObject};
 use super::macros::{self, MacroSet};
-use super::{globals, packages, pycompat};
+use super::{globals, live, packages, pycompat};
 use crate::error::{Error, Result};
 use crate::project::Project;
 use minijinja::value::{Object, Rest, Value, ValueOrKwargs};
 use minijinja::{AutoEscape, Environment, State, UndefinedBehavior};
 use std::sync::Arc;
 
-pub(super) fn environment<'a>(project: &Project, macros: &'a MacroSet) -> Result<Environment<'a>> {
+pub(super) fn environment(project: &Project, macros: &MacroSet) -> Result<Environment<'static>> {
     let mut env = Environment::new();
-    env.set_undefined_behavior(UndefinedBehavior::Strict);
+    // dbt prints an undefined name as nothing (Jinja2's default); lakeflow's own projects
+    // keep the strict check that catches a misspelt name.
+    env.set_undefined_behavior(match project.kind {
+        crate::project::ProjectKind::Dbt => UndefinedBehavior::Lenient,
+        crate::project::ProjectKind::Lakeflow => UndefinedBehavior::Strict,
+    });
     env.set_auto_escape_callback(|_| AutoEscape::None);
     env.set_unknown_method_callback(pycompat::unknown_method);
     env.add_function("ref", functions::ref_);
@@ -43,8 +48,14 @@ pub(super) fn environment<'a>(project: &Project, macros: &'a MacroSet) -> Result
     env.add_global("dbt", Value::from_object(globals::DbtNamespace));
     env.add_template(globals::DBT_TEMPLATE, globals::DBT_SOURCE)
         .map_err(|e| Error::new("LF202", format!("lakeflow's dbt macros: {e}")))?;
-    env.add_function("run_query", functions::unsupported("run_query"));
-    env.add_function("statement", functions::unsupported("statement"));
+    // dbt's macros answer to their bare names too; the project's macros, added below, win.
+    for name in globals::dbt_macro_names() {
+        env.add_function(name, globals::dbt_macro(name));
+    }
+    env.add_function("run_query", live::run_query);
+    env.add_function("statement", live::statement);
+    env.add_function("load_result", live::load_result);
+    env.add_global("api", Value::from_object(live::Api));
     env.add_global("config", Value::from_object(ConfigObject));
     let dispatcher = Arc::new(packages::Dispatcher::new(
         &project.name,

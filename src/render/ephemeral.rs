@@ -4,6 +4,42 @@
 use crate::model::materialization::Materialization;
 use std::collections::HashMap;
 
+/// Whether the ephemeral models `refs` reach (directly or through one another) are all
+/// compiled, one is deferred, or one failed.
+pub(super) fn reached_state(
+    refs: &[String],
+    models: &HashMap<String, usize>,
+    materializations: &[Materialization],
+    refs_of: &[Vec<String>],
+    states: &[super::EphemeralState],
+) -> super::EphemeralState {
+    use super::EphemeralState;
+    let mut stack: Vec<&str> = refs.iter().map(String::as_str).collect();
+    let mut seen = std::collections::HashSet::new();
+    let mut deferred = false;
+    while let Some(name) = stack.pop() {
+        let Some(&i) = models.get(name) else { continue };
+        if materializations[i] != Materialization::Ephemeral || !seen.insert(i) {
+            continue;
+        }
+        match &states[i] {
+            EphemeralState::Failed(e) => {
+                return EphemeralState::Failed(format!(
+                    "the ephemeral model '{name}' it uses does not compile: {e}"
+                ));
+            }
+            EphemeralState::Deferred => deferred = true,
+            EphemeralState::Fine => {}
+        }
+        stack.extend(refs_of[i].iter().map(String::as_str));
+    }
+    if deferred {
+        EphemeralState::Deferred
+    } else {
+        EphemeralState::Fine
+    }
+}
+
 /// Puts every ephemeral model this SQL reaches (directly or through other ephemerals) in
 /// front of it as CTEs, dependencies first.
 pub fn inline_ephemerals(

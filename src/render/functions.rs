@@ -44,7 +44,12 @@ pub struct Capture {
     pub sources: Vec<(String, String)>,
     pub config: Config,
     /// One slot per active macro call; `return()` fills the innermost one.
-    returns: Vec<Option<Value>>,
+    pub(super) returns: Vec<Option<Value>>,
+    /// A database call was reached without a connection (the node renders again when it
+    /// runs).
+    pub needs_db: bool,
+    /// What `statement(name)` blocks kept, for `load_result(name)`.
+    pub results: HashMap<String, Value>,
 }
 
 #[derive(Debug)]
@@ -57,6 +62,14 @@ pub struct Scope {
     /// What `is_incremental()` says: true only when rendering an incremental model's
     /// incremental variant.
     pub incremental: bool,
+    /// The live connection of an execution-time render.
+    pub db: Option<Arc<dyn super::live::Database>>,
+}
+
+impl std::fmt::Debug for dyn super::live::Database {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Database")
+    }
 }
 
 impl Object for Scope {}
@@ -69,6 +82,7 @@ impl Scope {
             config,
             capture: Mutex::new(Capture::default()),
             incremental: false,
+            db: None,
         })
     }
 
@@ -80,7 +94,29 @@ impl Scope {
             config,
             capture: Mutex::new(Capture::default()),
             incremental: true,
+            db: None,
         })
+    }
+
+    /// A compile-pass scope with a live connection, rendered just before the node runs.
+    pub fn live(
+        shared: Arc<Shared>,
+        config: Config,
+        incremental: bool,
+        db: Arc<dyn super::live::Database>,
+    ) -> Arc<Scope> {
+        Arc::new(Scope {
+            shared,
+            pass: Pass::Compile,
+            config,
+            capture: Mutex::new(Capture::default()),
+            incremental,
+            db: Some(db),
+        })
+    }
+
+    pub(super) fn capture_mut(&self) -> std::sync::MutexGuard<'_, Capture> {
+        self.capture()
     }
 
     fn capture(&self) -> std::sync::MutexGuard<'_, Capture> {
@@ -101,7 +137,7 @@ impl Scope {
     }
 }
 
-fn scope(state: &State) -> Result<Arc<Scope>, JError> {
+pub(super) fn scope(state: &State) -> Result<Arc<Scope>, JError> {
     state
         .lookup(SCOPE_VAR)
         .and_then(|v| v.downcast_object::<Scope>())
@@ -248,17 +284,16 @@ impl Object for ConfigObject {
     }
 }
 
-/// dbt's `return(value)`: the innermost macro call returns `value` instead of its text.
-/// The first `return()` of a call wins, as execution would stop there in dbt.
+/// dbt's `return(value)`: the innermost macro call stops here and returns `value` instead of
+/// its text. It stops by raising an error that [`call_macro`] catches, so nothing after the
+/// `return()` runs (as in dbt, where `return` raises an exception).
 pub fn return_(state: &State, value: Value) -> Result<Value, JError> {
     let scope = scope(state)?;
     let mut capture = scope.capture();
     match capture.returns.last_mut() {
         Some(slot) => {
-            if slot.is_none() {
-                *slot = Some(value);
-            }
-            Ok(Value::from(""))
+            *slot = Some(value);
+            Err(JError::new(ErrorKind::InvalidOperation, RETURNED))
         }
         None => Err(JError::new(
             ErrorKind::InvalidOperation,
@@ -267,18 +302,85 @@ pub fn return_(state: &State, value: Value) -> Result<Value, JError> {
     }
 }
 
+/// The error `return()` unwinds the macro with.
+const RETURNED: &str = "return() outside of a macro call";
+
 /// Calls the user macro `internal` and applies `return()`.
 pub fn call_macro(state: &mut State, internal: &str, args: &[Value]) -> Result<Value, JError> {
+    with_return(state, |state| {
+        match state.lookup(internal).filter(|v| !v.is_undefined()) {
+            Some(macro_value) => macro_value.call(state, &fit_args(&macro_value, args)),
+            None => call_elsewhere(state, internal, args),
+        }
+    })
+}
+
+/// Runs `call` (a macro's body) with a slot for its `return()`: the value returned, else
+/// what the body rendered.
+pub fn with_return(
+    state: &mut State,
+    call: impl FnOnce(&mut State) -> Result<Value, JError>,
+) -> Result<Value, JError> {
     let scope = scope(state)?;
     scope.capture().returns.push(None);
-    let out = match state.lookup(internal).filter(|v| !v.is_undefined()) {
-        Some(macro_value) => macro_value.call(state, args),
-        None => call_elsewhere(state, internal, args),
-    };
+    let out = call(state);
     let returned = scope.capture().returns.pop().flatten();
-    let out = out?;
-    Ok(returned.unwrap_or(out))
+    match (returned, out) {
+        (Some(value), _) => Ok(value),
+        (None, out) => out,
+    }
 }
+
+/// The arguments of a call, fitted to a macro with Jinja2's catch-alls: keyword arguments it
+/// does not name go into its `kwargs`, positional ones past its own into its `varargs`.
+fn fit_args(macro_value: &Value, args: &[Value]) -> Vec<Value> {
+    let spec: Vec<String> = macro_value
+        .get_attr("arguments")
+        .ok()
+        .and_then(|a| a.try_iter().ok())
+        .map(|it| it.filter_map(|v| v.as_str().map(str::to_string)).collect())
+        .unwrap_or_default();
+    let takes_kwargs = spec.iter().any(|a| a == "kwargs");
+    let takes_varargs = spec.iter().any(|a| a == "varargs");
+    if !takes_kwargs && !takes_varargs {
+        return args.to_vec();
+    }
+    let named: Vec<&String> = spec
+        .iter()
+        .filter(|a| *a != "kwargs" && *a != "varargs")
+        .collect();
+    let (positional, kwargs) = match args.last().map(|l| Kwargs::try_from(l.clone())) {
+        Some(Ok(kw)) => (&args[..args.len() - 1], Some(kw)),
+        _ => (args, None),
+    };
+    let mut out: Vec<Value> = positional.iter().take(named.len()).cloned().collect();
+    let mut keep: Vec<(String, Value)> = Vec::new();
+    let mut extra = std::collections::BTreeMap::new();
+    if let Some(kw) = &kwargs {
+        for key in kw.args() {
+            let value: Value = kw.peek(key).unwrap_or_default();
+            if named.iter().any(|n| *n == key) || key == "caller" || !takes_kwargs {
+                keep.push((key.to_string(), value));
+            } else {
+                extra.insert(key.to_string(), value);
+            }
+        }
+    }
+    if takes_kwargs {
+        keep.push(("kwargs".into(), Value::from(extra)));
+    }
+    if takes_varargs {
+        let rest: Vec<Value> = positional.iter().skip(named.len()).cloned().collect();
+        keep.push(("varargs".into(), Value::from(rest)));
+    } else {
+        out.extend(positional.iter().skip(named.len()).cloned());
+    }
+    out.push(Value::from(Kwargs::from_iter(keep)));
+    out
+}
+
+/// The names a macro evaluated in a template of its own sees from the render that calls it.
+pub const CALLER_CONTEXT: [&str; 4] = [SCOPE_VAR, "this", "model", "execute"];
 
 /// A macro the calling macro cannot see: minijinja's macros close over the names their body
 /// spells out and over what is defined after them, so a call through `call_macro` (a
@@ -297,13 +399,13 @@ fn call_elsewhere(state: &State, internal: &str, args: &[Value]) -> Result<Value
     let Ok(template) = state.env().get_template(super::macros::TEMPLATE) else {
         return Err(missing());
     };
-    let ctx: std::collections::BTreeMap<&str, Value> = [SCOPE_VAR, "this", "model"]
+    let ctx: std::collections::BTreeMap<&str, Value> = CALLER_CONTEXT
         .into_iter()
         .filter_map(|k| state.lookup(k).map(|v| (k, v)))
         .collect();
     let mut captured = template.render_captured(Value::from(ctx))?;
     captured.with_state_mut(|other| match other.lookup(internal) {
-        Some(m) if !m.is_undefined() => m.call(other, args),
+        Some(m) if !m.is_undefined() => m.call(other, &fit_args(&m, args)),
         _ => Err(missing()),
     })
 }
@@ -339,18 +441,8 @@ pub fn is_incremental(state: &State) -> bool {
     scope(state).is_ok_and(|s| s.incremental)
 }
 
-pub fn unsupported(name: &'static str) -> impl Fn(Rest<Value>) -> Result<Value, JError> {
-    move |_| {
-        Err(JError::new(
-            ErrorKind::InvalidOperation,
-            format!(
-                "{name}() is not supported by lakeflow: models are compiled before anything runs; compute the value in SQL instead"
-            ),
-        ))
-    }
-}
-
-/// `adapter`: `adapter.quote(x)` and `adapter.dispatch(name, namespace)`.
+/// `adapter`: `adapter.quote(x)`, `adapter.dispatch(name, namespace)`, and the methods that
+/// read the catalog (`live.rs`).
 #[derive(Debug)]
 pub struct Adapter {
     pub dispatch: Arc<super::packages::Dispatcher>,
@@ -369,10 +461,14 @@ impl Object for Adapter {
                 Ok(Value::from(crate::model::relation::quote_ident(&name)))
             }
             "dispatch" => super::packages::dispatch(&self.dispatch, state, args),
-            _ => Err(JError::new(
+            "type" => Ok(Value::from("duckdb")),
+            _ => match super::live::adapter_method(state, method, args) {
+                Some(result) => result,
+                None => Err(JError::new(
                 ErrorKind::UnknownMethod,
-                format!("adapter.{method}() is not supported by lakeflow"),
-            )),
+                    format!("adapter.{method}() is not supported by lakeflow"),
+                )),
+            },
         }
     }
 }

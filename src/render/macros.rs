@@ -241,6 +241,21 @@ fn rename_macros(source: &str, prefix: &str) -> (String, Vec<String>) {
                 out.push_str(&name);
                 names.push(name);
                 rest = &name_part[name_len..];
+                // Jinja2's catch-alls: a macro whose body names `kwargs` (`varargs`) takes
+                // any other keyword (positional) arguments as that dict (list).
+                if let Some((signature_end, body)) = signature_and_body(rest) {
+                    out.push_str(&rest[..signature_end - 1]);
+                    let empty = rest[1..signature_end - 1].trim().is_empty();
+                    let mut sep = if empty { "" } else { ", " };
+                    for (word, default) in [("kwargs", "{}"), ("varargs", "[]")] {
+                        if mentions(body, word) {
+                            out.push_str(&format!("{sep}{word}={default}"));
+                            sep = ", ";
+                        }
+                    }
+                    out.push(')');
+                    rest = &rest[signature_end..];
+                }
                 continue;
             }
         }
@@ -259,9 +274,66 @@ fn rename_macros(source: &str, prefix: &str) -> (String, Vec<String>) {
     (out, names)
 }
 
+/// For text that starts at a macro's `(`: where its signature ends (just after `)`) and the
+/// macro's body (up to its `endmacro`/`endtest`).
+fn signature_and_body(rest: &str) -> Option<(usize, &str)> {
+    if !rest.starts_with('(') {
+        return None;
+    }
+    let mut depth = 0usize;
+    let mut quote: Option<char> = None;
+    let mut end = None;
+    for (i, c) in rest.char_indices() {
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), _) => {}
+            (None, '\'' | '"') => quote = Some(c),
+            (None, '(' | '[' | '{') => depth += 1,
+            (None, ')' | ']' | '}') => {
+                depth = depth.saturating_sub(1);
+                if depth == 0 {
+                    end = Some(i + 1);
+                    break;
+                }
+            }
+            _ => {}
+        }
+    }
+    let end = end?;
+    let after = &rest[end..];
+    let stop = ["endmacro", "endtest"]
+        .iter()
+        .filter_map(|k| after.find(k))
+        .min()
+        .unwrap_or(after.len());
+    Some((end, &after[..stop]))
+}
+
+/// Whether `body` uses the name `word` (not as part of a longer name, not as `word=`).
+fn mentions(body: &str, word: &str) -> bool {
+    let is_name = |c: char| c.is_alphanumeric() || c == '_';
+    body.match_indices(word).any(|(i, _)| {
+        let before = body[..i].chars().next_back();
+        let after = body[i + word.len()..].trim_start();
+        !before.is_some_and(|c| is_name(c) || c == '.')
+            && !after.starts_with(|c: char| is_name(c))
+            && !(after.starts_with('=') && !after.starts_with("=="))
+            && !body[i + word.len()..].starts_with(is_name)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn catch_all_arguments_join_the_signature() {
+        let src = "{% macro a(model, cols=[]) %}{{ kwargs.get('x') }}{% endmacro %}\n{% macro b() %}{{ varargs | length }}{{ f(**kwargs) }}{% endmacro %}{% macro c(kw) %}{{ kwargs_x }}{% endmacro %}";
+        let (out, _) = rename_macros(src, INTERNAL_PREFIX);
+        assert!(out.contains("lfmacro__a(model, cols=[], kwargs={})"), "{out}");
+        assert!(out.contains("lfmacro__b(kwargs={}, varargs=[])"), "{out}");
+        assert!(out.contains("lfmacro__c(kw)"), "{out}");
+    }
 
     #[test]
     fn renames_every_macro_and_keeps_lines() {

@@ -2,14 +2,17 @@
 //! calls; configs, relations and locations are then fixed; a compile pass renders the SQL that
 //! runs, with ephemeral models inlined as CTEs.
 
+mod agate;
 pub mod checks;
 mod data_tests;
+pub mod deferred;
 mod environment;
 mod ephemeral;
 mod errors;
 pub mod functions;
 mod globals;
 pub mod hooks;
+pub mod live;
 pub mod macros;
 mod naming;
 mod packages;
@@ -33,6 +36,7 @@ use macros::MacroSet;
 use minijinja::Environment;
 use minijinja::value::Value;
 use rayon::prelude::*;
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -70,6 +74,10 @@ pub struct Node {
     /// rest of the project runs.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Its Jinja reads the database: `compiled_sql`, `incremental_sql` and `hooks` are
+    /// rendered again, by [`deferred::Deferred::render`], just before it runs.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub deferred: bool,
 }
 
 impl Node {
@@ -94,6 +102,8 @@ impl Node {
 pub struct Rendered {
     pub nodes: Vec<Node>,
     pub hooks: hooks::Hooks,
+    /// What renders the deferred nodes when they run; none if no node is deferred.
+    pub deferred: Option<Arc<deferred::Deferred>>,
 }
 
 /// Renders the project. Render does no storage I/O: the Delta sources an enabled model uses
@@ -237,85 +247,140 @@ pub fn render(project: &Project, reader: &dyn SourceReader) -> Result<Rendered> 
         .into_iter()
         .collect::<Result<_>>()?;
 
-    // Compile pass.
-    let compiled: Vec<Option<(String, hooks::Hooks)>> = (0..files.len())
+    // Compile pass. A node whose Jinja reads the database is deferred (rendered again when
+    // it runs); one that does not compile is that node's error.
+    let compiled: Vec<Compiled> = (0..files.len())
         .into_par_iter()
         .map(|i| {
             if !enabled[i] {
-                return Ok(None);
+                return Compiled::Off;
             }
             let scope = Scope::new(shared.clone(), Pass::Compile, finals[i].clone());
-            let sql = renderer.render_model(files[i], &scope, relations[i].clone(), &finals[i])?;
-            let hooks = renderer.hooks(files[i], &scope, &relations[i], &finals[i])?;
-            Ok(Some((sql, hooks)))
+            let out = renderer
+                .render_model(files[i], &scope, relations[i].clone(), &finals[i])
+                .and_then(|sql| {
+                    let hooks = renderer.hooks(files[i], &scope, &relations[i], &finals[i])?;
+                    Ok((sql, hooks))
+                });
+            match out {
+                _ if scope.deferred() => Compiled::Deferred,
+                Ok((sql, hooks)) => Compiled::Done(sql, hooks),
+                Err(e) => Compiled::Failed(e.to_string()),
+            }
         })
-        .collect::<Vec<Result<_>>>()
-        .into_iter()
-        .collect::<Result<_>>()?;
+        .collect();
     // Incremental models: the variant that selects only new rows, compiled too. An error in it
     // (a var only that branch needs, say) fails the run only if the branch is taken.
     let incremental_bodies: Vec<Option<IncrementalBody>> = (0..files.len())
         .into_par_iter()
         .map(|i| {
-            if !enabled[i] || !matches!(materializations[i], Materialization::Incremental(_)) {
+            if !matches!(compiled[i], Compiled::Done(..))
+                || !matches!(materializations[i], Materialization::Incremental(_))
+            {
                 return None;
             }
             let scope = Scope::incremental(shared.clone(), finals[i].clone());
-            Some(
-                renderer
-                    .render_model(files[i], &scope, relations[i].clone(), &finals[i])
-                    .map(|sql| (sql, scope.take_capture().refs))
-                    .map_err(|e| e.to_string()),
-            )
+            let out = renderer
+                .render_model(files[i], &scope, relations[i].clone(), &finals[i])
+                .map(|sql| (sql, scope.take_capture().refs))
+                .map_err(|e| e.to_string());
+            Some(if scope.deferred() {
+                Err(live::DEFERRED.to_string())
+            } else {
+                out
+            })
         })
         .collect();
-    let (bodies, model_hooks): (Vec<Option<String>>, Vec<hooks::Hooks>) = compiled
-        .into_iter()
+    let mut compiled = compiled;
+    for (c, inc) in compiled.iter_mut().zip(&incremental_bodies) {
+        if matches!(inc, Some(Err(e)) if e == live::DEFERRED) {
+            *c = Compiled::Deferred;
+        }
+    }
+    let bodies: Vec<Option<String>> = compiled
+        .iter()
         .map(|c| match c {
-            Some((sql, h)) => (Some(sql), h),
-            None => (None, hooks::Hooks::default()),
+            Compiled::Done(sql, _) => Some(sql.clone()),
+            _ => None,
         })
-        .unzip();
+        .collect();
+    // What an ephemeral model that is deferred or broken does to the nodes that inline it.
+    let ephemeral_states: Vec<EphemeralState> = compiled
+        .iter()
+        .zip(&materializations)
+        .map(|(c, m)| match (c, m) {
+            (Compiled::Deferred, Materialization::Ephemeral) => EphemeralState::Deferred,
+            (Compiled::Failed(e), Materialization::Ephemeral) => EphemeralState::Failed(e.clone()),
+            _ => EphemeralState::Fine,
+        })
+        .collect();
+    let parsed_refs: Vec<Vec<String>> = parsed.iter().map(|c| c.refs.clone()).collect();
+    let reach = |refs: &[String]| {
+        ephemeral::reached_state(refs, &shared.models, &materializations, &parsed_refs, &ephemeral_states)
+    };
+    let mut recipes: HashMap<String, deferred::Recipe> = HashMap::new();
+    let mut deferred_ephemerals = Vec::new();
 
     let mut nodes = Vec::new();
     for i in 0..files.len() {
-        let Some(body) = &bodies[i] else { continue };
         let file = files[i];
+        let (body, hooks, mut error, mut is_deferred) = match &compiled[i] {
+            Compiled::Off => continue,
+            Compiled::Done(sql, hooks) => (sql.as_str(), hooks.clone(), None, false),
+            Compiled::Deferred => (deferred::PLACEHOLDER, hooks::Hooks::default(), None, true),
+            Compiled::Failed(e) => ("", hooks::Hooks::default(), Some(e.clone()), false),
+        };
         // Refs of the incremental branch count too (it may join what the full one does not).
         let mut refs = parsed[i].refs.clone();
         if let Some(Ok((_, more))) = &incremental_bodies[i] {
             refs.extend(more.iter().cloned());
         }
         let refs = dedup(refs);
-        let compiled_sql =
-            ephemeral::inline_ephemerals(&refs, &shared.models, &materializations, &bodies, body);
-        let incremental_sql = incremental_bodies[i].as_ref().map(|r| {
-            r.as_ref()
-                .map(|(b, _)| {
-                    ephemeral::inline_ephemerals(
-                        &refs,
-                        &shared.models,
-                        &materializations,
-                        &bodies,
-                        b,
-                    )
-                })
-                .map_err(Clone::clone)
-        });
+        match reach(&refs) {
+            EphemeralState::Fine => {}
+            EphemeralState::Deferred => is_deferred = error.is_none(),
+            EphemeralState::Failed(e) => error = error.or(Some(e)),
+        }
+        if is_deferred {
+            let recipe = deferred::Recipe {
+                file: file.clone(),
+                config: finals[i].clone(),
+                relation: relations[i].clone(),
+                refs: refs.clone(),
+                incremental: matches!(materializations[i], Materialization::Incremental(_)),
+                hooks: true,
+            };
+            if materializations[i] == Materialization::Ephemeral {
+                deferred_ephemerals.push((i, recipe.clone()));
+            }
+            recipes.insert(unique_id(project, file), recipe);
+        }
+        let compiled_sql = if is_deferred {
+            deferred::PLACEHOLDER.to_string()
+        } else {
+            ephemeral::inline_ephemerals(&refs, &shared.models, &materializations, &bodies, body)
+        };
+        let incremental_sql = match (&incremental_bodies[i], is_deferred) {
+            (Some(r), false) => Some(
+                r.as_ref()
+                    .map(|(b, _)| {
+                        ephemeral::inline_ephemerals(
+                            &refs,
+                            &shared.models,
+                            &materializations,
+                            &bodies,
+                            b,
+                        )
+                    })
+                    .map_err(Clone::clone),
+            ),
+            _ => None,
+        };
         let mut fqn = vec![project.name.clone()];
         fqn.extend(file.folders.iter().cloned());
         fqn.push(file.name.clone());
         nodes.push(Node {
-            unique_id: format!(
-                "{}.{}.{}",
-                match file.kind {
-                    FileKind::Model => "model",
-                    FileKind::Seed => "seed",
-                    FileKind::Test => "test",
-                },
-                project.name,
-                file.name
-            ),
+            unique_id: unique_id(project, file),
             kind: file.kind,
             name: file.name.clone(),
             fqn,
@@ -332,11 +397,13 @@ pub fn render(project: &Project, reader: &dyn SourceReader) -> Result<Rendered> 
             compiled_sql,
             checksum: file.checksum.clone(),
             test: None,
-            hooks: model_hooks[i].clone(),
+            hooks,
             incremental_sql,
-            error: None,
+            error,
+            deferred: is_deferred,
         });
     }
+    let test_recipes = std::sync::Mutex::new(HashMap::new());
     nodes.extend(data_tests::compile(
         &renderer,
         &data_tests::Models {
@@ -345,11 +412,66 @@ pub fn render(project: &Project, reader: &dyn SourceReader) -> Result<Rendered> 
             files: &files,
             materializations: &materializations,
             bodies: &bodies,
+            reach: &reach,
+            recipes: &test_recipes,
         },
     )?);
+    recipes.extend(test_recipes.into_inner().unwrap_or_else(|p| p.into_inner()));
     checks::check_outputs(&nodes)?;
     let hooks = hooks::project_hooks(&renderer)?;
-    Ok(Rendered { nodes, hooks })
+    let deferred = (!recipes.is_empty()).then(|| {
+        Arc::new(deferred::Deferred {
+            env,
+            macros,
+            prefix,
+            project: project.clone(),
+            shared: shared.clone(),
+            materializations,
+            bodies,
+            recipes,
+            ephemerals: deferred_ephemerals,
+        })
+    });
+    Ok(Rendered {
+        nodes,
+        hooks,
+        deferred,
+    })
+}
+
+/// A model's or seed's unique_id (`model.<project>.<name>`).
+fn unique_id(project: &Project, file: &SqlFile) -> String {
+    format!(
+        "{}.{}.{}",
+        match file.kind {
+            FileKind::Model => "model",
+            FileKind::Seed => "seed",
+            FileKind::Test => "test",
+        },
+        project.name,
+        file.name
+    )
+}
+
+/// The compile pass of one model.
+enum Compiled {
+    /// Disabled.
+    Off,
+    Done(String, hooks::Hooks),
+    /// Reads the database while rendering: rendered when it runs.
+    Deferred,
+    /// Does not compile: the node's error.
+    Failed(String),
+}
+
+/// What the ephemeral models a node inlines say about it.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum EphemeralState {
+    Fine,
+    /// One is deferred, so the node is too.
+    Deferred,
+    /// One does not compile: the node cannot either.
+    Failed(String),
 }
 
 /// An incremental branch compiled: its SQL and refs, or why it does not compile.
@@ -527,6 +649,9 @@ impl Renderer<'_> {
             (SCOPE_VAR, Value::from_dyn_object(scope.clone())),
             ("this", Value::from_object(this)),
             ("model", functions::to_value(model)),
+            // dbt's `execute`: false while refs and configs are found, true when the SQL
+            // that runs is rendered.
+            ("execute", Value::from(scope.pass == Pass::Compile)),
         ]);
         vars.extend(extra.iter().cloned());
         Value::from(vars)

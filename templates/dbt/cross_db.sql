@@ -70,3 +70,7 @@ string_split({{ string_text }}, {{ delimiter_text }})[ {{ part_number }} ]
 {%- macro safe_cast(field, type) -%}cast({{ field }} as {{ type }}){%- endmacro -%}
 {%- macro current_timestamp() -%}now(){%- endmacro -%}
 {%- macro current_timestamp_backcompat() -%}current_timestamp::timestamp{%- endmacro -%}
+{%- macro should_store_failures() -%}{{ return(config.get('store_failures') or flags.STORE_FAILURES) }}{%- endmacro -%}
+{%- macro should_full_refresh() -%}{{ return(config.get('full_refresh') or flags.FULL_REFRESH) }}{%- endmacro -%}
+{%- macro load_relation(relation) -%}{{ return(adapter.get_relation(database=relation.database, schema=relation.schema, identifier=relation.identifier)) }}{%- endmacro -%}
+{%- macro load_cached_relation(relation) -%}{{ return(load_relation(relation)) }}{%- endmacro -%}

@@ -37,14 +37,47 @@ impl Object for DbtNamespace {
         args: &[Value],
     ) -> Result<Value, Error> {
         let template = state.env().get_template(DBT_TEMPLATE)?;
-        let mut captured = template.render_captured(())?;
+        let ctx: std::collections::BTreeMap<&str, Value> = super::functions::CALLER_CONTEXT
+            .into_iter()
+            .filter_map(|k| state.lookup(k).map(|v| (k, v)))
+            .collect();
+        let mut captured = template.render_captured(Value::from(ctx))?;
         captured.with_state_mut(|st| match st.lookup(method) {
-            Some(m) if !m.is_undefined() => m.call(st, args),
+            Some(m) if !m.is_undefined() => {
+                if st.lookup(super::functions::SCOPE_VAR).is_some() {
+                    super::functions::with_return(st, |st| m.call(st, args))
+                } else {
+                    m.call(st, args)
+                }
+            }
             _ => Err(Error::new(
                 ErrorKind::UnknownMethod,
                 format!("lakeflow has no dbt.{method}() macro"),
             )),
         })
+    }
+}
+
+/// The names of dbt's own macros lakeflow has (`dateadd`, `type_string`, ...): dbt lets a
+/// project call them without `dbt.`, as long as the project defines none of the same name.
+pub fn dbt_macro_names() -> Vec<&'static str> {
+    DBT_SOURCE
+        .split("{%")
+        .filter_map(|tag| {
+            let tag = tag.trim_start_matches('-').trim_start();
+            let rest = tag.strip_prefix("macro")?.trim_start();
+            let end = rest.find(|c: char| !(c.is_alphanumeric() || c == '_'))?;
+            Some(&rest[..end])
+        })
+        .filter(|name| !name.is_empty())
+        .collect()
+}
+
+/// Calls dbt's macro `name` (the unqualified spelling of `dbt.name(...)`).
+pub fn dbt_macro(name: &'static str) -> impl Fn(&mut State, minijinja::value::Rest<minijinja::value::ValueOrKwargs>) -> Result<Value, Error> + Send + Sync + 'static {
+    move |state, args| {
+        let ns = Arc::new(DbtNamespace);
+        ns.call_method(state, name, &args.into_values())
     }
 }
 

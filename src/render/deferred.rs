@@ -1,0 +1,150 @@
+//! Nodes rendered when they run: those whose compile pass reached `run_query`, `statement` or
+//! an `adapter` call that reads the catalog (see `live.rs`). Rendering keeps what it needs to
+//! render them again (the environment, the macros, the project, each node's final config and
+//! relation), and the execute phase calls [`Deferred::render`] with the worker's connection,
+//! after everything upstream of the node was built.
+
+use super::functions::{Scope, Shared};
+use super::hooks::Hooks;
+use super::live::Database;
+use super::macros::MacroSet;
+use super::{Renderer, ephemeral};
+use crate::error::Result;
+use crate::model::materialization::Materialization;
+use crate::model::relation::Relation;
+use crate::project::{Config, Project, SqlFile};
+use minijinja::Environment;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// What the compiled SQL of a deferred node says until it runs.
+pub const PLACEHOLDER: &str =
+    "-- rendered when this node runs: its Jinja queries the database (run_query, statement or adapter)";
+
+/// How to render one deferred node again.
+#[derive(Debug, Clone)]
+pub(super) struct Recipe {
+    pub file: SqlFile,
+    pub config: Config,
+    pub relation: Relation,
+    /// Refs of every variant, for the ephemeral CTEs put in front.
+    pub refs: Vec<String>,
+    /// An incremental model: its `is_incremental()` variant is rendered too.
+    pub incremental: bool,
+    /// A model: its hooks are rendered too.
+    pub hooks: bool,
+}
+
+/// A deferred node rendered with a live connection.
+#[derive(Debug, Clone)]
+pub struct Fresh {
+    pub compiled_sql: String,
+    pub incremental_sql: Option<std::result::Result<String, String>>,
+    pub hooks: Hooks,
+}
+
+pub struct Deferred {
+    pub(super) env: Environment<'static>,
+    pub(super) macros: MacroSet,
+    pub(super) prefix: String,
+    pub(super) project: Project,
+    pub(super) shared: Arc<Shared>,
+    pub(super) materializations: Vec<Materialization>,
+    pub(super) bodies: Vec<Option<String>>,
+    /// By unique_id.
+    pub(super) recipes: HashMap<String, Recipe>,
+    /// Deferred ephemeral models: (index among the models, recipe).
+    pub(super) ephemerals: Vec<(usize, Recipe)>,
+}
+
+impl std::fmt::Debug for Deferred {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Deferred")
+            .field("nodes", &self.recipes.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl Deferred {
+    pub fn is_empty(&self) -> bool {
+        self.recipes.is_empty()
+    }
+
+    fn renderer(&self) -> Renderer<'_> {
+        Renderer {
+            env: &self.env,
+            macros: &self.macros,
+            project: &self.project,
+            prefix: &self.prefix,
+        }
+    }
+
+    /// Renders the node `unique_id` with `db`: its SQL, its incremental variant, its hooks.
+    pub fn render(&self, unique_id: &str, db: Arc<dyn Database>) -> Result<Fresh> {
+        let Some(recipe) = self.recipes.get(unique_id) else {
+            return Err(crate::error::Error::new(
+                "LF407",
+                format!("'{unique_id}' was not kept for rendering when it runs"),
+            ));
+        };
+        let r = self.renderer();
+        let bodies = self.bodies_with_ephemerals(&r, &db)?;
+        let render = |incremental: bool| -> Result<String> {
+            let scope = Scope::live(
+                self.shared.clone(),
+                recipe.config.clone(),
+                incremental,
+                db.clone(),
+            );
+            let body =
+                r.render_model(&recipe.file, &scope, recipe.relation.clone(), &recipe.config)?;
+            Ok(ephemeral::inline_ephemerals(
+                &recipe.refs,
+                &self.shared.models,
+                &self.materializations,
+                &bodies,
+                &body,
+            ))
+        };
+        let compiled_sql = render(false)?;
+        let incremental_sql = recipe
+            .incremental
+            .then(|| render(true).map_err(|e| e.to_string()));
+        let hooks = if recipe.hooks {
+            let scope = Scope::live(
+                self.shared.clone(),
+                recipe.config.clone(),
+                false,
+                db.clone(),
+            );
+            r.hooks(&recipe.file, &scope, &recipe.relation, &recipe.config)?
+        } else {
+            Hooks::default()
+        };
+        Ok(Fresh {
+            compiled_sql,
+            incremental_sql,
+            hooks,
+        })
+    }
+
+    /// The models' bodies with the deferred ephemeral ones rendered live.
+    fn bodies_with_ephemerals(
+        &self,
+        r: &Renderer,
+        db: &Arc<dyn Database>,
+    ) -> Result<Vec<Option<String>>> {
+        let mut bodies = self.bodies.clone();
+        for (i, recipe) in &self.ephemerals {
+            let scope = Scope::live(
+                self.shared.clone(),
+                recipe.config.clone(),
+                false,
+                db.clone(),
+            );
+            bodies[*i] =
+                Some(r.render_model(&recipe.file, &scope, recipe.relation.clone(), &recipe.config)?);
+        }
+        Ok(bodies)
+    }
+}
