@@ -2,6 +2,7 @@
 //! DuckDB connection, lent to the render and taken back after it.
 
 use crate::error::{Error, Result};
+use super::materialize::Outcome;
 use crate::render::Node;
 use crate::render::deferred::Deferred;
 use crate::render::live::{Database, QueryResult};
@@ -116,31 +117,78 @@ fn cell(v: DuckValue) -> Value {
     }
 }
 
-/// Renders the deferred `node` with `conn`: the node to build, and the connection back.
-pub fn render(
+/// What running a deferred node gives back: the worker's connection, the SQL it was
+/// rendered to, and how its build went.
+pub struct Ran {
+    pub conn: Option<Connection>,
+    pub compiled: Option<String>,
+    pub outcome: Result<Outcome>,
+}
+
+/// Runs the deferred `node` on `conn`: renders it with the connection, builds it (`build`:
+/// pre-hooks and the materialization), then renders and runs its post-hooks.
+pub fn run(
     deferred: Option<&Deferred>,
     node: &Node,
     conn: Connection,
-) -> (Option<Connection>, Result<Node>) {
+    build: impl FnOnce(&Connection, &Node) -> Result<Outcome>,
+) -> Ran {
     let db = Arc::new(LiveDb(Mutex::new(conn)));
-    let fresh = match deferred {
-        Some(d) => d.render(&node.unique_id, db.clone()),
-        None => Err(Error::new(
-            "LF407",
-            format!("'{}' must be rendered when it runs, but nothing can render it", node.name),
-        )),
+    let Some(d) = deferred else {
+        return Ran {
+            conn: take_back(db),
+            compiled: None,
+            outcome: Err(Error::new(
+                "LF407",
+                format!(
+                    "'{}' must be rendered when it runs, but nothing can render it",
+                    node.name
+                ),
+            )),
+        };
     };
-    let conn = Arc::try_unwrap(db)
-        .ok()
-        .map(|d| d.0.into_inner().unwrap_or_else(|p| p.into_inner()));
-    let node = fresh.map(|f| {
+    let fresh = d.render(&node.unique_id, db.clone()).map(|f| {
         let mut n = node.clone();
         n.compiled_sql = f.compiled_sql;
         n.incremental_sql = f.incremental_sql;
         n.hooks = f.hooks;
         n
     });
-    (conn, node)
+    let fresh = match fresh {
+        Ok(n) => n,
+        Err(e) => {
+            return Ran {
+                conn: take_back(db),
+                compiled: None,
+                outcome: Err(super::materialize::failed(format!(
+                    "rendering it with the database failed: {}",
+                    super::materialize::failure_text(&e)
+                ))),
+            };
+        }
+    };
+    let built = {
+        let conn = db.0.lock().unwrap_or_else(|p| p.into_inner());
+        build(&conn, &fresh)
+    };
+    let outcome = built.and_then(|outcome| {
+        let post = d.post_hooks(&node.unique_id, db.clone())?;
+        let conn = db.0.lock().unwrap_or_else(|p| p.into_inner());
+        super::run_hooks(&conn, "post-hook", &post)?;
+        Ok(outcome)
+    });
+    Ran {
+        conn: take_back(db),
+        compiled: Some(fresh.compiled_sql),
+        outcome,
+    }
+}
+
+/// The connection lent to the render, once the render's scopes are gone.
+fn take_back(db: Arc<LiveDb>) -> Option<Connection> {
+    Arc::try_unwrap(db)
+        .ok()
+        .map(|d| d.0.into_inner().unwrap_or_else(|p| p.into_inner()))
 }
 
 #[cfg(test)]

@@ -223,34 +223,17 @@ pub fn execute(run: &Run, conn: &duckdb::Connection, observer: &dyn Observer) ->
                 scope.spawn(move |_| {
                     let conn = idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
                     let start = Instant::now();
-                    // A deferred node is rendered first, with the worker's connection.
-                    let (conn, fresh) = match conn {
+                    // A deferred node is rendered with the worker's connection as it runs.
+                    let (conn, compiled, outcome) = match conn {
                         Some(c) if node.deferred => {
-                            let (c, n) = live::render(run.deferred, node, c);
-                            (c, Some(n))
+                            let ran = live::run(run.deferred, node, c, |c, n| build(&ctx(run, c, n)));
+                            (ran.conn, ran.compiled, ran.outcome)
                         }
-                        c => (c, None),
-                    };
-                    let compiled = match &fresh {
-                        Some(Ok(n)) => Some(n.compiled_sql.clone()),
-                        _ => None,
-                    };
-                    let outcome = match (&conn, &fresh) {
-                        (_, Some(Err(e))) => Err(failed(format!(
-                            "rendering it with the database failed: {}",
-                            failure_text(e)
-                        ))),
-                        (Some(c), fresh) => build(&Ctx {
-                            conn: c,
-                            node: match fresh {
-                                Some(Ok(n)) => n,
-                                _ => node,
-                            },
-                            storage: run.storage,
-                            build_id: run.build_id,
-                            full_refresh: run.full_refresh,
-                        }),
-                        (None, _) => Err(failed("no free DuckDB connection")),
+                        Some(c) => {
+                            let outcome = build(&ctx(run, &c, node));
+                            (Some(c), None, outcome)
+                        }
+                        None => (None, None, Err(failed("no free DuckDB connection"))),
                     };
                     if let Some(c) = conn {
                         idle.lock().unwrap_or_else(|p| p.into_inner()).push(c);
@@ -334,18 +317,28 @@ pub fn table_format(format: FileFormat) -> &'static dyn TableFormat {
     }
 }
 
+fn ctx<'a>(run: &'a Run, conn: &'a duckdb::Connection, node: &'a Node) -> Ctx<'a> {
+    Ctx {
+        conn,
+        node,
+        storage: run.storage,
+        build_id: run.build_id,
+        full_refresh: run.full_refresh,
+    }
+}
+
 /// Builds one node, with its pre-hooks before and post-hooks after (a failing hook fails the
 /// node; post-hooks run only when the build succeeded).
 fn build(c: &Ctx) -> Result<Outcome> {
-    run_hooks(c, "pre-hook", &c.node.hooks.pre)?;
+    run_hooks(c.conn, "pre-hook", &c.node.hooks.pre)?;
     let outcome = materialization(c.node).run(c)?;
-    run_hooks(c, "post-hook", &c.node.hooks.post)?;
+    run_hooks(c.conn, "post-hook", &c.node.hooks.post)?;
     Ok(outcome)
 }
 
-fn run_hooks(c: &Ctx, which: &str, hooks: &[String]) -> Result<()> {
+fn run_hooks(conn: &duckdb::Connection, which: &str, hooks: &[String]) -> Result<()> {
     for sql in hooks {
-        c.conn
+        conn
             .execute_batch(sql)
             .map_err(|e| failed(format!("{which} failed: {e}\n  {which}: {sql}")))?;
     }

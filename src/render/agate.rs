@@ -212,6 +212,31 @@ impl Object for Columns {
     fn enumerate(self: &Arc<Self>) -> Enumerator {
         Enumerator::Seq(self.0.columns.len())
     }
+
+    fn call_method(
+        self: &Arc<Self>,
+        _state: &mut State<'_, '_>,
+        method: &str,
+        _args: &[Value],
+    ) -> Result<Value, JError> {
+        let column = |at: usize| {
+            Value::from_object(ResultColumn {
+                result: self.0.clone(),
+                at,
+            })
+        };
+        let n = self.0.columns.len();
+        match method {
+            "keys" => Ok(Value::from(self.0.columns.clone())),
+            "values" => Ok(Value::from((0..n).map(column).collect::<Vec<_>>())),
+            "items" => Ok(Value::from(
+                (0..n)
+                    .map(|i| Value::from(vec![Value::from(self.0.columns[i].clone()), column(i)]))
+                    .collect::<Vec<_>>(),
+            )),
+            _ => Err(unknown("result columns", method)),
+        }
+    }
 }
 
 /// One column of a result: `.name`, `.data_type`, `.values()`.

@@ -110,22 +110,39 @@ impl Deferred {
         let incremental_sql = recipe
             .incremental
             .then(|| render(true).map_err(|e| e.to_string()));
-        let hooks = if recipe.hooks {
-            let scope = Scope::live(
-                self.shared.clone(),
-                recipe.config.clone(),
-                false,
-                db.clone(),
-            );
-            r.hooks(&recipe.file, &scope, &recipe.relation, &recipe.config)?
-        } else {
-            Hooks::default()
+        // Post-hooks render after the build ([`Deferred::post_hooks`]): their Jinja may read
+        // or change what the build made.
+        let hooks = Hooks {
+            pre: self.hook_list(recipe, &db, "pre")?,
+            post: Vec::new(),
         };
         Ok(Fresh {
             compiled_sql,
             incremental_sql,
             hooks,
         })
+    }
+
+    /// The post-hooks of the deferred node `unique_id`, rendered after it was built.
+    pub fn post_hooks(&self, unique_id: &str, db: Arc<dyn Database>) -> Result<Vec<String>> {
+        match self.recipes.get(unique_id) {
+            Some(recipe) => self.hook_list(recipe, &db, "post"),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    fn hook_list(&self, recipe: &Recipe, db: &Arc<dyn Database>, which: &str) -> Result<Vec<String>> {
+        if !recipe.hooks {
+            return Ok(Vec::new());
+        }
+        let scope = Scope::live(
+            self.shared.clone(),
+            recipe.config.clone(),
+            false,
+            db.clone(),
+        );
+        self.renderer()
+            .hook_list(&recipe.file, &scope, &recipe.relation, &recipe.config, which)
     }
 
     /// The models' bodies with the deferred ephemeral ones rendered live.

@@ -187,8 +187,61 @@ pub fn ref_(state: &State, args: Rest<Value>) -> Result<Value, JError> {
     })?;
     Ok(match &scope.shared.ref_targets[*index] {
         RefTarget::Relation(r) => Value::from_object(r.clone()),
-        RefTarget::Ephemeral(cte) => Value::from_safe_string(cte.clone()),
+        RefTarget::Ephemeral(cte) => Value::from_object(Cte(cte.clone())),
     })
+}
+
+/// What `ref()` of an ephemeral model gives: a relation (dbt's, with `is_cte` true) that
+/// renders as the name of its CTE.
+#[derive(Debug)]
+pub struct Cte(pub String);
+
+impl Object for Cte {
+    fn repr(self: &Arc<Self>) -> minijinja::value::ObjectRepr {
+        minijinja::value::ObjectRepr::Map
+    }
+
+    fn enumerate(self: &Arc<Self>) -> minijinja::value::Enumerator {
+        minijinja::value::Enumerator::Str(&["identifier", "metadata"])
+    }
+
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        Some(match key.as_str()? {
+            "identifier" | "name" | "table" | "alias" => Value::from(self.0.clone()),
+            "schema" | "database" | "type" => Value::from(()),
+            "is_cte" => Value::from(true),
+            "is_table" | "is_view" => Value::from(false),
+            "metadata" => Value::from(std::collections::BTreeMap::from([(
+                "type",
+                Value::from("DuckDBRelation"),
+            )])),
+            _ => return None,
+        })
+    }
+
+    fn call_method(
+        self: &Arc<Self>,
+        _state: &mut State<'_, '_>,
+        method: &str,
+        args: &[Value],
+    ) -> Result<Value, JError> {
+        match method {
+            "render" | "__str__" => Ok(Value::from(self.0.clone())),
+            "include" | "quote" | "incorporate" => Ok(Value::from_object(Cte(self.0.clone()))),
+            "get" => {
+                let (key, default): (Value, Option<Value>) = from_args(args)?;
+                Ok(self.get_value(&key).or(default).unwrap_or(Value::from(())))
+            }
+            _ => Err(JError::new(
+                ErrorKind::UnknownMethod,
+                format!("relations have no method `{method}`"),
+            )),
+        }
+    }
+
+    fn render(self: &Arc<Self>, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
 }
 
 pub fn source(state: &State, source_name: String, table: String) -> Result<Value, JError> {

@@ -51,24 +51,33 @@ impl Renderer<'_> {
         this: &Relation,
         config: &Config,
     ) -> Result<Hooks> {
-        let render = |which: &str| -> Result<Vec<String>> {
-            templates(config, which)
-                .into_iter()
-                .map(|source| {
-                    let hook = SqlFile {
-                        source,
-                        ..file.clone()
-                    };
-                    self.render_jinja(&hook, scope, this.clone(), config)
-                        .map(|s| s.trim().to_string())
-                })
-                .filter(|r| r.as_ref().map_or(true, |s| !s.is_empty()))
-                .collect()
-        };
         Ok(Hooks {
-            pre: render("pre")?,
-            post: render("post")?,
+            pre: self.hook_list(file, scope, this, config, "pre")?,
+            post: self.hook_list(file, scope, this, config, "post")?,
         })
+    }
+
+    /// The model's `pre` or `post` hooks, rendered (empty ones left out).
+    pub(super) fn hook_list(
+        &self,
+        file: &SqlFile,
+        scope: &Arc<Scope>,
+        this: &Relation,
+        config: &Config,
+        which: &str,
+    ) -> Result<Vec<String>> {
+        templates(config, which)
+            .into_iter()
+            .map(|source| {
+                let hook = SqlFile {
+                    source,
+                    ..file.clone()
+                };
+                self.render_jinja(&hook, scope, this.clone(), config)
+                    .map(|s| s.trim().to_string())
+            })
+            .filter(|r| r.as_ref().map_or(true, |s| !s.is_empty()))
+            .collect()
     }
 }
 

@@ -216,6 +216,26 @@ pub fn adapter_method(state: &State, method: &str, args: &[Value]) -> Option<Res
                 )),
             }
         })(),
+        "drop_relation" => (|| {
+            let (relation,): (Value,) = from_args(args)?;
+            match access(state)? {
+                Access::Parsing => Ok(Value::from(())),
+                Access::Live(db) => {
+                    let Some(r) = relation.downcast_object_ref::<Relation>() else {
+                        return Err(JError::new(
+                            ErrorKind::InvalidOperation,
+                            "drop_relation() needs a relation (ref(), this or api.Relation.create())",
+                        ));
+                    };
+                    for found in relations(&*db, &r.schema, Some(&r.identifier))? {
+                        let kind = relation_kind(&*db, &found)?;
+                        db.query(&format!("drop {kind} if exists {found}"))
+                            .map_err(sql_error)?;
+                    }
+                    Ok(Value::from(()))
+                }
+            }
+        })(),
         "check_schema_exists" => (|| {
             let (schema, _) = schema_and_identifier_opt(args)?;
             match access(state)? {
@@ -287,6 +307,22 @@ fn relations(
         .iter()
         .map(|row| Relation::new(text(row.first()), text(row.get(1))))
         .collect())
+}
+
+/// `table` or `view`: what `relation` is in the catalog.
+fn relation_kind(db: &dyn Database, relation: &Relation) -> Result<&'static str, JError> {
+    use crate::model::relation::quote_literal;
+    let r = db
+        .query(&format!(
+            "select table_type from information_schema.tables where table_schema = {} and table_name = {}",
+            quote_literal(&relation.schema),
+            quote_literal(&relation.identifier)
+        ))
+        .map_err(sql_error)?;
+    Ok(match r.rows.first().and_then(|row| row.first()) {
+        Some(serde_json::Value::String(t)) if t == "VIEW" => "view",
+        _ => "table",
+    })
 }
 
 /// dbt's `api`: `api.Relation.create(...)`, `api.Column(...)`.

@@ -106,11 +106,28 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 /// A Python list: `append`, `extend`, `insert`, `pop`, `remove`, ... change it in place.
 #[derive(Debug, Default)]
-pub struct MutList(Mutex<Vec<Value>>);
+pub struct MutList(Mutex<Vec<Value>>, Kind);
+
+/// A list, or a Python set: unique items kept in sorted order, so that two sets with the
+/// same items are equal whatever order they were built in.
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+enum Kind {
+    #[default]
+    List,
+    Set,
+}
 
 impl MutList {
     pub fn new_value(items: Vec<Value>) -> Value {
-        Value::from_object(MutList(Mutex::new(items)))
+        Value::from_object(MutList(Mutex::new(items), Kind::List))
+    }
+
+    /// Python's `set(items)`.
+    pub fn new_set(items: Vec<Value>) -> Value {
+        let mut items = items;
+        items.sort();
+        items.dedup();
+        Value::from_object(MutList(Mutex::new(items), Kind::Set))
     }
 }
 
@@ -152,7 +169,15 @@ impl Object for MutList {
         };
         let mut items = lock(&self.0);
         match method {
-            "append" => items.push(arg(0)),
+            "add" | "update" if self.1 == Kind::Set => {
+                match method {
+                    "update" => items.extend(arg(0).try_iter()?),
+                    _ => items.push(arg(0)),
+                }
+                items.sort();
+                items.dedup();
+            }
+            "append" => items.push(mutable(arg(0))),
             "add" => {
                 if !items.contains(&arg(0)) {
                     items.push(arg(0));
@@ -163,7 +188,7 @@ impl Object for MutList {
                 let len = items.len() as i64;
                 let i = arg(0).as_i64().unwrap_or(len);
                 let i = if i < 0 { (len + i).max(0) } else { i.min(len) };
-                items.insert(i as usize, arg(1));
+                items.insert(i as usize, mutable(arg(1)));
             }
             "pop" => {
                 let i = args.first().map_or(Some(-1), |v| v.as_i64());
@@ -192,7 +217,12 @@ impl Object for MutList {
             "clear" => items.clear(),
             "reverse" => items.reverse(),
             "sort" => items.sort(),
-            "copy" => return Ok(MutList::new_value(items.clone())),
+            "copy" => {
+                return Ok(match self.1 {
+                    Kind::List => MutList::new_value(items.clone()),
+                    Kind::Set => MutList::new_set(items.clone()),
+                });
+            }
             _ => return Err(Error::from(ErrorKind::UnknownMethod)),
         }
         Ok(Value::from(()))
@@ -268,7 +298,7 @@ impl Object for MutDict {
                 }
                 let mut pairs = lock(&self.0);
                 for (k, v) in new {
-                    set_pair(&mut pairs, k, v);
+                    set_pair(&mut pairs, k, mutable(v));
                 }
                 Ok(Value::from(()))
             }
@@ -315,9 +345,10 @@ pub fn mutable(value: Value) -> Value {
     if let Some(items) = obj.downcast_ref::<Vec<Value>>() {
         return MutList::new_value(items.iter().cloned().map(mutable).collect());
     }
-    // No lakeflow object is a mapping, so a plain `Map` here is a dict literal.
+    // A plain `Map` is a dict literal; lakeflow's own objects (relations, columns, result
+    // tables, dicts already mutable) are kept as they are.
     if value.kind() == ValueKind::Map
-        && obj.downcast_ref::<MutDict>().is_none()
+        && obj.type_name().split("::").next() != Some(env!("CARGO_CRATE_NAME"))
         && let Ok(pairs) = map_pairs(&value)
     {
         return MutDict::new_value(pairs.into_iter().map(|(k, v)| (k, mutable(v))).collect());

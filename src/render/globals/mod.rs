@@ -186,15 +186,11 @@ pub fn zip(args: Rest<Value>) -> Result<Value, Error> {
 
 /// Python's `set(iterable)`: a list without duplicates (first occurrence order).
 pub fn set(items: Option<Value>) -> Result<Value, Error> {
-    let mut out: Vec<Value> = Vec::new();
-    if let Some(items) = items {
-        for v in items.try_iter()? {
-            if !out.contains(&v) {
-                out.push(v);
-            }
-        }
-    }
-    Ok(MutList::new_value(out))
+    let out: Vec<Value> = match items {
+        Some(items) => items.try_iter()?.collect(),
+        None => Vec::new(),
+    };
+    Ok(MutList::new_set(out))
 }
 
 pub fn local_md5(text: String) -> String {
