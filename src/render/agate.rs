@@ -1,7 +1,7 @@
 //! What `run_query` and `load_result(...)['table']` give a template: a result table shaped
 //! like the agate table dbt hands Jinja (`.columns[0].values()`, `.rows[0][0]`,
 //! `row['name']`, `.column_names`, `print_table()`), and dbt's `Column` as
-//! `adapter.get_columns_in_relation` returns it.
+//! `adapter.get_columns_in_relation` returns it; and the [`Database`] they are read from.
 
 use minijinja::value::{Enumerator, Object, ObjectRepr, Value, from_args};
 use minijinja::{Error as JError, ErrorKind, State};
@@ -15,8 +15,21 @@ pub struct QueryResult {
     pub rows: Vec<Vec<serde_json::Value>>,
 }
 
+/// A live connection to the catalog, as rendering sees it.
+pub trait Database: Send + Sync {
+    /// Runs one SQL statement (or several, when nothing is fetched) and returns what it
+    /// selected.
+    fn query(&self, sql: &str) -> Result<QueryResult, String>;
+}
+
+impl std::fmt::Debug for dyn Database {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Database")
+    }
+}
+
 fn cell(v: &serde_json::Value) -> Value {
-    super::functions::to_value(v)
+    Value::from(minijinja::value::Serde(v))
 }
 
 /// The agate-like table.

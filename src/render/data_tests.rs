@@ -611,7 +611,7 @@ mod tests {
         assert!(!looks_like_call("reference"));
         assert_eq!(
             literal(&json!(["a\"b", 1, true, null])),
-            "[\"a\\\"b\", 1, true, none]"
+            "__lf_mut([\"a\\\"b\", 1, true, none])"
         );
     }
 }

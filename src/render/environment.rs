@@ -1,7 +1,8 @@
 //! The Jinja environment every node renders in: dbt's context functions and objects, the
 //! project's and packages' macros, and the namespaces through which packages are called.
 
-use super::functions::{self, Adapter, ConfigObject};
+use super::functions::{self, ConfigObject};
+use super::live::Adapter;
 use super::macros::{self, MacroSet};
 use super::{globals, live, packages, pycompat};
 use crate::error::{Error, Result};

@@ -63,14 +63,10 @@ pub struct Scope {
     /// incremental variant.
     pub incremental: bool,
     /// The live connection of an execution-time render.
-    pub db: Option<Arc<dyn super::live::Database>>,
+    pub db: Option<Arc<dyn super::agate::Database>>,
 }
 
-impl std::fmt::Debug for dyn super::live::Database {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Database")
-    }
-}
+
 
 impl Object for Scope {}
 
@@ -103,7 +99,7 @@ impl Scope {
         shared: Arc<Shared>,
         config: Config,
         incremental: bool,
-        db: Arc<dyn super::live::Database>,
+        db: Arc<dyn super::agate::Database>,
     ) -> Arc<Scope> {
         Arc::new(Scope {
             shared,
@@ -492,38 +488,6 @@ pub fn raise_compiler_error(message: String) -> Result<Value, JError> {
 /// picks one.
 pub fn is_incremental(state: &State) -> bool {
     scope(state).is_ok_and(|s| s.incremental)
-}
-
-/// `adapter`: `adapter.quote(x)`, `adapter.dispatch(name, namespace)`, and the methods that
-/// read the catalog (`live.rs`).
-#[derive(Debug)]
-pub struct Adapter {
-    pub dispatch: Arc<super::packages::Dispatcher>,
-}
-
-impl Object for Adapter {
-    fn call_method(
-        self: &Arc<Self>,
-        state: &mut State<'_, '_>,
-        method: &str,
-        args: &[Value],
-    ) -> Result<Value, JError> {
-        match method {
-            "quote" => {
-                let (name,): (String,) = from_args(args)?;
-                Ok(Value::from(crate::model::relation::quote_ident(&name)))
-            }
-            "dispatch" => super::packages::dispatch(&self.dispatch, state, args),
-            "type" => Ok(Value::from("duckdb")),
-            _ => match super::live::adapter_method(state, method, args) {
-                Some(result) => result,
-                None => Err(JError::new(
-                ErrorKind::UnknownMethod,
-                    format!("adapter.{method}() is not supported by lakeflow"),
-                )),
-            },
-        }
-    }
 }
 
 /// Any serializable value as a Jinja value.

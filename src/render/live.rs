@@ -15,12 +15,7 @@ use minijinja::value::{Kwargs, Value, from_args};
 use minijinja::{Error as JError, ErrorKind, State};
 use std::sync::Arc;
 
-/// A live connection to the catalog, as rendering sees it.
-pub trait Database: Send + Sync {
-    /// Runs one SQL statement (or several, when nothing is fetched) and returns what it
-    /// selected.
-    fn query(&self, sql: &str) -> Result<QueryResult, String>;
-}
+pub use super::agate::Database;
 
 /// How a database call behaves in the render at hand.
 enum Access {
@@ -307,6 +302,38 @@ fn relations(
         .iter()
         .map(|row| Relation::new(text(row.first()), text(row.get(1))))
         .collect())
+}
+
+/// `adapter`: `adapter.quote(x)`, `adapter.dispatch(name, namespace)`, and the methods that
+/// read the catalog (`live.rs`).
+#[derive(Debug)]
+pub struct Adapter {
+    pub dispatch: Arc<super::packages::Dispatcher>,
+}
+
+impl minijinja::value::Object for Adapter {
+    fn call_method(
+        self: &Arc<Self>,
+        state: &mut State<'_, '_>,
+        method: &str,
+        args: &[Value],
+    ) -> Result<Value, JError> {
+        match method {
+            "quote" => {
+                let (name,): (String,) = from_args(args)?;
+                Ok(Value::from(crate::model::relation::quote_ident(&name)))
+            }
+            "dispatch" => super::packages::dispatch(&self.dispatch, state, args),
+            "type" => Ok(Value::from("duckdb")),
+            _ => match adapter_method(state, method, args) {
+                Some(result) => result,
+                None => Err(JError::new(
+                ErrorKind::UnknownMethod,
+                    format!("adapter.{method}() is not supported by lakeflow"),
+                )),
+            },
+        }
+    }
 }
 
 /// `table` or `view`: what `relation` is in the catalog.

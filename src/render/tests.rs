@@ -54,7 +54,7 @@ fn reads_only_the_delta_sources_enabled_models_use_and_returns_project_hooks() {
         ),
     ]);
     let reader = FakeReader::default();
-    let Rendered { nodes, hooks } = render(&p, &reader).expect("render");
+    let Rendered { nodes, hooks, .. } = render(&p, &reader).expect("render");
     let asked = reader.asked.into_inner().unwrap_or_else(|p| p.into_inner());
     assert_eq!(
         asked,

@@ -3,21 +3,45 @@
 
 use super::err;
 use chrono::{Datelike, NaiveDate, NaiveDateTime, Timelike};
-use minijinja::value::{Kwargs, Object, Rest, Value, from_args};
+use super::pytz::PyTz;
+use minijinja::value::{DynObject, Kwargs, Object, Rest, Value, from_args};
 use minijinja::{Error, ErrorKind, State};
+use std::cmp::Ordering;
 use std::fmt;
 use std::sync::Arc;
 
-/// Python's `strftime` of `dt` (UTC when `utc`), in chrono's dialect (`%f` is microseconds
-/// in Python; a naive value's `%z`/`%Z` are empty, as in Python). A code the value cannot
-/// give is an error, never a panic.
-fn strftime(fmt: &str, dt: NaiveDateTime, utc: bool) -> Result<Value, Error> {
+/// Python's `strftime` of the wall time `dt`, in chrono's dialect (`%f` is microseconds in
+/// Python). `%z`/`%Z` come from `tz` (offset, name), and are empty for a naive value, as in
+/// Python. A code the value cannot give is an error, never a panic.
+fn strftime(fmt: &str, dt: NaiveDateTime, tz: Option<(i32, String)>) -> Result<Value, Error> {
     use std::fmt::Write;
-    let mut fmt = fmt.replace("%f", "%6f");
-    if !utc {
-        fmt = fmt.replace("%z", "").replace("%Z", "");
+    let mut cfmt = String::with_capacity(fmt.len());
+    let mut chars = fmt.chars();
+    while let Some(c) = chars.next() {
+        if c != '%' {
+            cfmt.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('f') => cfmt.push_str("%6f"),
+            Some('z') => {
+                if let Some((off, _)) = &tz {
+                    cfmt.push_str(&super::pytz::format_offset(*off, ""));
+                }
+            }
+            Some('Z') => {
+                if let Some((_, name)) = &tz {
+                    cfmt.push_str(&name.replace('%', "%%"));
+                }
+            }
+            Some(other) => {
+                cfmt.push('%');
+                cfmt.push(other);
+            }
+            None => cfmt.push('%'),
+        }
     }
-    let items: Vec<chrono::format::Item> = chrono::format::StrftimeItems::new(&fmt).collect();
+    let items: Vec<chrono::format::Item> = chrono::format::StrftimeItems::new(&cfmt).collect();
     if items
         .iter()
         .any(|i| matches!(i, chrono::format::Item::Error))
@@ -25,28 +49,58 @@ fn strftime(fmt: &str, dt: NaiveDateTime, utc: bool) -> Result<Value, Error> {
         return Err(err(format!("strftime: unsupported format '{fmt}'")));
     }
     let mut out = String::new();
-    let written = if utc {
-        write!(out, "{}", dt.and_utc().format_with_items(items.iter()))
-    } else {
-        write!(out, "{}", dt.format_with_items(items.iter()))
-    };
-    written.map_err(|_| err(format!("strftime: '{fmt}' cannot be formatted for {dt}")))?;
+    write!(out, "{}", dt.format_with_items(items.iter()))
+        .map_err(|_| err(format!("strftime: '{fmt}' cannot be formatted for {dt}")))?;
     Ok(Value::from(out))
 }
 
-/// A Python `datetime.datetime` (naive, or UTC when `utc`).
+/// The tzinfo of an aware [`PyDateTime`] and the offset (seconds east of UTC) it gives.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Aware {
+    pub zone: PyTz,
+    pub offset: i32,
+}
+
+/// A Python `datetime.datetime`: a wall time, naive or with a tzinfo and its offset.
 #[derive(Debug, Clone, Copy)]
 pub struct PyDateTime {
     pub dt: NaiveDateTime,
-    pub utc: bool,
+    pub tz: Option<Aware>,
 }
 
 impl PyDateTime {
     pub fn now_utc() -> PyDateTime {
+        PyDateTime::aware(chrono::Utc::now().naive_utc(), PyTz::Utc, 0)
+    }
+
+    pub fn naive(dt: NaiveDateTime) -> PyDateTime {
+        PyDateTime { dt, tz: None }
+    }
+
+    pub fn aware(dt: NaiveDateTime, zone: PyTz, offset: i32) -> PyDateTime {
         PyDateTime {
-            dt: chrono::Utc::now().naive_utc(),
-            utc: true,
+            dt,
+            tz: Some(Aware { zone, offset }),
         }
+    }
+
+    /// The UTC wall time (a naive value counts as UTC, lakeflow's local time).
+    pub fn utc_naive(&self) -> NaiveDateTime {
+        match self.tz {
+            Some(a) => self.dt - chrono::TimeDelta::seconds(i64::from(a.offset)),
+            None => self.dt,
+        }
+    }
+
+    /// `astimezone(tz)`: the same instant in `tz`.
+    pub fn in_zone(&self, zone: PyTz) -> PyDateTime {
+        let utc = self.utc_naive();
+        let offset = zone.offset_at_utc(utc);
+        PyDateTime::aware(utc + chrono::TimeDelta::seconds(i64::from(offset)), zone, offset)
+    }
+
+    fn tz_parts(&self) -> Option<(i32, String)> {
+        self.tz.map(|a| (a.offset, a.zone.tzname(self.dt, a.offset)))
     }
 
     fn iso(&self, sep: &str) -> String {
@@ -58,8 +112,8 @@ impl PyDateTime {
         if us != 0 {
             s.push_str(&format!(".{us:06}"));
         }
-        if self.utc {
-            s.push_str("+00:00");
+        if let Some(a) = self.tz {
+            s.push_str(&super::pytz::format_offset(a.offset, ":"));
         }
         s
     }
@@ -68,6 +122,23 @@ impl PyDateTime {
 impl fmt::Display for PyDateTime {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.iso(" "))
+    }
+}
+
+/// A `tzinfo=` argument: None, or a tzinfo object.
+fn tz_arg(v: Option<Value>) -> Result<Option<PyTz>, Error> {
+    match v {
+        None => Ok(None),
+        Some(v) if v.is_none() || v.is_undefined() => Ok(None),
+        Some(v) => v
+            .downcast_object_ref::<PyTz>()
+            .copied()
+            .map(Some)
+            .ok_or_else(|| {
+                err(format!(
+                    "TypeError: tzinfo argument must be None or of a tzinfo subclass, not '{v}'"
+                ))
+            }),
     }
 }
 
@@ -82,8 +153,13 @@ impl Object for PyDateTime {
             "minute" => d.minute() as i64,
             "second" => d.second() as i64,
             "microsecond" => (d.and_utc().timestamp_subsec_micros()) as i64,
-            "tzinfo" if self.utc => return Some(Value::from("UTC")),
-            "tzinfo" => return Some(Value::from(())),
+            "fold" => 0,
+            "tzinfo" => {
+                return Some(match self.tz {
+                    Some(a) => Value::from_object(a.zone),
+                    None => Value::from(()),
+                });
+            }
             _ => return None,
         }))
     }
@@ -97,7 +173,7 @@ impl Object for PyDateTime {
         match method {
             "strftime" => {
                 let (fmt,): (String,) = from_args(args)?;
-                strftime(&fmt, self.dt, self.utc)
+                strftime(&fmt, self.dt, self.tz_parts())
             }
             "isoformat" => {
                 let (sep,): (Option<String>,) = from_args(args)?;
@@ -105,10 +181,25 @@ impl Object for PyDateTime {
             }
             "date" => Ok(Value::from_object(PyDate(self.dt.date()))),
             "timestamp" => Ok(Value::from(
-                self.dt.and_utc().timestamp_micros() as f64 / 1_000_000.0,
+                self.utc_naive().and_utc().timestamp_micros() as f64 / 1_000_000.0,
             )),
             "weekday" => Ok(Value::from(self.dt.weekday().num_days_from_monday())),
             "isoweekday" => Ok(Value::from(self.dt.weekday().number_from_monday())),
+            "utcoffset" => Ok(match self.tz {
+                Some(a) => Value::from_object(PyTimedelta(chrono::TimeDelta::seconds(
+                    i64::from(a.offset),
+                ))),
+                None => Value::from(()),
+            }),
+            "tzname" => Ok(self
+                .tz_parts()
+                .map(|(_, name)| Value::from(name))
+                .unwrap_or_default()),
+            "astimezone" => {
+                let (tz,): (Option<Value>,) = from_args(args)?;
+                let zone = tz_arg(tz)?.unwrap_or(PyTz::Utc);
+                Ok(Value::from_object(self.in_zone(zone)))
+            }
             "replace" => {
                 let (kw,): (Kwargs,) = from_args(args)?;
                 let d = self.dt;
@@ -130,12 +221,28 @@ impl Object for PyDateTime {
                         micro,
                     )
                 });
-                let _: Option<Value> = kw.get("tzinfo")?;
+                let tz = if kw.has("tzinfo") {
+                    tz_arg(kw.get("tzinfo")?)?.map(|zone| Aware {
+                        zone,
+                        offset: zone.attach_offset(),
+                    })
+                } else {
+                    self.tz
+                };
                 kw.assert_all_used()?;
-                dt.map(|dt| Value::from_object(PyDateTime { dt, utc: self.utc }))
+                dt.map(|dt| Value::from_object(PyDateTime { dt, tz }))
                     .ok_or_else(|| err("datetime.replace(): invalid date"))
             }
             _ => Err(Error::from(ErrorKind::UnknownMethod)),
+        }
+    }
+
+    fn custom_cmp(self: &Arc<Self>, other: &DynObject) -> Option<Ordering> {
+        let other = other.downcast_ref::<Self>()?;
+        match (self.tz.is_some(), other.tz.is_some()) {
+            (true, true) => Some(self.utc_naive().cmp(&other.utc_naive())),
+            (false, false) => Some(self.dt.cmp(&other.dt)),
+            _ => None,
         }
     }
 
@@ -167,13 +274,17 @@ impl Object for PyDate {
         match method {
             "strftime" => {
                 let (fmt,): (String,) = from_args(args)?;
-                strftime(&fmt, self.0.and_time(chrono::NaiveTime::MIN), false)
+                strftime(&fmt, self.0.and_time(chrono::NaiveTime::MIN), None)
             }
             "isoformat" => Ok(Value::from(self.0.format("%Y-%m-%d").to_string())),
             "weekday" => Ok(Value::from(self.0.weekday().num_days_from_monday())),
             "isoweekday" => Ok(Value::from(self.0.weekday().number_from_monday())),
             _ => Err(Error::from(ErrorKind::UnknownMethod)),
         }
+    }
+
+    fn custom_cmp(self: &Arc<Self>, other: &DynObject) -> Option<Ordering> {
+        Some(self.0.cmp(&other.downcast_ref::<Self>()?.0))
     }
 
     fn render(self: &Arc<Self>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -187,11 +298,12 @@ pub struct PyTimedelta(pub chrono::TimeDelta);
 
 impl Object for PyTimedelta {
     fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
-        let secs = self.0.num_seconds();
+        let micros = self.0.num_microseconds().unwrap_or(i64::MAX);
+        let secs = micros.div_euclid(1_000_000);
         Some(Value::from(match key.as_str()? {
             "days" => secs.div_euclid(86_400),
             "seconds" => secs.rem_euclid(86_400),
-            "microseconds" => i64::from(self.0.subsec_nanos() / 1000),
+            "microseconds" => micros.rem_euclid(1_000_000),
             _ => return None,
         }))
     }
@@ -210,8 +322,13 @@ impl Object for PyTimedelta {
         }
     }
 
+    fn custom_cmp(self: &Arc<Self>, other: &DynObject) -> Option<Ordering> {
+        Some(self.0.cmp(&other.downcast_ref::<Self>()?.0))
+    }
+
     fn render(self: &Arc<Self>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let secs = self.0.num_seconds();
+        let micros = self.0.num_microseconds().unwrap_or(i64::MAX);
+        let (secs, us) = (micros.div_euclid(1_000_000), micros.rem_euclid(1_000_000));
         let (days, rest) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
         if days != 0 {
             write!(f, "{days} day{}, ", if days.abs() == 1 { "" } else { "s" })?;
@@ -222,8 +339,96 @@ impl Object for PyTimedelta {
             rest / 3600,
             rest % 3600 / 60,
             rest % 60
-        )
+        )?;
+        if us != 0 {
+            write!(f, ".{us:06}")?;
+        }
+        Ok(())
     }
+}
+
+/// Python's arithmetic when an operand is a datetime, date or timedelta (minijinja has no
+/// operator hooks for objects): `op` is one of `+ - * / //`. None when no operand is one of
+/// these types, so the caller falls back to the ordinary operator.
+pub fn datetime_binop(op: &str, lhs: &Value, rhs: &Value) -> Option<Result<Value, Error>> {
+    use chrono::TimeDelta;
+    let dt = |v: &Value| v.downcast_object_ref::<PyDateTime>().copied();
+    let date = |v: &Value| v.downcast_object_ref::<PyDate>().copied();
+    let td = |v: &Value| v.downcast_object_ref::<PyTimedelta>().map(|t| t.0);
+    let num = |v: &Value| -> Option<f64> {
+        (v.is_number() && v.kind() != minijinja::value::ValueKind::Bool)
+            .then(|| f64::try_from(v.clone()).ok())
+            .flatten()
+    };
+    if dt(lhs).is_none()
+        && date(lhs).is_none()
+        && td(lhs).is_none()
+        && dt(rhs).is_none()
+        && date(rhs).is_none()
+        && td(rhs).is_none()
+    {
+        return None;
+    }
+    let shift = |d: PyDateTime, delta: TimeDelta| {
+        d.dt.checked_add_signed(delta)
+            .map(|dt| Value::from_object(PyDateTime { dt, ..d }))
+            .ok_or_else(|| err("OverflowError: date value out of range"))
+    };
+    let shift_date = |d: PyDate, delta: TimeDelta, sign: i64| {
+        // A date moves by whole days only: the timedelta's `.days`, negated to subtract.
+        let days = sign
+            * delta
+                .num_microseconds()
+                .unwrap_or(i64::MAX)
+                .div_euclid(86_400_000_000);
+        d.0.checked_add_signed(TimeDelta::days(days))
+            .map(|d| Value::from_object(PyDate(d)))
+            .ok_or_else(|| err("OverflowError: date value out of range"))
+    };
+    let delta = |t: TimeDelta| Ok(Value::from_object(PyTimedelta(t)));
+    let scaled = |t: TimeDelta, f: f64| {
+        let micros = t.num_microseconds().unwrap_or(i64::MAX) as f64 * f;
+        delta(TimeDelta::microseconds(micros.round() as i64))
+    };
+    let micros = |t: TimeDelta| t.num_microseconds().unwrap_or(i64::MAX) as f64;
+    Some(match (op, lhs, rhs) {
+        ("+", a, b) if dt(a).is_some() && td(b).is_some() => shift(dt(a)?, td(b)?),
+        ("+", a, b) if td(a).is_some() && dt(b).is_some() => shift(dt(b)?, td(a)?),
+        ("-", a, b) if dt(a).is_some() && td(b).is_some() => shift(dt(a)?, -td(b)?),
+        ("+", a, b) if date(a).is_some() && td(b).is_some() => shift_date(date(a)?, td(b)?, 1),
+        ("+", a, b) if td(a).is_some() && date(b).is_some() => shift_date(date(b)?, td(a)?, 1),
+        ("-", a, b) if date(a).is_some() && td(b).is_some() => shift_date(date(a)?, td(b)?, -1),
+        ("-", a, b) if dt(a).is_some() && dt(b).is_some() => {
+            let (a, b) = (dt(a)?, dt(b)?);
+            if a.tz.is_some() != b.tz.is_some() {
+                Err(err(
+                    "TypeError: can't subtract offset-naive and offset-aware datetimes",
+                ))
+            } else {
+                delta(a.utc_naive() - b.utc_naive())
+            }
+        }
+        ("-", a, b) if date(a).is_some() && date(b).is_some() => delta(date(a)?.0 - date(b)?.0),
+        ("+", a, b) if td(a).is_some() && td(b).is_some() => delta(td(a)? + td(b)?),
+        ("-", a, b) if td(a).is_some() && td(b).is_some() => delta(td(a)? - td(b)?),
+        ("*", a, b) if td(a).is_some() && num(b).is_some() => scaled(td(a)?, num(b)?),
+        ("*", a, b) if num(a).is_some() && td(b).is_some() => scaled(td(b)?, num(a)?),
+        ("/", a, b) if td(a).is_some() && num(b).is_some_and(|n| n != 0.0) => {
+            scaled(td(a)?, 1.0 / num(b)?)
+        }
+        ("/" | "//", a, b) if td(a).is_some() && td(b).is_some_and(|t| !t.is_zero()) => {
+            let q = micros(td(a)?) / micros(td(b)?);
+            Ok(if op == "/" {
+                Value::from(q)
+            } else {
+                Value::from(q.floor() as i64)
+            })
+        }
+        _ => Err(Error::new(
+            ErrorKind::InvalidOperation,
+            format!("TypeError: unsupported operand type(s) for {op}: '{lhs}' and '{rhs}'"),
+        )),
+    })
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -237,11 +442,33 @@ pub(super) enum Class {
 #[derive(Debug)]
 pub(super) struct DateClass(pub(super) Class);
 
+/// A trailing ISO offset (`Z`, `+HH:MM`, `+HHMM`, `+HH`, `+HH:MM:SS`) and the rest.
+fn split_offset(s: &str) -> (&str, Option<i32>) {
+    if let Some(rest) = s.strip_suffix('Z').or_else(|| s.strip_suffix('z')) {
+        return (rest, Some(0));
+    }
+    // The sign must come after the time part (a date's '-' is not an offset).
+    let Some(t) = s.find(['T', ' ']) else {
+        return (s, None);
+    };
+    let Some(pos) = s[t..].rfind(['+', '-']).map(|p| p + t) else {
+        return (s, None);
+    };
+    let sign = if s.as_bytes()[pos] == b'-' { -1 } else { 1 };
+    let digits: String = s[pos + 1..].chars().filter(|c| *c != ':').collect();
+    if !digits.bytes().all(|b| b.is_ascii_digit()) || ![2, 4, 6].contains(&digits.len()) {
+        return (s, None);
+    }
+    let n = |i: usize| digits.get(i..i + 2).and_then(|d| d.parse::<i32>().ok()).unwrap_or(0);
+    (&s[..pos], Some(sign * (n(0) * 3600 + n(2) * 60 + n(4))))
+}
+
 fn parse_iso(s: &str) -> Option<PyDateTime> {
-    let s = s.trim();
-    let (s, utc) = match s.strip_suffix("+00:00").or_else(|| s.strip_suffix('Z')) {
-        Some(rest) => (rest, true),
-        None => (s, false),
+    let (s, offset) = split_offset(s.trim());
+    let with = |dt: NaiveDateTime| match offset {
+        Some(0) => PyDateTime::aware(dt, PyTz::Utc, 0),
+        Some(off) => PyDateTime::aware(dt, PyTz::Fixed(off), off),
+        None => PyDateTime::naive(dt),
     };
     for fmt in [
         "%Y-%m-%dT%H:%M:%S%.f",
@@ -250,13 +477,68 @@ fn parse_iso(s: &str) -> Option<PyDateTime> {
         "%Y-%m-%d %H:%M",
     ] {
         if let Ok(dt) = NaiveDateTime::parse_from_str(s, fmt) {
-            return Some(PyDateTime { dt, utc });
+            return Some(with(dt));
         }
     }
     NaiveDate::parse_from_str(s, "%Y-%m-%d")
         .ok()
         .and_then(|d| d.and_hms_opt(0, 0, 0))
-        .map(|dt| PyDateTime { dt, utc })
+        .map(with)
+}
+
+/// Positional-or-keyword arguments of a constructor, Python style.
+fn py_args(
+    args: &[Value],
+    names: &[&str],
+    required: usize,
+    what: &str,
+) -> Result<Vec<Option<Value>>, Error> {
+    let (pos, kw): (Rest<Value>, Kwargs) = from_args(args)?;
+    if pos.len() > names.len() {
+        return Err(err(format!(
+            "{what}() takes at most {} arguments ({} given)",
+            names.len(),
+            pos.len()
+        )));
+    }
+    let mut out = Vec::with_capacity(names.len());
+    for (i, name) in names.iter().enumerate() {
+        let v = match pos.get(i) {
+            Some(v) => Some(v.clone()),
+            None => kw.get::<Option<Value>>(name)?,
+        };
+        if i < required && v.as_ref().is_none_or(|v| v.is_none() || v.is_undefined()) {
+            return Err(err(format!(
+                "{what}() missing required argument '{name}' (pos {})",
+                i + 1
+            )));
+        }
+        out.push(v);
+    }
+    kw.assert_all_used()?;
+    Ok(out)
+}
+
+fn int_arg(v: &Option<Value>, name: &str) -> Result<i64, Error> {
+    match v {
+        None => Ok(0),
+        Some(v) if v.is_none() || v.is_undefined() => Ok(0),
+        Some(v) => i64::try_from(v.clone()).map_err(|_| {
+            err(format!(
+                "TypeError: '{name}' must be an integer, not '{v}'"
+            ))
+        }),
+    }
+}
+
+fn ymd(parts: &[Option<Value>]) -> Result<Option<NaiveDate>, Error> {
+    let y = int_arg(&parts[0], "year")?;
+    let m = int_arg(&parts[1], "month")?;
+    let d = int_arg(&parts[2], "day")?;
+    Ok(match (i32::try_from(y), u32::try_from(m), u32::try_from(d)) {
+        (Ok(y), Ok(m), Ok(d)) => NaiveDate::from_ymd_opt(y, m, d),
+        _ => None,
+    })
 }
 
 impl Object for DateClass {
@@ -288,34 +570,36 @@ impl Object for DateClass {
                 )))
             }
             Class::Date => {
-                let (y, m, d): (i32, u32, u32) = from_args(args)?;
-                NaiveDate::from_ymd_opt(y, m, d)
+                let parts = py_args(args, &["year", "month", "day"], 3, "date")?;
+                ymd(&parts)?
                     .map(|d| Value::from_object(PyDate(d)))
-                    .ok_or_else(|| err("date(): day is out of range for month"))
+                    .ok_or_else(|| err("ValueError: day is out of range for month"))
             }
             Class::DateTime => {
-                let (y, m, d, rest, kw): (i32, u32, u32, Rest<u32>, Kwargs) = from_args(args)?;
-                let mut parts = [0u32; 4];
-                for (i, name) in ["hour", "minute", "second", "microsecond"]
-                    .iter()
-                    .enumerate()
-                {
-                    parts[i] = match rest.get(i) {
-                        Some(v) => *v,
-                        None => kw.get::<Option<u32>>(name)?.unwrap_or(0),
-                    };
+                let names = [
+                    "year",
+                    "month",
+                    "day",
+                    "hour",
+                    "minute",
+                    "second",
+                    "microsecond",
+                    "tzinfo",
+                ];
+                let parts = py_args(args, &names, 3, "datetime")?;
+                let mut hms = [0u32; 4];
+                for i in 0..4 {
+                    hms[i] = u32::try_from(int_arg(&parts[3 + i], names[3 + i])?)
+                        .map_err(|_| err("ValueError: datetime(): value out of range"))?;
                 }
-                let tz: Option<Value> = kw.get("tzinfo")?;
-                kw.assert_all_used()?;
-                NaiveDate::from_ymd_opt(y, m, d)
-                    .and_then(|d| d.and_hms_micro_opt(parts[0], parts[1], parts[2], parts[3]))
-                    .map(|dt| {
-                        Value::from_object(PyDateTime {
-                            dt,
-                            utc: tz.is_some_and(|t| !t.is_none()),
-                        })
-                    })
-                    .ok_or_else(|| err("datetime(): value out of range"))
+                let tz = tz_arg(parts[7].clone())?;
+                let dt = ymd(&parts)?
+                    .and_then(|d| d.and_hms_micro_opt(hms[0], hms[1], hms[2], hms[3]))
+                    .ok_or_else(|| err("ValueError: datetime(): value out of range"))?;
+                Ok(Value::from_object(match tz {
+                    Some(zone) => PyDateTime::aware(dt, zone, zone.attach_offset()),
+                    None => PyDateTime::naive(dt),
+                }))
             }
         }
     }
@@ -327,17 +611,40 @@ impl Object for DateClass {
         args: &[Value],
     ) -> Result<Value, Error> {
         match (self.0, method) {
-            (Class::DateTime, "now") => Ok(Value::from_object(PyDateTime {
-                dt: chrono::Local::now().naive_local(),
-                utc: false,
-            })),
-            (Class::DateTime, "utcnow") => Ok(Value::from_object(PyDateTime {
-                dt: chrono::Utc::now().naive_utc(),
-                utc: false,
-            })),
+            (Class::DateTime, "now") => {
+                let (tz,): (Option<Value>,) = from_args(args)?;
+                Ok(Value::from_object(match tz_arg(tz)? {
+                    Some(zone) => PyDateTime::now_utc().in_zone(zone),
+                    None => PyDateTime::naive(chrono::Local::now().naive_local()),
+                }))
+            }
+            // Naive "local" now; lakeflow's local time is UTC, as run_started_at's.
+            (Class::DateTime, "today" | "utcnow") => {
+                let () = from_args(args)?;
+                Ok(Value::from_object(PyDateTime::naive(
+                    chrono::Utc::now().naive_utc(),
+                )))
+            }
             (Class::Date, "today") => Ok(Value::from_object(PyDate(
-                chrono::Local::now().date_naive(),
+                chrono::Utc::now().date_naive(),
             ))),
+            (Class::DateTime, "fromtimestamp" | "utcfromtimestamp") => {
+                let (ts, tz): (f64, Option<Value>) = from_args(args)?;
+                let micros = (ts * 1e6).round() as i64;
+                let utc = chrono::DateTime::from_timestamp_micros(micros)
+                    .ok_or_else(|| err("ValueError: timestamp out of range"))?
+                    .naive_utc();
+                Ok(Value::from_object(match tz_arg(tz)? {
+                    Some(zone) => PyDateTime::naive(utc).in_zone(zone),
+                    None => PyDateTime::naive(utc),
+                }))
+            }
+            (Class::Date, "fromtimestamp") => {
+                let (ts,): (f64,) = from_args(args)?;
+                chrono::DateTime::from_timestamp(ts.floor() as i64, 0)
+                    .map(|d| Value::from_object(PyDate(d.date_naive())))
+                    .ok_or_else(|| err("ValueError: timestamp out of range"))
+            }
             (Class::DateTime, "strptime") => {
                 let (s, fmt): (String, String) = from_args(args)?;
                 let cfmt = fmt.replace("%f", "%.f");
@@ -346,7 +653,7 @@ impl Object for DateClass {
                         NaiveDate::parse_from_str(&s, &cfmt)
                             .map(|d| d.and_hms_opt(0, 0, 0).unwrap_or_default())
                     })
-                    .map(|dt| Value::from_object(PyDateTime { dt, utc: false }))
+                    .map(|dt| Value::from_object(PyDateTime::naive(dt)))
                     .map_err(|e| err(format!("strptime('{s}', '{fmt}'): {e}")))
             }
             (Class::DateTime, "fromisoformat") => {

@@ -1,6 +1,6 @@
-//! dbt context globals beyond `ref`/`source`/`config`: `modules.datetime`, `modules.re`,
-//! `run_started_at`, `invocation_id`, `flags`, `tojson`/`fromjson`/`toyaml`/`fromyaml`, `zip`,
-//! `set`, `local_md5`, and the `dbt` namespace of cross-database macros
+//! dbt context globals beyond `ref`/`source`/`config`: `modules.datetime`, `modules.pytz`,
+//! `modules.re`, `run_started_at`, `invocation_id`, `flags`, `tojson`/`fromjson`/`toyaml`/
+//! `fromyaml`, `zip`, `set`, `local_md5`, and the `dbt` namespace of cross-database macros
 //! (`dbt.dateadd(...)`, from `templates/dbt/cross_db.sql`).
 
 use super::pycompat::MutList;
@@ -9,9 +9,11 @@ use minijinja::{Error, ErrorKind, State};
 use std::sync::Arc;
 
 mod datetime;
+mod pytz;
 mod re;
 
 pub use datetime::*;
+use pytz::{Pytz, TimezoneClass};
 use re::*;
 
 /// Template name of dbt's cross-database macros.
@@ -262,14 +264,16 @@ impl Object for Itertools {
     }
 }
 
-/// dbt's `modules`: `datetime`, `re` and `itertools`.
+/// dbt's `modules`: `datetime`, `pytz`, `re` and `itertools`.
 pub fn modules() -> Value {
     minijinja::context! {
         datetime => minijinja::context! {
             datetime => Value::from_object(DateClass(Class::DateTime)),
             date => Value::from_object(DateClass(Class::Date)),
             timedelta => Value::from_object(DateClass(Class::Timedelta)),
+            timezone => Value::from_object(TimezoneClass),
         },
+        pytz => Value::from_object(Pytz),
         re => Value::from_object(Re(None)),
         itertools => Value::from_object(Itertools),
     }
@@ -307,6 +311,12 @@ mod tests {
         env.add_function("zip", super::zip);
         env.add_function("set", super::set);
         env.add_function("local_md5", super::local_md5);
+        env.add_function(
+            "binop",
+            |op: String, a: minijinja::Value, b: minijinja::Value| {
+                super::datetime_binop(&op, &a, &b).unwrap_or_else(|| Ok("none".into()))
+            },
+        );
         env.add_global("dbt", minijinja::Value::from_object(super::DbtNamespace));
         env.add_template(super::DBT_TEMPLATE, super::DBT_SOURCE)
             .unwrap_or_else(|e| panic!("{e}"));
@@ -338,6 +348,51 @@ mod tests {
                 "{{ modules.datetime.datetime(2024, 3, 5, 7).strftime('%H%z|') }}{{ run_started_at.strftime('%z %Z') }}|{{ modules.datetime.date(2024, 1, 31).strftime('%d %H:%M') }}"
             ),
             "07|+0000 UTC|31 00:00"
+        );
+    }
+
+    /// Expected strings are what Python 3.11 with pytz prints for the same expressions.
+    #[test]
+    fn pytz_module() {
+        let pre = "{% set m = modules.datetime %}{% set pytz = modules.pytz %}{% set tz = pytz.timezone('America/Los_Angeles') %}{% set d = m.datetime(1997, 9, 29, 6, 14, 0, tzinfo=tz) %}{% set l = tz.localize(m.datetime(1997, 9, 29, 6, 14)) %}";
+        let r = |body: &str| render(&format!("{pre}{body}"));
+        assert_eq!(
+            r("{{ d }}|{{ d.isoformat() }}|{{ d.timestamp() }}|{{ d.tzinfo }}|{{ d.tzinfo.zone }}|{{ d.strftime('%z %Z') }}|{{ l }}|{{ l.timestamp() }}|{{ l.strftime('%Y-%m-%d %H:%M %z %Z') }}|{{ tz.localize(m.datetime(2024, 1, 15, 12)).strftime('%z %Z') }}"),
+            "1997-09-29 06:14:00-07:53|1997-09-29T06:14:00-07:53|875542020.0|America/Los_Angeles|America/Los_Angeles|-0753 LMT|1997-09-29 06:14:00-07:00|875538840.0|1997-09-29 06:14 -0700 PDT|-0800 PST"
+        );
+        assert_eq!(
+            r("{{ pytz.utc }}|{{ pytz.UTC.zone }}|{{ pytz.utc.localize(m.datetime(2024, 1, 2, 3, 4, 5)).timestamp() }}|{{ l.astimezone(pytz.utc) }}|{{ l.astimezone(pytz.timezone('Europe/Paris')) }}|{{ l.replace(tzinfo=none) }}|{{ l.replace(tzinfo=pytz.utc) }}|{{ m.datetime(year=2024, month=1, day=2, hour=3, tzinfo=pytz.utc) }}|{{ l < pytz.utc.localize(m.datetime(2024, 1, 1)) }}|{{ l == l.astimezone(pytz.utc) }}|{{ m.datetime(2000, 1, 1, tzinfo=pytz.timezone('Asia/Kolkata')) }}|{{ pytz.timezone('Asia/Kolkata').localize(m.datetime(2000, 1, 1)).strftime('%Z') }}"),
+            "UTC|UTC|1704164645.0|1997-09-29 13:14:00+00:00|1997-09-29 15:14:00+02:00|1997-09-29 06:14:00|1997-09-29 06:14:00+00:00|2024-01-02 03:00:00+00:00|True|True|2000-01-01 00:00:00+05:53|IST"
+        );
+        assert_eq!(
+            r("{% set f = m.datetime.fromisoformat('2024-01-02T03:04:05+05:30') %}{{ f }}|{{ f.tzinfo }}|{{ f.strftime('%z %Z') }}|{{ f.timestamp() }}|{{ m.datetime.fromisoformat('2024-01-02 03:04:05').tzinfo is none }}|{{ tz.localize(m.datetime(2008, 3, 9, 2, 30)) }}|{{ tz.localize(m.datetime(2008, 11, 2, 1, 30)) }}|{{ tz.localize(m.datetime(2008, 11, 2, 1, 30), is_dst=true) }}|{{ m.datetime(2024, 1, 2, tzinfo=m.timezone.utc) }}|{{ m.datetime(2024, 1, 2, tzinfo=m.timezone(m.timedelta(hours=-3))).strftime('%z %Z') }}|{{ m.date(2024, 1, 2) < m.date(2024, 1, 3) }}|{{ l.replace(tzinfo=tz) }}"),
+            "2024-01-02 03:04:05+05:30|UTC+05:30|+0530 UTC+05:30|1704144845.0|True|2008-03-09 02:30:00-08:00|2008-11-02 01:30:00-08:00|2008-11-02 01:30:00-07:00|2024-01-02 00:00:00+00:00|-0300 UTC-03:00|True|1997-09-29 06:14:00-07:53"
+        );
+        // today()/now()/utcnow() are naive; unknown zones and localizing aware values fail.
+        assert_eq!(
+            render(
+                "{{ modules.datetime.datetime.today().tzinfo is none }}|{{ modules.datetime.datetime.now().tzinfo is none }}|{{ modules.datetime.datetime.utcnow().year > 2000 }}|{{ modules.datetime.datetime.today().replace(hour=0, minute=0, second=0, microsecond=0).strftime('%H:%M:%S.%f') }}|{{ modules.datetime.datetime.now(modules.pytz.utc).tzinfo }}"
+            ),
+            "True|True|True|00:00:00.000000|UTC"
+        );
+        assert!(render("{{ modules.pytz.timezone('Nowhere/Land') }}").contains("UnknownTimeZoneError"));
+        assert!(
+            render("{{ modules.pytz.utc.localize(run_started_at) }}").contains("Not naive")
+        );
+    }
+
+    /// Python's datetime arithmetic (expected strings from Python 3.11).
+    #[test]
+    fn datetime_arithmetic() {
+        assert_eq!(
+            render(
+                "{% set m = modules.datetime %}{% set tz = modules.pytz.timezone('America/Los_Angeles') %}{{ binop('-', m.date(2024, 3, 1), m.timedelta(365)) }}|{{ binop('-', m.datetime(2024, 3, 1, 5), m.timedelta(days=10)) }}|{{ binop('+', m.timedelta(hours=1), m.datetime(2024, 3, 1, 23, 30)) }}|{{ binop('-', m.date(2024, 3, 1), m.timedelta(hours=1)) }}|{{ binop('-', m.datetime(2024, 3, 2), m.datetime(2024, 3, 1, 12)) }}|{{ binop('-', m.date(2024, 3, 1), m.date(2024, 1, 1)) }}|{{ binop('-', m.timedelta(1), m.timedelta(2)) }}|{{ binop('*', m.timedelta(hours=1), 2.5) }}|{{ binop('/', m.timedelta(1), m.timedelta(hours=1)) }}|{{ binop('//', m.timedelta(1), m.timedelta(hours=7)) }}|{{ binop('+', tz.localize(m.datetime(2024, 3, 9, 12)), m.timedelta(1)) }}|{{ binop('-', tz.localize(m.datetime(2024, 3, 9, 12)), modules.pytz.utc.localize(m.datetime(2024, 3, 9, 12))) }}|{{ binop('+', 1, 2) }}|{{ m.timedelta(seconds=1.5) }}|{{ m.timedelta(2) > m.timedelta(1) }}"
+            ),
+            "2023-03-02|2024-02-20 05:00:00|2024-03-02 00:30:00|2024-03-01|12:00:00|60 days, 0:00:00|-1 day, 0:00:00|2:30:00|24.0|3|2024-03-10 12:00:00-08:00|8:00:00|none|0:00:01.500000|True"
+        );
+        assert!(
+            render("{{ binop('-', modules.datetime.datetime(2024, 1, 1), run_started_at) }}")
+                .contains("offset-naive")
         );
     }
 
