@@ -1,8 +1,8 @@
 //! The live connection a deferred node renders with (`render::deferred`): the worker's own
 //! DuckDB connection, lent to the render and taken back after it.
 
-use crate::error::{Error, Result};
 use super::materialize::Outcome;
+use crate::error::{Error, Result};
 use crate::render::Node;
 use crate::render::deferred::Deferred;
 use crate::render::live::{Database, QueryResult};
@@ -89,12 +89,11 @@ fn cell(v: DuckValue) -> Value {
         }
         DuckValue::Text(s) | DuckValue::Enum(s) => Value::from(s),
         DuckValue::Date32(days) => chrono::DateTime::from_timestamp(i64::from(days) * 86_400, 0)
-            .map_or(Value::Null, |d| Value::from(d.format("%Y-%m-%d").to_string())),
-        DuckValue::Timestamp(unit, v) => {
-            chrono::DateTime::from_timestamp_micros(unit.to_micros(v)).map_or(Value::Null, |d| {
-                Value::from(d.naive_utc().to_string())
-            })
-        }
+            .map_or(Value::Null, |d| {
+                Value::from(d.format("%Y-%m-%d").to_string())
+            }),
+        DuckValue::Timestamp(unit, v) => chrono::DateTime::from_timestamp_micros(unit.to_micros(v))
+            .map_or(Value::Null, |d| Value::from(d.naive_utc().to_string())),
         DuckValue::Time64(unit, v) => {
             let micros = unit.to_micros(v);
             chrono::NaiveTime::from_num_seconds_from_midnight_opt(

@@ -226,7 +226,8 @@ pub fn execute(run: &Run, conn: &duckdb::Connection, observer: &dyn Observer) ->
                     // A deferred node is rendered with the worker's connection as it runs.
                     let (conn, compiled, outcome) = match conn {
                         Some(c) if node.deferred => {
-                            let ran = live::run(run.deferred, node, c, |c, n| build(&ctx(run, c, n)));
+                            let ran =
+                                live::run(run.deferred, node, c, |c, n| build(&ctx(run, c, n)));
                             (ran.conn, ran.compiled, ran.outcome)
                         }
                         Some(c) => {
@@ -338,8 +339,7 @@ fn build(c: &Ctx) -> Result<Outcome> {
 
 fn run_hooks(conn: &duckdb::Connection, which: &str, hooks: &[String]) -> Result<()> {
     for sql in hooks {
-        conn
-            .execute_batch(sql)
+        conn.execute_batch(sql)
             .map_err(|e| failed(format!("{which} failed: {e}\n  {which}: {sql}")))?;
     }
     Ok(())

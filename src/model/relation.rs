@@ -78,10 +78,7 @@ impl Object for Relation {
             "include" | "quote" | "incorporate" => Ok(Value::from_object((**self).clone())),
             "get" => {
                 let (key, default): (Value, Option<Value>) = minijinja::value::from_args(args)?;
-                Ok(self
-                    .get_value(&key)
-                    .or(default)
-                    .unwrap_or(Value::from(())))
+                Ok(self.get_value(&key).or(default).unwrap_or(Value::from(())))
             }
             _ => Err(minijinja::Error::new(
                 minijinja::ErrorKind::UnknownMethod,

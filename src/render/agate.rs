@@ -39,7 +39,7 @@ pub struct Table {
 }
 
 impl Table {
-    pub fn new(result: QueryResult) -> Value {
+    pub fn value(result: QueryResult) -> Value {
         Value::from_object(Table {
             result: Arc::new(result),
         })
@@ -437,15 +437,19 @@ mod tests {
 
     fn render(template: &str) -> String {
         let mut env = minijinja::Environment::new();
-        env.add_global("t", Table::new(sample()));
+        env.add_global("t", Table::value(sample()));
         env.add_global("data", data(&sample()));
-        env.render_str(template, ()).unwrap_or_else(|e| e.to_string())
+        env.render_str(template, ())
+            .unwrap_or_else(|e| e.to_string())
     }
 
     #[test]
     fn reads_like_an_agate_table() {
         assert_eq!(render("{{ t.columns[0].values() | join(',') }}"), "1,2");
-        assert_eq!(render("{{ t.columns['name'].values() | join(',') }}"), "a,b");
+        assert_eq!(
+            render("{{ t.columns['name'].values() | join(',') }}"),
+            "a,b"
+        );
         assert_eq!(render("{{ t.rows[1][1] }}|{{ t.rows[-1]['id'] }}"), "b|2");
         assert_eq!(
             render("{% for r in t %}{{ r[0] }}{% endfor %}{{ t | length }}"),

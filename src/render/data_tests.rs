@@ -449,13 +449,35 @@ fn whole_expression(s: &str) -> Option<&str> {
     (!inner.contains("{{") && !inner.contains("}}")).then(|| inner.trim())
 }
 
+/// A string with `{{ ... }}` inside it (`"cast(x as {{ dbt.type_string() }})"`) as the Jinja
+/// expression that renders it, as dbt renders a test's arguments.
+fn templated_str(s: &str) -> Option<String> {
+    if !s.contains("{{") {
+        return None;
+    }
+    let mut parts = Vec::new();
+    let mut rest = s;
+    while let Some(open) = rest.find("{{") {
+        let close = rest[open..].find("}}")? + open;
+        if open > 0 {
+            parts.push(literal_str(&rest[..open]));
+        }
+        parts.push(format!("({})", rest[open + 2..close].trim()));
+        rest = &rest[close + 2..];
+    }
+    if !rest.is_empty() {
+        parts.push(literal_str(rest));
+    }
+    Some(format!("({})", parts.join(" ~ ")))
+}
+
 /// A JSON value as a Jinja literal.
 fn literal(value: &serde_json::Value) -> String {
     match value {
         serde_json::Value::Null => "none".into(),
         serde_json::Value::Bool(b) => b.to_string(),
         serde_json::Value::Number(n) => n.to_string(),
-        serde_json::Value::String(s) => literal_str(s),
+        serde_json::Value::String(s) => templated_str(s).unwrap_or_else(|| literal_str(s)),
         serde_json::Value::Array(items) => {
             // Lists and dicts are Python's: a test macro may append to its argument.
             let parts: Vec<String> = items.iter().map(literal).collect();
@@ -612,6 +634,10 @@ mod tests {
         assert_eq!(
             literal(&json!(["a\"b", 1, true, null])),
             "__lf_mut([\"a\\\"b\", 1, true, none])"
+        );
+        assert_eq!(
+            literal(&json!("cast(x as {{ dbt.type_string() }})")),
+            "(\"cast(x as \" ~ (dbt.type_string()) ~ \")\")"
         );
     }
 }

@@ -18,8 +18,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 /// What the compiled SQL of a deferred node says until it runs.
-pub const PLACEHOLDER: &str =
-    "-- rendered when this node runs: its Jinja queries the database (run_query, statement or adapter)";
+pub const PLACEHOLDER: &str = "-- rendered when this node runs: its Jinja queries the database (run_query, statement or adapter)";
 
 /// How to render one deferred node again.
 #[derive(Debug, Clone)]
@@ -53,6 +52,8 @@ pub struct Deferred {
     pub(super) bodies: Vec<Option<String>>,
     /// By unique_id.
     pub(super) recipes: HashMap<String, Recipe>,
+    /// Each model's refs (as parsed), to follow ephemeral models through one another.
+    pub(super) refs_of: Vec<Vec<String>>,
     /// Deferred ephemeral models: (index among the models, recipe).
     pub(super) ephemerals: Vec<(usize, Recipe)>,
 }
@@ -88,7 +89,7 @@ impl Deferred {
             ));
         };
         let r = self.renderer();
-        let bodies = self.bodies_with_ephemerals(&r, &db)?;
+        let bodies = self.bodies_with_ephemerals(&r, &recipe.refs, &db)?;
         let render = |incremental: bool| -> Result<String> {
             let scope = Scope::live(
                 self.shared.clone(),
@@ -96,8 +97,13 @@ impl Deferred {
                 incremental,
                 db.clone(),
             );
-            let body =
-                r.render_model(&recipe.file, &scope, recipe.relation.clone(), &recipe.config)?;
+            scope.known_refs(&recipe.refs);
+            let body = r.render_model(
+                &recipe.file,
+                &scope,
+                recipe.relation.clone(),
+                &recipe.config,
+            )?;
             Ok(ephemeral::inline_ephemerals(
                 &recipe.refs,
                 &self.shared.models,
@@ -131,7 +137,12 @@ impl Deferred {
         }
     }
 
-    fn hook_list(&self, recipe: &Recipe, db: &Arc<dyn Database>, which: &str) -> Result<Vec<String>> {
+    fn hook_list(
+        &self,
+        recipe: &Recipe,
+        db: &Arc<dyn Database>,
+        which: &str,
+    ) -> Result<Vec<String>> {
         if !recipe.hooks {
             return Ok(Vec::new());
         }
@@ -141,26 +152,48 @@ impl Deferred {
             false,
             db.clone(),
         );
-        self.renderer()
-            .hook_list(&recipe.file, &scope, &recipe.relation, &recipe.config, which)
+        self.renderer().hook_list(
+            &recipe.file,
+            &scope,
+            &recipe.relation,
+            &recipe.config,
+            which,
+        )
     }
 
-    /// The models' bodies with the deferred ephemeral ones rendered live.
+    /// The models' bodies with the deferred ephemeral models `refs` reach (directly or
+    /// through other ephemerals) rendered live.
     fn bodies_with_ephemerals(
         &self,
         r: &Renderer,
+        refs: &[String],
         db: &Arc<dyn Database>,
     ) -> Result<Vec<Option<String>>> {
         let mut bodies = self.bodies.clone();
-        for (i, recipe) in &self.ephemerals {
-            let scope = Scope::live(
-                self.shared.clone(),
-                recipe.config.clone(),
-                false,
-                db.clone(),
-            );
-            bodies[*i] =
-                Some(r.render_model(&recipe.file, &scope, recipe.relation.clone(), &recipe.config)?);
+        let mut stack: Vec<&str> = refs.iter().map(String::as_str).collect();
+        let mut seen = std::collections::HashSet::new();
+        while let Some(name) = stack.pop() {
+            let Some(&i) = self.shared.models.get(name) else {
+                continue;
+            };
+            if self.materializations[i] != Materialization::Ephemeral || !seen.insert(i) {
+                continue;
+            }
+            stack.extend(self.refs_of[i].iter().map(String::as_str));
+            if let Some((_, recipe)) = self.ephemerals.iter().find(|(e, _)| *e == i) {
+                let scope = Scope::live(
+                    self.shared.clone(),
+                    recipe.config.clone(),
+                    false,
+                    db.clone(),
+                );
+                bodies[i] = Some(r.render_model(
+                    &recipe.file,
+                    &scope,
+                    recipe.relation.clone(),
+                    &recipe.config,
+                )?);
+            }
         }
         Ok(bodies)
     }

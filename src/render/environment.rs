@@ -117,7 +117,31 @@ pub(super) fn environment(project: &Project, macros: &MacroSet) -> Result<Enviro
             env.add_global(
                 package.clone(),
                 Value::from_object(packages::Namespace {
-                    package: package.clone(),
+                    package: Some(package.clone()),
+                    dispatcher: dispatcher.clone(),
+                }),
+            );
+        }
+        // The project's own macros answer to its name too (`my_project.my_macro()`).
+        const TAKEN: [&str; 12] = [
+            "dbt",
+            "target",
+            "model",
+            "this",
+            "config",
+            "adapter",
+            "modules",
+            "exceptions",
+            "api",
+            "flags",
+            "graph",
+            "execute",
+        ];
+        if !macros.packages.contains(&project.name) && !TAKEN.contains(&project.name.as_str()) {
+            env.add_global(
+                project.name.clone(),
+                Value::from_object(packages::Namespace {
+                    package: None,
                     dispatcher: dispatcher.clone(),
                 }),
             );

@@ -50,6 +50,8 @@ pub struct Capture {
     pub needs_db: bool,
     /// What `statement(name)` blocks kept, for `load_result(name)`.
     pub results: HashMap<String, Value>,
+    /// In a render when the node runs: the refs the DAG knows for it.
+    pub known_refs: Option<Vec<String>>,
 }
 
 #[derive(Debug)]
@@ -65,8 +67,6 @@ pub struct Scope {
     /// The live connection of an execution-time render.
     pub db: Option<Arc<dyn super::agate::Database>>,
 }
-
-
 
 impl Object for Scope {}
 
@@ -109,6 +109,11 @@ impl Scope {
             incremental,
             db: Some(db),
         })
+    }
+
+    /// Limits `ref()` to `refs` (those the DAG ordered the node after).
+    pub fn known_refs(&self, refs: &[String]) {
+        self.capture().known_refs = Some(refs.to_vec());
     }
 
     pub(super) fn capture_mut(&self) -> std::sync::MutexGuard<'_, Capture> {
@@ -171,7 +176,24 @@ pub fn ref_(state: &State, args: Rest<Value>) -> Result<Value, JError> {
             "ref() needs a model name, e.g. ref('orders')",
         )
     })?;
-    scope.capture().refs.push(name.clone());
+    {
+        let mut capture = scope.capture();
+        // As in dbt: a ref made only when the node runs is not in the DAG, so what it reads
+        // may not be built yet.
+        if capture
+            .known_refs
+            .as_ref()
+            .is_some_and(|k| !k.contains(&name))
+        {
+            return Err(JError::new(
+                ErrorKind::InvalidOperation,
+                format!(
+                    "ref('{name}') is called only when the model runs, so the build order does not know it; add `-- depends_on: {{{{ ref('{name}') }}}}` to the model, or call ref('{name}') outside `{{% if execute %}}`"
+                ),
+            ));
+        }
+        capture.refs.push(name.clone());
+    }
     if scope.pass == Pass::Parse {
         return Ok(Value::from_object(Relation::new("__unresolved__", name)));
     }

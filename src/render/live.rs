@@ -7,8 +7,8 @@
 //! just before it runs, with the worker's live connection ([`Deferred`]). Nodes that never
 //! query the database compile once, up front, as before.
 
-use super::agate::{self, Column, Table};
 pub use super::agate::QueryResult;
+use super::agate::{self, Column, Table};
 use super::functions::{Pass, Scope, scope};
 use crate::model::relation::Relation;
 use minijinja::value::{Kwargs, Value, from_args};
@@ -44,14 +44,17 @@ fn access(state: &State) -> Result<Access, JError> {
 }
 
 fn sql_error(e: String) -> JError {
-    JError::new(ErrorKind::InvalidOperation, format!("the query failed: {e}"))
+    JError::new(
+        ErrorKind::InvalidOperation,
+        format!("the query failed: {e}"),
+    )
 }
 
 /// dbt's `run_query(sql)`: the result as a table; `none` while parsing.
 pub fn run_query(state: &State, sql: String) -> Result<Value, JError> {
     match access(state)? {
         Access::Parsing => Ok(Value::from(())),
-        Access::Live(db) => db.query(&sql).map(Table::new).map_err(sql_error),
+        Access::Live(db) => db.query(&sql).map(Table::value).map_err(sql_error),
     }
 }
 
@@ -98,7 +101,7 @@ pub fn statement(state: &mut State, name: Option<Value>, kwargs: Kwargs) -> Resu
                 rows_affected => rows,
             },
             data => agate::data(&result),
-            table => Table::new(result),
+            table => Table::value(result),
         };
         scope(state)?.store_result(name.to_string(), stored);
     }
@@ -154,7 +157,11 @@ fn column_values(columns: Vec<Column>) -> Value {
 }
 
 /// The `adapter` methods that read the catalog.
-pub fn adapter_method(state: &State, method: &str, args: &[Value]) -> Option<Result<Value, JError>> {
+pub fn adapter_method(
+    state: &State,
+    method: &str,
+    args: &[Value],
+) -> Option<Result<Value, JError>> {
     Some(match method {
         "get_columns_in_relation" => (|| {
             let (relation,): (Value,) = from_args(args)?;
@@ -328,7 +335,7 @@ impl minijinja::value::Object for Adapter {
             _ => match adapter_method(state, method, args) {
                 Some(result) => result,
                 None => Err(JError::new(
-                ErrorKind::UnknownMethod,
+                    ErrorKind::UnknownMethod,
                     format!("adapter.{method}() is not supported by lakeflow"),
                 )),
             },
@@ -382,8 +389,12 @@ impl minijinja::value::Object for ApiRelation {
                 format!("api.Relation has no method `{method}` in lakeflow; use create(...)"),
             ));
         }
-        let (_db, schema, identifier, kwargs): (Option<Value>, Option<Value>, Option<Value>, Kwargs) =
-            from_args(args)?;
+        let (_db, schema, identifier, kwargs): (
+            Option<Value>,
+            Option<Value>,
+            Option<Value>,
+            Kwargs,
+        ) = from_args(args)?;
         let get = |pos: Option<Value>, key: &str| -> Result<Option<String>, JError> {
             let v = match pos {
                 Some(v) => Some(v),

@@ -315,10 +315,10 @@ fn mentions(body: &str, word: &str) -> bool {
     body.match_indices(word).any(|(i, _)| {
         let before = body[..i].chars().next_back();
         let after = body[i + word.len()..].trim_start();
-        !before.is_some_and(|c| is_name(c) || c == '.')
-            && !after.starts_with(|c: char| is_name(c))
-            && !(after.starts_with('=') && !after.starts_with("=="))
-            && !body[i + word.len()..].starts_with(is_name)
+        let whole = !before.is_some_and(|c| is_name(c) || c == '.')
+            && !body[i + word.len()..].starts_with(is_name);
+        let assigned = after.starts_with('=') && !after.starts_with("==");
+        whole && !assigned
     })
 }
 
@@ -330,7 +330,10 @@ mod tests {
     fn catch_all_arguments_join_the_signature() {
         let src = "{% macro a(model, cols=[]) %}{{ kwargs.get('x') }}{% endmacro %}\n{% macro b() %}{{ varargs | length }}{{ f(**kwargs) }}{% endmacro %}{% macro c(kw) %}{{ kwargs_x }}{% endmacro %}";
         let (out, _) = rename_macros(src, INTERNAL_PREFIX);
-        assert!(out.contains("lfmacro__a(model, cols=[], kwargs={})"), "{out}");
+        assert!(
+            out.contains("lfmacro__a(model, cols=[], kwargs={})"),
+            "{out}"
+        );
         assert!(out.contains("lfmacro__b(kwargs={}, varargs=[])"), "{out}");
         assert!(out.contains("lfmacro__c(kw)"), "{out}");
     }

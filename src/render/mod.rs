@@ -316,7 +316,13 @@ pub fn render(project: &Project, reader: &dyn SourceReader) -> Result<Rendered> 
         .collect();
     let parsed_refs: Vec<Vec<String>> = parsed.iter().map(|c| c.refs.clone()).collect();
     let reach = |refs: &[String]| {
-        ephemeral::reached_state(refs, &shared.models, &materializations, &parsed_refs, &ephemeral_states)
+        ephemeral::reached_state(
+            refs,
+            &shared.models,
+            &materializations,
+            &parsed_refs,
+            &ephemeral_states,
+        )
     };
     let mut recipes: HashMap<String, deferred::Recipe> = HashMap::new();
     let mut deferred_ephemerals = Vec::new();
@@ -429,6 +435,7 @@ pub fn render(project: &Project, reader: &dyn SourceReader) -> Result<Rendered> 
             materializations,
             bodies,
             recipes,
+            refs_of: parsed_refs,
             ephemerals: deferred_ephemerals,
         })
     });

@@ -98,16 +98,17 @@ pub fn dispatch(dispatcher: &Dispatcher, state: &State, args: &[Value]) -> Resul
     ))
 }
 
-/// One installed package as a Jinja namespace: `dbt_utils.generate_surrogate_key(...)`.
+/// One installed package as a Jinja namespace: `dbt_utils.generate_surrogate_key(...)`; or,
+/// with no package, the project's own macros under the project's name.
 #[derive(Debug)]
 pub struct Namespace {
-    pub package: String,
+    pub package: Option<String>,
     pub dispatcher: Arc<Dispatcher>,
 }
 
 impl Object for Namespace {
     fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
-        let key = (Some(self.package.clone()), key.as_str()?.to_string());
+        let key = (self.package.clone(), key.as_str()?.to_string());
         self.dispatcher
             .macros
             .get(&key)

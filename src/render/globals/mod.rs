@@ -76,7 +76,12 @@ pub fn dbt_macro_names() -> Vec<&'static str> {
 }
 
 /// Calls dbt's macro `name` (the unqualified spelling of `dbt.name(...)`).
-pub fn dbt_macro(name: &'static str) -> impl Fn(&mut State, minijinja::value::Rest<minijinja::value::ValueOrKwargs>) -> Result<Value, Error> + Send + Sync + 'static {
+pub fn dbt_macro(
+    name: &'static str,
+) -> impl Fn(&mut State, minijinja::value::Rest<minijinja::value::ValueOrKwargs>) -> Result<Value, Error>
++ Send
++ Sync
++ 'static {
     move |state, args| {
         let ns = Arc::new(DbtNamespace);
         ns.call_method(state, name, &args.into_values())
@@ -357,28 +362,34 @@ mod tests {
         let pre = "{% set m = modules.datetime %}{% set pytz = modules.pytz %}{% set tz = pytz.timezone('America/Los_Angeles') %}{% set d = m.datetime(1997, 9, 29, 6, 14, 0, tzinfo=tz) %}{% set l = tz.localize(m.datetime(1997, 9, 29, 6, 14)) %}";
         let r = |body: &str| render(&format!("{pre}{body}"));
         assert_eq!(
-            r("{{ d }}|{{ d.isoformat() }}|{{ d.timestamp() }}|{{ d.tzinfo }}|{{ d.tzinfo.zone }}|{{ d.strftime('%z %Z') }}|{{ l }}|{{ l.timestamp() }}|{{ l.strftime('%Y-%m-%d %H:%M %z %Z') }}|{{ tz.localize(m.datetime(2024, 1, 15, 12)).strftime('%z %Z') }}"),
+            r(
+                "{{ d }}|{{ d.isoformat() }}|{{ d.timestamp() }}|{{ d.tzinfo }}|{{ d.tzinfo.zone }}|{{ d.strftime('%z %Z') }}|{{ l }}|{{ l.timestamp() }}|{{ l.strftime('%Y-%m-%d %H:%M %z %Z') }}|{{ tz.localize(m.datetime(2024, 1, 15, 12)).strftime('%z %Z') }}"
+            ),
             "1997-09-29 06:14:00-07:53|1997-09-29T06:14:00-07:53|875542020.0|America/Los_Angeles|America/Los_Angeles|-0753 LMT|1997-09-29 06:14:00-07:00|875538840.0|1997-09-29 06:14 -0700 PDT|-0800 PST"
         );
         assert_eq!(
-            r("{{ pytz.utc }}|{{ pytz.UTC.zone }}|{{ pytz.utc.localize(m.datetime(2024, 1, 2, 3, 4, 5)).timestamp() }}|{{ l.astimezone(pytz.utc) }}|{{ l.astimezone(pytz.timezone('Europe/Paris')) }}|{{ l.replace(tzinfo=none) }}|{{ l.replace(tzinfo=pytz.utc) }}|{{ m.datetime(year=2024, month=1, day=2, hour=3, tzinfo=pytz.utc) }}|{{ l < pytz.utc.localize(m.datetime(2024, 1, 1)) }}|{{ l == l.astimezone(pytz.utc) }}|{{ m.datetime(2000, 1, 1, tzinfo=pytz.timezone('Asia/Kolkata')) }}|{{ pytz.timezone('Asia/Kolkata').localize(m.datetime(2000, 1, 1)).strftime('%Z') }}"),
+            r(
+                "{{ pytz.utc }}|{{ pytz.UTC.zone }}|{{ pytz.utc.localize(m.datetime(2024, 1, 2, 3, 4, 5)).timestamp() }}|{{ l.astimezone(pytz.utc) }}|{{ l.astimezone(pytz.timezone('Europe/Paris')) }}|{{ l.replace(tzinfo=none) }}|{{ l.replace(tzinfo=pytz.utc) }}|{{ m.datetime(year=2024, month=1, day=2, hour=3, tzinfo=pytz.utc) }}|{{ l < pytz.utc.localize(m.datetime(2024, 1, 1)) }}|{{ l == l.astimezone(pytz.utc) }}|{{ m.datetime(2000, 1, 1, tzinfo=pytz.timezone('Asia/Kolkata')) }}|{{ pytz.timezone('Asia/Kolkata').localize(m.datetime(2000, 1, 1)).strftime('%Z') }}"
+            ),
             "UTC|UTC|1704164645.0|1997-09-29 13:14:00+00:00|1997-09-29 15:14:00+02:00|1997-09-29 06:14:00|1997-09-29 06:14:00+00:00|2024-01-02 03:00:00+00:00|True|True|2000-01-01 00:00:00+05:53|IST"
         );
         assert_eq!(
-            r("{% set f = m.datetime.fromisoformat('2024-01-02T03:04:05+05:30') %}{{ f }}|{{ f.tzinfo }}|{{ f.strftime('%z %Z') }}|{{ f.timestamp() }}|{{ m.datetime.fromisoformat('2024-01-02 03:04:05').tzinfo is none }}|{{ tz.localize(m.datetime(2008, 3, 9, 2, 30)) }}|{{ tz.localize(m.datetime(2008, 11, 2, 1, 30)) }}|{{ tz.localize(m.datetime(2008, 11, 2, 1, 30), is_dst=true) }}|{{ m.datetime(2024, 1, 2, tzinfo=m.timezone.utc) }}|{{ m.datetime(2024, 1, 2, tzinfo=m.timezone(m.timedelta(hours=-3))).strftime('%z %Z') }}|{{ m.date(2024, 1, 2) < m.date(2024, 1, 3) }}|{{ l.replace(tzinfo=tz) }}"),
+            r(
+                "{% set f = m.datetime.fromisoformat('2024-01-02T03:04:05+05:30') %}{{ f }}|{{ f.tzinfo }}|{{ f.strftime('%z %Z') }}|{{ f.timestamp() }}|{{ m.datetime.fromisoformat('2024-01-02 03:04:05').tzinfo is none }}|{{ tz.localize(m.datetime(2008, 3, 9, 2, 30)) }}|{{ tz.localize(m.datetime(2008, 11, 2, 1, 30)) }}|{{ tz.localize(m.datetime(2008, 11, 2, 1, 30), is_dst=true) }}|{{ m.datetime(2024, 1, 2, tzinfo=m.timezone.utc) }}|{{ m.datetime(2024, 1, 2, tzinfo=m.timezone(m.timedelta(hours=-3))).strftime('%z %Z') }}|{{ m.date(2024, 1, 2) < m.date(2024, 1, 3) }}|{{ l.replace(tzinfo=tz) }}"
+            ),
             "2024-01-02 03:04:05+05:30|UTC+05:30|+0530 UTC+05:30|1704144845.0|True|2008-03-09 02:30:00-08:00|2008-11-02 01:30:00-08:00|2008-11-02 01:30:00-07:00|2024-01-02 00:00:00+00:00|-0300 UTC-03:00|True|1997-09-29 06:14:00-07:53"
         );
         // today()/now()/utcnow() are naive; unknown zones and localizing aware values fail.
         assert_eq!(
             render(
-                "{{ modules.datetime.datetime.today().tzinfo is none }}|{{ modules.datetime.datetime.now().tzinfo is none }}|{{ modules.datetime.datetime.utcnow().year > 2000 }}|{{ modules.datetime.datetime.today().replace(hour=0, minute=0, second=0, microsecond=0).strftime('%H:%M:%S.%f') }}|{{ modules.datetime.datetime.now(modules.pytz.utc).tzinfo }}"
+                "{{ modules.datetime.datetime.today().tzinfo is none }}|{{ modules.datetime.datetime.now().tzinfo is none }}|{{ modules.datetime.datetime.utcnow().year > 2000 }}|{{ modules.datetime.datetime.today().replace(hour=0, minute=0, second=0, microsecond=0).strftime('%H:%M:%S.%f') }}|{{ modules.datetime.datetime.now(modules.pytz.utc).tzinfo }}|{{ modules.datetime.datetime(2024, 1, 1) and modules.datetime.date(2024, 1, 1) and modules.pytz.utc and 'yes' }}|{{ modules.datetime.timedelta(0) or 'zero' }}"
             ),
-            "True|True|True|00:00:00.000000|UTC"
+            "True|True|True|00:00:00.000000|UTC|yes|zero"
         );
-        assert!(render("{{ modules.pytz.timezone('Nowhere/Land') }}").contains("UnknownTimeZoneError"));
         assert!(
-            render("{{ modules.pytz.utc.localize(run_started_at) }}").contains("Not naive")
+            render("{{ modules.pytz.timezone('Nowhere/Land') }}").contains("UnknownTimeZoneError")
         );
+        assert!(render("{{ modules.pytz.utc.localize(run_started_at) }}").contains("Not naive"));
     }
 
     /// Python's datetime arithmetic (expected strings from Python 3.11).

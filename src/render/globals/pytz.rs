@@ -36,7 +36,7 @@ pub(super) fn format_offset(secs: i32, sep: &str) -> String {
     let sign = if secs < 0 { '-' } else { '+' };
     let a = secs.unsigned_abs();
     let mut s = format!("{sign}{:02}{sep}{:02}", a / 3600, a % 3600 / 60);
-    if a % 60 != 0 {
+    if !a.is_multiple_of(60) {
         s.push_str(&format!("{sep}{:02}", a % 60));
     }
     s
@@ -75,7 +75,11 @@ impl PyTz {
 
     /// pytz's `localize(naive, is_dst)`: the offset of the local wall time `local`.
     /// `is_dst` picks between the two offsets of an ambiguous or skipped time (None raises).
-    pub fn localize_offset(&self, local: NaiveDateTime, is_dst: Option<bool>) -> Result<i32, Error> {
+    pub fn localize_offset(
+        &self,
+        local: NaiveDateTime,
+        is_dst: Option<bool>,
+    ) -> Result<i32, Error> {
         let PyTz::Zone(tz) = *self else {
             return Ok(self.attach_offset());
         };
@@ -157,6 +161,10 @@ fn datetime_arg(v: &Value) -> Result<PyDateTime, Error> {
 }
 
 impl Object for PyTz {
+    fn is_true(self: &Arc<Self>) -> bool {
+        true
+    }
+
     fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
         match (key.as_str()?, **self) {
             ("zone", PyTz::Fixed(_)) => None,
@@ -183,7 +191,9 @@ impl Object for PyTz {
                 };
                 let dt = datetime_arg(&dt)?;
                 if dt.tz.is_some() {
-                    return Err(err("ValueError: Not naive datetime (tzinfo is already set)"));
+                    return Err(err(
+                        "ValueError: Not naive datetime (tzinfo is already set)",
+                    ));
                 }
                 let offset = self.localize_offset(dt.dt, is_dst)?;
                 Ok(Value::from_object(PyDateTime::aware(dt.dt, **self, offset)))
@@ -228,7 +238,10 @@ impl Object for PyTz {
         }
     }
 
-    fn custom_cmp(self: &Arc<Self>, other: &minijinja::value::DynObject) -> Option<std::cmp::Ordering> {
+    fn custom_cmp(
+        self: &Arc<Self>,
+        other: &minijinja::value::DynObject,
+    ) -> Option<std::cmp::Ordering> {
         let other = other.downcast_ref::<Self>()?;
         (**self == *other).then_some(std::cmp::Ordering::Equal)
     }
@@ -295,7 +308,9 @@ impl Object for TimezoneClass {
             .ok_or_else(|| err("timezone() argument must be a timedelta"))?;
         let secs = delta.0.num_seconds();
         if secs.abs() >= 86_400 {
-            return Err(err("ValueError: offset must be a timedelta strictly between -timedelta(hours=24) and timedelta(hours=24)"));
+            return Err(err(
+                "ValueError: offset must be a timedelta strictly between -timedelta(hours=24) and timedelta(hours=24)",
+            ));
         }
         Ok(Value::from_object(PyTz::Fixed(secs as i32)))
     }
