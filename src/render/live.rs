@@ -257,8 +257,7 @@ pub fn adapter_method(
     })
 }
 
-/// `(database, schema, identifier)` as positional or keyword arguments; the database is
-/// lakeflow's one catalog.
+/// The schema and identifier of a `get_relation(database, schema, identifier)` call.
 fn schema_and_identifier(args: &[Value]) -> Result<(String, String), JError> {
     let (schema, identifier) = schema_and_identifier_opt(args)?;
     identifier.map(|i| (schema, i)).ok_or_else(|| {
@@ -270,6 +269,16 @@ fn schema_and_identifier(args: &[Value]) -> Result<(String, String), JError> {
 }
 
 fn schema_and_identifier_opt(args: &[Value]) -> Result<(String, Option<String>), JError> {
+    let (schema, identifier) = relation_args(args, &[])?;
+    Ok((schema.unwrap_or_default(), identifier))
+}
+
+/// `(database, schema, identifier)` as dbt's relation calls take them, positional or by
+/// keyword (`extra` keywords are accepted and ignored); the database is lakeflow's one catalog.
+fn relation_args(
+    args: &[Value],
+    extra: &[&str],
+) -> Result<(Option<String>, Option<String>), JError> {
     let (_db, schema, identifier, kwargs): (Option<Value>, Option<Value>, Option<Value>, Kwargs) =
         from_args(args)?;
     let pick = |pos: Option<Value>, key: &str| -> Result<Option<String>, JError> {
@@ -280,8 +289,11 @@ fn schema_and_identifier_opt(args: &[Value]) -> Result<(String, Option<String>),
         Ok(v.filter(|v| !v.is_none()).map(|v| v.to_string()))
     };
     let _ = pick(None, "database")?;
-    let schema = pick(schema, "schema")?.unwrap_or_default();
+    let schema = pick(schema, "schema")?;
     let identifier = pick(identifier, "identifier")?;
+    for key in extra {
+        let _: Option<Value> = kwargs.get(key)?;
+    }
     kwargs.assert_all_used()?;
     Ok((schema, identifier))
 }
@@ -389,21 +401,9 @@ impl minijinja::value::Object for ApiRelation {
                 format!("api.Relation has no method `{method}` in lakeflow; use create(...)"),
             ));
         }
-        let (_db, schema, identifier, kwargs): (
-            Option<Value>,
-            Option<Value>,
-            Option<Value>,
-            Kwargs,
-        ) = from_args(args)?;
-        let get = |pos: Option<Value>, key: &str| -> Result<Option<String>, JError> {
-            let v = match pos {
-                Some(v) => Some(v),
-                None => kwargs.get::<Option<Value>>(key)?,
-            };
-            Ok(v.filter(|v| !v.is_none()).map(|v| v.to_string()))
-        };
-        let _ = get(None, "database")?;
-        let schema = match get(schema, "schema")? {
+        let (schema, identifier) =
+            relation_args(args, &["type", "quote_policy", "include_policy"])?;
+        let schema = match schema {
             Some(s) => s,
             None => state
                 .lookup("target")
@@ -411,11 +411,7 @@ impl minijinja::value::Object for ApiRelation {
                 .map(|s| s.to_string())
                 .unwrap_or_else(|| "main".to_string()),
         };
-        let identifier = get(identifier, "identifier")?.unwrap_or_default();
-        for key in ["type", "quote_policy", "include_policy"] {
-            let _: Option<Value> = kwargs.get(key)?;
-        }
-        kwargs.assert_all_used()?;
+        let identifier = identifier.unwrap_or_default();
         Ok(Value::from_object(Relation::new(schema, identifier)))
     }
 }
