@@ -42,6 +42,14 @@ impl fmt::Display for Relation {
 /// `relation is mapping` and `relation.get('metadata')`).
 const KEYS: [&str; 4] = ["database", "schema", "identifier", "metadata"];
 
+/// dbt's `relation.metadata`, by which packages recognise a relation (`dbt_utils._is_relation`).
+pub fn metadata() -> Value {
+    Value::from(std::collections::BTreeMap::from([(
+        "type",
+        Value::from("DuckDBRelation"),
+    )]))
+}
+
 impl Object for Relation {
     fn repr(self: &Arc<Self>) -> minijinja::value::ObjectRepr {
         minijinja::value::ObjectRepr::Map
@@ -56,10 +64,7 @@ impl Object for Relation {
             "schema" => Some(Value::from(self.schema.clone())),
             "identifier" | "name" | "table" | "alias" => Some(Value::from(self.identifier.clone())),
             "database" => Some(Value::from(())),
-            "metadata" => Some(Value::from(std::collections::BTreeMap::from([(
-                "type",
-                Value::from("DuckDBRelation"),
-            )]))),
+            "metadata" => Some(metadata()),
             "type" => Some(Value::from(())),
             "is_table" | "is_view" | "is_cte" | "is_materialized_view" => Some(Value::from(false)),
             _ => None,

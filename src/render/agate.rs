@@ -3,6 +3,7 @@
 //! `row['name']`, `.column_names`, `print_table()`), and dbt's `Column` as
 //! `adapter.get_columns_in_relation` returns it; and the [`Database`] they are read from.
 
+use super::pycompat::index;
 use minijinja::value::{Enumerator, Object, ObjectRepr, Value, from_args};
 use minijinja::{Error as JError, ErrorKind, State};
 use std::sync::Arc;
@@ -119,7 +120,7 @@ impl Object for Rows {
     }
 
     fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
-        let i = index(key.as_i64()?, self.0.rows.len())?;
+        let i = index(key.as_i64(), self.0.rows.len())?;
         Some(Value::from_object(Row {
             result: self.0.clone(),
             index: i,
@@ -129,12 +130,6 @@ impl Object for Rows {
     fn enumerate(self: &Arc<Self>) -> Enumerator {
         Enumerator::Seq(self.0.rows.len())
     }
-}
-
-/// Python's indexing: negative counts from the end.
-fn index(i: i64, len: usize) -> Option<usize> {
-    let i = if i < 0 { len as i64 + i } else { i };
-    usize::try_from(i).ok().filter(|&i| i < len)
 }
 
 /// One row: `row[0]`, `row['name']`, iteration over its cells.
@@ -158,7 +153,7 @@ impl Object for Row {
     fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
         let cells = self.cells();
         if let Some(i) = key.as_i64() {
-            return index(i, cells.len()).map(|i| cell(&cells[i]));
+            return index(Some(i), cells.len()).map(|i| cell(&cells[i]));
         }
         let name = key.as_str()?;
         let at = self.result.columns.iter().position(|c| c == name)?;
@@ -210,7 +205,7 @@ impl Object for Columns {
 
     fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
         let at = match key.as_i64() {
-            Some(i) => index(i, self.0.columns.len())?,
+            Some(i) => index(Some(i), self.0.columns.len())?,
             None => {
                 let name = key.as_str()?;
                 self.0.columns.iter().position(|c| c == name)?

@@ -67,10 +67,6 @@ impl std::fmt::Debug for Deferred {
 }
 
 impl Deferred {
-    pub fn is_empty(&self) -> bool {
-        self.recipes.is_empty()
-    }
-
     fn renderer(&self) -> Renderer<'_> {
         Renderer {
             env: &self.env,
@@ -170,30 +166,28 @@ impl Deferred {
         db: &Arc<dyn Database>,
     ) -> Result<Vec<Option<String>>> {
         let mut bodies = self.bodies.clone();
-        let mut stack: Vec<&str> = refs.iter().map(String::as_str).collect();
-        let mut seen = std::collections::HashSet::new();
-        while let Some(name) = stack.pop() {
-            let Some(&i) = self.shared.models.get(name) else {
-                continue;
-            };
-            if self.materializations[i] != Materialization::Ephemeral || !seen.insert(i) {
+        let reached = ephemeral::reached(
+            refs,
+            &self.shared.models,
+            &self.materializations,
+            &self.refs_of,
+        );
+        for (i, recipe) in &self.ephemerals {
+            if !reached.contains(i) {
                 continue;
             }
-            stack.extend(self.refs_of[i].iter().map(String::as_str));
-            if let Some((_, recipe)) = self.ephemerals.iter().find(|(e, _)| *e == i) {
-                let scope = Scope::live(
-                    self.shared.clone(),
-                    recipe.config.clone(),
-                    false,
-                    db.clone(),
-                );
-                bodies[i] = Some(r.render_model(
-                    &recipe.file,
-                    &scope,
-                    recipe.relation.clone(),
-                    &recipe.config,
-                )?);
-            }
+            let scope = Scope::live(
+                self.shared.clone(),
+                recipe.config.clone(),
+                false,
+                db.clone(),
+            );
+            bodies[*i] = Some(r.render_model(
+                &recipe.file,
+                &scope,
+                recipe.relation.clone(),
+                &recipe.config,
+            )?);
         }
         Ok(bodies)
     }

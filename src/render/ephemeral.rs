@@ -4,8 +4,29 @@
 use crate::model::materialization::Materialization;
 use std::collections::HashMap;
 
-/// Whether the ephemeral models `refs` reach (directly or through one another) are all
-/// compiled, one is deferred, or one failed.
+/// The ephemeral models `refs` reach, directly or through one another (`refs_of`: each
+/// model's refs), nearest first.
+pub(super) fn reached(
+    refs: &[String],
+    models: &HashMap<String, usize>,
+    materializations: &[Materialization],
+    refs_of: &[Vec<String>],
+) -> Vec<usize> {
+    let mut stack: Vec<&str> = refs.iter().map(String::as_str).collect();
+    let mut out = Vec::new();
+    while let Some(name) = stack.pop() {
+        let Some(&i) = models.get(name) else { continue };
+        if materializations[i] != Materialization::Ephemeral || out.contains(&i) {
+            continue;
+        }
+        out.push(i);
+        stack.extend(refs_of[i].iter().map(String::as_str));
+    }
+    out
+}
+
+/// Whether the ephemeral models `refs` reach are all compiled, one is deferred, or one
+/// failed.
 pub(super) fn reached_state(
     refs: &[String],
     models: &HashMap<String, usize>,
@@ -14,16 +35,11 @@ pub(super) fn reached_state(
     states: &[super::EphemeralState],
 ) -> super::EphemeralState {
     use super::EphemeralState;
-    let mut stack: Vec<&str> = refs.iter().map(String::as_str).collect();
-    let mut seen = std::collections::HashSet::new();
     let mut deferred = false;
-    while let Some(name) = stack.pop() {
-        let Some(&i) = models.get(name) else { continue };
-        if materializations[i] != Materialization::Ephemeral || !seen.insert(i) {
-            continue;
-        }
+    for i in reached(refs, models, materializations, refs_of) {
         match &states[i] {
             EphemeralState::Failed(e) => {
+                let name = models.iter().find(|(_, j)| **j == i).map_or("", |(n, _)| n);
                 return EphemeralState::Failed(format!(
                     "the ephemeral model '{name}' it uses does not compile: {e}"
                 ));
@@ -31,7 +47,6 @@ pub(super) fn reached_state(
             EphemeralState::Deferred => deferred = true,
             EphemeralState::Fine => {}
         }
-        stack.extend(refs_of[i].iter().map(String::as_str));
     }
     if deferred {
         EphemeralState::Deferred

@@ -229,10 +229,7 @@ impl Object for Cte {
             "schema" | "database" | "type" => Value::from(()),
             "is_cte" => Value::from(true),
             "is_table" | "is_view" => Value::from(false),
-            "metadata" => Value::from(std::collections::BTreeMap::from([(
-                "type",
-                Value::from("DuckDBRelation"),
-            )])),
+            "metadata" => crate::model::relation::metadata(),
             _ => return None,
         })
     }

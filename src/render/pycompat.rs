@@ -131,7 +131,8 @@ impl MutList {
     }
 }
 
-fn index(i: Option<i64>, len: usize) -> Option<usize> {
+/// Python's indexing of a sequence of `len` items: negative counts from the end.
+pub(super) fn index(i: Option<i64>, len: usize) -> Option<usize> {
     let i = i?;
     let i = if i < 0 { len as i64 + i } else { i };
     (0..len as i64).contains(&i).then_some(i as usize)
