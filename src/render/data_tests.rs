@@ -573,7 +573,7 @@ fn python_str(v: &serde_json::Value) -> String {
                 .iter()
                 .map(|(k, v)| format!("'{k}': {}", python_repr(v)))
                 .collect();
-            format!("{}({{{}}})", super::pycompat::MUTABLE_FN, parts.join(", "))
+            format!("{{{}}}", parts.join(", "))
         }
     }
 }
@@ -624,6 +624,16 @@ mod tests {
         );
         assert!(short.starts_with("accepted_values_orders_"), "{short}");
         assert_eq!(short.len(), "accepted_values_orders_".len() + 32);
+        // A dict argument is named by its values, a dict inside a list by its Python str().
+        assert_eq!(
+            synthesize_names(
+                "expect_x",
+                "orders",
+                &args(json!({"column_name": "id", "row_condition": {"a": 1}, "pairs": [{"b": 2}]}))
+            )
+            .1,
+            "expect_x_orders_id___b_2___1"
+        );
     }
 
     #[test]
