@@ -20,6 +20,7 @@ mod pycompat;
 mod renderer;
 mod seeds;
 mod sources;
+mod test_args;
 mod test_ids;
 
 pub use data_tests::TestInfo;

@@ -1,5 +1,6 @@
-//! dbt's unique_ids of generic tests: `test.<project>.<name>.<hash>`, the hash computed as
-//! dbt computes it, so artifacts name tests as dbt does.
+//! dbt's names and unique_ids of generic tests: `<test>_<target>_<arguments>` (and its short
+//! form), and `test.<project>.<name>.<hash>` with the hash computed as dbt computes it, so
+//! artifacts name tests as dbt does.
 
 use crate::project::data_tests::TestTarget;
 use md5::Digest;
@@ -94,6 +95,81 @@ fn py_str_repr(s: &str) -> String {
     out
 }
 
+/// dbt's generated names: `<test>_<target>_<argument values>`, and when that is 64 characters
+/// or more, a short form (`<first 30 of test_target>_<md5>`) for the relation and file.
+/// Returns (short, full).
+pub(super) fn synthesize_names(
+    test_type: &str,
+    target: &str,
+    args: &serde_json::Map<String, serde_json::Value>,
+) -> (String, String) {
+    let mut keys: Vec<&String> = args.keys().collect();
+    keys.sort();
+    let mut flat: Vec<String> = Vec::new();
+    for k in keys {
+        match &args[k] {
+            serde_json::Value::Object(map) => flat.extend(map.values().map(python_str)),
+            serde_json::Value::Array(items) => flat.extend(items.iter().map(python_str)),
+            other => flat.push(python_str(other)),
+        }
+    }
+    let clean: Vec<String> = flat.iter().map(|a| clean_name(a)).collect();
+    let identifier = format!("{test_type}_{target}");
+    let full = format!("{identifier}_{}", clean.join("__"));
+    if full.len() >= 64 {
+        let trunc: String = identifier.chars().take(30).collect();
+        let label = format!("{:x}", md5::Md5::digest(full.as_bytes()));
+        (format!("{trunc}_{label}"), full)
+    } else {
+        (full.clone(), full)
+    }
+}
+
+/// Runs of characters other than ASCII letters, digits and `_` become one `_`.
+fn clean_name(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut in_run = false;
+    for c in s.chars() {
+        if c.is_ascii_alphanumeric() || c == '_' {
+            out.push(c);
+            in_run = false;
+        } else if !in_run {
+            out.push('_');
+            in_run = true;
+        }
+    }
+    out
+}
+
+/// A value printed as Python's `str()` prints it, which is what dbt's names are made of.
+fn python_str(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::Null => "None".into(),
+        serde_json::Value::Bool(true) => "True".into(),
+        serde_json::Value::Bool(false) => "False".into(),
+        serde_json::Value::Number(n) => n.to_string(),
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Array(items) => {
+            let parts: Vec<String> = items.iter().map(python_repr).collect();
+            format!("[{}]", parts.join(", "))
+        }
+        serde_json::Value::Object(map) => {
+            let parts: Vec<String> = map
+                .iter()
+                .map(|(k, v)| format!("'{k}': {}", python_repr(v)))
+                .collect();
+            format!("{{{}}}", parts.join(", "))
+        }
+    }
+}
+
+fn python_repr(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::String(s) => format!("'{s}'"),
+        other => python_str(other),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -130,5 +206,51 @@ mod tests {
         );
         assert_eq!(py_str_repr("it's"), "\"it's\"");
         assert_eq!(py_str_repr("a'b\"c"), "'a\\'b\"c'");
+    }
+
+    #[test]
+    fn names_tests_as_dbt_does() {
+        let args = |v: serde_json::Value| v.as_object().unwrap().clone();
+        assert_eq!(
+            synthesize_names(
+                "unique",
+                "orders",
+                &args(json!({"column_name": "order_id"}))
+            )
+            .1,
+            "unique_orders_order_id"
+        );
+        assert_eq!(
+            synthesize_names(
+                "relationships",
+                "orders",
+                &args(json!({"column_name": "customer_id", "to": "ref('customers')", "field": "customer_id"}))
+            )
+            .1,
+            "relationships_orders_customer_id__customer_id__ref_customers_"
+        );
+        let (short, full) = synthesize_names(
+            "accepted_values",
+            "orders",
+            &args(
+                json!({"column_name": "status", "values": ["placed", "shipped", "completed", "return_pending", "returned"]}),
+            ),
+        );
+        assert_eq!(
+            full,
+            "accepted_values_orders_status__placed__shipped__completed__return_pending__returned"
+        );
+        assert!(short.starts_with("accepted_values_orders_"), "{short}");
+        assert_eq!(short.len(), "accepted_values_orders_".len() + 32);
+        // A dict argument is named by its values, a dict inside a list by its Python str().
+        assert_eq!(
+            synthesize_names(
+                "expect_x",
+                "orders",
+                &args(json!({"column_name": "id", "row_condition": {"a": 1}, "pairs": [{"b": 2}]}))
+            )
+            .1,
+            "expect_x_orders_id___b_2___1"
+        );
     }
 }
