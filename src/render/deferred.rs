@@ -92,8 +92,8 @@ impl Deferred {
                 recipe.config.clone(),
                 incremental,
                 db.clone(),
+                Some(&recipe.refs),
             );
-            scope.known_refs(&recipe.refs);
             let body = r.render_model(
                 &recipe.file,
                 &scope,
@@ -147,6 +147,7 @@ impl Deferred {
             recipe.config.clone(),
             false,
             db.clone(),
+            None,
         );
         self.renderer().hook_list(
             &recipe.file,
@@ -181,6 +182,7 @@ impl Deferred {
                 recipe.config.clone(),
                 false,
                 db.clone(),
+                None,
             );
             bodies[*i] = Some(r.render_model(
                 &recipe.file,

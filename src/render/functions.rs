@@ -50,8 +50,6 @@ pub struct Capture {
     pub needs_db: bool,
     /// What `statement(name)` blocks kept, for `load_result(name)`.
     pub results: HashMap<String, Value>,
-    /// In a render when the node runs: the refs the DAG knows for it.
-    pub known_refs: Option<Vec<String>>,
 }
 
 #[derive(Debug)]
@@ -66,6 +64,9 @@ pub struct Scope {
     pub incremental: bool,
     /// The live connection of an execution-time render.
     pub db: Option<Arc<dyn super::agate::Database>>,
+    /// In a render when the node runs: the refs the DAG ordered it after, the only ones
+    /// `ref()` may make then.
+    pub known_refs: Option<Vec<String>>,
 }
 
 impl Object for Scope {}
@@ -79,6 +80,7 @@ impl Scope {
             capture: Mutex::new(Capture::default()),
             incremental: false,
             db: None,
+            known_refs: None,
         })
     }
 
@@ -91,15 +93,18 @@ impl Scope {
             capture: Mutex::new(Capture::default()),
             incremental: true,
             db: None,
+            known_refs: None,
         })
     }
 
-    /// A compile-pass scope with a live connection, rendered just before the node runs.
+    /// A compile-pass scope with a live connection, rendered just before the node runs;
+    /// `ref()` is limited to `known_refs` when given.
     pub fn live(
         shared: Arc<Shared>,
         config: Config,
         incremental: bool,
         db: Arc<dyn super::agate::Database>,
+        known_refs: Option<&[String]>,
     ) -> Arc<Scope> {
         Arc::new(Scope {
             shared,
@@ -108,19 +113,11 @@ impl Scope {
             capture: Mutex::new(Capture::default()),
             incremental,
             db: Some(db),
+            known_refs: known_refs.map(<[String]>::to_vec),
         })
     }
 
-    /// Limits `ref()` to `refs` (those the DAG ordered the node after).
-    pub fn known_refs(&self, refs: &[String]) {
-        self.capture().known_refs = Some(refs.to_vec());
-    }
-
-    pub(super) fn capture_mut(&self) -> std::sync::MutexGuard<'_, Capture> {
-        self.capture()
-    }
-
-    fn capture(&self) -> std::sync::MutexGuard<'_, Capture> {
+    pub(super) fn capture(&self) -> std::sync::MutexGuard<'_, Capture> {
         self.capture.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -177,10 +174,9 @@ pub fn ref_(state: &State, args: Rest<Value>) -> Result<Value, JError> {
         )
     })?;
     {
-        let mut capture = scope.capture();
         // As in dbt: a ref made only when the node runs is not in the DAG, so what it reads
         // may not be built yet.
-        if capture
+        if scope
             .known_refs
             .as_ref()
             .is_some_and(|k| !k.contains(&name))
@@ -192,7 +188,7 @@ pub fn ref_(state: &State, args: Rest<Value>) -> Result<Value, JError> {
                 ),
             ));
         }
-        capture.refs.push(name.clone());
+        scope.capture().refs.push(name.clone());
     }
     if scope.pass == Pass::Parse {
         return Ok(Value::from_object(Relation::new("__unresolved__", name)));

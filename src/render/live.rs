@@ -83,9 +83,9 @@ pub fn statement(state: &mut State, name: Option<Value>, kwargs: Kwargs) -> Resu
     // A `return()` in the block returns from the block only (as in dbt).
     let sql = {
         let scope = scope(state)?;
-        scope.capture_mut().returns.push(None);
+        scope.capture().returns.push(None);
         let out = caller.call(state, &[]);
-        let returned = scope.capture_mut().returns.pop().flatten();
+        let returned = scope.capture().returns.pop().flatten();
         match (returned, out) {
             (Some(_), _) => return Ok(Value::from("")),
             (None, out) => out?,
@@ -444,19 +444,19 @@ impl minijinja::value::Object for ApiColumn {
 impl Scope {
     /// Records that this render reached a database call without a connection.
     pub(super) fn defer(&self) {
-        self.capture_mut().needs_db = true;
+        self.capture().needs_db = true;
     }
 
     /// Whether this render reached a database call without a connection.
     pub fn deferred(&self) -> bool {
-        self.capture_mut().needs_db
+        self.capture().needs_db
     }
 
     fn store_result(&self, name: String, value: Value) {
-        self.capture_mut().results.insert(name, value);
+        self.capture().results.insert(name, value);
     }
 
     fn load_result(&self, name: &str) -> Option<Value> {
-        self.capture_mut().results.get(name).cloned()
+        self.capture().results.get(name).cloned()
     }
 }
