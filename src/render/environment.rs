@@ -4,7 +4,7 @@
 use super::functions::{self, ConfigObject};
 use super::live::Adapter;
 use super::macros::{self, MacroSet};
-use super::{globals, live, packages, pycompat};
+use super::{globals, live, packages, pyarith, pycompat};
 use crate::error::{Error, Result};
 use crate::project::Project;
 use minijinja::value::{Object, Rest, Value, ValueOrKwargs};
@@ -29,6 +29,7 @@ pub(super) fn environment(project: &Project, macros: &MacroSet) -> Result<Enviro
     env.add_function("log", functions::log);
     env.add_function("is_incremental", functions::is_incremental);
     env.add_function(pycompat::MUTABLE_FN, pycompat::mutable);
+    env.add_function(pyarith::FUNCTION, pyarith::binop);
     env.add_function("tojson", globals::tojson);
     env.add_function("fromjson", globals::fromjson);
     env.add_function("toyaml", globals::toyaml);
@@ -84,7 +85,7 @@ pub(super) fn environment(project: &Project, macros: &MacroSet) -> Result<Enviro
     );
     env.add_global("project_name", Value::from(project.name.clone()));
     if !macros.is_empty() {
-        let source = pycompat::mutable_literals(&macros.source).into_owned();
+        let source = pycompat::python_source(&macros.source).into_owned();
         env.add_template_owned(macros::TEMPLATE, source)
             .map_err(|e| {
                 let base = Error::new("LF202", crate::project::yaml::jinja_reason(&e))

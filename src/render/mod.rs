@@ -16,6 +16,7 @@ pub mod live;
 pub mod macros;
 mod naming;
 mod packages;
+mod pyarith;
 mod pycompat;
 mod renderer;
 mod seeds;

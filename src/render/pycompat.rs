@@ -357,6 +357,16 @@ pub fn mutable(value: Value) -> Value {
     value
 }
 
+/// A template's source with Python's semantics where minijinja differs: list and dict
+/// literals made mutable ([`mutable_literals`]) and date arithmetic routed to Python's
+/// (`pyarith.rs`).
+pub fn python_source(src: &str) -> Cow<'_, str> {
+    match mutable_literals(src) {
+        Cow::Borrowed(s) => super::pyarith::rewrite(s),
+        Cow::Owned(s) => Cow::Owned(super::pyarith::rewrite(&s).into_owned()),
+    }
+}
+
 /// Name of the function [`mutable_literals`] wraps literals in.
 pub const MUTABLE_FN: &str = "__lf_mut";
 

@@ -45,11 +45,7 @@ impl Renderer<'_> {
         config: &Config,
     ) -> Result<String> {
         let name = file.path.to_string_lossy();
-        let source = format!(
-            "{}{}",
-            self.prefix,
-            pycompat::mutable_literals(&file.source)
-        );
+        let source = format!("{}{}", self.prefix, pycompat::python_source(&file.source));
         let ctx = self.context(file, scope, this, config);
         self.env
             .template_from_named_str(&name, &source)

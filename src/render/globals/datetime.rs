@@ -366,3 +366,88 @@ impl Object for PyTimedelta {
         Ok(())
     }
 }
+
+/// Python's arithmetic when an operand is a datetime, date or timedelta (minijinja has no
+/// operator hooks for objects): `op` is one of `+ - * / //`. None when no operand is one of
+/// these types, so the caller falls back to the ordinary operator. Templates reach it through
+/// the rewrite in `render/pyarith.rs`.
+pub fn datetime_binop(op: &str, lhs: &Value, rhs: &Value) -> Option<Result<Value, Error>> {
+    use chrono::TimeDelta;
+    let dt = |v: &Value| v.downcast_object_ref::<PyDateTime>().copied();
+    let date = |v: &Value| v.downcast_object_ref::<PyDate>().copied();
+    let td = |v: &Value| v.downcast_object_ref::<PyTimedelta>().map(|t| t.0);
+    let num = |v: &Value| -> Option<f64> {
+        (v.is_number() && v.kind() != minijinja::value::ValueKind::Bool)
+            .then(|| f64::try_from(v.clone()).ok())
+            .flatten()
+    };
+    if dt(lhs).is_none()
+        && date(lhs).is_none()
+        && td(lhs).is_none()
+        && dt(rhs).is_none()
+        && date(rhs).is_none()
+        && td(rhs).is_none()
+    {
+        return None;
+    }
+    let shift = |d: PyDateTime, delta: TimeDelta| {
+        d.dt.checked_add_signed(delta)
+            .map(|dt| Value::from_object(PyDateTime { dt, ..d }))
+            .ok_or_else(|| err("OverflowError: date value out of range"))
+    };
+    let shift_date = |d: PyDate, delta: TimeDelta, sign: i64| {
+        // A date moves by whole days only: the timedelta's `.days`, negated to subtract.
+        let days = sign
+            * delta
+                .num_microseconds()
+                .unwrap_or(i64::MAX)
+                .div_euclid(86_400_000_000);
+        d.0.checked_add_signed(TimeDelta::days(days))
+            .map(|d| Value::from_object(PyDate(d)))
+            .ok_or_else(|| err("OverflowError: date value out of range"))
+    };
+    let delta = |t: TimeDelta| Ok(Value::from_object(PyTimedelta(t)));
+    let scaled = |t: TimeDelta, f: f64| {
+        let micros = t.num_microseconds().unwrap_or(i64::MAX) as f64 * f;
+        delta(TimeDelta::microseconds(micros.round() as i64))
+    };
+    let micros = |t: TimeDelta| t.num_microseconds().unwrap_or(i64::MAX) as f64;
+    Some(match (op, lhs, rhs) {
+        ("+", a, b) if dt(a).is_some() && td(b).is_some() => shift(dt(a)?, td(b)?),
+        ("+", a, b) if td(a).is_some() && dt(b).is_some() => shift(dt(b)?, td(a)?),
+        ("-", a, b) if dt(a).is_some() && td(b).is_some() => shift(dt(a)?, -td(b)?),
+        ("+", a, b) if date(a).is_some() && td(b).is_some() => shift_date(date(a)?, td(b)?, 1),
+        ("+", a, b) if td(a).is_some() && date(b).is_some() => shift_date(date(b)?, td(a)?, 1),
+        ("-", a, b) if date(a).is_some() && td(b).is_some() => shift_date(date(a)?, td(b)?, -1),
+        ("-", a, b) if dt(a).is_some() && dt(b).is_some() => {
+            let (a, b) = (dt(a)?, dt(b)?);
+            if a.tz.is_some() != b.tz.is_some() {
+                Err(err(
+                    "TypeError: can't subtract offset-naive and offset-aware datetimes",
+                ))
+            } else {
+                delta(a.utc_naive() - b.utc_naive())
+            }
+        }
+        ("-", a, b) if date(a).is_some() && date(b).is_some() => delta(date(a)?.0 - date(b)?.0),
+        ("+", a, b) if td(a).is_some() && td(b).is_some() => delta(td(a)? + td(b)?),
+        ("-", a, b) if td(a).is_some() && td(b).is_some() => delta(td(a)? - td(b)?),
+        ("*", a, b) if td(a).is_some() && num(b).is_some() => scaled(td(a)?, num(b)?),
+        ("*", a, b) if num(a).is_some() && td(b).is_some() => scaled(td(b)?, num(a)?),
+        ("/", a, b) if td(a).is_some() && num(b).is_some_and(|n| n != 0.0) => {
+            scaled(td(a)?, 1.0 / num(b)?)
+        }
+        ("/" | "//", a, b) if td(a).is_some() && td(b).is_some_and(|t| !t.is_zero()) => {
+            let q = micros(td(a)?) / micros(td(b)?);
+            Ok(if op == "/" {
+                Value::from(q)
+            } else {
+                Value::from(q.floor() as i64)
+            })
+        }
+        _ => Err(Error::new(
+            ErrorKind::InvalidOperation,
+            format!("TypeError: unsupported operand type(s) for {op}: '{lhs}' and '{rhs}'"),
+        )),
+    })
+}

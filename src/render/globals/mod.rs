@@ -318,6 +318,12 @@ mod tests {
         env.add_function("zip", super::zip);
         env.add_function("set", super::set);
         env.add_function("local_md5", super::local_md5);
+        env.add_function(
+            "binop",
+            |op: String, a: minijinja::Value, b: minijinja::Value| {
+                super::datetime_binop(&op, &a, &b).unwrap_or_else(|| Ok("none".into()))
+            },
+        );
         env.add_global("dbt", minijinja::Value::from_object(super::DbtNamespace));
         env.add_template(super::DBT_TEMPLATE, super::DBT_SOURCE)
             .unwrap_or_else(|e| panic!("{e}"));
@@ -388,14 +394,18 @@ mod tests {
         assert!(render("{{ modules.pytz.utc.localize(run_started_at) }}").contains("Not naive"));
     }
 
-    /// Timedeltas print and compare as Python's (expected strings from Python 3.11).
+    /// Python's datetime arithmetic (expected strings from Python 3.11).
     #[test]
-    fn timedeltas() {
+    fn datetime_arithmetic() {
         assert_eq!(
             render(
-                "{% set m = modules.datetime %}{{ m.timedelta(seconds=1.5) }}|{{ m.timedelta(2) > m.timedelta(1) }}"
+                "{% set m = modules.datetime %}{% set tz = modules.pytz.timezone('America/Los_Angeles') %}{{ binop('-', m.date(2024, 3, 1), m.timedelta(365)) }}|{{ binop('-', m.datetime(2024, 3, 1, 5), m.timedelta(days=10)) }}|{{ binop('+', m.timedelta(hours=1), m.datetime(2024, 3, 1, 23, 30)) }}|{{ binop('-', m.date(2024, 3, 1), m.timedelta(hours=1)) }}|{{ binop('-', m.datetime(2024, 3, 2), m.datetime(2024, 3, 1, 12)) }}|{{ binop('-', m.date(2024, 3, 1), m.date(2024, 1, 1)) }}|{{ binop('-', m.timedelta(1), m.timedelta(2)) }}|{{ binop('*', m.timedelta(hours=1), 2.5) }}|{{ binop('/', m.timedelta(1), m.timedelta(hours=1)) }}|{{ binop('//', m.timedelta(1), m.timedelta(hours=7)) }}|{{ binop('+', tz.localize(m.datetime(2024, 3, 9, 12)), m.timedelta(1)) }}|{{ binop('-', tz.localize(m.datetime(2024, 3, 9, 12)), modules.pytz.utc.localize(m.datetime(2024, 3, 9, 12))) }}|{{ binop('+', 1, 2) }}|{{ m.timedelta(seconds=1.5) }}|{{ m.timedelta(2) > m.timedelta(1) }}"
             ),
-            "0:00:01.500000|True"
+            "2023-03-02|2024-02-20 05:00:00|2024-03-02 00:30:00|2024-03-01|12:00:00|60 days, 0:00:00|-1 day, 0:00:00|2:30:00|24.0|3|2024-03-10 12:00:00-08:00|8:00:00|none|0:00:01.500000|True"
+        );
+        assert!(
+            render("{{ binop('-', modules.datetime.datetime(2024, 1, 1), run_started_at) }}")
+                .contains("offset-naive")
         );
     }
 
