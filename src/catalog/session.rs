@@ -33,9 +33,19 @@ pub fn open(target: &Target, project_root: &Path) -> Result<Connection> {
     })?;
     apply_local(&conn, &local_settings(target), target)?;
     prepare(&conn, target)?;
+    load_icu_if_available(&conn);
     attach(&conn, target)?;
     load_delta_if_used(&conn, target, false)?;
     Ok(conn)
+}
+
+/// DuckDB's ICU extension (time zones, `timestamptz` arithmetic and functions), which the
+/// Python duckdb that dbt-duckdb runs on has built in, is loaded when it is in the extension
+/// directory (from the PyPI wheel `duckdb-extension-icu==1.5.5`). Without it everything else
+/// works; a model that needs it fails with DuckDB's binder or autoloading error.
+pub fn load_icu_if_available(conn: &Connection) {
+    // Absent is not an error: nothing is downloaded, and most projects never need it.
+    let _ = conn.execute_batch("LOAD icu");
 }
 
 /// Attaches the profile's `attach:` databases (every connection of the session sees them).

@@ -81,10 +81,29 @@ pub fn sql_error(e: duckdb::Error) -> Error {
 /// (`LF407`, or `LF543` from `crate::delta`), and the whole error, code and hint, of a storage
 /// or catalog error from below.
 pub fn failure_text(e: &Error) -> String {
-    match e.code {
+    let text = match e.code {
         "LF407" | "LF543" => e.message.clone(),
         _ => e.to_string(),
-    }
+    };
+    let (ext, maybe) = match missing_extension(&text) {
+        Some(ext) => (ext, ""),
+        // DuckDB's `timestamptz` functions and operators come with ICU; without it binding
+        // fails without naming it.
+        None if text.contains("No function matches") && text.contains("WITH TIME ZONE") => {
+            ("icu", "if DuckDB's ICU extension is not loaded: ")
+        }
+        None => return text,
+    };
+    format!(
+        "{text}\n  hint: {maybe}lakeflow never downloads extensions; put {ext}.duckdb_extension (from the PyPI wheel duckdb-extension-{ext}==1.5.5) under the extension directory (LAKEFLOW_EXTENSION_DIR or `extension_directory:` in the profile), in v1.5.5/<platform>/"
+    )
+}
+
+/// The extension DuckDB tried to autoload and could not, from its error message.
+fn missing_extension(text: &str) -> Option<&str> {
+    let rest = text.split("Extension Autoloading Error").nth(1)?;
+    let rest = rest.split("required extension '").nth(1)?;
+    rest.split('\'').next().filter(|e| !e.is_empty())
 }
 
 /// Names endpoint and bucket when a write to S3 failed, with the usual reason.
