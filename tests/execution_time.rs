@@ -64,6 +64,11 @@ fn project() -> TestProject {
         ),
         ("models/plain.sql", "select 1 as x\n"),
         (
+            "snapshots/snap.sql",
+            "{% snapshot snap %}\n{{ config(unique_key='id', strategy='check', check_cols='all') }}\nselect * from {{ ref('colors') }}\n{% endsnapshot %}\n",
+        ),
+        ("models/reads_snap.sql", "select * from {{ ref('snap') }}\n"),
+        (
             "models/hidden_ref.sql",
             "select {{ run_query('select count(*) from ' ~ ref('colors')).rows[0][0] if execute else 0 }} as n\n",
         ),
@@ -126,6 +131,14 @@ fn nodes_that_read_the_database_render_when_they_run() {
     assert_eq!(status("model.shop.broken"), "error");
     assert_eq!(status("model.shop.after_broken"), "skipped");
     assert_eq!(status("model.shop.pivot"), "success");
+    // A ref to a snapshot (not built yet) fails only the node that makes it.
+    assert_eq!(status("model.shop.reads_snap"), "error");
+    assert!(
+        run.stdout
+            .contains("'snap' is a snapshot, and lakeflow does not build snapshots yet"),
+        "{}",
+        run.stdout
+    );
     // A ref made only at run time is that model's error, as in dbt (it is not in the DAG).
     assert_eq!(status("model.shop.hidden_ref"), "error");
     assert!(

@@ -59,6 +59,9 @@ pub struct Project {
     pub docs: BTreeMap<String, String>,
     /// One line per dbt feature the project uses that lakeflow does not run.
     pub warnings: Vec<String>,
+    /// Names of the project's snapshots, which lakeflow does not build yet: a node that refs
+    /// one is that node's error.
+    pub snapshots: Vec<String>,
     /// `on-run-start` / `on-run-end` of the project file, unrendered (Jinja with macros).
     pub on_run_start: Vec<String>,
     pub on_run_end: Vec<String>,
@@ -172,7 +175,10 @@ pub fn load(opts: &LoadOptions) -> Result<Project> {
         &resource_paths,
         &renderer.with_docs(docs.clone()).with_target(&target),
     )?;
-    let mut warnings = unsupported::scan(&root, &doc, &resource_paths)?;
+    let unsupported::Found {
+        mut warnings,
+        snapshots,
+    } = unsupported::scan(&root, &doc, &resource_paths)?;
     warnings.extend(schema.warnings.iter().cloned());
     let packages_install_path = keys
         .str(&doc, "packages-install-path")?
@@ -230,6 +236,7 @@ pub fn load(opts: &LoadOptions) -> Result<Project> {
         packages_install_path,
         docs,
         warnings,
+        snapshots,
         on_run_start,
         on_run_end,
         schema,

@@ -280,7 +280,7 @@ fn render_test(
     {
         return Ok(None);
     }
-    check_refs(file, &capture.refs, &m.shared.models, m.enabled, m.files)?;
+    check_refs(file, &capture.refs, m.shared, m.enabled, m.files)?;
     let relation = audit_relation(r.project, &config, alias);
     let scope = Scope::new(m.shared.clone(), Pass::Compile, config.clone());
     let body = r.render_model(file, &scope, relation.clone(), &config);

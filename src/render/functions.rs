@@ -35,6 +35,8 @@ pub struct Shared {
     pub ref_targets: Vec<RefTarget>,
     /// (source, table) -> SQL to put after FROM.
     pub sources: HashMap<(String, String), String>,
+    /// The project's snapshots (not built: a ref to one fails the node that makes it).
+    pub snapshots: Vec<String>,
 }
 
 /// What one render saw: the dbt calls made while rendering a node.
@@ -194,10 +196,17 @@ pub fn ref_(state: &State, args: Rest<Value>) -> Result<Value, JError> {
         return Ok(Value::from_object(Relation::new("__unresolved__", name)));
     }
     let index = scope.shared.models.get(&name).ok_or_else(|| {
-        JError::new(
-            ErrorKind::UndefinedError,
-            format!("model '{name}' not found"),
-        )
+        if scope.shared.snapshots.contains(&name) {
+            JError::new(
+                ErrorKind::InvalidOperation,
+                format!("'{name}' is a snapshot, and lakeflow does not build snapshots yet"),
+            )
+        } else {
+            JError::new(
+                ErrorKind::UndefinedError,
+                format!("model '{name}' not found"),
+            )
+        }
     })?;
     Ok(match &scope.shared.ref_targets[*index] {
         RefTarget::Relation(r) => Value::from_object(r.clone()),

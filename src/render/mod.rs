@@ -137,6 +137,7 @@ pub fn render(project: &Project, reader: &dyn SourceReader) -> Result<Rendered> 
             .collect(),
         ref_targets: Vec::new(),
         sources: sources::source_sql(project),
+        snapshots: project.snapshots.clone(),
     };
 
     // Parse pass.
@@ -181,7 +182,7 @@ pub fn render(project: &Project, reader: &dyn SourceReader) -> Result<Rendered> 
         .collect();
     for (i, capture) in parsed.iter().enumerate() {
         if enabled[i] {
-            check_refs(files[i], &capture.refs, &shared.models, &enabled, &files)?;
+            check_refs(files[i], &capture.refs, &shared, &enabled, &files)?;
         }
     }
     // Delta sources are read (their log, at the version asked for) only when a model uses them.
