@@ -18,7 +18,7 @@ use crate::error::{Error, Result};
 use crate::model::relation::quote_literal;
 use crate::project::Project;
 use crate::storage::Storage;
-use duckdb::{AccessMode, Connection};
+use duckdb::Connection;
 use std::path::{Path, PathBuf};
 
 /// How `lakeflow query` prints rows.
@@ -80,20 +80,7 @@ pub fn run(
 /// The reader's session: `file` read-only, the target's extensions and S3 access, then file
 /// access cut down to what the views read, and the configuration locked.
 fn open(project: &Project, file: &Path) -> Result<Connection> {
-    let target = &project.target;
-    let config = session::config(target, &project.root)?
-        .access_mode(AccessMode::ReadOnly)
-        .map_err(|e| Error::new("LF601", format!("cannot configure DuckDB: {e}")))?;
-    let conn = Connection::open_with_flags(file, config).map_err(|e| {
-        Error::new(
-            "LF601",
-            format!("cannot open {} read-only: {e}", file.display()),
-        )
-        .hint("build (and publish) the project first")
-    })?;
-    session::apply_local(&conn, &session::local_settings(target), target)?;
-    session::prepare(&conn, target)?;
-    session::load_delta_if_used(&conn, target, false)?;
+    let conn = session::open_read_only(&project.target, &project.root, file)?;
     let roots = read_roots(&conn, project)?;
     lock_down(&conn, &roots)?;
     Ok(conn)

@@ -131,6 +131,13 @@ fn nodes_that_read_the_database_render_when_they_run() {
     assert_eq!(status("model.shop.broken"), "error");
     assert_eq!(status("model.shop.after_broken"), "skipped");
     assert_eq!(status("model.shop.pivot"), "success");
+    // `lakeflow compile` renders such a node with a read-only connection, as dbt compile does.
+    std::fs::remove_dir_all(t.path().join("target/compiled")).expect("clean compiled");
+    let run_compile = t.run(&["compile", "--select", "pivot"]);
+    run_compile.ok();
+    let compiled = std::fs::read_to_string(t.path().join("target/compiled/shop/models/pivot.sql"))
+        .expect("compiled pivot");
+    assert!(compiled.contains("color = 'red'"), "{compiled}");
     // A ref to a snapshot (not built yet) fails only the node that makes it.
     assert_eq!(status("model.shop.reads_snap"), "error");
     assert!(

@@ -33,7 +33,6 @@ pub fn open(target: &Target, project_root: &Path) -> Result<Connection> {
     })?;
     apply_local(&conn, &local_settings(target), target)?;
     prepare(&conn, target)?;
-    load_icu_if_available(&conn);
     attach(&conn, target)?;
     load_delta_if_used(&conn, target, false)?;
     Ok(conn)
@@ -46,6 +45,32 @@ pub fn open(target: &Target, project_root: &Path) -> Result<Connection> {
 pub fn load_icu_if_available(conn: &Connection) {
     // Absent is not an error: nothing is downloaded, and most projects never need it.
     let _ = conn.execute_batch("LOAD icu");
+}
+
+/// A read-only session on the database `file` (the catalog or a replica; `:memory:`, an
+/// empty database): the target's configuration, per-connection settings, extensions and S3
+/// access; the Delta extension if a view needs it.
+pub fn open_read_only(target: &Target, project_root: &Path, file: &Path) -> Result<Connection> {
+    let config = config(target, project_root)?;
+    let opened = if file == Path::new(":memory:") {
+        Connection::open_in_memory_with_flags(config)
+    } else {
+        let config = config
+            .access_mode(duckdb::AccessMode::ReadOnly)
+            .map_err(|e| Error::new("LF601", format!("cannot configure DuckDB: {e}")))?;
+        Connection::open_with_flags(file, config)
+    };
+    let conn = opened.map_err(|e| {
+        Error::new(
+            "LF601",
+            format!("cannot open {} read-only: {e}", file.display()),
+        )
+        .hint("build (and publish) the project first")
+    })?;
+    apply_local(&conn, &local_settings(target), target)?;
+    prepare(&conn, target)?;
+    load_delta_if_used(&conn, target, false)?;
+    Ok(conn)
 }
 
 /// Attaches the profile's `attach:` databases (every connection of the session sees them).
@@ -177,8 +202,9 @@ fn setting_error(target: &Target, key: &str, value: &str, why: &str) -> Error {
     .hint("check the name and value under `settings:` of this target")
 }
 
-/// Extensions the target needs, and S3 access when it uses S3.
+/// Extensions the target needs (and ICU when it is there), and S3 access when it uses S3.
 pub fn prepare(conn: &Connection, target: &Target) -> Result<()> {
+    load_icu_if_available(conn);
     let mut extensions: Vec<&str> = target.extensions.iter().map(String::as_str).collect();
     if target.uses_s3() && !extensions.contains(&"httpfs") {
         extensions.push("httpfs");

@@ -8,11 +8,10 @@ use crate::report::artifacts;
 
 pub fn compile(g: &Global, sel: &Selection) -> Result<bool> {
     let p = plan(g, sel)?;
-    let (failed, chosen): (Vec<Node>, Vec<Node>) = p
-        .plan
-        .iter()
-        .map(|&i| p.nodes[i].clone())
-        .partition(|n| n.error.is_some());
+    let nodes: Vec<Node> = p.plan.iter().map(|&i| p.nodes[i].clone()).collect();
+    let nodes = render_deferred(&p, nodes)?;
+    let (failed, chosen): (Vec<Node>, Vec<Node>) =
+        nodes.into_iter().partition(|n| n.error.is_some());
     artifacts::write_compiled(&p.project, &chosen)?;
     artifacts::write_manifest(&p.project, &p.nodes, &crate::model::clock::new_build_id())?;
     crate::outln!(
@@ -25,6 +24,50 @@ pub fn compile(g: &Global, sel: &Selection) -> Result<bool> {
         crate::errln!("{}", n.error.as_deref().unwrap_or_default());
     }
     Ok(failed.is_empty())
+}
+
+/// Nodes whose Jinja reads the database are rendered with a read-only connection to the
+/// catalog as it is (an empty database if there is none yet), as `dbt compile` connects; one
+/// that fails to render is that node's error.
+fn render_deferred(p: &super::Planned, nodes: Vec<Node>) -> Result<Vec<Node>> {
+    if !nodes.iter().any(|n| n.deferred) {
+        return Ok(nodes);
+    }
+    let target = &p.project.target;
+    let catalog = std::path::Path::new(&target.catalog);
+    let mut conn = Some(if catalog.exists() {
+        crate::catalog::session::open_read_only(target, &p.project.root, catalog)?
+    } else {
+        crate::catalog::session::open_read_only(
+            target,
+            &p.project.root,
+            std::path::Path::new(":memory:"),
+        )?
+    });
+    let mut out = Vec::with_capacity(nodes.len());
+    for node in nodes {
+        if !node.deferred {
+            out.push(node);
+            continue;
+        }
+        let Some(c) = conn.take() else {
+            out.push(Node {
+                error: Some("no DuckDB connection left to render it with".into()),
+                ..node
+            });
+            continue;
+        };
+        let (back, fresh) = crate::execute::live::render(p.deferred.as_deref(), &node, c);
+        conn = back;
+        out.push(match fresh {
+            Ok(n) => n,
+            Err(e) => Node {
+                error: Some(crate::execute::materialize::failure_text(&e)),
+                ..node
+            },
+        });
+    }
+    Ok(out)
 }
 
 pub fn ls(g: &Global, sel: &Selection, output: LsOutput) -> Result<bool> {

@@ -133,36 +133,13 @@ pub fn run(
     build: impl FnOnce(&Connection, &Node) -> Result<Outcome>,
 ) -> Ran {
     let db = Arc::new(LiveDb(Mutex::new(conn)));
-    let Some(d) = deferred else {
-        return Ran {
-            conn: take_back(db),
-            compiled: None,
-            outcome: Err(Error::new(
-                "LF407",
-                format!(
-                    "'{}' must be rendered when it runs, but nothing can render it",
-                    node.name
-                ),
-            )),
-        };
-    };
-    let fresh = d.render(&node.unique_id, db.clone()).map(|f| {
-        let mut n = node.clone();
-        n.compiled_sql = f.compiled_sql;
-        n.incremental_sql = f.incremental_sql;
-        n.hooks = f.hooks;
-        n
-    });
-    let fresh = match fresh {
+    let fresh = match fresh(deferred, node, &db) {
         Ok(n) => n,
         Err(e) => {
             return Ran {
                 conn: take_back(db),
                 compiled: None,
-                outcome: Err(super::materialize::failed(format!(
-                    "rendering it with the database failed: {}",
-                    super::materialize::failure_text(&e)
-                ))),
+                outcome: Err(e),
             };
         }
     };
@@ -171,7 +148,10 @@ pub fn run(
         build(&conn, &fresh)
     };
     let outcome = built.and_then(|outcome| {
-        let post = d.post_hooks(&node.unique_id, db.clone())?;
+        let post = match deferred {
+            Some(d) => d.post_hooks(&node.unique_id, db.clone())?,
+            None => Vec::new(),
+        };
         let conn = db.0.lock().unwrap_or_else(|p| p.into_inner());
         super::run_hooks(&conn, "post-hook", &post)?;
         Ok(outcome)
@@ -181,6 +161,42 @@ pub fn run(
         compiled: Some(fresh.compiled_sql),
         outcome,
     }
+}
+
+/// Renders the deferred `node` with `conn` only (`lakeflow compile`): the node with its SQL,
+/// and the connection back.
+pub fn render(
+    deferred: Option<&Deferred>,
+    node: &Node,
+    conn: Connection,
+) -> (Option<Connection>, Result<Node>) {
+    let db = Arc::new(LiveDb(Mutex::new(conn)));
+    let fresh = fresh(deferred, node, &db);
+    (take_back(db), fresh)
+}
+
+/// `node` rendered with `db`: its SQL, incremental variant and pre-hooks.
+fn fresh(deferred: Option<&Deferred>, node: &Node, db: &Arc<LiveDb>) -> Result<Node> {
+    let Some(d) = deferred else {
+        return Err(Error::new(
+            "LF407",
+            format!(
+                "'{}' must be rendered when it runs, but nothing can render it",
+                node.name
+            ),
+        ));
+    };
+    let f = d.render(&node.unique_id, db.clone()).map_err(|e| {
+        super::materialize::failed(format!(
+            "rendering it with the database failed: {}",
+            super::materialize::failure_text(&e)
+        ))
+    })?;
+    let mut n = node.clone();
+    n.compiled_sql = f.compiled_sql;
+    n.incremental_sql = f.incremental_sql;
+    n.hooks = f.hooks;
+    Ok(n)
 }
 
 /// The connection lent to the render, once the render's scopes are gone.
