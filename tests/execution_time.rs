@@ -32,7 +32,7 @@ fn project() -> TestProject {
     let t = TestProject::new(&[
         (
             "dbt_project.yml",
-            "name: shop\nversion: '1.0'\nprofile: shop\nseeds:\n  shop:\n    scratch:\n      +post-hook: \"{% do adapter.drop_relation(this) %}\"\n",
+            "name: shop\nversion: '1.0'\nprofile: shop\nseeds:\n  shop:\n    scratch:\n      +post-hook: \"{% do adapter.drop_relation(this) %}\"\non-run-end:\n  - \"create or replace table main.run_log as select * from (values {% for r in results %}('{{ r.node.unique_id }}', '{{ r.status }}'){% if not loop.last %}, {% endif %}{% endfor %}) t(uid, status)\"\n  - \"create or replace table main.graph_log as select {{ graph.nodes.values() | selectattr('resource_type', 'equalto', 'model') | list | length }} as models\"\n",
         ),
         (
             "profiles.yml",
@@ -138,6 +138,15 @@ fn nodes_that_read_the_database_render_when_they_run() {
     let compiled = std::fs::read_to_string(t.path().join("target/compiled/shop/models/pivot.sql"))
         .expect("compiled pivot");
     assert!(compiled.contains("color = 'red'"), "{compiled}");
+    // on-run-end sees dbt's `results` (one per node run) and `graph`.
+    assert_eq!(
+        query_strings(
+            &conn,
+            "select status from main.run_log where uid in ('model.shop.pivot', 'model.shop.broken', 'model.shop.after_broken') order by uid"
+        ),
+        ["skipped", "error", "success"]
+    );
+    assert_eq!(query_i64(&conn, "select models from main.graph_log"), 9);
     // A ref to a snapshot (not built yet) fails only the node that makes it.
     assert_eq!(status("model.shop.reads_snap"), "error");
     assert!(

@@ -87,19 +87,12 @@ pub fn run(g: &Global, args: &RunArgs, command: &str) -> Result<bool> {
         })
         .collect();
     catalog::state::record(conn, &execute::records(&p.nodes, &results), &build_id)?;
-    // dbt runs on-run-end whatever happened to the models.
-    let end_failed = p
-        .hooks
-        .post
-        .iter()
-        .find_map(|sql| conn.execute_batch(sql).err())
-        .map(|e| {
-            Error::new(
-                "LF406",
-                format!("on-run-end failed: {}", target.redact(&e.to_string())),
-            )
+    // dbt runs on-run-end whatever happened to the models; hooks that read `results` or
+    // `graph` (or query) are rendered now.
+    let end_failed = on_run_end(&p, conn, &results).err().map(|e| {
+        Error::new("LF406", format!("on-run-end failed: {}", target.redact(&e)))
             .in_file(&p.project.file)
-        });
+    });
     // publish
     let all_ok = end_failed.is_none() && results.iter().all(|r| r.status.lets_downstream_run());
     let published = match (&target.publish, command == "build" && all_ok) {
@@ -126,6 +119,27 @@ pub fn run(g: &Global, args: &RunArgs, command: &str) -> Result<bool> {
         crate::errln!("{e}");
     }
     Ok(ok && end_failed.is_none())
+}
+
+/// Renders (when it reads the run) and runs the project's on-run-end hooks; the first
+/// failure's message.
+fn on_run_end(
+    p: &Planned,
+    conn: &duckdb::Connection,
+    results: &[execute::RunResult],
+) -> std::result::Result<(), String> {
+    let rendered_now = match p.deferred.as_deref().filter(|d| d.on_run_end) {
+        Some(d) => {
+            let (graph, results) = artifacts::hook_context(&p.project, &p.nodes, results);
+            let own = conn.try_clone().map_err(|e| e.to_string())?;
+            execute::live::render_on_run_end(d, own, &graph, &results).map_err(|e| e.to_string())?
+        }
+        None => Vec::new(),
+    };
+    for sql in p.hooks.post.iter().chain(&rendered_now) {
+        conn.execute_batch(sql).map_err(|e| e.to_string())?;
+    }
+    Ok(())
 }
 
 /// `run` keeps models, `seed` seeds, `test` tests; `build` keeps all.

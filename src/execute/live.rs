@@ -175,6 +175,18 @@ pub fn render(
     (take_back(db), fresh)
 }
 
+/// The project's on-run-end hooks rendered after the run on `conn`, with dbt's `graph` and
+/// `results`.
+pub fn render_on_run_end(
+    deferred: &Deferred,
+    conn: Connection,
+    graph: &serde_json::Value,
+    results: &serde_json::Value,
+) -> Result<Vec<String>> {
+    let db = Arc::new(LiveDb(Mutex::new(conn)));
+    deferred.render_on_run_end(db, graph, results)
+}
+
 /// `node` rendered with `db`: its SQL, incremental variant and pre-hooks.
 fn fresh(deferred: Option<&Deferred>, node: &Node, db: &Arc<LiveDb>) -> Result<Node> {
     let Some(d) = deferred else {

@@ -56,6 +56,8 @@ pub struct Deferred {
     pub(super) refs_of: Vec<Vec<String>>,
     /// Deferred ephemeral models: (index among the models, recipe).
     pub(super) ephemerals: Vec<(usize, Recipe)>,
+    /// The project's on-run-end hooks render after the run ([`Deferred::on_run_end`]).
+    pub on_run_end: bool,
 }
 
 impl std::fmt::Debug for Deferred {
@@ -123,6 +125,22 @@ impl Deferred {
             incremental_sql,
             hooks,
         })
+    }
+
+    /// The project's on-run-end hooks, rendered after the run with dbt's `graph` and
+    /// `results` (both JSON, in dbt's shape) and a live connection.
+    pub fn render_on_run_end(
+        &self,
+        db: Arc<dyn Database>,
+        graph: &serde_json::Value,
+        results: &serde_json::Value,
+    ) -> Result<Vec<String>> {
+        super::hooks::on_run_end(
+            &self.renderer(),
+            db,
+            super::functions::to_value(graph),
+            super::functions::to_value(results),
+        )
     }
 
     /// The post-hooks of the deferred node `unique_id`, rendered after it was built.

@@ -7,6 +7,7 @@ use super::functions::{Pass, Scope, Shared};
 use crate::error::Result;
 use crate::model::relation::Relation;
 use crate::project::{Config, FileKind, SqlFile};
+use minijinja::value::Value;
 use std::sync::Arc;
 
 #[derive(Debug, Clone, Default, serde::Serialize)]
@@ -84,12 +85,66 @@ impl Renderer<'_> {
 /// The project's `on-run-start` (`pre`) and `on-run-end` (`post`) hooks, rendered with the
 /// project's macros, `var`, `env_var` and `target` (no model: `this` is the target schema).
 /// Rendered in the environment the nodes rendered in (one `invocation_id`, one
-/// `run_started_at` per run).
-pub(super) fn project_hooks(renderer: &Renderer) -> Result<Hooks> {
+/// `run_started_at` per run). On-run-end hooks that read `results` or `graph`, or query the
+/// database, are rendered after the run instead ([`on_run_end`]); the flag says so.
+pub(super) fn project_hooks(renderer: &Renderer) -> Result<(Hooks, bool)> {
     let project = renderer.project;
     if project.on_run_start.is_empty() && project.on_run_end.is_empty() {
-        return Ok(Hooks::default());
+        return Ok((Hooks::default(), false));
     }
+    let pre = render_project_hooks(renderer, &project.on_run_start, "on-run-start", None, &[])?;
+    let reads_run = project
+        .on_run_end
+        .iter()
+        .any(|h| super::macros::mentions(h, "results") || super::macros::mentions(h, "graph"));
+    if reads_run {
+        return Ok((
+            Hooks {
+                pre,
+                post: Vec::new(),
+            },
+            true,
+        ));
+    }
+    // One that queries the database while rendering is rendered after the run too.
+    match render_project_hooks(renderer, &project.on_run_end, "on-run-end", None, &[]) {
+        Ok(post) => Ok((Hooks { pre, post }, false)),
+        Err(e) if e.message.contains(super::live::DEFERRED) => Ok((
+            Hooks {
+                pre,
+                post: Vec::new(),
+            },
+            true,
+        )),
+        Err(e) => Err(e),
+    }
+}
+
+/// The on-run-end hooks rendered after the run, with `results` and `graph` and a live
+/// connection.
+pub(super) fn on_run_end(
+    renderer: &Renderer,
+    db: Arc<dyn super::live::Database>,
+    graph: Value,
+    results: Value,
+) -> Result<Vec<String>> {
+    render_project_hooks(
+        renderer,
+        &renderer.project.on_run_end,
+        "on-run-end",
+        Some(db),
+        &[("graph", graph), ("results", results)],
+    )
+}
+
+fn render_project_hooks(
+    renderer: &Renderer,
+    hooks: &[String],
+    name: &str,
+    db: Option<Arc<dyn super::live::Database>>,
+    extra: &[(&'static str, Value)],
+) -> Result<Vec<String>> {
+    let project = renderer.project;
     let shared = Arc::new(Shared {
         vars: project.vars.clone(),
         ..Shared::default()
@@ -100,30 +155,27 @@ pub(super) fn project_hooks(renderer: &Renderer) -> Result<Hooks> {
         .strip_prefix(&project.root)
         .unwrap_or(&project.file)
         .to_path_buf();
-    let render = |hooks: &[String], name: &str| -> Result<Vec<String>> {
-        hooks
-            .iter()
-            .map(|source| {
-                let file = SqlFile {
-                    name: name.to_string(),
-                    path: rel.clone(),
-                    folders: Vec::new(),
-                    source: source.clone(),
-                    kind: FileKind::Model,
-                    checksum: String::new(),
-                };
-                let scope = Scope::new(shared.clone(), Pass::Compile, Config::new());
-                renderer
-                    .render_jinja(&file, &scope, this.clone(), &Config::new())
-                    .map(|s| s.trim().to_string())
-            })
-            .filter(|r| r.as_ref().map_or(true, |s| !s.is_empty()))
-            .collect()
-    };
-    Ok(Hooks {
-        pre: render(&project.on_run_start, "on-run-start")?,
-        post: render(&project.on_run_end, "on-run-end")?,
-    })
+    hooks
+        .iter()
+        .map(|source| {
+            let file = SqlFile {
+                name: name.to_string(),
+                path: rel.clone(),
+                folders: Vec::new(),
+                source: source.clone(),
+                kind: FileKind::Model,
+                checksum: String::new(),
+            };
+            let scope = match &db {
+                Some(db) => Scope::live(shared.clone(), Config::new(), false, db.clone(), None),
+                None => Scope::new(shared.clone(), Pass::Compile, Config::new()),
+            };
+            renderer
+                .render_jinja_with(&file, &scope, this.clone(), &Config::new(), extra)
+                .map(|s| s.trim().to_string())
+        })
+        .filter(|r| r.as_ref().map_or(true, |s| !s.is_empty()))
+        .collect()
 }
 
 #[cfg(test)]

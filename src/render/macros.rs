@@ -310,7 +310,7 @@ fn signature_and_body(rest: &str) -> Option<(usize, &str)> {
 }
 
 /// Whether `body` uses the name `word` (not as part of a longer name, not as `word=`).
-fn mentions(body: &str, word: &str) -> bool {
+pub(super) fn mentions(body: &str, word: &str) -> bool {
     let is_name = |c: char| c.is_alphanumeric() || c == '_';
     body.match_indices(word).any(|(i, _)| {
         let before = body[..i].chars().next_back();

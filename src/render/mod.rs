@@ -427,8 +427,8 @@ pub fn render(project: &Project, reader: &dyn SourceReader) -> Result<Rendered> 
     )?);
     recipes.extend(test_recipes.into_inner().unwrap_or_else(|p| p.into_inner()));
     checks::check_outputs(&nodes)?;
-    let hooks = hooks::project_hooks(&renderer)?;
-    let deferred = (!recipes.is_empty()).then(|| {
+    let (hooks, end_deferred) = hooks::project_hooks(&renderer)?;
+    let deferred = (!recipes.is_empty() || end_deferred).then(|| {
         Arc::new(deferred::Deferred {
             env,
             macros,
@@ -440,6 +440,7 @@ pub fn render(project: &Project, reader: &dyn SourceReader) -> Result<Rendered> 
             recipes,
             refs_of: parsed_refs,
             ephemerals: deferred_ephemerals,
+            on_run_end: end_deferred,
         })
     });
     Ok(Rendered {

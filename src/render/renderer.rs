@@ -44,9 +44,21 @@ impl Renderer<'_> {
         this: Relation,
         config: &Config,
     ) -> Result<String> {
+        self.render_jinja_with(file, scope, this, config, &[])
+    }
+
+    /// Renders `file.source` with `extra` variables beside the file's context.
+    pub(super) fn render_jinja_with(
+        &self,
+        file: &SqlFile,
+        scope: &Arc<Scope>,
+        this: Relation,
+        config: &Config,
+        extra: &[(&'static str, Value)],
+    ) -> Result<String> {
         let name = file.path.to_string_lossy();
         let source = format!("{}{}", self.prefix, pycompat::python_source(&file.source));
-        let ctx = self.context(file, scope, this, config);
+        let ctx = self.context_with(file, scope, this, config, extra);
         self.env
             .template_from_named_str(&name, &source)
             .and_then(|t| t.render(ctx))
@@ -141,16 +153,6 @@ impl Renderer<'_> {
             )
         })?;
         Ok(loc)
-    }
-
-    pub(super) fn context(
-        &self,
-        file: &SqlFile,
-        scope: &Arc<Scope>,
-        this: Relation,
-        config: &Config,
-    ) -> Value {
-        self.context_with(file, scope, this, config, &[])
     }
 
     /// The file's context with `extra` variables beside `this`, `model` and the scope.

@@ -56,12 +56,61 @@ pub fn compiled_path(n: &Node) -> std::path::PathBuf {
 }
 
 pub fn write_manifest(project: &Project, nodes: &[Node], invocation_id: &str) -> Result<()> {
+    let manifest = json!({
+        "metadata": metadata(project, invocation_id),
+        "nodes": manifest_nodes(project, nodes),
+    });
+    write(
+        &project.target_path.join("manifest.json"),
+        &serde_json::to_string_pretty(&manifest).unwrap_or_default(),
+    )
+}
+
+/// What `on-run-end` hooks see, as dbt gives them: `graph` (`{"nodes": {unique_id: node}}`,
+/// the nodes as in the manifest) and `results` (one per node run: `node`, `status`, `message`,
+/// `execution_time`, `failures`, `adapter_response`, `thread_id`, `timing`).
+pub fn hook_context(
+    project: &Project,
+    nodes: &[Node],
+    results: &[RunResult],
+) -> (serde_json::Value, serde_json::Value) {
+    let graph_nodes = manifest_nodes(project, nodes);
+    let results: Vec<serde_json::Value> = results
+        .iter()
+        .map(|r| {
+            let n = &nodes[r.node];
+            json!({
+                "node": graph_nodes.get(&n.unique_id),
+                "status": r.status,
+                "message": r.message,
+                "execution_time": super::round3(r.seconds),
+                "failures": r.failures,
+                "adapter_response": {"rows_affected": r.rows},
+                "thread_id": "Thread-1",
+                "timing": [],
+            })
+        })
+        .collect();
+    let graph = json!({
+        "nodes": graph_nodes,
+        "sources": {},
+        "exposures": {},
+        "metrics": {},
+        "groups": {},
+        "semantic_models": {},
+        "saved_queries": {},
+    });
+    (graph, serde_json::Value::Array(results))
+}
+
+/// The manifest's `nodes`: each node by unique_id, in dbt's shape.
+fn manifest_nodes(project: &Project, nodes: &[Node]) -> serde_json::Map<String, serde_json::Value> {
     let by_name: std::collections::HashMap<&str, &str> = nodes
         .iter()
         .filter(|n| !n.is_test())
         .map(|n| (n.name.as_str(), n.unique_id.as_str()))
         .collect();
-    let entries: serde_json::Map<String, serde_json::Value> = nodes
+    nodes
         .iter()
         .map(|n| {
             let deps: Vec<&str> = n
@@ -118,15 +167,7 @@ pub fn write_manifest(project: &Project, nodes: &[Node], invocation_id: &str) ->
                 }),
             )
         })
-        .collect();
-    let manifest = json!({
-        "metadata": metadata(project, invocation_id),
-        "nodes": entries,
-    });
-    write(
-        &project.target_path.join("manifest.json"),
-        &serde_json::to_string_pretty(&manifest).unwrap_or_default(),
-    )
+        .collect()
 }
 
 pub fn write_run_results(
