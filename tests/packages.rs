@@ -214,3 +214,35 @@ fn a_project_without_macros_of_its_own_calls_package_macros() {
     t.run(&["build"]).ok();
     assert_eq!(prices(&t), ["12.3 20.0 12.5"]);
 }
+
+#[test]
+fn a_package_macro_calls_its_own_macros_without_the_namespace() {
+    // dbt resolves an unqualified name inside a package's macro to that package's macro
+    // first; outside the package the name needs the namespace.
+    let t = shop("packages:\n  - local: vendor/my_pkg\n");
+    write_package(&t.path().join("vendor/my_pkg"));
+    t.write(
+        "vendor/my_pkg/macros/local.sql",
+        "{% macro thrice(col) %}({{ cents(col) }} * 3){% endmacro %}\n{% macro dateadd(datepart, interval, from_date_or_timestamp) %}'the package''s own'{% endmacro %}\n{% macro uses_dateadd() %}{{ dateadd('day', 1, 'x') }}{% endmacro %}",
+    );
+    t.write(
+        "models/prices.sql",
+        "{{ config(materialized='table') }}\nselect {{ my_pkg.thrice('1000') }} as a, {{ my_pkg.uses_dateadd() }} as b, {{ dateadd('day', 1, \"date '2024-01-01'\") }}::date::varchar as c\n",
+    );
+    t.run(&["deps"]).ok();
+    t.run(&["build"]).ok();
+    // duckdb__cents: round(1000 / 100.0, 1) * 3; the package's dateadd inside the package,
+    // dbt's own outside it.
+    assert_eq!(prices(&t), ["30.0 the package's own 2024-01-02"]);
+
+    // As in dbt, a name undefined while parsing stops the run; the message says where it is.
+    t.write("models/prices.sql", "select {{ thrice('1000') }} as a\n");
+    let run = t.run(&["build"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("'thrice' is a macro of the package my_pkg; call it as my_pkg.thrice(...)"),
+        "{}",
+        run.stderr
+    );
+}

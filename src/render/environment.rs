@@ -50,10 +50,15 @@ pub(super) fn environment(project: &Project, macros: &MacroSet) -> Result<Enviro
     env.add_global("dbt", Value::from_object(globals::DbtNamespace));
     env.add_template(globals::DBT_TEMPLATE, globals::DBT_SOURCE)
         .map_err(|e| Error::new("LF202", format!("lakeflow's dbt macros: {e}")))?;
-    // dbt's macros answer to their bare names too; the project's macros, added below, win.
+    // dbt's macros answer to their bare names too; packages' and the project's macros, added
+    // below, win.
     for name in globals::dbt_macro_names() {
         env.add_function(name, globals::dbt_macro(name));
     }
+    env.add_global(
+        functions::PACKAGES_VAR,
+        Value::from(macros.packages.clone()),
+    );
     env.add_function("run_query", live::run_query);
     env.add_function("statement", live::statement);
     env.add_function("load_result", live::load_result);
@@ -104,6 +109,38 @@ pub(super) fn environment(project: &Project, macros: &MacroSet) -> Result<Enviro
                     None => base,
                 }
             })?;
+        // A package's own macros, called without its namespace from inside the package.
+        let mut package_local: std::collections::BTreeMap<&str, Vec<(String, String)>> =
+            Default::default();
+        for (package, name, internal) in macros.all() {
+            if let Some(p) = package
+                && !macros.has(name)
+            {
+                package_local
+                    .entry(name)
+                    .or_default()
+                    .push((p.to_string(), internal.to_string()));
+            }
+        }
+        // Names lakeflow's own context already gives (`ref`, `log`, dbt's cross-database
+        // macros, ...) keep their meaning outside the package.
+        let taken: std::collections::HashSet<String> = env
+            .globals()
+            .map(|(n, _)| n.to_string())
+            .filter(|n| !globals::dbt_macro_names().contains(&n.as_str()))
+            .collect();
+        for (name, candidates) in package_local {
+            if taken.contains(name) {
+                continue;
+            }
+            let owned = name.to_string();
+            env.add_function(
+                name.to_string(),
+                move |state: &mut State, args: Rest<ValueOrKwargs>| {
+                    functions::call_package_local(state, &owned, &candidates, &args.into_values())
+                },
+            );
+        }
         for (name, internal) in macros.names() {
             let internal = internal.to_string();
             // Keyword arguments pass through: `cents_to_dollars('amount', scale=4)`.

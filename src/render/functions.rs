@@ -52,6 +52,8 @@ pub struct Capture {
     pub needs_db: bool,
     /// What `statement(name)` blocks kept, for `load_result(name)`.
     pub results: HashMap<String, Value>,
+    /// The package of each macro being run, innermost last (none: the project's).
+    pub(super) packages: Vec<Option<String>>,
 }
 
 #[derive(Debug)]
@@ -380,12 +382,57 @@ const RETURNED: &str = "return() outside of a macro call";
 
 /// Calls the user macro `internal` and applies `return()`.
 pub fn call_macro(state: &mut State, internal: &str, args: &[Value]) -> Result<Value, JError> {
-    with_return(state, |state| {
+    let scope = scope(state)?;
+    scope.capture().packages.push(package_of(state, internal));
+    let out = with_return(state, |state| {
         match state.lookup(internal).filter(|v| !v.is_undefined()) {
             Some(macro_value) => macro_value.call(state, &fit_args(&macro_value, args)),
             None => call_elsewhere(state, internal, args),
         }
-    })
+    });
+    scope.capture().packages.pop();
+    out
+}
+
+/// Name of the global listing the installed packages.
+pub const PACKAGES_VAR: &str = "__lakeflow_packages";
+
+/// The package whose macro `internal` is (none: the project's).
+fn package_of(state: &State, internal: &str) -> Option<String> {
+    let rest = internal.strip_prefix(super::macros::INTERNAL_PREFIX)?;
+    state
+        .lookup(PACKAGES_VAR)?
+        .try_iter()
+        .ok()?
+        .filter_map(|p| p.as_str().map(str::to_string))
+        .find(|p| rest.starts_with(&format!("{p}__")))
+}
+
+/// A macro name only packages define, called without a namespace: the macro of the package
+/// whose macro is running (as dbt resolves a package's own macros), else dbt's macro of that
+/// name if there is one.
+pub fn call_package_local(
+    state: &mut State,
+    name: &str,
+    candidates: &[(String, String)],
+    args: &[Value],
+) -> Result<Value, JError> {
+    let current = scope(state)?.capture().packages.last().cloned().flatten();
+    if let Some((_, internal)) = candidates.iter().find(|(p, _)| Some(p) == current.as_ref()) {
+        return call_macro(state, internal, args);
+    }
+    if super::globals::dbt_macro_names().contains(&name) {
+        return Value::from_object(super::globals::DbtNamespace).call_method(state, name, args);
+    }
+    let packages: Vec<&str> = candidates.iter().map(|(p, _)| p.as_str()).collect();
+    Err(JError::new(
+        ErrorKind::UnknownFunction,
+        format!(
+            "'{name}' is a macro of the package {}; call it as {}.{name}(...)",
+            packages.join(", "),
+            packages.first().copied().unwrap_or_default()
+        ),
+    ))
 }
 
 /// Runs `call` (a macro's body) with a slot for its `return()`: the value returned, else
