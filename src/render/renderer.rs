@@ -56,13 +56,8 @@ impl Renderer<'_> {
         config: &Config,
         extra: &[(&'static str, Value)],
     ) -> Result<String> {
-        let name = file.path.to_string_lossy();
         let source = format!("{}{}", self.prefix, pycompat::python_source(&file.source));
-        let ctx = self.context_with(file, scope, this, config, extra);
-        self.env
-            .template_from_named_str(&name, &source)
-            .and_then(|t| t.render(ctx))
-            .map_err(|e| self.error(e, file))
+        self.render_source(file, &source, scope, this, config, extra)
     }
 
     /// Renders one macro call (`call`, a Jinja expression) in the file's context, with
@@ -77,9 +72,22 @@ impl Renderer<'_> {
         call: &str,
     ) -> Result<String> {
         let source = format!("{}{{{{ {call} }}}}", self.prefix);
+        self.render_source(file, &source, scope, this, config, extra)
+    }
+
+    /// Renders `source` (with the macro import in front) as the file, in its context.
+    fn render_source(
+        &self,
+        file: &SqlFile,
+        source: &str,
+        scope: &Arc<Scope>,
+        this: Relation,
+        config: &Config,
+        extra: &[(&'static str, Value)],
+    ) -> Result<String> {
         let ctx = self.context_with(file, scope, this, config, extra);
         self.env
-            .template_from_named_str(&file.path.to_string_lossy(), &source)
+            .template_from_named_str(&file.path.to_string_lossy(), source)
             .and_then(|t| t.render(ctx))
             .map_err(|e| self.error(e, file))
     }
