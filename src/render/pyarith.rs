@@ -39,6 +39,16 @@ pub fn rewrite(src: &str) -> Cow<'_, str> {
 /// The operation whose right operand holds `timedelta(` at `at`: its range in `text` and
 /// the call that replaces it.
 fn operation(text: &str, at: usize) -> Option<(usize, usize, String)> {
+    // Only inside a Jinja tag: SQL text (a comment, say) is never touched.
+    let before = &text[..at];
+    let opened = before.rfind("{{").max(before.rfind("{%"))?;
+    if before
+        .rfind("}}")
+        .max(before.rfind("%}"))
+        .is_some_and(|c| c > opened)
+    {
+        return None;
+    }
     let b = text.as_bytes();
     let is_name = |c: u8| c.is_ascii_alphanumeric() || c == b'_';
     // The right operand: the name chain ending in `timedelta`, and its argument list.
@@ -209,6 +219,7 @@ mod tests {
             "{{ f(-timedelta(1)) }}",
             "{{ 3 - timedelta(1) }}",
             "{{ a - b }}",
+            "select 1 -- now - timedelta(1)\n{{ x }}",
         ] {
             assert_eq!(rewrite(kept), kept);
         }
