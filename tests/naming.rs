@@ -146,3 +146,34 @@ fn generate_database_name_may_return_the_catalog() {
     t.run(&["build"]).ok();
     assert_eq!(relations(&t).len(), 4);
 }
+
+/// Stored test failures go where the project's naming macros put a test with dbt's default
+/// custom schema (`dbt_test__audit`): here `dbt_test__audit.staging__<test>`, as dbt-duckdb
+/// built it for this project.
+#[test]
+fn stored_failures_follow_the_naming_macros() {
+    let t = project(NAMING);
+    t.write(
+        "models/staging/schema.yml",
+        "version: 2\nmodels:\n  - name: stg_people\n    columns:\n      - name: name\n        data_tests:\n          - accepted_values:\n              values: ['a']\n              config: {store_failures: true, severity: warn}\n",
+    );
+    t.run(&["build"]).ok();
+    assert_eq!(
+        relations(&t),
+        [
+            "analytics.top",
+            "analytics_raw.people",
+            "dbt_test__audit.staging__accepted_values_stg_people_name__a",
+            "mart.people_final",
+            "staging.staging__stg_people",
+        ]
+    );
+    let conn = read_only(&t.path().join("warehouse.duckdb"));
+    assert_eq!(
+        query_strings(
+            &conn,
+            "select value_field from dbt_test__audit.staging__accepted_values_stg_people_name__a"
+        ),
+        ["b"]
+    );
+}

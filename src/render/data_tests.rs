@@ -281,7 +281,17 @@ fn render_test(
         return Ok(None);
     }
     check_refs(file, &capture.refs, m.shared, m.enabled, m.files)?;
-    let relation = audit_relation(r.project, &config, alias);
+    let mut relation = audit_relation(r.project, &config, alias);
+    // Where failing rows are stored: through the project's naming macros too, with dbt's
+    // default custom schema for tests.
+    if r.names_nodes() && cfg::get_bool(&config, "store_failures") == Some(true) {
+        let mut named = config.clone();
+        named
+            .entry("schema")
+            .or_insert_with(|| serde_json::Value::from(AUDIT_SCHEMA));
+        let scope = Scope::new(m.shared.clone(), Pass::Compile, named.clone());
+        relation = r.named_relation(file, &scope, &named, relation)?;
+    }
     let scope = Scope::new(m.shared.clone(), Pass::Compile, config.clone());
     let body = r.render_model(file, &scope, relation.clone(), &config);
     let refs = dedup(capture.refs);
@@ -413,9 +423,12 @@ fn with_checksum(mut node: Node, own_config: &Config) -> Node {
 
 /// Where `store_failures` keeps the failing rows: dbt's `dbt_test__audit` schema (under the
 /// target schema for dbt projects), named after the test.
+/// dbt's custom schema of a test's stored failures unless its config names one.
+const AUDIT_SCHEMA: &str = "dbt_test__audit";
+
 fn audit_relation(project: &Project, config: &Config, alias: &str) -> Relation {
     let identifier = cfg::get_str(config, "alias").unwrap_or(alias).to_string();
-    let custom = cfg::get_str(config, "schema").unwrap_or("dbt_test__audit");
+    let custom = cfg::get_str(config, "schema").unwrap_or(AUDIT_SCHEMA);
     let schema = match project.kind {
         ProjectKind::Lakeflow => custom.to_string(),
         ProjectKind::Dbt => format!("{}_{}", project.target.schema, custom.trim()),

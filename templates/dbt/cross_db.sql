@@ -74,3 +74,5 @@ string_split({{ string_text }}, {{ delimiter_text }})[ {{ part_number }} ]
 {%- macro should_full_refresh() -%}{{ return(config.get('full_refresh') or flags.FULL_REFRESH) }}{%- endmacro -%}
 {%- macro load_relation(relation) -%}{{ return(adapter.get_relation(database=relation.database, schema=relation.schema, identifier=relation.identifier)) }}{%- endmacro -%}
 {%- macro load_cached_relation(relation) -%}{{ return(load_relation(relation)) }}{%- endmacro -%}
+{#- dbt-duckdb registers external models built by earlier runs as views; lakeflow keeps every external model as a view of the catalog, so there is nothing to register. -#}
+{%- macro register_upstream_external_models() -%}{%- endmacro -%}
