@@ -26,7 +26,10 @@ pub const CODES: &[(&str, &str)] = &[
         "the project file's `name` is missing or not a valid name",
     ),
     ("LF107", "`--vars` is not a YAML mapping"),
-    ("LF108", "a Python model was found (not supported)"),
+    (
+        "LF108",
+        "a Python model, which lakeflow does not run yet (that node's error)",
+    ),
     (
         "LF109",
         "a `clean-targets` entry leads out of the project; nothing is deleted",

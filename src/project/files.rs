@@ -132,6 +132,19 @@ pub fn read_sql_files(root: &Path, dirs: &[String]) -> Result<Vec<SqlFile>> {
     files_under(root, dirs, "sql", FileKind::Model)
 }
 
+/// The Python models (`.py`) under `dirs`: lakeflow does not run them yet; each becomes a
+/// node that reports so, after what it reads.
+pub fn read_python_models(root: &Path, dirs: &[String]) -> Result<Vec<SqlFile>> {
+    files_under(root, dirs, "py", FileKind::Model)
+}
+
+impl SqlFile {
+    /// A Python model (`def model(dbt, session)`), not SQL.
+    pub fn is_python(&self) -> bool {
+        self.path.extension().is_some_and(|e| e == "py")
+    }
+}
+
 /// The SQL files under `test-paths`: singular tests, and (under a `generic/` folder) files of
 /// `{% test %}` blocks, which are macros. Returns (singular tests, generic test files).
 pub fn read_test_files(root: &Path, dirs: &[String]) -> Result<(Vec<SqlFile>, Vec<SqlFile>)> {

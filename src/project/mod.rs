@@ -157,8 +157,9 @@ pub fn load(opts: &LoadOptions) -> Result<Project> {
 
     let seed_paths = paths("seed-paths", "seeds")?;
     let mut models = files::read_sql_files(&root, &model_paths)?;
+    models.extend(files::read_python_models(&root, &model_paths)?);
     models.extend(files::read_seed_files(&root, &seed_paths)?);
-    check_model_files(&root, &model_paths, &models)?;
+    check_model_files(&models)?;
     let mut macros = files::read_sql_files(&root, &macro_paths)?;
     let test_paths = paths("test-paths", "tests")?;
     let (tests, generic_tests) = files::read_test_files(&root, &test_paths)?;
@@ -304,7 +305,7 @@ fn parse_cli_vars(text: Option<&str>) -> Result<BTreeMap<String, serde_json::Val
 }
 
 /// Model names are global: two files with one name, or Python models, are refused up front.
-fn check_model_files(root: &Path, model_paths: &[String], models: &[SqlFile]) -> Result<()> {
+fn check_model_files(models: &[SqlFile]) -> Result<()> {
     let mut seen: BTreeMap<&str, &Path> = BTreeMap::new();
     for m in models {
         if let Some(first) = seen.insert(&m.name, &m.path) {
@@ -320,12 +321,6 @@ fn check_model_files(root: &Path, model_paths: &[String], models: &[SqlFile]) ->
             .in_file(&m.path)
             .hint("model and seed names must be unique across the project; rename one file"));
         }
-    }
-    if let Some(py) = files::discover(root, model_paths, &["py"])?.first() {
-        let rel = py.strip_prefix(root).unwrap_or(py);
-        return Err(Error::new("LF108", "Python models are not supported")
-            .in_file(rel)
-            .hint("lakeflow runs SQL models only; express the model in SQL or move the file out of the model path"));
     }
     Ok(())
 }

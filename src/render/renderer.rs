@@ -33,6 +33,9 @@ impl Renderer<'_> {
         if file.kind == FileKind::Seed {
             return seeds::seed_sql(self.project, file, config);
         }
+        if file.is_python() {
+            return python_model(file, scope);
+        }
         self.render_jinja(file, scope, this, config)
     }
 
@@ -200,4 +203,49 @@ impl Renderer<'_> {
         vars.extend(extra.iter().cloned());
         Value::from(vars)
     }
+}
+
+/// A Python model, which lakeflow does not run yet: parsing finds what it reads
+/// (`dbt.ref(...)`, `dbt.source(...)`) so that it sits in the DAG; compiling it is that node's
+/// error, and what reads it is skipped.
+fn python_model(file: &SqlFile, scope: &Arc<Scope>) -> Result<String> {
+    if scope.pass == Pass::Compile {
+        return Err(Error::new(
+            "LF108",
+            format!(
+                "'{}' is a Python model, which lakeflow does not run yet",
+                file.name
+            ),
+        )
+        .in_file(&file.path)
+        .hint(
+            "express the model in SQL, or build it with dbt-duckdb; the rest of the project runs",
+        ));
+    }
+    static CALLS: std::sync::LazyLock<Option<(regex::Regex, regex::Regex)>> =
+        std::sync::LazyLock::new(|| {
+            let quoted = r#"['"]([^'"]+)['"]"#;
+            Some((
+                regex::Regex::new(&format!(r"dbt\.ref\(\s*{quoted}(?:\s*,\s*{quoted})?")).ok()?,
+                regex::Regex::new(&format!(r"dbt\.source\(\s*{quoted}\s*,\s*{quoted}")).ok()?,
+            ))
+        });
+    if let Some((refs, sources)) = CALLS.as_ref() {
+        let mut capture = scope.capture();
+        for c in refs.captures_iter(&file.source) {
+            // `dbt.ref('package', 'model')` names the model last.
+            if let Some(name) = c.get(2).or_else(|| c.get(1)) {
+                capture.refs.push(name.as_str().to_string());
+            }
+        }
+        for c in sources.captures_iter(&file.source) {
+            if let (Some(s), Some(t)) = (c.get(1), c.get(2)) {
+                let key = (s.as_str().to_string(), t.as_str().to_string());
+                if scope.shared.sources.contains_key(&key) {
+                    capture.sources.push(key);
+                }
+            }
+        }
+    }
+    Ok(String::new())
 }
