@@ -69,14 +69,6 @@ fn project() -> TestProject {
         ),
         ("models/reads_snap.sql", "select * from {{ ref('snap') }}\n"),
         (
-            "models/py_model.py",
-            "def model(dbt, session):\n    dbt.config(materialized='table')\n    return dbt.ref(\"colors\").df()\n",
-        ),
-        (
-            "models/after_py.sql",
-            "select * from {{ ref('py_model') }}\n",
-        ),
-        (
             "models/hidden_ref.sql",
             "select {{ run_query('select count(*) from ' ~ ref('colors')).rows[0][0] if execute else 0 }} as n\n",
         ),
@@ -154,23 +146,7 @@ fn nodes_that_read_the_database_render_when_they_run() {
         ),
         ["skipped", "error", "success"]
     );
-    assert_eq!(query_i64(&conn, "select models from main.graph_log"), 11);
-    // A Python model (not run yet) is its own error, after what it reads; its readers skip.
-    assert_eq!(status("model.shop.py_model"), "error");
-    assert_eq!(status("model.shop.after_py"), "skipped");
-    assert!(
-        run.stdout
-            .contains("'py_model' is a Python model, which lakeflow does not run yet"),
-        "{}",
-        run.stdout
-    );
-    // What it reads (`dbt.ref("colors")`) puts it in the DAG.
-    let upstream = t.run(&["ls", "--select", "+py_model"]);
-    assert!(
-        upstream.stdout.contains("shop.colors"),
-        "{}",
-        upstream.stdout
-    );
+    assert_eq!(query_i64(&conn, "select models from main.graph_log"), 9);
     // A ref to a snapshot (not built yet) fails only the node that makes it.
     assert_eq!(status("model.shop.reads_snap"), "error");
     assert!(

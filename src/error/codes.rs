@@ -27,10 +27,6 @@ pub const CODES: &[(&str, &str)] = &[
     ),
     ("LF107", "`--vars` is not a YAML mapping"),
     (
-        "LF108",
-        "a Python model, which lakeflow does not run yet (that node's error)",
-    ),
-    (
         "LF109",
         "a `clean-targets` entry leads out of the project; nothing is deleted",
     ),

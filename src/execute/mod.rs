@@ -17,6 +17,7 @@ pub mod incremental;
 pub mod live;
 pub mod materialize;
 pub mod new_rows;
+pub mod python;
 pub mod seed;
 pub mod table;
 pub mod test;
@@ -229,6 +230,12 @@ pub fn execute(run: &Run, conn: &duckdb::Connection, observer: &dyn Observer) ->
                             let ran =
                                 live::run(run.deferred, node, c, |c, n| build(&ctx(run, c, n)));
                             (ran.conn, ran.compiled, ran.outcome)
+                        }
+                        // A Python model runs first; it is built from what it returned.
+                        Some(c) if node.python.is_some() => {
+                            let outcome = python::run(&c, node, run.build_id)
+                                .and_then(|(fresh, _scratch)| build(&ctx(run, &c, &fresh)));
+                            (Some(c), None, outcome)
                         }
                         Some(c) => {
                             let outcome = build(&ctx(run, &c, node));

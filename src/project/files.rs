@@ -132,8 +132,7 @@ pub fn read_sql_files(root: &Path, dirs: &[String]) -> Result<Vec<SqlFile>> {
     files_under(root, dirs, "sql", FileKind::Model)
 }
 
-/// The Python models (`.py`) under `dirs`: lakeflow does not run them yet; each becomes a
-/// node that reports so, after what it reads.
+/// The Python models (`.py`) under `dirs` (run by `execute/python.rs`).
 pub fn read_python_models(root: &Path, dirs: &[String]) -> Result<Vec<SqlFile>> {
     files_under(root, dirs, "py", FileKind::Model)
 }

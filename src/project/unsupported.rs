@@ -31,12 +31,6 @@ pub fn scan(root: &Path, doc: &Value, schema_dirs: &[String]) -> Result<Found> {
             ));
         }
     }
-    for path in super::files::discover(root, schema_dirs, &["py"])? {
-        out.push(format!(
-            "{}: Python models are not run by lakeflow yet: this one fails as its own node, and what reads it is skipped",
-            rel(&path)
-        ));
-    }
     for path in super::files::discover(root, schema_dirs, &["yml", "yaml"])? {
         let text = std::fs::read_to_string(&path).unwrap_or_default();
         if let Some(line) = text

@@ -148,6 +148,7 @@ mod tests {
             hooks: Default::default(),
             incremental_sql: None,
             deferred: false,
+            python: None,
             error: None,
         }
     }

@@ -364,6 +364,7 @@ fn render_test(
         incremental_sql: None,
         error,
         deferred,
+        python: None,
     }))
 }
 
@@ -407,6 +408,7 @@ fn error_node(
         incremental_sql: None,
         error: Some(error),
         deferred: false,
+        python: None,
     }
 }
 

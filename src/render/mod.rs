@@ -75,6 +75,9 @@ pub struct Node {
     /// rest of the project runs.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// A Python model: what it reads, for the execute phase that runs it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub python: Option<PythonInputs>,
     /// Its Jinja reads the database: `compiled_sql`, `incremental_sql` and `hooks` are
     /// rendered again, by [`deferred::Deferred::render`], just before it runs.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
@@ -200,6 +203,21 @@ pub fn render(project: &Project, reader: &dyn SourceReader) -> Result<Rendered> 
             if f.kind == FileKind::Seed {
                 return Ok(Materialization::Table);
             }
+            // Python models are built as tables unless they say incremental or external (a
+            // `view` from a folder's config, too, as dbt-duckdb builds them).
+            let defaulted;
+            let c = if f.is_python()
+                && c.get("materialized").is_none_or(|m| m.as_str() == Some("view"))
+            {
+                defaulted = {
+                    let mut d = c.clone();
+                    d.insert("materialized".into(), "table".into());
+                    d
+                };
+                &defaulted
+            } else {
+                c
+            };
             Materialization::from_config(c, project.kind == ProjectKind::Lakeflow).map_err(|msg| {
                 located(Error::new("LF205", msg), &f.path, &f.source, "materialized")
                     .hint("see the model configs in the README: materialized, format, incremental_strategy, unique_key, on_schema_change")
@@ -385,6 +403,12 @@ pub fn render(project: &Project, reader: &dyn SourceReader) -> Result<Rendered> 
             ),
             _ => None,
         };
+        let python = file
+            .is_python()
+            .then(|| python_inputs(&refs, &parsed[i].sources, &shared, &materializations[i]));
+        if let Some(Err(e)) = &python {
+            error = error.or(Some(e.clone()));
+        }
         let mut fqn = vec![project.name.clone()];
         fqn.extend(file.folders.iter().cloned());
         fqn.push(file.name.clone());
@@ -410,6 +434,7 @@ pub fn render(project: &Project, reader: &dyn SourceReader) -> Result<Rendered> 
             incremental_sql,
             error,
             deferred: is_deferred,
+            python: python.and_then(|p| p.ok()),
         });
     }
     let test_recipes = std::sync::Mutex::new(HashMap::new());
@@ -448,6 +473,53 @@ pub fn render(project: &Project, reader: &dyn SourceReader) -> Result<Rendered> 
         hooks,
         deferred,
     })
+}
+
+/// What a Python model reads: each `dbt.ref(name)` and `dbt.source(source, table)` with the SQL
+/// that reads it (a relation, or a source's expression).
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct PythonInputs {
+    pub refs: Vec<(String, String)>,
+    pub sources: Vec<(String, String)>,
+}
+
+/// A Python model's inputs; why it cannot run, if an input is an ephemeral model (as in dbt)
+/// or its materialization is one Python cannot give.
+fn python_inputs(
+    refs: &[String],
+    sources: &[(String, String)],
+    shared: &Shared,
+    materialization: &Materialization,
+) -> std::result::Result<PythonInputs, String> {
+    if matches!(
+        materialization,
+        Materialization::View | Materialization::Ephemeral
+    ) {
+        return Err(format!(
+            "a Python model is materialized as table, incremental or external, not {}",
+            materialization.name()
+        ));
+    }
+    let mut inputs = PythonInputs::default();
+    for name in refs {
+        let Some(&i) = shared.models.get(name) else {
+            continue;
+        };
+        match &shared.ref_targets[i] {
+            RefTarget::Relation(r) => inputs.refs.push((name.clone(), r.to_string())),
+            RefTarget::Ephemeral(_) => {
+                return Err(format!(
+                    "a Python model cannot read the ephemeral model '{name}' (as in dbt)"
+                ));
+            }
+        }
+    }
+    for (s, t) in sources {
+        if let Some(sql) = shared.sources.get(&(s.clone(), t.clone())) {
+            inputs.sources.push((format!("{s}.{t}"), sql.clone()));
+        }
+    }
+    Ok(inputs)
 }
 
 /// A model's or seed's unique_id (`model.<project>.<name>`).

@@ -205,46 +205,52 @@ impl Renderer<'_> {
     }
 }
 
-/// A Python model, which lakeflow does not run yet: parsing finds what it reads
-/// (`dbt.ref(...)`, `dbt.source(...)`) so that it sits in the DAG; compiling it is that node's
-/// error, and what reads it is skipped.
+/// A Python model (`def model(dbt, session)`): parsing finds what it reads (`dbt.ref(...)`,
+/// `dbt.source(...)`) so that it sits in the DAG, and its `dbt.config(key='value', ...)`;
+/// it renders to no SQL (the execute phase runs it, `execute/python.rs`).
 fn python_model(file: &SqlFile, scope: &Arc<Scope>) -> Result<String> {
     if scope.pass == Pass::Compile {
-        return Err(Error::new(
-            "LF108",
-            format!(
-                "'{}' is a Python model, which lakeflow does not run yet",
-                file.name
-            ),
-        )
-        .in_file(&file.path)
-        .hint(
-            "express the model in SQL, or build it with dbt-duckdb; the rest of the project runs",
-        ));
+        return Ok(String::new());
     }
-    static CALLS: std::sync::LazyLock<Option<(regex::Regex, regex::Regex)>> =
-        std::sync::LazyLock::new(|| {
-            let quoted = r#"['"]([^'"]+)['"]"#;
-            Some((
-                regex::Regex::new(&format!(r"dbt\.ref\(\s*{quoted}(?:\s*,\s*{quoted})?")).ok()?,
-                regex::Regex::new(&format!(r"dbt\.source\(\s*{quoted}\s*,\s*{quoted}")).ok()?,
-            ))
-        });
-    if let Some((refs, sources)) = CALLS.as_ref() {
-        let mut capture = scope.capture();
-        for c in refs.captures_iter(&file.source) {
-            // `dbt.ref('package', 'model')` names the model last.
-            if let Some(name) = c.get(2).or_else(|| c.get(1)) {
-                capture.refs.push(name.as_str().to_string());
+    static CALLS: std::sync::LazyLock<Option<[regex::Regex; 4]>> = std::sync::LazyLock::new(|| {
+        let quoted = r#"['"]([^'"]+)['"]"#;
+        Some([
+            regex::Regex::new(&format!(r"dbt\.ref\(\s*{quoted}(?:\s*,\s*{quoted})?")).ok()?,
+            regex::Regex::new(&format!(r"dbt\.source\(\s*{quoted}\s*,\s*{quoted}")).ok()?,
+            regex::Regex::new(r"dbt\.config\(([^)]*)\)").ok()?,
+            regex::Regex::new(r#"(\w+)\s*=\s*(?:['"]([^'"]*)['"]|(True|False|\d+))"#).ok()?,
+        ])
+    });
+    let Some([refs, sources, configs, pairs]) = CALLS.as_ref() else {
+        return Ok(String::new());
+    };
+    let mut capture = scope.capture();
+    for c in refs.captures_iter(&file.source) {
+        // `dbt.ref('package', 'model')` names the model last.
+        if let Some(name) = c.get(2).or_else(|| c.get(1)) {
+            capture.refs.push(name.as_str().to_string());
+        }
+    }
+    for c in sources.captures_iter(&file.source) {
+        if let (Some(s), Some(t)) = (c.get(1), c.get(2)) {
+            let key = (s.as_str().to_string(), t.as_str().to_string());
+            if scope.shared.sources.contains_key(&key) {
+                capture.sources.push(key);
             }
         }
-        for c in sources.captures_iter(&file.source) {
-            if let (Some(s), Some(t)) = (c.get(1), c.get(2)) {
-                let key = (s.as_str().to_string(), t.as_str().to_string());
-                if scope.shared.sources.contains_key(&key) {
-                    capture.sources.push(key);
-                }
-            }
+    }
+    for call in configs.captures_iter(&file.source) {
+        for kv in pairs.captures_iter(call.get(1).map_or("", |m| m.as_str())) {
+            let value = match (kv.get(2), kv.get(3).map(|m| m.as_str())) {
+                (Some(text), _) => serde_json::Value::from(text.as_str()),
+                (None, Some("True")) => serde_json::Value::from(true),
+                (None, Some("False")) => serde_json::Value::from(false),
+                (None, Some(n)) => n
+                    .parse::<i64>()
+                    .map_or(serde_json::Value::Null, serde_json::Value::from),
+                _ => continue,
+            };
+            capture.config.insert(kv[1].to_string(), value);
         }
     }
     Ok(String::new())
