@@ -106,3 +106,44 @@ fn without_a_python_that_has_duckdb_only_the_python_models_fail() {
     let conn = read_only(&t.path().join("shop.duckdb"));
     assert_eq!(query_i64(&conn, "select count(*) from main.colors"), 3);
 }
+
+#[test]
+fn an_incremental_python_model_adds_only_its_new_rows() {
+    let t = project();
+    t.write(
+        "models/growing.py",
+        "def model(dbt, session):\n    dbt.config(materialized='incremental', unique_key='id')\n    src = dbt.ref('colors')\n    if dbt.is_incremental():\n        top = session.sql(f'select max(id) from {dbt.this}').fetchone()[0]\n        return src.filter(f'id > {top}').project(\"id, 'later' as run\")\n    return src.project(\"id, 'first' as run\")\n",
+    );
+    let build = |t: &TestProject| {
+        t.command(&["build", "--select", "colors", "growing"])
+            .env("LAKEFLOW_PYTHON", python())
+            .output()
+            .expect("run lakeflow")
+    };
+    let run = build(&t);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stdout)
+    );
+    t.write(
+        "seeds/colors.csv",
+        "id,color\n1,red\n2,blue\n3,red\n4,green\n",
+    );
+    let run = build(&t);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stdout)
+    );
+    let conn = read_only(&t.path().join("shop.duckdb"));
+    // Four rows, each once: the second run read its own rows through dbt.this and returned
+    // only the new one.
+    assert_eq!(
+        query_strings(
+            &conn,
+            "select string_agg(id::varchar, ',' order by id) from main.growing"
+        ),
+        ["1,2,3,4"]
+    );
+}

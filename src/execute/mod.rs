@@ -233,7 +233,7 @@ pub fn execute(run: &Run, conn: &duckdb::Connection, observer: &dyn Observer) ->
                         }
                         // A Python model runs first; it is built from what it returned.
                         Some(c) if node.python.is_some() => {
-                            let outcome = python::run(&c, node, run.build_id)
+                            let outcome = python::run(&c, node, run.build_id, run.full_refresh)
                                 .and_then(|(fresh, _scratch)| build(&ctx(run, &c, &fresh)));
                             (Some(c), None, outcome)
                         }

@@ -5,9 +5,11 @@
 //! Parquet, is what the model is built from, by its materialization like any SQL model.
 //! lakeflow itself needs no Python unless a project has Python models.
 
+use super::materialize::relation_kind;
 use super::materialize::{failed, sql_error};
 use crate::error::Result;
-use crate::model::relation::quote_literal;
+use crate::model::materialization::Materialization;
+use crate::model::relation::{Relation, quote_ident, quote_literal};
 use crate::render::Node;
 use duckdb::Connection;
 use std::path::{Path, PathBuf};
@@ -24,8 +26,15 @@ impl Drop for Scratch {
 }
 
 /// Runs the Python model `node`: the node to build (its SQL reads what the model returned)
-/// and the scratch folder that holds it until the build is done.
-pub fn run(conn: &Connection, node: &Node, build_id: &str) -> Result<(Node, Scratch)> {
+/// and the scratch folder that holds it until the build is done. An incremental model whose
+/// relation exists (and no `--full-refresh`) runs with `dbt.is_incremental()` true, reads
+/// its own rows through `dbt.this`, and what it returns is its new rows.
+pub fn run(
+    conn: &Connection,
+    node: &Node,
+    build_id: &str,
+    full_refresh: bool,
+) -> Result<(Node, Scratch)> {
     let Some(inputs) = &node.python else {
         return Err(failed(format!("'{}' is not a Python model", node.name)));
     };
@@ -47,13 +56,25 @@ pub fn run(conn: &Connection, node: &Node, build_id: &str) -> Result<(Node, Scra
         .map_err(sql_error)?;
         Ok(path)
     };
+    let is_incremental = matches!(node.materialization, Materialization::Incremental(_))
+        && !full_refresh
+        && relation_kind(conn, &node.relation)?.is_some();
+    // Each relation read is also a view of the same name in the model's session, as the
+    // session is the catalog's connection in dbt-duckdb (`session.sql(f"... {dbt.this}")`).
     let mut refs = serde_json::Map::new();
-    for (i, (name, sql)) in inputs.refs.iter().enumerate() {
-        refs.insert(name.clone(), export(i, sql)?.into());
+    let mut views = Vec::new();
+    for (i, (name, relation)) in inputs.refs.iter().enumerate() {
+        let path = export(i, &relation.to_string())?;
+        views.push(view(relation, &path));
+        refs.insert(name.clone(), path.into());
+    }
+    if is_incremental {
+        let path = export(inputs.refs.len(), &node.relation.to_string())?;
+        views.push(view(&node.relation, &path));
     }
     let mut sources = serde_json::Map::new();
     for (i, (name, sql)) in inputs.sources.iter().enumerate() {
-        sources.insert(name.clone(), export(inputs.refs.len() + i, sql)?.into());
+        sources.insert(name.clone(), export(inputs.refs.len() + 1 + i, sql)?.into());
     }
     let output = dir.join("output.parquet").to_string_lossy().into_owned();
     let spec = serde_json::json!({
@@ -63,6 +84,8 @@ pub fn run(conn: &Connection, node: &Node, build_id: &str) -> Result<(Node, Scra
         "this": node.relation.to_string(),
         "refs": refs,
         "sources": sources,
+        "views": views,
+        "is_incremental": is_incremental,
         "output": output,
     });
     let write = |name: &str, text: &str| -> Result<PathBuf> {
@@ -76,7 +99,18 @@ pub fn run(conn: &Connection, node: &Node, build_id: &str) -> Result<(Node, Scra
     python(&runner, &spec, &node.name)?;
     let mut fresh = node.clone();
     fresh.compiled_sql = format!("select * from read_parquet({})", quote_literal(&output));
+    // What the model returned is all of it, or (incremental) its new rows.
+    fresh.incremental_sql = is_incremental.then(|| Ok(fresh.compiled_sql.clone()));
     Ok((fresh, scratch))
+}
+
+/// The statements that make `relation` a view of the Parquet file at `path`.
+fn view(relation: &Relation, path: &str) -> String {
+    format!(
+        "create schema if not exists {}; create or replace view {relation} as select * from read_parquet({})",
+        quote_ident(&relation.schema),
+        quote_literal(path)
+    )
 }
 
 /// Runs `runner spec` with the user's Python; its stderr (the traceback) is the error.

@@ -479,7 +479,7 @@ pub fn render(project: &Project, reader: &dyn SourceReader) -> Result<Rendered> 
 /// that reads it (a relation, or a source's expression).
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct PythonInputs {
-    pub refs: Vec<(String, String)>,
+    pub refs: Vec<(String, Relation)>,
     pub sources: Vec<(String, String)>,
 }
 
@@ -506,7 +506,7 @@ fn python_inputs(
             continue;
         };
         match &shared.ref_targets[i] {
-            RefTarget::Relation(r) => inputs.refs.push((name.clone(), r.to_string())),
+            RefTarget::Relation(r) => inputs.refs.push((name.clone(), r.clone())),
             RefTarget::Ephemeral(_) => {
                 return Err(format!(
                     "a Python model cannot read the ephemeral model '{name}' (as in dbt)"

@@ -1,7 +1,9 @@
 """Runs one dbt Python model for lakeflow: `python runner.py inputs.json`.
 
-inputs.json holds the model's source and path, its config, its relation (`this`), and a
-Parquet file for each dbt.ref() / dbt.source() it reads (written by lakeflow). The model's
+inputs.json holds the model's source and path, its config, its relation (`this`), a Parquet
+file for each dbt.ref() / dbt.source() it reads (written by lakeflow), and the statements that
+make the relations it reads (and its own, when it runs incrementally) views of the same
+names in its session. The model's
 `model(dbt, session)` gets a `dbt` object and a DuckDB session; what it returns (a DuckDB
 relation, or a pandas / polars / pyarrow frame) is written to the `output` Parquet file,
 which lakeflow then builds the model from.
@@ -43,13 +45,15 @@ class _Dbt:
         return self._session.read_parquet(self._inputs["sources"][key])
 
     def is_incremental(self):
-        return False
+        return self._inputs["is_incremental"]
 
 
 def main():
     with open(sys.argv[1], encoding="utf-8") as f:
         inputs = json.load(f)
     session = duckdb.connect()
+    for statements in inputs["views"]:
+        session.execute(statements)
     scope = {"__name__": "__lakeflow_model__"}
     exec(compile(inputs["source"], inputs["path"], "exec"), scope)
     if "model" not in scope:
