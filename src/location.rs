@@ -46,10 +46,13 @@ pub fn default_location(
     join(&target.external_root, &parts)
 }
 
-/// A `location` config: absolute paths and URLs as given, relative ones under external_root.
+/// A `location` config: absolute paths and URLs as given, relative ones under external_root
+/// (for a dbt project, as dbt-duckdb has it: relative to the working directory).
 pub fn from_config(target: &Target, location: &str) -> String {
     if is_remote(location) || location.starts_with('/') {
         location.trim_end_matches('/').to_string()
+    } else if target.dbt_paths {
+        join(&target.paths_base.to_string_lossy(), &[location])
     } else {
         join(&target.external_root, &[location])
     }
@@ -127,6 +130,8 @@ mod tests {
 
     fn target(name: &str, production: bool, root: &str, prod_root: Option<&str>) -> Target {
         Target {
+            paths_base: "/proj".into(),
+            dbt_paths: false,
             profile_name: "p".into(),
             name: name.into(),
             adapter: "duckdb".into(),

@@ -80,7 +80,7 @@ pub fn run(
 /// The reader's session: `file` read-only, the target's extensions and S3 access, then file
 /// access cut down to what the views read, and the configuration locked.
 fn open(project: &Project, file: &Path) -> Result<Connection> {
-    let conn = session::open_read_only(&project.target, &project.root, file)?;
+    let conn = session::open_read_only(&project.target, file)?;
     let roots = read_roots(&conn, project)?;
     lock_down(&conn, &roots)?;
     Ok(conn)

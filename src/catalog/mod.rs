@@ -13,7 +13,6 @@ use crate::model::relation::quote_ident;
 use crate::project::Target;
 use duckdb::Connection;
 use std::collections::HashSet;
-use std::path::Path;
 
 pub use lock::CatalogLock;
 pub use views::{external_view_sql, folder_view_sql, reader_sql};
@@ -27,9 +26,9 @@ pub struct Catalog {
 impl Catalog {
     /// Takes the lock (refused while another lakeflow writes this catalog), opens the session
     /// the profile describes, and creates the state tables if missing.
-    pub fn open(target: &Target, project_root: &Path, command: &str) -> Result<Catalog> {
+    pub fn open(target: &Target, command: &str) -> Result<Catalog> {
         let lock = CatalogLock::acquire(&target.catalog, command)?;
-        let conn = session::open(target, project_root)?;
+        let conn = session::open(target)?;
         state::ensure(&conn)?;
         Ok(Catalog { conn, _lock: lock })
     }

@@ -11,8 +11,8 @@ use std::path::Path;
 const BUILT_IN: &[&str] = &["parquet", "json", "core_functions"];
 
 /// Opens the catalog for writing.
-pub fn open(target: &Target, project_root: &Path) -> Result<Connection> {
-    let config = config(target, project_root)?;
+pub fn open(target: &Target) -> Result<Connection> {
+    let config = config(target)?;
     let conn = if target.catalog == ":memory:" {
         Connection::open_in_memory_with_flags(config)
     } else {
@@ -50,8 +50,8 @@ pub fn load_icu_if_available(conn: &Connection) {
 /// A read-only session on the database `file` (the catalog or a replica; `:memory:`, an
 /// empty database): the target's configuration, per-connection settings, extensions and S3
 /// access; the Delta extension if a view needs it.
-pub fn open_read_only(target: &Target, project_root: &Path, file: &Path) -> Result<Connection> {
-    let config = config(target, project_root)?;
+pub fn open_read_only(target: &Target, file: &Path) -> Result<Connection> {
+    let config = config(target)?;
     let opened = if file == Path::new(":memory:") {
         Connection::open_in_memory_with_flags(config)
     } else {
@@ -139,13 +139,19 @@ pub fn load_delta_if_used(conn: &Connection, target: &Target, needed: bool) -> R
 }
 
 /// The DuckDB configuration of the target's sessions (writer and `lakeflow query`).
-pub fn config(target: &Target, project_root: &Path) -> Result<Config> {
+pub fn config(target: &Target) -> Result<Config> {
     let mut config = Config::default();
     let set = |c: Config, k: &str, v: &str| {
         c.with(k, v)
             .map_err(|e| setting_error(target, k, v, &e.to_string()))
     };
-    config = set(config, "file_search_path", &project_root.to_string_lossy())?;
+    // Relative paths in models and sources resolve where the target says (the project, or
+    // for a dbt project the working directory, as dbt-duckdb does).
+    config = set(
+        config,
+        "file_search_path",
+        &target.paths_base.to_string_lossy(),
+    )?;
     // No machine running lakeflow is assumed to reach the internet.
     config = set(config, "autoinstall_known_extensions", "false")?;
     if let Some(dir) = &target.extension_directory {

@@ -18,7 +18,7 @@ pub fn run(g: &Global, args: &RunArgs, command: &str) -> Result<bool> {
     keep_kind(&mut p, command);
     let build_id = crate::model::clock::new_build_id();
     let target = &p.project.target;
-    let catalog = Catalog::open(target, &p.project.root, &format!("lakeflow {command}"))?;
+    let catalog = Catalog::open(target, &format!("lakeflow {command}"))?;
     let conn = &catalog.conn;
     artifacts::write_compiled(
         &p.project,

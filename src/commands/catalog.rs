@@ -22,7 +22,7 @@ pub fn catalog_command(g: &Global, action: CatalogCommand) -> Result<bool> {
                     })?,
                 keep: keep.or(configured.map(|p| p.keep)).unwrap_or(2),
             };
-            let catalog = Catalog::open(target, &project.root, "lakeflow catalog publish")?;
+            let catalog = Catalog::open(target, "lakeflow catalog publish")?;
             let id =
                 crate::publish::publish(&catalog.conn, target, &storage, &dest, &project.name)?;
             catalog.finish()?;

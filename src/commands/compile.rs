@@ -36,13 +36,9 @@ fn render_deferred(p: &super::Planned, nodes: Vec<Node>) -> Result<Vec<Node>> {
     let target = &p.project.target;
     let catalog = std::path::Path::new(&target.catalog);
     let mut conn = Some(if catalog.exists() {
-        crate::catalog::session::open_read_only(target, &p.project.root, catalog)?
+        crate::catalog::session::open_read_only(target, catalog)?
     } else {
-        crate::catalog::session::open_read_only(
-            target,
-            &p.project.root,
-            std::path::Path::new(":memory:"),
-        )?
+        crate::catalog::session::open_read_only(target, std::path::Path::new(":memory:"))?
     });
     let mut out = Vec::with_capacity(nodes.len());
     for node in nodes {

@@ -44,7 +44,7 @@ pub fn debug(g: &Global) -> Result<bool> {
     );
     check(
         "catalog",
-        Catalog::open(t, &project.root, "lakeflow debug")
+        Catalog::open(t, "lakeflow debug")
             .and_then(|c| {
                 catalog::existing_relations(&c.conn)
                     .map(|r| format!("{} ({} relations)", t.catalog, r.len()))

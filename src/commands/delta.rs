@@ -57,7 +57,7 @@ pub fn delta_command(g: &Global, action: DeltaCommand) -> Result<bool> {
         }
         _ => 0,
     };
-    let catalog = Catalog::open(target, &p.project.root, "lakeflow delta")?;
+    let catalog = Catalog::open(target, "lakeflow delta")?;
     let conn = &catalog.conn;
     let pins: Vec<(String, i64)> = state::delta_pin_paths(conn)?
         .iter()

@@ -129,9 +129,11 @@ pub fn load(opts: &LoadOptions) -> Result<Project> {
     let renderer = YamlRenderer::new(vars.clone());
 
     let profile_name = keys.str(&head, "profile")?.unwrap_or_else(|| name.clone());
+    let cwd = std::env::current_dir().map_err(|e| Error::new("LF100", e.to_string()))?;
     let target = profile::load(&profile::ProfileRequest {
         profiles_dir: opts.profiles_dir.as_deref(),
         project_dir: &root,
+        dbt_paths_from: (kind == ProjectKind::Dbt).then_some(cwd.as_path()),
         profile_name: &profile_name,
         target: opts.target.as_deref(),
         renderer: &renderer,

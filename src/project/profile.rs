@@ -20,6 +20,12 @@ pub struct PublishTo {
 /// `Debug` is written by hand to leave them out.
 #[derive(Clone)]
 pub struct Target {
+    /// Where relative paths of models and sources resolve (DuckDB's `file_search_path`):
+    /// the project folder, or for a dbt project the working directory, as in dbt-duckdb.
+    pub paths_base: PathBuf,
+    /// dbt-duckdb's path rules: a relative `location` is relative to `paths_base`, not to
+    /// `external_root`.
+    pub dbt_paths: bool,
     pub profile_name: String,
     pub name: String,
     pub adapter: String,
@@ -120,6 +126,10 @@ pub fn search_dirs(explicit: Option<&Path>, project_dir: &Path) -> Vec<PathBuf> 
 pub struct ProfileRequest<'a> {
     pub profiles_dir: Option<&'a Path>,
     pub project_dir: &'a Path,
+    /// dbt-duckdb's path rules (a dbt project): relative paths resolve against this folder
+    /// (the working directory) and dbt-duckdb's defaults apply (`path: :memory:`,
+    /// `external_root: .`). None: lakeflow's, relative to the project, `lake/` by default.
+    pub dbt_paths_from: Option<&'a Path>,
     pub profile_name: &'a str,
     pub target: Option<&'a str>,
     pub renderer: &'a YamlRenderer,
@@ -203,16 +213,19 @@ pub fn load(req: &ProfileRequest) -> Result<Target> {
         Some(o) => match yaml::get(o, "external_root") {
             Some(r) => keys
                 .str(&yaml_one("external_root", render(r)?), "external_root")?
-                .map(|r| absolutize(&r, req.project_dir)),
+                .map(|r| absolutize(&r, req.dbt_paths_from.unwrap_or(req.project_dir))),
             None => None,
         },
         None => None,
     };
 
-    let base = req.project_dir;
+    let base = req.dbt_paths_from.unwrap_or(req.project_dir);
     let catalog = keys
         .str(output, "path")?
-        .unwrap_or_else(|| format!("{}.duckdb", req.profile_name));
+        .unwrap_or_else(|| match req.dbt_paths_from {
+            Some(_) => ":memory:".to_string(),
+            None => format!("{}.duckdb", req.profile_name),
+        });
     let catalog = if catalog == ":memory:" {
         catalog
     } else {
@@ -221,7 +234,16 @@ pub fn load(req: &ProfileRequest) -> Result<Target> {
     let external_root = keys
         .str(output, "external_root")?
         .map(|r| absolutize(&r, base))
-        .unwrap_or_else(|| absolutize("lake", base));
+        .unwrap_or_else(|| {
+            absolutize(
+                if req.dbt_paths_from.is_some() {
+                    "."
+                } else {
+                    "lake"
+                },
+                base,
+            )
+        });
     let threads = keys.count(output, "threads", 1)?.unwrap_or(4);
     let mut settings = BTreeMap::new();
     if let Some(Value::Mapping(m)) = keys.map(output, "settings")? {
@@ -301,6 +323,8 @@ pub fn load(req: &ProfileRequest) -> Result<Target> {
     };
 
     let target = Target {
+        paths_base: base.to_path_buf(),
+        dbt_paths: req.dbt_paths_from.is_some(),
         profile_name: req.profile_name.to_string(),
         production: production_name.as_deref() == Some(target_name.as_str()),
         name: target_name,
@@ -447,6 +471,7 @@ mod tests {
         load(&ProfileRequest {
             profiles_dir: Some(dir.path()),
             project_dir: Path::new("/proj"),
+            dbt_paths_from: None,
             profile_name: "shop",
             target,
             renderer: &renderer,

@@ -440,6 +440,7 @@ mod tests {
         let target = super::super::profile::load(&super::super::profile::ProfileRequest {
             profiles_dir: Some(dir.path()),
             project_dir: Path::new("/proj"),
+            dbt_paths_from: None,
             profile_name: "shop",
             target: None,
             renderer: &renderer,

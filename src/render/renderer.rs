@@ -143,9 +143,12 @@ impl Renderer<'_> {
                 "give the model a location without `.`/`..` segments, under its bucket or folder",
             )
         })?;
+        // An explicit location is the user's choice (for a dbt project even a relative one,
+        // which dbt-duckdb resolves against the working directory).
         if !location::is_inside(&loc, &target.external_root)
-            && !cfg::get_str(config, "location")
-                .is_some_and(|l| crate::project::paths::is_remote(l) || l.starts_with('/'))
+            && !cfg::get_str(config, "location").is_some_and(|l| {
+                target.dbt_paths || crate::project::paths::is_remote(l) || l.starts_with('/')
+            })
             && !self.macros.has("external_location")
         {
             return Err(Error::new(

@@ -20,9 +20,9 @@ pub fn source_sql(project: &Project) -> HashMap<(String, String), String> {
         .map(|s| {
             let sql = match &s.external_location {
                 Some(loc) if loc.contains('(') && !is_delta(s) => {
-                    absolutize_first_argument(loc, &project.root)
+                    absolutize_first_argument(loc, &project.target.paths_base)
                 }
-                Some(loc) => relation::quote_literal(&absolute(loc, &project.root)),
+                Some(loc) => relation::quote_literal(&absolute(loc, &project.target.paths_base)),
                 None => Relation::new(s.schema.clone(), s.identifier.clone()).to_string(),
             };
             ((s.source_name.clone(), s.name.clone()), sql)
@@ -35,7 +35,8 @@ fn is_delta(s: &SourceTable) -> bool {
         .is_some_and(|f| f.eq_ignore_ascii_case("delta"))
 }
 
-/// A location as given when remote or absolute, else joined to the project root.
+/// A location as given when remote or absolute, else joined to where the project's relative
+/// paths resolve (the project folder; for a dbt project the working directory).
 fn absolute(loc: &str, root: &Path) -> String {
     if crate::project::paths::is_remote(loc) || Path::new(loc).is_absolute() {
         loc.to_string()
@@ -68,14 +69,15 @@ pub fn resolve_delta(
             .in_file(&s.file)
             .hint("set `external_location:` to the table's folder or s3:// URL"));
         };
-        let read = reader.read_delta(s, &absolute(loc, &project.root))?;
+        let read = reader.read_delta(s, &absolute(loc, &project.target.paths_base))?;
         sql.insert(key, format!("({read})"));
     }
     Ok(())
 }
 
 /// Makes the relative paths in a table function's first argument (a string or a list of
-/// strings) absolute against the project root, so catalog views work from any directory:
+/// strings) absolute against `root` (where relative paths resolve), so catalog views work from
+/// any directory:
 /// `read_csv('data/x.csv', header = true)` -> `read_csv('/proj/data/x.csv', header = true)`.
 fn absolutize_first_argument(call: &str, root: &Path) -> String {
     let Some(open) = call.find('(') else {

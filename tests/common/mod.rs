@@ -55,9 +55,12 @@ impl TestProject {
 
     pub fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_lakeflow"));
+        // Run from the project folder, as users do (dbt projects resolve relative paths against
+        // the working directory, as in dbt-duckdb).
         cmd.args(args)
             .arg("--project-dir")
             .arg(self.path())
+            .current_dir(self.path())
             .env_remove("LAKEFLOW_TARGET")
             .env_remove("LAKEFLOW_PROFILES_DIR")
             .env_remove("LAKEFLOW_PROJECT_DIR");
