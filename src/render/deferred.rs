@@ -89,13 +89,7 @@ impl Deferred {
         let r = self.renderer();
         let bodies = self.bodies_with_ephemerals(&r, &recipe.refs, &db)?;
         let render = |incremental: bool| -> Result<String> {
-            let scope = Scope::live(
-                self.shared.clone(),
-                recipe.config.clone(),
-                incremental,
-                db.clone(),
-                Some(&recipe.refs),
-            );
+            let scope = self.scope(recipe, &db, incremental, Some(&recipe.refs));
             let body = r.render_model(
                 &recipe.file,
                 &scope,
@@ -160,19 +154,30 @@ impl Deferred {
         if !recipe.hooks {
             return Ok(Vec::new());
         }
-        let scope = Scope::live(
-            self.shared.clone(),
-            recipe.config.clone(),
-            false,
-            db.clone(),
-            None,
-        );
+        let scope = self.scope(recipe, db, false, None);
         self.renderer().hook_list(
             &recipe.file,
             &scope,
             &recipe.relation,
             &recipe.config,
             which,
+        )
+    }
+
+    /// A live scope for `recipe`'s node.
+    fn scope(
+        &self,
+        recipe: &Recipe,
+        db: &Arc<dyn Database>,
+        incremental: bool,
+        known_refs: Option<&[String]>,
+    ) -> Arc<Scope> {
+        Scope::live(
+            self.shared.clone(),
+            recipe.config.clone(),
+            incremental,
+            db.clone(),
+            known_refs,
         )
     }
 
@@ -195,13 +200,7 @@ impl Deferred {
             if !reached.contains(i) {
                 continue;
             }
-            let scope = Scope::live(
-                self.shared.clone(),
-                recipe.config.clone(),
-                false,
-                db.clone(),
-                None,
-            );
+            let scope = self.scope(recipe, db, false, None);
             bodies[*i] = Some(r.render_model(
                 &recipe.file,
                 &scope,
