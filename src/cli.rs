@@ -44,7 +44,7 @@ pub struct Global {
 #[derive(Args, Debug, Clone, Default)]
 pub struct Selection {
     /// Models to include, in dbt's selector syntax: name, glob, folder, m+, +m, 2+m, m+1, @m,
-    /// tag:x, path:models/gold, config.materialized:external, resource_type:seed|test,
+    /// tag:x, package:dbt_artifacts, path:models/gold, config.materialized:external, resource_type:seed|test,
     /// test_type:generic|singular, test_name:unique, state:modified, state:new (with
     /// --state); space = union, comma = intersection. Tests of selected models come along
     #[arg(short, long = "select", alias = "models", short_alias = 'm', num_args = 1.., value_name = "SELECTOR")]

@@ -267,6 +267,8 @@ fn matches(
         }
         "" | "fqn" => fqn_matches(parts, node),
         "tag" => node.tags.iter().any(|t| glob.is_match(t)),
+        // The project's own nodes, or an installed package's (the fqn starts with its name).
+        "package" => node.fqn.first().is_some_and(|p| glob.is_match(p)),
         "path" | "file" => path_matches(&atom.value, glob, node),
         "resource_type" => {
             serde_json::to_value(node.kind)
@@ -318,7 +320,7 @@ fn matches(
         other => {
             return Err(
                 Error::new("LF303", format!("unknown selector method '{other}:'"))
-                    .hint("methods: tag:, path:, fqn:, config.KEY:, resource_type:, test_type:, test_name:, state:"),
+                    .hint("methods: tag:, package:, path:, fqn:, config.KEY:, resource_type:, test_type:, test_name:, state:"),
             );
         }
     })

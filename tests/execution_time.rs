@@ -164,3 +164,44 @@ fn nodes_that_read_the_database_render_when_they_run() {
         run.stdout
     );
 }
+
+/// A materialization or strategy lakeflow cannot build is that model's error in a dbt
+/// project (as dbt fails the node); the rest of the project builds.
+#[test]
+fn an_unbuildable_materialization_fails_only_its_model_in_a_dbt_project() {
+    let t = TestProject::new(&[
+        (
+            "dbt_project.yml",
+            "name: shop\nversion: '1.0'\nprofile: shop\n",
+        ),
+        (
+            "profiles.yml",
+            "shop:\n  target: dev\n  outputs:\n    dev:\n      type: duckdb\n      path: shop.duckdb\n",
+        ),
+        (
+            "models/odd.sql",
+            "{{ config(materialized='incremental', incremental_strategy='sideways') }}\nselect 1 as x\n",
+        ),
+        ("models/after_odd.sql", "select * from {{ ref('odd') }}\n"),
+        ("models/fine.sql", "select 2 as x\n"),
+    ]);
+    std::fs::remove_file(t.path().join("lakeflow.yml")).expect("a dbt project");
+    let run = t.run(&["build"]);
+    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+    assert!(
+        run.stdout
+            .contains("unknown incremental_strategy 'sideways'"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("SKIP  main.after_odd"),
+        "{}",
+        run.stdout
+    );
+    let conn = read_only(&t.path().join("shop.duckdb"));
+    assert_eq!(
+        query_strings(&conn, "select x::varchar from main.fine"),
+        ["2"]
+    );
+}

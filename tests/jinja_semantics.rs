@@ -356,3 +356,42 @@ fn hooks_and_models_share_the_runs_invocation_id() {
         1
     );
 }
+
+/// dbt's view of the invocation (`flags`, `invocation_args_dict`, `dbt_metadata_envs`),
+/// `var(name, none)` as a default, dbt's casting filters and `api.Column`'s type helpers, as
+/// packages such as dbt_artifacts use them.
+#[test]
+fn the_invocation_var_defaults_filters_and_column_types_as_dbt_has_them() {
+    let t = TestProject::new(&[(
+        "models/m.sql",
+        "--flags={{ flags.WHICH }} {{ flags.FULL_REFRESH }} {{ invocation_args_dict.which }} {{ invocation_args_dict.select }}\n\
+         {% do invocation_args_dict.update({'extra': 1}) %}--args={{ invocation_args_dict.extra }} {{ invocation_args_dict.vars }}\n\
+         --envs={% for k, v in dbt_metadata_envs.items() %}{{ k }}={{ v }}{% endfor %}\n\
+         --var={{ var('nope', none) is none }} {{ 'True' | as_bool }} {{ ('3' | as_number) + 1 }}\n\
+         --types={{ api.Column.translate_type('string') }} {{ api.Column.translate_type('integer') }} {{ api.Column.translate_type('varchar') }} {{ api.Column.string_type(8) }}\n\
+         select 1 as x",
+    )]);
+    let run = t
+        .command(&[
+            "run",
+            "-s",
+            "m",
+            "--full-refresh",
+            "--vars",
+            "{day: 3, api_token: hidden}",
+        ])
+        .env("DBT_ENV_CUSTOM_ENV_TEAM", "data")
+        .output()
+        .expect("run");
+    Run::from(run).ok();
+    let sql = compiled(&t, "models/m.sql");
+    assert_eq!(field(&sql, "flags"), "run True run ['m']");
+    // Vars named like secrets stay out of what the project can read back.
+    assert_eq!(field(&sql, "args"), "1 {'day': 3}");
+    assert_eq!(field(&sql, "envs"), "TEAM=data");
+    assert_eq!(field(&sql, "var"), "True True 4");
+    assert_eq!(
+        field(&sql, "types"),
+        "TEXT INT varchar character varying(8)"
+    );
+}

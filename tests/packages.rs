@@ -246,3 +246,139 @@ fn a_package_macro_calls_its_own_macros_without_the_namespace() {
         run.stderr
     );
 }
+
+/// A package's models, seeds and tests build with the project, as dbt builds them: the
+/// package's own folder configs and vars, the project's `models: <package>:` and scoped
+/// `vars: <package>:` over them (over the package model's own `config()` too), the
+/// package's macros and generic tests by their bare names inside it. Every value below is
+/// what dbt-core 1.11 + dbt-duckdb 1.11 built from the same files.
+#[test]
+fn a_package_builds_its_models_seeds_and_tests_with_dbt_config_and_var_precedence() {
+    let t = shop("packages:\n  - local: vendor/my_pkg\n");
+    t.write(
+        "dbt_project.yml",
+        "name: shop\nversion: '1.0'\nprofile: shop\nvars:\n  rate: 2\n  my_pkg:\n    label: from_root\nmodels:\n  my_pkg:\n    marts:\n      +materialized: table\n      +schema: pkg\nseeds:\n  my_pkg:\n    +column_types: {code: varchar}\n",
+    );
+    std::fs::remove_file(t.path().join("models/prices.sql")).expect("rm");
+    std::fs::remove_file(t.path().join("models/schema.yml")).expect("rm");
+    t.write(
+        "models/uses_pkg.sql",
+        "select n, h, '{{ var(\"label\", \"none\") }}' as root_label, {{ var('rate') }} as rate from {{ ref('my_pkg', 'pkg_summary') }}\n",
+    );
+    let pkg = |rel: &str, text: &str| t.write(&format!("vendor/my_pkg/{rel}"), text);
+    pkg(
+        "dbt_project.yml",
+        "name: my_pkg\nversion: '1.0'\nconfig-version: 2\nvars:\n  label: from_pkg\n  rate: 1\n  only_pkg: 7\nmodels:\n  my_pkg:\n    +materialized: table\n    staging:\n      +materialized: view\n",
+    );
+    pkg("seeds/codes.csv", "code,n\n007,1\n010,2\n");
+    pkg(
+        "models/staging/stg_codes.sql",
+        "select code, '{{ var(\"label\") }}' as label, {{ var('rate') }} as rate, {{ var('only_pkg') }} as only_pkg, '{{ model.package_name }}' as pkg, '{{ this.schema }}' as sch from {{ ref('codes') }}\n",
+    );
+    pkg(
+        "models/marts/pkg_summary.sql",
+        "{{ config(materialized='view') }}\nselect count(*) as n, {{ helper() }} as h from {{ ref('stg_codes') }}\n",
+    );
+    pkg(
+        "macros/helper.sql",
+        "{% macro helper() %}'pkg helper'{% endmacro %}\n{% test small(model, column_name) %}select * from {{ model }} where {{ column_name }} > 100{% endtest %}\n",
+    );
+    pkg(
+        "models/schema.yml",
+        "version: 2\nmodels:\n  - name: stg_codes\n    columns:\n      - name: code\n        data_tests:\n          - not_null\n          - unique\n      - name: rate\n        data_tests:\n          - small\n",
+    );
+    pkg(
+        "tests/no_null_codes.sql",
+        "select * from {{ ref('stg_codes') }} where code is null\n",
+    );
+    t.run(&["deps"]).ok();
+    let run = t.run(&["build"]);
+    run.ok();
+    assert!(
+        !run.stderr.contains("does not build package models"),
+        "{}",
+        run.stderr
+    );
+
+    let conn = read_only(&t.path().join("shop.duckdb"));
+    assert_eq!(
+        query_strings(
+            &conn,
+            "select table_schema || '.' || table_name || ' ' || table_type from information_schema.tables where table_schema in ('main', 'main_pkg') order by all",
+        ),
+        [
+            "main.codes BASE TABLE",
+            "main.stg_codes VIEW",
+            "main.uses_pkg VIEW",
+            "main_pkg.pkg_summary BASE TABLE",
+        ]
+    );
+    assert_eq!(
+        query_strings(
+            &conn,
+            "select concat_ws(' ', code, label, rate, only_pkg, pkg, sch) from main.stg_codes order by all",
+        ),
+        [
+            "007 from_root 2 7 my_pkg main",
+            "010 from_root 2 7 my_pkg main"
+        ]
+    );
+    assert_eq!(
+        query_strings(
+            &conn,
+            "select concat_ws(' ', n, h, root_label, rate) from main.uses_pkg"
+        ),
+        ["2 pkg helper none 2"]
+    );
+    let results =
+        std::fs::read_to_string(t.path().join("target/run_results.json")).expect("results");
+    let results: serde_json::Value = serde_json::from_str(&results).expect("json");
+    let mut ids: Vec<&str> = results["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .map(|r| r["unique_id"].as_str().unwrap_or_default())
+        .collect();
+    ids.sort();
+    assert_eq!(
+        ids,
+        [
+            "model.my_pkg.pkg_summary",
+            "model.my_pkg.stg_codes",
+            "model.shop.uses_pkg",
+            "seed.my_pkg.codes",
+            "test.my_pkg.no_null_codes",
+            "test.my_pkg.not_null_stg_codes_code.19998230eb",
+            "test.my_pkg.small_stg_codes_rate.faeb946549",
+            "test.my_pkg.unique_stg_codes_code.b3c4b9f37c",
+        ]
+    );
+
+    drop(conn);
+    // `package:` selects a package's nodes; `--vars` wins over every project's vars.
+    let ls = t.run(&["ls", "-s", "package:my_pkg"]);
+    ls.ok();
+    let mut listed: Vec<&str> = ls.stdout.lines().collect();
+    listed.sort();
+    assert_eq!(
+        listed,
+        [
+            "my_pkg.codes",
+            "my_pkg.marts.pkg_summary",
+            "my_pkg.no_null_codes",
+            "my_pkg.not_null_stg_codes_code",
+            "my_pkg.small_stg_codes_rate",
+            "my_pkg.staging.stg_codes",
+            "my_pkg.unique_stg_codes_code",
+        ]
+    );
+    t.run(&["build", "--vars", "{label: from_cli}"]).ok();
+    let conn = read_only(&t.path().join("shop.duckdb"));
+    assert_eq!(
+        query_strings(
+            &conn,
+            "select distinct label || ' ' || (select root_label from main.uses_pkg) from main.stg_codes"
+        ),
+        ["from_cli from_cli"]
+    );
+}

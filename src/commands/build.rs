@@ -14,7 +14,7 @@ use std::time::Instant;
 pub fn run(g: &Global, args: &RunArgs, command: &str) -> Result<bool> {
     let started = Instant::now();
     // load -> render -> graph -> select
-    let mut p = plan(g, &args.selection)?;
+    let mut p = plan(g, &args.selection, command, args.full_refresh)?;
     keep_kind(&mut p, command);
     let build_id = crate::model::clock::new_build_id();
     let target = &p.project.target;

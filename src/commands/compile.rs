@@ -7,7 +7,7 @@ use crate::render::Node;
 use crate::report::artifacts;
 
 pub fn compile(g: &Global, sel: &Selection) -> Result<bool> {
-    let p = plan(g, sel)?;
+    let p = plan(g, sel, "compile", false)?;
     let nodes: Vec<Node> = p.plan.iter().map(|&i| p.nodes[i].clone()).collect();
     let nodes = render_deferred(&p, nodes)?;
     let (failed, chosen): (Vec<Node>, Vec<Node>) =
@@ -67,7 +67,7 @@ fn render_deferred(p: &super::Planned, nodes: Vec<Node>) -> Result<Vec<Node>> {
 }
 
 pub fn ls(g: &Global, sel: &Selection, output: LsOutput) -> Result<bool> {
-    let p = plan(g, sel)?;
+    let p = plan(g, sel, "ls", false)?;
     for &i in &p.plan {
         let n = &p.nodes[i];
         match output {

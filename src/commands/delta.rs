@@ -30,7 +30,7 @@ pub fn delta_command(g: &Global, action: DeltaCommand) -> Result<bool> {
         print_history(&maintenance::history(&table, *limit)?, *json);
         return Ok(true);
     }
-    let p = plan(g, &selection)?;
+    let p = plan(g, &selection, "delta", false)?;
     let models: Vec<&Node> = p
         .plan
         .iter()

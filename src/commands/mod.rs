@@ -74,8 +74,18 @@ pub(crate) struct Planned {
     pub plan: Vec<usize>,
 }
 
-pub(crate) fn plan(g: &Global, sel: &Selection) -> Result<Planned> {
-    let project = load(g)?;
+/// Plans the command `which` (`build`, `run`, `compile`, ...) over the selection.
+pub(crate) fn plan(
+    g: &Global,
+    sel: &Selection,
+    which: &str,
+    full_refresh: bool,
+) -> Result<Planned> {
+    let mut project = load(g)?;
+    project.invocation.which = which.to_string();
+    project.invocation.full_refresh = full_refresh;
+    project.invocation.select = sel.select.clone();
+    project.invocation.exclude = sel.exclude.clone();
     for w in &project.warnings {
         crate::warnln!("{w}");
     }

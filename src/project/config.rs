@@ -42,6 +42,15 @@ impl ConfigTree {
         root
     }
 
+    /// Builds the tree of a whole `models:` block as dbt matches a node's fqn against it:
+    /// the first level names packages (the project's own among them).
+    pub fn from_yaml_by_package(models: Option<&serde_yaml::Value>) -> ConfigTree {
+        match models {
+            Some(serde_yaml::Value::Mapping(map)) => Self::from_mapping(map),
+            _ => ConfigTree::default(),
+        }
+    }
+
     fn from_mapping(map: &serde_yaml::Mapping) -> ConfigTree {
         let mut tree = ConfigTree::default();
         for (key, value) in map {
@@ -77,6 +86,15 @@ impl ConfigTree {
         }
         out
     }
+}
+
+/// The `models:`, `seeds:` and `data_tests:` blocks of one project file, by package (see
+/// [`ConfigTree::from_yaml_by_package`]), for the nodes of installed packages.
+#[derive(Debug, Default, Clone)]
+pub struct PackageTrees {
+    pub models: ConfigTree,
+    pub seeds: ConfigTree,
+    pub tests: ConfigTree,
 }
 
 /// Layers `over` on top of `base`: later wins, except tags accumulate and meta/options merge.

@@ -56,6 +56,8 @@ pub struct TestDecl {
     pub line: usize,
     /// The text of that line, for errors found when the test is rendered.
     pub snippet: String,
+    /// The installed package whose schema file declares it; none for the project's own.
+    pub package: Option<String>,
 }
 
 /// Reads the tests of one `models:`/`seeds:` entry or source table: its own list and those of
@@ -239,6 +241,7 @@ fn parse_entry(
             .nth(line.saturating_sub(1))
             .unwrap_or_default()
             .to_string(),
+        package: None,
     })
 }
 

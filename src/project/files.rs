@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// A model or seed file of the project, with its path relative to the project root.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct SqlFile {
     pub name: String,
     /// Relative to the project root, e.g. `models/silver/events.sql`.
@@ -20,6 +20,8 @@ pub struct SqlFile {
     pub kind: FileKind,
     /// Of the file's bytes, for `state:modified`.
     pub checksum: String,
+    /// The installed package the file belongs to; none for the project's own files.
+    pub package: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
@@ -196,6 +198,7 @@ fn files_under(root: &Path, dirs: &[String], ext: &str, kind: FileKind) -> Resul
                 source,
                 kind,
                 checksum,
+                package: None,
             });
         }
     }

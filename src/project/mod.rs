@@ -4,6 +4,7 @@ pub mod config;
 pub mod data_tests;
 pub mod env;
 pub mod files;
+pub mod package_nodes;
 pub mod packages;
 pub mod paths;
 pub mod profile;
@@ -43,6 +44,9 @@ pub struct Project {
     pub seed_configs: ConfigTree,
     /// `data_tests:` (or `tests:`) of the project file: `+severity`, `+store_failures`, ...
     pub test_configs: ConfigTree,
+    /// The same three blocks by package: what the project sets for the nodes of installed
+    /// packages (`models: <package>: ...`), over the packages' own configs.
+    pub package_configs: config::PackageTrees,
     /// Models and seeds (`kind` tells them apart): one name space, as in dbt.
     pub models: Vec<SqlFile>,
     /// Singular tests: the SQL files under `test-paths` (outside `generic/`).
@@ -67,6 +71,20 @@ pub struct Project {
     pub on_run_end: Vec<String>,
     pub schema: SchemaFiles,
     pub target: Target,
+    /// The command this run is, as dbt's `flags` and `invocation_args_dict` show it.
+    pub invocation: Invocation,
+}
+
+/// The command line of a run, for the Jinja context.
+#[derive(Debug, Clone, Default)]
+pub struct Invocation {
+    /// `build`, `run`, `test`, `seed`, `compile`, `ls`, ...
+    pub which: String,
+    pub full_refresh: bool,
+    pub select: Vec<String>,
+    pub exclude: Vec<String>,
+    /// `--vars`, parsed.
+    pub vars: BTreeMap<String, serde_json::Value>,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -121,10 +139,12 @@ pub fn load(opts: &LoadOptions) -> Result<Project> {
             .hint("add `name: my_project` at the top")
     })?;
     check_project_name(&name, &file, &text)?;
-    let mut vars: BTreeMap<String, serde_json::Value> = match keys.map(&head, "vars")? {
+    let file_vars: BTreeMap<String, serde_json::Value> = match keys.map(&head, "vars")? {
         Some(v) => serde_json::from_value(yaml::to_json(v)).unwrap_or_default(),
         None => BTreeMap::new(),
     };
+    // dbt's scoping: global vars, then those the file scopes to the project, then --vars.
+    let mut vars = package_nodes::scoped(&file_vars, &name);
     vars.extend(cli_vars.clone());
     let renderer = YamlRenderer::new(vars.clone());
 
@@ -138,7 +158,7 @@ pub fn load(opts: &LoadOptions) -> Result<Project> {
         target: opts.target.as_deref(),
         renderer: &renderer,
     })?;
-    let doc = YamlRenderer::new(cli_vars)
+    let doc = YamlRenderer::new(cli_vars.clone())
         .with_target(&target)
         .render_tree(raw, &file, &text)?;
     let paths = |key: &str, default: &str| -> Result<Vec<String>> {
@@ -161,10 +181,9 @@ pub fn load(opts: &LoadOptions) -> Result<Project> {
     let mut models = files::read_sql_files(&root, &model_paths)?;
     models.extend(files::read_python_models(&root, &model_paths)?);
     models.extend(files::read_seed_files(&root, &seed_paths)?);
-    check_model_files(&models)?;
     let mut macros = files::read_sql_files(&root, &macro_paths)?;
     let test_paths = paths("test-paths", "tests")?;
-    let (tests, generic_tests) = files::read_test_files(&root, &test_paths)?;
+    let (mut tests, generic_tests) = files::read_test_files(&root, &test_paths)?;
     macros.extend(generic_tests);
     let mut resource_paths: Vec<String> = model_paths.clone();
     resource_paths.extend(seed_paths.iter().cloned());
@@ -172,8 +191,8 @@ pub fn load(opts: &LoadOptions) -> Result<Project> {
         .str_list(&doc, "docs-paths")?
         .unwrap_or_else(|| resource_paths.clone());
     docs_paths.dedup();
-    let docs = data_tests::read_docs(&root, &docs_paths)?;
-    let schema = files::read_schema_files(
+    let mut docs = data_tests::read_docs(&root, &docs_paths)?;
+    let mut schema = files::read_schema_files(
         &root,
         &resource_paths,
         &renderer.with_docs(docs.clone()).with_target(&target),
@@ -186,7 +205,7 @@ pub fn load(opts: &LoadOptions) -> Result<Project> {
     let packages_install_path = keys
         .str(&doc, "packages-install-path")?
         .unwrap_or_else(|| "dbt_packages".into());
-    let installed = packages::installed(&root, &packages_install_path)?;
+    let mut installed = packages::installed(&root, &packages_install_path)?;
     if let Some((declared_in, declared)) = packages::declared(&root)?
         && declared.len() > installed.len()
     {
@@ -197,13 +216,23 @@ pub fn load(opts: &LoadOptions) -> Result<Project> {
             installed.len()
         ));
     }
-    for p in installed.iter().filter(|p| p.has_models) {
-        warnings.push(format!(
-            "{}: the package '{}' has models or seeds; lakeflow uses its macros and tests but does not build package models yet",
-            p.root.display(),
-            p.name
-        ));
+    // Packages' models, seeds and tests build with the project's, as in dbt.
+    let cx = package_nodes::Context {
+        root: &root,
+        target: &target,
+        cli_vars: &cli_vars,
+        project_vars: &file_vars,
+    };
+    for p in installed.iter_mut() {
+        let loaded = package_nodes::load(p, &cx)?;
+        models.extend(loaded.models);
+        tests.extend(loaded.tests);
+        schema.absorb(loaded.schema);
+        for (k, v) in loaded.docs {
+            docs.entry(k).or_insert(v);
+        }
     }
+    check_model_files(&models)?;
     let dispatch = packages::dispatch(&doc, &keys)?;
     let tree = |key: &str| -> Result<ConfigTree> {
         let t = ConfigTree::from_yaml(keys.map(&doc, key)?, &name);
@@ -218,7 +247,15 @@ pub fn load(opts: &LoadOptions) -> Result<Project> {
     let on_run_start = hook_list(&keys, &doc, "on-run-start")?;
     let on_run_end = hook_list(&keys, &doc, "on-run-end")?;
 
+    let by_package = |key: &str| -> Result<ConfigTree> {
+        Ok(ConfigTree::from_yaml_by_package(keys.map(&doc, key)?))
+    };
     Ok(Project {
+        package_configs: config::PackageTrees {
+            models: by_package("models")?,
+            seeds: by_package("seeds")?,
+            tests: by_package(test_key)?,
+        },
         model_configs: tree("models")?,
         seed_configs: tree("seeds")?,
         test_configs: tree(test_key)?,
@@ -244,6 +281,10 @@ pub fn load(opts: &LoadOptions) -> Result<Project> {
         on_run_end,
         schema,
         target,
+        invocation: Invocation {
+            vars: cli_vars,
+            ..Invocation::default()
+        },
     })
 }
 

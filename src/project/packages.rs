@@ -9,15 +9,17 @@ use serde_yaml::Value;
 use std::path::{Path, PathBuf};
 
 /// An installed package, as far as rendering needs it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Package {
     pub name: String,
     /// Its folder, relative to the project root (`dbt_packages/dbt_utils`).
     pub root: PathBuf,
     /// Macro files and generic-test files (`{% test %}` blocks).
     pub macros: Vec<SqlFile>,
-    /// Whether it has models or seeds of its own (not built yet; said in a warning).
-    pub has_models: bool,
+    /// The vars its nodes see (its own, the project's over them, `--vars` over both).
+    pub vars: std::collections::BTreeMap<String, serde_json::Value>,
+    /// The configs of its own project file, by package as dbt matches fqns.
+    pub trees: super::config::PackageTrees,
 }
 
 /// `dispatch:` of the project file: for `macro_namespace`, the packages searched in order.
@@ -148,14 +150,11 @@ fn read_package(root: &Path, folder: &Path) -> Result<Package> {
     let mut macros = files::read_sql_files(root, &under("macro-paths", "macros")?)?;
     let (_, generic) = files::read_test_files(root, &under("test-paths", "tests")?)?;
     macros.extend(generic);
-    let model_dirs = under("model-paths", "models")?;
-    let has_models = !files::discover(root, &model_dirs, &["sql", "py"])?.is_empty()
-        || !files::discover(root, &under("seed-paths", "seeds")?, &["csv"])?.is_empty();
     Ok(Package {
         name,
         root: rel,
         macros,
-        has_models,
+        ..Package::default()
     })
 }
 

@@ -76,7 +76,9 @@ impl YamlRenderer {
         env.add_function("env_var", super::env::env_var);
         env.add_function(
             "var",
-            move |name: String, default: Option<JValue>| -> std::result::Result<JValue, minijinja::Error> {
+            move |name: String, rest: minijinja::value::Rest<JValue>| -> std::result::Result<JValue, minijinja::Error> {
+                // `var('x', none)` has a default (none); only `var('x')` requires the var.
+                let default = rest.first().cloned();
                 match vars.get(&name) {
                     Some(v) => Ok(JValue::from(minijinja::value::Serde(v))),
                     None => default.ok_or_else(|| {

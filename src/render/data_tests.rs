@@ -116,7 +116,13 @@ fn generic(r: &Renderer, m: &Models, decl: &TestDecl) -> Result<Option<Node>> {
             Some(format!("{ns}.{macro_name}"))
         }
         Some(_) => None,
-        None => r.macros.has(&macro_name).then(|| macro_name.clone()),
+        // In a package's schema file, its own generic tests come first (as its macros do).
+        None => match decl.package.as_deref() {
+            Some(own) if r.macros.internal(Some(own), &macro_name).is_some() => {
+                Some(format!("{own}.{macro_name}"))
+            }
+            _ => r.macros.has(&macro_name).then(|| macro_name.clone()),
+        },
     };
     // A test whose macro does not exist is that test's error (as dbt's compilation error of
     // one node); the rest of the project still runs.
@@ -157,8 +163,14 @@ fn generic(r: &Renderer, m: &Models, decl: &TestDecl) -> Result<Option<Node>> {
     let (short, full) = synthesize_names(&test_type, &target_name, &named_args);
     let name = decl.name.clone().unwrap_or(full);
 
-    let mut path: Vec<String> = decl
-        .file
+    // The folders of the schema file under its model path (in its package, for a package's).
+    let within = decl
+        .package
+        .as_deref()
+        .and_then(|n| project.packages.iter().find(|p| p.name == n))
+        .and_then(|p| decl.file.strip_prefix(&p.root).ok())
+        .unwrap_or(&decl.file);
+    let mut path: Vec<String> = within
         .parent()
         .map(|p| {
             p.components()
@@ -168,7 +180,7 @@ fn generic(r: &Renderer, m: &Models, decl: &TestDecl) -> Result<Option<Node>> {
         })
         .unwrap_or_default();
     path.push(name.clone());
-    let mut base = project.test_configs.resolve(&path);
+    let mut base = super::folder_config(project, FileKind::Test, decl.package.as_deref(), &path);
     cfg::merge_into(&mut base, &decl.config);
 
     let hash = super::test_ids::dbt_test_hash(
@@ -222,6 +234,7 @@ fn generic(r: &Renderer, m: &Models, decl: &TestDecl) -> Result<Option<Node>> {
         source: call,
         kind: FileKind::Test,
         checksum: String::new(),
+        package: decl.package.clone(),
     };
     let info = TestInfo {
         test_name: Some(test_name),
@@ -269,6 +282,13 @@ fn render_test(
     let capture = parse_scope.take_capture();
     let mut config = base;
     cfg::merge_into(&mut config, &capture.config);
+    let mut path = file.folders.clone();
+    path.push(file.name.clone());
+    if let Some(over) =
+        super::project_override(r.project, FileKind::Test, file.package.as_deref(), &path)
+    {
+        cfg::merge_into(&mut config, &over);
+    }
     if !cfg::get_bool(&config, "enabled").unwrap_or(true) {
         return Ok(None);
     }
@@ -295,9 +315,10 @@ fn render_test(
     let scope = Scope::new(m.shared.clone(), Pass::Compile, config.clone());
     let body = r.render_model(file, &scope, relation.clone(), &config);
     let refs = dedup(capture.refs);
+    let package = file.package.as_deref().unwrap_or(&r.project.name);
     let unique_id = match hash {
-        Some(h) => format!("test.{}.{}.{h}", r.project.name, file.name),
-        None => format!("test.{}.{}", r.project.name, file.name),
+        Some(h) => format!("test.{package}.{}.{h}", file.name),
+        None => format!("test.{package}.{}", file.name),
     };
     // A test that reads the database while rendering is rendered when it runs; one that
     // does not compile is its own error.
@@ -335,7 +356,7 @@ fn render_test(
             },
         );
     }
-    let mut fqn = vec![r.project.name.clone()];
+    let mut fqn = vec![package.to_string()];
     fqn.extend(file.folders.iter().cloned());
     fqn.push(file.name.clone());
     Ok(Some(Node {
@@ -383,11 +404,12 @@ fn error_node(
         TestTarget::Node(model) => (vec![model.clone()], Vec::new()),
         TestTarget::Source(s, t) => (Vec::new(), vec![(s.clone(), t.clone())]),
     };
-    let mut fqn = vec![r.project.name.clone()];
+    let package = decl.package.as_deref().unwrap_or(&r.project.name);
+    let mut fqn = vec![package.to_string()];
     fqn.extend(path.iter().take(path.len().saturating_sub(1)).cloned());
     fqn.push(name.to_string());
     Node {
-        unique_id: format!("test.{}.{name}.{hash}", r.project.name),
+        unique_id: format!("test.{package}.{name}.{hash}"),
         kind: FileKind::Test,
         name: name.to_string(),
         fqn,

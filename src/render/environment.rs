@@ -37,8 +37,18 @@ pub(super) fn environment(project: &Project, macros: &MacroSet) -> Result<Enviro
     env.add_function("zip", globals::zip);
     env.add_function("set", globals::set);
     env.add_function("local_md5", globals::local_md5);
+    env.add_filter("as_text", globals::as_text);
+    env.add_filter("as_bool", globals::as_bool);
+    env.add_filter("as_number", globals::as_number);
+    env.add_filter("as_native", globals::as_native);
     env.add_global("modules", globals::modules());
-    env.add_global("flags", globals::flags());
+    env.add_global("flags", globals::flags(&project.invocation));
+    env.add_global(
+        "invocation_args_dict",
+        globals::invocation_args(&project.invocation, &project.target.name),
+    );
+    env.add_global("dbt_metadata_envs", globals::metadata_envs());
+    env.add_global("dbt_version", Value::from(DBT_VERSION));
     env.add_global(
         "invocation_id",
         Value::from(uuid::Uuid::new_v4().to_string()),
@@ -187,6 +197,9 @@ pub(super) fn environment(project: &Project, macros: &MacroSet) -> Result<Enviro
     }
     Ok(env)
 }
+
+/// The dbt version lakeflow behaves as, for `dbt_version` in Jinja.
+const DBT_VERSION: &str = "1.11.0";
 
 /// `validation.any[...]` as dbt-duckdb macros write it in `config.get(..., validator=...)`.
 #[derive(Debug)]

@@ -31,6 +31,8 @@ pub enum RefTarget {
 #[derive(Debug, Default, Clone)]
 pub struct Shared {
     pub vars: std::collections::BTreeMap<String, serde_json::Value>,
+    /// The vars the nodes of each installed package see, by package.
+    pub package_vars: HashMap<String, std::collections::BTreeMap<String, serde_json::Value>>,
     pub models: HashMap<String, usize>,
     pub ref_targets: Vec<RefTarget>,
     /// (source, table) -> SQL to put after FROM.
@@ -54,6 +56,8 @@ pub struct Capture {
     pub results: HashMap<String, Value>,
     /// The package of each macro being run, innermost last (none: the project's).
     pub(super) packages: Vec<Option<String>>,
+    /// The installed package the rendered node belongs to (none: the project's).
+    pub(super) node_package: Option<String>,
 }
 
 #[derive(Debug)]
@@ -151,9 +155,15 @@ pub(super) fn scope(state: &State) -> Result<Arc<Scope>, JError> {
         })
 }
 
-pub fn var(state: &State, name: String, default: Option<Value>) -> Result<Value, JError> {
+pub fn var(state: &State, name: String, rest: Rest<Value>) -> Result<Value, JError> {
+    // `var('x', none)` has a default (none); only `var('x')` requires the var.
+    let default = rest.first().cloned();
     let scope = scope(state)?;
-    match scope.shared.vars.get(&name) {
+    let package = scope.capture().node_package.clone();
+    let vars = package
+        .and_then(|p| scope.shared.package_vars.get(&p))
+        .unwrap_or(&scope.shared.vars);
+    match vars.get(&name) {
         Some(v) => Ok(to_value(v)),
         None => default.ok_or_else(|| {
             JError::new(
@@ -417,7 +427,15 @@ pub fn call_package_local(
     candidates: &[(String, String)],
     args: &[Value],
 ) -> Result<Value, JError> {
-    let current = scope(state)?.capture().packages.last().cloned().flatten();
+    // The package of the running macro; at the top of a package's node, that package.
+    let current = {
+        let scope = scope(state)?;
+        let capture = scope.capture();
+        match capture.packages.last() {
+            Some(p) => p.clone(),
+            None => capture.node_package.clone(),
+        }
+    };
     if let Some((_, internal)) = candidates.iter().find(|(p, _)| Some(p) == current.as_ref()) {
         return call_macro(state, internal, args);
     }

@@ -165,6 +165,7 @@ fn render_project_hooks(
                 source: source.clone(),
                 kind: FileKind::Model,
                 checksum: String::new(),
+                package: None,
             };
             let scope = match &db {
                 Some(db) => Scope::live(shared.clone(), Config::new(), false, db.clone(), None),

@@ -433,6 +433,31 @@ impl minijinja::value::Object for ApiColumn {
     ) -> Result<Value, JError> {
         match method {
             "create" => self.call(state, args),
+            // dbt's type labels (`string` is TEXT, `integer` INT), else the type as given.
+            "translate_type" => {
+                let (dtype,): (String,) = from_args(args)?;
+                let label = match dtype.to_ascii_uppercase().as_str() {
+                    "STRING" => "TEXT".to_string(),
+                    "INTEGER" => "INT".to_string(),
+                    "TIMESTAMP" | "FLOAT" | "BOOLEAN" | "BIGINT" => dtype.to_ascii_uppercase(),
+                    _ => dtype,
+                };
+                Ok(Value::from(label))
+            }
+            "string_type" => {
+                let (size,): (u64,) = from_args(args)?;
+                Ok(Value::from(format!("character varying({size})")))
+            }
+            "numeric_type" => {
+                let (dtype, precision, scale): (String, Option<Value>, Option<Value>) =
+                    from_args(args)?;
+                Ok(Value::from(match (precision, scale) {
+                    (Some(p), Some(s)) if !p.is_none() && !s.is_none() => {
+                        format!("{dtype}({p},{s})")
+                    }
+                    _ => dtype,
+                }))
+            }
             _ => Err(JError::new(
                 ErrorKind::UnknownMethod,
                 format!("api.Column has no method `{method}` in lakeflow"),

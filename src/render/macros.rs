@@ -371,6 +371,7 @@ mod tests {
             source: source.into(),
             kind: Default::default(),
             checksum: String::new(),
+            package: None,
         };
         let set = MacroSet::build(
             &[

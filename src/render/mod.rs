@@ -133,6 +133,11 @@ pub fn render(project: &Project, reader: &dyn SourceReader) -> Result<Rendered> 
     let base_configs: Vec<Config> = files.iter().map(|f| base_config(project, f)).collect();
     let mut shared = Shared {
         vars: project.vars.clone(),
+        package_vars: project
+            .packages
+            .iter()
+            .map(|p| (p.name.clone(), p.vars.clone()))
+            .collect(),
         models: files
             .iter()
             .enumerate()
@@ -174,9 +179,14 @@ pub fn render(project: &Project, reader: &dyn SourceReader) -> Result<Rendered> 
         }
     }
     let mut finals: Vec<Config> = Vec::with_capacity(files.len());
-    for (base, capture) in base_configs.iter().zip(&parsed) {
+    for ((base, capture), file) in base_configs.iter().zip(&parsed).zip(&files) {
         let mut c = base.clone();
         cfg::merge_into(&mut c, &capture.config);
+        let mut path = file.folders.clone();
+        path.push(file.name.clone());
+        if let Some(over) = project_override(project, file.kind, file.package.as_deref(), &path) {
+            cfg::merge_into(&mut c, &over);
+        }
         finals.push(c);
     }
     let enabled: Vec<bool> = finals
@@ -196,7 +206,7 @@ pub fn render(project: &Project, reader: &dyn SourceReader) -> Result<Rendered> 
         .flat_map(|(c, _)| &c.sources)
         .collect();
     sources::resolve_delta(project, reader, &mut shared.sources, &used_sources)?;
-    let materializations: Vec<Materialization> = files
+    let materialized: Vec<Result<Materialization>> = files
         .iter()
         .zip(&finals)
         .map(|(f, c)| {
@@ -223,7 +233,22 @@ pub fn render(project: &Project, reader: &dyn SourceReader) -> Result<Rendered> 
                     .hint("see the model configs in the README: materialized, format, incremental_strategy, unique_key, on_schema_change")
             })
         })
-        .collect::<Result<_>>()?;
+        .collect();
+    // A materialization lakeflow cannot build stops a lakeflow.yml project; in a dbt project
+    // it is that node's error, as dbt fails only the node.
+    let mut materialization_errors: Vec<Option<String>> = vec![None; files.len()];
+    let mut materializations: Vec<Materialization> = Vec::with_capacity(files.len());
+    for (i, m) in materialized.into_iter().enumerate() {
+        match m {
+            Ok(m) => materializations.push(m),
+            Err(e) if project.kind == ProjectKind::Dbt && enabled[i] => {
+                materialization_errors[i] = Some(e.to_string());
+                materializations.push(Materialization::Table);
+            }
+            Err(e) if enabled[i] => return Err(e),
+            Err(_) => materializations.push(Materialization::Table),
+        }
+    }
     let mut relations: Vec<Relation> = files
         .iter()
         .zip(&finals)
@@ -274,6 +299,9 @@ pub fn render(project: &Project, reader: &dyn SourceReader) -> Result<Rendered> 
         .map(|i| {
             if !enabled[i] {
                 return Compiled::Off;
+            }
+            if let Some(e) = &materialization_errors[i] {
+                return Compiled::Failed(e.clone());
             }
             let scope = Scope::new(shared.clone(), Pass::Compile, finals[i].clone());
             let out = renderer
@@ -409,7 +437,7 @@ pub fn render(project: &Project, reader: &dyn SourceReader) -> Result<Rendered> 
         if let Some(Err(e)) = &python {
             error = error.or(Some(e.clone()));
         }
-        let mut fqn = vec![project.name.clone()];
+        let mut fqn = vec![file.package.clone().unwrap_or_else(|| project.name.clone())];
         fqn.extend(file.folders.iter().cloned());
         fqn.push(file.name.clone());
         nodes.push(Node {
@@ -531,7 +559,7 @@ fn unique_id(project: &Project, file: &SqlFile) -> String {
             FileKind::Seed => "seed",
             FileKind::Test => "test",
         },
-        project.name,
+        file.package.as_deref().unwrap_or(&project.name),
         file.name
     )
 }
@@ -560,20 +588,70 @@ pub(crate) enum EphemeralState {
 /// An incremental branch compiled: its SQL and refs, or why it does not compile.
 type IncrementalBody = std::result::Result<(String, Vec<String>), String>;
 
-/// Folder configs (most specific wins), then `schema.yml`.
+/// Folder configs (most specific wins), then `schema.yml`. A package's node takes its own
+/// project file's folder configs.
 fn base_config(project: &Project, file: &SqlFile) -> Config {
     let mut path = file.folders.clone();
     path.push(file.name.clone());
-    let (tree, yaml) = match file.kind {
-        FileKind::Model => (&project.model_configs, &project.schema.models),
-        FileKind::Seed => (&project.seed_configs, &project.schema.seeds),
-        FileKind::Test => return project.test_configs.resolve(&path),
+    let yaml = match file.kind {
+        FileKind::Model => &project.schema.models,
+        FileKind::Seed => &project.schema.seeds,
+        FileKind::Test => return folder_config(project, file.kind, file.package.as_deref(), &path),
     };
-    let mut c = tree.resolve(&path);
+    let mut c = folder_config(project, file.kind, file.package.as_deref(), &path);
     if let Some(y) = yaml.get(&file.name) {
         cfg::merge_into(&mut c, &y.config);
     }
     c
+}
+
+/// The folder configs of a node at `path` (folders, then its name) of `package` (none: the
+/// project's): the project's tree, or the package's own.
+pub(super) fn folder_config(
+    project: &Project,
+    kind: FileKind,
+    package: Option<&str>,
+    path: &[String],
+) -> Config {
+    let Some(p) = package.and_then(|n| project.packages.iter().find(|p| p.name == n)) else {
+        return match kind {
+            FileKind::Model => &project.model_configs,
+            FileKind::Seed => &project.seed_configs,
+            FileKind::Test => &project.test_configs,
+        }
+        .resolve(path);
+    };
+    let fqn = fqn_of(&p.name, path);
+    match kind {
+        FileKind::Model => &p.trees.models,
+        FileKind::Seed => &p.trees.seeds,
+        FileKind::Test => &p.trees.tests,
+    }
+    .resolve(&fqn)
+}
+
+/// What the project file sets for a package's node (`models: <package>: ...`): it wins over
+/// everything the package says, its `config()` calls included, as in dbt.
+pub(super) fn project_override(
+    project: &Project,
+    kind: FileKind,
+    package: Option<&str>,
+    path: &[String],
+) -> Option<Config> {
+    let package = package?;
+    let trees = &project.package_configs;
+    let tree = match kind {
+        FileKind::Model => &trees.models,
+        FileKind::Seed => &trees.seeds,
+        FileKind::Test => &trees.tests,
+    };
+    Some(tree.resolve(&fqn_of(package, path))).filter(|c| !c.is_empty())
+}
+
+fn fqn_of(package: &str, path: &[String]) -> Vec<String> {
+    std::iter::once(package.to_string())
+        .chain(path.iter().cloned())
+        .collect()
 }
 
 /// The catalog relation of a model. lakeflow: `schema` config, else the layer, else the

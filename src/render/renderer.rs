@@ -178,7 +178,9 @@ impl Renderer<'_> {
         config: &Config,
         extra: &[(&'static str, Value)],
     ) -> Value {
-        let mut fqn = vec![self.project.name.clone()];
+        let package = file.package.as_deref().unwrap_or(&self.project.name);
+        scope.capture().node_package = file.package.clone();
+        let mut fqn = vec![package.to_string()];
         fqn.extend(file.folders.iter().cloned());
         fqn.push(file.name.clone());
         let kind = serde_json::to_value(file.kind).unwrap_or_default();
@@ -189,7 +191,7 @@ impl Renderer<'_> {
             "schema": this.schema,
             "unique_id": super::unique_id(self.project, file),
             "fqn": fqn,
-            "package_name": self.project.name,
+            "package_name": package,
             "resource_type": kind,
             "original_file_path": file.path,
             "path": file.path,

@@ -202,6 +202,53 @@ pub fn set(items: Option<Value>) -> Result<Value, Error> {
     Ok(MutList::new_set(out))
 }
 
+/// dbt's `as_text` filter: the value as a string.
+pub fn as_text(value: Value) -> Value {
+    match value.as_str() {
+        Some(_) => value,
+        None => Value::from(value.to_string()),
+    }
+}
+
+/// dbt's `as_bool` filter: `'true'`/`'false'` (any case) as booleans, others unchanged.
+pub fn as_bool(value: Value) -> Value {
+    match value.as_str().map(|s| s.trim().to_ascii_lowercase()) {
+        Some(s) if s == "true" => Value::from(true),
+        Some(s) if s == "false" => Value::from(false),
+        _ => value,
+    }
+}
+
+/// dbt's `as_number` filter: a numeric string as a number, others unchanged.
+pub fn as_number(value: Value) -> Value {
+    let Some(s) = value.as_str().map(str::trim) else {
+        return value;
+    };
+    if let Ok(i) = s.parse::<i64>() {
+        Value::from(i)
+    } else if let Ok(f) = s.parse::<f64>() {
+        Value::from(f)
+    } else {
+        value
+    }
+}
+
+/// dbt's `as_native` filter: a string holding a literal (number, boolean, list, mapping) as
+/// that value, others unchanged.
+pub fn as_native(value: Value) -> Value {
+    let Some(s) = value.as_str() else {
+        return value;
+    };
+    let python = s
+        .replace("True", "true")
+        .replace("False", "false")
+        .replace("None", "null");
+    match serde_yaml::from_str::<serde_json::Value>(&python) {
+        Ok(v) if !v.is_string() => super::functions::to_value(v),
+        _ => value,
+    }
+}
+
 pub fn local_md5(text: String) -> String {
     use md5::Digest;
     let digest = md5::Md5::digest(text.as_bytes());
@@ -287,18 +334,48 @@ pub fn modules() -> Value {
 }
 
 /// dbt's `flags`, as lakeflow knows them while rendering.
-pub fn flags() -> Value {
+pub fn flags(invocation: &crate::project::Invocation) -> Value {
     minijinja::context! {
-        FULL_REFRESH => false,
+        FULL_REFRESH => invocation.full_refresh,
         STORE_FAILURES => false,
         WARN_ERROR => false,
         EMPTY => false,
         FAIL_FAST => false,
         DEBUG => false,
         USE_COLORS => false,
-        WHICH => "build",
+        WHICH => invocation.which.clone(),
         INTROSPECT => true,
     }
+}
+
+/// dbt's `invocation_args_dict`: the command line of this run (a mutable mapping, as in dbt).
+pub fn invocation_args(invocation: &crate::project::Invocation, target: &str) -> Value {
+    // Vars named like secrets (`password`, `token`, ...) stay out of it.
+    let vars: serde_json::Map<String, serde_json::Value> = invocation
+        .vars
+        .iter()
+        .filter(|(k, _)| !crate::redact::is_secret_key(k))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let args = serde_json::json!({
+        "which": invocation.which,
+        "full_refresh": invocation.full_refresh,
+        "select": invocation.select,
+        "exclude": invocation.exclude,
+        "target": target,
+        "vars": vars,
+        "invocation_command": format!("lakeflow {}", invocation.which),
+    });
+    super::pycompat::mutable(super::functions::to_value(args))
+}
+
+/// dbt's `dbt_metadata_envs`: the `DBT_ENV_CUSTOM_ENV_*` variables, without that prefix.
+pub fn metadata_envs() -> Value {
+    const PREFIX: &str = "DBT_ENV_CUSTOM_ENV_";
+    let envs: std::collections::BTreeMap<String, String> = std::env::vars()
+        .filter_map(|(k, v)| Some((k.strip_prefix(PREFIX)?.to_string(), v)))
+        .collect();
+    Value::from(envs)
 }
 
 #[cfg(test)]
@@ -318,6 +395,10 @@ mod tests {
         env.add_function("zip", super::zip);
         env.add_function("set", super::set);
         env.add_function("local_md5", super::local_md5);
+        env.add_filter("as_bool", super::as_bool);
+        env.add_filter("as_number", super::as_number);
+        env.add_filter("as_native", super::as_native);
+        env.add_filter("as_text", super::as_text);
         env.add_function(
             "binop",
             |op: String, a: minijinja::Value, b: minijinja::Value| {
@@ -329,6 +410,28 @@ mod tests {
             .unwrap_or_else(|e| panic!("{e}"));
         env.render_str(src, ())
             .unwrap_or_else(|e| format!("ERROR {e:#}"))
+    }
+
+    #[test]
+    fn dbt_casting_filters() {
+        assert_eq!(
+            render(
+                "{{ ('True' | as_bool) is sameas true }} {{ (false | as_bool) is sameas false }} {{ 'x' | as_bool }}"
+            ),
+            "True True x"
+        );
+        assert_eq!(
+            render(
+                "{{ ('41' | as_number) + 1 }} {{ ('1.5' | as_number) * 2 }} {{ 'a' | as_number }}"
+            ),
+            "42 3.0 a"
+        );
+        assert_eq!(
+            render(
+                "{{ ('[1, 2]' | as_native) | length }} {{ ('{\"a\": True}' | as_native)['a'] }} {{ 7 | as_text ~ 'x' }}"
+            ),
+            "2 True 7x"
+        );
     }
 
     #[test]
