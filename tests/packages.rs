@@ -265,6 +265,11 @@ fn a_package_builds_its_models_seeds_and_tests_with_dbt_config_and_var_precedenc
         "models/uses_pkg.sql",
         "select n, h, '{{ var(\"label\", \"none\") }}' as root_label, {{ var('rate') }} as rate from {{ ref('my_pkg', 'pkg_summary') }}\n",
     );
+    // dbt's `graph` at execution time: every node of the project and its packages.
+    t.write(
+        "models/graph_probe.sql",
+        "{% set names = [] %}{% if execute %}{% for n in graph.nodes.values() | selectattr('resource_type', 'equalto', 'model') %}{% do names.append(n.package_name ~ '.' ~ n.name) %}{% endfor %}{% endif %}\nselect '{{ names | sort | join(\",\") }}' as models, {{ graph.nodes | length }} as n_nodes, {{ graph.get('exposures', {}) | length }} as n_exposures\n",
+    );
     let pkg = |rel: &str, text: &str| t.write(&format!("vendor/my_pkg/{rel}"), text);
     pkg(
         "dbt_project.yml",
@@ -308,6 +313,7 @@ fn a_package_builds_its_models_seeds_and_tests_with_dbt_config_and_var_precedenc
         ),
         [
             "main.codes BASE TABLE",
+            "main.graph_probe VIEW",
             "main.stg_codes VIEW",
             "main.uses_pkg VIEW",
             "main_pkg.pkg_summary BASE TABLE",
@@ -330,6 +336,13 @@ fn a_package_builds_its_models_seeds_and_tests_with_dbt_config_and_var_precedenc
         ),
         ["2 pkg helper none 2"]
     );
+    assert_eq!(
+        query_strings(
+            &conn,
+            "select concat_ws(' ', models, n_nodes, n_exposures) from main.graph_probe"
+        ),
+        ["my_pkg.pkg_summary,my_pkg.stg_codes,shop.graph_probe,shop.uses_pkg 9 0"]
+    );
     let results =
         std::fs::read_to_string(t.path().join("target/run_results.json")).expect("results");
     let results: serde_json::Value = serde_json::from_str(&results).expect("json");
@@ -345,6 +358,7 @@ fn a_package_builds_its_models_seeds_and_tests_with_dbt_config_and_var_precedenc
         [
             "model.my_pkg.pkg_summary",
             "model.my_pkg.stg_codes",
+            "model.shop.graph_probe",
             "model.shop.uses_pkg",
             "seed.my_pkg.codes",
             "test.my_pkg.no_null_codes",
@@ -355,6 +369,35 @@ fn a_package_builds_its_models_seeds_and_tests_with_dbt_config_and_var_precedenc
     );
 
     drop(conn);
+    // Compiled SQL lands where dbt puts it: under the package's name, its path inside it.
+    let mut compiled: Vec<String> = Vec::new();
+    let base = t.path().join("target/compiled");
+    let mut stack = vec![base.clone()];
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(&dir).expect("list").flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                let rel = p.strip_prefix(&base).expect("under");
+                compiled.push(rel.to_string_lossy().into_owned());
+            }
+        }
+    }
+    compiled.sort();
+    assert_eq!(
+        compiled,
+        [
+            "my_pkg/models/marts/pkg_summary.sql",
+            "my_pkg/models/schema.yml/not_null_stg_codes_code.sql",
+            "my_pkg/models/schema.yml/small_stg_codes_rate.sql",
+            "my_pkg/models/schema.yml/unique_stg_codes_code.sql",
+            "my_pkg/models/staging/stg_codes.sql",
+            "my_pkg/tests/no_null_codes.sql",
+            "shop/models/graph_probe.sql",
+            "shop/models/uses_pkg.sql",
+        ]
+    );
     // `package:` selects a package's nodes; `--vars` wins over every project's vars.
     let ls = t.run(&["ls", "-s", "package:my_pkg"]);
     ls.ok();

@@ -94,6 +94,10 @@ pub(crate) fn plan(
         hooks,
         deferred,
     } = render_project(&project)?;
+    // Nodes rendered when they run see dbt's `graph` of the whole project.
+    if let Some(d) = &deferred {
+        d.set_graph(&crate::report::artifacts::graph(&project, &nodes));
+    }
     let dag = graph::build(&nodes)?;
     let state = match &sel.state {
         Some(dir) => Some(select::State::load(dir)?),

@@ -58,6 +58,8 @@ pub struct Deferred {
     pub(super) ephemerals: Vec<(usize, Recipe)>,
     /// The project's on-run-end hooks render after the run ([`Deferred::on_run_end`]).
     pub on_run_end: bool,
+    /// dbt's `graph` of the run, set once the run's nodes are known ([`Deferred::set_graph`]).
+    pub(super) graph: std::sync::OnceLock<minijinja::Value>,
 }
 
 impl std::fmt::Debug for Deferred {
@@ -69,6 +71,11 @@ impl std::fmt::Debug for Deferred {
 }
 
 impl Deferred {
+    /// Gives the deferred renders dbt's `graph` (JSON in the manifest's shape).
+    pub fn set_graph(&self, graph: &serde_json::Value) {
+        let _ = self.graph.set(super::functions::to_value(graph));
+    }
+
     fn renderer(&self) -> Renderer<'_> {
         Renderer {
             env: &self.env,
@@ -178,6 +185,7 @@ impl Deferred {
             incremental,
             db.clone(),
             known_refs,
+            self.graph.get().cloned(),
         )
     }
 

@@ -75,6 +75,8 @@ pub struct Scope {
     /// In a render when the node runs: the refs the DAG ordered it after, the only ones
     /// `ref()` may make then.
     pub known_refs: Option<Vec<String>>,
+    /// dbt's `graph` of the run, in a render when the node runs.
+    pub graph: Option<Value>,
 }
 
 impl Object for Scope {}
@@ -89,6 +91,7 @@ impl Scope {
             incremental: false,
             db: None,
             known_refs: None,
+            graph: None,
         })
     }
 
@@ -102,6 +105,7 @@ impl Scope {
             incremental: true,
             db: None,
             known_refs: None,
+            graph: None,
         })
     }
 
@@ -113,6 +117,7 @@ impl Scope {
         incremental: bool,
         db: Arc<dyn super::agate::Database>,
         known_refs: Option<&[String]>,
+        graph: Option<Value>,
     ) -> Arc<Scope> {
         Arc::new(Scope {
             shared,
@@ -122,6 +127,7 @@ impl Scope {
             incremental,
             db: Some(db),
             known_refs: known_refs.map(<[String]>::to_vec),
+            graph,
         })
     }
 

@@ -149,6 +149,10 @@ fn render_project_hooks(
         vars: project.vars.clone(),
         ..Shared::default()
     });
+    let graph = extra
+        .iter()
+        .find(|(k, _)| *k == "graph")
+        .map(|(_, v)| v.clone());
     let this = Relation::new(project.target.schema.clone(), "on_run");
     let rel = project
         .file
@@ -168,7 +172,14 @@ fn render_project_hooks(
                 package: None,
             };
             let scope = match &db {
-                Some(db) => Scope::live(shared.clone(), Config::new(), false, db.clone(), None),
+                Some(db) => Scope::live(
+                    shared.clone(),
+                    Config::new(),
+                    false,
+                    db.clone(),
+                    None,
+                    graph.clone(),
+                ),
                 None => Scope::new(shared.clone(), Pass::Compile, Config::new()),
             };
             renderer

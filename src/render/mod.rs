@@ -11,6 +11,7 @@ mod ephemeral;
 mod errors;
 pub mod functions;
 mod globals;
+mod graph;
 pub mod hooks;
 pub mod live;
 pub mod macros;
@@ -494,6 +495,7 @@ pub fn render(project: &Project, reader: &dyn SourceReader) -> Result<Rendered> 
             refs_of: parsed_refs,
             ephemerals: deferred_ephemerals,
             on_run_end: end_deferred,
+            graph: std::sync::OnceLock::new(),
         })
     });
     Ok(Rendered {

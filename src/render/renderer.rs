@@ -204,6 +204,12 @@ impl Renderer<'_> {
             // dbt's `execute`: false while refs and configs are found, true when the SQL
             // that runs is rendered.
             ("execute", Value::from(scope.pass == Pass::Compile)),
+            (
+                "graph",
+                Value::from_object(super::graph::GraphProxy {
+                    scope: scope.clone(),
+                }),
+            ),
         ]);
         vars.extend(extra.iter().cloned());
         Value::from(vars)

@@ -30,10 +30,27 @@ fn metadata(project: &Project, invocation_id: &str) -> serde_json::Value {
     })
 }
 
+/// Writes each model's and test's compiled SQL under `target/compiled/<package>/`: the project's name for
+/// its own nodes, a package's (with the path inside the package) for the package's, as dbt.
 pub fn write_compiled(project: &Project, nodes: &[Node]) -> Result<()> {
-    let base = project.target_path.join("compiled").join(&project.name);
-    for n in nodes {
-        write(&base.join(compiled_path(n)), &n.compiled_sql)?;
+    let compiled = project.target_path.join("compiled");
+    // A seed has no SQL of its own to show (dbt writes none for it either).
+    for n in nodes
+        .iter()
+        .filter(|n| n.kind != crate::project::FileKind::Seed)
+    {
+        let package = project
+            .packages
+            .iter()
+            .find(|p| n.fqn.first() == Some(&p.name) && n.path.starts_with(&p.root));
+        let (base, path) = match package {
+            Some(p) => (
+                compiled.join(&p.name),
+                n.path.strip_prefix(&p.root).unwrap_or(&n.path),
+            ),
+            None => (compiled.join(&project.name), n.path.as_path()),
+        };
+        write(&base.join(compiled_path(n, path)), &n.compiled_sql)?;
     }
     Ok(())
 }
@@ -42,15 +59,11 @@ pub fn write_compiled(project: &Project, nodes: &[Node]) -> Result<()> {
 /// generic test `<schema file>/<test>.sql`, as dbt lays them out. Always a relative path
 /// without `..`, so it cannot land outside that folder (say, on the model's own file when
 /// `model-paths` is absolute).
-pub fn compiled_path(n: &Node) -> std::path::PathBuf {
-    let path = if n.is_test()
-        && n.path
-            .extension()
-            .is_some_and(|e| e == "yml" || e == "yaml")
-    {
-        n.path.join(format!("{}.sql", n.relation.identifier))
+pub fn compiled_path(n: &Node, path: &std::path::Path) -> std::path::PathBuf {
+    let path = if n.is_test() && path.extension().is_some_and(|e| e == "yml" || e == "yaml") {
+        path.join(format!("{}.sql", n.relation.identifier))
     } else {
-        n.path.clone()
+        path.to_path_buf()
     };
     crate::project::paths::contained(&path)
 }
@@ -91,16 +104,52 @@ pub fn hook_context(
             })
         })
         .collect();
-    let graph = json!({
-        "nodes": graph_nodes,
-        "sources": {},
+    (
+        graph_of(project, graph_nodes),
+        serde_json::Value::Array(results),
+    )
+}
+
+/// dbt's `graph`: the nodes (as in the manifest) and the sources, by unique_id.
+pub fn graph(project: &Project, nodes: &[Node]) -> serde_json::Value {
+    graph_of(project, manifest_nodes(project, nodes))
+}
+
+fn graph_of(
+    project: &Project,
+    nodes: serde_json::Map<String, serde_json::Value>,
+) -> serde_json::Value {
+    let sources: serde_json::Map<String, serde_json::Value> = project
+        .schema
+        .sources
+        .iter()
+        .map(|s| {
+            let id = format!("source.{}.{}.{}", project.name, s.source_name, s.name);
+            let node = json!({
+                "unique_id": id,
+                "resource_type": "source",
+                "package_name": project.name,
+                "source_name": s.source_name,
+                "name": s.name,
+                "schema": s.schema,
+                "identifier": s.identifier,
+                "original_file_path": s.file,
+                "fqn": [project.name.as_str(), s.source_name.as_str(), s.name.as_str()],
+                "config": s.config,
+                "external_location": s.external_location,
+            });
+            (id, node)
+        })
+        .collect();
+    json!({
+        "nodes": nodes,
+        "sources": sources,
         "exposures": {},
         "metrics": {},
         "groups": {},
         "semantic_models": {},
         "saved_queries": {},
-    });
-    (graph, serde_json::Value::Array(results))
+    })
 }
 
 /// The manifest's `nodes`: each node by unique_id, in dbt's shape.
@@ -143,7 +192,7 @@ fn manifest_nodes(project: &Project, nodes: &[Node]) -> serde_json::Map<String, 
                     "unique_id": n.unique_id,
                     "name": n.name,
                     "resource_type": n.kind,
-                    "package_name": project.name,
+                    "package_name": n.fqn.first().unwrap_or(&project.name),
                     "original_file_path": n.path,
                     "fqn": n.fqn,
                     "schema": n.relation.schema,
