@@ -205,3 +205,28 @@ fn an_unbuildable_materialization_fails_only_its_model_in_a_dbt_project() {
         ["2"]
     );
 }
+
+/// On-run-start hooks that query the database while rendering render when they run, one
+/// after the other (the second sees what the first did), as dbt runs them.
+#[test]
+fn on_run_start_hooks_may_query_the_database_while_rendering() {
+    let t = TestProject::new(&[
+        (
+            "dbt_project.yml",
+            "name: hk\nversion: '1.0'\nprofile: hk\non-run-start:\n  - \"{% do run_query('create schema if not exists extra') %}\"\n  - \"create table if not exists extra.t as select {{ run_query(\\\"select count(*) + 41 from information_schema.schemata where schema_name = 'extra'\\\").columns[0].values()[0] if execute else 0 }} as v\"\n",
+        ),
+        (
+            "profiles.yml",
+            "hk:\n  target: dev\n  outputs:\n    dev:\n      type: duckdb\n      path: hk.duckdb\n",
+        ),
+        ("models/m.sql", "select * from extra.t\n"),
+    ]);
+    std::fs::remove_file(t.path().join("lakeflow.yml")).expect("a dbt project");
+    t.run(&["build"]).ok();
+    let conn = read_only(&t.path().join("hk.duckdb"));
+    // dbt-duckdb: 42 (the schema the first hook made is there when the second renders).
+    assert_eq!(
+        query_strings(&conn, "select v::varchar from main.m"),
+        ["42"]
+    );
+}

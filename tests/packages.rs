@@ -257,7 +257,7 @@ fn a_package_builds_its_models_seeds_and_tests_with_dbt_config_and_var_precedenc
     let t = shop("packages:\n  - local: vendor/my_pkg\n");
     t.write(
         "dbt_project.yml",
-        "name: shop\nversion: '1.0'\nprofile: shop\nvars:\n  rate: 2\n  my_pkg:\n    label: from_root\nmodels:\n  my_pkg:\n    marts:\n      +materialized: table\n      +schema: pkg\nseeds:\n  my_pkg:\n    +column_types: {code: varchar}\n",
+        "name: shop\nversion: '1.0'\nprofile: shop\nvars:\n  rate: 2\n  my_pkg:\n    label: from_root\nmodels:\n  my_pkg:\n    marts:\n      +materialized: table\n      +schema: pkg\nseeds:\n  my_pkg:\n    +column_types: {code: varchar}\non-run-start:\n  - \"create table if not exists {{ target.schema }}.hook_log(who varchar)\"\n  - \"insert into {{ target.schema }}.hook_log values ('root start {{ var('label', 'none') }}')\"\non-run-end:\n  - \"insert into {{ target.schema }}.hook_log values ('root end')\"\n",
     );
     std::fs::remove_file(t.path().join("models/prices.sql")).expect("rm");
     std::fs::remove_file(t.path().join("models/schema.yml")).expect("rm");
@@ -273,7 +273,7 @@ fn a_package_builds_its_models_seeds_and_tests_with_dbt_config_and_var_precedenc
     let pkg = |rel: &str, text: &str| t.write(&format!("vendor/my_pkg/{rel}"), text);
     pkg(
         "dbt_project.yml",
-        "name: my_pkg\nversion: '1.0'\nconfig-version: 2\nvars:\n  label: from_pkg\n  rate: 1\n  only_pkg: 7\nmodels:\n  my_pkg:\n    +materialized: table\n    staging:\n      +materialized: view\n",
+        "name: my_pkg\nversion: '1.0'\nconfig-version: 2\nvars:\n  label: from_pkg\n  rate: 1\n  only_pkg: 7\nmodels:\n  my_pkg:\n    +materialized: table\n    staging:\n      +materialized: view\non-run-start:\n  - \"insert into {{ target.schema }}.hook_log values ('{{ helper() | replace(\\\"'\\\", \\\"\\\") }} start')\"\non-run-end:\n  - \"insert into {{ target.schema }}.hook_log values ('pkg end {{ var('label') }}')\"\n",
     );
     pkg("seeds/codes.csv", "code,n\n007,1\n010,2\n");
     pkg(
@@ -314,6 +314,7 @@ fn a_package_builds_its_models_seeds_and_tests_with_dbt_config_and_var_precedenc
         [
             "main.codes BASE TABLE",
             "main.graph_probe VIEW",
+            "main.hook_log BASE TABLE",
             "main.stg_codes VIEW",
             "main.uses_pkg VIEW",
             "main_pkg.pkg_summary BASE TABLE",
@@ -342,6 +343,17 @@ fn a_package_builds_its_models_seeds_and_tests_with_dbt_config_and_var_precedenc
             "select concat_ws(' ', models, n_nodes, n_exposures) from main.graph_probe"
         ),
         ["my_pkg.pkg_summary,my_pkg.stg_codes,shop.graph_probe,shop.uses_pkg 9 0"]
+    );
+    // Run hooks: the project's first, then the package's, each in its own context (the
+    // package's macros and vars for its hooks).
+    assert_eq!(
+        query_strings(&conn, "select who from main.hook_log order by rowid"),
+        [
+            "root start none",
+            "pkg helper start",
+            "root end",
+            "pkg end from_root"
+        ]
     );
     let results =
         std::fs::read_to_string(t.path().join("target/run_results.json")).expect("results");
@@ -423,5 +435,29 @@ fn a_package_builds_its_models_seeds_and_tests_with_dbt_config_and_var_precedenc
             "select distinct label || ' ' || (select root_label from main.uses_pkg) from main.stg_codes"
         ),
         ["from_cli from_cli"]
+    );
+    drop(conn);
+
+    // A package's own generate_schema_name names the package's nodes only (dbt's rule).
+    pkg(
+        "macros/naming.sql",
+        "{% macro generate_schema_name(custom_schema_name, node) -%}\npkgschema_{{ custom_schema_name or 'plain' }}\n{%- endmacro %}\n",
+    );
+    std::fs::remove_file(t.path().join("shop.duckdb")).expect("rm");
+    t.run(&["build"]).ok();
+    let conn = read_only(&t.path().join("shop.duckdb"));
+    assert_eq!(
+        query_strings(
+            &conn,
+            "select table_schema || '.' || table_name from information_schema.tables where table_schema not like '\\_%' escape '\\' order by all",
+        ),
+        [
+            "main.graph_probe",
+            "main.hook_log",
+            "main.uses_pkg",
+            "pkgschema_pkg.pkg_summary",
+            "pkgschema_plain.codes",
+            "pkgschema_plain.stg_codes",
+        ]
     );
 }

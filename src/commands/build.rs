@@ -39,15 +39,20 @@ pub fn run(g: &Global, args: &RunArgs, command: &str) -> Result<bool> {
     if g.log_format == report::LogFormat::Text {
         announce(&p, command, runnable, threads);
     }
+    let start_failed = |e: String| {
+        Error::new(
+            "LF406",
+            format!("on-run-start failed: {}", target.redact(&e)),
+        )
+        .in_file(&p.project.file)
+        .hint("fix the statement under on-run-start; nothing was built")
+    };
     for sql in &p.hooks.pre {
-        conn.execute_batch(sql).map_err(|e| {
-            Error::new(
-                "LF406",
-                format!("on-run-start failed: {}", target.redact(&e.to_string())),
-            )
-            .in_file(&p.project.file)
-            .hint("fix the statement under on-run-start; nothing was built")
-        })?;
+        conn.execute_batch(sql)
+            .map_err(|e| start_failed(e.to_string()))?;
+    }
+    if let Some(d) = p.deferred.as_deref().filter(|d| d.on_run_start) {
+        execute::live::run_hooks(d, conn, true, None).map_err(|e| start_failed(e.to_string()))?;
     }
     // execute
     let progress = Progress::new(g.log_format, runnable);
@@ -128,16 +133,12 @@ fn on_run_end(
     conn: &duckdb::Connection,
     results: &[execute::RunResult],
 ) -> std::result::Result<(), String> {
-    let rendered_now = match p.deferred.as_deref().filter(|d| d.on_run_end) {
-        Some(d) => {
-            let (graph, results) = artifacts::hook_context(&p.project, &p.nodes, results);
-            let own = conn.try_clone().map_err(|e| e.to_string())?;
-            execute::live::render_on_run_end(d, own, &graph, &results).map_err(|e| e.to_string())?
-        }
-        None => Vec::new(),
-    };
-    for sql in p.hooks.post.iter().chain(&rendered_now) {
+    for sql in &p.hooks.post {
         conn.execute_batch(sql).map_err(|e| e.to_string())?;
+    }
+    if let Some(d) = p.deferred.as_deref().filter(|d| d.on_run_end) {
+        let results = artifacts::hook_results(&p.project, &p.nodes, results);
+        execute::live::run_hooks(d, conn, false, Some(&results)).map_err(|e| e.to_string())?;
     }
     Ok(())
 }

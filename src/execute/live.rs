@@ -175,16 +175,22 @@ pub fn render(
     (take_back(db), fresh)
 }
 
-/// The project's on-run-end hooks rendered after the run on `conn`, with dbt's `graph` and
-/// `results`.
-pub fn render_on_run_end(
+/// Renders the run hooks (`start`: on-run-start, else on-run-end with `results`) over a clone
+/// of `conn` and runs each on `conn` before the next renders.
+pub fn run_hooks(
     deferred: &Deferred,
-    conn: Connection,
-    graph: &serde_json::Value,
-    results: &serde_json::Value,
-) -> Result<Vec<String>> {
-    let db = Arc::new(LiveDb(Mutex::new(conn)));
-    deferred.render_on_run_end(db, graph, results)
+    conn: &Connection,
+    start: bool,
+    results: Option<&serde_json::Value>,
+) -> Result<()> {
+    let own = conn
+        .try_clone()
+        .map_err(|e| Error::new("LF406", e.to_string()))?;
+    let db = Arc::new(LiveDb(Mutex::new(own)));
+    deferred.run_hooks(start, db, results, &mut |sql| {
+        conn.execute_batch(sql)
+            .map_err(|e| Error::new("LF406", e.to_string()))
+    })
 }
 
 /// `node` rendered with `db`: its SQL, incremental variant and pre-hooks.

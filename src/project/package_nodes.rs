@@ -81,6 +81,9 @@ pub fn load(package: &mut Package, cx: &Context) -> Result<Loaded> {
         tests: tree(test_key)?,
     };
 
+    package.on_run_start = super::hook_list(&keys, &doc, "on-run-start")?;
+    package.on_run_end = super::hook_list(&keys, &doc, "on-run-end")?;
+
     let under = |key: &str, default: &str| -> Result<Vec<String>> {
         Ok(keys
             .str_list(&doc, key)?

@@ -20,6 +20,9 @@ pub struct Package {
     pub vars: std::collections::BTreeMap<String, serde_json::Value>,
     /// The configs of its own project file, by package as dbt matches fqns.
     pub trees: super::config::PackageTrees,
+    /// Its own `on-run-start` / `on-run-end` hooks (dbt runs them before the project's).
+    pub on_run_start: Vec<String>,
+    pub on_run_end: Vec<String>,
 }
 
 /// `dispatch:` of the project file: for `macro_namespace`, the packages searched in order.

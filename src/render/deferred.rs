@@ -56,7 +56,9 @@ pub struct Deferred {
     pub(super) refs_of: Vec<Vec<String>>,
     /// Deferred ephemeral models: (index among the models, recipe).
     pub(super) ephemerals: Vec<(usize, Recipe)>,
-    /// The project's on-run-end hooks render after the run ([`Deferred::on_run_end`]).
+    /// The run hooks render when they run ([`Deferred::run_hooks`]): on-run-start ones that
+    /// read the database or the graph, on-run-end ones that read the run.
+    pub on_run_start: bool,
     pub on_run_end: bool,
     /// dbt's `graph` of the run, set once the run's nodes are known ([`Deferred::set_graph`]).
     pub(super) graph: std::sync::OnceLock<minijinja::Value>,
@@ -128,20 +130,24 @@ impl Deferred {
         })
     }
 
-    /// The project's on-run-end hooks, rendered after the run with dbt's `graph` and
-    /// `results` (both JSON, in dbt's shape) and a live connection.
-    pub fn render_on_run_end(
+    /// Renders the on-run-start (`start`) or on-run-end hooks one by one with a live
+    /// connection and runs each with `exec`; dbt's `graph`, and `results` (JSON in dbt's
+    /// shape) after the run.
+    pub fn run_hooks(
         &self,
+        start: bool,
         db: Arc<dyn Database>,
-        graph: &serde_json::Value,
-        results: &serde_json::Value,
-    ) -> Result<Vec<String>> {
-        super::hooks::on_run_end(
-            &self.renderer(),
-            db,
-            super::functions::to_value(graph),
-            super::functions::to_value(results),
-        )
+        results: Option<&serde_json::Value>,
+        exec: &mut dyn FnMut(&str) -> Result<()>,
+    ) -> Result<()> {
+        let mut extra = Vec::new();
+        if let Some(graph) = self.graph.get() {
+            extra.push(("graph", graph.clone()));
+        }
+        if let Some(results) = results {
+            extra.push(("results", super::functions::to_value(results)));
+        }
+        super::hooks::run_live(&self.renderer(), start, db, &extra, exec)
     }
 
     /// The post-hooks of the deferred node `unique_id`, rendered after it was built.

@@ -82,112 +82,173 @@ impl Renderer<'_> {
     }
 }
 
-/// The project's `on-run-start` (`pre`) and `on-run-end` (`post`) hooks, rendered with the
-/// project's macros, `var`, `env_var` and `target` (no model: `this` is the target schema).
-/// Rendered in the environment the nodes rendered in (one `invocation_id`, one
-/// `run_started_at` per run). On-run-end hooks that read `results` or `graph`, or query the
-/// database, are rendered after the run instead ([`on_run_end`]); the flag says so.
-pub(super) fn project_hooks(renderer: &Renderer) -> Result<(Hooks, bool)> {
-    let project = renderer.project;
-    if project.on_run_start.is_empty() && project.on_run_end.is_empty() {
-        return Ok((Hooks::default(), false));
+/// The `on-run-start` (`pre`) and `on-run-end` (`post`) hooks of the project and its
+/// packages, rendered with their macros, `var`, `env_var` and `target` (no model: `this` is
+/// the target schema). Rendered in the environment the nodes rendered in (one
+/// `invocation_id`, one `run_started_at` per run). On-run-end hooks that read `results` or
+/// `graph`, or query the database, are rendered after the run instead ([`on_run_end`]); the
+/// flag says so.
+pub(super) fn project_hooks(renderer: &Renderer) -> Result<RunHooks> {
+    let start = run_hooks(renderer.project, Which::Start);
+    let end = run_hooks(renderer.project, Which::End);
+    let mut out = RunHooks::default();
+    // A hook that queries the database (or reads the graph) while rendering is rendered when
+    // it runs, as are on-run-end hooks that read `results` or `graph`.
+    match render_project_hooks(renderer, &start, None, &[]) {
+        Ok(pre) => out.hooks.pre = pre,
+        Err(e) if e.message.contains(super::live::DEFERRED) => out.start_live = true,
+        Err(e) => return Err(e),
     }
-    let pre = render_project_hooks(renderer, &project.on_run_start, "on-run-start", None, &[])?;
-    let reads_run = project
-        .on_run_end
-        .iter()
-        .any(|h| super::macros::mentions(h, "results") || super::macros::mentions(h, "graph"));
-    if reads_run {
-        return Ok((
-            Hooks {
-                pre,
-                post: Vec::new(),
-            },
-            true,
-        ));
-    }
-    // One that queries the database while rendering is rendered after the run too.
-    match render_project_hooks(renderer, &project.on_run_end, "on-run-end", None, &[]) {
-        Ok(post) => Ok((Hooks { pre, post }, false)),
-        Err(e) if e.message.contains(super::live::DEFERRED) => Ok((
-            Hooks {
-                pre,
-                post: Vec::new(),
-            },
-            true,
-        )),
-        Err(e) => Err(e),
-    }
-}
-
-/// The on-run-end hooks rendered after the run, with `results` and `graph` and a live
-/// connection.
-pub(super) fn on_run_end(
-    renderer: &Renderer,
-    db: Arc<dyn super::live::Database>,
-    graph: Value,
-    results: Value,
-) -> Result<Vec<String>> {
-    render_project_hooks(
-        renderer,
-        &renderer.project.on_run_end,
-        "on-run-end",
-        Some(db),
-        &[("graph", graph), ("results", results)],
-    )
-}
-
-fn render_project_hooks(
-    renderer: &Renderer,
-    hooks: &[String],
-    name: &str,
-    db: Option<Arc<dyn super::live::Database>>,
-    extra: &[(&'static str, Value)],
-) -> Result<Vec<String>> {
-    let project = renderer.project;
-    let shared = Arc::new(Shared {
-        vars: project.vars.clone(),
-        ..Shared::default()
+    let reads_run = end.iter().any(|h| {
+        super::macros::mentions(&h.source, "results") || super::macros::mentions(&h.source, "graph")
     });
-    let graph = extra
-        .iter()
-        .find(|(k, _)| *k == "graph")
-        .map(|(_, v)| v.clone());
-    let this = Relation::new(project.target.schema.clone(), "on_run");
+    if reads_run {
+        out.end_live = true;
+        return Ok(out);
+    }
+    match render_project_hooks(renderer, &end, None, &[]) {
+        Ok(post) => out.hooks.post = post,
+        Err(e) if e.message.contains(super::live::DEFERRED) => out.end_live = true,
+        Err(e) => return Err(e),
+    }
+    Ok(out)
+}
+
+/// The run hooks rendered up front, and which of the two lists render when they run instead.
+#[derive(Debug, Default)]
+pub(super) struct RunHooks {
+    pub hooks: Hooks,
+    pub start_live: bool,
+    pub end_live: bool,
+}
+
+/// Renders each on-run-start (`start`) or on-run-end hook with a live connection and hands
+/// it to `exec` before the next renders (so a hook sees what the ones before it did), with
+/// `extra` (dbt's `graph`, and `results` after the run) in its context.
+pub(super) fn run_live(
+    renderer: &Renderer,
+    start: bool,
+    db: Arc<dyn super::live::Database>,
+    extra: &[(&'static str, Value)],
+    exec: &mut dyn FnMut(&str) -> Result<()>,
+) -> Result<()> {
+    let which = if start { Which::Start } else { Which::End };
+    let shared = hook_shared(renderer.project);
+    for file in run_hooks(renderer.project, which) {
+        let sql = render_hook(renderer, &shared, &file, Some(&db), extra)?;
+        if !sql.is_empty() {
+            exec(&sql)?;
+        }
+    }
+    Ok(())
+}
+
+#[derive(Clone, Copy)]
+enum Which {
+    Start,
+    End,
+}
+
+/// The run hooks in dbt's order: the project's, then the packages' (by package name), each
+/// as a file of the project or package it comes from.
+fn run_hooks(project: &crate::project::Project, which: Which) -> Vec<SqlFile> {
+    let mut packages: Vec<&crate::project::packages::Package> = project.packages.iter().collect();
+    packages.sort_by(|a, b| a.name.cmp(&b.name));
+    let file_of = |path: &std::path::Path, package: Option<&str>, source: &String| SqlFile {
+        name: match which {
+            Which::Start => "on-run-start",
+            Which::End => "on-run-end",
+        }
+        .to_string(),
+        path: path.to_path_buf(),
+        source: source.clone(),
+        kind: FileKind::Model,
+        package: package.map(str::to_string),
+        ..SqlFile::default()
+    };
     let rel = project
         .file
         .strip_prefix(&project.root)
         .unwrap_or(&project.file)
         .to_path_buf();
+    let own = match which {
+        Which::Start => &project.on_run_start,
+        Which::End => &project.on_run_end,
+    };
+    let mut out: Vec<SqlFile> = own.iter().map(|h| file_of(&rel, None, h)).collect();
+    for p in packages {
+        let hooks = match which {
+            Which::Start => &p.on_run_start,
+            Which::End => &p.on_run_end,
+        };
+        let path = p.root.join("dbt_project.yml");
+        out.extend(hooks.iter().map(|h| file_of(&path, Some(&p.name), h)));
+    }
+    out
+}
+
+fn render_project_hooks(
+    renderer: &Renderer,
+    hooks: &[SqlFile],
+    db: Option<&Arc<dyn super::live::Database>>,
+    extra: &[(&'static str, Value)],
+) -> Result<Vec<String>> {
+    let shared = hook_shared(renderer.project);
     hooks
         .iter()
-        .map(|source| {
-            let file = SqlFile {
-                name: name.to_string(),
-                path: rel.clone(),
-                folders: Vec::new(),
-                source: source.clone(),
-                kind: FileKind::Model,
-                checksum: String::new(),
-                package: None,
-            };
-            let scope = match &db {
-                Some(db) => Scope::live(
-                    shared.clone(),
-                    Config::new(),
-                    false,
-                    db.clone(),
-                    None,
-                    graph.clone(),
-                ),
-                None => Scope::new(shared.clone(), Pass::Compile, Config::new()),
-            };
-            renderer
-                .render_jinja_with(&file, &scope, this.clone(), &Config::new(), extra)
-                .map(|s| s.trim().to_string())
-        })
+        .map(|file| render_hook(renderer, &shared, file, db, extra))
         .filter(|r| r.as_ref().map_or(true, |s| !s.is_empty()))
         .collect()
+}
+
+/// What run hooks render with: the project's vars and each package's.
+fn hook_shared(project: &crate::project::Project) -> Arc<Shared> {
+    Arc::new(Shared {
+        vars: project.vars.clone(),
+        package_vars: project
+            .packages
+            .iter()
+            .map(|p| (p.name.clone(), p.vars.clone()))
+            .collect(),
+        ..Shared::default()
+    })
+}
+
+/// One run hook rendered (trimmed); a render that needs the database and has none is the
+/// DEFERRED error.
+fn render_hook(
+    renderer: &Renderer,
+    shared: &Arc<Shared>,
+    file: &SqlFile,
+    db: Option<&Arc<dyn super::live::Database>>,
+    extra: &[(&'static str, Value)],
+) -> Result<String> {
+    let graph = extra
+        .iter()
+        .find(|(k, _)| *k == "graph")
+        .map(|(_, v)| v.clone());
+    let scope = match db {
+        Some(db) => Scope::live(
+            shared.clone(),
+            Config::new(),
+            false,
+            db.clone(),
+            None,
+            graph,
+        ),
+        None => Scope::new(shared.clone(), Pass::Compile, Config::new()),
+    };
+    let this = Relation::new(renderer.project.target.schema.clone(), "on_run");
+    let out = renderer
+        .render_jinja_with(file, &scope, this, &Config::new(), extra)
+        .map(|s| s.trim().to_string());
+    if scope.deferred() {
+        return Err(crate::error::Error::new(
+            "LF202",
+            format!("{}: {}", file.name, super::live::DEFERRED),
+        ));
+    }
+    out
 }
 
 #[cfg(test)]

@@ -118,7 +118,7 @@ pub fn render(project: &Project, reader: &dyn SourceReader) -> Result<Rendered> 
     if !project.schema.tests.is_empty() {
         macros.add_builtin_tests();
     }
-    if naming::OVERRIDES.iter().any(|m| macros.has(m)) {
+    if naming::overridden(&macros) {
         macros.add_naming_builtins();
     }
     let env = environment::environment(project, &macros)?;
@@ -481,8 +481,12 @@ pub fn render(project: &Project, reader: &dyn SourceReader) -> Result<Rendered> 
     )?);
     recipes.extend(test_recipes.into_inner().unwrap_or_else(|p| p.into_inner()));
     checks::check_outputs(&nodes)?;
-    let (hooks, end_deferred) = hooks::project_hooks(&renderer)?;
-    let deferred = (!recipes.is_empty() || end_deferred).then(|| {
+    let hooks::RunHooks {
+        hooks,
+        start_live,
+        end_live,
+    } = hooks::project_hooks(&renderer)?;
+    let deferred = (!recipes.is_empty() || start_live || end_live).then(|| {
         Arc::new(deferred::Deferred {
             env,
             macros,
@@ -494,7 +498,8 @@ pub fn render(project: &Project, reader: &dyn SourceReader) -> Result<Rendered> 
             recipes,
             refs_of: parsed_refs,
             ephemerals: deferred_ephemerals,
-            on_run_end: end_deferred,
+            on_run_start: start_live,
+            on_run_end: end_live,
             graph: std::sync::OnceLock::new(),
         })
     });

@@ -19,9 +19,21 @@ pub const OVERRIDES: [&str; 3] = [
 ];
 
 impl Renderer<'_> {
-    /// Whether the project overrides any naming macro (else the fixed rule applies).
+    /// Whether the project or a package overrides any naming macro (else the fixed rule
+    /// applies).
     pub(super) fn names_nodes(&self) -> bool {
-        OVERRIDES.iter().any(|m| self.macros.has(m))
+        overridden(self.macros)
+    }
+
+    /// The naming macro `name` that names `file`'s node, as a call: a package's own override
+    /// for the package's nodes (as dbt), else the project's; none if neither overrides it.
+    fn naming_macro(&self, file: &SqlFile, name: &str) -> Option<String> {
+        if let Some(p) = file.package.as_deref()
+            && self.macros.internal(Some(p), name).is_some()
+        {
+            return Some(format!("{p}.{name}"));
+        }
+        self.macros.has(name).then(|| name.to_string())
     }
 
     /// The node's relation through the project's naming macros; `fallback` is the relation
@@ -34,15 +46,8 @@ impl Renderer<'_> {
         fallback: Relation,
     ) -> Result<Relation> {
         let mut relation = fallback;
-        if self.macros.has("generate_database_name") {
-            let database = self.call(
-                file,
-                scope,
-                config,
-                &relation,
-                "generate_database_name",
-                "database",
-            )?;
+        if let Some(call) = self.naming_macro(file, "generate_database_name") {
+            let database = self.call(file, scope, config, &relation, &call, "database")?;
             let catalog = catalog_name(&self.project.target.catalog);
             if !database.eq_ignore_ascii_case(&catalog) {
                 return Err(Error::new(
@@ -56,25 +61,11 @@ impl Renderer<'_> {
                 .hint("return target.database for this node from generate_database_name, or build it with its own target"));
             }
         }
-        if self.macros.has("generate_schema_name") {
-            relation.schema = self.call(
-                file,
-                scope,
-                config,
-                &relation,
-                "generate_schema_name",
-                "schema",
-            )?;
+        if let Some(call) = self.naming_macro(file, "generate_schema_name") {
+            relation.schema = self.call(file, scope, config, &relation, &call, "schema")?;
         }
-        if self.macros.has("generate_alias_name") {
-            relation.identifier = self.call(
-                file,
-                scope,
-                config,
-                &relation,
-                "generate_alias_name",
-                "alias",
-            )?;
+        if let Some(call) = self.naming_macro(file, "generate_alias_name") {
+            relation.identifier = self.call(file, scope, config, &relation, &call, "alias")?;
         }
         Ok(relation)
     }
@@ -112,6 +103,11 @@ impl Renderer<'_> {
         }
         Ok(out.to_string())
     }
+}
+
+/// Whether the project or an installed package defines one of dbt's naming macros.
+pub(super) fn overridden(macros: &super::macros::MacroSet) -> bool {
+    macros.all().any(|(_, name, _)| OVERRIDES.contains(&name))
 }
 
 /// The catalog's database name as DuckDB (and dbt-duckdb's `target.database`) calls it: the

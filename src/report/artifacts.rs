@@ -79,14 +79,10 @@ pub fn write_manifest(project: &Project, nodes: &[Node], invocation_id: &str) ->
     )
 }
 
-/// What `on-run-end` hooks see, as dbt gives them: `graph` (`{"nodes": {unique_id: node}}`,
-/// the nodes as in the manifest) and `results` (one per node run: `node`, `status`, `message`,
-/// `execution_time`, `failures`, `adapter_response`, `thread_id`, `timing`).
-pub fn hook_context(
-    project: &Project,
-    nodes: &[Node],
-    results: &[RunResult],
-) -> (serde_json::Value, serde_json::Value) {
+/// dbt's `results` as `on-run-end` hooks see them: one per node run (`node` as in the
+/// manifest, `status`, `message`, `execution_time`, `failures`, `adapter_response`,
+/// `thread_id`, `timing`).
+pub fn hook_results(project: &Project, nodes: &[Node], results: &[RunResult]) -> serde_json::Value {
     let graph_nodes = manifest_nodes(project, nodes);
     let results: Vec<serde_json::Value> = results
         .iter()
@@ -104,21 +100,12 @@ pub fn hook_context(
             })
         })
         .collect();
-    (
-        graph_of(project, graph_nodes),
-        serde_json::Value::Array(results),
-    )
+    serde_json::Value::Array(results)
 }
 
 /// dbt's `graph`: the nodes (as in the manifest) and the sources, by unique_id.
 pub fn graph(project: &Project, nodes: &[Node]) -> serde_json::Value {
-    graph_of(project, manifest_nodes(project, nodes))
-}
-
-fn graph_of(
-    project: &Project,
-    nodes: serde_json::Map<String, serde_json::Value>,
-) -> serde_json::Value {
+    let nodes = manifest_nodes(project, nodes);
     let sources: serde_json::Map<String, serde_json::Value> = project
         .schema
         .sources
