@@ -395,3 +395,97 @@ fn the_invocation_var_defaults_filters_and_column_types_as_dbt_has_them() {
         "TEXT INT varchar character varying(8)"
     );
 }
+
+/// dbt's date_spine, generate_series and array/cast/equals macros, with the rows dbt-duckdb
+/// 1.11 built from the same calls.
+#[test]
+fn dbt_spine_series_and_array_macros_give_dbt_duckdbs_rows() {
+    let t = TestProject::new(&[
+        (
+            "models/spine.sql",
+            "{{ dbt.date_spine('day', \"cast('2024-01-30' as date)\", \"cast('2024-02-03' as date)\") }}",
+        ),
+        (
+            "models/spine_m.sql",
+            "{{ dbt.date_spine('month', \"cast('2024-01-15' as date)\", \"cast('2024-06-01' as date)\") }}",
+        ),
+        ("models/series.sql", "{{ dbt.generate_series(5) }}"),
+        (
+            "models/misc.sql",
+            "select {{ dbt.array_append('[1, 2]', '3') }} as a, {{ dbt.array_concat('[1]', '[2, 3]') }} as c, {{ dbt.cast(\"'7'\", 'integer') }} as i, {{ dbt.equals('1', '1') }} as e, {{ dbt.equals('null', 'null') }} as en, {{ dbt.get_powers_of_two(5) }} as p, {{ set_strict([1, 1, 2]) | length }} as s",
+        ),
+    ]);
+    t.run(&["build"]).ok();
+    let c = read_only(&t.catalog());
+    assert_eq!(
+        query_strings(&c, "select date_day::varchar from spine order by 1"),
+        [
+            "2024-01-30 00:00:00",
+            "2024-01-31 00:00:00",
+            "2024-02-01 00:00:00",
+            "2024-02-02 00:00:00"
+        ]
+    );
+    assert_eq!(
+        query_strings(
+            &c,
+            "select date_month::date::varchar from spine_m order by 1"
+        ),
+        [
+            "2024-01-15",
+            "2024-02-15",
+            "2024-03-15",
+            "2024-04-15",
+            "2024-05-15"
+        ]
+    );
+    assert_eq!(
+        query_strings(
+            &c,
+            "select string_agg(generated_number::varchar, ',') from series"
+        ),
+        ["1,2,3,4,5"]
+    );
+    assert_eq!(
+        query_strings(
+            &c,
+            "select concat_ws(' ', a::varchar, c::varchar, i, e, coalesce(en::varchar, 'null'), p, s) from misc"
+        ),
+        ["[1, 2, 3] [1, 2, 3] 7 true null 3 2"]
+    );
+}
+
+/// The project file's `data_tests:` configs render like the rest of it; schema files'
+/// metric filters (MetricFlow's Jinja) are left alone, as dbt leaves them; dbt's
+/// should_full_refresh() follows a model's `full_refresh` config over --full-refresh.
+#[test]
+fn project_test_configs_render_metric_filters_do_not_and_full_refresh_config_wins() {
+    let t = TestProject::new(&[
+        (
+            "dbt_project.yml",
+            "name: p\nversion: '1.0'\nprofile: p\ndata_tests:\n  +enabled: \"{{ true if target.name == 'dev' else false }}\"\n  +severity: \"{{ 'warn' }}\"\nmodels:\n  p:\n    +full_refresh: false\n",
+        ),
+        (
+            "profiles.yml",
+            "p:\n  target: dev\n  outputs:\n    dev:\n      type: duckdb\n      path: p.duckdb\n",
+        ),
+        (
+            "models/m.sql",
+            "{{ config(materialized='table') }}\nselect {{ 1 if should_full_refresh() else 0 }} as fr, null as x\n",
+        ),
+        (
+            "models/schema.yml",
+            "version: 2\nmodels:\n  - name: m\n    columns:\n      - name: x\n        data_tests: [not_null]\nmetrics:\n  - name: m_count\n    label: count\n    type: simple\n    type_params:\n      measure: n\n    filter: |\n      {{ Dimension('m__x') }} > 1\n",
+        ),
+    ]);
+    std::fs::remove_file(t.path().join("lakeflow.yml")).expect("a dbt project");
+    let run = t.run(&["build", "--full-refresh"]);
+    run.ok();
+    assert!(
+        run.stdout.contains("WARN  test not_null_m_x"),
+        "{}",
+        run.stdout
+    );
+    let c = read_only(&t.path().join("p.duckdb"));
+    assert_eq!(query_i64(&c, "select fr from main.m"), 0);
+}

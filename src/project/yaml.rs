@@ -7,18 +7,24 @@ use serde_yaml::Value;
 use std::collections::BTreeMap;
 use std::path::Path;
 
-/// Keys whose values are rendered later, per model or test, not when the file is loaded (test
-/// arguments such as `values: "{{ my_macro() }}"` need the macros).
+/// Keys whose values are rendered later, per model or hook, not when the file is loaded.
 const DEFERRED_KEYS: &[&str] = &[
     "pre-hook",
     "post-hook",
     "+pre-hook",
     "+post-hook",
-    "data_tests",
-    "tests",
     "on-run-start",
     "on-run-end",
 ];
+
+/// Below the top level: the tests of a model, column or source, rendered with the test (test
+/// arguments such as `values: "{{ my_macro() }}"` need the macros). At the top level of the
+/// project file they are the tests' configs, rendered like the rest.
+const NESTED_DEFERRED_KEYS: &[&str] = &["data_tests", "tests"];
+
+/// Top-level blocks of schema files dbt does not render when it loads them (a metric's
+/// `filter: "{{ Dimension('x') }}"` is MetricFlow's Jinja); lakeflow does not read them.
+const UNRENDERED_BLOCKS: &[&str] = &["metrics", "semantic_models", "saved_queries"];
 
 pub fn read(path: &Path) -> Result<(Value, String)> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io("LF100", "read", path, e))?;
@@ -129,6 +135,10 @@ impl YamlRenderer {
     }
 
     pub fn render_tree(&self, value: Value, path: &Path, text: &str) -> Result<Value> {
+        self.render_at(value, path, text, 0)
+    }
+
+    fn render_at(&self, value: Value, path: &Path, text: &str, depth: usize) -> Result<Value> {
         Ok(match value {
             Value::String(s) if s.contains("{{") || s.contains("{%") => {
                 let rendered = self.env.render_str(&s, ()).map_err(|e| {
@@ -144,11 +154,15 @@ impl YamlRenderer {
             Value::Mapping(map) => {
                 let mut out = serde_yaml::Mapping::with_capacity(map.len());
                 for (k, v) in map {
-                    let deferred = k.as_str().is_some_and(|k| DEFERRED_KEYS.contains(&k));
+                    let deferred = k.as_str().is_some_and(|k| {
+                        DEFERRED_KEYS.contains(&k)
+                            || (depth > 0 && NESTED_DEFERRED_KEYS.contains(&k))
+                            || (depth == 0 && UNRENDERED_BLOCKS.contains(&k))
+                    });
                     let v = if deferred {
                         v
                     } else {
-                        self.render_tree(v, path, text)?
+                        self.render_at(v, path, text, depth + 1)?
                     };
                     out.insert(k, v);
                 }
@@ -157,7 +171,7 @@ impl YamlRenderer {
             Value::Sequence(items) => Value::Sequence(
                 items
                     .into_iter()
-                    .map(|v| self.render_tree(v, path, text))
+                    .map(|v| self.render_at(v, path, text, depth + 1))
                     .collect::<Result<_>>()?,
             ),
             other => other,

@@ -36,6 +36,7 @@ pub(super) fn environment(project: &Project, macros: &MacroSet) -> Result<Enviro
     env.add_function("fromyaml", globals::fromyaml);
     env.add_function("zip", globals::zip);
     env.add_function("set", globals::set);
+    env.add_function("set_strict", globals::set);
     env.add_function("local_md5", globals::local_md5);
     env.add_filter("as_text", globals::as_text);
     env.add_filter("as_bool", globals::as_bool);

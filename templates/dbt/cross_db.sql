@@ -48,6 +48,37 @@ string_split({{ string_text }}, {{ delimiter_text }})[ {{ part_number }} ]
 {%- macro array_construct(inputs=[], data_type='integer') -%}
 {%- if inputs | length > 0 -%}array[ {{ inputs | join(' , ') }} ]{%- else -%}array[]::{{ data_type }}[]{%- endif -%}
 {%- endmacro -%}
+{%- macro array_append(array, new_element) -%}list_append({{ array }}, {{ new_element }}){%- endmacro -%}
+{%- macro array_concat(array_1, array_2) -%}list_concat({{ array_1 }}, {{ array_2 }}){%- endmacro -%}
+{%- macro cast(field, type) -%}cast({{ field }} as {{ type }}){%- endmacro -%}
+{#- dbt's behaviour flag for null-safe equality is off by default: plain `=`. -#}
+{%- macro equals(expr1, expr2) -%}({{ expr1 }} = {{ expr2 }}){%- endmacro -%}
+{#- The smallest n >= 1 with 2^n >= upper_bound. -#}
+{%- macro get_powers_of_two(upper_bound) -%}
+{%- if upper_bound <= 0 -%}{{ exceptions.raise_compiler_error("upper bound must be positive") }}{%- endif -%}
+{%- set n = namespace(power=0) -%}
+{%- for i in range(1, 100) -%}{%- if n.power == 0 and upper_bound <= 2 ** i -%}{%- set n.power = i -%}{%- endif -%}{%- endfor -%}
+{{ return(n.power) }}
+{%- endmacro -%}
+{#- The numbers 1..upper_bound, one per row, as `generated_number`. -#}
+{%- macro generate_series(upper_bound) -%}
+select unnest(range(1, cast({{ upper_bound }} as bigint) + 1)) as generated_number order by generated_number
+{%- endmacro -%}
+{%- macro get_intervals_between(start_date, end_date, datepart) -%}
+{%- set result = run_query('select ' ~ dbt.datediff(start_date, end_date, datepart)) -%}
+{{ return(result.columns[0].values()[0] if result and result.rows | length > 0 else 1) }}
+{%- endmacro -%}
+{#- One row per `datepart` from start_date up to (not including) end_date, as
+    `date_<datepart>`: the periods are counted in SQL, so no query runs while rendering. -#}
+{%- macro date_spine(datepart, start_date, end_date) -%}
+with spine as (
+    select unnest(range(0, cast({{ dbt.datediff(start_date, end_date, datepart) }} as bigint))) as period_index
+), all_periods as (
+    select ({{ dbt.dateadd(datepart, 'period_index', start_date) }}) as date_{{ datepart }}
+    from spine
+)
+select * from all_periods where date_{{ datepart }} <= {{ end_date }}
+{%- endmacro -%}
 {%- macro bool_or(expression) -%}bool_or({{ expression }}){%- endmacro -%}
 {%- macro cast_bool_to_text(field) -%}cast({{ field }} as TEXT){%- endmacro -%}
 {%- macro concat(fields) -%}{{ fields | join(' || ') }}{%- endmacro -%}
@@ -70,8 +101,8 @@ string_split({{ string_text }}, {{ delimiter_text }})[ {{ part_number }} ]
 {%- macro safe_cast(field, type) -%}cast({{ field }} as {{ type }}){%- endmacro -%}
 {%- macro current_timestamp() -%}now(){%- endmacro -%}
 {%- macro current_timestamp_backcompat() -%}current_timestamp::timestamp{%- endmacro -%}
-{%- macro should_store_failures() -%}{{ return(config.get('store_failures') or flags.STORE_FAILURES) }}{%- endmacro -%}
-{%- macro should_full_refresh() -%}{{ return(config.get('full_refresh') or flags.FULL_REFRESH) }}{%- endmacro -%}
+{%- macro should_store_failures() -%}{%- set own = config.get('store_failures') -%}{{ return(flags.STORE_FAILURES if own is none else own) }}{%- endmacro -%}
+{%- macro should_full_refresh() -%}{%- set own = config.get('full_refresh') -%}{{ return(flags.FULL_REFRESH if own is none else own) }}{%- endmacro -%}
 {%- macro load_relation(relation) -%}{{ return(adapter.get_relation(database=relation.database, schema=relation.schema, identifier=relation.identifier)) }}{%- endmacro -%}
 {%- macro load_cached_relation(relation) -%}{{ return(load_relation(relation)) }}{%- endmacro -%}
 {#- dbt-duckdb registers external models built by earlier runs as views; lakeflow keeps every external model as a view of the catalog, so there is nothing to register. -#}
