@@ -461,3 +461,64 @@ fn a_package_builds_its_models_seeds_and_tests_with_dbt_config_and_var_precedenc
         ]
     );
 }
+
+/// `deps` installs what the packages declare too (dbt's transitive dependencies): a local
+/// path relative to the package that declares it, each package once; a hub entry for a
+/// package already installed by name needs no hub. A package named like a path is refused.
+#[test]
+fn deps_installs_the_packages_packages_once_and_refuses_path_like_names() {
+    let t = shop("packages:\n  - local: vendor/my_pkg\n  - local: vendor/outer\n");
+    write_package(&t.path().join("vendor/my_pkg"));
+    t.write(
+        "vendor/outer/dbt_project.yml",
+        "name: outer\nversion: '1.0'\nconfig-version: 2\n",
+    );
+    t.write(
+        "vendor/outer/packages.yml",
+        "packages:\n  - local: ../inner\n  - package: someone/my_pkg\n    version: 1.0.0\n",
+    );
+    t.write(
+        "vendor/inner/dbt_project.yml",
+        "name: inner\nversion: '1.0'\nconfig-version: 2\n",
+    );
+    t.write(
+        "vendor/inner/macros/m.sql",
+        "{% macro seven() %}7{% endmacro %}",
+    );
+    t.write(
+        "models/prices.sql",
+        "{{ config(materialized='table') }}\nselect {{ inner.seven() }} as a, 2 as b, 3 as c\n",
+    );
+    let run = t.run(&["deps"]);
+    run.ok();
+    assert!(
+        run.stdout
+            .contains("Installed inner (local: ../inner) in dbt_packages/inner"),
+        "{}",
+        run.stdout
+    );
+    assert!(t.path().join("dbt_packages/inner").is_symlink());
+    t.run(&["build"]).ok();
+    assert_eq!(prices(&t), ["7 2 3"]);
+
+    // A package whose name is a path is refused before anything is linked or removed.
+    t.write(
+        "vendor/evil/dbt_project.yml",
+        "name: ../victim\nversion: '1.0'\n",
+    );
+    std::fs::create_dir_all(t.path().join("victim")).expect("mkdir");
+    t.write(
+        "victim/dbt_project.yml",
+        "name: ../victim\nversion: '1.0'\n",
+    );
+    t.write("packages.yml", "packages:\n  - local: vendor/evil\n");
+    let run = t.run(&["deps"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("the package name '../victim' is not a valid name"),
+        "{}",
+        run.stderr
+    );
+    assert!(t.path().join("victim/dbt_project.yml").is_file());
+}

@@ -132,4 +132,17 @@ fn a_seed_and_a_model_with_one_name_is_an_error() {
         "{}",
         r.stderr
     );
+    // A disabled one may share the name (dbt sets disabled nodes aside): refs reach the
+    // enabled one.
+    t.write(
+        "models/customers.sql",
+        "{{ config(enabled=false) }} select 1",
+    );
+    t.write(
+        "models/reads_customers.sql",
+        "select count(*) as n from {{ ref('customers') }}",
+    );
+    t.run(&["build"]).ok();
+    let c = read_only(&t.catalog());
+    assert!(query_i64(&c, "select n from reads_customers") > 1);
 }

@@ -38,9 +38,29 @@ pub fn deps(g: &Global) -> Result<bool> {
     std::fs::create_dir_all(&install_dir)
         .map_err(|e| Error::io("LF127", "create", &install_dir, e))?;
     let mut ok = true;
-    for entry in &declared {
-        match install_one(&root, &install_dir, entry) {
-            Ok((name, how)) => crate::outln!("Installed {name} ({how}) in {install}/{name}"),
+    // The project's packages, then the packages they declare (as dbt installs them); each
+    // name once, the first declaration winning.
+    let mut queue: std::collections::VecDeque<(PathBuf, PathBuf, Declared)> = declared
+        .into_iter()
+        .map(|d| (root.clone(), declared_in.clone(), d))
+        .collect();
+    let mut done: std::collections::HashSet<String> = Default::default();
+    while let Some((base, declared_in, entry)) = queue.pop_front() {
+        if let Declared::Hub { package, .. } = &entry
+            && done.contains(package.rsplit('/').next().unwrap_or(package))
+        {
+            continue;
+        }
+        match install_one(&base, &install_dir, &entry, &done) {
+            Ok(Some((name, how))) => {
+                crate::outln!("Installed {name} ({how}) in {install}/{name}");
+                let dest = install_dir.join(&name);
+                if let Ok(Some((file, more))) = packages::declared(&dest) {
+                    queue.extend(more.into_iter().map(|d| (dest.clone(), file.clone(), d)));
+                }
+                done.insert(name);
+            }
+            Ok(None) => {}
             Err(e) => {
                 ok = false;
                 crate::errln!("{}", e.in_file(&declared_in));
@@ -50,19 +70,29 @@ pub fn deps(g: &Global) -> Result<bool> {
     Ok(ok)
 }
 
-fn install_one(root: &Path, install_dir: &Path, entry: &Declared) -> Result<(String, String)> {
+/// Installs one package declared in the project (or package) at `base`; none if a package
+/// of its name is in `done` already.
+fn install_one(
+    base: &Path,
+    install_dir: &Path,
+    entry: &Declared,
+    done: &std::collections::HashSet<String>,
+) -> Result<Option<(String, String)>> {
     match entry {
         Declared::Local { path } => {
-            let src = root.join(path);
+            let src = base.join(path);
             let src = std::fs::canonicalize(&src).map_err(|e| {
                 Error::io("LF127", "open the local package", &src, e)
-                    .hint("`local:` is a path to a dbt project folder, relative to this project")
+                    .hint("`local:` is a path to a dbt project folder, relative to the project that declares it")
             })?;
             let name = packages::project_name(&src)?;
+            if done.contains(&name) {
+                return Ok(None);
+            }
             let dest = install_dir.join(&name);
             clear(&dest, &name)?;
             link(&src, &dest)?;
-            Ok((name, format!("local: {path}")))
+            Ok(Some((name, format!("local: {path}"))))
         }
         Declared::Git {
             url,
@@ -78,16 +108,18 @@ fn install_one(root: &Path, install_dir: &Path, entry: &Declared) -> Result<(Str
                     None => tmp.clone(),
                 };
                 let name = packages::project_name(&folder)?;
+                if done.contains(&name) {
+                    return Ok(None);
+                }
                 let dest = install_dir.join(&name);
                 clear(&dest, &name)?;
                 std::fs::rename(&folder, &dest)
                     .map_err(|e| Error::io("LF127", "move the package to", &dest, e))?;
-                Ok(name)
+                Ok(Some(name))
             });
             let _ = std::fs::remove_dir_all(&tmp);
-            let name = placed?;
             let at = revision.as_deref().unwrap_or("default branch");
-            Ok((name, format!("git: {url} at {at}")))
+            Ok(placed?.map(|name| (name, format!("git: {url} at {at}"))))
         }
         Declared::Hub { package, version } => Err(Error::new(
             "LF128",

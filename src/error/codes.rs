@@ -61,7 +61,7 @@ pub const CODES: &[(&str, &str)] = &[
     ),
     (
         "LF124",
-        "an installed package's dbt_project.yml has no `name`",
+        "an installed package's dbt_project.yml has no `name`, or its name is not a valid name",
     ),
     ("LF125", "a `dispatch:` entry has no `macro_namespace`"),
     ("LF126", "`packages-install-path` is not inside the project"),

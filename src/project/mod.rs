@@ -232,7 +232,6 @@ pub fn load(opts: &LoadOptions) -> Result<Project> {
             docs.entry(k).or_insert(v);
         }
     }
-    check_model_files(&models)?;
     let dispatch = packages::dispatch(&doc, &keys)?;
     let tree = |key: &str| -> Result<ConfigTree> {
         let t = ConfigTree::from_yaml(keys.map(&doc, key)?, &name);
@@ -345,25 +344,4 @@ fn parse_cli_vars(text: Option<&str>) -> Result<BTreeMap<String, serde_json::Val
         Error::new("LF107", "--vars must be a mapping of names to values")
             .hint("pass a mapping, e.g. --vars '{start_date: 2024-01-01}'")
     })
-}
-
-/// Model names are global: two files with one name, or Python models, are refused up front.
-fn check_model_files(models: &[SqlFile]) -> Result<()> {
-    let mut seen: BTreeMap<&str, &Path> = BTreeMap::new();
-    for m in models {
-        if let Some(first) = seen.insert(&m.name, &m.path) {
-            return Err(Error::new(
-                "LF104",
-                format!(
-                    "two models or seeds are named '{}': {} and {}",
-                    m.name,
-                    first.display(),
-                    m.path.display()
-                ),
-            )
-            .in_file(&m.path)
-            .hint("model and seed names must be unique across the project; rename one file"));
-        }
-    }
-    Ok(())
 }

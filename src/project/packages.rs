@@ -126,11 +126,24 @@ pub fn project_name(folder: &Path) -> Result<String> {
         file: &file,
         text: &text,
     };
-    keys.str(&doc, "name")?.ok_or_else(|| {
+    let name = keys.str(&doc, "name")?.ok_or_else(|| {
         Error::new("LF124", "the package's dbt_project.yml has no `name`")
             .in_file(&file)
             .hint("reinstall the package (`lakeflow deps`)")
-    })
+    })?;
+    // The name becomes a folder under the packages folder: never a path.
+    let mut chars = name.chars();
+    let valid = chars.next().is_some_and(|c| c.is_alphabetic() || c == '_')
+        && chars.all(|c| c.is_alphanumeric() || c == '_');
+    if !valid {
+        return Err(Error::new(
+            "LF124",
+            format!("the package name '{name}' is not a valid name"),
+        )
+        .in_file(&file)
+        .hint("a package's name has letters, digits and underscores only; fix the package's dbt_project.yml or remove the package"));
+    }
+    Ok(name)
 }
 
 fn read_package(root: &Path, folder: &Path) -> Result<Package> {

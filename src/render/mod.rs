@@ -194,6 +194,7 @@ pub fn render(project: &Project, reader: &dyn SourceReader) -> Result<Rendered> 
         .iter()
         .map(|c| cfg::get_bool(c, "enabled").unwrap_or(true))
         .collect();
+    shared.models = enabled_names(&files, &enabled)?;
     for (i, capture) in parsed.iter().enumerate() {
         if enabled[i] {
             check_refs(files[i], &capture.refs, &shared, &enabled, &files)?;
@@ -679,6 +680,35 @@ fn relation_for(project: &Project, file: &SqlFile, config: &Config) -> Relation 
         },
     };
     Relation::new(schema, identifier)
+}
+
+/// Model and seed names are one name space, as in dbt, among enabled nodes: a disabled
+/// node may share its name (a package's seed the project replaces, say); two enabled ones
+/// may not. By name, the enabled node's index (else the first's).
+fn enabled_names(files: &[&SqlFile], enabled: &[bool]) -> Result<HashMap<String, usize>> {
+    let mut out: HashMap<String, usize> = HashMap::new();
+    for (i, f) in files.iter().enumerate() {
+        match out.get(&f.name) {
+            Some(&j) if enabled[j] && enabled[i] => {
+                return Err(Error::new(
+                    "LF104",
+                    format!(
+                        "two models or seeds are named '{}': {} and {}",
+                        f.name,
+                        files[j].path.display(),
+                        f.path.display()
+                    ),
+                )
+                .in_file(&f.path)
+                .hint("model and seed names must be unique across the project and its packages; rename one file or disable one (`enabled: false`)"));
+            }
+            Some(&j) if enabled[j] || !enabled[i] => {}
+            _ => {
+                out.insert(f.name.clone(), i);
+            }
+        }
+    }
+    Ok(out)
 }
 
 fn dedup<T: PartialEq>(items: Vec<T>) -> Vec<T> {
