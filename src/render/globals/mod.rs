@@ -520,6 +520,13 @@ mod tests {
             ),
             "hello_world_|b|True|True|['1', '22']|yy|ba"
         );
+        // Look-around and back-references as in Python; a match is true, `m[1]` a group.
+        assert_eq!(
+            render(
+                r"{{ modules.re.findall('(?<!distinct\s)select', 'select distinct select x') | length }}|{{ modules.re.sub('(\\w)\\1', '#', 'aabcc') }}|{{ 'yes' if modules.re.match('a', 'abc') else 'no' }}|{{ modules.re.search('(b)(c)', 'abc')[2] }}|{{ modules.re.search('b', 'abc') }}"
+            ),
+            "1|#b#|yes|c|<re.Match object; span=(1, 2), match='b'>"
+        );
     }
 
     #[test]

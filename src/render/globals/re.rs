@@ -1,4 +1,5 @@
-//! `modules.re`: Python's regular expressions over the `regex` crate.
+//! `modules.re`: Python's regular expressions over `fancy-regex` (look-around and
+//! back-references, as Python's `re` has them).
 
 use super::err;
 use minijinja::value::{Object, Value, from_args};
@@ -7,8 +8,8 @@ use std::sync::Arc;
 
 /// The compiled expression for a Python `pattern` and `flags`, compiled once per process
 /// (templates call `modules.re.sub(...)` in loops, as Python's own cache expects).
-fn py_regex(pattern: &str, flags: i64) -> Result<Arc<regex::Regex>, Error> {
-    type Compiled = std::collections::HashMap<(String, i64), Arc<regex::Regex>>;
+fn py_regex(pattern: &str, flags: i64) -> Result<Arc<fancy_regex::Regex>, Error> {
+    type Compiled = std::collections::HashMap<(String, i64), Arc<fancy_regex::Regex>>;
     static CACHE: std::sync::LazyLock<std::sync::Mutex<Compiled>> =
         std::sync::LazyLock::new(Default::default);
     let key = (pattern.to_string(), flags);
@@ -25,7 +26,7 @@ fn py_regex(pattern: &str, flags: i64) -> Result<Arc<regex::Regex>, Error> {
     Ok(re)
 }
 
-fn compile(pattern: &str, flags: i64) -> Result<regex::Regex, Error> {
+fn compile(pattern: &str, flags: i64) -> Result<fancy_regex::Regex, Error> {
     let mut inline = String::new();
     for (bit, c) in [(2, 'i'), (8, 'm'), (16, 's'), (64, 'x')] {
         if flags & bit != 0 {
@@ -37,7 +38,12 @@ fn compile(pattern: &str, flags: i64) -> Result<regex::Regex, Error> {
     } else {
         format!("(?{inline}){pattern}")
     };
-    regex::Regex::new(&full).map_err(|e| err(format!("invalid regular expression: {e}")))
+    fancy_regex::Regex::new(&full).map_err(|e| err(format!("invalid regular expression: {e}")))
+}
+
+/// A failed match (the backtracking limit, say) as a template error.
+fn run_err(e: fancy_regex::Error) -> Error {
+    err(format!("regular expression failed: {e}"))
 }
 
 /// Python's replacement syntax (`\1`, `\g<name>`) in the regex crate's (`${1}`).
@@ -98,7 +104,7 @@ struct PyMatch {
 }
 
 impl PyMatch {
-    fn new(re: &regex::Regex, caps: &regex::Captures) -> PyMatch {
+    fn new(re: &fancy_regex::Regex, caps: &fancy_regex::Captures) -> PyMatch {
         PyMatch {
             groups: caps
                 .iter()
@@ -122,6 +128,27 @@ impl PyMatch {
 }
 
 impl Object for PyMatch {
+    /// A match is a plain object, and true (as Python's `re.Match`); `m[0]` is a group.
+    fn repr(self: &Arc<Self>) -> minijinja::value::ObjectRepr {
+        minijinja::value::ObjectRepr::Plain
+    }
+
+    fn is_true(self: &Arc<Self>) -> bool {
+        true
+    }
+
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        self.group(key).ok()
+    }
+
+    fn render(self: &Arc<Self>, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (start, end, text) = self.groups.first().cloned().flatten().unwrap_or_default();
+        write!(
+            f,
+            "<re.Match object; span=({start}, {end}), match='{text}'>"
+        )
+    }
+
     fn call_method(
         self: &Arc<Self>,
         _state: &mut State<'_, '_>,
@@ -160,7 +187,7 @@ impl Object for PyMatch {
 
 /// `modules.re` (no pattern) or a compiled pattern (`re.compile(p)`).
 #[derive(Debug)]
-pub(super) struct Re(pub(super) Option<regex::Regex>);
+pub(super) struct Re(pub(super) Option<fancy_regex::Regex>);
 
 impl Object for Re {
     fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
@@ -186,12 +213,12 @@ impl Object for Re {
         args: &[Value],
     ) -> Result<Value, Error> {
         let compiled;
-        let (re, args): (&regex::Regex, &[Value]) = match &self.0 {
+        let (re, args): (&fancy_regex::Regex, &[Value]) = match &self.0 {
             Some(re) => (re, args),
             None => {
                 if method == "escape" {
                     let (s,): (String,) = from_args(args)?;
-                    return Ok(Value::from(regex::escape(&s)));
+                    return Ok(Value::from(fancy_regex::escape(&s).into_owned()));
                 }
                 let pattern = args
                     .first()
@@ -215,7 +242,7 @@ impl Object for Re {
                 .map(str::to_string)
                 .ok_or_else(|| err(format!("re.{method}() needs a string")))
         };
-        let found = |caps: Option<regex::Captures>| {
+        let found = |caps: Option<fancy_regex::Captures>| {
             caps.map_or(Value::from(()), |c| {
                 Value::from_object(PyMatch::new(re, &c))
             })
@@ -226,48 +253,52 @@ impl Object for Re {
                 let s = text(0)?;
                 Ok(found(
                     re.captures(&s)
+                        .map_err(run_err)?
                         .filter(|c| c.get(0).is_some_and(|m| m.start() == 0)),
                 ))
             }
             "fullmatch" => {
                 let s = text(0)?;
-                Ok(found(re.captures(&s).filter(|c| {
+                Ok(found(re.captures(&s).map_err(run_err)?.filter(|c| {
                     c.get(0)
                         .is_some_and(|m| m.start() == 0 && m.end() == s.len())
                 })))
             }
             "search" => {
                 let s = text(0)?;
-                Ok(found(re.captures(&s)))
+                Ok(found(re.captures(&s).map_err(run_err)?))
             }
             "findall" => {
                 let s = text(0)?;
                 let groups = re.captures_len();
-                Ok(Value::from(
-                    re.captures_iter(&s)
-                        .map(|c| {
-                            let g = |i: usize| Value::from(c.get(i).map_or("", |m| m.as_str()));
-                            match groups {
-                                1 => g(0),
-                                2 => g(1),
-                                n => Value::from((1..n).map(g).collect::<Vec<_>>()),
-                            }
-                        })
-                        .collect::<Vec<_>>(),
-                ))
+                let mut out = Vec::new();
+                for c in re.captures_iter(&s) {
+                    let c = c.map_err(run_err)?;
+                    let g = |i: usize| Value::from(c.get(i).map_or("", |m| m.as_str()));
+                    out.push(match groups {
+                        1 => g(0),
+                        2 => g(1),
+                        n => Value::from((1..n).map(g).collect::<Vec<_>>()),
+                    });
+                }
+                Ok(Value::from(out))
             }
             "sub" => {
                 let (repl, s) = (text(0)?, text(1)?);
                 let count = args.get(2).and_then(Value::as_usize).unwrap_or(0);
                 Ok(Value::from(
-                    re.replacen(&s, count, py_replacement(&repl).as_str())
+                    re.try_replacen(&s, count, py_replacement(&repl).as_str())
+                        .map_err(run_err)?
                         .into_owned(),
                 ))
             }
             "split" => {
                 let s = text(0)?;
                 Ok(Value::from(
-                    re.split(&s).map(Value::from).collect::<Vec<_>>(),
+                    re.split(&s)
+                        .map(|p| p.map(Value::from))
+                        .collect::<Result<Vec<_>, _>>()
+                        .map_err(run_err)?,
                 ))
             }
             _ => Err(Error::from(ErrorKind::UnknownMethod)),
