@@ -63,10 +63,7 @@ impl State {
     fn is_modified(&self, node: &Node) -> bool {
         match self.nodes.get(&node.unique_id) {
             None => true,
-            Some((sum, config)) => {
-                *sum != node.checksum
-                    || *config != serde_json::to_value(&node.config).unwrap_or_default()
-            }
+            Some((sum, config)) => *sum != node.checksum || *config != node.dbt_config(),
         }
     }
 }

@@ -489,3 +489,44 @@ fn project_test_configs_render_metric_filters_do_not_and_full_refresh_config_win
     let c = read_only(&t.path().join("p.duckdb"));
     assert_eq!(query_i64(&c, "select fr from main.m"), 0);
 }
+
+/// dbt's `graph` has every key dbt sets, with dbt's defaults: node configs, language,
+/// `depends_on.nodes` with sources, access, columns with constraints; sources with
+/// freshness (both thresholds), loader and loaded_at_field; a test given its own `name:`
+/// under that alias. The probe's text is what dbt-duckdb 1.11 rendered from these files.
+#[test]
+fn the_graph_has_dbts_keys_and_defaults() {
+    let t = TestProject::new(&[
+        (
+            "dbt_project.yml",
+            "name: p\nversion: '1.0'\nprofile: p\non-run-start:\n  - \"create table if not exists main.events as select 1 as id, '2024-01-01' as at\"\n",
+        ),
+        (
+            "profiles.yml",
+            "p:\n  target: dev\n  outputs:\n    dev:\n      type: duckdb\n      path: p.duckdb\n",
+        ),
+        (
+            "models/schema.yml",
+            "version: 2\nsources:\n  - name: raw\n    schema: main\n    loader: csv\n    tables:\n      - name: events\n        loaded_at_field: at\n        freshness:\n          warn_after: {count: 1, period: hour}\nmodels:\n  - name: src_user\n    columns:\n      - name: id\n        data_tests:\n          - not_null:\n              name: my_custom_test\n",
+        ),
+        (
+            "models/src_user.sql",
+            "select * from {{ source('raw', 'events') }}\n",
+        ),
+        (
+            "models/graph_probe.sql",
+            "{% set out = [] %}{% if execute %}{% set n = graph.nodes['model.p.src_user'] %}{% set s = graph.sources['source.p.raw.events'] %}{% set t = (graph.nodes.values() | selectattr('resource_type', 'equalto', 'test') | list)[0] %}\
+             {% for v in [n.config.enabled, n.language, n.depends_on.nodes | join(','), n.config.materialized, s.freshness.warn_after.count, s.freshness.error_after.count, s.loaded_at_field, t.alias, n.access, s.loader, n.columns.id.constraints | length, t.config.severity, n.original_file_path] %}{% do out.append(v) %}{% endfor %}{% endif %}\n\
+             select '{{ out | join(\"|\") }}' as probe\n",
+        ),
+    ]);
+    std::fs::remove_file(t.path().join("lakeflow.yml")).expect("a dbt project");
+    t.run(&["build"]).ok();
+    let c = read_only(&t.path().join("p.duckdb"));
+    assert_eq!(
+        query_strings(&c, "select probe from main.graph_probe"),
+        [
+            "True|sql|source.p.raw.events|view|1|None|at|my_custom_test|protected|csv|0|ERROR|models/src_user.sql"
+        ]
+    );
+}

@@ -56,6 +56,23 @@ pub struct SourceTable {
     pub external_location: Option<String>,
     pub config: Config,
     pub file: PathBuf,
+    /// The installed package whose schema file declares it; none for the project's own.
+    pub package: Option<String>,
+    /// What the schema file says of it, for the manifest and `graph`: the table's and the
+    /// source's descriptions, its columns, `loader`, `loaded_at_field`, `freshness`, `meta`.
+    pub about: SourceAbout,
+}
+
+/// The descriptive keys of a source table (dbt keeps them in its manifest).
+#[derive(Debug, Clone, Default)]
+pub struct SourceAbout {
+    pub description: String,
+    pub source_description: String,
+    pub columns: Vec<(String, String)>,
+    pub loader: String,
+    pub loaded_at_field: Option<String>,
+    pub freshness: serde_json::Value,
+    pub meta: serde_json::Value,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -259,18 +276,7 @@ fn read_models(
         let keys = yaml::Keys { file, text };
         let config = json_map(keys.map(m, "config")?);
         super::config::check_shapes(&config, &keys)?;
-        let columns = match yaml::get(m, "columns") {
-            Some(Value::Sequence(cols)) => cols
-                .iter()
-                .filter_map(|c| {
-                    Some((
-                        yaml::get_str(c, "name")?,
-                        yaml::get_str(c, "description").unwrap_or_default(),
-                    ))
-                })
-                .collect(),
-            _ => Vec::new(),
-        };
+        let columns = column_docs(m);
         tests.extend(super::data_tests::read(
             m,
             &super::data_tests::TestTarget::Node(name.clone()),
@@ -387,10 +393,49 @@ fn read_sources(
                 external_location,
                 config,
                 file: file.to_path_buf(),
+                package: None,
+                about: source_about(s, t),
             });
         }
     }
     Ok(())
+}
+
+/// A source table's descriptive keys: the table's own, else the source's (`loader`,
+/// `loaded_at_field`, `freshness`, `meta` are inherited as in dbt).
+fn source_about(s: &Value, t: &Value) -> SourceAbout {
+    let str_of = |key: &str| yaml::get_str(t, key).or_else(|| yaml::get_str(s, key));
+    let json_of = |key: &str| {
+        yaml::get(t, key)
+            .or_else(|| yaml::get(s, key))
+            .map(yaml::to_json)
+            .unwrap_or(serde_json::Value::Null)
+    };
+    SourceAbout {
+        description: yaml::get_str(t, "description").unwrap_or_default(),
+        source_description: yaml::get_str(s, "description").unwrap_or_default(),
+        columns: column_docs(t),
+        loader: yaml::get_str(s, "loader").unwrap_or_default(),
+        loaded_at_field: str_of("loaded_at_field"),
+        freshness: json_of("freshness"),
+        meta: json_of("meta"),
+    }
+}
+
+/// The `columns:` of an entry as (name, description).
+fn column_docs(entry: &Value) -> Vec<(String, String)> {
+    match yaml::get(entry, "columns") {
+        Some(Value::Sequence(cols)) => cols
+            .iter()
+            .filter_map(|c| {
+                Some((
+                    yaml::get_str(c, "name")?,
+                    yaml::get_str(c, "description").unwrap_or_default(),
+                ))
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
 }
 
 /// The `meta` and `config` keys of a source or table entry, as dbt-duckdb merges them (config

@@ -109,6 +109,9 @@ pub fn load(package: &mut Package, cx: &Context) -> Result<Loaded> {
     for t in &mut schema.tests {
         t.package = name.clone();
     }
+    for s in &mut schema.sources {
+        s.package = name.clone();
+    }
     let mut tests = tests;
     for f in models.iter_mut().chain(tests.iter_mut()) {
         f.package = name.clone();

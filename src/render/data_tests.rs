@@ -243,7 +243,9 @@ fn generic(r: &Renderer, m: &Models, decl: &TestDecl) -> Result<Option<Node>> {
         attached: Some(attached),
         kwargs: named_args,
     };
-    render_test(r, m, &file, base, &short, Some(info), Some(&hash))
+    // A test given its own `name:` is stored (and its file named) under that name, as dbt.
+    let alias = if decl.name.is_some() { &name } else { &short };
+    render_test(r, m, &file, base, alias, Some(info), Some(&hash))
         .map(|n| n.map(|n| with_checksum(n, &decl.config)))
         .map_err(|e| {
             if e.location.as_ref().is_some_and(|l| l.file != decl.file) {

@@ -16,9 +16,12 @@ pub mod hooks;
 pub mod live;
 pub mod macros;
 mod naming;
+pub use naming::catalog_name;
+mod node_configs;
 mod packages;
 mod pyarith;
 mod pycompat;
+mod python_inputs;
 mod renderer;
 mod seeds;
 mod sources;
@@ -36,6 +39,9 @@ use crate::project::{Config, FileKind, Project, ProjectKind, SqlFile, config as 
 use errors::{check_refs, located};
 use functions::{Pass, RefTarget, Scope, Shared};
 use macros::MacroSet;
+use node_configs::{base_config, enabled_names, folder_config, project_override, relation_for};
+pub use python_inputs::PythonInputs;
+use python_inputs::python_inputs;
 use rayon::prelude::*;
 use renderer::Renderer;
 use std::collections::HashMap;
@@ -511,53 +517,6 @@ pub fn render(project: &Project, reader: &dyn SourceReader) -> Result<Rendered> 
     })
 }
 
-/// What a Python model reads: each `dbt.ref(name)` and `dbt.source(source, table)` with the SQL
-/// that reads it (a relation, or a source's expression).
-#[derive(Debug, Clone, Default, serde::Serialize)]
-pub struct PythonInputs {
-    pub refs: Vec<(String, Relation)>,
-    pub sources: Vec<(String, String)>,
-}
-
-/// A Python model's inputs; why it cannot run, if an input is an ephemeral model (as in dbt)
-/// or its materialization is one Python cannot give.
-fn python_inputs(
-    refs: &[String],
-    sources: &[(String, String)],
-    shared: &Shared,
-    materialization: &Materialization,
-) -> std::result::Result<PythonInputs, String> {
-    if matches!(
-        materialization,
-        Materialization::View | Materialization::Ephemeral
-    ) {
-        return Err(format!(
-            "a Python model is materialized as table, incremental or external, not {}",
-            materialization.name()
-        ));
-    }
-    let mut inputs = PythonInputs::default();
-    for name in refs {
-        let Some(&i) = shared.models.get(name) else {
-            continue;
-        };
-        match &shared.ref_targets[i] {
-            RefTarget::Relation(r) => inputs.refs.push((name.clone(), r.clone())),
-            RefTarget::Ephemeral(_) => {
-                return Err(format!(
-                    "a Python model cannot read the ephemeral model '{name}' (as in dbt)"
-                ));
-            }
-        }
-    }
-    for (s, t) in sources {
-        if let Some(sql) = shared.sources.get(&(s.clone(), t.clone())) {
-            inputs.sources.push((format!("{s}.{t}"), sql.clone()));
-        }
-    }
-    Ok(inputs)
-}
-
 /// A model's or seed's unique_id (`model.<project>.<name>`).
 fn unique_id(project: &Project, file: &SqlFile) -> String {
     format!(
@@ -595,121 +554,6 @@ pub(crate) enum EphemeralState {
 
 /// An incremental branch compiled: its SQL and refs, or why it does not compile.
 type IncrementalBody = std::result::Result<(String, Vec<String>), String>;
-
-/// Folder configs (most specific wins), then `schema.yml`. A package's node takes its own
-/// project file's folder configs.
-fn base_config(project: &Project, file: &SqlFile) -> Config {
-    let mut path = file.folders.clone();
-    path.push(file.name.clone());
-    let yaml = match file.kind {
-        FileKind::Model => &project.schema.models,
-        FileKind::Seed => &project.schema.seeds,
-        FileKind::Test => return folder_config(project, file.kind, file.package.as_deref(), &path),
-    };
-    let mut c = folder_config(project, file.kind, file.package.as_deref(), &path);
-    if let Some(y) = yaml.get(&file.name) {
-        cfg::merge_into(&mut c, &y.config);
-    }
-    c
-}
-
-/// The folder configs of a node at `path` (folders, then its name) of `package` (none: the
-/// project's): the project's tree, or the package's own.
-pub(super) fn folder_config(
-    project: &Project,
-    kind: FileKind,
-    package: Option<&str>,
-    path: &[String],
-) -> Config {
-    let Some(p) = package.and_then(|n| project.packages.iter().find(|p| p.name == n)) else {
-        return match kind {
-            FileKind::Model => &project.model_configs,
-            FileKind::Seed => &project.seed_configs,
-            FileKind::Test => &project.test_configs,
-        }
-        .resolve(path);
-    };
-    let fqn = fqn_of(&p.name, path);
-    match kind {
-        FileKind::Model => &p.trees.models,
-        FileKind::Seed => &p.trees.seeds,
-        FileKind::Test => &p.trees.tests,
-    }
-    .resolve(&fqn)
-}
-
-/// What the project file sets for a package's node (`models: <package>: ...`): it wins over
-/// everything the package says, its `config()` calls included, as in dbt.
-pub(super) fn project_override(
-    project: &Project,
-    kind: FileKind,
-    package: Option<&str>,
-    path: &[String],
-) -> Option<Config> {
-    let package = package?;
-    let trees = &project.package_configs;
-    let tree = match kind {
-        FileKind::Model => &trees.models,
-        FileKind::Seed => &trees.seeds,
-        FileKind::Test => &trees.tests,
-    };
-    Some(tree.resolve(&fqn_of(package, path))).filter(|c| !c.is_empty())
-}
-
-fn fqn_of(package: &str, path: &[String]) -> Vec<String> {
-    std::iter::once(package.to_string())
-        .chain(path.iter().cloned())
-        .collect()
-}
-
-/// The catalog relation of a model. lakeflow: `schema` config, else the layer, else the
-/// target schema. dbt: dbt's rule, `{target.schema}_{schema}` or the target schema.
-fn relation_for(project: &Project, file: &SqlFile, config: &Config) -> Relation {
-    let identifier = cfg::get_str(config, "alias")
-        .unwrap_or(&file.name)
-        .to_string();
-    let custom = cfg::get_str(config, "schema");
-    let schema = match project.kind {
-        ProjectKind::Lakeflow => custom
-            .map(str::to_string)
-            .or_else(|| file.folders.first().cloned())
-            .unwrap_or_else(|| project.target.schema.clone()),
-        ProjectKind::Dbt => match custom {
-            Some(c) => format!("{}_{}", project.target.schema, c.trim()),
-            None => project.target.schema.clone(),
-        },
-    };
-    Relation::new(schema, identifier)
-}
-
-/// Model and seed names are one name space, as in dbt, among enabled nodes: a disabled
-/// node may share its name (a package's seed the project replaces, say); two enabled ones
-/// may not. By name, the enabled node's index (else the first's).
-fn enabled_names(files: &[&SqlFile], enabled: &[bool]) -> Result<HashMap<String, usize>> {
-    let mut out: HashMap<String, usize> = HashMap::new();
-    for (i, f) in files.iter().enumerate() {
-        match out.get(&f.name) {
-            Some(&j) if enabled[j] && enabled[i] => {
-                return Err(Error::new(
-                    "LF104",
-                    format!(
-                        "two models or seeds are named '{}': {} and {}",
-                        f.name,
-                        files[j].path.display(),
-                        f.path.display()
-                    ),
-                )
-                .in_file(&f.path)
-                .hint("model and seed names must be unique across the project and its packages; rename one file or disable one (`enabled: false`)"));
-            }
-            Some(&j) if enabled[j] || !enabled[i] => {}
-            _ => {
-                out.insert(f.name.clone(), i);
-            }
-        }
-    }
-    Ok(out)
-}
 
 fn dedup<T: PartialEq>(items: Vec<T>) -> Vec<T> {
     let mut out = Vec::with_capacity(items.len());

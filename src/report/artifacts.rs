@@ -72,6 +72,7 @@ pub fn write_manifest(project: &Project, nodes: &[Node], invocation_id: &str) ->
     let manifest = json!({
         "metadata": metadata(project, invocation_id),
         "nodes": manifest_nodes(project, nodes),
+        "sources": super::dbt_nodes::sources(project),
     });
     write(
         &project.target_path.join("manifest.json"),
@@ -105,32 +106,9 @@ pub fn hook_results(project: &Project, nodes: &[Node], results: &[RunResult]) ->
 
 /// dbt's `graph`: the nodes (as in the manifest) and the sources, by unique_id.
 pub fn graph(project: &Project, nodes: &[Node]) -> serde_json::Value {
-    let nodes = manifest_nodes(project, nodes);
-    let sources: serde_json::Map<String, serde_json::Value> = project
-        .schema
-        .sources
-        .iter()
-        .map(|s| {
-            let id = format!("source.{}.{}.{}", project.name, s.source_name, s.name);
-            let node = json!({
-                "unique_id": id,
-                "resource_type": "source",
-                "package_name": project.name,
-                "source_name": s.source_name,
-                "name": s.name,
-                "schema": s.schema,
-                "identifier": s.identifier,
-                "original_file_path": s.file,
-                "fqn": [project.name.as_str(), s.source_name.as_str(), s.name.as_str()],
-                "config": s.config,
-                "external_location": s.external_location,
-            });
-            (id, node)
-        })
-        .collect();
     json!({
-        "nodes": nodes,
-        "sources": sources,
+        "nodes": manifest_nodes(project, nodes),
+        "sources": super::dbt_nodes::sources(project),
         "exposures": {},
         "metrics": {},
         "groups": {},
@@ -141,66 +119,13 @@ pub fn graph(project: &Project, nodes: &[Node]) -> serde_json::Value {
 
 /// The manifest's `nodes`: each node by unique_id, in dbt's shape.
 fn manifest_nodes(project: &Project, nodes: &[Node]) -> serde_json::Map<String, serde_json::Value> {
-    let by_name: std::collections::HashMap<&str, &str> = nodes
-        .iter()
-        .filter(|n| !n.is_test())
-        .map(|n| (n.name.as_str(), n.unique_id.as_str()))
-        .collect();
+    let ids = super::dbt_nodes::Ids::new(project, nodes);
     nodes
         .iter()
         .map(|n| {
-            let deps: Vec<&str> = n
-                .refs
-                .iter()
-                .filter_map(|r| by_name.get(r.as_str()).copied())
-                .collect();
-            let sources: Vec<String> = n
-                .sources
-                .iter()
-                .map(|(s, t)| format!("source.{}.{s}.{t}", project.name))
-                .collect();
-            let yaml = match n.kind {
-                crate::project::FileKind::Seed => project.schema.seeds.get(&n.name),
-                crate::project::FileKind::Model => project.schema.models.get(&n.name),
-                crate::project::FileKind::Test => None,
-            };
-            let description = yaml.map(|m| m.description.clone()).unwrap_or_default();
-            let columns: serde_json::Map<String, serde_json::Value> = yaml
-                .map(|m| {
-                    m.columns
-                        .iter()
-                        .map(|(c, d)| (c.clone(), json!({"name": c, "description": d})))
-                        .collect()
-                })
-                .unwrap_or_default();
             (
                 n.unique_id.clone(),
-                json!({
-                    "unique_id": n.unique_id,
-                    "name": n.name,
-                    "resource_type": n.kind,
-                    "package_name": n.fqn.first().unwrap_or(&project.name),
-                    "original_file_path": n.path,
-                    "fqn": n.fqn,
-                    "schema": n.relation.schema,
-                    "alias": n.relation.identifier,
-                    "relation_name": n.relation.to_string(),
-                    "tags": n.tags,
-                    "description": description,
-                    "columns": columns,
-                    "config": n.config,
-                    "materialization": n.materialization,
-                    "location": n.location,
-                    "depends_on": {"nodes": deps, "sources": sources},
-                    "raw_code": n.raw_sql,
-                    "checksum": {"name": "fnv1a64", "checksum": n.checksum},
-                    "compiled_code": n.compiled_sql,
-                    "test_metadata": n.test.as_ref().and_then(|t| t.test_name.as_ref().map(|name| json!({
-                        "name": name, "namespace": t.namespace, "kwargs": t.kwargs,
-                    }))),
-                    "column_name": n.test.as_ref().and_then(|t| t.column_name.clone()),
-                    "attached_node": n.test.as_ref().and_then(|t| t.attached.as_ref()).and_then(|a| by_name.get(a.as_str()).copied()),
-                }),
+                super::dbt_nodes::node(project, n, &ids),
             )
         })
         .collect()

@@ -2,6 +2,7 @@
 //! lines) and the artifacts it leaves in `target/`.
 
 pub mod artifacts;
+pub mod dbt_nodes;
 
 use crate::execute::{Observer, RunResult, Status};
 use crate::render::Node;

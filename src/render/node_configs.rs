@@ -1,0 +1,168 @@
+//! A node's configs as dbt resolves them (folder configs of the project or its package, the
+//! schema file, the project's overrides of a package), its relation, and the name space of
+//! enabled models and seeds; and a node's config with dbt's defaults, as artifacts show it.
+
+use super::Node;
+use crate::error::{Error, Result};
+use crate::model::relation::Relation;
+use crate::project::{Config, FileKind, Project, ProjectKind, SqlFile, config as cfg};
+use serde_json::{Value, json};
+use std::collections::HashMap;
+
+/// Folder configs (most specific wins), then `schema.yml`. A package's node takes its own
+/// project file's folder configs.
+pub(super) fn base_config(project: &Project, file: &SqlFile) -> Config {
+    let mut path = file.folders.clone();
+    path.push(file.name.clone());
+    let yaml = match file.kind {
+        FileKind::Model => &project.schema.models,
+        FileKind::Seed => &project.schema.seeds,
+        FileKind::Test => return folder_config(project, file.kind, file.package.as_deref(), &path),
+    };
+    let mut c = folder_config(project, file.kind, file.package.as_deref(), &path);
+    if let Some(y) = yaml.get(&file.name) {
+        cfg::merge_into(&mut c, &y.config);
+    }
+    c
+}
+
+/// The folder configs of a node at `path` (folders, then its name) of `package` (none: the
+/// project's): the project's tree, or the package's own.
+pub(super) fn folder_config(
+    project: &Project,
+    kind: FileKind,
+    package: Option<&str>,
+    path: &[String],
+) -> Config {
+    let Some(p) = package.and_then(|n| project.packages.iter().find(|p| p.name == n)) else {
+        return match kind {
+            FileKind::Model => &project.model_configs,
+            FileKind::Seed => &project.seed_configs,
+            FileKind::Test => &project.test_configs,
+        }
+        .resolve(path);
+    };
+    let fqn = fqn_of(&p.name, path);
+    match kind {
+        FileKind::Model => &p.trees.models,
+        FileKind::Seed => &p.trees.seeds,
+        FileKind::Test => &p.trees.tests,
+    }
+    .resolve(&fqn)
+}
+
+/// What the project file sets for a package's node (`models: <package>: ...`): it wins over
+/// everything the package says, its `config()` calls included, as in dbt.
+pub(super) fn project_override(
+    project: &Project,
+    kind: FileKind,
+    package: Option<&str>,
+    path: &[String],
+) -> Option<Config> {
+    let package = package?;
+    let trees = &project.package_configs;
+    let tree = match kind {
+        FileKind::Model => &trees.models,
+        FileKind::Seed => &trees.seeds,
+        FileKind::Test => &trees.tests,
+    };
+    Some(tree.resolve(&fqn_of(package, path))).filter(|c| !c.is_empty())
+}
+
+fn fqn_of(package: &str, path: &[String]) -> Vec<String> {
+    std::iter::once(package.to_string())
+        .chain(path.iter().cloned())
+        .collect()
+}
+
+/// The catalog relation of a model. lakeflow: `schema` config, else the layer, else the
+/// target schema. dbt: dbt's rule, `{target.schema}_{schema}` or the target schema.
+pub(super) fn relation_for(project: &Project, file: &SqlFile, config: &Config) -> Relation {
+    let identifier = cfg::get_str(config, "alias")
+        .unwrap_or(&file.name)
+        .to_string();
+    let custom = cfg::get_str(config, "schema");
+    let schema = match project.kind {
+        ProjectKind::Lakeflow => custom
+            .map(str::to_string)
+            .or_else(|| file.folders.first().cloned())
+            .unwrap_or_else(|| project.target.schema.clone()),
+        ProjectKind::Dbt => match custom {
+            Some(c) => format!("{}_{}", project.target.schema, c.trim()),
+            None => project.target.schema.clone(),
+        },
+    };
+    Relation::new(schema, identifier)
+}
+
+/// Model and seed names are one name space, as in dbt, among enabled nodes: a disabled
+/// node may share its name (a package's seed the project replaces, say); two enabled ones
+/// may not. By name, the enabled node's index (else the first's).
+pub(super) fn enabled_names(
+    files: &[&SqlFile],
+    enabled: &[bool],
+) -> Result<HashMap<String, usize>> {
+    let mut out: HashMap<String, usize> = HashMap::new();
+    for (i, f) in files.iter().enumerate() {
+        match out.get(&f.name) {
+            Some(&j) if enabled[j] && enabled[i] => {
+                return Err(Error::new(
+                    "LF104",
+                    format!(
+                        "two models or seeds are named '{}': {} and {}",
+                        f.name,
+                        files[j].path.display(),
+                        f.path.display()
+                    ),
+                )
+                .in_file(&f.path)
+                .hint("model and seed names must be unique across the project and its packages; rename one file or disable one (`enabled: false`)"));
+            }
+            Some(&j) if enabled[j] || !enabled[i] => {}
+            _ => {
+                out.insert(f.name.clone(), i);
+            }
+        }
+    }
+    Ok(out)
+}
+
+impl Node {
+    /// Its config with dbt's defaults under what the project set (the manifest's and
+    /// `graph`'s `config`, and what `state:modified` compares).
+    pub fn dbt_config(&self) -> Value {
+        let mut c = match self.kind {
+            FileKind::Model | FileKind::Seed => json!({
+                "enabled": true, "alias": null, "schema": null, "database": null, "tags": [],
+                "meta": {}, "group": null, "persist_docs": {}, "post-hook": [], "pre-hook": [],
+                "quoting": {}, "column_types": {}, "full_refresh": null, "unique_key": null,
+                "on_schema_change": "ignore", "on_configuration_change": "apply", "grants": {},
+                "packages": [], "docs": {"show": true, "node_color": null},
+                "contract": {"enforced": false, "alias_types": true}, "event_time": null,
+                "incremental_strategy": null, "batch_size": null, "lookback": 1, "begin": null,
+                "concurrent_batches": null, "access": "protected",
+            }),
+            FileKind::Test => json!({
+                "enabled": true, "alias": null, "schema": "dbt_test__audit", "database": null,
+                "tags": [], "meta": {}, "group": null, "severity": "ERROR",
+                "store_failures": null, "store_failures_as": null, "where": null,
+                "limit": null, "fail_calc": "count(*)", "warn_if": "!= 0", "error_if": "!= 0",
+            }),
+        };
+        if let Value::Object(map) = &mut c {
+            for (k, v) in &self.config {
+                map.insert(k.clone(), v.clone());
+            }
+            let materialized = match self.kind {
+                FileKind::Seed => "seed",
+                FileKind::Test => "test",
+                FileKind::Model if self.path.extension().is_some_and(|e| e == "py") => "table",
+                FileKind::Model => "view",
+            };
+            map.entry("materialized")
+                .or_insert_with(|| Value::from(materialized));
+            map.insert("tags".into(), Value::from(self.tags.clone()));
+        }
+        c
+    }
+}

@@ -1,0 +1,240 @@
+//! Nodes and sources in the shape dbt's manifest and Jinja `graph` give them: every key dbt
+//! always sets, with dbt's defaults where the project sets nothing, so packages that read
+//! the graph (dbt_artifacts, dbt_project_evaluator) find what they look for. What only
+//! lakeflow has sits under a `lakeflow` key.
+
+use crate::project::{FileKind, Project, SourceTable};
+use crate::render::Node;
+use serde_json::{Map, Value, json};
+use std::collections::HashMap;
+
+/// Unique ids by model/seed name and by (source, table), for `depends_on`.
+pub struct Ids<'a> {
+    models: HashMap<&'a str, &'a str>,
+    sources: HashMap<(&'a str, &'a str), String>,
+}
+
+impl<'a> Ids<'a> {
+    pub fn new(project: &'a Project, nodes: &'a [Node]) -> Ids<'a> {
+        Ids {
+            models: nodes
+                .iter()
+                .filter(|n| !n.is_test())
+                .map(|n| (n.name.as_str(), n.unique_id.as_str()))
+                .collect(),
+            sources: project
+                .schema
+                .sources
+                .iter()
+                .map(|s| {
+                    (
+                        (s.source_name.as_str(), s.name.as_str()),
+                        source_id(project, s),
+                    )
+                })
+                .collect(),
+        }
+    }
+
+    pub fn model(&self, name: &str) -> Option<&'a str> {
+        self.models.get(name).copied()
+    }
+}
+
+/// A source table's unique_id: `source.<package>.<source>.<table>`.
+pub fn source_id(project: &Project, s: &SourceTable) -> String {
+    let package = s.package.as_deref().unwrap_or(&project.name);
+    format!("source.{package}.{}.{}", s.source_name, s.name)
+}
+
+fn columns(cols: &[(String, String)]) -> Map<String, Value> {
+    cols.iter()
+        .map(|(c, d)| {
+            (
+                c.clone(),
+                json!({
+                    "name": c, "description": d, "meta": {}, "data_type": null,
+                    "constraints": [], "quote": null, "tags": [], "granularity": null,
+                    "config": {"meta": {}, "tags": []},
+                }),
+            )
+        })
+        .collect()
+}
+
+/// One node as dbt's manifest has it.
+pub fn node(project: &Project, n: &Node, ids: &Ids) -> Value {
+    let mut deps: Vec<String> = n
+        .refs
+        .iter()
+        .filter_map(|r| ids.model(r).map(str::to_string))
+        .collect();
+    deps.extend(
+        n.sources
+            .iter()
+            .filter_map(|(s, t)| ids.sources.get(&(s.as_str(), t.as_str())).cloned()),
+    );
+    let yaml = match n.kind {
+        FileKind::Seed => project.schema.seeds.get(&n.name),
+        FileKind::Model => project.schema.models.get(&n.name),
+        FileKind::Test => None,
+    };
+    let description = yaml.map(|m| m.description.clone()).unwrap_or_default();
+    let cols = yaml.map(|m| columns(&m.columns)).unwrap_or_default();
+    let config = n.dbt_config();
+    let package = n.fqn.first().unwrap_or(&project.name);
+    let in_package = project
+        .packages
+        .iter()
+        .find(|p| &p.name == package)
+        .and_then(|p| n.path.strip_prefix(&p.root).ok())
+        .unwrap_or(&n.path);
+    let language = if n.path.extension().is_some_and(|e| e == "py") {
+        "python"
+    } else {
+        "sql"
+    };
+    let mut out = json!({
+        "database": crate::render::catalog_name(&project.target.catalog),
+        "schema": n.relation.schema,
+        "name": n.name,
+        "resource_type": n.kind,
+        "package_name": package,
+        "path": in_package,
+        "original_file_path": in_package,
+        "unique_id": n.unique_id,
+        "fqn": n.fqn,
+        "alias": n.relation.identifier,
+        "checksum": {"name": "fnv1a64", "checksum": n.checksum},
+        "config": config,
+        "tags": n.tags,
+        "description": description,
+        "columns": cols,
+        "meta": config.get("meta").cloned().unwrap_or_else(|| json!({})),
+        "group": config.get("group").cloned().unwrap_or(Value::Null),
+        "docs": {"show": true, "node_color": null},
+        "patch_path": null,
+        "build_path": null,
+        "unrendered_config": {},
+        "relation_name": n.relation.to_string(),
+    });
+    let more = json!({
+        "raw_code": n.raw_sql.trim(),
+        "language": language,
+        "refs": n.refs.iter().map(|r| json!({"name": r, "package": null, "version": null})).collect::<Vec<_>>(),
+        "sources": n.sources.iter().map(|(s, t)| json!([s, t])).collect::<Vec<_>>(),
+        "metrics": [],
+        "depends_on": {"macros": [], "nodes": deps},
+        "compiled": true,
+        "compiled_code": n.compiled_sql,
+        "extra_ctes_injected": true,
+        "extra_ctes": [],
+        "contract": {"enforced": false, "alias_types": true, "checksum": null},
+        "access": config.get("access").cloned().unwrap_or_else(|| json!("protected")),
+        "constraints": [],
+        "version": null,
+        "latest_version": null,
+        "deprecation_date": null,
+        "primary_key": [],
+        "time_spine": null,
+        "lakeflow": {
+            "materialization": n.materialization,
+            "location": n.location,
+            "path": n.path,
+        },
+    });
+    if let (Value::Object(map), Value::Object(more)) = (&mut out, more) {
+        map.extend(more);
+    }
+    if let (Some(t), Value::Object(map)) = (&n.test, &mut out) {
+        map.insert(
+            "test_metadata".into(),
+            t.test_name.as_ref().map_or(
+                Value::Null,
+                |name| json!({"name": name, "namespace": t.namespace, "kwargs": t.kwargs}),
+            ),
+        );
+        map.insert("column_name".into(), json!(t.column_name));
+        map.insert(
+            "attached_node".into(),
+            json!(t.attached.as_deref().and_then(|a| ids.model(a))),
+        );
+        map.insert(
+            "file_key_name".into(),
+            json!(t.attached.as_ref().map(|a| format!("models.{a}"))),
+        );
+    }
+    out
+}
+
+/// Every source table as dbt's manifest has it, by unique_id.
+pub fn sources(project: &Project) -> Map<String, Value> {
+    project
+        .schema
+        .sources
+        .iter()
+        .map(|s| {
+            let id = source_id(project, s);
+            let package = s.package.as_deref().unwrap_or(&project.name);
+            let freshness = freshness(&s.about.freshness);
+            let mut config = json!({"enabled": true, "event_time": null, "freshness": freshness, "meta": {}, "tags": []});
+            if let Value::Object(map) = &mut config {
+                for (k, v) in &s.config {
+                    map.insert(k.clone(), v.clone());
+                }
+            }
+            let node = json!({
+                "database": crate::render::catalog_name(&project.target.catalog),
+                "schema": s.schema,
+                "name": s.name,
+                "resource_type": "source",
+                "package_name": package,
+                "path": s.file,
+                "original_file_path": s.file,
+                "unique_id": id,
+                "fqn": [package, s.source_name.as_str(), s.name.as_str()],
+                "source_name": s.source_name,
+                "source_description": s.about.source_description,
+                "loader": s.about.loader,
+                "identifier": s.identifier,
+                "quoting": {"database": null, "schema": null, "identifier": null, "column": null},
+                "loaded_at_field": s.about.loaded_at_field,
+                "loaded_at_query": null,
+                "freshness": freshness,
+                "external": null,
+                "description": s.about.description,
+                "columns": columns(&s.about.columns),
+                "meta": if s.about.meta.is_null() { json!({}) } else { s.about.meta.clone() },
+                "source_meta": {},
+                "tags": [],
+                "config": config,
+                "patch_path": null,
+                "unrendered_config": {},
+                "relation_name": format!("{}.{}", s.schema, s.identifier),
+                "created_at": 0.0,
+                "lakeflow": {"external_location": s.external_location},
+            });
+            (id, node)
+        })
+        .collect()
+}
+
+/// A source's `freshness` as dbt keeps it: none, or both thresholds (each a count and a
+/// period, null where unset) and the filter.
+fn freshness(given: &Value) -> Value {
+    let Value::Object(f) = given else {
+        return Value::Null;
+    };
+    let threshold = |key: &str| {
+        let t = f.get(key);
+        json!({
+            "count": t.and_then(|t| t.get("count")).cloned().unwrap_or(Value::Null),
+            "period": t.and_then(|t| t.get("period")).cloned().unwrap_or(Value::Null),
+        })
+    };
+    json!({
+        "warn_after": threshold("warn_after"),
+        "error_after": threshold("error_after"),
+        "filter": f.get("filter").cloned().unwrap_or(Value::Null),
+    })
+}
