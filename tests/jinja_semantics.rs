@@ -507,7 +507,11 @@ fn the_graph_has_dbts_keys_and_defaults() {
         ),
         (
             "models/schema.yml",
-            "version: 2\nsources:\n  - name: raw\n    schema: main\n    loader: csv\n    tables:\n      - name: events\n        loaded_at_field: at\n        freshness:\n          warn_after: {count: 1, period: hour}\nmodels:\n  - name: src_user\n    columns:\n      - name: id\n        data_tests:\n          - not_null:\n              name: my_custom_test\n",
+            "version: 2\nsources:\n  - name: raw\n    schema: main\n    loader: csv\n    tables:\n      - name: events\n        loaded_at_field: at\n        freshness:\n          warn_after: {count: 1, period: hour}\nmodels:\n  - name: src_user\n    columns:\n      - name: id\n        data_tests:\n          - not_null:\n              name: my_custom_test\nexposures:\n  - name: dash\n    type: dashboard\n    maturity: high\n    url: https://example.com/d\n    owner:\n      name: Ana\n      email: ana@example.com\n    depends_on:\n      - ref('src_user')\n      - source('raw', 'events')\n",
+        ),
+        (
+            "models/exp_probe.sql",
+            "{% set out = [] %}{% if execute %}{% set e = graph.exposures['exposure.p.dash'] %}{% for v in [e.type, e.owner.email, e.depends_on.nodes | join(','), e.maturity, e.url, e.package_name, e.resource_type, e.description] %}{% do out.append(v) %}{% endfor %}{% endif %}\nselect '{{ out | join(\"|\") }}' as probe\n",
         ),
         (
             "models/src_user.sql",
@@ -528,5 +532,23 @@ fn the_graph_has_dbts_keys_and_defaults() {
         [
             "True|sql|source.p.raw.events|view|1|None|at|my_custom_test|protected|csv|0|ERROR|models/src_user.sql"
         ]
+    );
+    assert_eq!(
+        query_strings(&c, "select probe from main.exp_probe"),
+        [
+            "dashboard|ana@example.com|source.p.raw.events,model.p.src_user|high|https://example.com/d|p|exposure|"
+        ]
+    );
+    // A build of the whole project lists the exposure, with nothing to run (as dbt's).
+    let results =
+        std::fs::read_to_string(t.path().join("target/run_results.json")).expect("results");
+    let results: serde_json::Value = serde_json::from_str(&results).expect("json");
+    let exposure = results["results"]
+        .as_array()
+        .and_then(|r| r.iter().find(|r| r["unique_id"] == "exposure.p.dash"));
+    assert_eq!(
+        exposure.map(|e| e["status"].clone()),
+        Some(serde_json::json!("no-op")),
+        "{results}"
     );
 }

@@ -118,7 +118,12 @@ pub fn run(g: &Global, args: &RunArgs, command: &str) -> Result<bool> {
     }
     // report
     let seconds = started.elapsed().as_secs_f64();
-    artifacts::write_run_results(&p.project, &p.nodes, &results, seconds, &build_id)?;
+    // Exposures are selected (and listed) by a build of the whole project.
+    let exposures =
+        command == "build" && args.selection.select.is_empty() && args.selection.exclude.is_empty();
+    artifacts::write_run_results(
+        &p.project, &p.nodes, &results, seconds, &build_id, exposures,
+    )?;
     let ok = report::summary(g.log_format, &p.nodes, &results, seconds);
     if let Some(e) = &end_failed {
         crate::errln!("{e}");

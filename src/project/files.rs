@@ -85,6 +85,22 @@ pub struct SchemaFiles {
     pub warnings: Vec<String>,
     /// Generic tests declared on models, seeds, columns and source tables.
     pub tests: Vec<super::data_tests::TestDecl>,
+    /// `exposures:` entries: what reads the project's models (dashboards, apps).
+    pub exposures: Vec<Exposure>,
+}
+
+/// A dbt exposure: a downstream use of models and sources, in the manifest and `graph`.
+#[derive(Debug, Clone, Default)]
+pub struct Exposure {
+    pub name: String,
+    pub package: Option<String>,
+    pub file: PathBuf,
+    /// The entry as written (`type`, `owner`, `maturity`, `url`, `description`, `label`,
+    /// `meta`, `tags`, `config`), rendered.
+    pub fields: serde_json::Value,
+    /// Models it depends on (`ref('x')`), and sources (`source('s', 't')`).
+    pub refs: Vec<String>,
+    pub sources: Vec<(String, String)>,
 }
 
 /// All files under `dirs` (relative to `root`) whose extension is one of `exts`, sorted.
@@ -247,8 +263,52 @@ pub fn read_schema_files(
         read_models(&doc, "models", ctx, &mut out.models, &mut out.tests)?;
         read_models(&doc, "seeds", ctx, &mut out.seeds, &mut out.tests)?;
         read_sources(&doc, ctx, &mut out)?;
+        read_exposures(&doc, &rel, &mut out.exposures);
     }
     Ok(out)
+}
+
+/// The `exposures:` of a schema file; `depends_on` items are read as the `ref(...)` and
+/// `source(...)` calls they are.
+fn read_exposures(doc: &Value, file: &Path, out: &mut Vec<Exposure>) {
+    static CALL: std::sync::LazyLock<Option<regex::Regex>> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(
+            r#"^\s*(ref|source)\(\s*['"]([^'"]+)['"]\s*(?:,\s*['"]([^'"]+)['"]\s*)?(?:,[^)]*)?\)\s*$"#,
+        )
+        .ok()
+    });
+    let Some(Value::Sequence(items)) = yaml::get(doc, "exposures") else {
+        return;
+    };
+    for item in items {
+        let Some(name) = yaml::get_str(item, "name") else {
+            continue;
+        };
+        let mut exposure = Exposure {
+            name,
+            file: file.to_path_buf(),
+            fields: yaml::to_json(item),
+            ..Exposure::default()
+        };
+        let deps = match yaml::get(item, "depends_on") {
+            Some(Value::Sequence(d)) => d.iter().filter_map(yaml::scalar_string).collect(),
+            _ => Vec::new(),
+        };
+        for dep in deps {
+            let Some(c) = CALL.as_ref().and_then(|re| re.captures(&dep)) else {
+                continue;
+            };
+            match (&c[1], c.get(3)) {
+                ("ref", Some(model)) => exposure.refs.push(model.as_str().to_string()),
+                ("ref", None) => exposure.refs.push(c[2].to_string()),
+                ("source", Some(table)) => exposure
+                    .sources
+                    .push((c[2].to_string(), table.as_str().to_string())),
+                _ => {}
+            }
+        }
+        out.push(exposure);
+    }
 }
 
 /// The entries under `key` (`models:` or `seeds:`) of a schema file.

@@ -14,7 +14,7 @@ pub mod yaml;
 
 use crate::error::{Error, Result};
 pub use config::{Config, ConfigTree};
-pub use files::{FileKind, ModelYaml, SchemaFiles, SourceTable, SqlFile};
+pub use files::{Exposure, FileKind, ModelYaml, SchemaFiles, SourceTable, SqlFile};
 pub use profile::Target;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -112,6 +112,9 @@ pub fn load(package: &mut Package, cx: &Context) -> Result<Loaded> {
     for s in &mut schema.sources {
         s.package = name.clone();
     }
+    for e in &mut schema.exposures {
+        e.package = name.clone();
+    }
     let mut tests = tests;
     for f in models.iter_mut().chain(tests.iter_mut()) {
         f.package = name.clone();
@@ -136,6 +139,7 @@ impl SchemaFiles {
         self.sources.extend(other.sources);
         self.warnings.extend(other.warnings);
         self.tests.extend(other.tests);
+        self.exposures.extend(other.exposures);
     }
 }
 

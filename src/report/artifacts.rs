@@ -73,6 +73,7 @@ pub fn write_manifest(project: &Project, nodes: &[Node], invocation_id: &str) ->
         "metadata": metadata(project, invocation_id),
         "nodes": manifest_nodes(project, nodes),
         "sources": super::dbt_nodes::sources(project),
+        "exposures": super::dbt_nodes::exposures(project, &super::dbt_nodes::Ids::new(project, nodes)),
     });
     write(
         &project.target_path.join("manifest.json"),
@@ -106,10 +107,11 @@ pub fn hook_results(project: &Project, nodes: &[Node], results: &[RunResult]) ->
 
 /// dbt's `graph`: the nodes (as in the manifest) and the sources, by unique_id.
 pub fn graph(project: &Project, nodes: &[Node]) -> serde_json::Value {
+    let ids = super::dbt_nodes::Ids::new(project, nodes);
     json!({
         "nodes": manifest_nodes(project, nodes),
         "sources": super::dbt_nodes::sources(project),
-        "exposures": {},
+        "exposures": super::dbt_nodes::exposures(project, &ids),
         "metrics": {},
         "groups": {},
         "semantic_models": {},
@@ -137,8 +139,9 @@ pub fn write_run_results(
     results: &[RunResult],
     seconds: f64,
     invocation_id: &str,
+    with_exposures: bool,
 ) -> Result<()> {
-    let items: Vec<serde_json::Value> = results
+    let mut items: Vec<serde_json::Value> = results
         .iter()
         .map(|r| {
             let n = &nodes[r.node];
@@ -155,6 +158,20 @@ pub fn write_run_results(
             })
         })
         .collect();
+    // dbt's build lists the exposures it selected, with nothing to run.
+    if with_exposures {
+        for e in &project.schema.exposures {
+            let package = e.package.as_deref().unwrap_or(&project.name);
+            items.push(json!({
+                "unique_id": format!("exposure.{package}.{}", e.name),
+                "status": "no-op",
+                "execution_time": 0.0,
+                "rows_affected": null,
+                "failures": null,
+                "message": null,
+            }));
+        }
+    }
     let doc = json!({
         "metadata": metadata(project, invocation_id),
         "elapsed_time": super::round3(seconds),

@@ -39,6 +39,20 @@ impl<'a> Ids<'a> {
     pub fn model(&self, name: &str) -> Option<&'a str> {
         self.models.get(name).copied()
     }
+
+    /// `depends_on.nodes` as dbt lists them: sources first, then models, each once.
+    fn depends_on(&self, refs: &[String], sources: &[(String, String)]) -> Vec<String> {
+        let mut out: Vec<String> = sources
+            .iter()
+            .filter_map(|(s, t)| self.sources.get(&(s.as_str(), t.as_str())).cloned())
+            .collect();
+        for id in refs.iter().filter_map(|r| self.model(r)) {
+            if !out.iter().any(|o| o == id) {
+                out.push(id.to_string());
+            }
+        }
+        out
+    }
 }
 
 /// A source table's unique_id: `source.<package>.<source>.<table>`.
@@ -64,16 +78,7 @@ fn columns(cols: &[(String, String)]) -> Map<String, Value> {
 
 /// One node as dbt's manifest has it.
 pub fn node(project: &Project, n: &Node, ids: &Ids) -> Value {
-    let mut deps: Vec<String> = n
-        .refs
-        .iter()
-        .filter_map(|r| ids.model(r).map(str::to_string))
-        .collect();
-    deps.extend(
-        n.sources
-            .iter()
-            .filter_map(|(s, t)| ids.sources.get(&(s.as_str(), t.as_str())).cloned()),
-    );
+    let deps = ids.depends_on(&n.refs, &n.sources);
     let yaml = match n.kind {
         FileKind::Seed => project.schema.seeds.get(&n.name),
         FileKind::Model => project.schema.models.get(&n.name),
@@ -237,4 +242,59 @@ fn freshness(given: &Value) -> Value {
         "error_after": threshold("error_after"),
         "filter": f.get("filter").cloned().unwrap_or(Value::Null),
     })
+}
+
+/// Every exposure as dbt's manifest has it, by unique_id (`exposure.<package>.<name>`).
+pub fn exposures(project: &Project, ids: &Ids) -> Map<String, Value> {
+    project
+        .schema
+        .exposures
+        .iter()
+        .map(|e| {
+            let package = e.package.as_deref().unwrap_or(&project.name);
+            let id = format!("exposure.{package}.{}", e.name);
+            let field = |key: &str| e.fields.get(key).cloned().unwrap_or(Value::Null);
+            let config = field("config");
+            let tags = config
+                .get("tags")
+                .or_else(|| e.fields.get("tags"))
+                .cloned()
+                .unwrap_or_else(|| json!([]));
+            let meta = config
+                .get("meta")
+                .or_else(|| e.fields.get("meta"))
+                .cloned()
+                .unwrap_or_else(|| json!({}));
+            let owner = field("owner");
+            let deps = ids.depends_on(&e.refs, &e.sources);
+            let node = json!({
+                "name": e.name,
+                "resource_type": "exposure",
+                "package_name": package,
+                "path": e.file,
+                "original_file_path": e.file,
+                "unique_id": id,
+                "fqn": [package, e.name.as_str()],
+                "type": field("type"),
+                "owner": {
+                    "name": owner.get("name").cloned().unwrap_or(Value::Null),
+                    "email": owner.get("email").cloned().unwrap_or(Value::Null),
+                },
+                "description": e.fields.get("description").cloned().unwrap_or_else(|| json!("")),
+                "label": field("label"),
+                "maturity": field("maturity"),
+                "meta": meta,
+                "tags": tags,
+                "config": {"enabled": true, "tags": tags, "meta": meta},
+                "unrendered_config": {},
+                "url": field("url"),
+                "depends_on": {"macros": [], "nodes": deps},
+                "refs": e.refs.iter().map(|r| json!({"name": r, "package": null, "version": null})).collect::<Vec<_>>(),
+                "sources": e.sources.iter().map(|(s, t)| json!([s, t])).collect::<Vec<_>>(),
+                "metrics": [],
+                "created_at": 0.0,
+            });
+            (id, node)
+        })
+        .collect()
 }
