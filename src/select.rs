@@ -343,7 +343,14 @@ fn path_matches(value: &str, glob: &GlobMatcher, node: &Node) -> bool {
 /// dbt's fqn method: the model name, or dotted parts matching the start of the fqn with or
 /// without the project name (`silver` selects every model under `models/silver/`).
 fn fqn_matches(parts: &[GlobMatcher], node: &Node) -> bool {
-    if parts.len() == 1 && parts[0].is_match(&node.name) {
+    // A versioned model's name selects all its versions, as in dbt.
+    if parts.len() == 1
+        && (parts[0].is_match(&node.name)
+            || node
+                .version
+                .as_ref()
+                .is_some_and(|v| parts[0].is_match(&v.model)))
+    {
         return true;
     }
     let prefix_of = |fqn: &[String]| {

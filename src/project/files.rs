@@ -22,6 +22,17 @@ pub struct SqlFile {
     pub checksum: String,
     /// The installed package the file belongs to; none for the project's own files.
     pub package: Option<String>,
+    /// A version of a versioned model (`versions:` in its schema file).
+    pub version: Option<ModelVersion>,
+}
+
+/// One version of a versioned model: `ref('model')` reaches the latest, `ref('model', v=1)`
+/// the first; dbt names the node `model.<package>.<model>.v<v>`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ModelVersion {
+    pub model: String,
+    pub v: String,
+    pub latest: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
@@ -43,6 +54,9 @@ pub struct ModelYaml {
     pub description: String,
     pub columns: Vec<(String, String)>,
     pub file: PathBuf,
+    /// The entry as written (rendered, tests left as written), for what the manifest and
+    /// `graph` show of it: columns' `data_type`/`constraints`, `time_spine`, `versions`, ...
+    pub entry: serde_json::Value,
 }
 
 /// One table of a source, with its location if it lives outside the catalog.
@@ -232,6 +246,7 @@ fn files_under(root: &Path, dirs: &[String], ext: &str, kind: FileKind) -> Resul
                 kind,
                 checksum,
                 package: None,
+                version: None,
             });
         }
     }
@@ -351,6 +366,7 @@ fn read_models(
                 description: yaml::get_str(m, "description").unwrap_or_default(),
                 columns,
                 file: file.to_path_buf(),
+                entry: yaml::to_json(m),
             },
         );
     }
@@ -541,4 +557,56 @@ fn json_map(v: Option<&Value>) -> Config {
     v.map(yaml::to_json)
         .and_then(|j| j.as_object().cloned())
         .unwrap_or_default()
+}
+
+/// Marks the files of versioned models (`versions:` under a model in a schema file): each
+/// version's file is `defined_in`, else `<model>_v<v>`; the latest is `latest_version`, else
+/// the highest.
+pub fn mark_versions(models: &mut [SqlFile], schema: &SchemaFiles) {
+    for (name, yml) in &schema.models {
+        let Some(serde_json::Value::Array(versions)) = yml.entry.get("versions") else {
+            continue;
+        };
+        let text = |v: &serde_json::Value| match v {
+            serde_json::Value::String(s) => Some(s.clone()),
+            serde_json::Value::Number(n) => Some(n.to_string()),
+            _ => None,
+        };
+        let listed: Vec<(String, String)> = versions
+            .iter()
+            .filter_map(|item| {
+                let v = text(item.get("v")?)?;
+                let file = item
+                    .get("defined_in")
+                    .and_then(text)
+                    .unwrap_or_else(|| format!("{name}_v{v}"));
+                Some((v, file))
+            })
+            .collect();
+        let latest = yml
+            .entry
+            .get("latest_version")
+            .and_then(text)
+            .or_else(|| {
+                listed.iter().map(|(v, _)| v.clone()).max_by(|a, b| {
+                    match (a.parse::<f64>(), b.parse::<f64>()) {
+                        (Ok(x), Ok(y)) => x.total_cmp(&y),
+                        _ => a.cmp(b),
+                    }
+                })
+            })
+            .unwrap_or_default();
+        for (v, file) in listed {
+            for f in models
+                .iter_mut()
+                .filter(|f| f.name == file && f.kind == FileKind::Model)
+            {
+                f.version = Some(ModelVersion {
+                    model: name.clone(),
+                    v: v.clone(),
+                    latest: latest.clone(),
+                });
+            }
+        }
+    }
 }

@@ -14,7 +14,7 @@ pub mod yaml;
 
 use crate::error::{Error, Result};
 pub use config::{Config, ConfigTree};
-pub use files::{Exposure, FileKind, ModelYaml, SchemaFiles, SourceTable, SqlFile};
+pub use files::{Exposure, FileKind, ModelVersion, ModelYaml, SchemaFiles, SourceTable, SqlFile};
 pub use profile::Target;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -232,6 +232,7 @@ pub fn load(opts: &LoadOptions) -> Result<Project> {
             docs.entry(k).or_insert(v);
         }
     }
+    files::mark_versions(&mut models, &schema);
     let dispatch = packages::dispatch(&doc, &keys)?;
     let tree = |key: &str| -> Result<ConfigTree> {
         let t = ConfigTree::from_yaml(keys.map(&doc, key)?, &name);

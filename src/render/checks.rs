@@ -149,6 +149,7 @@ mod tests {
             incremental_sql: None,
             deferred: false,
             python: None,
+            version: None,
             error: None,
         }
     }

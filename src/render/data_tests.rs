@@ -235,6 +235,7 @@ fn generic(r: &Renderer, m: &Models, decl: &TestDecl) -> Result<Option<Node>> {
         kind: FileKind::Test,
         checksum: String::new(),
         package: decl.package.clone(),
+        version: None,
     };
     let info = TestInfo {
         test_name: Some(test_name),
@@ -388,6 +389,7 @@ fn render_test(
         error,
         deferred,
         python: None,
+        version: None,
     }))
 }
 
@@ -433,6 +435,7 @@ fn error_node(
         error: Some(error),
         deferred: false,
         python: None,
+        version: None,
     }
 }
 

@@ -39,6 +39,20 @@ pub struct Shared {
     pub sources: HashMap<(String, String), String>,
     /// The project's snapshots (not built: a ref to one fails the node that makes it).
     pub snapshots: Vec<String>,
+    /// Versioned models by name: the latest version's file name, and each version's.
+    pub versions: HashMap<String, (String, HashMap<String, String>)>,
+}
+
+impl Shared {
+    /// The file name `ref(name)` (with `v=`/`version=`, if given) reaches: a versioned
+    /// model's latest or asked-for version, else `name` itself.
+    fn versioned(&self, name: &str, version: Option<&str>) -> String {
+        match (self.versions.get(name), version) {
+            (Some((_, by_v)), Some(v)) => by_v.get(v).cloned().unwrap_or_else(|| name.to_string()),
+            (Some((latest, _)), None) => latest.clone(),
+            (None, _) => name.to_string(),
+        }
+    }
 }
 
 /// What one render saw: the dbt calls made while rendering a node.
@@ -180,7 +194,7 @@ pub fn var(state: &State, name: String, rest: Rest<Value>) -> Result<Value, JErr
     }
 }
 
-pub fn ref_(state: &State, args: Rest<Value>) -> Result<Value, JError> {
+pub fn ref_(state: &State, args: Rest<Value>, kwargs: Kwargs) -> Result<Value, JError> {
     let scope = scope(state)?;
     let positional: Vec<String> = args
         .iter()
@@ -193,6 +207,14 @@ pub fn ref_(state: &State, args: Rest<Value>) -> Result<Value, JError> {
             "ref() needs a model name, e.g. ref('orders')",
         )
     })?;
+    // `ref('model', v=2)` / `version=2`: that version of a versioned model.
+    let v: Option<Value> = kwargs.get("v")?;
+    let version: Option<Value> = kwargs.get("version")?;
+    let version = v
+        .or(version)
+        .filter(|v| !v.is_none())
+        .map(|v| v.to_string());
+    let name = scope.shared.versioned(&name, version.as_deref());
     {
         // As in dbt: a ref made only when the node runs is not in the DAG, so what it reads
         // may not be built yet.

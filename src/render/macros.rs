@@ -372,6 +372,7 @@ mod tests {
             kind: Default::default(),
             checksum: String::new(),
             package: None,
+            version: None,
         };
         let set = MacroSet::build(
             &[

@@ -89,6 +89,9 @@ pub struct Node {
     /// rendered again, by [`deferred::Deferred::render`], just before it runs.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub deferred: bool,
+    /// A version of a versioned model.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<crate::project::ModelVersion>,
 }
 
 impl Node {
@@ -152,6 +155,7 @@ pub fn render(project: &Project, reader: &dyn SourceReader) -> Result<Rendered> 
             .collect(),
         ref_targets: Vec::new(),
         sources: sources::source_sql(project),
+        versions: versions_of(&files),
         snapshots: project.snapshots.clone(),
     };
 
@@ -447,8 +451,12 @@ pub fn render(project: &Project, reader: &dyn SourceReader) -> Result<Rendered> 
         }
         let mut fqn = vec![file.package.clone().unwrap_or_else(|| project.name.clone())];
         fqn.extend(file.folders.iter().cloned());
-        fqn.push(file.name.clone());
+        match &file.version {
+            Some(v) => fqn.extend([v.model.clone(), format!("v{}", v.v)]),
+            None => fqn.push(file.name.clone()),
+        }
         nodes.push(Node {
+            version: file.version.clone(),
             unique_id,
             kind: file.kind,
             name: file.name.clone(),
@@ -517,7 +525,23 @@ pub fn render(project: &Project, reader: &dyn SourceReader) -> Result<Rendered> 
     })
 }
 
-/// A model's or seed's unique_id (`model.<project>.<name>`).
+/// Versioned models by name: the latest version's file, and each version's.
+fn versions_of(files: &[&SqlFile]) -> HashMap<String, (String, HashMap<String, String>)> {
+    let mut out: HashMap<String, (String, HashMap<String, String>)> = HashMap::new();
+    for f in files {
+        if let Some(v) = &f.version {
+            let entry = out.entry(v.model.clone()).or_default();
+            entry.1.insert(v.v.clone(), f.name.clone());
+            if v.v == v.latest {
+                entry.0 = f.name.clone();
+            }
+        }
+    }
+    out
+}
+
+/// A model's or seed's unique_id (`model.<project>.<name>`; a version's
+/// `model.<project>.<model>.v<v>`).
 fn unique_id(project: &Project, file: &SqlFile) -> String {
     format!(
         "{}.{}.{}",
@@ -527,7 +551,10 @@ fn unique_id(project: &Project, file: &SqlFile) -> String {
             FileKind::Test => "test",
         },
         file.package.as_deref().unwrap_or(&project.name),
-        file.name
+        match &file.version {
+            Some(v) => format!("{}.v{}", v.model, v.v),
+            None => file.name.clone(),
+        }
     )
 }
 

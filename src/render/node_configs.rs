@@ -20,7 +20,9 @@ pub(super) fn base_config(project: &Project, file: &SqlFile) -> Config {
         FileKind::Test => return folder_config(project, file.kind, file.package.as_deref(), &path),
     };
     let mut c = folder_config(project, file.kind, file.package.as_deref(), &path);
-    if let Some(y) = yaml.get(&file.name) {
+    // A version of a versioned model takes its model's entry.
+    let yml_name = file.version.as_ref().map_or(&file.name, |v| &v.model);
+    if let Some(y) = yaml.get(yml_name) {
         cfg::merge_into(&mut c, &y.config);
     }
     c

@@ -61,6 +61,81 @@ pub fn source_id(project: &Project, s: &SourceTable) -> String {
     format!("source.{package}.{}.{}", s.source_name, s.name)
 }
 
+/// What dbt keeps only on models: contract, access, constraints, versions, time spine.
+fn model_keys(config: &Value, entry: &Value) -> Map<String, Value> {
+    let contract = config.get("contract");
+    let flag = |key: &str, default: bool| {
+        contract
+            .and_then(|c| c.get(key))
+            .and_then(Value::as_bool)
+            .unwrap_or(default)
+    };
+    let time_spine = match entry.get("time_spine") {
+        Some(Value::Object(t)) => json!({
+            "standard_granularity_column": t.get("standard_granularity_column").cloned().unwrap_or(Value::Null),
+            "custom_granularities": t.get("custom_granularities").cloned().unwrap_or_else(|| json!([])),
+        }),
+        _ => Value::Null,
+    };
+    let field = |key: &str| entry.get(key).cloned().unwrap_or(Value::Null);
+    let mut out = Map::new();
+    out.insert(
+        "contract".into(),
+        json!({"enforced": flag("enforced", false), "alias_types": flag("alias_types", true), "checksum": null}),
+    );
+    out.insert(
+        "access".into(),
+        entry
+            .get("access")
+            .or_else(|| config.get("access"))
+            .cloned()
+            .unwrap_or_else(|| json!("protected")),
+    );
+    out.insert(
+        "constraints".into(),
+        entry
+            .get("constraints")
+            .cloned()
+            .unwrap_or_else(|| json!([])),
+    );
+    out.insert("version".into(), Value::Null);
+    out.insert("latest_version".into(), field("latest_version"));
+    out.insert("deprecation_date".into(), field("deprecation_date"));
+    out.insert("primary_key".into(), json!([]));
+    out.insert("time_spine".into(), time_spine);
+    out
+}
+
+/// The columns of a schema-file entry with what dbt keeps of each: `data_type`,
+/// `constraints`, `meta`, `tags`, `quote`, `granularity`.
+fn columns_of(cols: &[(String, String)], entry: &Value) -> Map<String, Value> {
+    let mut out = columns(cols);
+    let Some(Value::Array(items)) = entry.get("columns") else {
+        return out;
+    };
+    for item in items {
+        let Some(name) = item.get("name").and_then(Value::as_str) else {
+            continue;
+        };
+        let Some(Value::Object(col)) = out.get_mut(name) else {
+            continue;
+        };
+        for key in [
+            "data_type",
+            "constraints",
+            "meta",
+            "tags",
+            "quote",
+            "granularity",
+        ] {
+            if let Some(v) = item.get(key) {
+                col.insert(key.to_string(), v.clone());
+            }
+        }
+    }
+    out
+}
+
 fn columns(cols: &[(String, String)]) -> Map<String, Value> {
     cols.iter()
         .map(|(c, d)| {
@@ -85,7 +160,10 @@ pub fn node(project: &Project, n: &Node, ids: &Ids) -> Value {
         FileKind::Test => None,
     };
     let description = yaml.map(|m| m.description.clone()).unwrap_or_default();
-    let cols = yaml.map(|m| columns(&m.columns)).unwrap_or_default();
+    let entry = yaml.map(|m| &m.entry).unwrap_or(&Value::Null);
+    let cols = yaml
+        .map(|m| columns_of(&m.columns, &m.entry))
+        .unwrap_or_default();
     let config = n.dbt_config();
     let package = n.fqn.first().unwrap_or(&project.name);
     let in_package = project
@@ -102,7 +180,7 @@ pub fn node(project: &Project, n: &Node, ids: &Ids) -> Value {
     let mut out = json!({
         "database": crate::render::catalog_name(&project.target.catalog),
         "schema": n.relation.schema,
-        "name": n.name,
+        "name": n.version.as_ref().map_or(&n.name, |v| &v.model),
         "resource_type": n.kind,
         "package_name": package,
         "path": in_package,
@@ -134,14 +212,6 @@ pub fn node(project: &Project, n: &Node, ids: &Ids) -> Value {
         "compiled_code": n.compiled_sql,
         "extra_ctes_injected": true,
         "extra_ctes": [],
-        "contract": {"enforced": false, "alias_types": true, "checksum": null},
-        "access": config.get("access").cloned().unwrap_or_else(|| json!("protected")),
-        "constraints": [],
-        "version": null,
-        "latest_version": null,
-        "deprecation_date": null,
-        "primary_key": [],
-        "time_spine": null,
         "lakeflow": {
             "materialization": n.materialization,
             "location": n.location,
@@ -150,6 +220,15 @@ pub fn node(project: &Project, n: &Node, ids: &Ids) -> Value {
     });
     if let (Value::Object(map), Value::Object(more)) = (&mut out, more) {
         map.extend(more);
+        if n.kind == FileKind::Model {
+            map.extend(model_keys(&config, entry));
+            if let Some(v) = &n.version {
+                // Numbers as numbers (`v: 1`), as dbt keeps them.
+                let number = |s: &str| s.parse::<i64>().map_or_else(|_| json!(s), |i| json!(i));
+                map.insert("version".into(), number(&v.v));
+                map.insert("latest_version".into(), number(&v.latest));
+            }
+        }
     }
     if let (Some(t), Value::Object(map)) = (&n.test, &mut out) {
         map.insert(
@@ -160,6 +239,25 @@ pub fn node(project: &Project, n: &Node, ids: &Ids) -> Value {
             ),
         );
         map.insert("column_name".into(), json!(t.column_name));
+        // The test's macro, as dbt records what a test calls.
+        if let Some(name) = &t.test_name {
+            let owner = match t.namespace.as_deref() {
+                Some(ns) => ns.to_string(),
+                None if ["unique", "not_null", "accepted_values", "relationships"]
+                    .contains(&name.as_str()) =>
+                {
+                    "dbt".to_string()
+                }
+                None => package.to_string(),
+            };
+            map.insert(
+                "depends_on".into(),
+                json!({
+                    "macros": [format!("macro.{owner}.test_{name}"), "macro.dbt.get_where_subquery"],
+                    "nodes": map.get("depends_on").and_then(|d| d.get("nodes")).cloned().unwrap_or_else(|| json!([])),
+                }),
+            );
+        }
         map.insert(
             "attached_node".into(),
             json!(t.attached.as_deref().and_then(|a| ids.model(a))),
