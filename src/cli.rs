@@ -94,6 +94,9 @@ pub enum Command {
     Run(RunArgs),
     /// Load the selected seeds (CSV files under `seed-paths`) into catalog tables
     Seed(RunArgs),
+    /// Run the selected snapshots: each keeps every version of its query's rows (dbt's SCD
+    /// type 2) in a catalog table
+    Snapshot(RunArgs),
     /// Run the data tests of the selected models (and selected tests): generic tests from
     /// schema files and singular tests from tests/*.sql
     Test(RunArgs),

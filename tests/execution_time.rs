@@ -147,14 +147,9 @@ fn nodes_that_read_the_database_render_when_they_run() {
         ["skipped", "error", "success"]
     );
     assert_eq!(query_i64(&conn, "select models from main.graph_log"), 9);
-    // A ref to a snapshot (not built yet) fails only the node that makes it.
-    assert_eq!(status("model.shop.reads_snap"), "error");
-    assert!(
-        run.stdout
-            .contains("'snap' is a snapshot, and lakeflow does not build snapshots yet"),
-        "{}",
-        run.stdout
-    );
+    // A model reads a snapshot built before it.
+    assert_eq!(status("snapshot.shop.snap"), "success");
+    assert_eq!(status("model.shop.reads_snap"), "success");
     // A ref made only at run time is that model's error, as in dbt (it is not in the DAG).
     assert_eq!(status("model.shop.hidden_ref"), "error");
     assert!(

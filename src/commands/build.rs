@@ -148,13 +148,14 @@ fn on_run_end(
     Ok(())
 }
 
-/// `run` keeps models, `seed` seeds, `test` tests; `build` keeps all.
+/// `run` keeps models, `seed` seeds, `test` tests, `snapshot` snapshots; `build` keeps all.
 fn keep_kind(p: &mut Planned, command: &str) {
     use crate::project::FileKind;
     let nodes = &p.nodes;
     p.plan.retain(|&i| match command {
         "run" => nodes[i].kind == FileKind::Model,
         "seed" => nodes[i].kind == FileKind::Seed,
+        "snapshot" => nodes[i].kind == FileKind::Snapshot,
         "test" => nodes[i].kind == FileKind::Test,
         _ => true,
     });

@@ -27,6 +27,7 @@ pub fn dispatch(cli: Cli) -> Result<bool> {
         Command::Run(args) => build::run(&g, &args, "run"),
         Command::Build(args) => build::run(&g, &args, "build"),
         Command::Seed(args) => build::run(&g, &args, "seed"),
+        Command::Snapshot(args) => build::run(&g, &args, "snapshot"),
         Command::Test(args) => build::run(&g, &args, "test"),
         Command::Clean => clean::clean(&g),
         Command::Debug => debug::debug(&g),

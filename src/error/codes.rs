@@ -82,6 +82,10 @@ pub const CODES: &[(&str, &str)] = &[
         "a Delta source cannot be read (no external_location, bad version or timestamp)",
     ),
     ("LF132", "the synthetic benchmark project cannot be written"),
+    (
+        "LF133",
+        "a `{% snapshot %}` block has no `{% endsnapshot %}`",
+    ),
     ("LF201", "a macro is defined twice"),
     (
         "LF202",

@@ -19,6 +19,7 @@ pub mod materialize;
 pub mod new_rows;
 pub mod python;
 pub mod seed;
+mod snapshot;
 pub mod table;
 pub mod test;
 pub mod view;
@@ -314,6 +315,7 @@ pub fn materialization(node: &Node) -> Box<dyn Materialize + '_> {
         Materialization::Incremental(config) => Box::new(incremental::Incremental { config }),
         Materialization::Test => Box::new(test::Test),
         Materialization::Ephemeral => Box::new(ephemeral::Ephemeral),
+        Materialization::Snapshot(spec) => Box::new(snapshot::SnapshotTable { spec }),
     }
 }
 

@@ -76,6 +76,8 @@ pub enum Materialization {
     /// A data test: its query returns the failing rows; nothing is built unless
     /// `store_failures` keeps them.
     Test,
+    /// A snapshot: a catalog table keeping every version of each row (dbt's SCD type 2).
+    Snapshot(super::snapshot::Snapshot),
 }
 
 pub const SUPPORTED: &str = "view, table, ephemeral, external, incremental";
@@ -161,6 +163,7 @@ impl Materialization {
             Materialization::External(_) => "external",
             Materialization::Incremental(_) => "incremental",
             Materialization::Test => "test",
+            Materialization::Snapshot(_) => "snapshot",
         }
     }
 

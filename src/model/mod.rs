@@ -6,6 +6,7 @@ pub mod clock;
 pub mod config;
 pub mod materialization;
 pub mod relation;
+pub mod snapshot;
 pub mod templates;
 
 /// The catalog schema of lakeflow's state tables (`catalog::state`); no model may be built

@@ -95,6 +95,7 @@ pub struct PackageTrees {
     pub models: ConfigTree,
     pub seeds: ConfigTree,
     pub tests: ConfigTree,
+    pub snapshots: ConfigTree,
 }
 
 /// Layers `over` on top of `base`: later wins, except tags accumulate and meta/options merge.

@@ -45,6 +45,9 @@ pub enum FileKind {
     /// A data test: a query for rows that break a rule (`tests/*.sql`, or generic tests
     /// declared in schema files).
     Test,
+    /// A `{% snapshot %}` block under `snapshot-paths`, or a YAML snapshot: a table keeping
+    /// every version of each row of its query.
+    Snapshot,
 }
 
 /// What `schema.yml` says of one model.
@@ -94,6 +97,8 @@ pub struct SchemaFiles {
     pub models: BTreeMap<String, ModelYaml>,
     /// `seeds:` entries, in the same shape as models.
     pub seeds: BTreeMap<String, ModelYaml>,
+    /// `snapshots:` entries: properties of snapshot blocks, or YAML snapshots (`relation:`).
+    pub snapshots: BTreeMap<String, ModelYaml>,
     pub sources: Vec<SourceTable>,
     /// Source configs lakeflow reads but cannot follow (a dbt-duckdb plugin other than delta).
     pub warnings: Vec<String>,
@@ -215,7 +220,8 @@ fn files_under(root: &Path, dirs: &[String], ext: &str, kind: FileKind) -> Resul
             let bytes = std::fs::read(&path).map_err(|e| Error::io("LF100", "read", &path, e))?;
             let checksum = checksum(&bytes);
             let source = match kind {
-                FileKind::Model | FileKind::Test => String::from_utf8(bytes).map_err(|_| {
+                FileKind::Model | FileKind::Test | FileKind::Snapshot => String::from_utf8(bytes)
+                    .map_err(|_| {
                     let e = std::io::Error::new(
                         std::io::ErrorKind::InvalidData,
                         "stream did not contain valid UTF-8",
@@ -277,6 +283,7 @@ pub fn read_schema_files(
         let ctx = (rel.as_path(), text.as_str(), renderer);
         read_models(&doc, "models", ctx, &mut out.models, &mut out.tests)?;
         read_models(&doc, "seeds", ctx, &mut out.seeds, &mut out.tests)?;
+        read_models(&doc, "snapshots", ctx, &mut out.snapshots, &mut out.tests)?;
         read_sources(&doc, ctx, &mut out)?;
         read_exposures(&doc, &rel, &mut out.exposures);
     }

@@ -8,6 +8,7 @@ pub mod package_nodes;
 pub mod packages;
 pub mod paths;
 pub mod profile;
+pub mod snapshots;
 pub mod sources;
 pub mod unsupported;
 pub mod yaml;
@@ -44,6 +45,8 @@ pub struct Project {
     pub seed_configs: ConfigTree,
     /// `data_tests:` (or `tests:`) of the project file: `+severity`, `+store_failures`, ...
     pub test_configs: ConfigTree,
+    /// `snapshots:` of the project file (`+strategy`, `+unique_key`, `+target_schema`, ...).
+    pub snapshot_configs: ConfigTree,
     /// The same three blocks by package: what the project sets for the nodes of installed
     /// packages (`models: <package>: ...`), over the packages' own configs.
     pub package_configs: config::PackageTrees,
@@ -63,9 +66,6 @@ pub struct Project {
     pub docs: BTreeMap<String, String>,
     /// One line per dbt feature the project uses that lakeflow does not run.
     pub warnings: Vec<String>,
-    /// Names of the project's snapshots, which lakeflow does not build yet: a node that refs
-    /// one is that node's error.
-    pub snapshots: Vec<String>,
     /// `on-run-start` / `on-run-end` of the project file, unrendered (Jinja with macros).
     pub on_run_start: Vec<String>,
     pub on_run_end: Vec<String>,
@@ -181,12 +181,15 @@ pub fn load(opts: &LoadOptions) -> Result<Project> {
     let mut models = files::read_sql_files(&root, &model_paths)?;
     models.extend(files::read_python_models(&root, &model_paths)?);
     models.extend(files::read_seed_files(&root, &seed_paths)?);
+    let snapshot_paths = paths("snapshot-paths", "snapshots")?;
+    models.extend(snapshots::read_blocks(&root, &snapshot_paths)?);
     let mut macros = files::read_sql_files(&root, &macro_paths)?;
     let test_paths = paths("test-paths", "tests")?;
     let (mut tests, generic_tests) = files::read_test_files(&root, &test_paths)?;
     macros.extend(generic_tests);
     let mut resource_paths: Vec<String> = model_paths.clone();
     resource_paths.extend(seed_paths.iter().cloned());
+    resource_paths.extend(snapshot_paths.iter().cloned());
     let mut docs_paths = keys
         .str_list(&doc, "docs-paths")?
         .unwrap_or_else(|| resource_paths.clone());
@@ -197,11 +200,9 @@ pub fn load(opts: &LoadOptions) -> Result<Project> {
         &resource_paths,
         &renderer.with_docs(docs.clone()).with_target(&target),
     )?;
-    let unsupported::Found {
-        mut warnings,
-        snapshots,
-    } = unsupported::scan(&root, &doc, &resource_paths)?;
+    let unsupported::Found { mut warnings } = unsupported::scan(&root, &doc, &resource_paths)?;
     warnings.extend(schema.warnings.iter().cloned());
+    models.extend(snapshots::from_yaml(&schema));
     let packages_install_path = keys
         .str(&doc, "packages-install-path")?
         .unwrap_or_else(|| "dbt_packages".into());
@@ -255,7 +256,9 @@ pub fn load(opts: &LoadOptions) -> Result<Project> {
             models: by_package("models")?,
             seeds: by_package("seeds")?,
             tests: by_package(test_key)?,
+            snapshots: by_package("snapshots")?,
         },
+        snapshot_configs: tree("snapshots")?,
         model_configs: tree("models")?,
         seed_configs: tree("seeds")?,
         test_configs: tree(test_key)?,
@@ -276,7 +279,6 @@ pub fn load(opts: &LoadOptions) -> Result<Project> {
         packages_install_path,
         docs,
         warnings,
-        snapshots,
         on_run_start,
         on_run_end,
         schema,

@@ -79,6 +79,7 @@ pub fn load(package: &mut Package, cx: &Context) -> Result<Loaded> {
         models: tree("models")?,
         seeds: tree("seeds")?,
         tests: tree(test_key)?,
+        snapshots: tree("snapshots")?,
     };
 
     package.on_run_start = super::hook_list(&keys, &doc, "on-run-start")?;
@@ -97,9 +98,12 @@ pub fn load(package: &mut Package, cx: &Context) -> Result<Loaded> {
     let mut models = files::read_sql_files(cx.root, &model_paths)?;
     models.extend(files::read_python_models(cx.root, &model_paths)?);
     models.extend(files::read_seed_files(cx.root, &seed_paths)?);
+    let snapshot_paths = under("snapshot-paths", "snapshots")?;
+    models.extend(super::snapshots::read_blocks(cx.root, &snapshot_paths)?);
     let (tests, _) = files::read_test_files(cx.root, &under("test-paths", "tests")?)?;
     let mut resource_paths = model_paths;
     resource_paths.extend(seed_paths);
+    resource_paths.extend(snapshot_paths);
     let docs = super::data_tests::read_docs(cx.root, &resource_paths)?;
     let renderer = YamlRenderer::new(package.vars.clone())
         .with_docs(docs.clone())
@@ -115,6 +119,7 @@ pub fn load(package: &mut Package, cx: &Context) -> Result<Loaded> {
     for e in &mut schema.exposures {
         e.package = name.clone();
     }
+    models.extend(super::snapshots::from_yaml(&schema));
     let mut tests = tests;
     for f in models.iter_mut().chain(tests.iter_mut()) {
         f.package = name.clone();
@@ -135,6 +140,9 @@ impl SchemaFiles {
         }
         for (k, v) in other.seeds {
             self.seeds.entry(k).or_insert(v);
+        }
+        for (k, v) in other.snapshots {
+            self.snapshots.entry(k).or_insert(v);
         }
         self.sources.extend(other.sources);
         self.warnings.extend(other.warnings);

@@ -83,8 +83,6 @@ pub(super) fn check_refs(
     let models = &shared.models;
     for name in refs {
         match models.get(name) {
-            // Not built yet: the ref fails this node when it compiles, not the whole load.
-            None if shared.snapshots.contains(name) => {}
             Some(&i) if enabled[i] => {}
             Some(&i) => {
                 return Err(located(

@@ -37,8 +37,6 @@ pub struct Shared {
     pub ref_targets: Vec<RefTarget>,
     /// (source, table) -> SQL to put after FROM.
     pub sources: HashMap<(String, String), String>,
-    /// The project's snapshots (not built: a ref to one fails the node that makes it).
-    pub snapshots: Vec<String>,
     /// Versioned models by name: the latest version's file name, and each version's.
     pub versions: HashMap<String, (String, HashMap<String, String>)>,
 }
@@ -236,17 +234,10 @@ pub fn ref_(state: &State, args: Rest<Value>, kwargs: Kwargs) -> Result<Value, J
         return Ok(Value::from_object(Relation::new("__unresolved__", name)));
     }
     let index = scope.shared.models.get(&name).ok_or_else(|| {
-        if scope.shared.snapshots.contains(&name) {
-            JError::new(
-                ErrorKind::InvalidOperation,
-                format!("'{name}' is a snapshot, and lakeflow does not build snapshots yet"),
-            )
-        } else {
-            JError::new(
-                ErrorKind::UndefinedError,
-                format!("model '{name}' not found"),
-            )
-        }
+        JError::new(
+            ErrorKind::UndefinedError,
+            format!("model '{name}' not found"),
+        )
     })?;
     Ok(match &scope.shared.ref_targets[*index] {
         RefTarget::Relation(r) => Value::from_object(r.clone()),

@@ -156,7 +156,6 @@ pub fn render(project: &Project, reader: &dyn SourceReader) -> Result<Rendered> 
         ref_targets: Vec::new(),
         sources: sources::source_sql(project),
         versions: versions_of(&files),
-        snapshots: project.snapshots.clone(),
     };
 
     // Parse pass.
@@ -224,6 +223,14 @@ pub fn render(project: &Project, reader: &dyn SourceReader) -> Result<Rendered> 
         .map(|(f, c)| {
             if f.kind == FileKind::Seed {
                 return Ok(Materialization::Table);
+            }
+            if f.kind == FileKind::Snapshot {
+                return crate::model::snapshot::Snapshot::from_config(c)
+                    .map(Materialization::Snapshot)
+                    .map_err(|msg| {
+                        located(Error::new("LF205", msg), &f.path, &f.source, "snapshot")
+                            .hint("give the snapshot `strategy` (timestamp with `updated_at`, or check with `check_cols`) and `unique_key`")
+                    });
             }
             // Python models are built as tables unless they say incremental or external (a
             // `view` from a folder's config, too, as dbt-duckdb builds them).
@@ -549,6 +556,7 @@ fn unique_id(project: &Project, file: &SqlFile) -> String {
             FileKind::Model => "model",
             FileKind::Seed => "seed",
             FileKind::Test => "test",
+            FileKind::Snapshot => "snapshot",
         },
         file.package.as_deref().unwrap_or(&project.name),
         match &file.version {

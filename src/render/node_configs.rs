@@ -17,6 +17,7 @@ pub(super) fn base_config(project: &Project, file: &SqlFile) -> Config {
     let yaml = match file.kind {
         FileKind::Model => &project.schema.models,
         FileKind::Seed => &project.schema.seeds,
+        FileKind::Snapshot => &project.schema.snapshots,
         FileKind::Test => return folder_config(project, file.kind, file.package.as_deref(), &path),
     };
     let mut c = folder_config(project, file.kind, file.package.as_deref(), &path);
@@ -41,6 +42,7 @@ pub(super) fn folder_config(
             FileKind::Model => &project.model_configs,
             FileKind::Seed => &project.seed_configs,
             FileKind::Test => &project.test_configs,
+            FileKind::Snapshot => &project.snapshot_configs,
         }
         .resolve(path);
     };
@@ -49,6 +51,7 @@ pub(super) fn folder_config(
         FileKind::Model => &p.trees.models,
         FileKind::Seed => &p.trees.seeds,
         FileKind::Test => &p.trees.tests,
+        FileKind::Snapshot => &p.trees.snapshots,
     }
     .resolve(&fqn)
 }
@@ -67,6 +70,7 @@ pub(super) fn project_override(
         FileKind::Model => &trees.models,
         FileKind::Seed => &trees.seeds,
         FileKind::Test => &trees.tests,
+        FileKind::Snapshot => &trees.snapshots,
     };
     Some(tree.resolve(&fqn_of(package, path))).filter(|c| !c.is_empty())
 }
@@ -83,6 +87,12 @@ pub(super) fn relation_for(project: &Project, file: &SqlFile, config: &Config) -
     let identifier = cfg::get_str(config, "alias")
         .unwrap_or(&file.name)
         .to_string();
+    // A snapshot's legacy `target_schema` is used as it is (dbt does not rename it).
+    if file.kind == FileKind::Snapshot
+        && let Some(schema) = cfg::get_str(config, "target_schema")
+    {
+        return Relation::new(schema.to_string(), identifier);
+    }
     let custom = cfg::get_str(config, "schema");
     let schema = match project.kind {
         ProjectKind::Lakeflow => custom
@@ -134,7 +144,7 @@ impl Node {
     /// `graph`'s `config`, and what `state:modified` compares).
     pub fn dbt_config(&self) -> Value {
         let mut c = match self.kind {
-            FileKind::Model | FileKind::Seed => json!({
+            FileKind::Model | FileKind::Seed | FileKind::Snapshot => json!({
                 "enabled": true, "alias": null, "schema": null, "database": null, "tags": [],
                 "meta": {}, "group": null, "persist_docs": {}, "post-hook": [], "pre-hook": [],
                 "quoting": {}, "column_types": {}, "full_refresh": null, "unique_key": null,
@@ -158,6 +168,7 @@ impl Node {
             let materialized = match self.kind {
                 FileKind::Seed => "seed",
                 FileKind::Test => "test",
+                FileKind::Snapshot => "snapshot",
                 FileKind::Model if self.path.extension().is_some_and(|e| e == "py") => "table",
                 FileKind::Model => "view",
             };

@@ -157,6 +157,7 @@ pub fn node(project: &Project, n: &Node, ids: &Ids) -> Value {
     let yaml = match n.kind {
         FileKind::Seed => project.schema.seeds.get(&n.name),
         FileKind::Model => project.schema.models.get(&n.name),
+        FileKind::Snapshot => project.schema.snapshots.get(&n.name),
         FileKind::Test => None,
     };
     let description = yaml.map(|m| m.description.clone()).unwrap_or_default();
