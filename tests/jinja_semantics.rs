@@ -552,3 +552,42 @@ fn the_graph_has_dbts_keys_and_defaults() {
         "{results}"
     );
 }
+
+/// What dbt-codegen's and dbt-audit-helper's integration tests lean on, with the values
+/// dbt-duckdb 1.11 gave: dbt's naming macros callable by name, `print()`, columns' `fields`,
+/// a seed column with no values typed INTEGER, and `tests/fixtures/` not read as tests.
+#[test]
+fn naming_macros_print_fields_empty_seed_columns_and_fixtures_as_dbt_has_them() {
+    let t = TestProject::new(&[
+        ("dbt_project.yml", "name: p\nversion: '1.0'\nprofile: p\n"),
+        (
+            "profiles.yml",
+            "p:\n  target: dev\n  outputs:\n    dev:\n      type: duckdb\n      path: p.duckdb\n",
+        ),
+        ("seeds/s.csv", "id,empty_col\n1,\n2,\n"),
+        ("tests/fixtures/fx.sql", "select broken syntax here\n"),
+        (
+            "models/m.sql",
+            "{{ print('hello from print') }}\n{% set rel = ref('s') %}\n{% set cols = adapter.get_columns_in_relation(rel) if execute else [] %}\nselect '{{ generate_schema_name('raw_data') }}' as sch, '{{ generate_schema_name(none) }}' as sch2, '{{ generate_database_name() }}' as db, {{ (cols | map(attribute='fields') | map('length') | sum) if execute else 0 }} as nfields, {{ cols | length }} as ncols\n",
+        ),
+    ]);
+    std::fs::remove_file(t.path().join("lakeflow.yml")).expect("a dbt project");
+    let run = t.run(&["build"]);
+    run.ok();
+    assert!(run.stdout.contains("hello from print"), "{}", run.stdout);
+    let c = read_only(&t.path().join("p.duckdb"));
+    assert_eq!(
+        query_strings(
+            &c,
+            "select concat_ws(' ', sch, sch2, db, nfields, ncols) from main.m"
+        ),
+        ["main_raw_data main p 0 2"]
+    );
+    assert_eq!(
+        query_strings(
+            &c,
+            "select data_type from information_schema.columns where table_name = 's' order by ordinal_position"
+        ),
+        ["INTEGER", "INTEGER"]
+    );
+}

@@ -201,9 +201,11 @@ impl SqlFile {
 /// The SQL files under `test-paths`: singular tests, and (under a `generic/` folder) files of
 /// `{% test %}` blocks, which are macros. Returns (singular tests, generic test files).
 pub fn read_test_files(root: &Path, dirs: &[String]) -> Result<(Vec<SqlFile>, Vec<SqlFile>)> {
+    // `fixtures/` holds unit tests' input files, not tests (dbt skips it too).
     let (generic, singular): (Vec<SqlFile>, Vec<SqlFile>) =
         files_under(root, dirs, "sql", FileKind::Test)?
             .into_iter()
+            .filter(|f| f.folders.first().is_none_or(|d| d != "fixtures"))
             .partition(|f| f.folders.first().is_some_and(|d| d == "generic"));
     Ok((singular, generic))
 }

@@ -371,6 +371,8 @@ impl Object for Column {
             "quoted" => Value::from(crate::model::relation::quote_ident(&self.name)),
             "dtype" | "data_type" => Value::from(self.dtype.clone()),
             "char_size" => Value::from(()),
+            // dbt-duckdb's columns list a struct's fields; lakeflow's columns have none.
+            "fields" => Value::from(Vec::<Value>::new()),
             "numeric_precision" => Value::from(self.precision_scale().0),
             "numeric_scale" => Value::from(self.precision_scale().1),
             _ => return None,

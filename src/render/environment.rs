@@ -27,6 +27,11 @@ pub(super) fn environment(project: &Project, macros: &MacroSet) -> Result<Enviro
     env.add_function("env_var", crate::project::env::env_var);
     env.add_function("return", functions::return_);
     env.add_function("log", functions::log);
+    // Python's print(), as dbt has it: to standard output, nothing in the template.
+    env.add_function("print", |value: Value| {
+        crate::outln!("{value}");
+        String::new()
+    });
     env.add_function("is_incremental", functions::is_incremental);
     env.add_function(pycompat::MUTABLE_FN, pycompat::mutable);
     env.add_function(pyarith::FUNCTION, pyarith::binop);

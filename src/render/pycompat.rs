@@ -94,8 +94,20 @@ fn seq_method(value: &Value, method: &str, args: &[Value]) -> Result<Value, Erro
                 .ok_or_else(|| Error::new(ErrorKind::InvalidOperation, "value is not in the list"))
         }
         "copy" => Ok(mutable(value.clone())),
-        "append" | "extend" | "insert" | "pop" | "remove" | "clear" | "reverse" | "sort"
-        | "add" => Err(immutable(value, method)),
+        // On a list nothing keeps (`(xs | list).pop()`), the element is all that is seen.
+        "pop" => {
+            let items: Vec<Value> = value.try_iter()?.collect();
+            let len = items.len() as i64;
+            let at = args.first().and_then(Value::as_i64).unwrap_or(-1);
+            let at = if at < 0 { len + at } else { at };
+            usize::try_from(at)
+                .ok()
+                .and_then(|i| items.get(i).cloned())
+                .ok_or_else(|| Error::new(ErrorKind::InvalidOperation, "pop index out of range"))
+        }
+        "append" | "extend" | "insert" | "remove" | "clear" | "reverse" | "sort" | "add" => {
+            Err(immutable(value, method))
+        }
         _ => Err(unknown(value, method)),
     }
 }
@@ -370,9 +382,10 @@ pub fn python_source(src: &str) -> Cow<'_, str> {
 /// Name of the function [`mutable_literals`] wraps literals in.
 pub const MUTABLE_FN: &str = "__lf_mut";
 
-/// Rewrites `{% set x = [ ... ] %}` / `{% set x = { ... } %}` to
-/// `{% set x = __lf_mut([ ... ]) %}`, so that `{% do x.append(1) %}` changes `x` as in
-/// Python. Lines and columns before the rewritten tag stay the same; a source without
+/// Rewrites `{% set x = <expr> %}` (and `{% set ns.x = <expr> %}`) to
+/// `{% set x = __lf_mut(<expr>) %}`, so that a list or dict kept in a variable changes in
+/// place as in Python (`{% do x.append(1) %}`), whether it was written as a literal or came
+/// from a filter (`y | list`); other values pass through. Lines and columns before the rewritten tag stay the same; a source without
 /// such a tag is returned unchanged (borrowed).
 pub fn mutable_literals(src: &str) -> Cow<'_, str> {
     let mut out = String::new();
@@ -422,9 +435,10 @@ fn set_literal(src: &str, tag: usize) -> Option<(usize, usize)> {
         return None;
     }
     let name_start = i;
+    // A name, or a namespace's attribute (`ns.items`).
     while b
         .get(i)
-        .is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_')
+        .is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_' || *c == b'.')
     {
         i += 1;
     }
@@ -437,7 +451,8 @@ fn set_literal(src: &str, tag: usize) -> Option<(usize, usize)> {
     }
     i += 1;
     ws(&mut i);
-    if !matches!(b.get(i), Some(b'[' | b'{')) {
+    // `{% set x = %}` is not an assignment to rewrite; `==` is not an assignment at all.
+    if matches!(b.get(i), None | Some(b'%' | b'=')) {
         return None;
     }
     let open = i;
@@ -544,11 +559,21 @@ mod tests {
     }
 
     #[test]
+    fn lists_from_filters_and_namespaces_change_in_place() {
+        assert_eq!(
+            render(
+                "{% set ns = namespace(cols=[]) %}{% do ns.cols.append('a') %}{% do ns.cols.append('b') %}{{ ns.cols }}|{% set l = ['x', 'y'] | select('ne', 'q') | list %}{% do l.append('z') %}{{ l }}|{{ (['p', 'q'] | list).pop() }}|{{ (['p', 'q'] | list).pop(0) }}"
+            ),
+            "['a', 'b']|['x', 'y', 'z']|q|p"
+        );
+    }
+
+    #[test]
     fn rewrite_keeps_other_tags() {
         let src = "{% set a = 1 %}{% set b = [1] -%}\n{%- set c = {'k': '%}'} %}{% for x in y %}";
         assert_eq!(
             super::mutable_literals(src),
-            "{% set a = 1 %}{% set b = __lf_mut([1]) -%}\n{%- set c = __lf_mut({'k': '%}'}) %}{% for x in y %}"
+            "{% set a = __lf_mut(1) %}{% set b = __lf_mut([1]) -%}\n{%- set c = __lf_mut({'k': '%}'}) %}{% for x in y %}"
         );
         assert!(matches!(
             super::mutable_literals("select 1"),

@@ -79,6 +79,17 @@ with spine as (
 )
 select * from all_periods where date_{{ datepart }} <= {{ end_date }}
 {%- endmacro -%}
+{#- dbt's default naming macros, callable from any template (the project's own override,
+    when it has one, is what names its nodes). -#}
+{%- macro generate_schema_name(custom_schema_name=none, node=none) -%}
+{%- if custom_schema_name is none -%}{{ target.schema }}{%- else -%}{{ target.schema }}_{{ custom_schema_name | trim }}{%- endif -%}
+{%- endmacro -%}
+{%- macro generate_alias_name(custom_alias_name=none, node=none) -%}
+{%- if custom_alias_name -%}{{ custom_alias_name | trim }}{%- elif node.version -%}{{ node.name ~ '_v' ~ (node.version | string | replace('.', '_')) }}{%- else -%}{{ node.name }}{%- endif -%}
+{%- endmacro -%}
+{%- macro generate_database_name(custom_database_name=none, node=none) -%}
+{%- if custom_database_name is none -%}{{ target.database }}{%- else -%}{{ custom_database_name | trim }}{%- endif -%}
+{%- endmacro -%}
 {%- macro bool_or(expression) -%}bool_or({{ expression }}){%- endmacro -%}
 {%- macro cast_bool_to_text(field) -%}cast({{ field }} as TEXT){%- endmacro -%}
 {%- macro concat(fields) -%}{{ fields | join(' || ') }}{%- endmacro -%}
