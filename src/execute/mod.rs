@@ -8,6 +8,7 @@
 //! the [`TableFormat`] of their `format` ([`table_format`] picks it): `files_format.rs` for
 //! Parquet, CSV and JSON, `delta_format.rs` for Delta tables.
 
+mod contract;
 pub mod delta_format;
 pub mod ephemeral;
 pub mod external;
@@ -340,6 +341,9 @@ fn ctx<'a>(run: &'a Run, conn: &'a duckdb::Connection, node: &'a Node) -> Ctx<'a
 /// Builds one node, with its pre-hooks before and post-hooks after (a failing hook fails the
 /// node; post-hooks run only when the build succeeded).
 fn build(c: &Ctx) -> Result<Outcome> {
+    if let Some(columns) = &c.node.contract {
+        contract::check(c, columns)?;
+    }
     run_hooks(c.conn, "pre-hook", &c.node.hooks.pre)?;
     let outcome = materialization(c.node).run(c)?;
     run_hooks(c.conn, "post-hook", &c.node.hooks.post)?;

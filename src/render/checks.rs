@@ -150,6 +150,7 @@ mod tests {
             deferred: false,
             python: None,
             version: None,
+            contract: None,
             error: None,
         }
     }

@@ -390,6 +390,7 @@ fn render_test(
         deferred,
         python: None,
         version: None,
+        contract: None,
     }))
 }
 
@@ -436,6 +437,7 @@ fn error_node(
         deferred: false,
         python: None,
         version: None,
+        contract: None,
     }
 }
 

@@ -92,6 +92,10 @@ pub struct Node {
     /// A version of a versioned model.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub version: Option<crate::project::ModelVersion>,
+    /// An enforced contract (`contract: {enforced: true}`): the columns and types the
+    /// model's query must have, from its schema file.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub contract: Option<Vec<(String, String)>>,
 }
 
 impl Node {
@@ -464,6 +468,7 @@ pub fn render(project: &Project, reader: &dyn SourceReader) -> Result<Rendered> 
         }
         nodes.push(Node {
             version: file.version.clone(),
+            contract: node_configs::contract(project, file, &finals[i]),
             unique_id,
             kind: file.kind,
             name: file.name.clone(),

@@ -139,6 +139,40 @@ pub(super) fn enabled_names(
     Ok(out)
 }
 
+/// The columns an enforced contract asks of a model (`contract: {enforced: true}` and the
+/// `data_type` of each column in its schema file).
+pub(super) fn contract(
+    project: &Project,
+    file: &SqlFile,
+    config: &Config,
+) -> Option<Vec<(String, String)>> {
+    let enforced = config
+        .get("contract")
+        .and_then(|c| c.get("enforced"))
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    if !enforced || file.kind != FileKind::Model {
+        return None;
+    }
+    let name = file.version.as_ref().map_or(&file.name, |v| &v.model);
+    let entry = &project.schema.models.get(name)?.entry;
+    let columns = entry.get("columns")?.as_array()?;
+    Some(
+        columns
+            .iter()
+            .filter_map(|c| {
+                Some((
+                    c.get("name")?.as_str()?.to_string(),
+                    c.get("data_type")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_string(),
+                ))
+            })
+            .collect(),
+    )
+}
+
 impl Node {
     /// Its config with dbt's defaults under what the project set (the manifest's and
     /// `graph`'s `config`, and what `state:modified` compares).
