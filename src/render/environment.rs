@@ -34,6 +34,7 @@ pub(super) fn environment(project: &Project, macros: &MacroSet) -> Result<Enviro
     });
     env.add_function("is_incremental", functions::is_incremental);
     env.add_function(pycompat::MUTABLE_FN, pycompat::mutable);
+    env.add_function("namespace", pycompat::namespace);
     env.add_function(pyarith::FUNCTION, pyarith::binop);
     env.add_function("tojson", globals::tojson);
     env.add_function("fromjson", globals::fromjson);

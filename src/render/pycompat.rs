@@ -360,13 +360,31 @@ pub fn mutable(value: Value) -> Value {
     }
     // A plain `Map` is a dict literal; lakeflow's own objects (relations, columns, result
     // tables, dicts already mutable) are kept as they are.
+    // (nor a `namespace()`, which Jinja assigns attributes of).
     if value.kind() == ValueKind::Map
         && obj.type_name().split("::").next() != Some(env!("CARGO_CRATE_NAME"))
+        && !obj.type_name().ends_with("Namespace")
         && let Ok(pairs) = map_pairs(&value)
     {
         return MutDict::new_value(pairs.into_iter().map(|(k, v)| (k, mutable(v))).collect());
     }
     value
+}
+
+/// Jinja's `namespace(...)` whose lists and dicts change in place (`ns.cols.append(x)`), as
+/// in Python.
+pub fn namespace(defaults: Option<minijinja::value::ValueOrKwargs>) -> Result<Value, Error> {
+    let Some(defaults) = defaults else {
+        return minijinja::functions::namespace(None);
+    };
+    let given = defaults.into_value();
+    let values: std::collections::BTreeMap<String, Value> = map_pairs(&given)?
+        .into_iter()
+        .filter_map(|(k, v)| Some((k.as_str()?.to_string(), mutable(v))))
+        .collect();
+    let (arg,): (Option<minijinja::value::ValueOrKwargs>,) =
+        minijinja::value::from_args(&[Value::from(values)])?;
+    minijinja::functions::namespace(arg)
 }
 
 /// A template's source with Python's semantics where minijinja differs: list and dict
@@ -487,6 +505,7 @@ mod tests {
         let mut env = minijinja::Environment::new();
         env.set_unknown_method_callback(super::unknown_method);
         env.add_function(super::MUTABLE_FN, super::mutable);
+        env.add_function("namespace", super::namespace);
         env
     }
 
@@ -562,7 +581,7 @@ mod tests {
     fn lists_from_filters_and_namespaces_change_in_place() {
         assert_eq!(
             render(
-                "{% set ns = namespace(cols=[]) %}{% do ns.cols.append('a') %}{% do ns.cols.append('b') %}{{ ns.cols }}|{% set l = ['x', 'y'] | select('ne', 'q') | list %}{% do l.append('z') %}{{ l }}|{{ (['p', 'q'] | list).pop() }}|{{ (['p', 'q'] | list).pop(0) }}"
+                "{% set ns = namespace(cols=[], n=0) %}{% set ns.n = ns.n + 1 %}{% do ns.cols.append('a') %}{% do ns.cols.append('b') %}{{ ns.cols }}|{% set l = ['x', 'y'] | select('ne', 'q') | list %}{% do l.append('z') %}{{ l }}|{{ (['p', 'q'] | list).pop() }}|{{ (['p', 'q'] | list).pop(0) }}"
             ),
             "['a', 'b']|['x', 'y', 'z']|q|p"
         );
