@@ -24,13 +24,13 @@ pub struct Cli {
 
 #[derive(Args, Debug, Clone)]
 pub struct Global {
-    /// Project directory holding lakeflow.yml or dbt_project.yml [default: current dir]
+    /// Project directory holding lakeflow.yml or dbt_project.yml [default: $DBT_PROJECT_DIR, else the current dir]
     #[arg(long, global = true, env = "LAKEFLOW_PROJECT_DIR")]
     pub project_dir: Option<PathBuf>,
-    /// Directory of profiles.yml [default: search $LAKEFLOW_PROFILES_DIR, project dir, ~/.lakeflow, ~/.dbt]
+    /// Directory of profiles.yml [default: search $LAKEFLOW_PROFILES_DIR, $DBT_PROFILES_DIR, project dir, ~/.lakeflow, ~/.dbt]
     #[arg(long, global = true)]
     pub profiles_dir: Option<PathBuf>,
-    /// Target (output) of the profile to use [default: the profile's `target:`]
+    /// Target (output) of the profile to use [default: $DBT_TARGET, else the profile's `target:`]
     #[arg(short, long, global = true, env = "LAKEFLOW_TARGET")]
     pub target: Option<String>,
     /// Variables for var(), as a YAML mapping: --vars '{start: 2024-01-01, days: 7}'
@@ -68,6 +68,12 @@ pub struct RunArgs {
     /// Rebuild incremental models from scratch instead of adding to them
     #[arg(long, short = 'f')]
     pub full_refresh: bool,
+    /// Stop at the first node that errors or test that fails: what has not started is skipped
+    #[arg(long, short = 'x')]
+    pub fail_fast: bool,
+    /// Treat warnings as errors: a test at severity warn that finds rows fails
+    #[arg(long)]
+    pub warn_error: bool,
 }
 
 #[derive(Subcommand, Debug)]

@@ -155,3 +155,67 @@ fn memory_limit_and_temp_directory_let_large_models_spill() {
         "temp_directory reached DuckDB"
     );
 }
+
+/// dbt's CI flags and environment: `--fail-fast` skips what has not started after the first
+/// error, `--warn-error` makes a warning test fail, and `DBT_PROFILES_DIR` / `DBT_TARGET`
+/// stand in for `--profiles-dir` / `--target`.
+#[test]
+fn fail_fast_warn_error_and_dbt_environment_variables() {
+    let t = TestProject::new(&[
+        ("dbt_project.yml", "name: p\nversion: '1.0'\nprofile: p\n"),
+        (
+            "prof/profiles.yml",
+            "p:\n  target: dev\n  outputs:\n    dev:\n      type: duckdb\n      path: dev.duckdb\n    other:\n      type: duckdb\n      path: other.duckdb\n",
+        ),
+        ("models/z_bad.sql", "select * from no_such_table\n"),
+        ("models/base.sql", "select null as x\n"),
+        ("models/z_ok.sql", "select * from {{ ref('base') }}\n"),
+        (
+            "models/schema.yml",
+            "version: 2\nmodels:\n  - name: z_ok\n    columns:\n      - name: x\n        data_tests:\n          - not_null:\n              config: {severity: warn}\n",
+        ),
+    ]);
+    std::fs::remove_file(t.path().join("lakeflow.yml")).expect("a dbt project");
+    let run = |args: &[&str]| {
+        Run::from(
+            t.command(args)
+                .env("DBT_PROFILES_DIR", t.path().join("prof"))
+                .env("DBT_TARGET", "other")
+                .output()
+                .expect("run"),
+        )
+    };
+    // Without --fail-fast the independent model builds, into the DBT_TARGET's catalog.
+    let r = run(&["run", "--threads", "1"]);
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    assert!(t.path().join("other.duckdb").is_file());
+    assert!(!t.path().join("dev.duckdb").exists());
+    assert!(r.stdout.contains("OK    main.z_ok"), "{}", r.stdout);
+
+    // With it, what waits behind the failure's run does not start.
+    let r = run(&["run", "--threads", "1", "--fail-fast"]);
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("SKIP  main.z_ok"), "{}", r.stdout);
+    assert!(
+        r.stdout
+            .contains("skipped: --fail-fast after 'z_bad' did not succeed"),
+        "{}",
+        r.stdout
+    );
+
+    // The warning test warns; with --warn-error it fails.
+    let r = run(&["test", "-s", "z_ok"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.contains("WARN  test not_null_z_ok_x"),
+        "{}",
+        r.stdout
+    );
+    let r = run(&["test", "-s", "z_ok", "--warn-error"]);
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.contains("FAIL  test not_null_z_ok_x"),
+        "{}",
+        r.stdout
+    );
+}

@@ -16,6 +16,12 @@ pub fn run(g: &Global, args: &RunArgs, command: &str) -> Result<bool> {
     // load -> render -> graph -> select
     let mut p = plan(g, &args.selection, command, args.full_refresh)?;
     keep_kind(&mut p, command);
+    // `--warn-error`: a test that would warn fails.
+    if args.warn_error {
+        for n in p.nodes.iter_mut().filter(|n| n.is_test()) {
+            n.config.insert("severity".into(), "error".into());
+        }
+    }
     let build_id = crate::model::clock::new_build_id();
     let target = &p.project.target;
     let catalog = Catalog::open(target, &format!("lakeflow {command}"))?;
@@ -69,6 +75,7 @@ pub fn run(g: &Global, args: &RunArgs, command: &str) -> Result<bool> {
             existing: &existing,
             full_refresh: args.full_refresh,
             deferred: p.deferred.as_deref(),
+            fail_fast: args.fail_fast,
         },
         conn,
         &progress,

@@ -55,10 +55,18 @@ pub fn dispatch(cli: Cli) -> Result<bool> {
 }
 
 pub(crate) fn load(g: &Global) -> Result<Project> {
+    // dbt's environment variables stand in for the flags (after lakeflow's own).
+    let env = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
     project::load(&LoadOptions {
-        project_dir: g.project_dir.clone(),
+        project_dir: g
+            .project_dir
+            .clone()
+            .or_else(|| env("DBT_PROJECT_DIR").map(Into::into)),
         profiles_dir: g.profiles_dir.clone(),
-        target: g.target.clone(),
+        target: g
+            .target
+            .clone()
+            .or_else(|| env("DBT_TARGET").and_then(|v| v.into_string().ok())),
         vars: g.vars.clone(),
     })
 }

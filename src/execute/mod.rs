@@ -146,6 +146,8 @@ pub struct Run<'a> {
     pub full_refresh: bool,
     /// Renders the nodes whose Jinja reads the database, just before they run.
     pub deferred: Option<&'a crate::render::deferred::Deferred>,
+    /// `--fail-fast`: after the first error or failing test, nothing more starts.
+    pub fail_fast: bool,
 }
 
 pub fn execute(run: &Run, conn: &duckdb::Connection, observer: &dyn Observer) -> Vec<RunResult> {
@@ -202,15 +204,18 @@ pub fn execute(run: &Run, conn: &duckdb::Connection, observer: &dyn Observer) ->
     let mut ready: Vec<usize> = plan.iter().copied().filter(|i| waiting[i] == 0).collect();
     ready.reverse();
     let mut in_flight = 0usize;
+    // `--fail-fast`: why nothing more starts.
+    let mut stopped: Option<String> = None;
     pool.in_place_scope(|scope| {
         loop {
             while in_flight < threads {
                 let Some(i) = ready.pop() else { break };
                 let node = &run.nodes[i];
                 // Skipped behind a failure, not compilable, or reading what was never built.
-                let not_run = blocked
-                    .get(&i)
-                    .map(|r| (Status::Skipped, r.clone()))
+                let not_run = stopped
+                    .clone()
+                    .map(|r| (Status::Skipped, r))
+                    .or_else(|| blocked.get(&i).map(|r| (Status::Skipped, r.clone())))
                     .or_else(|| node.error.clone().map(|e| (Status::Error, e)))
                     .or_else(|| missing_upstream(run, i, &in_plan).map(|r| (Status::Error, r)));
                 if let Some((status, reason)) = not_run {
@@ -280,6 +285,15 @@ pub fn execute(run: &Run, conn: &duckdb::Connection, observer: &dyn Observer) ->
             in_flight -= 1;
             let i = result.node;
             observer.finished(&run.nodes[i], &result);
+            if run.fail_fast
+                && stopped.is_none()
+                && matches!(result.status, Status::Error | Status::Fail)
+            {
+                stopped = Some(format!(
+                    "skipped: --fail-fast after '{}' did not succeed",
+                    run.nodes[i].name
+                ));
+            }
             for &d in dependents.get(&i).map(Vec::as_slice).unwrap_or(&[]) {
                 if !result.status.lets_downstream_run() {
                     let what = if run.nodes[i].is_test() {

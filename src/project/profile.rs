@@ -112,8 +112,11 @@ pub fn search_dirs(explicit: Option<&Path>, project_dir: &Path) -> Vec<PathBuf> 
     if let Some(d) = explicit {
         dirs.push(d.to_path_buf());
     }
-    if let Some(d) = std::env::var_os("LAKEFLOW_PROFILES_DIR") {
-        dirs.push(PathBuf::from(d));
+    // lakeflow's variable, then dbt's.
+    for var in ["LAKEFLOW_PROFILES_DIR", "DBT_PROFILES_DIR"] {
+        if let Some(d) = std::env::var_os(var).filter(|d| !d.is_empty()) {
+            dirs.push(PathBuf::from(d));
+        }
     }
     dirs.push(project_dir.to_path_buf());
     if let Some(home) = std::env::var_os("HOME").map(PathBuf::from) {

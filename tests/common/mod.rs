@@ -63,7 +63,10 @@ impl TestProject {
             .current_dir(self.path())
             .env_remove("LAKEFLOW_TARGET")
             .env_remove("LAKEFLOW_PROFILES_DIR")
-            .env_remove("LAKEFLOW_PROJECT_DIR");
+            .env_remove("LAKEFLOW_PROJECT_DIR")
+            .env_remove("DBT_PROFILES_DIR")
+            .env_remove("DBT_TARGET")
+            .env_remove("DBT_PROJECT_DIR");
         cmd
     }
 
