@@ -240,11 +240,7 @@ pub fn load(opts: &LoadOptions) -> Result<Project> {
         t.check_types(&keys)?;
         Ok(t)
     };
-    let test_key = if yaml::get(&doc, "data_tests").is_some() {
-        "data_tests"
-    } else {
-        "tests"
-    };
+    let test_key = tests_key(&doc);
     let on_run_start = hook_list(&keys, &doc, "on-run-start")?;
     let on_run_end = hook_list(&keys, &doc, "on-run-end")?;
 
@@ -288,6 +284,15 @@ pub fn load(opts: &LoadOptions) -> Result<Project> {
             ..Invocation::default()
         },
     })
+}
+
+/// The key of a project file's tests configs: `data_tests`, or the older `tests`.
+fn tests_key(doc: &serde_yaml::Value) -> &'static str {
+    if yaml::get(doc, "data_tests").is_some() {
+        "data_tests"
+    } else {
+        "tests"
+    }
 }
 
 /// The keys of the project file that must be read before the profile: name, profile, vars.

@@ -70,15 +70,10 @@ pub fn load(package: &mut Package, cx: &Context) -> Result<Loaded> {
         t.check_types(&keys)?;
         Ok(t)
     };
-    let test_key = if yaml::get(&doc, "data_tests").is_some() {
-        "data_tests"
-    } else {
-        "tests"
-    };
     package.trees = PackageTrees {
         models: tree("models")?,
         seeds: tree("seeds")?,
-        tests: tree(test_key)?,
+        tests: tree(super::tests_key(&doc))?,
         snapshots: tree("snapshots")?,
     };
 

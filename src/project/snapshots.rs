@@ -37,14 +37,20 @@ pub fn read_blocks(root: &Path, dirs: &[String]) -> Result<Vec<SqlFile>> {
     Ok(out)
 }
 
+/// The next `{% ... %}` tag at or after `from`: where it starts, where it ends, and its
+/// contents without whitespace control and spaces.
+fn next_tag(text: &str, from: usize) -> Option<(usize, usize, &str)> {
+    let start = from + text.get(from..)?.find("{%")?;
+    let close = start + text[start..].find("%}")?;
+    let tag =
+        text[start + 2..close].trim_matches(|c: char| c == '-' || c == '+' || c.is_whitespace());
+    Some((start, close + 2, tag))
+}
+
 /// The next `{% snapshot name %}` tag at or after `from`: its name and where its body starts.
 fn next_block(text: &str, from: usize) -> Option<(String, usize)> {
     let mut at = from;
-    while let Some(open) = text[at..].find("{%") {
-        let start = at + open;
-        let close = start + text[start..].find("%}")?;
-        let tag = text[start + 2..close]
-            .trim_matches(|c: char| c == '-' || c == '+' || c.is_whitespace());
+    while let Some((_, end, tag)) = next_tag(text, at) {
         if let Some(rest) = tag.strip_prefix("snapshot")
             && rest.starts_with(char::is_whitespace)
         {
@@ -54,10 +60,10 @@ fn next_block(text: &str, from: usize) -> Option<(String, usize)> {
                 .take_while(|c| c.is_alphanumeric() || *c == '_')
                 .collect();
             if !name.is_empty() {
-                return Some((name, close + 2));
+                return Some((name, end));
             }
         }
-        at = close + 2;
+        at = end;
     }
     None
 }
@@ -65,15 +71,11 @@ fn next_block(text: &str, from: usize) -> Option<(String, usize)> {
 /// Where the block's body ends (the `{% endsnapshot %}` tag's start) and where the tag ends.
 fn find_end(text: &str, from: usize) -> Option<(usize, usize)> {
     let mut at = from;
-    while let Some(open) = text[at..].find("{%") {
-        let start = at + open;
-        let close = start + text[start..].find("%}")?;
-        let tag = text[start + 2..close]
-            .trim_matches(|c: char| c == '-' || c == '+' || c.is_whitespace());
+    while let Some((start, end, tag)) = next_tag(text, at) {
         if tag == "endsnapshot" {
-            return Some((start, close + 2));
+            return Some((start, end));
         }
-        at = close + 2;
+        at = end;
     }
     None
 }

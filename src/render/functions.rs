@@ -42,6 +42,17 @@ pub struct Shared {
 }
 
 impl Shared {
+    /// The vars each installed package's nodes see, by package.
+    pub fn package_vars_of(
+        project: &crate::project::Project,
+    ) -> HashMap<String, std::collections::BTreeMap<String, serde_json::Value>> {
+        project
+            .packages
+            .iter()
+            .map(|p| (p.name.clone(), p.vars.clone()))
+            .collect()
+    }
+
     /// The file name `ref(name)` (with `v=`/`version=`, if given) reaches: a versioned
     /// model's latest or asked-for version, else `name` itself.
     fn versioned(&self, name: &str, version: Option<&str>) -> String {

@@ -205,11 +205,7 @@ fn render_project_hooks(
 fn hook_shared(project: &crate::project::Project) -> Arc<Shared> {
     Arc::new(Shared {
         vars: project.vars.clone(),
-        package_vars: project
-            .packages
-            .iter()
-            .map(|p| (p.name.clone(), p.vars.clone()))
-            .collect(),
+        package_vars: Shared::package_vars_of(project),
         ..Shared::default()
     })
 }

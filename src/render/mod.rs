@@ -147,11 +147,7 @@ pub fn render(project: &Project, reader: &dyn SourceReader) -> Result<Rendered> 
     let base_configs: Vec<Config> = files.iter().map(|f| base_config(project, f)).collect();
     let mut shared = Shared {
         vars: project.vars.clone(),
-        package_vars: project
-            .packages
-            .iter()
-            .map(|p| (p.name.clone(), p.vars.clone()))
-            .collect(),
+        package_vars: Shared::package_vars_of(project),
         models: files
             .iter()
             .enumerate()
