@@ -34,6 +34,20 @@ pub fn build(nodes: &[Node]) -> Result<Dag> {
         }
     }
     add_test_edges(&mut graph, nodes);
+    // A unit test runs before its model, which waits for it; a model's unit tests run one
+    // after the other, and after one that does not pass the rest are skipped (as in dbt).
+    let mut last_of: HashMap<&str, NodeIndex> = HashMap::new();
+    for (i, node) in nodes.iter().enumerate() {
+        if let crate::model::materialization::Materialization::UnitTest(u) = &node.materialization
+            && let Some(&model) = by_name.get(&u.model)
+        {
+            let ix = NodeIndex::new(i);
+            graph.add_edge(ix, model, ());
+            if let Some(previous) = last_of.insert(u.model.as_str(), ix) {
+                graph.add_edge(previous, ix, ());
+            }
+        }
+    }
     let order = match petgraph::algo::toposort(&graph, None) {
         Ok(order) => order.into_iter().map(|ix| graph[ix]).collect(),
         Err(_) => return Err(cycle_error(&graph, nodes)),
@@ -52,7 +66,12 @@ fn add_test_edges(graph: &mut DiGraph<usize, ()>, nodes: &[Node]) {
     let mut ancestors: HashMap<NodeIndex, BTreeSet<NodeIndex>> = HashMap::new();
     let mut edges = Vec::new();
     for (t, node) in nodes.iter().enumerate() {
-        if !node.is_test() {
+        // A unit test gates its own model only (an edge of its own).
+        let unit = matches!(
+            node.materialization,
+            crate::model::materialization::Materialization::UnitTest(_)
+        );
+        if !node.is_test() || unit {
             continue;
         }
         let tix = NodeIndex::new(t);

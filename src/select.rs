@@ -273,6 +273,10 @@ fn matches(
                 .and_then(|v| v.as_str().map(str::to_string))
                 == Some(atom.value.clone())
         }
+        "test_type" if atom.value == "unit" => matches!(
+            node.materialization,
+            crate::model::materialization::Materialization::UnitTest(_)
+        ),
         "test_type" => match (&node.test, atom.value.as_str()) {
             (Some(t), "generic") => t.test_name.is_some(),
             (Some(t), "singular") => t.test_name.is_none(),

@@ -23,6 +23,7 @@ pub mod seed;
 mod snapshot;
 pub mod table;
 pub mod test;
+mod unit_test;
 pub mod view;
 
 use crate::error::Result;
@@ -331,6 +332,7 @@ pub fn materialization(node: &Node) -> Box<dyn Materialize + '_> {
         Materialization::Test => Box::new(test::Test),
         Materialization::Ephemeral => Box::new(ephemeral::Ephemeral),
         Materialization::Snapshot(spec) => Box::new(snapshot::SnapshotTable { spec }),
+        Materialization::UnitTest(spec) => Box::new(unit_test::UnitTestRun { spec }),
     }
 }
 

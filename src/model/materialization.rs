@@ -78,6 +78,8 @@ pub enum Materialization {
     Test,
     /// A snapshot: a catalog table keeping every version of each row (dbt's SCD type 2).
     Snapshot(super::snapshot::Snapshot),
+    /// A unit test: the model's SQL on fixed inputs against the rows it should give.
+    UnitTest(super::unit_test::UnitTest),
 }
 
 pub const SUPPORTED: &str = "view, table, ephemeral, external, incremental";
@@ -164,6 +166,7 @@ impl Materialization {
             Materialization::Incremental(_) => "incremental",
             Materialization::Test => "test",
             Materialization::Snapshot(_) => "snapshot",
+            Materialization::UnitTest(_) => "unit_test",
         }
     }
 

@@ -8,6 +8,7 @@ pub mod materialization;
 pub mod relation;
 pub mod snapshot;
 pub mod templates;
+pub mod unit_test;
 
 /// The catalog schema of lakeflow's state tables (`catalog::state`); no model may be built
 /// into it.

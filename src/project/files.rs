@@ -106,6 +106,18 @@ pub struct SchemaFiles {
     pub tests: Vec<super::data_tests::TestDecl>,
     /// `exposures:` entries: what reads the project's models (dashboards, apps).
     pub exposures: Vec<Exposure>,
+    /// `unit_tests:` entries, as written (rendered).
+    pub unit_tests: Vec<UnitTestDecl>,
+}
+
+/// A `unit_tests:` entry: `model`, `given`, `expect`, `overrides`, `config`, as written.
+#[derive(Debug, Clone, Default)]
+pub struct UnitTestDecl {
+    pub name: String,
+    pub model: String,
+    pub entry: serde_json::Value,
+    pub file: PathBuf,
+    pub package: Option<String>,
 }
 
 /// A dbt exposure: a downstream use of models and sources, in the manifest and `graph`.
@@ -288,6 +300,21 @@ pub fn read_schema_files(
         read_models(&doc, "snapshots", ctx, &mut out.snapshots, &mut out.tests)?;
         read_sources(&doc, ctx, &mut out)?;
         read_exposures(&doc, &rel, &mut out.exposures);
+        if let Some(Value::Sequence(items)) = yaml::get(&doc, "unit_tests") {
+            for item in items {
+                if let (Some(name), Some(model)) =
+                    (yaml::get_str(item, "name"), yaml::get_str(item, "model"))
+                {
+                    out.unit_tests.push(UnitTestDecl {
+                        name,
+                        model,
+                        entry: yaml::to_json(item),
+                        file: rel.clone(),
+                        package: None,
+                    });
+                }
+            }
+        }
     }
     Ok(out)
 }

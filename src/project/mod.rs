@@ -15,7 +15,9 @@ pub mod yaml;
 
 use crate::error::{Error, Result};
 pub use config::{Config, ConfigTree};
-pub use files::{Exposure, FileKind, ModelVersion, ModelYaml, SchemaFiles, SourceTable, SqlFile};
+pub use files::{
+    Exposure, FileKind, ModelVersion, ModelYaml, SchemaFiles, SourceTable, SqlFile, UnitTestDecl,
+};
 pub use profile::Target;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -52,6 +54,8 @@ pub struct Project {
     pub package_configs: config::PackageTrees,
     /// Models and seeds (`kind` tells them apart): one name space, as in dbt.
     pub models: Vec<SqlFile>,
+    /// `test-paths`, relative to the root (unit tests' fixture files are under `fixtures/`).
+    pub test_paths: Vec<String>,
     /// Singular tests: the SQL files under `test-paths` (outside `generic/`).
     pub tests: Vec<SqlFile>,
     /// Macro files, including `{% test %}` blocks under `test-paths/generic/`.
@@ -268,6 +272,7 @@ pub fn load(opts: &LoadOptions) -> Result<Project> {
         clean_targets,
         vars,
         models,
+        test_paths,
         tests,
         macros,
         packages: installed,

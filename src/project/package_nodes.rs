@@ -114,6 +114,9 @@ pub fn load(package: &mut Package, cx: &Context) -> Result<Loaded> {
     for e in &mut schema.exposures {
         e.package = name.clone();
     }
+    for u in &mut schema.unit_tests {
+        u.package = name.clone();
+    }
     models.extend(super::snapshots::from_yaml(&schema));
     let mut tests = tests;
     for f in models.iter_mut().chain(tests.iter_mut()) {
@@ -143,6 +146,7 @@ impl SchemaFiles {
         self.warnings.extend(other.warnings);
         self.tests.extend(other.tests);
         self.exposures.extend(other.exposures);
+        self.unit_tests.extend(other.unit_tests);
     }
 }
 

@@ -19,16 +19,6 @@ pub fn scan(root: &Path, _doc: &Value, schema_dirs: &[String]) -> Result<Found> 
         let text = std::fs::read_to_string(&path).unwrap_or_default();
         if let Some(line) = text
             .lines()
-            .position(|l| l.starts_with("unit_tests:"))
-            .map(|i| i + 1)
-        {
-            out.push(format!(
-                "{}:{line}: unsupported dbt feature `unit_tests`: unit tests are not run (data tests are)",
-                rel(&path)
-            ));
-        }
-        if let Some(line) = text
-            .lines()
             .position(|l| l.trim_start().starts_with("data-tests:"))
             .map(|i| i + 1)
         {

@@ -100,6 +100,18 @@ pub struct Scope {
     pub known_refs: Option<Vec<String>>,
     /// dbt's `graph` of the run, in a render when the node runs.
     pub graph: Option<Value>,
+    /// A unit test's render: what `ref()`/`source()` read instead (fixture CTE names, keyed
+    /// `name` or `source.table`), and the vars it overrides.
+    pub fixtures: Option<Fixtures>,
+}
+
+/// What a unit test's render reads instead of the model's inputs.
+#[derive(Debug, Default, Clone)]
+pub struct Fixtures {
+    pub inputs: HashMap<String, String>,
+    pub vars: std::collections::BTreeMap<String, serde_json::Value>,
+    /// Macros that return a fixed value instead (`name` or `package.name`).
+    pub macros: HashMap<String, serde_json::Value>,
 }
 
 impl Object for Scope {}
@@ -115,6 +127,7 @@ impl Scope {
             db: None,
             known_refs: None,
             graph: None,
+            fixtures: None,
         })
     }
 
@@ -129,6 +142,7 @@ impl Scope {
             db: None,
             known_refs: None,
             graph: None,
+            fixtures: None,
         })
     }
 
@@ -151,6 +165,28 @@ impl Scope {
             db: Some(db),
             known_refs: known_refs.map(<[String]>::to_vec),
             graph,
+            fixtures: None,
+        })
+    }
+
+    /// A compile-pass scope of a unit test: `ref()`/`source()` read `fixtures`, and
+    /// `is_incremental()` says `incremental`.
+    pub fn unit_test(
+        shared: Arc<Shared>,
+        config: Config,
+        incremental: bool,
+        fixtures: Fixtures,
+    ) -> Arc<Scope> {
+        Arc::new(Scope {
+            shared,
+            pass: Pass::Compile,
+            config,
+            capture: Mutex::new(Capture::default()),
+            incremental,
+            db: None,
+            known_refs: None,
+            graph: None,
+            fixtures: Some(fixtures),
         })
     }
 
@@ -192,7 +228,8 @@ pub fn var(state: &State, name: String, rest: Rest<Value>) -> Result<Value, JErr
     let vars = package
         .and_then(|p| scope.shared.package_vars.get(&p))
         .unwrap_or(&scope.shared.vars);
-    match vars.get(&name) {
+    let overridden = scope.fixtures.as_ref().and_then(|f| f.vars.get(&name));
+    match overridden.or_else(|| vars.get(&name)) {
         Some(v) => Ok(to_value(v)),
         None => default.ok_or_else(|| {
             JError::new(
@@ -243,6 +280,9 @@ pub fn ref_(state: &State, args: Rest<Value>, kwargs: Kwargs) -> Result<Value, J
     }
     if scope.pass == Pass::Parse {
         return Ok(Value::from_object(Relation::new("__unresolved__", name)));
+    }
+    if let Some(cte) = scope.fixtures.as_ref().and_then(|f| f.inputs.get(&name)) {
+        return Ok(Value::from_object(Cte(cte.clone())));
     }
     let index = scope.shared.models.get(&name).ok_or_else(|| {
         JError::new(
@@ -309,6 +349,13 @@ impl Object for Cte {
 pub fn source(state: &State, source_name: String, table: String) -> Result<Value, JError> {
     let scope = scope(state)?;
     let key = (source_name, table);
+    if let Some(cte) = scope
+        .fixtures
+        .as_ref()
+        .and_then(|f| f.inputs.get(&format!("{}.{}", key.0, key.1)))
+    {
+        return Ok(Value::from_safe_string(cte.clone()));
+    }
     let sql = scope.shared.sources.get(&key).ok_or_else(|| {
         let known: Vec<String> = scope
             .shared
@@ -423,6 +470,9 @@ const RETURNED: &str = "return() outside of a macro call";
 /// Calls the user macro `internal` and applies `return()`.
 pub fn call_macro(state: &mut State, internal: &str, args: &[Value]) -> Result<Value, JError> {
     let scope = scope(state)?;
+    if let Some(value) = overridden_macro(state, &scope, internal) {
+        return Ok(value);
+    }
     scope.capture().packages.push(package_of(state, internal));
     let out = with_return(state, |state| {
         match state.lookup(internal).filter(|v| !v.is_undefined()) {
@@ -432,6 +482,26 @@ pub fn call_macro(state: &mut State, internal: &str, args: &[Value]) -> Result<V
     });
     scope.capture().packages.pop();
     out
+}
+
+/// A unit test's fixed value for the macro `internal` (`overrides: macros:`), if it has one.
+fn overridden_macro(state: &State, scope: &Scope, internal: &str) -> Option<Value> {
+    let macros = &scope.fixtures.as_ref()?.macros;
+    if macros.is_empty() {
+        return None;
+    }
+    let rest = internal.strip_prefix(super::macros::INTERNAL_PREFIX)?;
+    let (key, name) = match package_of(state, internal) {
+        Some(p) => {
+            let name = rest.strip_prefix(&format!("{p}__"))?;
+            (format!("{p}.{name}"), name)
+        }
+        None => (rest.to_string(), rest),
+    };
+    macros
+        .get(&key)
+        .or_else(|| macros.get(name))
+        .map(|v| to_value(v.clone()))
 }
 
 /// Name of the global listing the installed packages.

@@ -27,6 +27,7 @@ mod seeds;
 mod sources;
 mod test_args;
 mod test_ids;
+mod unit_tests;
 
 pub use data_tests::TestInfo;
 pub use ephemeral::strip_statement_end;
@@ -503,6 +504,16 @@ pub fn render(project: &Project, reader: &dyn SourceReader) -> Result<Rendered> 
         },
     )?);
     recipes.extend(test_recipes.into_inner().unwrap_or_else(|p| p.into_inner()));
+    nodes.extend(unit_tests::compile(
+        &renderer,
+        &unit_tests::Models {
+            shared: &shared,
+            files: &files,
+            finals: &finals,
+            enabled: &enabled,
+            refs: &parsed_refs,
+        },
+    ));
     checks::check_outputs(&nodes)?;
     let hooks::RunHooks {
         hooks,
