@@ -88,6 +88,17 @@ pub enum Command {
     Deps,
     /// Render models to SQL in target/compiled and write target/manifest.json
     Compile(Selection),
+    /// Read the project and write target/manifest.json (nothing is compiled to files or run)
+    Parse,
+    /// Run one macro of the project or a package against the catalog, as `dbt run-operation`
+    RunOperation {
+        /// The macro: `name`, or `package.name`
+        #[arg(value_name = "MACRO")]
+        name: String,
+        /// Its arguments, as a YAML mapping: --args '{table: orders, days: 7}'
+        #[arg(long)]
+        args: Option<String>,
+    },
     /// List the models a selection picks, one fully qualified name per line
     Ls {
         #[command(flatten)]

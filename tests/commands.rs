@@ -219,3 +219,53 @@ fn fail_fast_warn_error_and_dbt_environment_variables() {
         r.stdout
     );
 }
+
+/// `lakeflow run-operation` runs one macro against the catalog (its queries change it), with
+/// `--args`; `lakeflow parse` writes the manifest without building anything.
+#[test]
+fn run_operation_and_parse() {
+    let t = TestProject::new(&[
+        ("dbt_project.yml", "name: p\nversion: '1.0'\nprofile: p\n"),
+        (
+            "profiles.yml",
+            "p:\n  target: dev\n  outputs:\n    dev:\n      type: duckdb\n      path: p.duckdb\n",
+        ),
+        (
+            "macros/ops.sql",
+            "{% macro log_table(table, days=7) %}{% do run_query(\"create or replace table main.op_log as select '\" ~ table ~ \"' as t, \" ~ days ~ \" as d\") %}{{ log('logged ' ~ table, info=True) }}{% endmacro %}\n",
+        ),
+        ("models/m.sql", "select 1 as x\n"),
+    ]);
+    std::fs::remove_file(t.path().join("lakeflow.yml")).expect("a dbt project");
+    let run = t.run(&["run-operation", "log_table", "--args", "{table: orders}"]);
+    run.ok();
+    assert!(
+        format!("{}{}", run.stdout, run.stderr).contains("logged orders"),
+        "{}\n{}",
+        run.stdout,
+        run.stderr
+    );
+    let c = read_only(&t.path().join("p.duckdb"));
+    assert_eq!(
+        query_strings(&c, "select t || ' ' || d from main.op_log"),
+        ["orders 7"]
+    );
+    drop(c);
+    let run = t.run(&["run-operation", "no_such_macro"]);
+    assert_ne!(run.code, 0, "{}", run.stderr);
+    assert!(run.stderr.contains("no_such_macro"), "{}", run.stderr);
+
+    let run = t.run(&["parse"]);
+    run.ok();
+    let manifest =
+        std::fs::read_to_string(t.path().join("target/manifest.json")).expect("manifest");
+    assert!(manifest.contains("\"model.p.m\""), "{manifest}");
+    let c = read_only(&t.path().join("p.duckdb"));
+    assert_eq!(
+        query_i64(
+            &c,
+            "select count(*) from information_schema.tables where table_name = 'm'"
+        ),
+        0
+    );
+}

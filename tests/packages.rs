@@ -372,6 +372,12 @@ fn a_package_builds_its_models_seeds_and_tests_with_dbt_config_and_var_precedenc
             "model.my_pkg.stg_codes",
             "model.shop.graph_probe",
             "model.shop.uses_pkg",
+            // The run hooks, as dbt lists them (per project, numbered from 0).
+            "operation.my_pkg.my_pkg-on-run-end-0",
+            "operation.my_pkg.my_pkg-on-run-start-0",
+            "operation.shop.shop-on-run-end-0",
+            "operation.shop.shop-on-run-start-0",
+            "operation.shop.shop-on-run-start-1",
             "seed.my_pkg.codes",
             "test.my_pkg.no_null_codes",
             "test.my_pkg.not_null_stg_codes_code.19998230eb",

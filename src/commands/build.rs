@@ -129,7 +129,15 @@ pub fn run(g: &Global, args: &RunArgs, command: &str) -> Result<bool> {
     let exposures =
         command == "build" && args.selection.select.is_empty() && args.selection.exclude.is_empty();
     artifacts::write_run_results(
-        &p.project, &p.nodes, &results, seconds, &build_id, exposures,
+        &p.project,
+        &p.nodes,
+        &results,
+        seconds,
+        &build_id,
+        &artifacts::Listed {
+            exposures,
+            end_failed: end_failed.is_some(),
+        },
     )?;
     let ok = report::summary(g.log_format, &p.nodes, &results, seconds);
     if let Some(e) = &end_failed {

@@ -66,6 +66,18 @@ fn render_deferred(p: &super::Planned, nodes: Vec<Node>) -> Result<Vec<Node>> {
     Ok(out)
 }
 
+/// `lakeflow parse`: the project read and rendered, `target/manifest.json` written.
+pub fn parse(g: &Global) -> Result<bool> {
+    let p = plan(g, &Selection::default(), "parse", false)?;
+    artifacts::write_manifest(&p.project, &p.nodes, &crate::model::clock::new_build_id())?;
+    crate::outln!(
+        "Parsed {} nodes into {}",
+        p.nodes.len(),
+        p.project.target_path.join("manifest.json").display()
+    );
+    Ok(true)
+}
+
 pub fn ls(g: &Global, sel: &Selection, output: LsOutput) -> Result<bool> {
     let p = plan(g, sel, "ls", false)?;
     for &i in &p.plan {

@@ -8,6 +8,7 @@ mod compile;
 mod debug;
 mod delta;
 mod deps;
+mod operation;
 
 use crate::cli::{Cli, Command, Global, Selection};
 use crate::error::Result;
@@ -23,6 +24,10 @@ pub fn dispatch(cli: Cli) -> Result<bool> {
         Command::Init { name } => crate::example_data::init(&name).map(|_| true),
         Command::Deps => deps::deps(&g),
         Command::Compile(sel) => compile::compile(&g, &sel),
+        Command::Parse => compile::parse(&g),
+        Command::RunOperation { name, args } => {
+            operation::run_operation(&g, &name, args.as_deref())
+        }
         Command::Ls { selection, output } => compile::ls(&g, &selection, output),
         Command::Run(args) => build::run(&g, &args, "run"),
         Command::Build(args) => build::run(&g, &args, "build"),

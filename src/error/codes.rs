@@ -126,6 +126,10 @@ pub const CODES: &[(&str, &str)] = &[
         "LF218",
         "a generate_schema_name or generate_alias_name macro returned nothing for a node",
     ),
+    (
+        "LF219",
+        "`lakeflow run-operation` names no macro, or its arguments are not names",
+    ),
     ("LF301", "the models form a cycle"),
     (
         "LF302",

@@ -13,6 +13,11 @@ use std::sync::{Arc, Mutex};
 
 struct LiveDb(Mutex<Connection>);
 
+/// `conn` as the live database a render queries (`run_query`, `statement`, `adapter`).
+pub fn database(conn: Connection) -> Arc<dyn Database> {
+    Arc::new(LiveDb(Mutex::new(conn)))
+}
+
 impl Database for LiveDb {
     fn query(&self, sql: &str) -> std::result::Result<QueryResult, String> {
         let conn = self.0.lock().unwrap_or_else(|p| p.into_inner());

@@ -18,6 +18,8 @@ pub mod macros;
 mod naming;
 pub use naming::catalog_name;
 mod node_configs;
+mod operation;
+pub use operation::run_operation;
 mod packages;
 mod pyarith;
 mod pycompat;

@@ -133,13 +133,21 @@ fn manifest_nodes(project: &Project, nodes: &[Node]) -> serde_json::Map<String, 
         .collect()
 }
 
+/// What a run's results list besides its nodes.
+pub struct Listed {
+    /// The exposures (a build of the whole project selects them).
+    pub exposures: bool,
+    /// Whether the on-run-end hooks failed.
+    pub end_failed: bool,
+}
+
 pub fn write_run_results(
     project: &Project,
     nodes: &[Node],
     results: &[RunResult],
     seconds: f64,
     invocation_id: &str,
-    with_exposures: bool,
+    listed: &Listed,
 ) -> Result<()> {
     let mut items: Vec<serde_json::Value> = results
         .iter()
@@ -158,8 +166,42 @@ pub fn write_run_results(
             })
         })
         .collect();
-    // dbt's build lists the exposures it selected, with nothing to run.
-    if with_exposures {
+    // dbt lists the run hooks as operations, and a build the exposures it selected (with
+    // nothing to run).
+    for (which, failed) in [("on-run-start", false), ("on-run-end", listed.end_failed)] {
+        let hooks = |own: &[String]| own.len();
+        let mut owners: Vec<(&str, usize)> = vec![(
+            project.name.as_str(),
+            hooks(if which == "on-run-start" {
+                &project.on_run_start
+            } else {
+                &project.on_run_end
+            }),
+        )];
+        owners.extend(project.packages.iter().map(|p| {
+            (
+                p.name.as_str(),
+                hooks(if which == "on-run-start" {
+                    &p.on_run_start
+                } else {
+                    &p.on_run_end
+                }),
+            )
+        }));
+        for (owner, n) in owners {
+            for i in 0..n {
+                items.push(json!({
+                    "unique_id": format!("operation.{owner}.{owner}-{which}-{i}"),
+                    "status": if failed { "error" } else { "success" },
+                    "execution_time": 0.0,
+                    "rows_affected": null,
+                    "failures": null,
+                    "message": null,
+                }));
+            }
+        }
+    }
+    if listed.exposures {
         for e in &project.schema.exposures {
             let package = e.package.as_deref().unwrap_or(&project.name);
             items.push(json!({

@@ -1,0 +1,85 @@
+//! `lakeflow run-operation MACRO --args '{...}'`: one macro of the project or a package,
+//! rendered with a live connection to the catalog, as `dbt run-operation` runs it. What the
+//! macro does to the database (`run_query`, `statement`) happens while it renders; its text
+//! is returned for the caller to show.
+
+use super::functions::{Scope, Shared};
+use super::live::Database;
+use super::macros::MacroSet;
+use super::{Renderer, environment, naming};
+use crate::error::{Error, Result};
+use crate::model::relation::Relation;
+use crate::project::{Config, FileKind, Project, SqlFile};
+use std::sync::Arc;
+
+pub fn run_operation(
+    project: &Project,
+    name: &str,
+    args: &serde_json::Map<String, serde_json::Value>,
+    db: Arc<dyn Database>,
+) -> Result<String> {
+    let valid = |s: &str| {
+        !s.is_empty()
+            && s.split('.')
+                .all(|p| !p.is_empty() && p.chars().all(|c| c.is_alphanumeric() || c == '_'))
+    };
+    if !valid(name) || args.keys().any(|k| !valid(k) || k.contains('.')) {
+        return Err(Error::new(
+            "LF219",
+            format!("'{name}' (or one of its argument names) is not a macro name"),
+        )
+        .hint(
+            "name the macro as `my_macro` or `package.my_macro`, and pass --args '{name: value}'",
+        ));
+    }
+    let mut macros = MacroSet::build(&project.macros, &project.packages)?;
+    if naming::overridden(&macros) {
+        macros.add_naming_builtins();
+    }
+    let env = environment::environment(project, &macros)?;
+    let prefix = macros.import_prefix();
+    let renderer = Renderer {
+        env: &env,
+        macros: &macros,
+        project,
+        prefix: &prefix,
+    };
+    let shared = Arc::new(Shared {
+        vars: project.vars.clone(),
+        package_vars: Shared::package_vars_of(project),
+        ..Shared::default()
+    });
+    let call_args: Vec<String> = args
+        .keys()
+        .map(|k| format!("{k}=__lf_args['{k}']"))
+        .collect();
+    let file = SqlFile {
+        name: name.to_string(),
+        path: project
+            .file
+            .strip_prefix(&project.root)
+            .unwrap_or(&project.file)
+            .to_path_buf(),
+        source: format!("{{{{ {name}({}) }}}}", call_args.join(", ")),
+        kind: FileKind::Model,
+        ..SqlFile::default()
+    };
+    let scope = Scope::live(shared, Config::new(), false, db, None, None);
+    let this = Relation::new(project.target.schema.clone(), name.to_string());
+    let extra = [(
+        "__lf_args",
+        super::functions::to_value(serde_json::Value::Object(args.clone())),
+    )];
+    renderer
+        .render_jinja_with(&file, &scope, this, &Config::new(), &extra)
+        .map(|s| s.trim().to_string())
+        .map_err(|e| {
+            if e.message.contains("is unknown") {
+                e.hint(format!(
+                    "define `{{% macro {name}(...) %}}` in macros/, or call a package's as package.macro"
+                ))
+            } else {
+                e
+            }
+        })
+}
