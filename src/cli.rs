@@ -44,7 +44,7 @@ pub struct Global {
 #[derive(Args, Debug, Clone, Default)]
 pub struct Selection {
     /// Models to include, in dbt's selector syntax: name, glob, folder, m+, +m, 2+m, m+1, @m,
-    /// tag:x, package:dbt_artifacts, path:models/gold, config.materialized:external, resource_type:seed|test,
+    /// tag:x, package:dbt_artifacts, source:raw+, path:models/gold, config.materialized:external, resource_type:seed|test,
     /// test_type:generic|singular, test_name:unique, state:modified, state:new (with
     /// --state); space = union, comma = intersection. Tests of selected models come along
     #[arg(short, long = "select", alias = "models", short_alias = 'm', num_args = 1.., value_name = "SELECTOR")]
@@ -74,6 +74,10 @@ pub struct RunArgs {
     /// Treat warnings as errors: a test at severity warn that finds rows fails
     #[arg(long)]
     pub warn_error: bool,
+    /// Build every model from inputs with no rows (refs and sources read none): a cheap
+    /// check that the project's SQL runs and its relations have their columns
+    #[arg(long)]
+    pub empty: bool,
 }
 
 #[derive(Subcommand, Debug)]

@@ -215,6 +215,32 @@ fn parse_atom(raw: &str) -> Result<Atom> {
 fn apply(atom: &Atom, nodes: &[Node], dag: &Dag, state: Option<&State>) -> Result<BTreeSet<usize>> {
     let glob = matcher(&atom.value)?;
     let parts: Vec<GlobMatcher> = atom.value.split('.').map(matcher).collect::<Result<_>>()?;
+    // A source is not a node here: `source:raw+` starts from the nodes that read it (its
+    // children); `source:raw` alone selects nothing to build, as in dbt.
+    if atom.method == "source" {
+        let Some(depth) = atom.children else {
+            return Ok(BTreeSet::new());
+        };
+        let reads = |(s, t): &(String, String)| {
+            parts[0].is_match(s) && parts.get(1).is_none_or(|p| p.is_match(t))
+        };
+        let mut out = BTreeSet::new();
+        for (i, node) in nodes.iter().enumerate() {
+            if node.sources.iter().any(reads) {
+                out.insert(i);
+                // The readers are the first generation; the rest of the depth goes below.
+                let further = match depth {
+                    None => Some(None),
+                    Some(d) if d > 1 => Some(Some(d - 1)),
+                    Some(_) => None,
+                };
+                if let Some(further) = further {
+                    out.extend(dag.reach(i, Direction::Outgoing, further));
+                }
+            }
+        }
+        return Ok(out);
+    }
     let mut base = BTreeSet::new();
     for (i, node) in nodes.iter().enumerate() {
         if matches(atom, &glob, &parts, node, state)? {
@@ -321,7 +347,7 @@ fn matches(
         other => {
             return Err(
                 Error::new("LF303", format!("unknown selector method '{other}:'"))
-                    .hint("methods: tag:, package:, path:, fqn:, config.KEY:, resource_type:, test_type:, test_name:, state:"),
+                    .hint("methods: tag:, package:, source:, path:, fqn:, config.KEY:, resource_type:, test_type:, test_name:, state:"),
             );
         }
     })

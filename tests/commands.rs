@@ -269,3 +269,38 @@ fn run_operation_and_parse() {
         0
     );
 }
+
+/// `--empty`: every model is built from refs and sources that read no rows, so the project's
+/// SQL and columns are checked without the data (dbt's `--empty`).
+#[test]
+fn empty_builds_models_with_their_columns_and_no_rows() {
+    let t = TestProject::new(&[
+        ("dbt_project.yml", "name: p\nversion: '1.0'\nprofile: p\n"),
+        (
+            "profiles.yml",
+            "p:\n  target: dev\n  outputs:\n    dev:\n      type: duckdb\n      path: p.duckdb\n",
+        ),
+        ("seeds/orders.csv", "id,amount\n1,10\n2,20\n"),
+        (
+            "models/m.sql",
+            "{{ config(materialized='table') }}\nselect id, amount * 2 as doubled, {{ flags.EMPTY }} as was_empty from {{ ref('orders') }}\n",
+        ),
+    ]);
+    std::fs::remove_file(t.path().join("lakeflow.yml")).expect("a dbt project");
+    t.run(&["build", "--empty"]).ok();
+    let c = read_only(&t.path().join("p.duckdb"));
+    assert_eq!(query_i64(&c, "select count(*) from main.m"), 0);
+    assert_eq!(
+        query_strings(
+            &c,
+            "select string_agg(column_name, ',' order by ordinal_position) from information_schema.columns where table_name = 'm'"
+        ),
+        ["id,doubled,was_empty"]
+    );
+    // Seeds still load (they are not refs).
+    assert_eq!(query_i64(&c, "select count(*) from main.orders"), 2);
+    drop(c);
+    t.run(&["build"]).ok();
+    let c = read_only(&t.path().join("p.duckdb"));
+    assert_eq!(query_i64(&c, "select count(*) from main.m"), 2);
+}

@@ -181,3 +181,44 @@ fn state_modified_selects_changed_nodes_and_their_descendants() {
         missing.stderr
     );
 }
+
+/// `source:name+` selects what reads the source and what is downstream (dbt's source
+/// selector); `source:name` alone selects nothing to build.
+#[test]
+fn source_selector_selects_the_sources_readers() {
+    let t = TestProject::new(&[
+        ("dbt_project.yml", "name: p\nversion: '1.0'\nprofile: p\n"),
+        (
+            "profiles.yml",
+            "p:\n  target: dev\n  outputs:\n    dev:\n      type: duckdb\n      path: p.duckdb\n",
+        ),
+        (
+            "models/sources.yml",
+            "version: 2\nsources:\n  - name: raw\n    schema: main\n    tables:\n      - name: events\n      - name: users\n",
+        ),
+        (
+            "models/reads_events.sql",
+            "select * from {{ source('raw', 'events') }}\n",
+        ),
+        (
+            "models/reads_users.sql",
+            "select * from {{ source('raw', 'users') }}\n",
+        ),
+        (
+            "models/downstream.sql",
+            "select * from {{ ref('reads_events') }}\n",
+        ),
+        ("models/other.sql", "select 1 as x\n"),
+    ]);
+    std::fs::remove_file(t.path().join("lakeflow.yml")).expect("a dbt project");
+    let ls = |sel: &str| {
+        let r = t.run(&["ls", "-s", sel]);
+        r.ok();
+        let mut names: Vec<String> = r.stdout.lines().map(str::to_string).collect();
+        names.sort();
+        names
+    };
+    assert_eq!(ls("source:raw.events+"), ["p.downstream", "p.reads_events"]);
+    assert_eq!(ls("source:raw+1"), ["p.reads_events", "p.reads_users"]);
+    assert!(ls("source:raw").is_empty());
+}

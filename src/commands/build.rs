@@ -1,7 +1,7 @@
 //! `lakeflow run | seed | test | build`: the whole pipeline over the selected nodes, under the
 //! catalog lock, then the replica (build) and the run's artifacts.
 
-use super::{Planned, plan};
+use super::{Planned, plan_with};
 use crate::catalog::{self, Catalog};
 use crate::cli::{Global, RunArgs};
 use crate::error::{Error, Result};
@@ -14,7 +14,7 @@ use std::time::Instant;
 pub fn run(g: &Global, args: &RunArgs, command: &str) -> Result<bool> {
     let started = Instant::now();
     // load -> render -> graph -> select
-    let mut p = plan(g, &args.selection, command, args.full_refresh)?;
+    let mut p = plan_with(g, &args.selection, command, args.full_refresh, args.empty)?;
     keep_kind(&mut p, command);
     // `--warn-error`: a test that would warn fails.
     if args.warn_error {

@@ -95,9 +95,21 @@ pub(crate) fn plan(
     which: &str,
     full_refresh: bool,
 ) -> Result<Planned> {
+    plan_with(g, sel, which, full_refresh, false)
+}
+
+/// [`plan`], with `--empty` (refs and sources read no rows).
+pub(crate) fn plan_with(
+    g: &Global,
+    sel: &Selection,
+    which: &str,
+    full_refresh: bool,
+    empty: bool,
+) -> Result<Planned> {
     let mut project = load(g)?;
     project.invocation.which = which.to_string();
     project.invocation.full_refresh = full_refresh;
+    project.invocation.empty = empty;
     project.invocation.select = sel.select.clone();
     project.invocation.exclude = sel.exclude.clone();
     for w in &project.warnings {

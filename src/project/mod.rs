@@ -85,6 +85,8 @@ pub struct Invocation {
     /// `build`, `run`, `test`, `seed`, `compile`, `ls`, ...
     pub which: String,
     pub full_refresh: bool,
+    /// `--empty`: every model built from inputs with no rows (a cheap schema check).
+    pub empty: bool,
     pub select: Vec<String>,
     pub exclude: Vec<String>,
     /// `--vars`, parsed.

@@ -39,6 +39,8 @@ pub struct Shared {
     pub sources: HashMap<(String, String), String>,
     /// Versioned models by name: the latest version's file name, and each version's.
     pub versions: HashMap<String, (String, HashMap<String, String>)>,
+    /// `--empty`: refs and sources read no rows.
+    pub empty: bool,
 }
 
 impl Shared {
@@ -291,6 +293,7 @@ pub fn ref_(state: &State, args: Rest<Value>, kwargs: Kwargs) -> Result<Value, J
         )
     })?;
     Ok(match &scope.shared.ref_targets[*index] {
+        RefTarget::Relation(r) if scope.shared.empty => Value::from_object(Limited(r.clone())),
         RefTarget::Relation(r) => Value::from_object(r.clone()),
         RefTarget::Ephemeral(cte) => Value::from_object(Cte(cte.clone())),
     })
@@ -300,6 +303,41 @@ pub fn ref_(state: &State, args: Rest<Value>, kwargs: Kwargs) -> Result<Value, J
 /// renders as the name of its CTE.
 #[derive(Debug)]
 pub struct Cte(pub String);
+
+/// A relation read with `--empty`: it prints as a query of none of its rows (as dbt's
+/// `render_limited`), and is the relation otherwise.
+#[derive(Debug)]
+pub struct Limited(pub Relation);
+
+impl Object for Limited {
+    fn repr(self: &Arc<Self>) -> minijinja::value::ObjectRepr {
+        minijinja::value::ObjectRepr::Map
+    }
+
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        Value::from_object(self.0.clone())
+            .get_item(key)
+            .ok()
+            .filter(|v| !v.is_undefined())
+    }
+
+    fn enumerate(self: &Arc<Self>) -> minijinja::value::Enumerator {
+        minijinja::value::Enumerator::Str(&["database", "schema", "identifier", "metadata"])
+    }
+
+    fn call_method(
+        self: &Arc<Self>,
+        state: &mut State<'_, '_>,
+        method: &str,
+        args: &[Value],
+    ) -> Result<Value, JError> {
+        Value::from_object(self.0.clone()).call_method(state, method, args)
+    }
+
+    fn render(self: &Arc<Self>, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "(select * from {} where false limit 0)", self.0)
+    }
+}
 
 impl Object for Cte {
     fn repr(self: &Arc<Self>) -> minijinja::value::ObjectRepr {
@@ -378,6 +416,11 @@ pub fn source(state: &State, source_name: String, table: String) -> Result<Value
         )
     })?;
     scope.capture().sources.push(key.clone());
+    if scope.shared.empty {
+        return Ok(Value::from_safe_string(format!(
+            "(select * from {sql} where false limit 0)"
+        )));
+    }
     Ok(Value::from_safe_string(sql.clone()))
 }
 

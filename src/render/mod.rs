@@ -159,6 +159,7 @@ pub fn render(project: &Project, reader: &dyn SourceReader) -> Result<Rendered> 
         ref_targets: Vec::new(),
         sources: sources::source_sql(project),
         versions: versions_of(&files),
+        empty: project.invocation.empty,
     };
 
     // Parse pass.

@@ -339,7 +339,7 @@ pub fn flags(invocation: &crate::project::Invocation) -> Value {
         FULL_REFRESH => invocation.full_refresh,
         STORE_FAILURES => false,
         WARN_ERROR => false,
-        EMPTY => false,
+        EMPTY => invocation.empty,
         FAIL_FAST => false,
         DEBUG => false,
         USE_COLORS => false,
