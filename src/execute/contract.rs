@@ -2,24 +2,12 @@
 //! query gives must be those its schema file declares, with the declared types (as DuckDB
 //! names them), as dbt checks them. A mismatch is the model's error, naming each column.
 
-use super::materialize::{Ctx, failed, sql_error};
+use super::materialize::{Ctx, describe, failed};
 use crate::error::Result;
 use crate::model::relation::quote_ident;
-use duckdb::Connection;
-
-fn described(conn: &Connection, sql: &str) -> Result<Vec<(String, String)>> {
-    let mut stmt = conn
-        .prepare(&format!("describe {sql}"))
-        .map_err(sql_error)?;
-    let rows = stmt
-        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
-        .map_err(sql_error)?;
-    rows.collect::<std::result::Result<_, _>>()
-        .map_err(sql_error)
-}
 
 pub fn check(c: &Ctx, contract: &[(String, String)]) -> Result<()> {
-    let actual = described(
+    let actual = describe(
         c.conn,
         &format!("select * from (\n{}\n) as model_subq", c.sql()),
     )?;
@@ -32,7 +20,7 @@ pub fn check(c: &Ctx, contract: &[(String, String)]) -> Result<()> {
             .iter()
             .map(|(n, t)| format!("cast(null as {t}) as {}", quote_ident(n)))
             .collect();
-        described(c.conn, &format!("select {}", casts.join(", "))).map_err(|e| {
+        describe(c.conn, &format!("select {}", casts.join(", "))).map_err(|e| {
             failed(format!(
                 "the contract's data types are not all DuckDB types: {}",
                 super::materialize::failure_text(&e)

@@ -202,6 +202,18 @@ pub fn relation_kind(conn: &Connection, relation: &Relation) -> Result<Option<St
     .map_err(sql_error)
 }
 
+/// The columns (name, DuckDB type) of a query or relation, as `describe` gives them.
+pub fn describe(conn: &Connection, sql: &str) -> Result<Vec<(String, String)>> {
+    let mut stmt = conn
+        .prepare(&format!("describe {sql}"))
+        .map_err(sql_error)?;
+    let rows = stmt
+        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+        .map_err(sql_error)?;
+    rows.collect::<std::result::Result<_, _>>()
+        .map_err(sql_error)
+}
+
 /// Runs a statement that reports a row count (COPY, CREATE TABLE AS).
 pub fn count_rows(conn: &Connection, stmt: &str) -> Result<u64> {
     let mut prepared = conn.prepare(stmt).map_err(sql_error)?;

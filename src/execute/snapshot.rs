@@ -129,14 +129,10 @@ fn key_is_null(spec: &Snapshot, t: &str) -> String {
 
 /// The column names of `sql`'s result, or of a relation.
 fn columns_of(conn: &Connection, sql: &str) -> Result<Vec<String>> {
-    let mut stmt = conn
-        .prepare(&format!("describe {sql}"))
-        .map_err(sql_error)?;
-    let rows = stmt
-        .query_map([], |r| r.get::<_, String>(0))
-        .map_err(sql_error)?;
-    rows.collect::<std::result::Result<_, _>>()
-        .map_err(sql_error)
+    Ok(super::materialize::describe(conn, sql)?
+        .into_iter()
+        .map(|(name, _)| name)
+        .collect())
 }
 
 /// What makes a current row outdated: a later `updated_at`, or a checked column that differs.

@@ -4,7 +4,7 @@
 //! unexpected fail the test, and its message lists them.
 
 use super::Status;
-use super::materialize::{Ctx, Materialize, Outcome, failed, sql_error};
+use super::materialize::{Ctx, Materialize, Outcome, describe, failed, sql_error};
 use super::test::Verdict;
 use crate::error::Result;
 use crate::model::relation::{quote_ident, quote_literal};
@@ -24,17 +24,6 @@ impl Materialize for UnitTestRun<'_> {
             ..Outcome::rows(None)
         })
     }
-}
-
-fn columns(conn: &Connection, sql: &str) -> Result<Vec<(String, String)>> {
-    let mut stmt = conn
-        .prepare(&format!("describe {sql}"))
-        .map_err(sql_error)?;
-    let rows = stmt
-        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
-        .map_err(sql_error)?;
-    rows.collect::<std::result::Result<_, _>>()
-        .map_err(sql_error)
 }
 
 fn literal(v: &Value) -> String {
@@ -175,7 +164,7 @@ fn run(conn: &Connection, spec: &UnitTest) -> Result<Verdict> {
     let mut ctes = Vec::new();
     for g in &spec.given {
         let cols = match &g.relation {
-            Some(sql) => columns(conn, sql).map_err(|e| {
+            Some(sql) => describe(conn, sql).map_err(|e| {
                 failed(format!(
                     "the fixture {} takes the columns of its input, which cannot be read ({}); build the input first",
                     g.cte,
@@ -192,10 +181,10 @@ fn run(conn: &Connection, spec: &UnitTest) -> Result<Verdict> {
         format!("with {}\n", ctes.join(",\n"))
     };
     let actual = format!("{with}select * from (\n{}\n) as lf_actual", spec.sql);
-    let actual_cols = columns(conn, &format!("({actual})"))?;
+    let actual_cols = describe(conn, &format!("({actual})"))?;
     let (expected, cols) = match &spec.expect {
         Rows::Sql(sql) => {
-            let cols: Vec<String> = columns(conn, &format!("({sql})"))?
+            let cols: Vec<String> = describe(conn, &format!("({sql})"))?
                 .into_iter()
                 .map(|(c, _)| c)
                 .collect();
@@ -235,21 +224,10 @@ fn run(conn: &Connection, spec: &UnitTest) -> Result<Verdict> {
                 |r| r.get(0),
             )
             .map_err(sql_error)?;
-        return Ok(if n == expected_rows {
-            Verdict {
-                status: Status::Pass,
-                failures: 0,
-                message: None,
-            }
-        } else {
-            Verdict {
-                status: Status::Fail,
-                failures: n.abs_diff(expected_rows),
-                message: Some(format!(
-                    "actual differs from expected: {n} rows, {expected_rows} expected"
-                )),
-            }
-        });
+        return Ok(verdict(
+            n.abs_diff(expected_rows),
+            format!("actual differs from expected: {n} rows, {expected_rows} expected"),
+        ));
     }
     let list = cols
         .iter()
@@ -281,7 +259,19 @@ fn run(conn: &Connection, spec: &UnitTest) -> Result<Verdict> {
             lines.push(cells.join(" | "));
         }
     }
-    Ok(if count == 0 {
+    Ok(verdict(
+        count,
+        format!(
+            "actual differs from expected ({count} rows):\nlf_diff | {}\n{}",
+            cols.join(" | "),
+            lines.join("\n")
+        ),
+    ))
+}
+
+/// Pass without differences, else fail with `message`.
+fn verdict(differences: u64, message: String) -> Verdict {
+    if differences == 0 {
         Verdict {
             status: Status::Pass,
             failures: 0,
@@ -290,12 +280,8 @@ fn run(conn: &Connection, spec: &UnitTest) -> Result<Verdict> {
     } else {
         Verdict {
             status: Status::Fail,
-            failures: count,
-            message: Some(format!(
-                "actual differs from expected ({count} rows):\nlf_diff | {}\n{}",
-                cols.join(" | "),
-                lines.join("\n")
-            )),
+            failures: differences,
+            message: Some(message),
         }
-    })
+    }
 }

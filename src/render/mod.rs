@@ -42,6 +42,7 @@ use crate::project::{Config, FileKind, Project, ProjectKind, SqlFile, config as 
 use errors::{check_refs, located};
 use functions::{Pass, RefTarget, Scope, Shared};
 use macros::MacroSet;
+use minijinja::Environment;
 use node_configs::{base_config, enabled_names, folder_config, project_override, relation_for};
 pub use python_inputs::PythonInputs;
 use python_inputs::python_inputs;
@@ -127,9 +128,9 @@ pub struct Rendered {
     pub deferred: Option<Arc<deferred::Deferred>>,
 }
 
-/// Renders the project. Render does no storage I/O: the Delta sources an enabled model uses
-/// are read through `reader` (and only those).
-pub fn render(project: &Project, reader: &dyn SourceReader) -> Result<Rendered> {
+/// The project's and packages' macros (with the built-ins they may call) and the Jinja
+/// environment they render in, with the import every template starts with.
+fn macro_environment(project: &Project) -> Result<(Environment<'static>, MacroSet, String)> {
     let mut macros = MacroSet::build(&project.macros, &project.packages)?;
     if !project.schema.tests.is_empty() {
         macros.add_builtin_tests();
@@ -139,6 +140,13 @@ pub fn render(project: &Project, reader: &dyn SourceReader) -> Result<Rendered> 
     }
     let env = environment::environment(project, &macros)?;
     let prefix = macros.import_prefix();
+    Ok((env, macros, prefix))
+}
+
+/// Renders the project. Render does no storage I/O: the Delta sources an enabled model uses
+/// are read through `reader` (and only those).
+pub fn render(project: &Project, reader: &dyn SourceReader) -> Result<Rendered> {
+    let (env, macros, prefix) = macro_environment(project)?;
     let renderer = Renderer {
         env: &env,
         macros: &macros,

@@ -3,10 +3,9 @@
 //! macro does to the database (`run_query`, `statement`) happens while it renders; its text
 //! is returned for the caller to show.
 
+use super::Renderer;
 use super::functions::{Scope, Shared};
 use super::live::Database;
-use super::macros::MacroSet;
-use super::{Renderer, environment, naming};
 use crate::error::{Error, Result};
 use crate::model::relation::Relation;
 use crate::project::{Config, FileKind, Project, SqlFile};
@@ -32,12 +31,7 @@ pub fn run_operation(
             "name the macro as `my_macro` or `package.my_macro`, and pass --args '{name: value}'",
         ));
     }
-    let mut macros = MacroSet::build(&project.macros, &project.packages)?;
-    if naming::overridden(&macros) {
-        macros.add_naming_builtins();
-    }
-    let env = environment::environment(project, &macros)?;
-    let prefix = macros.import_prefix();
+    let (env, macros, prefix) = super::macro_environment(project)?;
     let renderer = Renderer {
         env: &env,
         macros: &macros,
