@@ -1,6 +1,7 @@
 //! Discovering model and macro files, and reading the `schema.yml` files beside them.
 
 use super::config::Config;
+pub use super::resources::Exposure;
 use super::yaml::{self, YamlRenderer};
 use crate::error::{Error, Result};
 use serde_yaml::Value;
@@ -118,20 +119,6 @@ pub struct UnitTestDecl {
     pub entry: serde_json::Value,
     pub file: PathBuf,
     pub package: Option<String>,
-}
-
-/// A dbt exposure: a downstream use of models and sources, in the manifest and `graph`.
-#[derive(Debug, Clone, Default)]
-pub struct Exposure {
-    pub name: String,
-    pub package: Option<String>,
-    pub file: PathBuf,
-    /// The entry as written (`type`, `owner`, `maturity`, `url`, `description`, `label`,
-    /// `meta`, `tags`, `config`), rendered.
-    pub fields: serde_json::Value,
-    /// Models it depends on (`ref('x')`), and sources (`source('s', 't')`).
-    pub refs: Vec<String>,
-    pub sources: Vec<(String, String)>,
 }
 
 /// All files under `dirs` (relative to `root`) whose extension is one of `exts`, sorted.
@@ -299,7 +286,7 @@ pub fn read_schema_files(
         read_models(&doc, "seeds", ctx, &mut out.seeds, &mut out.tests)?;
         read_models(&doc, "snapshots", ctx, &mut out.snapshots, &mut out.tests)?;
         read_sources(&doc, ctx, &mut out)?;
-        read_exposures(&doc, &rel, &mut out.exposures);
+        super::resources::read_exposures(&doc, &rel, &mut out.exposures);
         if let Some(Value::Sequence(items)) = yaml::get(&doc, "unit_tests") {
             for item in items {
                 if let (Some(name), Some(model)) =
@@ -317,49 +304,6 @@ pub fn read_schema_files(
         }
     }
     Ok(out)
-}
-
-/// The `exposures:` of a schema file; `depends_on` items are read as the `ref(...)` and
-/// `source(...)` calls they are.
-fn read_exposures(doc: &Value, file: &Path, out: &mut Vec<Exposure>) {
-    static CALL: std::sync::LazyLock<Option<regex::Regex>> = std::sync::LazyLock::new(|| {
-        regex::Regex::new(
-            r#"^\s*(ref|source)\(\s*['"]([^'"]+)['"]\s*(?:,\s*['"]([^'"]+)['"]\s*)?(?:,[^)]*)?\)\s*$"#,
-        )
-        .ok()
-    });
-    let Some(Value::Sequence(items)) = yaml::get(doc, "exposures") else {
-        return;
-    };
-    for item in items {
-        let Some(name) = yaml::get_str(item, "name") else {
-            continue;
-        };
-        let mut exposure = Exposure {
-            name,
-            file: file.to_path_buf(),
-            fields: yaml::to_json(item),
-            ..Exposure::default()
-        };
-        let deps = match yaml::get(item, "depends_on") {
-            Some(Value::Sequence(d)) => d.iter().filter_map(yaml::scalar_string).collect(),
-            _ => Vec::new(),
-        };
-        for dep in deps {
-            let Some(c) = CALL.as_ref().and_then(|re| re.captures(&dep)) else {
-                continue;
-            };
-            match (&c[1], c.get(3)) {
-                ("ref", Some(model)) => exposure.refs.push(model.as_str().to_string()),
-                ("ref", None) => exposure.refs.push(c[2].to_string()),
-                ("source", Some(table)) => exposure
-                    .sources
-                    .push((c[2].to_string(), table.as_str().to_string())),
-                _ => {}
-            }
-        }
-        out.push(exposure);
-    }
 }
 
 /// The entries under `key` (`models:` or `seeds:`) of a schema file.
@@ -593,56 +537,4 @@ fn json_map(v: Option<&Value>) -> Config {
     v.map(yaml::to_json)
         .and_then(|j| j.as_object().cloned())
         .unwrap_or_default()
-}
-
-/// Marks the files of versioned models (`versions:` under a model in a schema file): each
-/// version's file is `defined_in`, else `<model>_v<v>`; the latest is `latest_version`, else
-/// the highest.
-pub fn mark_versions(models: &mut [SqlFile], schema: &SchemaFiles) {
-    for (name, yml) in &schema.models {
-        let Some(serde_json::Value::Array(versions)) = yml.entry.get("versions") else {
-            continue;
-        };
-        let text = |v: &serde_json::Value| match v {
-            serde_json::Value::String(s) => Some(s.clone()),
-            serde_json::Value::Number(n) => Some(n.to_string()),
-            _ => None,
-        };
-        let listed: Vec<(String, String)> = versions
-            .iter()
-            .filter_map(|item| {
-                let v = text(item.get("v")?)?;
-                let file = item
-                    .get("defined_in")
-                    .and_then(text)
-                    .unwrap_or_else(|| format!("{name}_v{v}"));
-                Some((v, file))
-            })
-            .collect();
-        let latest = yml
-            .entry
-            .get("latest_version")
-            .and_then(text)
-            .or_else(|| {
-                listed.iter().map(|(v, _)| v.clone()).max_by(|a, b| {
-                    match (a.parse::<f64>(), b.parse::<f64>()) {
-                        (Ok(x), Ok(y)) => x.total_cmp(&y),
-                        _ => a.cmp(b),
-                    }
-                })
-            })
-            .unwrap_or_default();
-        for (v, file) in listed {
-            for f in models
-                .iter_mut()
-                .filter(|f| f.name == file && f.kind == FileKind::Model)
-            {
-                f.version = Some(ModelVersion {
-                    model: name.clone(),
-                    v: v.clone(),
-                    latest: latest.clone(),
-                });
-            }
-        }
-    }
 }

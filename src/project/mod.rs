@@ -8,6 +8,7 @@ pub mod package_nodes;
 pub mod packages;
 pub mod paths;
 pub mod profile;
+pub mod resources;
 pub mod snapshots;
 pub mod sources;
 pub mod unsupported;
@@ -239,7 +240,7 @@ pub fn load(opts: &LoadOptions) -> Result<Project> {
             docs.entry(k).or_insert(v);
         }
     }
-    files::mark_versions(&mut models, &schema);
+    mark_versions(&mut models, &schema);
     let dispatch = packages::dispatch(&doc, &keys)?;
     let tree = |key: &str| -> Result<ConfigTree> {
         let t = ConfigTree::from_yaml(keys.map(&doc, key)?, &name);
@@ -359,4 +360,56 @@ fn parse_cli_vars(text: Option<&str>) -> Result<BTreeMap<String, serde_json::Val
         Error::new("LF107", "--vars must be a mapping of names to values")
             .hint("pass a mapping, e.g. --vars '{start_date: 2024-01-01}'")
     })
+}
+
+/// Marks the files of versioned models (`versions:` under a model in a schema file): each
+/// version's file is `defined_in`, else `<model>_v<v>`; the latest is `latest_version`, else
+/// the highest.
+fn mark_versions(models: &mut [SqlFile], schema: &SchemaFiles) {
+    for (name, yml) in &schema.models {
+        let Some(serde_json::Value::Array(versions)) = yml.entry.get("versions") else {
+            continue;
+        };
+        let text = |v: &serde_json::Value| match v {
+            serde_json::Value::String(s) => Some(s.clone()),
+            serde_json::Value::Number(n) => Some(n.to_string()),
+            _ => None,
+        };
+        let listed: Vec<(String, String)> = versions
+            .iter()
+            .filter_map(|item| {
+                let v = text(item.get("v")?)?;
+                let file = item
+                    .get("defined_in")
+                    .and_then(text)
+                    .unwrap_or_else(|| format!("{name}_v{v}"));
+                Some((v, file))
+            })
+            .collect();
+        let latest = yml
+            .entry
+            .get("latest_version")
+            .and_then(text)
+            .or_else(|| {
+                listed.iter().map(|(v, _)| v.clone()).max_by(|a, b| {
+                    match (a.parse::<f64>(), b.parse::<f64>()) {
+                        (Ok(x), Ok(y)) => x.total_cmp(&y),
+                        _ => a.cmp(b),
+                    }
+                })
+            })
+            .unwrap_or_default();
+        for (v, file) in listed {
+            for f in models
+                .iter_mut()
+                .filter(|f| f.name == file && f.kind == FileKind::Model)
+            {
+                f.version = Some(files::ModelVersion {
+                    model: name.clone(),
+                    v: v.clone(),
+                    latest: latest.clone(),
+                });
+            }
+        }
+    }
 }

@@ -25,6 +25,7 @@ mod pyarith;
 mod pycompat;
 mod python_inputs;
 mod renderer;
+mod scope;
 mod seeds;
 mod sources;
 mod test_args;
@@ -43,7 +44,10 @@ use errors::{check_refs, located};
 use functions::{Pass, RefTarget, Scope, Shared};
 use macros::MacroSet;
 use minijinja::Environment;
-use node_configs::{base_config, enabled_names, folder_config, project_override, relation_for};
+use node_configs::{
+    base_config, enabled_names, folder_config, project_override, relation_for, unique_id,
+    versions_of,
+};
 pub use python_inputs::PythonInputs;
 use python_inputs::python_inputs;
 use rayon::prelude::*;
@@ -553,40 +557,6 @@ pub fn render(project: &Project, reader: &dyn SourceReader) -> Result<Rendered> 
         hooks,
         deferred,
     })
-}
-
-/// Versioned models by name: the latest version's file, and each version's.
-fn versions_of(files: &[&SqlFile]) -> HashMap<String, (String, HashMap<String, String>)> {
-    let mut out: HashMap<String, (String, HashMap<String, String>)> = HashMap::new();
-    for f in files {
-        if let Some(v) = &f.version {
-            let entry = out.entry(v.model.clone()).or_default();
-            entry.1.insert(v.v.clone(), f.name.clone());
-            if v.v == v.latest {
-                entry.0 = f.name.clone();
-            }
-        }
-    }
-    out
-}
-
-/// A model's or seed's unique_id (`model.<project>.<name>`; a version's
-/// `model.<project>.<model>.v<v>`).
-fn unique_id(project: &Project, file: &SqlFile) -> String {
-    format!(
-        "{}.{}.{}",
-        match file.kind {
-            FileKind::Model => "model",
-            FileKind::Seed => "seed",
-            FileKind::Test => "test",
-            FileKind::Snapshot => "snapshot",
-        },
-        file.package.as_deref().unwrap_or(&project.name),
-        match &file.version {
-            Some(v) => format!("{}.v{}", v.model, v.v),
-            None => file.name.clone(),
-        }
-    )
 }
 
 /// The compile pass of one model.

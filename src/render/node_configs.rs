@@ -213,3 +213,39 @@ impl Node {
         c
     }
 }
+
+/// Versioned models by name: the latest version's file, and each version's.
+pub(super) fn versions_of(
+    files: &[&SqlFile],
+) -> HashMap<String, (String, HashMap<String, String>)> {
+    let mut out: HashMap<String, (String, HashMap<String, String>)> = HashMap::new();
+    for f in files {
+        if let Some(v) = &f.version {
+            let entry = out.entry(v.model.clone()).or_default();
+            entry.1.insert(v.v.clone(), f.name.clone());
+            if v.v == v.latest {
+                entry.0 = f.name.clone();
+            }
+        }
+    }
+    out
+}
+
+/// A model's or seed's unique_id (`model.<project>.<name>`; a version's
+/// `model.<project>.<model>.v<v>`).
+pub(super) fn unique_id(project: &Project, file: &SqlFile) -> String {
+    format!(
+        "{}.{}.{}",
+        match file.kind {
+            FileKind::Model => "model",
+            FileKind::Seed => "seed",
+            FileKind::Test => "test",
+            FileKind::Snapshot => "snapshot",
+        },
+        file.package.as_deref().unwrap_or(&project.name),
+        match &file.version {
+            Some(v) => format!("{}.v{}", v.model, v.v),
+            None => file.name.clone(),
+        }
+    )
+}
