@@ -94,6 +94,21 @@ pub enum Command {
     Compile(Selection),
     /// Read the project and write target/manifest.json (nothing is compiled to files or run)
     Parse,
+    /// Compile one model (or `--inline` SQL with refs) and print its first rows, read from the
+    /// catalog as it is now
+    Show {
+        #[command(flatten)]
+        selection: Selection,
+        /// SQL to run instead of a model, with Jinja: "select * from {{ ref('orders') }}"
+        #[arg(long)]
+        inline: Option<String>,
+        /// How many rows to print
+        #[arg(long, default_value_t = 5)]
+        limit: usize,
+        /// Output format
+        #[arg(long, value_enum, default_value_t = QueryFormat::Table)]
+        format: QueryFormat,
+    },
     /// Run one macro of the project or a package against the catalog, as `dbt run-operation`
     RunOperation {
         /// The macro: `name`, or `package.name`

@@ -304,3 +304,38 @@ fn empty_builds_models_with_their_columns_and_no_rows() {
     let c = read_only(&t.path().join("p.duckdb"));
     assert_eq!(query_i64(&c, "select count(*) from main.m"), 2);
 }
+
+/// `lakeflow show` prints a model's first rows, or those of inline SQL with refs, from the
+/// catalog as it is; more than one model is a clear error.
+#[test]
+fn show_prints_a_models_or_inline_sqls_first_rows() {
+    let t = TestProject::new(&[
+        ("dbt_project.yml", "name: p\nversion: '1.0'\nprofile: p\n"),
+        (
+            "profiles.yml",
+            "p:\n  target: dev\n  outputs:\n    dev:\n      type: duckdb\n      path: p.duckdb\n",
+        ),
+        ("seeds/orders.csv", "id,amount\n1,10\n2,20\n3,30\n"),
+        (
+            "models/big.sql",
+            "select id, amount from {{ ref('orders') }} where amount > 15\n",
+        ),
+    ]);
+    std::fs::remove_file(t.path().join("lakeflow.yml")).expect("a dbt project");
+    t.run(&["seed"]).ok();
+    let run = t.run(&["show", "-s", "big", "--format", "csv", "--limit", "1"]);
+    run.ok();
+    assert_eq!(run.stdout.trim(), "id,amount\n2,20", "{}", run.stdout);
+    let run = t.run(&[
+        "show",
+        "--inline",
+        "select sum(amount) as total from {{ ref('orders') }}",
+        "--format",
+        "csv",
+    ]);
+    run.ok();
+    assert_eq!(run.stdout.trim(), "total\n60", "{}", run.stdout);
+    let run = t.run(&["show", "-s", "orders", "big"]);
+    assert_ne!(run.code, 0);
+    assert!(run.stderr.contains("error[LF305]"), "{}", run.stderr);
+}

@@ -78,6 +78,67 @@ pub fn parse(g: &Global) -> Result<bool> {
     Ok(true)
 }
 
+/// `lakeflow show`: one model's (or inline SQL's) first rows, compiled as a build would and
+/// read from the catalog as it is.
+pub fn show(
+    g: &Global,
+    sel: &Selection,
+    inline: Option<&str>,
+    limit: usize,
+    format: crate::query::QueryFormat,
+) -> Result<bool> {
+    let mut project = super::load(g)?;
+    project.invocation.which = "show".into();
+    let mut sel = sel.clone();
+    if let Some(sql) = inline {
+        // The inline SQL renders as one more model of the project, under a name no file has.
+        let name = "__lakeflow_inline".to_string();
+        project.models.push(crate::project::SqlFile {
+            name: name.clone(),
+            path: "inline.sql".into(),
+            source: sql.to_string(),
+            kind: crate::project::FileKind::Model,
+            ..Default::default()
+        });
+        sel.select = vec![name];
+        sel.exclude.clear();
+    }
+    let p = super::plan_loaded(project, &sel)?;
+    let chosen: Vec<Node> = p
+        .plan
+        .iter()
+        .map(|&i| p.nodes[i].clone())
+        .filter(|n| !n.is_test())
+        .collect();
+    let [node] = chosen.as_slice() else {
+        return Err(crate::error::Error::new(
+            "LF305",
+            format!(
+                "`show` shows one model; the selection picks {}",
+                chosen.len()
+            ),
+        )
+        .hint("select one model with -s NAME, or pass --inline \"SQL\""));
+    };
+    let node = render_deferred(&p, vec![node.clone()])?
+        .into_iter()
+        .next()
+        .ok_or_else(|| crate::error::Error::new("LF305", "nothing to show"))?;
+    if let Some(e) = &node.error {
+        return Err(crate::error::Error::new("LF202", e.clone()));
+    }
+    let sql = crate::render::strip_statement_end(&node.compiled_sql);
+    let storage = crate::storage::Storage::for_target(&p.project.target)?;
+    crate::query::run(
+        &p.project,
+        &storage,
+        &format!("select * from (\n{sql}\n) as lakeflow_show limit {limit}"),
+        format,
+        Some(crate::query::QuerySource::Catalog),
+    )?;
+    Ok(true)
+}
+
 pub fn ls(g: &Global, sel: &Selection, output: LsOutput) -> Result<bool> {
     let p = plan(g, sel, "ls", false)?;
     for &i in &p.plan {

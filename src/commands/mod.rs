@@ -25,6 +25,12 @@ pub fn dispatch(cli: Cli) -> Result<bool> {
         Command::Deps => deps::deps(&g),
         Command::Compile(sel) => compile::compile(&g, &sel),
         Command::Parse => compile::parse(&g),
+        Command::Show {
+            selection,
+            inline,
+            limit,
+            format,
+        } => compile::show(&g, &selection, inline.as_deref(), limit, format),
         Command::RunOperation { name, args } => {
             operation::run_operation(&g, &name, args.as_deref())
         }
@@ -110,6 +116,11 @@ pub(crate) fn plan_with(
     project.invocation.which = which.to_string();
     project.invocation.full_refresh = full_refresh;
     project.invocation.empty = empty;
+    plan_loaded(project, sel)
+}
+
+/// Renders, graphs and selects a loaded project.
+pub(crate) fn plan_loaded(mut project: Project, sel: &Selection) -> Result<Planned> {
     project.invocation.select = sel.select.clone();
     project.invocation.exclude = sel.exclude.clone();
     for w in &project.warnings {

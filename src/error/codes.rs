@@ -140,6 +140,10 @@ pub const CODES: &[(&str, &str)] = &[
         "LF304",
         "the `--state` manifest is missing or cannot be read",
     ),
+    (
+        "LF305",
+        "`lakeflow show` selects more or fewer than one model",
+    ),
     ("LF401", "a DuckDB setting of the target is invalid"),
     ("LF402", "the catalog cannot be opened"),
     ("LF403", "a DuckDB extension cannot be loaded"),
