@@ -52,6 +52,9 @@ pub struct Selection {
     /// Models to leave out, same syntax as --select
     #[arg(long, num_args = 1.., value_name = "SELECTOR")]
     pub exclude: Vec<String>,
+    /// A named selection of selectors.yml (instead of --select / --exclude)
+    #[arg(long, value_name = "NAME")]
+    pub selector: Option<String>,
     /// A previous run's target/ folder (its manifest.json), for `state:modified` and
     /// `state:new` selectors
     #[arg(long, value_name = "DIR")]

@@ -222,3 +222,43 @@ fn source_selector_selects_the_sources_readers() {
     assert_eq!(ls("source:raw+1"), ["p.reads_events", "p.reads_users"]);
     assert!(ls("source:raw").is_empty());
 }
+
+/// `--selector NAME` runs what selectors.yml names (dbt's format: a string, or
+/// `method`/`value` entries in `union`/`intersection` with `exclude`).
+#[test]
+fn selectors_yml_names_selections() {
+    let t = TestProject::new(&[
+        ("dbt_project.yml", "name: p\nversion: '1.0'\nprofile: p\n"),
+        (
+            "profiles.yml",
+            "p:\n  target: dev\n  outputs:\n    dev:\n      type: duckdb\n      path: p.duckdb\n",
+        ),
+        (
+            "models/a.sql",
+            "{{ config(tags=['nightly']) }}\nselect 1 as x\n",
+        ),
+        ("models/b.sql", "select * from {{ ref('a') }}\n"),
+        (
+            "models/c.sql",
+            "{{ config(tags=['nightly', 'slow']) }}\nselect 1 as x\n",
+        ),
+        ("models/d.sql", "select 1 as x\n"),
+        (
+            "selectors.yml",
+            "selectors:\n  - name: nightly_fast\n    definition:\n      union:\n        - method: tag\n          value: nightly\n          children: true\n        - exclude:\n            - method: tag\n              value: slow\n  - name: just_d\n    definition: 'd'\n",
+        ),
+    ]);
+    std::fs::remove_file(t.path().join("lakeflow.yml")).expect("a dbt project");
+    let ls = |args: &[&str]| {
+        let r = t.run(args);
+        r.ok();
+        let mut names: Vec<String> = r.stdout.lines().map(str::to_string).collect();
+        names.sort();
+        names
+    };
+    assert_eq!(ls(&["ls", "--selector", "nightly_fast"]), ["p.a", "p.b"]);
+    assert_eq!(ls(&["ls", "--selector", "just_d"]), ["p.d"]);
+    let r = t.run(&["ls", "--selector", "nope"]);
+    assert_ne!(r.code, 0);
+    assert!(r.stderr.contains("error[LF306]"), "{}", r.stderr);
+}

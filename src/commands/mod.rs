@@ -121,6 +121,30 @@ pub(crate) fn plan_with(
 
 /// Renders, graphs and selects a loaded project.
 pub(crate) fn plan_loaded(mut project: Project, sel: &Selection) -> Result<Planned> {
+    // `--selector NAME`: the selection selectors.yml names.
+    let named;
+    let sel = match &sel.selector {
+        None => sel,
+        Some(name) => {
+            let found = project
+                .selectors
+                .iter()
+                .find(|s| &s.name == name)
+                .ok_or_else(|| {
+                    crate::error::Error::new(
+                        "LF306",
+                        format!("there is no selector '{name}' in selectors.yml"),
+                    )
+                    .hint("define it under `selectors:` in selectors.yml at the project root")
+                })?;
+            named = Selection {
+                select: found.select.clone(),
+                exclude: found.exclude.clone(),
+                ..sel.clone()
+            };
+            &named
+        }
+    };
     project.invocation.select = sel.select.clone();
     project.invocation.exclude = sel.exclude.clone();
     for w in &project.warnings {

@@ -144,6 +144,10 @@ pub const CODES: &[(&str, &str)] = &[
         "LF305",
         "`lakeflow show` selects more or fewer than one model",
     ),
+    (
+        "LF306",
+        "selectors.yml is invalid, or `--selector` names no selector in it",
+    ),
     ("LF401", "a DuckDB setting of the target is invalid"),
     ("LF402", "the catalog cannot be opened"),
     ("LF403", "a DuckDB extension cannot be loaded"),

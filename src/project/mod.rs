@@ -9,6 +9,7 @@ pub mod packages;
 pub mod paths;
 pub mod profile;
 pub mod resources;
+pub mod selectors;
 pub mod snapshots;
 pub mod sources;
 pub mod unsupported;
@@ -78,6 +79,8 @@ pub struct Project {
     pub target: Target,
     /// The command this run is, as dbt's `flags` and `invocation_args_dict` show it.
     pub invocation: Invocation,
+    /// The named selections of `selectors.yml` (`--selector NAME`).
+    pub selectors: Vec<selectors::Selector>,
 }
 
 /// The command line of a run, for the Jinja context.
@@ -251,6 +254,7 @@ pub fn load(opts: &LoadOptions) -> Result<Project> {
     let on_run_start = hook_list(&keys, &doc, "on-run-start")?;
     let on_run_end = hook_list(&keys, &doc, "on-run-end")?;
 
+    let selectors = selectors::read(&root)?;
     let by_package = |key: &str| -> Result<ConfigTree> {
         Ok(ConfigTree::from_yaml_by_package(keys.map(&doc, key)?))
     };
@@ -291,6 +295,7 @@ pub fn load(opts: &LoadOptions) -> Result<Project> {
             vars: cli_vars,
             ..Invocation::default()
         },
+        selectors,
     })
 }
 
