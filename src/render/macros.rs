@@ -244,8 +244,12 @@ fn rename_macros(source: &str, prefix: &str) -> (String, Vec<String>) {
                 // Jinja2's catch-alls: a macro whose body names `kwargs` (`varargs`) takes
                 // any other keyword (positional) arguments as that dict (list).
                 if let Some((signature_end, body)) = signature_and_body(rest) {
-                    out.push_str(&rest[..signature_end - 1]);
-                    let empty = rest[1..signature_end - 1].trim().is_empty();
+                    // Defaults that read earlier arguments (`b=a`) are set in the body, where
+                    // those are bound (as Jinja2 evaluates them).
+                    let (params, prelude) = late_defaults(&rest[1..signature_end - 1]);
+                    out.push('(');
+                    out.push_str(&params);
+                    let empty = params.trim().is_empty();
                     let mut sep = if empty { "" } else { ", " };
                     for (word, default) in [("kwargs", "{}"), ("varargs", "[]")] {
                         if mentions(body, word) {
@@ -255,6 +259,13 @@ fn rename_macros(source: &str, prefix: &str) -> (String, Vec<String>) {
                     }
                     out.push(')');
                     rest = &rest[signature_end..];
+                    if !prelude.is_empty()
+                        && let Some(close) = rest.find("%}")
+                    {
+                        out.push_str(&rest[..close + 2]);
+                        out.push_str(&prelude);
+                        rest = &rest[close + 2..];
+                    }
                 }
                 continue;
             }
@@ -272,6 +283,89 @@ fn rename_macros(source: &str, prefix: &str) -> (String, Vec<String>) {
     }
     out.push_str(rest);
     (out, names)
+}
+
+/// A macro's parameters with the defaults that read an earlier parameter replaced by a
+/// marker, and the tags that set them in the body when the marker is still there.
+fn late_defaults(params: &str) -> (String, String) {
+    let parts = split_top_level(params);
+    let mut names: Vec<String> = Vec::new();
+    let mut out = Vec::new();
+    let mut prelude = String::new();
+    for part in parts {
+        let Some((name, default)) = part.split_once('=').filter(|(_, d)| !d.starts_with('='))
+        else {
+            names.push(part.trim().to_string());
+            out.push(part.to_string());
+            continue;
+        };
+        let name = name.trim();
+        let reads_earlier = identifiers(default)
+            .iter()
+            .any(|id| names.iter().any(|n| n == id));
+        if reads_earlier {
+            let marker = format!("'__lf_default_{name}__'");
+            out.push(format!(" {name}={marker}"));
+            prelude.push_str(&format!(
+                "{{% if {name} == {marker} %}}{{% set {name} = ({}) %}}{{% endif %}}",
+                default.trim()
+            ));
+        } else {
+            out.push(part.to_string());
+        }
+        names.push(name.to_string());
+    }
+    (out.join(","), prelude)
+}
+
+/// `text` split at commas outside brackets and quotes.
+fn split_top_level(text: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let (mut depth, mut quote, mut start) = (0usize, None::<char>, 0);
+    for (i, c) in text.char_indices() {
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), _) => {}
+            (None, '\'' | '"') => quote = Some(c),
+            (None, '(' | '[' | '{') => depth += 1,
+            (None, ')' | ']' | '}') => depth = depth.saturating_sub(1),
+            (None, ',') if depth == 0 => {
+                out.push(&text[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    if !text[start..].trim().is_empty() {
+        out.push(&text[start..]);
+    }
+    out
+}
+
+/// The names an expression reads (outside string literals).
+fn identifiers(expr: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut word = String::new();
+    let mut quote: Option<char> = None;
+    for c in expr.chars().chain([' ']) {
+        match quote {
+            Some(q) if c == q => quote = None,
+            Some(_) => {}
+            None if c == '\'' || c == '"' => quote = Some(c),
+            None if c.is_alphanumeric() || c == '_' || (c == '.' && !word.is_empty()) => {
+                word.push(c)
+            }
+            None => {
+                if let Some(first) = word.split('.').next()
+                    && first.chars().next().is_some_and(|f| !f.is_ascii_digit())
+                {
+                    out.push(first.to_string());
+                }
+                word.clear();
+            }
+        }
+    }
+    out
 }
 
 /// For text that starts at a macro's `(`: where its signature ends (just after `)`) and the
@@ -359,6 +453,26 @@ mod tests {
         assert!(
             out.contains("{%macro lfmacro__test_x() -%}{% endmacro -%}"),
             "{out}"
+        );
+    }
+
+    #[test]
+    fn defaults_that_read_earlier_arguments_render_in_the_body() {
+        let src =
+            "{% macro m(a, b=a, c=a ~ '!', d='a') %}{{ a }}|{{ b }}|{{ c }}|{{ d }}{% endmacro %}";
+        let (out, _) = rename_macros(src, INTERNAL_PREFIX);
+        let mut env = minijinja::Environment::new();
+        env.add_template("m", &out).unwrap();
+        let tmpl = env
+            .template_from_str("{% from 'm' import lfmacro__m %}{{ lfmacro__m('x') }} {{ lfmacro__m('x', 'y', d='z') }}")
+            .unwrap();
+        assert_eq!(tmpl.render(()).unwrap(), "x|x|x!|a x|y|x!|z");
+        // Signatures without such defaults stay as written.
+        let plain = "{% macro p(a, b='a', c=[1, 2]) %}{% endmacro %}";
+        assert!(
+            rename_macros(plain, INTERNAL_PREFIX)
+                .0
+                .contains("(a, b='a', c=[1, 2])")
         );
     }
 
