@@ -4,7 +4,7 @@
 use super::functions::{self, ConfigObject};
 use super::live::Adapter;
 use super::macros::{self, MacroSet};
-use super::{globals, live, packages, pyarith, pycompat};
+use super::{globals, live, packages, pyarith, pycompat, pysource};
 use crate::error::{Error, Result};
 use crate::project::Project;
 use minijinja::value::{Object, Rest, Value, ValueOrKwargs};
@@ -33,7 +33,7 @@ pub(super) fn environment(project: &Project, macros: &MacroSet) -> Result<Enviro
         String::new()
     });
     env.add_function("is_incremental", functions::is_incremental);
-    env.add_function(pycompat::MUTABLE_FN, pycompat::mutable);
+    env.add_function(pysource::MUTABLE_FN, pycompat::mutable);
     env.add_function("namespace", pycompat::namespace);
     env.add_function(pyarith::FUNCTION, pyarith::binop);
     env.add_function("tojson", globals::tojson);
@@ -107,7 +107,7 @@ pub(super) fn environment(project: &Project, macros: &MacroSet) -> Result<Enviro
     );
     env.add_global("project_name", Value::from(project.name.clone()));
     if !macros.is_empty() {
-        let source = pycompat::python_source(&macros.source).into_owned();
+        let source = pysource::python_source(&macros.source).into_owned();
         env.add_template_owned(macros::TEMPLATE, source)
             .map_err(|e| {
                 let base = Error::new("LF202", crate::project::yaml::jinja_reason(&e))

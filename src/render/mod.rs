@@ -23,6 +23,7 @@ pub use operation::run_operation;
 mod packages;
 mod pyarith;
 mod pycompat;
+mod pysource;
 mod python_inputs;
 mod renderer;
 mod scope;

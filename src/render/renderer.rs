@@ -4,7 +4,7 @@
 
 use super::functions::{self, Pass, SCOPE_VAR, Scope};
 use super::macros::MacroSet;
-use super::{pycompat, seeds};
+use super::{pysource, seeds};
 use crate::error::{Error, Result};
 use crate::location;
 use crate::model::relation::Relation;
@@ -59,7 +59,7 @@ impl Renderer<'_> {
         config: &Config,
         extra: &[(&'static str, Value)],
     ) -> Result<String> {
-        let source = format!("{}{}", self.prefix, pycompat::python_source(&file.source));
+        let source = format!("{}{}", self.prefix, pysource::python_source(&file.source));
         self.render_source(file, &source, scope, this, config, extra)
     }
 

@@ -64,14 +64,14 @@ pub(super) fn literal(value: &serde_json::Value) -> String {
         serde_json::Value::Array(items) => {
             // Lists and dicts are Python's: a test macro may append to its argument.
             let parts: Vec<String> = items.iter().map(literal).collect();
-            format!("{}([{}])", super::pycompat::MUTABLE_FN, parts.join(", "))
+            format!("{}([{}])", super::pysource::MUTABLE_FN, parts.join(", "))
         }
         serde_json::Value::Object(map) => {
             let parts: Vec<String> = map
                 .iter()
                 .map(|(k, v)| format!("{}: {}", literal_str(k), literal(v)))
                 .collect();
-            format!("{}({{{}}})", super::pycompat::MUTABLE_FN, parts.join(", "))
+            format!("{}({{{}}})", super::pysource::MUTABLE_FN, parts.join(", "))
         }
     }
 }
