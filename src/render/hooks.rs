@@ -143,6 +143,16 @@ pub(super) fn run_live(
     Ok(())
 }
 
+/// The project or package each on-run-start (`start`) or on-run-end hook belongs to, in the
+/// order they run.
+pub fn hook_owners(project: &crate::project::Project, start: bool) -> Vec<String> {
+    let which = if start { Which::Start } else { Which::End };
+    run_hooks(project, which)
+        .into_iter()
+        .map(|f| f.package.unwrap_or_else(|| project.name.clone()))
+        .collect()
+}
+
 #[derive(Clone, Copy)]
 enum Which {
     Start,

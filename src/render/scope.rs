@@ -118,8 +118,9 @@ pub struct Fixtures {
 impl Object for Scope {}
 
 impl Scope {
-    pub fn new(shared: Arc<Shared>, pass: Pass, config: Config) -> Arc<Scope> {
-        Arc::new(Scope {
+    /// A scope with nothing but its pass and config: the shape every constructor starts from.
+    fn plain(shared: Arc<Shared>, pass: Pass, config: Config) -> Scope {
+        Scope {
             shared,
             pass,
             config,
@@ -129,21 +130,18 @@ impl Scope {
             known_refs: None,
             graph: None,
             fixtures: None,
-        })
+        }
+    }
+
+    pub fn new(shared: Arc<Shared>, pass: Pass, config: Config) -> Arc<Scope> {
+        Arc::new(Scope::plain(shared, pass, config))
     }
 
     /// A compile-pass scope in which `is_incremental()` is true.
     pub fn incremental(shared: Arc<Shared>, config: Config) -> Arc<Scope> {
         Arc::new(Scope {
-            shared,
-            pass: Pass::Compile,
-            config,
-            capture: Mutex::new(Capture::default()),
             incremental: true,
-            db: None,
-            known_refs: None,
-            graph: None,
-            fixtures: None,
+            ..Scope::plain(shared, Pass::Compile, config)
         })
     }
 
@@ -158,15 +156,11 @@ impl Scope {
         graph: Option<Value>,
     ) -> Arc<Scope> {
         Arc::new(Scope {
-            shared,
-            pass: Pass::Compile,
-            config,
-            capture: Mutex::new(Capture::default()),
             incremental,
             db: Some(db),
             known_refs: known_refs.map(<[String]>::to_vec),
             graph,
-            fixtures: None,
+            ..Scope::plain(shared, Pass::Compile, config)
         })
     }
 
@@ -179,15 +173,9 @@ impl Scope {
         fixtures: Fixtures,
     ) -> Arc<Scope> {
         Arc::new(Scope {
-            shared,
-            pass: Pass::Compile,
-            config,
-            capture: Mutex::new(Capture::default()),
             incremental,
-            db: None,
-            known_refs: None,
-            graph: None,
             fixtures: Some(fixtures),
+            ..Scope::plain(shared, Pass::Compile, config)
         })
     }
 

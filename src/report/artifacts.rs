@@ -69,12 +69,11 @@ pub fn compiled_path(n: &Node, path: &std::path::Path) -> std::path::PathBuf {
 }
 
 pub fn write_manifest(project: &Project, nodes: &[Node], invocation_id: &str) -> Result<()> {
-    let manifest = json!({
-        "metadata": metadata(project, invocation_id),
-        "nodes": manifest_nodes(project, nodes),
-        "sources": super::dbt_nodes::sources(project),
-        "exposures": super::dbt_nodes::exposures(project, &super::dbt_nodes::Ids::new(project, nodes)),
-    });
+    // The manifest holds what the graph does (nodes, sources, exposures, ...), and metadata.
+    let mut manifest = graph(project, nodes);
+    if let serde_json::Value::Object(m) = &mut manifest {
+        m.insert("metadata".into(), metadata(project, invocation_id));
+    }
     write(
         &project.target_path.join("manifest.json"),
         &serde_json::to_string_pretty(&manifest).unwrap_or_default(),
@@ -85,7 +84,7 @@ pub fn write_manifest(project: &Project, nodes: &[Node], invocation_id: &str) ->
 /// manifest, `status`, `message`, `execution_time`, `failures`, `adapter_response`,
 /// `thread_id`, `timing`).
 pub fn hook_results(project: &Project, nodes: &[Node], results: &[RunResult]) -> serde_json::Value {
-    let graph_nodes = manifest_nodes(project, nodes);
+    let graph_nodes = manifest_nodes(project, nodes, &super::dbt_nodes::Ids::new(project, nodes));
     let results: Vec<serde_json::Value> = results
         .iter()
         .map(|r| {
@@ -109,7 +108,7 @@ pub fn hook_results(project: &Project, nodes: &[Node], results: &[RunResult]) ->
 pub fn graph(project: &Project, nodes: &[Node]) -> serde_json::Value {
     let ids = super::dbt_nodes::Ids::new(project, nodes);
     json!({
-        "nodes": manifest_nodes(project, nodes),
+        "nodes": manifest_nodes(project, nodes, &ids),
         "sources": super::dbt_nodes::sources(project),
         "exposures": super::dbt_nodes::exposures(project, &ids),
         "metrics": {},
@@ -120,16 +119,14 @@ pub fn graph(project: &Project, nodes: &[Node]) -> serde_json::Value {
 }
 
 /// The manifest's `nodes`: each node by unique_id, in dbt's shape.
-fn manifest_nodes(project: &Project, nodes: &[Node]) -> serde_json::Map<String, serde_json::Value> {
-    let ids = super::dbt_nodes::Ids::new(project, nodes);
+fn manifest_nodes(
+    project: &Project,
+    nodes: &[Node],
+    ids: &super::dbt_nodes::Ids,
+) -> serde_json::Map<String, serde_json::Value> {
     nodes
         .iter()
-        .map(|n| {
-            (
-                n.unique_id.clone(),
-                super::dbt_nodes::node(project, n, &ids),
-            )
-        })
+        .map(|n| (n.unique_id.clone(), super::dbt_nodes::node(project, n, ids)))
         .collect()
 }
 
@@ -168,37 +165,23 @@ pub fn write_run_results(
         .collect();
     // dbt lists the run hooks as operations, and a build the exposures it selected (with
     // nothing to run).
-    for (which, failed) in [("on-run-start", false), ("on-run-end", listed.end_failed)] {
-        let hooks = |own: &[String]| own.len();
-        let mut owners: Vec<(&str, usize)> = vec![(
-            project.name.as_str(),
-            hooks(if which == "on-run-start" {
-                &project.on_run_start
-            } else {
-                &project.on_run_end
-            }),
-        )];
-        owners.extend(project.packages.iter().map(|p| {
-            (
-                p.name.as_str(),
-                hooks(if which == "on-run-start" {
-                    &p.on_run_start
-                } else {
-                    &p.on_run_end
-                }),
-            )
-        }));
-        for (owner, n) in owners {
-            for i in 0..n {
-                items.push(json!({
-                    "unique_id": format!("operation.{owner}.{owner}-{which}-{i}"),
-                    "status": if failed { "error" } else { "success" },
-                    "execution_time": 0.0,
-                    "rows_affected": null,
-                    "failures": null,
-                    "message": null,
-                }));
-            }
+    for (which, start, failed) in [
+        ("on-run-start", true, false),
+        ("on-run-end", false, listed.end_failed),
+    ] {
+        // Numbered per project or package, from 0.
+        let mut seen: std::collections::HashMap<String, usize> = Default::default();
+        for owner in crate::render::hooks::hook_owners(project, start) {
+            let i = seen.entry(owner.clone()).or_default();
+            items.push(json!({
+                "unique_id": format!("operation.{owner}.{owner}-{which}-{i}"),
+                "status": if failed { "error" } else { "success" },
+                "execution_time": 0.0,
+                "rows_affected": null,
+                "failures": null,
+                "message": null,
+            }));
+            *i += 1;
         }
     }
     if listed.exposures {
