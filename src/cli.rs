@@ -81,6 +81,12 @@ pub struct RunArgs {
     /// check that the project's SQL runs and its relations have their columns
     #[arg(long)]
     pub empty: bool,
+    /// Microbatch models build only the batches from this date or timestamp (UTC) on
+    #[arg(long, value_name = "TIME")]
+    pub event_time_start: Option<String>,
+    /// ... and up to this one (exclusive; default: now)
+    #[arg(long, value_name = "TIME")]
+    pub event_time_end: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]

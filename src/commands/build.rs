@@ -76,6 +76,7 @@ pub fn run(g: &Global, args: &RunArgs, command: &str) -> Result<bool> {
             full_refresh: args.full_refresh,
             deferred: p.deferred.as_deref(),
             fail_fast: args.fail_fast,
+            event_time: event_time(args)?,
         },
         conn,
         &progress,
@@ -242,4 +243,32 @@ fn check_buckets(storage: &crate::storage::Storage, p: &Planned) -> Result<()> {
             .filter_map(|&i| p.nodes[i].location.as_deref()),
     )?;
     Ok(())
+}
+
+/// `--event-time-start/end`, read as UTC times.
+fn event_time(args: &RunArgs) -> Result<execute::EventTime> {
+    let read = |flag: &str, v: &Option<String>| -> Result<Option<chrono::NaiveDateTime>> {
+        v.as_deref()
+            .map(|s| {
+                crate::model::microbatch::parse_time(s).ok_or_else(|| {
+                    Error::new(
+                        "LF307",
+                        format!("--{flag} '{s}' is not a date or timestamp"),
+                    )
+                    .hint("give a date (2024-09-01) or a UTC timestamp (2024-09-01 06:00:00)")
+                })
+            })
+            .transpose()
+    };
+    let start = read("event-time-start", &args.event_time_start)?;
+    let end = read("event-time-end", &args.event_time_end)?;
+    if let (Some(s), Some(e)) = (start, end)
+        && e <= s
+    {
+        return Err(Error::new(
+            "LF307",
+            format!("--event-time-end {e} is not after --event-time-start {s}"),
+        ));
+    }
+    Ok((start, end))
 }

@@ -61,10 +61,11 @@ pub fn apply(
         rows.select_sql
     );
     let keys = &inc.unique_key;
+    let mut new_sql = new_sql;
     let (replaced, rewritten_sql): (Vec<&DataFile>, Option<String>) = match inc.strategy {
         Strategy::Append => (Vec::new(), None),
-        Strategy::Merge | Strategy::DeleteInsert => {
-            let hit = files_with_keys(conn, &table.location, &snap, rows.batch, keys)?;
+        Strategy::Merge | Strategy::DeleteInsert | Strategy::Microbatch => {
+            let hit = files_matching(conn, &table.location, &snap, rows.batch, keys, inc)?;
             let files: Vec<&DataFile> = snap
                 .files
                 .iter()
@@ -77,13 +78,12 @@ pub fn apply(
                     files: files.iter().map(|f| (*f).clone()).collect(),
                     ..snap.clone()
                 };
-                let key_list: Vec<String> = keys.iter().map(|k| quote_ident(k)).collect();
-                Some(format!(
-                    "select * from ({}) as lf_old anti join (select distinct {k} from {b}) as lf_keys using ({k})",
-                    reader_sql(&table.location, &part)?,
-                    k = key_list.join(", "),
-                    b = rows.batch
-                ))
+                let old = reader_sql(&table.location, &part)?;
+                if inc.strategy == Strategy::Merge {
+                    let names: Vec<String> = cols.delta.iter().map(|(n, _)| n.clone()).collect();
+                    new_sql = keep_unupdated_columns(&new_sql, &old, inc, &names);
+                }
+                Some(kept_rows(&old, rows.batch, keys, &inc.predicates))
             };
             (files, kept)
         }
@@ -222,6 +222,12 @@ fn operation(inc: &Incremental, ext: &External, snap: &Snapshot) -> DeltaOperati
             }],
             not_matched_by_source_predicates: Vec::new(),
         },
+        Strategy::Microbatch => DeltaOperation::Write {
+            mode: SaveMode::Overwrite,
+            partition_by: (!snap.partition_columns.is_empty())
+                .then(|| snap.partition_columns.clone()),
+            predicate: Some(inc.predicates.join(" and ")),
+        },
         Strategy::InsertOverwrite => DeltaOperation::Write {
             mode: SaveMode::Overwrite,
             partition_by: Some(ext.partition_by.clone()),
@@ -233,14 +239,17 @@ fn operation(inc: &Incremental, ext: &External, snap: &Snapshot) -> DeltaOperati
     }
 }
 
-/// The data files (paths relative to the table) that hold one of the batch's keys. Only the
-/// key columns are read, and DuckDB skips row groups whose min/max cannot match.
-fn files_with_keys(
+/// The data files (paths relative to the table) holding a row the run replaces: one of the
+/// batch's keys (where the model's `incremental_predicates` hold), or, for a microbatch run
+/// (no keys), a row of its window. Only the columns needed are read, and DuckDB skips row
+/// groups whose min/max cannot match.
+fn files_matching(
     conn: &Connection,
     location: &str,
     snap: &Snapshot,
     batch: &str,
     keys: &[String],
+    inc: &Incremental,
 ) -> Result<HashSet<String>> {
     if snap.files.is_empty() {
         return Ok(HashSet::new());
@@ -251,17 +260,28 @@ fn files_with_keys(
         .iter()
         .map(|f| quote_literal(&file_path(location, &f.path)))
         .collect();
-    let partition_key = keys.iter().any(|k| snap.partition_columns.contains(k));
-    let hive = if partition_key {
+    let partition_read = snap
+        .partition_columns
+        .iter()
+        .any(|p| keys.contains(p) || inc.predicates.iter().any(|q| q.contains(p.as_str())));
+    let hive = if partition_read {
         ", hive_partitioning = true"
     } else {
         ", hive_partitioning = false"
     };
-    let sql = format!(
-        "select distinct filename from read_parquet([{}], filename = true, union_by_name = true{hive}) as lf_files semi join (select distinct {k} from {batch}) as lf_keys using ({k})",
+    let rows = format!(
+        "(select * from read_parquet([{}], filename = true, union_by_name = true{hive}) as DBT_INTERNAL_DEST where true{})",
         paths.join(", "),
-        k = key_list.join(", ")
+        crate::execute::incremental::predicates(&inc.predicates)
     );
+    let sql = if keys.is_empty() {
+        format!("select distinct filename from {rows} as lf_files")
+    } else {
+        format!(
+            "select distinct filename from {rows} as lf_files semi join (select distinct {k} from {batch}) as lf_keys using ({k})",
+            k = key_list.join(", ")
+        )
+    };
     let mut stmt = conn.prepare(&sql).map_err(delta_err)?;
     let found: Vec<String> = stmt
         .query_map([], |r| r.get::<_, String>(0))
@@ -275,6 +295,66 @@ fn files_with_keys(
         .filter(|f| found.contains(&file_path(location, &f.path)))
         .map(|f| f.path.clone())
         .collect())
+}
+
+/// The rows of the rewritten files (`old`) that stay: those whose key is not among the new
+/// rows' or for which the predicates do not hold (a microbatch run, with no keys: the rows
+/// outside its window).
+fn kept_rows(old: &str, batch: &str, keys: &[String], predicates: &[String]) -> String {
+    let preds = crate::execute::incremental::predicates(predicates);
+    let outside =
+        format!("select * from ({old}) as DBT_INTERNAL_DEST where (true{preds}) is not true");
+    if keys.is_empty() {
+        return outside;
+    }
+    let k: Vec<String> = keys.iter().map(|k| quote_ident(k)).collect();
+    let unmatched = format!(
+        "select * from (select * from ({old}) as DBT_INTERNAL_DEST where true{preds}) as lf_old anti join (select distinct {k} from {batch}) as lf_keys using ({k})",
+        k = k.join(", ")
+    );
+    if predicates.is_empty() {
+        unmatched
+    } else {
+        format!("{outside} union all by name {unmatched}")
+    }
+}
+
+/// A `merge` with `merge_update_columns` / `merge_exclude_columns`: a new row that matches an
+/// existing one keeps the existing row's other columns.
+fn keep_unupdated_columns(
+    new_sql: &str,
+    old: &str,
+    inc: &Incremental,
+    columns: &[String],
+) -> String {
+    if inc.update_columns.is_none() && inc.exclude_columns.is_empty() {
+        return new_sql.to_string();
+    }
+    let names: Vec<(String, String)> = columns.iter().map(|n| (n.clone(), String::new())).collect();
+    let updated = crate::execute::incremental::update_columns(inc, &names);
+    let is = |list: &[String], n: &str| list.iter().any(|x| x.eq_ignore_ascii_case(n));
+    let select: Vec<String> = columns
+        .iter()
+        .map(|n| {
+            let q = quote_ident(n);
+            if is(&updated, n) || is(&inc.unique_key, n) {
+                format!("lf_src.{q}")
+            } else {
+                format!("case when lf_dest.lf_matched then lf_dest.{q} else lf_src.{q} end as {q}")
+            }
+        })
+        .collect();
+    let on: Vec<String> = inc
+        .unique_key
+        .iter()
+        .map(|k| format!("lf_src.{k} = lf_dest.{k}", k = quote_ident(k)))
+        .collect();
+    format!(
+        "select {} from ({new_sql}) as lf_src left join (select *, true as lf_matched from ({old}) as DBT_INTERNAL_DEST where true{}) as lf_dest on {}",
+        select.join(", "),
+        crate::execute::incremental::predicates(&inc.predicates),
+        on.join(" and ")
+    )
 }
 
 /// The distinct partition values of the batch, as the log spells them (text, null as None).

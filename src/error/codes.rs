@@ -148,6 +148,10 @@ pub const CODES: &[(&str, &str)] = &[
         "LF306",
         "selectors.yml is invalid, or `--selector` names no selector in it",
     ),
+    (
+        "LF307",
+        "`--event-time-start`/`--event-time-end` is not a date or timestamp, or ends before it starts",
+    ),
     ("LF401", "a DuckDB setting of the target is invalid"),
     ("LF402", "the catalog cannot be opened"),
     ("LF403", "a DuckDB extension cannot be loaded"),

@@ -33,38 +33,51 @@ impl Incremental<'_> {
         let inc = self.config;
         let full_sql = c.sql();
         let existing = relation_kind(c.conn, &c.node.relation)?;
+        // `full_refresh: false` keeps the table through `--full-refresh`, as in dbt.
+        let full_refresh = c.full_refresh && inc.full_refresh != Some(false);
         let new_sql = match &c.node.incremental_sql {
             Some(Ok(sql)) => Some(crate::render::strip_statement_end(sql)),
-            Some(Err(e)) if !c.full_refresh && existing.is_some() => {
+            Some(Err(e)) if !full_refresh && existing.is_some() => {
                 return Err(failed(format!(
                     "the model's is_incremental() branch does not compile:\n{e}"
                 )));
             }
             _ => None,
         };
-        match &inc.external {
-            None => {
-                let incremental = !c.full_refresh && existing.as_deref() == Some("table");
-                match new_sql.filter(|_| incremental) {
-                    Some(sql) => catalog_table(c, inc, sql),
-                    None => Ok(Outcome::rows(Some(super::table::create(c, full_sql)?))),
-                }
-            }
-            Some(ext) => {
-                let target = Target {
-                    c,
-                    ext,
-                    location: c.location("incremental")?,
-                };
-                // Files are added to only where the catalog already reads them through a view.
-                let as_view = existing.as_deref() == Some("view") && !c.full_refresh;
-                super::table_format(ext.format).write_incremental(
-                    &target,
-                    inc,
-                    new_sql.filter(|_| as_view),
-                    full_sql,
-                )
-            }
+        // Files are added to only where the catalog already reads them through a view; a
+        // catalog table only where it is a table.
+        let built = match &inc.external {
+            None => existing.as_deref() == Some("table"),
+            Some(_) => existing.as_deref() == Some("view"),
+        };
+        let incremental = built && !full_refresh;
+        if let Some(mb) = &inc.microbatch {
+            return super::microbatch::run(c, inc, mb, new_sql.filter(|_| incremental), full_sql);
+        }
+        write(c, inc, new_sql.filter(|_| incremental), full_sql)
+    }
+}
+
+/// One incremental write: `new_sql`'s rows merged in by the strategy, or, without it, the
+/// whole table from `full_sql`.
+pub fn write(
+    c: &Ctx,
+    inc: &materialization::Incremental,
+    new_sql: Option<&str>,
+    full_sql: &str,
+) -> Result<Outcome> {
+    match &inc.external {
+        None => match new_sql {
+            Some(sql) => catalog_table(c, inc, sql),
+            None => Ok(Outcome::rows(Some(super::table::create(c, full_sql)?))),
+        },
+        Some(ext) => {
+            let target = Target {
+                c,
+                ext,
+                location: c.location("incremental")?,
+            };
+            super::table_format(ext.format).write_incremental(&target, inc, new_sql, full_sql)
         }
     }
 }
@@ -99,7 +112,9 @@ fn catalog_table(c: &Ctx, inc: &materialization::Incremental, sql: &str) -> Resu
             ));
         }
     }
-    let on = |cols: &[String]| -> String {
+    let names: Vec<String> = plan.columns.iter().map(|(n, _)| quote_ident(n)).collect();
+    let preds = predicates(&inc.predicates);
+    let matched = |cols: &[String]| -> String {
         cols.iter()
             .map(|k| format!("{relation}.{k} = lf_new.{k}", k = quote_ident(k)))
             .collect::<Vec<_>>()
@@ -107,22 +122,63 @@ fn catalog_table(c: &Ctx, inc: &materialization::Incremental, sql: &str) -> Resu
     };
     match inc.strategy {
         Strategy::Append => {}
-        Strategy::Merge | Strategy::DeleteInsert => stmts.push(format!(
-            "delete from {relation} using {} as lf_new where {}",
+        Strategy::Merge => {
+            // dbt-duckdb's MERGE: a matched row takes the new row's columns (all, or
+            // `merge_update_columns` / all but `merge_exclude_columns`), others are inserted.
+            let on: Vec<String> = inc
+                .unique_key
+                .iter()
+                .map(|k| {
+                    format!(
+                        "DBT_INTERNAL_SOURCE.{k} = DBT_INTERNAL_DEST.{k}",
+                        k = quote_ident(k)
+                    )
+                })
+                .chain(inc.predicates.iter().map(|p| format!("({p})")))
+                .collect();
+            let updated: Vec<String> = update_columns(inc, &plan.columns)
+                .iter()
+                .map(|n| format!("{n} = DBT_INTERNAL_SOURCE.{n}", n = quote_ident(n)))
+                .collect();
+            let when_matched = if updated.is_empty() {
+                String::new()
+            } else {
+                format!("when matched then update set {} ", updated.join(", "))
+            };
+            let values: Vec<String> = names
+                .iter()
+                .map(|n| format!("DBT_INTERNAL_SOURCE.{n}"))
+                .collect();
+            stmts.push(format!(
+                "merge into {relation} as DBT_INTERNAL_DEST using (select {} from {}) as DBT_INTERNAL_SOURCE on ({}) {when_matched}when not matched then insert ({}) values ({})",
+                plan.select.join(", "),
+                batch.name,
+                on.join(" and "),
+                names.join(", "),
+                values.join(", ")
+            ));
+            stmts.push("commit".to_string());
+            return run(c, &stmts, &batch);
+        }
+        Strategy::DeleteInsert => stmts.push(format!(
+            "delete from {relation} where exists (select 1 from {} as lf_new where {}){preds}",
             batch.name,
-            on(&inc.unique_key)
+            matched(&inc.unique_key)
         )),
         Strategy::InsertOverwrite => {
             let parts = crate::project::config::as_string_list(c.node.config.get("partition_by"));
             let cols: Vec<String> = parts.iter().map(|p| quote_ident(p)).collect();
             stmts.push(format!(
-                "delete from {relation} where ({c}) in (select distinct {c} from {})",
+                "delete from {relation} where ({c}) in (select distinct {c} from {}){preds}",
                 batch.name,
                 c = cols.join(", ")
             ));
         }
+        // The batch's window is the first predicate.
+        Strategy::Microbatch => {
+            stmts.push(format!("delete from {relation} where true{preds}"));
+        }
     }
-    let names: Vec<String> = plan.columns.iter().map(|(n, _)| quote_ident(n)).collect();
     stmts.push(format!(
         "insert into {relation} ({}) select {} from {}",
         names.join(", "),
@@ -130,9 +186,39 @@ fn catalog_table(c: &Ctx, inc: &materialization::Incremental, sql: &str) -> Resu
         batch.name
     ));
     stmts.push("commit".to_string());
+    run(c, &stmts, &batch)
+}
+
+/// Runs one incremental transaction; rolls it back when a statement fails.
+fn run(c: &Ctx, stmts: &[String], batch: &super::new_rows::Batch) -> Result<Outcome> {
     if let Err(e) = c.conn.execute_batch(&stmts.join(";\n")) {
         let _ = c.conn.execute_batch("rollback");
         return Err(failed(e.to_string()));
     }
     Ok(Outcome::rows(Some(batch.rows()?)))
+}
+
+/// `incremental_predicates` as SQL to append to a WHERE clause (` and (p1) and (p2)`).
+pub fn predicates(list: &[String]) -> String {
+    list.iter().map(|p| format!(" and ({p})")).collect()
+}
+
+/// The columns a `merge` updates in a matched row: `merge_update_columns`, or the table's
+/// columns but `merge_exclude_columns`, or all of them.
+pub fn update_columns(
+    inc: &materialization::Incremental,
+    table: &[(String, String)],
+) -> Vec<String> {
+    match &inc.update_columns {
+        Some(cols) => cols.clone(),
+        None => table
+            .iter()
+            .map(|(n, _)| n.clone())
+            .filter(|n| {
+                !inc.exclude_columns
+                    .iter()
+                    .any(|x| x.eq_ignore_ascii_case(n))
+            })
+            .collect(),
+    }
 }

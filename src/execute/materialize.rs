@@ -26,6 +26,7 @@ pub struct Ctx<'a> {
     pub build_id: &'a str,
     /// Rebuild incremental models from scratch.
     pub full_refresh: bool,
+    pub event_time: super::EventTime,
 }
 
 impl Ctx<'_> {

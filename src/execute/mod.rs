@@ -17,6 +17,7 @@ pub mod format;
 pub mod incremental;
 pub mod live;
 pub mod materialize;
+mod microbatch;
 pub mod new_rows;
 pub mod python;
 pub mod seed;
@@ -149,7 +150,12 @@ pub struct Run<'a> {
     pub deferred: Option<&'a crate::render::deferred::Deferred>,
     /// `--fail-fast`: after the first error or failing test, nothing more starts.
     pub fail_fast: bool,
+    /// `--event-time-start/end`: the window microbatch models build.
+    pub event_time: EventTime,
 }
+
+/// `--event-time-start` and `--event-time-end` (UTC).
+pub type EventTime = (Option<chrono::NaiveDateTime>, Option<chrono::NaiveDateTime>);
 
 pub fn execute(run: &Run, conn: &duckdb::Connection, observer: &dyn Observer) -> Vec<RunResult> {
     let plan: Vec<usize> = run
@@ -351,6 +357,7 @@ fn ctx<'a>(run: &'a Run, conn: &'a duckdb::Connection, node: &'a Node) -> Ctx<'a
         storage: run.storage,
         build_id: run.build_id,
         full_refresh: run.full_refresh,
+        event_time: run.event_time,
     }
 }
 

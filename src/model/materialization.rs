@@ -97,6 +97,8 @@ pub enum Strategy {
     DeleteInsert,
     /// Partitions (`partition_by`) present in the new rows are replaced by them.
     InsertOverwrite,
+    /// Built in time windows on `event_time`, each replacing that window's rows.
+    Microbatch,
 }
 
 impl Strategy {
@@ -106,6 +108,7 @@ impl Strategy {
             Strategy::Merge => "merge",
             Strategy::DeleteInsert => "delete+insert",
             Strategy::InsertOverwrite => "insert_overwrite",
+            Strategy::Microbatch => "microbatch",
         }
     }
 }
@@ -131,6 +134,17 @@ pub struct Incremental {
     pub strategy: Strategy,
     pub unique_key: Vec<String>,
     pub on_schema_change: OnSchemaChange,
+    /// `incremental_predicates`: SQL conditions limiting which existing rows a run may
+    /// replace (dbt's aliases: `DBT_INTERNAL_DEST` for the table, `DBT_INTERNAL_SOURCE` for
+    /// the new rows in `merge`).
+    pub predicates: Vec<String>,
+    /// `merge` only: the columns a matched row takes from the new row
+    /// (`merge_update_columns`), or all but `merge_exclude_columns`; `None`: every column.
+    pub update_columns: Option<Vec<String>>,
+    pub exclude_columns: Vec<String>,
+    /// The `full_refresh` config: `Some(false)` keeps the table through `--full-refresh`.
+    pub full_refresh: Option<bool>,
+    pub microbatch: Option<super::microbatch::Microbatch>,
 }
 
 impl Materialization {
@@ -206,9 +220,10 @@ impl Incremental {
             Some("merge") => Strategy::Merge,
             Some("delete+insert") | Some("delete_insert") => Strategy::DeleteInsert,
             Some("insert_overwrite") => Strategy::InsertOverwrite,
+            Some("microbatch") => Strategy::Microbatch,
             Some(other) => {
                 return Err(format!(
-                    "unknown incremental_strategy '{other}' (supported: append, merge, delete+insert, insert_overwrite)"
+                    "unknown incremental_strategy '{other}' (supported: append, merge, delete+insert, insert_overwrite, microbatch)"
                 ));
             }
         };
@@ -229,6 +244,35 @@ impl Incremental {
                 strategy.name()
             ));
         }
+        let microbatch = if strategy == Strategy::Microbatch {
+            if !unique_key.is_empty() {
+                return Err("incremental_strategy 'microbatch' replaces each batch's rows on `event_time` and takes no `unique_key`; remove it, or use incremental_strategy 'merge'".into());
+            }
+            Some(super::microbatch::Microbatch::from_config(config)?)
+        } else {
+            None
+        };
+        let predicates = match config
+            .get("incremental_predicates")
+            .or_else(|| config.get("predicates"))
+        {
+            Some(Value::String(s)) => vec![s.clone()],
+            other => config::as_string_list(other),
+        };
+        let list = |key: &str| match config.get(key) {
+            Some(Value::String(s)) => Some(vec![s.clone()]),
+            Some(Value::Null) | None => None,
+            other => Some(config::as_string_list(other)),
+        };
+        let update_columns = list("merge_update_columns").filter(|l| !l.is_empty());
+        let exclude_columns = list("merge_exclude_columns").unwrap_or_default();
+        if update_columns.is_some() && !exclude_columns.is_empty() {
+            return Err(
+                "merge_update_columns and merge_exclude_columns cannot both be set; keep one"
+                    .into(),
+            );
+        }
+        let full_refresh = config.get("full_refresh").and_then(Value::as_bool);
         match &external {
             Some(e) if e.format != FileFormat::Delta && strategy != Strategy::Append => {
                 return Err(format!(
@@ -252,6 +296,11 @@ impl Incremental {
             strategy,
             unique_key,
             on_schema_change,
+            predicates,
+            update_columns,
+            exclude_columns,
+            full_refresh,
+            microbatch,
         })
     }
 }

@@ -5,6 +5,7 @@
 pub mod clock;
 pub mod config;
 pub mod materialization;
+pub mod microbatch;
 pub mod relation;
 pub mod snapshot;
 pub mod templates;

@@ -92,11 +92,26 @@ pub fn ref_(state: &State, args: Rest<Value>, kwargs: Kwargs) -> Result<Value, J
             format!("model '{name}' not found"),
         )
     })?;
+    let batch_filter = scope
+        .microbatch()
+        .then(|| scope.shared.event_times.get(*index).cloned().flatten())
+        .flatten();
     Ok(match &scope.shared.ref_targets[*index] {
         RefTarget::Relation(r) if scope.shared.empty => Value::from_object(Limited(r.clone())),
+        RefTarget::Relation(r) if batch_filter.is_some() => Value::from_safe_string(in_batch(
+            &r.to_string(),
+            batch_filter.as_deref().unwrap_or_default(),
+        )),
         RefTarget::Relation(r) => Value::from_object(r.clone()),
         RefTarget::Ephemeral(cte) => Value::from_object(Cte(cte.clone())),
     })
+}
+
+/// An input of a microbatch model with an `event_time`, as each batch reads it (the
+/// placeholders become the batch's window, as dbt's event-time filter).
+fn in_batch(from: &str, event_time: &str) -> String {
+    use crate::model::microbatch::{END, START};
+    format!("(select * from {from} where {event_time} >= '{START}' and {event_time} < '{END}')")
 }
 
 /// What `ref()` of an ephemeral model gives: a relation (dbt's, with `is_cte` true) that
@@ -220,6 +235,11 @@ pub fn source(state: &State, source_name: String, table: String) -> Result<Value
         return Ok(Value::from_safe_string(format!(
             "(select * from {sql} where false limit 0)"
         )));
+    }
+    if scope.microbatch()
+        && let Some(et) = scope.shared.source_event_times.get(&key)
+    {
+        return Ok(Value::from_safe_string(in_batch(sql, et)));
     }
     Ok(Value::from_safe_string(sql.clone()))
 }

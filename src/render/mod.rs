@@ -173,6 +173,8 @@ pub fn render(project: &Project, reader: &dyn SourceReader) -> Result<Rendered> 
         sources: sources::source_sql(project),
         versions: versions_of(&files),
         empty: project.invocation.empty,
+        event_times: Vec::new(),
+        source_event_times: sources::event_times(project),
     };
 
     // Parse pass.
@@ -219,6 +221,10 @@ pub fn render(project: &Project, reader: &dyn SourceReader) -> Result<Rendered> 
     let enabled: Vec<bool> = finals
         .iter()
         .map(|c| cfg::get_bool(c, "enabled").unwrap_or(true))
+        .collect();
+    shared.event_times = finals
+        .iter()
+        .map(|c| cfg::get_str(c, "event_time").map(str::to_string))
         .collect();
     shared.models = enabled_names(&files, &enabled)?;
     for (i, capture) in parsed.iter().enumerate() {

@@ -40,6 +40,10 @@ pub struct Shared {
     pub versions: HashMap<String, (String, HashMap<String, String>)>,
     /// `--empty`: refs and sources read no rows.
     pub empty: bool,
+    /// Each model's `event_time` config (by model index), and each source table's: what a
+    /// microbatch model's batches filter these inputs on.
+    pub event_times: Vec<Option<String>>,
+    pub source_event_times: HashMap<(String, String), String>,
 }
 
 impl Shared {
@@ -118,6 +122,15 @@ pub struct Fixtures {
 impl Object for Scope {}
 
 impl Scope {
+    /// Whether the node rendered is a microbatch model (its inputs with an `event_time` read
+    /// only the batch's window).
+    pub fn microbatch(&self) -> bool {
+        self.fixtures.is_none()
+            && crate::project::config::get_str(&self.config, "materialized") == Some("incremental")
+            && crate::project::config::get_str(&self.config, "incremental_strategy")
+                == Some("microbatch")
+    }
+
     /// A scope with nothing but its pass and config: the shape every constructor starts from.
     fn plain(shared: Arc<Shared>, pass: Pass, config: Config) -> Scope {
         Scope {

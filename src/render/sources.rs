@@ -30,6 +30,19 @@ pub fn source_sql(project: &Project) -> HashMap<(String, String), String> {
         .collect()
 }
 
+/// The source tables with an `event_time` config (what microbatch models filter them on).
+pub fn event_times(project: &Project) -> HashMap<(String, String), String> {
+    project
+        .schema
+        .sources
+        .iter()
+        .filter_map(|s| {
+            let et = crate::project::config::get_str(&s.config, "event_time")?;
+            Some(((s.source_name.clone(), s.name.clone()), et.to_string()))
+        })
+        .collect()
+}
+
 fn is_delta(s: &SourceTable) -> bool {
     crate::project::config::get_str(&s.config, "format")
         .is_some_and(|f| f.eq_ignore_ascii_case("delta"))
