@@ -471,3 +471,52 @@ fn per_connection_duckdb_settings_reach_every_worker() {
         run.stderr
     );
 }
+
+/// As dbt's queue: of the nodes ready to start, the shallowest go first, ties by unique_id
+/// (with one thread, the results come in exactly that order).
+#[test]
+fn nodes_ready_together_start_by_depth_then_unique_id() {
+    let t = TestProject::new(&[
+        (
+            "models/c.sql",
+            "{{ config(materialized='table') }} select 1 as x",
+        ),
+        (
+            "models/e.sql",
+            "{{ config(materialized='table') }} select * from {{ ref('c') }}",
+        ),
+        (
+            "models/a.sql",
+            "{{ config(materialized='table') }} select 1 as x",
+        ),
+        (
+            "models/d.sql",
+            "{{ config(materialized='table') }} select * from {{ ref('a') }}",
+        ),
+        (
+            "models/b.sql",
+            "{{ config(materialized='table') }} select 1 as x",
+        ),
+    ]);
+    t.run(&["build", "--threads", "1"]).ok();
+    let doc: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(t.path().join("target/run_results.json")).expect("results"),
+    )
+    .expect("json");
+    let order: Vec<&str> = doc["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .filter_map(|r| r["unique_id"].as_str())
+        .collect();
+    assert_eq!(
+        order,
+        [
+            "model.proj.a",
+            "model.proj.b",
+            "model.proj.c",
+            "model.proj.d",
+            "model.proj.e"
+        ]
+    );
+}

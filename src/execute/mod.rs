@@ -35,7 +35,8 @@ use crate::render::Node;
 use format::TableFormat;
 use materialize::{Ctx, Materialize, Outcome, failed, failure_text};
 use petgraph::Direction;
-use std::collections::{HashMap, HashSet};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::sync::{Mutex, mpsc};
 use std::time::Instant;
 
@@ -168,6 +169,10 @@ pub fn execute(run: &Run, conn: &duckdb::Connection, observer: &dyn Observer) ->
     // Each node waits for every selected model upstream of it, even through unselected ones.
     let mut waiting: HashMap<usize, usize> = HashMap::new();
     let mut dependents: HashMap<usize, Vec<usize>> = HashMap::new();
+    // Each node's depth among the planned nodes: of the nodes ready to start, the shallowest
+    // start first, ties by unique_id (dbt's queue order, which some projects rely on when a
+    // node reads another without ref()).
+    let mut depth: HashMap<usize, usize> = HashMap::new();
     for &i in &plan {
         let ups: Vec<usize> = run
             .dag
@@ -175,6 +180,12 @@ pub fn execute(run: &Run, conn: &duckdb::Connection, observer: &dyn Observer) ->
             .into_iter()
             .filter(|u| in_plan.contains(u))
             .collect();
+        let d = ups
+            .iter()
+            .filter_map(|u| depth.get(u))
+            .max()
+            .map_or(0, |d| d + 1);
+        depth.insert(i, d);
         waiting.insert(i, ups.len());
         for u in ups {
             dependents.entry(u).or_default().push(i);
@@ -208,15 +219,22 @@ pub fn execute(run: &Run, conn: &duckdb::Connection, observer: &dyn Observer) ->
     let (tx, rx) = mpsc::channel::<RunResult>();
     let mut results: Vec<RunResult> = Vec::with_capacity(plan.len());
     let mut blocked: HashMap<usize, String> = HashMap::new();
-    let mut ready: Vec<usize> = plan.iter().copied().filter(|i| waiting[i] == 0).collect();
-    ready.reverse();
+    let order = |i: usize| Reverse((depth[&i], run.nodes[i].unique_id.as_str(), i));
+    let mut ready: BinaryHeap<_> = plan
+        .iter()
+        .copied()
+        .filter(|i| waiting[i] == 0)
+        .map(order)
+        .collect();
     let mut in_flight = 0usize;
     // `--fail-fast`: why nothing more starts.
     let mut stopped: Option<String> = None;
     pool.in_place_scope(|scope| {
         loop {
             while in_flight < threads {
-                let Some(i) = ready.pop() else { break };
+                let Some(Reverse((_, _, i))) = ready.pop() else {
+                    break;
+                };
                 let node = &run.nodes[i];
                 // Skipped behind a failure, not compilable, or reading what was never built.
                 let not_run = stopped
@@ -315,7 +333,7 @@ pub fn execute(run: &Run, conn: &duckdb::Connection, observer: &dyn Observer) ->
                 let w = waiting.get_mut(&d).expect("every dependent is planned");
                 *w -= 1;
                 if *w == 0 {
-                    ready.push(d);
+                    ready.push(order(d));
                 }
             }
             results.push(result);
