@@ -118,6 +118,11 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = QueryFormat::Table)]
         format: QueryFormat,
     },
+    /// Source commands: `lakeflow source freshness`
+    Source {
+        #[command(subcommand)]
+        action: SourceCommand,
+    },
     /// Run one macro of the project or a package against the catalog, as `dbt run-operation`
     RunOperation {
         /// The macro: `name`, or `package.name`
@@ -201,6 +206,21 @@ pub enum LsOutput {
     Path,
     /// One JSON object per model
     Json,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SourceCommand {
+    /// How long ago each source table with a `freshness` and a `loaded_at_field` got its newest
+    /// row, against `warn_after` / `error_after`; writes target/sources.json. Exits non-zero
+    /// when one is past `error_after` or cannot be read
+    Freshness {
+        /// Sources to check: `source:name`, `source:name.table` (default: all)
+        #[arg(short, long = "select", num_args = 1.., value_name = "SELECTOR")]
+        select: Vec<String>,
+        /// Where to write the results [default: target/sources.json]
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand, Debug)]

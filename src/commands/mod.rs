@@ -8,6 +8,7 @@ mod compile;
 mod debug;
 mod delta;
 mod deps;
+mod freshness;
 mod operation;
 
 use crate::cli::{Cli, Command, Global, Selection};
@@ -47,6 +48,9 @@ pub fn dispatch(cli: Cli) -> Result<bool> {
             let storage = crate::storage::Storage::for_target(&project.target)?;
             crate::query::run(&project, &storage, &sql, format, from).map(|_| true)
         }
+        Command::Source {
+            action: crate::cli::SourceCommand::Freshness { select, output },
+        } => freshness::freshness(&g, &select, output.as_deref()),
         Command::Catalog { action } => catalog::catalog_command(&g, action),
         Command::Delta { action } => delta::delta_command(&g, action),
         Command::ExampleData {

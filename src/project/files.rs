@@ -473,8 +473,30 @@ fn source_about(s: &Value, t: &Value) -> SourceAbout {
         columns: column_docs(t),
         loader: yaml::get_str(s, "loader").unwrap_or_default(),
         loaded_at_field: str_of("loaded_at_field"),
-        freshness: json_of("freshness"),
+        freshness: merged_freshness(s, t),
         meta: json_of("meta"),
+    }
+}
+
+/// A table's `freshness` over its source's, key by key (`warn_after`, `error_after`,
+/// `filter`); `freshness: null` on the table turns it off, as in dbt. The `config:` block's
+/// `freshness` (dbt 1.10) counts as the entry's own.
+fn merged_freshness(s: &Value, t: &Value) -> serde_json::Value {
+    let own = |v: &Value| {
+        yaml::get(v, "config")
+            .and_then(|c| yaml::get(c, "freshness"))
+            .or_else(|| yaml::get(v, "freshness"))
+            .map(yaml::to_json)
+    };
+    match (own(s), own(t)) {
+        (_, Some(serde_json::Value::Null)) => serde_json::Value::Null,
+        (Some(serde_json::Value::Object(mut base)), Some(serde_json::Value::Object(over))) => {
+            for (k, v) in over {
+                base.insert(k, v);
+            }
+            serde_json::Value::Object(base)
+        }
+        (base, over) => over.or(base).unwrap_or(serde_json::Value::Null),
     }
 }
 

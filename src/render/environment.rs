@@ -206,7 +206,8 @@ pub(super) fn environment(project: &Project, macros: &MacroSet) -> Result<Enviro
 }
 
 /// The dbt version lakeflow behaves as, for `dbt_version` in Jinja.
-const DBT_VERSION: &str = "1.11.0";
+/// The dbt version lakeflow answers to (`dbt_version`, artifacts' metadata).
+pub const DBT_VERSION: &str = "1.11.0";
 
 /// `validation.any[...]` as dbt-duckdb macros write it in `config.get(..., validator=...)`.
 #[derive(Debug)]

@@ -20,6 +20,13 @@ fn write(path: &Path, text: &str) -> Result<()> {
     std::fs::rename(&tmp, path).map_err(|e| Error::io("LF701", "write", path, e))
 }
 
+/// Writes `doc` as pretty JSON at `path` (through [`write`]).
+pub fn write_json(path: &Path, doc: &serde_json::Value) -> Result<()> {
+    let text = serde_json::to_string_pretty(doc)
+        .map_err(|e| Error::new("LF701", format!("cannot serialize {}: {e}", path.display())))?;
+    write(path, &text)
+}
+
 fn metadata(project: &Project, invocation_id: &str) -> serde_json::Value {
     json!({
         "lakeflow_version": env!("CARGO_PKG_VERSION"),
