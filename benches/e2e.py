@@ -69,15 +69,17 @@ def raw_duckdb(manifest_path: str, lake_root: str, lakeflow_root: str, catalog: 
 
     manifest = json.loads(Path(manifest_path).read_text())
     nodes = manifest["nodes"]
-    by_id = {k: v for k, v in nodes.items()}
+    # lakeflow's own keys sit under each node's `config.lakeflow`.
+    by_id = {k: {**v, **v.get("config", {}).get("lakeflow", {})} for k, v in nodes.items()}
     order, seen = [], set()
 
     def visit(uid):
         if uid in seen:
             return
         seen.add(uid)
-        for dep in by_id[uid]["depends_on"]["nodes"]:
-            visit(dep)
+        for dep in by_id[uid]["depends_on"].get("nodes", []):
+            if dep in by_id:
+                visit(dep)
         order.append(uid)
 
     for uid in sorted(nodes):

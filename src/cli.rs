@@ -140,6 +140,14 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = LsOutput::Name)]
         output: LsOutput,
     },
+    /// Documentation site: `lakeflow docs generate`, `lakeflow docs serve`
+    Docs {
+        #[command(subcommand)]
+        action: DocsCommand,
+    },
+    /// Run again what did not succeed in the last run (its errors, failing tests and skips),
+    /// with the same command and flags, as `dbt retry`
+    Retry,
     /// Run the selected models (seeds are left alone)
     Run(RunArgs),
     /// Load the selected seeds (CSV files under `seed-paths`) into catalog tables
@@ -206,6 +214,26 @@ pub enum LsOutput {
     Path,
     /// One JSON object per model
     Json,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DocsCommand {
+    /// Compile the project, read the catalog's relations and columns into
+    /// target/catalog.json, and write target/index.html: one self-contained page that works
+    /// offline (open the file, or `lakeflow docs serve`)
+    Generate {
+        #[command(flatten)]
+        selection: Selection,
+    },
+    /// Serve target/ read-only over HTTP (run `lakeflow docs generate` first); runs until stopped
+    Serve {
+        /// Address to listen on
+        #[arg(long, default_value = "127.0.0.1")]
+        host: String,
+        /// Port to listen on
+        #[arg(long, default_value_t = 8080)]
+        port: u16,
+    },
 }
 
 #[derive(Subcommand, Debug)]

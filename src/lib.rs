@@ -36,6 +36,7 @@ pub const LAYERS: &[&str] = &[
     "location",
     "render",
     "graph",
+    "state",
     "select",
     "catalog",
     "execute",
@@ -64,4 +65,5 @@ pub mod redact;
 pub mod render;
 pub mod report;
 pub mod select;
+pub mod state;
 pub mod storage;

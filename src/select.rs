@@ -2,7 +2,8 @@
 //!
 //! `a b` is a union, `a,b` an intersection. An atom is `[@][N]+?METHOD:VALUE+?[N]` where the
 //! method is a name/fqn (default), `tag:`, `path:`, `fqn:`, `config.KEY:`, `resource_type:`,
-//! `test_type:`, `test_name:`, `state:modified|new` (against the manifest of `--state DIR`).
+//! `test_type:`, `test_name:`, `state:modified|new|...` and `result:error|fail|...` (against
+//! the manifest and run results of `--state DIR`), `source:`, `+exposure:`.
 //! Tests follow the models they read (dbt's eager indirect selection).
 
 use crate::error::{Error, Result};
@@ -10,63 +11,9 @@ use crate::graph::Dag;
 use crate::render::Node;
 use globset::{Glob, GlobMatcher};
 use petgraph::Direction;
-use std::collections::{BTreeSet, HashMap};
-use std::path::Path;
+use std::collections::BTreeSet;
 
-/// What a previous run's manifest says of each node: its checksum and config, for `state:`.
-pub struct State {
-    nodes: HashMap<String, (String, serde_json::Value)>,
-}
-
-impl State {
-    /// Reads `DIR/manifest.json` (a previous `target/`).
-    pub fn load(dir: &Path) -> Result<State> {
-        let file = dir.join("manifest.json");
-        let text = std::fs::read_to_string(&file).map_err(|e| {
-            Error::new("LF304", format!("cannot read {}: {e}", file.display())).hint(
-                "--state takes the target/ folder of an earlier run (lakeflow compile writes one)",
-            )
-        })?;
-        let doc: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
-            Error::new(
-                "LF304",
-                format!("{} is not a manifest: {e}", file.display()),
-            )
-        })?;
-        let nodes = doc
-            .get("nodes")
-            .and_then(serde_json::Value::as_object)
-            .map(|m| {
-                m.iter()
-                    .map(|(id, n)| {
-                        let sum = n
-                            .pointer("/checksum/checksum")
-                            .and_then(serde_json::Value::as_str)
-                            .unwrap_or_default()
-                            .to_string();
-                        (
-                            id.clone(),
-                            (sum, n.get("config").cloned().unwrap_or_default()),
-                        )
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        Ok(State { nodes })
-    }
-
-    fn is_new(&self, node: &Node) -> bool {
-        !self.nodes.contains_key(&node.unique_id)
-    }
-
-    /// New, or its file or config changed.
-    fn is_modified(&self, node: &Node) -> bool {
-        match self.nodes.get(&node.unique_id) {
-            None => true,
-            Some((sum, config)) => *sum != node.checksum || *config != node.dbt_config(),
-        }
-    }
-}
+pub use crate::state::State;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Atom {
@@ -91,13 +38,39 @@ pub fn select(
     exclude: &[String],
     state: Option<&State>,
 ) -> Result<Selection> {
+    select_with(
+        nodes,
+        dag,
+        include,
+        exclude,
+        &Cx {
+            state,
+            exposures: &[],
+        },
+    )
+}
+
+/// What selectors read besides the nodes: the `--state` manifest and run results, and the
+/// project's exposures (`+exposure:name` selects what one reads).
+pub struct Cx<'a> {
+    pub state: Option<&'a State>,
+    pub exposures: &'a [crate::project::Exposure],
+}
+
+pub fn select_with(
+    nodes: &[Node],
+    dag: &Dag,
+    include: &[String],
+    exclude: &[String],
+    cx: &Cx,
+) -> Result<Selection> {
     let mut unmatched = Vec::new();
     let chosen = if include.iter().all(|s| s.trim().is_empty()) {
         (0..nodes.len()).collect()
     } else {
-        evaluate(nodes, dag, include, state, &mut unmatched)?
+        evaluate(nodes, dag, include, cx, &mut unmatched)?
     };
-    let excluded = evaluate(nodes, dag, exclude, state, &mut unmatched)?;
+    let excluded = evaluate(nodes, dag, exclude, cx, &mut unmatched)?;
     let tests = indirect_tests(nodes, dag, &chosen, &excluded);
     let nodes = dag
         .order
@@ -140,7 +113,7 @@ fn evaluate(
     nodes: &[Node],
     dag: &Dag,
     exprs: &[String],
-    state: Option<&State>,
+    cx: &Cx,
     unmatched: &mut Vec<String>,
 ) -> Result<BTreeSet<usize>> {
     let mut union = BTreeSet::new();
@@ -148,7 +121,7 @@ fn evaluate(
         let mut inter: Option<BTreeSet<usize>> = None;
         for raw in term.split(',').filter(|s| !s.is_empty()) {
             let atom = parse_atom(raw)?;
-            let set = apply(&atom, nodes, dag, state)?;
+            let set = apply(&atom, nodes, dag, cx)?;
             if set.is_empty() {
                 unmatched.push(raw.to_string());
             }
@@ -212,9 +185,33 @@ fn parse_atom(raw: &str) -> Result<Atom> {
     })
 }
 
-fn apply(atom: &Atom, nodes: &[Node], dag: &Dag, state: Option<&State>) -> Result<BTreeSet<usize>> {
+fn apply(atom: &Atom, nodes: &[Node], dag: &Dag, cx: &Cx) -> Result<BTreeSet<usize>> {
     let glob = matcher(&atom.value)?;
     let parts: Vec<GlobMatcher> = atom.value.split('.').map(matcher).collect::<Result<_>>()?;
+    // An exposure is not a node here either: `+exposure:x` selects what it reads and above;
+    // `exposure:x` alone selects nothing to build, as in dbt.
+    if atom.method == "exposure" {
+        let Some(depth) = atom.parents else {
+            return Ok(BTreeSet::new());
+        };
+        let mut out = BTreeSet::new();
+        for e in cx.exposures.iter().filter(|e| glob.is_match(&e.name)) {
+            for (i, node) in nodes.iter().enumerate() {
+                if !node.is_test() && e.refs.contains(&node.name) {
+                    out.insert(i);
+                    let further = match depth {
+                        None => Some(None),
+                        Some(d) if d > 1 => Some(Some(d - 1)),
+                        Some(_) => None,
+                    };
+                    if let Some(further) = further {
+                        out.extend(dag.reach(i, Direction::Incoming, further));
+                    }
+                }
+            }
+        }
+        return Ok(out);
+    }
     // A source is not a node here: `source:raw+` starts from the nodes that read it (its
     // children); `source:raw` alone selects nothing to build, as in dbt.
     if atom.method == "source" {
@@ -243,7 +240,7 @@ fn apply(atom: &Atom, nodes: &[Node], dag: &Dag, state: Option<&State>) -> Resul
     }
     let mut base = BTreeSet::new();
     for (i, node) in nodes.iter().enumerate() {
-        if matches(atom, &glob, &parts, node, state)? {
+        if matches(atom, &glob, &parts, node, cx.state)? {
             base.insert(i);
         }
     }
@@ -314,6 +311,18 @@ fn matches(
             .as_ref()
             .and_then(|t| t.test_name.as_deref())
             .is_some_and(|n| glob.is_match(n)),
+        "result" => {
+            let state = state.ok_or_else(|| {
+                Error::new(
+                    "LF304",
+                    format!("the selector 'result:{}' needs --state", atom.value),
+                )
+                .hint("pass --state DIR, the target/ folder of the run whose results to use")
+            })?;
+            state
+                .result_of(&node.unique_id)
+                .is_some_and(|r| glob.is_match(r))
+        }
         "state" => {
             let state = state.ok_or_else(|| {
                 Error::new(
@@ -322,16 +331,11 @@ fn matches(
                 )
                 .hint("pass --state DIR, the target/ folder of the run to compare with")
             })?;
-            match atom.value.as_str() {
-                "modified" => state.is_modified(node),
-                "new" => state.is_new(node),
-                other => {
-                    return Err(
-                        Error::new("LF303", format!("unknown state 'state:{other}'"))
-                            .hint("use state:modified or state:new"),
-                    );
-                }
-            }
+            state.matches(&node.unique_id, &atom.value).ok_or_else(|| {
+                Error::new("LF303", format!("unknown state 'state:{}'", atom.value)).hint(
+                    "use state:new, state:old, state:modified, state:unmodified, or state:modified.body|configs|relation|persisted_descriptions|contract|macros",
+                )
+            })?
         }
         m if m.starts_with("config.") => {
             let key = &m["config.".len()..];
@@ -347,7 +351,7 @@ fn matches(
         other => {
             return Err(
                 Error::new("LF303", format!("unknown selector method '{other}:'"))
-                    .hint("methods: tag:, package:, source:, path:, fqn:, config.KEY:, resource_type:, test_type:, test_name:, state:"),
+                    .hint("methods: tag:, package:, source:, exposure:, path:, fqn:, config.KEY:, resource_type:, test_type:, test_name:, state:, result:"),
             );
         }
     })

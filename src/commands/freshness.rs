@@ -59,7 +59,7 @@ pub fn freshness(g: &Global, select: &[String], output: Option<&std::path::Path>
                     "unique_id": id, "status": status,
                     "max_loaded_at": iso(max_loaded_at), "snapshotted_at": iso(now),
                     "max_loaded_at_time_ago_in_s": age, "criteria": criteria,
-                    "adapter_response": {}, "timing": timing, "thread_id": "Thread-1",
+                    "adapter_response": {}, "timing": timing, "thread_id": "Thread-1 (worker)",
                     "execution_time": seconds,
                 })
             }
@@ -70,11 +70,8 @@ pub fn freshness(g: &Global, select: &[String], output: Option<&std::path::Path>
                     n + 1,
                     checked.len()
                 );
-                json!({
-                    "unique_id": id, "status": "runtime error", "error": e,
-                    "adapter_response": {}, "timing": timing, "thread_id": "Thread-1",
-                    "execution_time": seconds,
-                })
+                // dbt's runtime-error entry has exactly these keys.
+                json!({"unique_id": id, "status": "runtime error", "error": e})
             }
         };
         results.push(result);
@@ -90,6 +87,7 @@ pub fn freshness(g: &Global, select: &[String], output: Option<&std::path::Path>
             "dbt_version": crate::render::DBT_VERSION,
             "generated_at": crate::model::clock::now_rfc3339(),
             "invocation_id": invocation,
+            "invocation_started_at": crate::model::clock::now_rfc3339(),
             "env": {},
         },
         "results": results,

@@ -8,8 +8,10 @@ mod compile;
 mod debug;
 mod delta;
 mod deps;
+mod docs;
 mod freshness;
 mod operation;
+mod retry;
 
 use crate::cli::{Cli, Command, Global, Selection};
 use crate::error::Result;
@@ -37,6 +39,7 @@ pub fn dispatch(cli: Cli) -> Result<bool> {
         }
         Command::Ls { selection, output } => compile::ls(&g, &selection, output),
         Command::Run(args) => build::run(&g, &args, "run"),
+        Command::Retry => retry::retry(&g),
         Command::Build(args) => build::run(&g, &args, "build"),
         Command::Seed(args) => build::run(&g, &args, "seed"),
         Command::Snapshot(args) => build::run(&g, &args, "snapshot"),
@@ -51,6 +54,10 @@ pub fn dispatch(cli: Cli) -> Result<bool> {
         Command::Source {
             action: crate::cli::SourceCommand::Freshness { select, output },
         } => freshness::freshness(&g, &select, output.as_deref()),
+        Command::Docs { action } => match action {
+            crate::cli::DocsCommand::Generate { selection } => docs::generate(&g, &selection),
+            crate::cli::DocsCommand::Serve { host, port } => docs::serve(&g, &host, port),
+        },
         Command::Catalog { action } => catalog::catalog_command(&g, action),
         Command::Delta { action } => delta::delta_command(&g, action),
         Command::ExampleData {
@@ -165,10 +172,23 @@ pub(crate) fn plan_loaded(mut project: Project, sel: &Selection) -> Result<Plann
     }
     let dag = graph::build(&nodes)?;
     let state = match &sel.state {
-        Some(dir) => Some(select::State::load(dir)?),
+        Some(dir) => {
+            let mut state = select::State::load(dir)?;
+            state.set_current(&crate::report::artifacts::manifest(&project, &nodes, ""));
+            Some(state)
+        }
         None => None,
     };
-    let selection = select::select(&nodes, &dag, &sel.select, &sel.exclude, state.as_ref())?;
+    let selection = select::select_with(
+        &nodes,
+        &dag,
+        &sel.select,
+        &sel.exclude,
+        &select::Cx {
+            state: state.as_ref(),
+            exposures: &project.schema.exposures,
+        },
+    )?;
     for s in &selection.unmatched {
         crate::warnln!("the selector '{s}' matches no model");
     }

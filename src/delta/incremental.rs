@@ -272,7 +272,7 @@ fn files_matching(
     let rows = format!(
         "(select * from read_parquet([{}], filename = true, union_by_name = true{hive}) as DBT_INTERNAL_DEST where true{})",
         paths.join(", "),
-        crate::execute::incremental::predicates(&inc.predicates)
+        inc.predicate_sql()
     );
     let sql = if keys.is_empty() {
         format!("select distinct filename from {rows} as lf_files")
@@ -301,7 +301,7 @@ fn files_matching(
 /// rows' or for which the predicates do not hold (a microbatch run, with no keys: the rows
 /// outside its window).
 fn kept_rows(old: &str, batch: &str, keys: &[String], predicates: &[String]) -> String {
-    let preds = crate::execute::incremental::predicates(predicates);
+    let preds: String = predicates.iter().map(|p| format!(" and ({p})")).collect();
     let outside =
         format!("select * from ({old}) as DBT_INTERNAL_DEST where (true{preds}) is not true");
     if keys.is_empty() {
@@ -330,8 +330,8 @@ fn keep_unupdated_columns(
     if inc.update_columns.is_none() && inc.exclude_columns.is_empty() {
         return new_sql.to_string();
     }
-    let names: Vec<(String, String)> = columns.iter().map(|n| (n.clone(), String::new())).collect();
-    let updated = crate::execute::incremental::update_columns(inc, &names);
+    let names: Vec<(String, ())> = columns.iter().map(|n| (n.clone(), ())).collect();
+    let updated = inc.update_columns(&names);
     let is = |list: &[String], n: &str| list.iter().any(|x| x.eq_ignore_ascii_case(n));
     let select: Vec<String> = columns
         .iter()
@@ -352,7 +352,7 @@ fn keep_unupdated_columns(
     format!(
         "select {} from ({new_sql}) as lf_src left join (select *, true as lf_matched from ({old}) as DBT_INTERNAL_DEST where true{}) as lf_dest on {}",
         select.join(", "),
-        crate::execute::incremental::predicates(&inc.predicates),
+        inc.predicate_sql(),
         on.join(" and ")
     )
 }

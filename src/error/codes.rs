@@ -152,6 +152,10 @@ pub const CODES: &[(&str, &str)] = &[
         "LF307",
         "`--event-time-start`/`--event-time-end` is not a date or timestamp, or ends before it starts",
     ),
+    (
+        "LF308",
+        "`lakeflow retry` finds no readable run results of a build, run, test, seed or snapshot",
+    ),
     ("LF401", "a DuckDB setting of the target is invalid"),
     ("LF402", "the catalog cannot be opened"),
     ("LF403", "a DuckDB extension cannot be loaded"),
@@ -255,6 +259,10 @@ pub const CODES: &[(&str, &str)] = &[
     ),
     ("LF605", "the query session cannot be made read-only"),
     ("LF701", "an artifact under target/ cannot be written"),
+    (
+        "LF711",
+        "`lakeflow docs` finds no manifest or page under target/, or cannot listen on its address",
+    ),
 ];
 
 /// The meaning of `code`, if it is one of lakeflow's.

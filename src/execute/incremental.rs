@@ -113,7 +113,7 @@ fn catalog_table(c: &Ctx, inc: &materialization::Incremental, sql: &str) -> Resu
         }
     }
     let names: Vec<String> = plan.columns.iter().map(|(n, _)| quote_ident(n)).collect();
-    let preds = predicates(&inc.predicates);
+    let preds = inc.predicate_sql();
     let matched = |cols: &[String]| -> String {
         cols.iter()
             .map(|k| format!("{relation}.{k} = lf_new.{k}", k = quote_ident(k)))
@@ -136,7 +136,8 @@ fn catalog_table(c: &Ctx, inc: &materialization::Incremental, sql: &str) -> Resu
                 })
                 .chain(inc.predicates.iter().map(|p| format!("({p})")))
                 .collect();
-            let updated: Vec<String> = update_columns(inc, &plan.columns)
+            let updated: Vec<String> = inc
+                .update_columns(&plan.columns)
                 .iter()
                 .map(|n| format!("{n} = DBT_INTERNAL_SOURCE.{n}", n = quote_ident(n)))
                 .collect();
@@ -196,29 +197,4 @@ fn run(c: &Ctx, stmts: &[String], batch: &super::new_rows::Batch) -> Result<Outc
         return Err(failed(e.to_string()));
     }
     Ok(Outcome::rows(Some(batch.rows()?)))
-}
-
-/// `incremental_predicates` as SQL to append to a WHERE clause (` and (p1) and (p2)`).
-pub fn predicates(list: &[String]) -> String {
-    list.iter().map(|p| format!(" and ({p})")).collect()
-}
-
-/// The columns a `merge` updates in a matched row: `merge_update_columns`, or the table's
-/// columns but `merge_exclude_columns`, or all of them.
-pub fn update_columns(
-    inc: &materialization::Incremental,
-    table: &[(String, String)],
-) -> Vec<String> {
-    match &inc.update_columns {
-        Some(cols) => cols.clone(),
-        None => table
-            .iter()
-            .map(|(n, _)| n.clone())
-            .filter(|n| {
-                !inc.exclude_columns
-                    .iter()
-                    .any(|x| x.eq_ignore_ascii_case(n))
-            })
-            .collect(),
-    }
 }

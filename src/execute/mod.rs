@@ -78,6 +78,9 @@ pub struct RunResult {
     pub failures: Option<u64>,
     /// The SQL a deferred node was rendered to when it ran.
     pub compiled: Option<String>,
+    /// When it started (none: it did not run), and on which worker.
+    pub started_at: Option<chrono::DateTime<chrono::Utc>>,
+    pub thread: usize,
 }
 
 impl RunResult {
@@ -92,6 +95,8 @@ impl RunResult {
             pinned: None,
             failures: None,
             compiled: None,
+            started_at: None,
+            thread: 0,
         }
     }
 }
@@ -256,6 +261,8 @@ pub fn execute(run: &Run, conn: &duckdb::Connection, observer: &dyn Observer) ->
                 scope.spawn(move |_| {
                     let conn = idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
                     let start = Instant::now();
+                    let started_at = Some(chrono::Utc::now());
+                    let thread = rayon::current_thread_index().unwrap_or(0);
                     // A deferred node is rendered with the worker's connection as it runs.
                     let (conn, compiled, outcome) = match conn {
                         Some(c) if node.deferred => {
@@ -294,9 +301,13 @@ pub fn execute(run: &Run, conn: &duckdb::Connection, observer: &dyn Observer) ->
                             pinned: o.pinned,
                             failures: o.verdict.map(|v| v.failures),
                             compiled,
+                            started_at,
+                            thread,
                         },
                         Err(e) => RunResult {
                             compiled,
+                            started_at,
+                            thread,
                             ..RunResult::failed(i, Status::Error, seconds, failure_text(&e))
                         },
                     };

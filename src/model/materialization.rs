@@ -195,6 +195,32 @@ impl Materialization {
 }
 
 impl Incremental {
+    /// `incremental_predicates` as SQL to append to a WHERE clause (` and (p1) and (p2)`).
+    pub fn predicate_sql(&self) -> String {
+        self.predicates
+            .iter()
+            .map(|p| format!(" and ({p})"))
+            .collect()
+    }
+
+    /// The columns a `merge` updates in a matched row: `merge_update_columns`, or the table's
+    /// columns (names first) but `merge_exclude_columns`, or all of them.
+    pub fn update_columns<T>(&self, table: &[(String, T)]) -> Vec<String> {
+        match &self.update_columns {
+            Some(cols) => cols.clone(),
+            None => table
+                .iter()
+                .map(|(n, _)| n.clone())
+                .filter(|n| {
+                    !self
+                        .exclude_columns
+                        .iter()
+                        .any(|x| x.eq_ignore_ascii_case(n))
+                })
+                .collect(),
+        }
+    }
+
     fn from_config(config: &Config, external_by_default: bool) -> Result<Incremental, String> {
         let external = external_by_default
             || config.contains_key("format")

@@ -73,12 +73,25 @@ impl ConfigTree {
 
     /// The merged config for a node at `path` (folders, then the node name).
     pub fn resolve(&self, path: &[String]) -> Config {
-        let mut out = self.configs.clone();
+        self.walk(path, merge_into)
+    }
+
+    /// The keys set along `path`, each level's replacing the one before whole (dbt's
+    /// `unrendered_config`, a shallow update per level).
+    pub fn resolve_shallow(&self, path: &[String]) -> Config {
+        self.walk(path, |out, level| {
+            out.extend(level.iter().map(|(k, v)| (k.clone(), v.clone())));
+        })
+    }
+
+    fn walk(&self, path: &[String], apply: impl Fn(&mut Config, &Config)) -> Config {
+        let mut out = Config::new();
+        apply(&mut out, &self.configs);
         let mut node = self;
         for part in path {
             match node.children.iter().find(|(k, _)| k == part) {
                 Some((_, child)) => {
-                    merge_into(&mut out, &child.configs);
+                    apply(&mut out, &child.configs);
                     node = child;
                 }
                 None => break,

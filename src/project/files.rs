@@ -219,7 +219,7 @@ fn files_under(root: &Path, dirs: &[String], ext: &str, kind: FileKind) -> Resul
     for dir in dirs {
         for path in discover(root, std::slice::from_ref(dir), &[ext])? {
             let bytes = std::fs::read(&path).map_err(|e| Error::io("LF100", "read", &path, e))?;
-            let checksum = checksum(&bytes);
+            let checksum = checksum(&bytes, kind);
             let source = match kind {
                 FileKind::Model | FileKind::Test | FileKind::Snapshot => String::from_utf8(bytes)
                     .map_err(|_| {
@@ -260,15 +260,30 @@ fn files_under(root: &Path, dirs: &[String], ext: &str, kind: FileKind) -> Resul
     Ok(files)
 }
 
-/// FNV-1a (64 bit) of a file's bytes: stable across lakeflow builds, which is all
-/// `state:modified` needs of it.
-fn checksum(bytes: &[u8]) -> String {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in bytes {
-        hash ^= u64::from(*b);
-        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+/// dbt's checksum of a file: sha256 of its text with Python's `str.strip()` applied, so
+/// `state:modified` compares alike against a manifest dbt wrote. A seed over 1 MiB is
+/// compared by path (`path`), as dbt does.
+fn checksum(bytes: &[u8], kind: FileKind) -> String {
+    if kind == FileKind::Seed && bytes.len() > 1_048_576 {
+        return "path".to_string();
     }
-    format!("{hash:016x}")
+    let text = String::from_utf8_lossy(bytes);
+    sha256_hex(py_strip(&text))
+}
+
+/// Python's `str.strip()`: every character `str.isspace()` calls whitespace, which includes
+/// the separators U+001C..U+001F that Rust's `trim` keeps.
+pub fn py_strip(s: &str) -> &str {
+    s.trim_matches(|c: char| c.is_whitespace() || ('\u{1c}'..='\u{1f}').contains(&c))
+}
+
+/// Lower-case hex sha256 of `text`.
+pub fn sha256_hex(text: &str) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 pub fn read_schema_files(

@@ -144,6 +144,7 @@ mod tests {
             raw_sql: String::new(),
             compiled_sql: String::new(),
             checksum: String::new(),
+            unrendered_config: Default::default(),
             test: None,
             hooks: Default::default(),
             incremental_sql: None,

@@ -11,7 +11,6 @@ use crate::model::materialization::Materialization;
 use crate::model::relation::Relation;
 use crate::project::data_tests::{TestDecl, TestTarget};
 use crate::project::{Config, FileKind, Project, ProjectKind, SqlFile, config as cfg};
-use md5::Digest;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -378,11 +377,8 @@ fn render_test(
         sources: dedup(capture.sources),
         raw_sql: file.source.clone(),
         compiled_sql,
-        checksum: if file.checksum.is_empty() {
-            format!("{:x}", md5::Md5::digest(file.source.as_bytes()))
-        } else {
-            file.checksum.clone()
-        },
+        checksum: file.checksum.clone(),
+        unrendered_config: Default::default(),
         test: info,
         hooks: Default::default(),
         incremental_sql: None,
@@ -430,6 +426,7 @@ fn error_node(
         raw_sql: String::new(),
         compiled_sql: String::new(),
         checksum: String::new(),
+        unrendered_config: Default::default(),
         test: None,
         hooks: Default::default(),
         incremental_sql: None,
@@ -441,14 +438,11 @@ fn error_node(
     }
 }
 
-/// A generic test's checksum covers its call and its own config, for `state:modified`.
+/// A generic test has no file checksum (dbt's `none`): `state:modified` compares its own
+/// config, and a changed call changes its unique_id.
 fn with_checksum(mut node: Node, own_config: &Config) -> Node {
-    let text = format!(
-        "{}{}",
-        node.raw_sql,
-        serde_json::Value::Object(own_config.clone())
-    );
-    node.checksum = format!("{:x}", md5::Md5::digest(text.as_bytes()));
+    node.checksum = String::new();
+    node.unrendered_config = own_config.clone();
     node
 }
 

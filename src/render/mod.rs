@@ -79,8 +79,13 @@ pub struct Node {
     pub sources: Vec<(String, String)>,
     pub raw_sql: String,
     pub compiled_sql: String,
-    /// Of the file's content (a seed: the CSV), for `state:modified`.
+    /// dbt's sha256 of the file's stripped text (a seed: the CSV; `path` for a seed over
+    /// 1 MiB; empty for a generic test), for `state:modified`.
     pub checksum: String,
+    /// The config keys set for the node, as dbt's `unrendered_config` (what
+    /// `state:modified.configs` compares).
+    #[serde(skip)]
+    pub unrendered_config: Config,
     /// A data test's declaration.
     pub test: Option<TestInfo>,
     /// SQL run before and after the model is built (`pre-hook`, `post-hook`).
@@ -485,7 +490,16 @@ pub fn render(project: &Project, reader: &dyn SourceReader) -> Result<Rendered> 
         fqn.extend(file.folders.iter().cloned());
         match &file.version {
             Some(v) => fqn.extend([v.model.clone(), format!("v{}", v.v)]),
-            None => fqn.push(file.name.clone()),
+            None => {
+                // A snapshot block's fqn has its file's stem before its name, as dbt's.
+                if file.kind == FileKind::Snapshot
+                    && file.path.extension().is_some_and(|e| e == "sql")
+                    && let Some(stem) = file.path.file_stem()
+                {
+                    fqn.push(stem.to_string_lossy().into_owned());
+                }
+                fqn.push(file.name.clone());
+            }
         }
         nodes.push(Node {
             version: file.version.clone(),
@@ -506,6 +520,7 @@ pub fn render(project: &Project, reader: &dyn SourceReader) -> Result<Rendered> 
             raw_sql: file.source.clone(),
             compiled_sql,
             checksum: file.checksum.clone(),
+            unrendered_config: node_configs::unrendered(project, file, &parsed[i].config),
             test: None,
             hooks,
             incremental_sql,

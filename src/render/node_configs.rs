@@ -37,23 +37,60 @@ pub(super) fn folder_config(
     package: Option<&str>,
     path: &[String],
 ) -> Config {
+    let (tree, path) = folder_tree(project, kind, package, path);
+    tree.resolve(&path)
+}
+
+/// The config tree a node's folder configs come from, and its path in it.
+fn folder_tree<'a>(
+    project: &'a Project,
+    kind: FileKind,
+    package: Option<&str>,
+    path: &[String],
+) -> (&'a crate::project::config::ConfigTree, Vec<String>) {
     let Some(p) = package.and_then(|n| project.packages.iter().find(|p| p.name == n)) else {
-        return match kind {
+        let tree = match kind {
             FileKind::Model => &project.model_configs,
             FileKind::Seed => &project.seed_configs,
             FileKind::Test => &project.test_configs,
             FileKind::Snapshot => &project.snapshot_configs,
-        }
-        .resolve(path);
+        };
+        return (tree, path.to_vec());
     };
-    let fqn = fqn_of(&p.name, path);
-    match kind {
+    let tree = match kind {
         FileKind::Model => &p.trees.models,
         FileKind::Seed => &p.trees.seeds,
         FileKind::Test => &p.trees.tests,
         FileKind::Snapshot => &p.trees.snapshots,
+    };
+    (tree, fqn_of(&p.name, path))
+}
+
+/// dbt's `unrendered_config` of a node: the keys set for it (the project file's along its
+/// folders, its schema file's `config:`, its `config()` call, the project's settings for a
+/// package's node), each source replacing a key whole. `state:modified.configs` compares it.
+pub(super) fn unrendered(project: &Project, file: &SqlFile, captured: &Config) -> Config {
+    let mut path = file.folders.clone();
+    path.push(file.name.clone());
+    let (tree, at) = folder_tree(project, file.kind, file.package.as_deref(), &path);
+    let mut out = tree.resolve_shallow(&at);
+    let yaml = match file.kind {
+        FileKind::Model => project
+            .schema
+            .models
+            .get(file.version.as_ref().map_or(&file.name, |v| &v.model)),
+        FileKind::Seed => project.schema.seeds.get(&file.name),
+        FileKind::Snapshot => project.schema.snapshots.get(&file.name),
+        FileKind::Test => None,
+    };
+    if let Some(y) = yaml {
+        out.extend(y.config.iter().map(|(k, v)| (k.clone(), v.clone())));
     }
-    .resolve(&fqn)
+    out.extend(captured.iter().map(|(k, v)| (k.clone(), v.clone())));
+    if let Some(over) = project_override(project, file.kind, file.package.as_deref(), &path) {
+        out.extend(over);
+    }
+    out
 }
 
 /// What the project file sets for a package's node (`models: <package>: ...`): it wins over

@@ -79,6 +79,7 @@ fn one(r: &Renderer, m: &Models, decl: &UnitTestDecl) -> Option<Node> {
         raw_sql: String::new(),
         compiled_sql: String::new(),
         checksum: String::new(),
+        unrendered_config: Default::default(),
         test: None,
         hooks: Default::default(),
         incremental_sql: None,

@@ -27,15 +27,26 @@ pub fn write_json(path: &Path, doc: &serde_json::Value) -> Result<()> {
     write(path, &text)
 }
 
-fn metadata(project: &Project, invocation_id: &str) -> serde_json::Value {
-    json!({
-        "lakeflow_version": env!("CARGO_PKG_VERSION"),
-        "generated_at": crate::model::clock::now_rfc3339(),
-        "invocation_id": invocation_id,
-        "project_name": project.name,
-        "target": project.target.name,
-    })
+/// run_results' `metadata` (dbt's v6 keys only).
+fn results_metadata(project: &Project, invocation_id: &str) -> serde_json::Value {
+    let mut m = super::manifest::metadata(project, invocation_id, RUN_RESULTS_VERSION);
+    if let Some(map) = m.as_object_mut() {
+        map.retain(|k, _| {
+            matches!(
+                k.as_str(),
+                "dbt_schema_version"
+                    | "dbt_version"
+                    | "generated_at"
+                    | "invocation_id"
+                    | "invocation_started_at"
+                    | "env"
+            )
+        });
+    }
+    m
 }
+
+const RUN_RESULTS_VERSION: &str = "https://schemas.getdbt.com/dbt/run-results/v6.json";
 
 /// Writes each model's and test's compiled SQL under `target/compiled/<package>/`: the project's name for
 /// its own nodes, a package's (with the path inside the package) for the package's, as dbt.
@@ -76,15 +87,49 @@ pub fn compiled_path(n: &Node, path: &std::path::Path) -> std::path::PathBuf {
 }
 
 pub fn write_manifest(project: &Project, nodes: &[Node], invocation_id: &str) -> Result<()> {
-    // The manifest holds what the graph does (nodes, sources, exposures, ...), and metadata.
-    let mut manifest = graph(project, nodes);
-    if let serde_json::Value::Object(m) = &mut manifest {
-        m.insert("metadata".into(), metadata(project, invocation_id));
-    }
+    let manifest = manifest(project, nodes, invocation_id);
     write(
         &project.target_path.join("manifest.json"),
         &serde_json::to_string_pretty(&manifest).unwrap_or_default(),
     )
+}
+
+/// The manifest of `nodes`, as [`write_manifest`] writes it.
+pub fn manifest(project: &Project, nodes: &[Node], invocation_id: &str) -> serde_json::Value {
+    // The manifest holds what the graph does (nodes, sources, exposures, ...), the macros,
+    // docs and unit tests, the parent and child maps, and metadata.
+    let ids = super::dbt_nodes::Ids::new(project, nodes);
+    let graph = graph_with(project, nodes, &ids);
+    let unit_tests = super::manifest::unit_tests(project, nodes, &ids);
+    let empty = serde_json::Map::new();
+    let section = |k: &str| graph.get(k).and_then(|v| v.as_object()).unwrap_or(&empty);
+    let (parent_map, child_map) = super::manifest::parent_child_maps(&[
+        section("nodes"),
+        section("sources"),
+        section("exposures"),
+        &unit_tests,
+    ]);
+    let mut manifest = json!({
+        "metadata": super::manifest::metadata(project, invocation_id, super::manifest::SCHEMA_VERSION),
+    });
+    if let (serde_json::Value::Object(m), serde_json::Value::Object(g)) = (&mut manifest, graph) {
+        m.extend(g);
+        m.insert(
+            "macros".into(),
+            serde_json::Value::Object(super::manifest::macros(&ids.macro_blocks, &ids.macros)),
+        );
+        m.insert(
+            "docs".into(),
+            serde_json::Value::Object(super::manifest::docs(project)),
+        );
+        m.insert("unit_tests".into(), serde_json::Value::Object(unit_tests));
+        m.insert("parent_map".into(), serde_json::Value::Object(parent_map));
+        m.insert("child_map".into(), serde_json::Value::Object(child_map));
+        for key in ["selectors", "disabled", "group_map", "functions"] {
+            m.insert(key.into(), json!({}));
+        }
+    }
+    manifest
 }
 
 /// dbt's `results` as `on-run-end` hooks see them: one per node run (`node` as in the
@@ -113,11 +158,14 @@ pub fn hook_results(project: &Project, nodes: &[Node], results: &[RunResult]) ->
 
 /// dbt's `graph`: the nodes (as in the manifest) and the sources, by unique_id.
 pub fn graph(project: &Project, nodes: &[Node]) -> serde_json::Value {
-    let ids = super::dbt_nodes::Ids::new(project, nodes);
+    graph_with(project, nodes, &super::dbt_nodes::Ids::new(project, nodes))
+}
+
+fn graph_with(project: &Project, nodes: &[Node], ids: &super::dbt_nodes::Ids) -> serde_json::Value {
     json!({
-        "nodes": manifest_nodes(project, nodes, &ids),
+        "nodes": manifest_nodes(project, nodes, ids),
         "sources": super::dbt_nodes::sources(project),
-        "exposures": super::dbt_nodes::exposures(project, &ids),
+        "exposures": super::dbt_nodes::exposures(project, ids),
         "metrics": {},
         "groups": {},
         "semantic_models": {},
@@ -125,7 +173,8 @@ pub fn graph(project: &Project, nodes: &[Node]) -> serde_json::Value {
     })
 }
 
-/// The manifest's `nodes`: each node by unique_id, in dbt's shape.
+/// The manifest's `nodes`: each node by unique_id, in dbt's shape (unit tests have their
+/// own section).
 fn manifest_nodes(
     project: &Project,
     nodes: &[Node],
@@ -133,6 +182,12 @@ fn manifest_nodes(
 ) -> serde_json::Map<String, serde_json::Value> {
     nodes
         .iter()
+        .filter(|n| {
+            !matches!(
+                n.materialization,
+                crate::model::materialization::Materialization::UnitTest(_)
+            )
+        })
         .map(|n| (n.unique_id.clone(), super::dbt_nodes::node(project, n, ids)))
         .collect()
 }
@@ -155,20 +210,7 @@ pub fn write_run_results(
 ) -> Result<()> {
     let mut items: Vec<serde_json::Value> = results
         .iter()
-        .map(|r| {
-            let n = &nodes[r.node];
-            json!({
-                "unique_id": n.unique_id,
-                "status": r.status,
-                "execution_time": super::round3(r.seconds),
-                "rows_affected": r.rows,
-                "failures": r.failures,
-                "relation_name": n.relation.to_string(),
-                "location": n.location,
-                "written": r.written,
-                "message": r.message,
-            })
-        })
+        .map(|r| result_entry(&nodes[r.node], r))
         .collect();
     // dbt lists the run hooks as operations, and a build the exposures it selected (with
     // nothing to run).
@@ -180,37 +222,93 @@ pub fn write_run_results(
         let mut seen: std::collections::HashMap<String, usize> = Default::default();
         for owner in crate::render::hooks::hook_owners(project, start) {
             let i = seen.entry(owner.clone()).or_default();
-            items.push(json!({
-                "unique_id": format!("operation.{owner}.{owner}-{which}-{i}"),
-                "status": if failed { "error" } else { "success" },
-                "execution_time": 0.0,
-                "rows_affected": null,
-                "failures": null,
-                "message": null,
-            }));
+            items.push(bare_entry(
+                format!("operation.{owner}.{owner}-{which}-{i}"),
+                if failed { "error" } else { "success" },
+            ));
             *i += 1;
         }
     }
     if listed.exposures {
         for e in &project.schema.exposures {
             let package = e.package.as_deref().unwrap_or(&project.name);
-            items.push(json!({
-                "unique_id": format!("exposure.{package}.{}", e.name),
-                "status": "no-op",
-                "execution_time": 0.0,
-                "rows_affected": null,
-                "failures": null,
-                "message": null,
-            }));
+            items.push(bare_entry(
+                format!("exposure.{package}.{}", e.name),
+                "no-op",
+            ));
         }
     }
     let doc = json!({
-        "metadata": metadata(project, invocation_id),
+        "metadata": results_metadata(project, invocation_id),
         "elapsed_time": super::round3(seconds),
         "results": items,
+        "args": {
+            "which": project.invocation.which,
+            "invocation_command": std::env::args().collect::<Vec<_>>().join(" "),
+            "select": project.invocation.select,
+            "exclude": project.invocation.exclude,
+            "vars": project.invocation.vars,
+            "full_refresh": project.invocation.full_refresh,
+            "empty": project.invocation.empty,
+            "target": project.target.name,
+            "indirect_selection": "eager",
+        },
     });
     write(
         &project.target_path.join("run_results.json"),
         &serde_json::to_string_pretty(&doc).unwrap_or_default(),
     )
+}
+
+/// One node's result in dbt's v6 shape; what lakeflow adds (rows, where the files went) sits
+/// in `adapter_response`, the free-form part.
+fn result_entry(n: &Node, r: &RunResult) -> serde_json::Value {
+    let ran = r.started_at.is_some();
+    let timing = match r.started_at {
+        Some(t) => {
+            let end = t + chrono::Duration::milliseconds((r.seconds * 1000.0) as i64);
+            let fmt =
+                |t: chrono::DateTime<chrono::Utc>| t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string();
+            json!([{"name": "execute", "started_at": fmt(t), "completed_at": fmt(end)}])
+        }
+        None => json!([]),
+    };
+    let mut adapter = serde_json::Map::new();
+    if ran {
+        adapter.insert("_message".into(), json!("OK"));
+    }
+    if let Some(rows) = r.rows {
+        adapter.insert("rows_affected".into(), json!(rows));
+    }
+    if n.location.is_some() || r.written.is_some() {
+        adapter.insert(
+            "lakeflow".into(),
+            json!({"location": n.location, "written": r.written}),
+        );
+    }
+    let compiled = ran && n.kind != crate::project::FileKind::Seed;
+    json!({
+        "status": r.status,
+        "timing": timing,
+        "thread_id": format!("Thread-{} (worker)", r.thread + 1),
+        "execution_time": super::round3(r.seconds),
+        "adapter_response": adapter,
+        "message": r.message,
+        "failures": r.failures,
+        "unique_id": n.unique_id,
+        "compiled": compiled,
+        "compiled_code": compiled.then(|| r.compiled.clone().unwrap_or_else(|| n.compiled_sql.clone())),
+        "relation_name": (!n.is_test() && n.kind != crate::project::FileKind::Seed).then(|| n.relation.to_string()),
+        "batch_results": null,
+    })
+}
+
+/// A result with nothing run behind it (run hooks, exposures).
+fn bare_entry(unique_id: String, status: &str) -> serde_json::Value {
+    json!({
+        "status": status, "timing": [], "thread_id": "Thread-1 (worker)",
+        "execution_time": 0.0, "adapter_response": {}, "message": null, "failures": null,
+        "unique_id": unique_id, "compiled": null, "compiled_code": null,
+        "relation_name": null, "batch_results": null,
+    })
 }

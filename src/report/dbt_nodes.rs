@@ -1,7 +1,7 @@
 //! Nodes and sources in the shape dbt's manifest and Jinja `graph` give them: every key dbt
 //! always sets, with dbt's defaults where the project sets nothing, so packages that read
 //! the graph (dbt_artifacts, dbt_project_evaluator) find what they look for. What only
-//! lakeflow has sits under a `lakeflow` key.
+//! lakeflow has sits under `config.lakeflow` (the one place dbt's schema leaves open).
 
 use crate::project::{FileKind, Project, SourceTable};
 use crate::render::Node;
@@ -12,11 +12,17 @@ use std::collections::HashMap;
 pub struct Ids<'a> {
     models: HashMap<&'a str, &'a str>,
     sources: HashMap<(&'a str, &'a str), String>,
+    /// The project's and packages' macros, for `depends_on.macros`.
+    pub macros: super::manifest::MacroIndex,
+    pub macro_blocks: Vec<super::manifest::MacroBlock>,
 }
 
 impl<'a> Ids<'a> {
     pub fn new(project: &'a Project, nodes: &'a [Node]) -> Ids<'a> {
+        let macro_blocks = super::manifest::macro_blocks(project);
         Ids {
+            macros: super::manifest::MacroIndex::new(&macro_blocks, &project.name),
+            macro_blocks,
             models: nodes
                 .iter()
                 .filter(|n| !n.is_test())
@@ -151,6 +157,69 @@ fn columns(cols: &[(String, String)]) -> Map<String, Value> {
         .collect()
 }
 
+/// dbt's checksum of a node's file: sha256 of its stripped text, a large seed's path, or
+/// none for a generic test.
+fn checksum(n: &Node, original: &std::path::Path) -> Value {
+    match n.checksum.as_str() {
+        "" => json!({"name": "none", "checksum": ""}),
+        "path" => json!({"name": "path", "checksum": original}),
+        sum => json!({"name": "sha256", "checksum": sum}),
+    }
+}
+
+/// dbt's `path`: relative to the resource's folder (`staging/stg_orders.sql`); a generic
+/// test's is its own name (`<name>.sql`).
+fn dbt_path(n: &Node) -> String {
+    let file = n
+        .path
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    if n.test.as_ref().is_some_and(|t| t.test_name.is_some()) {
+        return format!("{}.sql", n.relation.identifier);
+    }
+    let tail = if n.version.is_some() { 2 } else { 1 };
+    let folders = n
+        .fqn
+        .get(1..n.fqn.len().saturating_sub(tail))
+        .unwrap_or(&[]);
+    let folders: &[String] =
+        if n.kind == FileKind::Snapshot && n.path.extension().is_some_and(|e| e == "sql") {
+            // A snapshot's fqn ends with its file's stem, then its name.
+            folders
+                .get(..folders.len().saturating_sub(1))
+                .unwrap_or(&[])
+        } else {
+            folders
+        };
+    let mut parts: Vec<String> = folders.to_vec();
+    parts.push(file);
+    parts.join("/")
+}
+
+/// The node's `docs`, from its `docs` config (dbt copies it there).
+fn docs_of(config: &Value) -> Value {
+    let d = config.get("docs");
+    json!({
+        "show": d.and_then(|d| d.get("show")).cloned().unwrap_or(json!(true)),
+        "node_color": d.and_then(|d| d.get("node_color")).cloned().unwrap_or(Value::Null),
+    })
+}
+
+/// The folders between a resource folder and a schema file (`models/staging/x.yml` ->
+/// `staging`), for the fqn of what the file declares.
+fn yml_folders(file: &std::path::Path) -> Vec<String> {
+    let parts: Vec<String> = file
+        .parent()
+        .map(|p| {
+            p.components()
+                .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    parts.into_iter().skip(1).collect()
+}
+
 /// One node as dbt's manifest has it.
 pub fn node(project: &Project, n: &Node, ids: &Ids) -> Value {
     let deps = ids.depends_on(&n.refs, &n.sources);
@@ -184,22 +253,22 @@ pub fn node(project: &Project, n: &Node, ids: &Ids) -> Value {
         "name": n.version.as_ref().map_or(&n.name, |v| &v.model),
         "resource_type": n.kind,
         "package_name": package,
-        "path": in_package,
+        "path": dbt_path(n),
         "original_file_path": in_package,
         "unique_id": n.unique_id,
         "fqn": n.fqn,
         "alias": n.relation.identifier,
-        "checksum": {"name": "fnv1a64", "checksum": n.checksum},
+        "checksum": checksum(n, in_package),
         "config": config,
         "tags": n.tags,
         "description": description,
         "columns": cols,
         "meta": config.get("meta").cloned().unwrap_or_else(|| json!({})),
         "group": config.get("group").cloned().unwrap_or(Value::Null),
-        "docs": {"show": true, "node_color": null},
+        "docs": docs_of(&config),
         "patch_path": null,
         "build_path": null,
-        "unrendered_config": {},
+        "unrendered_config": n.unrendered_config,
         "relation_name": n.relation.to_string(),
     });
     let more = json!({
@@ -208,19 +277,31 @@ pub fn node(project: &Project, n: &Node, ids: &Ids) -> Value {
         "refs": n.refs.iter().map(|r| json!({"name": r, "package": null, "version": null})).collect::<Vec<_>>(),
         "sources": n.sources.iter().map(|(s, t)| json!([s, t])).collect::<Vec<_>>(),
         "metrics": [],
-        "depends_on": {"macros": [], "nodes": deps},
+        "depends_on": {"macros": ids.macros.called_by(&n.raw_sql), "nodes": deps},
         "compiled": true,
         "compiled_code": n.compiled_sql,
         "extra_ctes_injected": true,
         "extra_ctes": [],
-        "lakeflow": {
-            "materialization": n.materialization,
-            "location": n.location,
-            "path": n.path,
-        },
     });
+    let extra = json!({
+        "materialization": n.materialization,
+        "location": n.location,
+        "path": n.path,
+    });
+    if let Some(Value::Object(c)) = out.get_mut("config") {
+        c.insert("lakeflow".into(), extra);
+    }
     if let (Value::Object(map), Value::Object(more)) = (&mut out, more) {
-        map.extend(more);
+        if n.kind == FileKind::Seed {
+            // A seed has no SQL and depends on nothing (dbt's `depends_on` is macros only).
+            map.insert("depends_on".into(), json!({"macros": []}));
+            map.insert("root_path".into(), json!(project.root));
+            if let Some(Value::Object(c)) = map.get_mut("config") {
+                c.remove("access");
+            }
+        } else {
+            map.extend(more);
+        }
         if n.kind == FileKind::Model {
             map.extend(model_keys(&config, entry));
             if let Some(v) = &n.version {
@@ -296,7 +377,10 @@ pub fn sources(project: &Project) -> Map<String, Value> {
                 "path": s.file,
                 "original_file_path": s.file,
                 "unique_id": id,
-                "fqn": [package, s.source_name.as_str(), s.name.as_str()],
+                "fqn": std::iter::once(package.to_string())
+                    .chain(yml_folders(&s.file))
+                    .chain([s.source_name.clone(), s.name.clone()])
+                    .collect::<Vec<_>>(),
                 "source_name": s.source_name,
                 "source_description": s.about.source_description,
                 "loader": s.about.loader,
@@ -316,8 +400,11 @@ pub fn sources(project: &Project) -> Map<String, Value> {
                 "unrendered_config": {},
                 "relation_name": format!("{}.{}", s.schema, s.identifier),
                 "created_at": 0.0,
-                "lakeflow": {"external_location": s.external_location},
             });
+            let mut node = node;
+            if let Some(Value::Object(c)) = node.get_mut("config") {
+                c.insert("lakeflow".into(), json!({"external_location": s.external_location}));
+            }
             (id, node)
         })
         .collect()
@@ -373,7 +460,10 @@ pub fn exposures(project: &Project, ids: &Ids) -> Map<String, Value> {
                 "path": e.file,
                 "original_file_path": e.file,
                 "unique_id": id,
-                "fqn": [package, e.name.as_str()],
+                "fqn": std::iter::once(package.to_string())
+                    .chain(yml_folders(&e.file))
+                    .chain([e.name.clone()])
+                    .collect::<Vec<_>>(),
                 "type": field("type"),
                 "owner": {
                     "name": owner.get("name").cloned().unwrap_or(Value::Null),

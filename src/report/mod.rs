@@ -3,6 +3,7 @@
 
 pub mod artifacts;
 pub mod dbt_nodes;
+pub mod manifest;
 
 use crate::execute::{Observer, RunResult, Status};
 use crate::render::Node;

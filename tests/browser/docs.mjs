@@ -84,7 +84,12 @@ async function main() {
     check(pageErrors.length === 0, `JavaScript errors on load: ${pageErrors.join(' | ')}`);
     ok(`page loaded without script errors: ${URL_}`);
 
-    const data = await page.evaluate(() => JSON.parse(document.getElementById('lakeflow-data').textContent));
+    const raw = await page.evaluate(() => document.getElementById('lakeflow-data')?.textContent ?? null);
+    check(raw !== null, 'the page has no <script id="lakeflow-data"> tag');
+    let data;
+    try { data = JSON.parse(raw); } catch (e) {
+      throw new CheckFailed(`the data tag does not hold valid JSON (${e.message}); if it ends in markup, the generator must write every "<" in the JSON as \\u003c`);
+    }
     check(data && typeof data === 'object' && data.manifest, 'the page has no embedded manifest (placeholder not replaced?)');
     const G = graphFromData(data);
     const named = (name) => [...G.nodes].filter(([, n]) => n.name === name || `${n.source_name}.${n.name}` === name).map(([id]) => id);

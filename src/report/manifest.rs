@@ -1,0 +1,335 @@
+//! The parts of dbt's manifest (v12) beyond the graph's nodes: `macros` (the project's and
+//! installed packages' macro and test blocks, each with the macros it calls), `docs`,
+//! `unit_tests`, `parent_map` / `child_map`, the empty sections dbt always writes, and
+//! `metadata`. With them the manifest loads in dbt (`--state`) and in dbt-artifacts-parser.
+
+use crate::project::{Project, SqlFile, UnitTestDecl};
+use crate::render::Node;
+use serde_json::{Map, Value, json};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+pub const SCHEMA_VERSION: &str = "https://schemas.getdbt.com/dbt/manifest/v12.json";
+
+/// One `{% macro %}` or `{% test %}` block of a macro file.
+pub struct MacroBlock {
+    pub unique_id: String,
+    pub name: String,
+    pub package: String,
+    pub path: String,
+    /// The block's text, from `{% macro` to the end of `{% endmacro %}`, as dbt's `macro_sql`.
+    pub sql: String,
+}
+
+/// Every macro block of the project and its installed packages.
+pub fn macro_blocks(project: &Project) -> Vec<MacroBlock> {
+    let mut out = Vec::new();
+    let mut add = |files: &[SqlFile], package: &str, root: &std::path::Path| {
+        for f in files {
+            let path = f.path.strip_prefix(root).unwrap_or(&f.path);
+            let path = path.to_string_lossy().into_owned();
+            for (kind, name, sql) in blocks(&f.source) {
+                let name = if kind == "test" {
+                    format!("test_{name}")
+                } else {
+                    name
+                };
+                out.push(MacroBlock {
+                    unique_id: format!("macro.{package}.{name}"),
+                    name,
+                    package: package.to_string(),
+                    path: path.clone(),
+                    sql,
+                });
+            }
+        }
+    };
+    add(&project.macros, &project.name, std::path::Path::new(""));
+    for p in &project.packages {
+        add(&p.macros, &p.name, &p.root);
+    }
+    out
+}
+
+/// The `macro` / `test` blocks of a file: (kind, name, text).
+fn blocks(source: &str) -> Vec<(String, String, String)> {
+    let open = regex_open();
+    let mut out = Vec::new();
+    let mut from = 0;
+    while let Some(m) = open.captures_at(source, from) {
+        let (Some(whole), Some(kind), Some(name)) = (m.get(0), m.get(1), m.get(2)) else {
+            break;
+        };
+        let end_tag = format!("end{}", kind.as_str());
+        let rest = &source[whole.end()..];
+        let Some(end) = find_end_tag(rest, &end_tag) else {
+            break;
+        };
+        let stop = whole.end() + end;
+        out.push((
+            kind.as_str().to_string(),
+            name.as_str().to_string(),
+            source[whole.start()..stop].to_string(),
+        ));
+        from = stop;
+    }
+    out
+}
+
+fn regex_open() -> regex::Regex {
+    regex::Regex::new(r"\{%-?\s*(macro|test)\s+([A-Za-z_][A-Za-z0-9_]*)\s*\(")
+        .expect("a valid pattern")
+}
+
+/// The offset just past `{% endmacro %}` (any whitespace control) in `rest`.
+fn find_end_tag(rest: &str, tag: &str) -> Option<usize> {
+    let re = regex::Regex::new(&format!(r"\{{%-?\s*{tag}\s*-?%\}}")).ok()?;
+    re.find(rest).map(|m| m.end())
+}
+
+/// The macros a text calls, by unique_id: `pkg.name(` as written, a bare `name(` as the
+/// project's macro of that name, else the one package macro of that name.
+pub struct MacroIndex {
+    ids: std::collections::HashSet<String>,
+    /// name -> (package, unique_id) of each block of that name.
+    bare: HashMap<String, Vec<(String, String)>>,
+    project: String,
+    call: regex::Regex,
+}
+
+impl MacroIndex {
+    pub fn new(blocks: &[MacroBlock], project: &str) -> MacroIndex {
+        let mut bare: HashMap<String, Vec<(String, String)>> = HashMap::new();
+        for b in blocks {
+            bare.entry(b.name.clone())
+                .or_default()
+                .push((b.package.clone(), b.unique_id.clone()));
+        }
+        MacroIndex {
+            ids: blocks.iter().map(|b| b.unique_id.clone()).collect(),
+            bare,
+            project: project.to_string(),
+            call: regex::Regex::new(
+                r"\b([A-Za-z_][A-Za-z0-9_]*)(?:\.([A-Za-z_][A-Za-z0-9_]*))?\s*\(",
+            )
+            .expect("a valid pattern"),
+        }
+    }
+
+    pub fn called_by(&self, text: &str) -> Vec<String> {
+        let mut out: BTreeSet<String> = BTreeSet::new();
+        for c in self.call.captures_iter(text) {
+            let (Some(a), b) = (c.get(1), c.get(2)) else {
+                continue;
+            };
+            let found = match b {
+                Some(b) => Some(format!("macro.{}.{}", a.as_str(), b.as_str()))
+                    .filter(|id| self.ids.contains(id)),
+                None => self.resolve(a.as_str()),
+            };
+            out.extend(found);
+        }
+        out.into_iter().collect()
+    }
+
+    fn resolve(&self, name: &str) -> Option<String> {
+        let list = self.bare.get(name)?;
+        let own = list.iter().find(|(p, _)| *p == self.project);
+        match (own, list.as_slice()) {
+            (Some((_, id)), _) | (None, [(_, id)]) => Some(id.clone()),
+            _ => None,
+        }
+    }
+}
+
+/// The `macros` section.
+pub fn macros(blocks: &[MacroBlock], index: &MacroIndex) -> Map<String, Value> {
+    blocks
+        .iter()
+        .map(|b| {
+            let mut calls = index.called_by(body_of(&b.sql));
+            calls.retain(|c| *c != b.unique_id);
+            (
+                b.unique_id.clone(),
+                json!({
+                    "name": b.name, "resource_type": "macro", "package_name": b.package,
+                    "path": b.path, "original_file_path": b.path, "unique_id": b.unique_id,
+                    "macro_sql": b.sql, "depends_on": {"macros": calls}, "description": "",
+                    "meta": {}, "docs": {"show": true, "node_color": null},
+                    "config": {"meta": {}, "docs": {"show": true, "node_color": null}},
+                    "patch_path": null, "arguments": [], "created_at": 0.0,
+                    "supported_languages": null,
+                }),
+            )
+        })
+        .collect()
+}
+
+/// A block without its opening tag (which names the macro itself).
+fn body_of(sql: &str) -> &str {
+    sql.find("%}").map_or(sql, |i| &sql[i + 2..])
+}
+
+/// The `docs` section: each `{% docs %}` block of the project.
+pub fn docs(project: &Project) -> Map<String, Value> {
+    project
+        .docs
+        .iter()
+        .map(|(name, text)| {
+            let id = format!("doc.{}.{name}", project.name);
+            (
+                id.clone(),
+                json!({
+                    "name": name, "resource_type": "doc", "package_name": project.name,
+                    "path": "", "original_file_path": "", "unique_id": id,
+                    "block_contents": text.trim(),
+                }),
+            )
+        })
+        .collect()
+}
+
+/// The `unit_tests` section, in dbt's shape, from the schema files' entries.
+pub fn unit_tests(
+    project: &Project,
+    nodes: &[Node],
+    ids: &super::dbt_nodes::Ids,
+) -> Map<String, Value> {
+    let decl_of: HashMap<(&str, &str), &UnitTestDecl> = project
+        .schema
+        .unit_tests
+        .iter()
+        .map(|d| ((d.model.as_str(), d.name.as_str()), d))
+        .collect();
+    nodes
+        .iter()
+        .filter_map(|n| {
+            let crate::model::materialization::Materialization::UnitTest(u) = &n.materialization
+            else {
+                return None;
+            };
+            let d = decl_of.get(&(u.model.as_str(), n.name.as_str()))?;
+            let package = d.package.as_deref().unwrap_or(&project.name);
+            let e = &d.entry;
+            let fixture = |f: &Value| {
+                json!({
+                    "rows": f.get("rows").cloned().unwrap_or(Value::Null),
+                    "format": f.get("format").cloned().unwrap_or_else(|| json!("dict")),
+                    "fixture": f.get("fixture").cloned().unwrap_or(Value::Null),
+                })
+            };
+            let given: Vec<Value> = e
+                .get("given")
+                .and_then(Value::as_array)
+                .map(|g| {
+                    g.iter()
+                        .map(|i| {
+                            let mut f = fixture(i);
+                            f["input"] = i.get("input").cloned().unwrap_or(Value::Null);
+                            f
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            let mut fqn = n.fqn.clone();
+            fqn.insert(fqn.len().saturating_sub(1), u.model.clone());
+            let path = d.file.to_string_lossy().into_owned();
+            Some((
+                n.unique_id.clone(),
+                json!({
+                    "model": u.model, "given": given,
+                    "expect": e.get("expect").map(fixture).unwrap_or(Value::Null),
+                    "name": n.name, "resource_type": "unit_test", "package_name": package,
+                    "path": path, "original_file_path": path, "unique_id": n.unique_id,
+                    "fqn": fqn,
+                    "description": e.get("description").cloned().unwrap_or_else(|| json!("")),
+                    "overrides": e.get("overrides").cloned().unwrap_or(Value::Null),
+                    "depends_on": {"macros": [], "nodes": ids.model(&u.model).into_iter().collect::<Vec<_>>()},
+                    "config": {"tags": [], "meta": {}, "enabled": true, "static_analysis": null},
+                    "checksum": crate::project::files::sha256_hex(&e.to_string()),
+                    "schema": n.relation.schema, "created_at": 0.0,
+                    "versions": e.get("versions").cloned().unwrap_or(Value::Null),
+                    "version": null,
+                }),
+            ))
+        })
+        .collect()
+}
+
+/// `parent_map` and `child_map` over the sections' members (nodes, sources, exposures,
+/// unit tests): each member's `depends_on.nodes` sorted, and who lists it, sorted.
+pub fn parent_child_maps(
+    sections: &[&Map<String, Value>],
+) -> (Map<String, Value>, Map<String, Value>) {
+    let mut parents: Vec<(String, Vec<String>)> = Vec::new();
+    for section in sections {
+        for (id, v) in section.iter() {
+            let mut deps: Vec<String> = v
+                .pointer("/depends_on/nodes")
+                .and_then(Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|x| x.as_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default();
+            deps.sort();
+            parents.push((id.clone(), deps));
+        }
+    }
+    let mut children: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    for (id, deps) in &parents {
+        for d in deps {
+            children.entry(d.as_str()).or_default().push(id.clone());
+        }
+    }
+    let child_map = parents
+        .iter()
+        .map(|(id, _)| {
+            let mut c = children.get(id.as_str()).cloned().unwrap_or_default();
+            c.sort();
+            (id.clone(), json!(c))
+        })
+        .collect();
+    let parent_map = parents.into_iter().map(|(id, d)| (id, json!(d))).collect();
+    (parent_map, child_map)
+}
+
+/// The manifest's `metadata`, as dbt writes it (lakeflow's version and target go in `env`,
+/// the free-form part).
+pub fn metadata(project: &Project, invocation_id: &str, schema_version: &str) -> Value {
+    let now = crate::model::clock::now_rfc3339();
+    json!({
+        "dbt_schema_version": schema_version,
+        "dbt_version": crate::render::DBT_VERSION,
+        "generated_at": now,
+        "invocation_id": invocation_id,
+        "invocation_started_at": now,
+        "env": {
+            "LAKEFLOW_VERSION": env!("CARGO_PKG_VERSION"),
+            "LAKEFLOW_TARGET": project.target.name,
+        },
+        "project_name": project.name,
+        "project_id": format!("{:x}", <md5::Md5 as md5::Digest>::digest(project.name.as_bytes())),
+        "user_id": null,
+        "send_anonymous_usage_stats": false,
+        "adapter_type": "duckdb",
+        "quoting": {"database": true, "schema": true, "identifier": true, "column": null},
+        "run_started_at": now,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_macro_and_test_blocks_with_their_text() {
+        let src = "{# c #}\n{% macro a(x) %}{{ b(x) }}{% endmacro %}\n{%- macro b(y) -%}\n{{ y }}\n{%- endmacro -%}\n{% test positive(model, column_name) %}select 1{% endtest %}";
+        let got = blocks(src);
+        assert_eq!(got.len(), 3);
+        assert_eq!(got[0].2, "{% macro a(x) %}{{ b(x) }}{% endmacro %}");
+        assert_eq!(got[1].1, "b");
+        assert!(got[1].2.ends_with("{%- endmacro -%}"));
+        assert_eq!((got[2].0.as_str(), got[2].1.as_str()), ("test", "positive"));
+    }
+}
