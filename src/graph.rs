@@ -60,10 +60,20 @@ pub fn build(nodes: &[Node]) -> Result<Dag> {
 }
 
 /// For each test, the nearest nodes downstream of all of the test's parents wait for it
-/// (dbt's rule: a test gates a node when everything it reads is upstream of that node).
-/// Nodes further down wait through those, so a failed test skips exactly its descendants.
+/// (dbt's rule: a test gates a node when everything it reads, models and sources, is upstream
+/// of that node). Nodes further down wait through those, so a failed test skips exactly its
+/// descendants.
 fn add_test_edges(graph: &mut DiGraph<usize, ()>, nodes: &[Node]) {
     let mut ancestors: HashMap<NodeIndex, BTreeSet<NodeIndex>> = HashMap::new();
+    // The models that read each source (a source is not a node of the graph).
+    let mut readers: HashMap<&(String, String), Vec<NodeIndex>> = HashMap::new();
+    for (i, n) in nodes.iter().enumerate() {
+        if !n.is_test() {
+            for s in &n.sources {
+                readers.entry(s).or_default().push(NodeIndex::new(i));
+            }
+        }
+    }
     let mut edges = Vec::new();
     for (t, node) in nodes.iter().enumerate() {
         // A unit test gates its own model only (an edge of its own).
@@ -76,17 +86,29 @@ fn add_test_edges(graph: &mut DiGraph<usize, ()>, nodes: &[Node]) {
         }
         let tix = NodeIndex::new(t);
         let parents: Vec<NodeIndex> = graph.neighbors_directed(tix, Direction::Incoming).collect();
-        let Some(&first) = parents.first() else {
-            continue;
-        };
         let g: &DiGraph<usize, ()> = graph;
+        // Where to look: below the first model it reads, else the readers of its first source.
+        let candidates: BTreeSet<NodeIndex> = match (parents.first(), node.sources.first()) {
+            (Some(&first), _) => walk(g, first, Direction::Outgoing),
+            (None, Some(src)) => readers
+                .get(src)
+                .into_iter()
+                .flatten()
+                .flat_map(|&r| std::iter::once(r).chain(walk(g, r, Direction::Outgoing)))
+                .collect(),
+            (None, None) => continue,
+        };
         let mut gated = |n: NodeIndex| {
             let anc = ancestors
                 .entry(n)
                 .or_insert_with(|| walk(g, n, Direction::Incoming));
             parents.iter().all(|p| anc.contains(p))
+                && node.sources.iter().all(|s| {
+                    nodes[g[n]].sources.contains(s)
+                        || anc.iter().any(|a| nodes[g[*a]].sources.contains(s))
+                })
         };
-        for n in walk(g, first, Direction::Outgoing) {
+        for n in candidates {
             if nodes[g[n]].is_test() || !gated(n) {
                 continue;
             }

@@ -520,3 +520,42 @@ fn nodes_ready_together_start_by_depth_then_unique_id() {
         ]
     );
 }
+
+/// As dbt: a failing test on a source skips the models that read the source (and what is
+/// below them); models that do not read it still run.
+#[test]
+fn a_failing_source_test_skips_the_models_that_read_the_source() {
+    let t = TestProject::new(&[
+        (
+            "models/sources.yml",
+            "version: 2\nsources:\n  - name: raw\n    tables:\n      - name: events\n        meta: {external_location: \"read_csv('events.csv', header = true)\"}\n        columns:\n          - name: id\n            data_tests: [not_null]\n",
+        ),
+        ("events.csv", "id,v\n1,a\n,b\n"),
+        (
+            "models/reads.sql",
+            "select * from {{ source('raw', 'events') }}",
+        ),
+        ("models/below.sql", "select * from {{ ref('reads') }}"),
+        ("models/other.sql", "select 1 as x"),
+    ]);
+    let run = t.run(&["build"]);
+    assert_ne!(run.code, 0);
+    let doc: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(t.path().join("target/run_results.json")).expect("results"),
+    )
+    .expect("json");
+    let status = |id: &str| {
+        doc["results"]
+            .as_array()
+            .expect("results")
+            .iter()
+            .find(|r| r["unique_id"].as_str().is_some_and(|u| u.starts_with(id)))
+            .and_then(|r| r["status"].as_str())
+            .unwrap_or("missing")
+            .to_string()
+    };
+    assert_eq!(status("test.proj.source_not_null_raw_events_id"), "fail");
+    assert_eq!(status("model.proj.reads"), "skipped");
+    assert_eq!(status("model.proj.below"), "skipped");
+    assert_eq!(status("model.proj.other"), "success");
+}

@@ -26,6 +26,11 @@ pub fn run(g: &Global, args: &RunArgs, command: &str) -> Result<bool> {
     let target = &p.project.target;
     let catalog = Catalog::open(target, &format!("lakeflow {command}"))?;
     let conn = &catalog.conn;
+    // OpenLineage events, when configured: a run for the command, one for each node.
+    let lineage = report::openlineage::Lineage::from_env(&p.project)?;
+    if let Some(l) = &lineage {
+        l.run_started(command);
+    }
     artifacts::write_compiled(
         &p.project,
         &p.plan
@@ -62,6 +67,9 @@ pub fn run(g: &Global, args: &RunArgs, command: &str) -> Result<bool> {
     }
     // execute
     let progress = Progress::new(g.log_format, runnable);
+    // Dropped before the catalog: it holds a connection of its own.
+    let observer =
+        report::openlineage::Observed::new(&progress, lineage.as_ref(), conn, &p.nodes, &p.project);
     let results = execute::execute(
         &execute::Run {
             nodes: &p.nodes,
@@ -79,8 +87,9 @@ pub fn run(g: &Global, args: &RunArgs, command: &str) -> Result<bool> {
             event_time: event_time(args)?,
         },
         conn,
-        &progress,
+        &observer,
     );
+    drop(observer);
     progress.finish();
     // Deferred nodes were rendered as they ran: their SQL joins the artifacts.
     let rendered_late: Vec<crate::render::Node> = results
@@ -141,6 +150,9 @@ pub fn run(g: &Global, args: &RunArgs, command: &str) -> Result<bool> {
         },
     )?;
     let ok = report::summary(g.log_format, &p.nodes, &results, seconds);
+    if let Some(l) = &lineage {
+        l.run_finished(ok && end_failed.is_none());
+    }
     if let Some(e) = &end_failed {
         crate::errln!("{e}");
     }

@@ -35,8 +35,16 @@ pub fn run_operation(g: &Global, name: &str, args: Option<&str>) -> Result<bool>
         .conn
         .try_clone()
         .map_err(|e| Error::new("LF402", format!("cannot open a DuckDB connection: {e}")))?;
-    let out =
-        crate::render::run_operation(&project, name, &args, crate::execute::live::database(conn))?;
+    // dbt's `graph`: the project's nodes, rendered as a compile would.
+    let nodes = super::render_project(&project)?.nodes;
+    let graph = crate::report::artifacts::graph(&project, &nodes);
+    let out = crate::render::run_operation(
+        &project,
+        name,
+        &args,
+        crate::execute::live::database(conn),
+        Some(&graph),
+    )?;
     if !out.is_empty() {
         crate::outln!("{out}");
     }

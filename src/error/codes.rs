@@ -86,6 +86,10 @@ pub const CODES: &[(&str, &str)] = &[
         "LF133",
         "a `{% snapshot %}` block has no `{% endsnapshot %}`",
     ),
+    (
+        "LF134",
+        "the OpenLineage configuration (openlineage.yml or OPENLINEAGE_URL) is invalid or names a transport lakeflow does not support",
+    ),
     ("LF201", "a macro is defined twice"),
     (
         "LF202",

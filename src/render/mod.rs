@@ -308,8 +308,16 @@ pub fn render(project: &Project, reader: &dyn SourceReader) -> Result<Rendered> 
         for (i, relation) in relations.iter_mut().enumerate() {
             if enabled[i] {
                 let scope = Scope::new(shared_parse.clone(), Pass::Parse, finals[i].clone());
+                let schema = relation.schema.clone();
                 *relation =
                     renderer.named_relation(files[i], &scope, &finals[i], relation.clone())?;
+                // A snapshot's legacy `target_schema` is its schema, whatever
+                // generate_schema_name says (dbt does not call it then).
+                if files[i].kind == FileKind::Snapshot
+                    && cfg::get_str(&finals[i], "target_schema").is_some()
+                {
+                    relation.schema = schema;
+                }
             }
         }
     }

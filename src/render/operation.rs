@@ -16,6 +16,7 @@ pub fn run_operation(
     name: &str,
     args: &serde_json::Map<String, serde_json::Value>,
     db: Arc<dyn Database>,
+    graph: Option<&serde_json::Value>,
 ) -> Result<String> {
     let valid = |s: &str| {
         !s.is_empty()
@@ -58,7 +59,8 @@ pub fn run_operation(
         kind: FileKind::Model,
         ..SqlFile::default()
     };
-    let scope = Scope::live(shared, Config::new(), false, db, None, None);
+    let graph = graph.map(super::functions::to_value);
+    let scope = Scope::live(shared, Config::new(), false, db, None, graph);
     let this = Relation::new(project.target.schema.clone(), name.to_string());
     let extra = [(
         "__lf_args",

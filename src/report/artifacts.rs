@@ -132,25 +132,22 @@ pub fn manifest(project: &Project, nodes: &[Node], invocation_id: &str) -> serde
     manifest
 }
 
-/// dbt's `results` as `on-run-end` hooks see them: one per node run (`node` as in the
-/// manifest, `status`, `message`, `execution_time`, `failures`, `adapter_response`,
-/// `thread_id`, `timing`).
+/// dbt's `results` as `on-run-end` hooks see them: each node's entry of run_results.json,
+/// with the node as in the manifest.
 pub fn hook_results(project: &Project, nodes: &[Node], results: &[RunResult]) -> serde_json::Value {
     let graph_nodes = manifest_nodes(project, nodes, &super::dbt_nodes::Ids::new(project, nodes));
     let results: Vec<serde_json::Value> = results
         .iter()
         .map(|r| {
             let n = &nodes[r.node];
-            json!({
-                "node": graph_nodes.get(&n.unique_id),
-                "status": r.status,
-                "message": r.message,
-                "execution_time": super::round3(r.seconds),
-                "failures": r.failures,
-                "adapter_response": {"rows_affected": r.rows},
-                "thread_id": "Thread-1",
-                "timing": [],
-            })
+            let mut entry = result_entry(n, r);
+            if let Some(map) = entry.as_object_mut() {
+                map.insert(
+                    "node".into(),
+                    graph_nodes.get(&n.unique_id).cloned().unwrap_or_default(),
+                );
+            }
+            entry
         })
         .collect();
     serde_json::Value::Array(results)
@@ -273,9 +270,21 @@ fn result_entry(n: &Node, r: &RunResult) -> serde_json::Value {
         }
         None => json!([]),
     };
+    use crate::execute::Status;
+    let seed = n.kind == crate::project::FileKind::Seed;
+    let built = matches!(r.status, Status::Success);
+    // What dbt-duckdb says of a build: `OK`, a seed's `INSERT n`.
+    let said = match (built, seed, r.rows) {
+        (true, true, Some(rows)) => Some(format!("INSERT {rows}")),
+        (true, _, _) => Some("OK".to_string()),
+        _ => None,
+    };
     let mut adapter = serde_json::Map::new();
-    if ran {
-        adapter.insert("_message".into(), json!("OK"));
+    if ran && r.status != Status::Error {
+        adapter.insert(
+            "_message".into(),
+            json!(said.clone().unwrap_or("OK".into())),
+        );
     }
     if let Some(rows) = r.rows {
         adapter.insert("rows_affected".into(), json!(rows));
@@ -293,7 +302,7 @@ fn result_entry(n: &Node, r: &RunResult) -> serde_json::Value {
         "thread_id": format!("Thread-{} (worker)", r.thread + 1),
         "execution_time": super::round3(r.seconds),
         "adapter_response": adapter,
-        "message": r.message,
+        "message": r.message.clone().or(said),
         "failures": r.failures,
         "unique_id": n.unique_id,
         "compiled": compiled,

@@ -206,9 +206,33 @@ fn docs_of(config: &Value) -> Value {
     })
 }
 
+/// A path of a package's file relative to the package (the project's own, as it is).
+pub fn in_package(
+    project: &Project,
+    package: Option<&str>,
+    path: &std::path::Path,
+) -> std::path::PathBuf {
+    package
+        .and_then(|n| project.packages.iter().find(|p| p.name == n))
+        .and_then(|p| path.strip_prefix(&p.root).ok())
+        .unwrap_or(path)
+        .to_path_buf()
+}
+
+/// dbt's `path` of what a schema file declares (exposures, unit tests): relative to the
+/// resource folder (`marts/exposures.yml`).
+pub fn below_resource(path: &std::path::Path) -> String {
+    let parts: Vec<String> = path
+        .components()
+        .skip(1)
+        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+        .collect();
+    parts.join("/")
+}
+
 /// The folders between a resource folder and a schema file (`models/staging/x.yml` ->
 /// `staging`), for the fqn of what the file declares.
-fn yml_folders(file: &std::path::Path) -> Vec<String> {
+pub fn yml_folders(file: &std::path::Path) -> Vec<String> {
     let parts: Vec<String> = file
         .parent()
         .map(|p| {
@@ -362,6 +386,7 @@ pub fn sources(project: &Project) -> Map<String, Value> {
             let id = source_id(project, s);
             let package = s.package.as_deref().unwrap_or(&project.name);
             let freshness = freshness(&s.about.freshness);
+            let file = in_package(project, s.package.as_deref(), &s.file);
             let mut config = json!({"enabled": true, "event_time": null, "freshness": freshness, "meta": {}, "tags": []});
             if let Value::Object(map) = &mut config {
                 for (k, v) in &s.config {
@@ -374,11 +399,11 @@ pub fn sources(project: &Project) -> Map<String, Value> {
                 "name": s.name,
                 "resource_type": "source",
                 "package_name": package,
-                "path": s.file,
-                "original_file_path": s.file,
+                "path": file,
+                "original_file_path": file,
                 "unique_id": id,
                 "fqn": std::iter::once(package.to_string())
-                    .chain(yml_folders(&s.file))
+                    .chain(yml_folders(&file))
                     .chain([s.source_name.clone(), s.name.clone()])
                     .collect::<Vec<_>>(),
                 "source_name": s.source_name,
@@ -453,15 +478,16 @@ pub fn exposures(project: &Project, ids: &Ids) -> Map<String, Value> {
                 .unwrap_or_else(|| json!({}));
             let owner = field("owner");
             let deps = ids.depends_on(&e.refs, &e.sources);
+            let file = in_package(project, e.package.as_deref(), &e.file);
             let node = json!({
                 "name": e.name,
                 "resource_type": "exposure",
                 "package_name": package,
-                "path": e.file,
-                "original_file_path": e.file,
+                "path": below_resource(&file),
+                "original_file_path": file,
                 "unique_id": id,
                 "fqn": std::iter::once(package.to_string())
-                    .chain(yml_folders(&e.file))
+                    .chain(yml_folders(&file))
                     .chain([e.name.clone()])
                     .collect::<Vec<_>>(),
                 "type": field("type"),

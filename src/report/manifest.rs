@@ -230,23 +230,30 @@ pub fn unit_tests(
                         .collect()
                 })
                 .unwrap_or_default();
-            let mut fqn = n.fqn.clone();
-            fqn.insert(fqn.len().saturating_sub(1), u.model.clone());
-            let path = d.file.to_string_lossy().into_owned();
+            let file = super::dbt_nodes::in_package(project, d.package.as_deref(), &d.file);
+            let fqn: Vec<String> = std::iter::once(package.to_string())
+                .chain(super::dbt_nodes::yml_folders(&file))
+                .chain([u.model.clone(), n.name.clone()])
+                .collect();
+            let schema = nodes
+                .iter()
+                .find(|m| m.name == u.model && !m.is_test())
+                .map_or(String::new(), |m| m.relation.schema.clone());
             Some((
                 n.unique_id.clone(),
                 json!({
                     "model": u.model, "given": given,
                     "expect": e.get("expect").map(fixture).unwrap_or(Value::Null),
                     "name": n.name, "resource_type": "unit_test", "package_name": package,
-                    "path": path, "original_file_path": path, "unique_id": n.unique_id,
+                    "path": super::dbt_nodes::below_resource(&file),
+                    "original_file_path": file, "unique_id": n.unique_id,
                     "fqn": fqn,
                     "description": e.get("description").cloned().unwrap_or_else(|| json!("")),
                     "overrides": e.get("overrides").cloned().unwrap_or(Value::Null),
                     "depends_on": {"macros": [], "nodes": ids.model(&u.model).into_iter().collect::<Vec<_>>()},
                     "config": {"tags": [], "meta": {}, "enabled": true, "static_analysis": null},
                     "checksum": crate::project::files::sha256_hex(&e.to_string()),
-                    "schema": n.relation.schema, "created_at": 0.0,
+                    "schema": schema, "created_at": 0.0,
                     "versions": e.get("versions").cloned().unwrap_or(Value::Null),
                     "version": null,
                 }),

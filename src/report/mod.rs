@@ -4,6 +4,7 @@
 pub mod artifacts;
 pub mod dbt_nodes;
 pub mod manifest;
+pub mod openlineage;
 
 use crate::execute::{Observer, RunResult, Status};
 use crate::render::Node;
