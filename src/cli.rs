@@ -59,6 +59,13 @@ pub struct Selection {
     /// `state:new` selectors
     #[arg(long, value_name = "DIR")]
     pub state: Option<std::path::PathBuf>,
+    /// Refs to models not selected and not built in this target read the relations of the
+    /// `--state` run instead (another target's; attach its catalog under its name)
+    #[arg(long)]
+    pub defer: bool,
+    /// With --defer: read the `--state` run's relation even where this target has one
+    #[arg(long)]
+    pub favor_state: bool,
 }
 
 #[derive(Args, Debug, Clone, Default)]

@@ -87,6 +87,19 @@ impl State {
         self.macros = macros;
     }
 
+    /// Where the state's run built the node `id`: (database, schema, identifier).
+    pub fn relation_of(&self, id: &str) -> Option<(String, String, String)> {
+        let n = self.old.get(id)?;
+        let get = |k: &str| n.get(k).and_then(Value::as_str).map(str::to_string);
+        Some((
+            get("database").unwrap_or_default(),
+            get("schema")?,
+            get("alias")
+                .or_else(|| get("identifier"))
+                .or_else(|| get("name"))?,
+        ))
+    }
+
     pub fn is_new(&self, id: &str) -> bool {
         !self.old.contains_key(id)
     }

@@ -62,6 +62,21 @@ pub fn ensure_schemas<'a>(
 }
 
 /// Relations that exist in the catalog now, as (schema, name).
+/// The relations of the target's catalog file, read without taking the write lock (none when
+/// there is no catalog yet or it cannot be read now).
+pub fn existing_relations_read_only(target: &crate::project::Target) -> HashSet<(String, String)> {
+    let path = std::path::Path::new(&target.catalog);
+    if target.catalog == ":memory:" || !path.exists() {
+        return HashSet::new();
+    }
+    let config = duckdb::Config::default().access_mode(duckdb::AccessMode::ReadOnly);
+    config
+        .ok()
+        .and_then(|c| Connection::open_with_flags(path, c).ok())
+        .and_then(|conn| existing_relations(&conn).ok())
+        .unwrap_or_default()
+}
+
 pub fn existing_relations(conn: &Connection) -> Result<HashSet<(String, String)>> {
     let mut stmt = conn
         .prepare("select table_schema, table_name from information_schema.tables")

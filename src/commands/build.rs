@@ -215,7 +215,15 @@ fn prepare(
             .filter(|n| !n.is_ephemeral() && !n.is_test())
             .map(|n| n.relation.schema.as_str()),
     )?;
-    let existing = catalog::existing_relations(conn)?;
+    let mut existing = catalog::existing_relations(conn)?;
+    // `--defer`red models are read where the state's run built them.
+    for n in p
+        .nodes
+        .iter()
+        .filter(|n| p.project.invocation.defer.contains_key(&n.name))
+    {
+        existing.insert((n.relation.schema.clone(), n.relation.identifier.clone()));
+    }
     for (test, model) in execute::drop_unrunnable_tests(&p.nodes, &p.dag, &mut p.plan, &existing) {
         crate::noteln!(
             "test '{}' is left out: it reads '{}', which is neither selected nor built",

@@ -192,6 +192,33 @@ pub(crate) fn plan_loaded(mut project: Project, sel: &Selection) -> Result<Plann
     for s in &selection.unmatched {
         crate::warnln!("the selector '{s}' matches no model");
     }
+    if sel.defer {
+        let Some(state) = &state else {
+            return Err(
+                crate::error::Error::new("LF304", "--defer needs --state DIR").hint(
+                    "pass --state DIR, the target/ folder of the run whose relations to read",
+                ),
+            );
+        };
+        let defer = deferrals(&project, &nodes, &selection.nodes, state, sel.favor_state);
+        if !defer.is_empty() {
+            // Render again with those refs reading the state's relations.
+            project.invocation.defer = defer;
+            let rendered = render_project(&project)?;
+            if let Some(d) = &rendered.deferred {
+                d.set_graph(&crate::report::artifacts::graph(&project, &rendered.nodes));
+            }
+            let dag = graph::build(&rendered.nodes)?;
+            return Ok(Planned {
+                project,
+                nodes: rendered.nodes,
+                hooks: rendered.hooks,
+                deferred: rendered.deferred,
+                dag,
+                plan: selection.nodes,
+            });
+        }
+    }
     Ok(Planned {
         project,
         nodes,
@@ -200,6 +227,41 @@ pub(crate) fn plan_loaded(mut project: Project, sel: &Selection) -> Result<Plann
         dag,
         plan: selection.nodes,
     })
+}
+
+/// `--defer`: the models that are not selected, not built in this target's catalog (any, with
+/// `--favor-state`) and in the state's manifest, with where the state's run built them.
+fn deferrals(
+    project: &Project,
+    nodes: &[crate::render::Node],
+    selected: &[usize],
+    state: &select::State,
+    favor_state: bool,
+) -> std::collections::HashMap<String, (String, String, String)> {
+    let selected: std::collections::HashSet<usize> = selected.iter().copied().collect();
+    let built = if favor_state {
+        Default::default()
+    } else {
+        crate::catalog::existing_relations_read_only(&project.target)
+    };
+    let here = render::catalog_name(&project.target.catalog);
+    nodes
+        .iter()
+        .enumerate()
+        .filter(|(i, n)| !selected.contains(i) && !n.is_test() && !n.is_ephemeral())
+        .filter(|(_, n)| {
+            !built.contains(&(n.relation.schema.clone(), n.relation.identifier.clone()))
+        })
+        .filter_map(|(_, n)| {
+            let (database, schema, identifier) = state.relation_of(&n.unique_id)?;
+            let database = if database.eq_ignore_ascii_case(&here) {
+                String::new()
+            } else {
+                database
+            };
+            Some((n.name.clone(), (database, schema, identifier)))
+        })
+        .collect()
 }
 
 /// Render, with the Delta sources the models use read from their logs (the one piece of

@@ -95,6 +95,10 @@ pub struct Invocation {
     pub exclude: Vec<String>,
     /// `--vars`, parsed.
     pub vars: BTreeMap<String, serde_json::Value>,
+    /// `--defer`: refs to these models (unselected, not built here) read the `--state`
+    /// manifest's relation instead: (database, empty for this catalog; schema, identifier)
+    /// by model name.
+    pub defer: std::collections::HashMap<String, (String, String, String)>,
 }
 
 #[derive(Debug, Default, Clone)]

@@ -92,6 +92,19 @@ pub fn ref_(state: &State, args: Rest<Value>, kwargs: Kwargs) -> Result<Value, J
             format!("model '{name}' not found"),
         )
     })?;
+    // `--defer`: an unselected model not built here is read where the state's run built it.
+    if let Some((database, schema, identifier)) = scope.shared.deferred_refs.get(&name) {
+        let relation = Relation::new(schema.clone(), identifier.clone());
+        // An empty database: the catalog this run builds into.
+        return Ok(if database.is_empty() {
+            Value::from_object(relation)
+        } else {
+            Value::from_object(Elsewhere {
+                database: database.clone(),
+                relation,
+            })
+        });
+    }
     let batch_filter = scope
         .microbatch()
         .then(|| scope.shared.event_times.get(*index).cloned().flatten())
@@ -112,6 +125,66 @@ pub fn ref_(state: &State, args: Rest<Value>, kwargs: Kwargs) -> Result<Value, J
 fn in_batch(from: &str, event_time: &str) -> String {
     use crate::model::microbatch::{END, START};
     format!("(select * from {from} where {event_time} >= '{START}' and {event_time} < '{END}')")
+}
+
+/// A relation of another database (a `--defer`red ref to a target attached under that
+/// name): it prints with its database, and is the relation otherwise.
+#[derive(Debug)]
+pub struct Elsewhere {
+    pub database: String,
+    pub relation: Relation,
+}
+
+impl Object for Elsewhere {
+    fn repr(self: &Arc<Self>) -> minijinja::value::ObjectRepr {
+        minijinja::value::ObjectRepr::Map
+    }
+
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        if key.as_str() == Some("database") {
+            return Some(Value::from(self.database.clone()));
+        }
+        Value::from_object(self.relation.clone())
+            .get_item(key)
+            .ok()
+            .filter(|v| !v.is_undefined())
+    }
+
+    fn enumerate(self: &Arc<Self>) -> minijinja::value::Enumerator {
+        minijinja::value::Enumerator::Str(&["database", "schema", "identifier", "metadata"])
+    }
+
+    fn call_method(
+        self: &Arc<Self>,
+        state: &mut State<'_, '_>,
+        method: &str,
+        args: &[Value],
+    ) -> Result<Value, JError> {
+        match method {
+            "render" | "__str__" => Ok(Value::from(self.to_string())),
+            _ => Value::from_object(self.relation.clone()).call_method(state, method, args),
+        }
+    }
+
+    fn render(self: &Arc<Self>, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}.{}",
+            crate::model::relation::quote_ident(&self.database),
+            self.relation
+        )
+    }
+}
+
+impl std::fmt::Display for Elsewhere {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}.{}",
+            crate::model::relation::quote_ident(&self.database),
+            self.relation
+        )
+    }
 }
 
 /// What `ref()` of an ephemeral model gives: a relation (dbt's, with `is_cte` true) that

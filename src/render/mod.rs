@@ -182,6 +182,7 @@ pub fn render(project: &Project, reader: &dyn SourceReader) -> Result<Rendered> 
         empty: project.invocation.empty,
         event_times: Vec::new(),
         source_event_times: sources::event_times(project),
+        deferred_refs: project.invocation.defer.clone(),
     };
 
     // Parse pass.

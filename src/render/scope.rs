@@ -44,6 +44,8 @@ pub struct Shared {
     /// microbatch model's batches filter these inputs on.
     pub event_times: Vec<Option<String>>,
     pub source_event_times: HashMap<(String, String), String>,
+    /// `--defer`: models whose refs read another target's relation (database, schema, name).
+    pub deferred_refs: HashMap<String, (String, String, String)>,
 }
 
 impl Shared {
