@@ -50,3 +50,66 @@ fn enforced_contracts_fail_only_the_model_that_breaks_them() {
         0
     );
 }
+
+/// Constraints of an enforced contract are DuckDB's: the table is created with them, as
+/// dbt-duckdb creates it (the DDL below is what dbt-duckdb 1.11 left in its catalog for the
+/// same files), and rows that break one fail the model, leaving the table it had.
+#[test]
+fn contract_constraints_are_enforced_as_dbt_duckdb_enforces_them() {
+    let t = TestProject::new(&[]);
+    std::fs::remove_file(t.path().join("lakeflow.yml")).expect("dbt project only");
+    t.write(
+        "dbt_project.yml",
+        "name: cons\nversion: '1.0'\nprofile: cons\n",
+    );
+    t.write(
+        "profiles.yml",
+        "cons:\n  target: dev\n  outputs:\n    dev: {type: duckdb, path: cons.duckdb, threads: 1}\n",
+    );
+    t.write(
+        "models/good.sql",
+        "{{ config(materialized='table') }}\nselect {{ var('amount', 5) }} as amount, 1 as id, 'a' as code\n",
+    );
+    t.write(
+        "models/bad_null.sql",
+        "{{ config(materialized='table') }}\nselect cast(null as integer) as id, 1 as amount\n",
+    );
+    t.write(
+        "models/schema.yml",
+        "version: 2\nmodels:\n  - name: good\n    config: {contract: {enforced: true}}\n    constraints:\n      - type: unique\n        columns: [id, code]\n    columns:\n      - name: id\n        data_type: integer\n        constraints: [{type: not_null}, {type: primary_key}]\n      - name: amount\n        data_type: integer\n        constraints: [{type: check, expression: \"amount > 0\"}]\n      - name: code\n        data_type: varchar\n  - name: bad_null\n    config: {contract: {enforced: true}}\n    columns:\n      - name: id\n        data_type: integer\n        constraints: [{type: not_null}]\n      - name: amount\n        data_type: integer\n",
+    );
+    let first = t.run(&["run"]);
+    assert_ne!(first.code, 0);
+    assert!(
+        first.stdout.contains("NOT NULL constraint failed"),
+        "{}",
+        first.stdout
+    );
+    let ddl = |t: &TestProject| {
+        let c = read_only(&t.path().join("cons.duckdb"));
+        query_strings(
+            &c,
+            "select sql || ' ' || (select count(*) from main.good) from duckdb_tables() where table_name = 'good'",
+        )
+    };
+    assert_eq!(
+        ddl(&t),
+        [
+            "CREATE TABLE good(id INTEGER PRIMARY KEY, amount INTEGER, code VARCHAR, CHECK((amount > 0)), UNIQUE(id, code)); 1"
+        ]
+    );
+    // A rebuild whose rows break the check fails, and the table stays as it was.
+    let again = t.run(&["run", "--select", "good", "--vars", "{amount: -1}"]);
+    assert_ne!(again.code, 0);
+    assert!(
+        again.stdout.contains("CHECK constraint failed"),
+        "{}",
+        again.stdout
+    );
+    assert_eq!(
+        ddl(&t),
+        [
+            "CREATE TABLE good(id INTEGER PRIMARY KEY, amount INTEGER, code VARCHAR, CHECK((amount > 0)), UNIQUE(id, code)); 1"
+        ]
+    );
+}

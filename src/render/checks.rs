@@ -152,6 +152,8 @@ mod tests {
             python: None,
             version: None,
             contract: None,
+            constraints: None,
+            constraints: None,
             error: None,
         }
     }

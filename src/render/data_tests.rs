@@ -387,6 +387,7 @@ fn render_test(
         python: None,
         version: None,
         contract: None,
+        constraints: None,
     }))
 }
 
@@ -435,6 +436,7 @@ fn error_node(
         python: None,
         version: None,
         contract: None,
+        constraints: None,
     }
 }
 

@@ -112,6 +112,9 @@ pub struct Node {
     /// model's query must have, from its schema file.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub contract: Option<Vec<(String, String)>>,
+    /// The contract's constraints, as the column list of the table's `create table`.
+    #[serde(skip)]
+    pub constraints: Option<String>,
 }
 
 impl Node {
@@ -513,6 +516,7 @@ pub fn render(project: &Project, reader: &dyn SourceReader) -> Result<Rendered> 
         nodes.push(Node {
             version: file.version.clone(),
             contract: node_configs::contract(project, file, &finals[i]),
+            constraints: node_configs::constraints(project, file, &finals[i]),
             unique_id,
             kind: file.kind,
             name: file.name.clone(),

@@ -210,6 +210,81 @@ pub(super) fn contract(
     )
 }
 
+/// An enforced contract's constraints as the column list of a `create table` (dbt-duckdb
+/// creates the table empty, then inserts): each column with its declared type and its
+/// `not_null`, `unique`, `primary_key`, `check`, `foreign_key` (`expression: "t (id)"`) or
+/// `custom` constraints, then the model's own (`constraints:` with `columns`). None when
+/// the model has no constraint to enforce.
+pub(super) fn constraints(project: &Project, file: &SqlFile, config: &Config) -> Option<String> {
+    contract(project, file, config)?;
+    let name = file.version.as_ref().map_or(&file.name, |v| &v.model);
+    let entry = &project.schema.models.get(name)?.entry;
+    let one = |c: &Value, columns: Option<&str>| -> Option<String> {
+        let expr = c
+            .get("expression")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let on = columns.map(|cols| format!(" ({cols})")).unwrap_or_default();
+        Some(match c.get("type")?.as_str()? {
+            "not_null" if columns.is_none() => "not null".to_string(),
+            "unique" => format!("unique{on}"),
+            "primary_key" => format!("primary key{on}"),
+            "check" => format!("check ({expr})"),
+            "foreign_key" if !expr.is_empty() => match columns {
+                Some(cols) => format!("foreign key ({cols}) references {expr}"),
+                None => format!("references {expr}"),
+            },
+            "custom" if !expr.is_empty() => expr.to_string(),
+            _ => return None,
+        })
+    };
+    let mut any = false;
+    let mut parts: Vec<String> = Vec::new();
+    for col in entry.get("columns")?.as_array()? {
+        let (Some(n), Some(t)) = (
+            col.get("name").and_then(Value::as_str),
+            col.get("data_type").and_then(Value::as_str),
+        ) else {
+            continue;
+        };
+        let mut def = format!("{} {t}", crate::model::relation::quote_ident(n));
+        for c in col
+            .get("constraints")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            if let Some(sql) = one(c, None) {
+                def.push(' ');
+                def.push_str(&sql);
+                any = true;
+            }
+        }
+        parts.push(def);
+    }
+    for c in entry
+        .get("constraints")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let cols: Vec<String> = c
+            .get("columns")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .map(crate::model::relation::quote_ident)
+            .collect();
+        let cols = (!cols.is_empty()).then(|| cols.join(", "));
+        if let Some(sql) = one(c, cols.as_deref()) {
+            parts.push(sql);
+            any = true;
+        }
+    }
+    any.then(|| format!("(\n    {}\n)", parts.join(",\n    ")))
+}
+
 impl Node {
     /// Its config with dbt's defaults under what the project set (the manifest's and
     /// `graph`'s `config`, and what `state:modified` compares).

@@ -88,6 +88,7 @@ fn one(r: &Renderer, m: &Models, decl: &UnitTestDecl) -> Option<Node> {
         python: None,
         version: None,
         contract: None,
+        constraints: None,
     })
 }
 
