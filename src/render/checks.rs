@@ -153,7 +153,6 @@ mod tests {
             version: None,
             contract: None,
             constraints: None,
-            constraints: None,
             error: None,
         }
     }
