@@ -1,5 +1,5 @@
 //! dbt unit tests (`unit_tests:` in schema files): the model on fixed inputs (dict, CSV or SQL
-//! rows, typed like the real inputs), `overrides` of vars and `is_incremental` with `this` as
+//! rows, typed like the real inputs), `overrides` of vars, env vars and `is_incremental` with `this` as
 //! an input, compared with the expected rows; a unit test runs before its model in a build,
 //! and a failing one skips the model and what depends on it. The statuses are those
 //! dbt-duckdb 1.11 gave for the same project.
@@ -156,4 +156,30 @@ fn unit_tests_run_before_their_models_and_gate_them() {
 
     // `lakeflow run` builds models without their unit tests.
     t.run(&["run", "-s", "scaled"]).ok();
+}
+
+/// `overrides: env_vars` replace what `env_var()` reads while the unit test renders the model;
+/// the model itself still reads the environment.
+#[test]
+fn unit_tests_override_env_vars() {
+    let t = project();
+    t.write(
+        "models/region_m.sql",
+        "select '{{ env_var('LF_UNIT_REGION', 'eu') }}' as region\n",
+    );
+    t.write(
+        "models/unit.yml",
+        "unit_tests:\n  - name: test_region\n    model: region_m\n    overrides:\n      env_vars: {LF_UNIT_REGION: us}\n    given: []\n    expect:\n      rows: [{region: us}]\n",
+    );
+    t.run(&["build", "--select", "region_m"]).ok();
+    let c = read_only(&t.path().join("p.duckdb"));
+    assert_eq!(
+        query_strings(&c, "select region from main.region_m"),
+        ["eu"]
+    );
+    assert!(
+        statuses(&t).contains(&"unit_test.p.region_m.test_region pass".to_string()),
+        "{:?}",
+        statuses(&t)
+    );
 }

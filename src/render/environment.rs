@@ -24,7 +24,7 @@ pub(super) fn environment(project: &Project, macros: &MacroSet) -> Result<Enviro
     env.add_function("ref", functions::ref_);
     env.add_function("source", functions::source);
     env.add_function("var", functions::var);
-    env.add_function("env_var", crate::project::env::env_var);
+    env.add_function("env_var", super::functions::env_var);
     env.add_function("return", functions::return_);
     env.add_function("log", functions::log);
     // Python's print(), as dbt has it: to standard output, nothing in the template.

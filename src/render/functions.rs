@@ -42,6 +42,19 @@ pub fn var(state: &State, name: String, rest: Rest<Value>) -> Result<Value, JErr
     }
 }
 
+/// `env_var()`: a unit test's `overrides.env_vars` first, then the environment.
+pub fn env_var(state: &State, name: String, default: Option<Value>) -> Result<Value, JError> {
+    if let Ok(scope) = scope(state)
+        && let Some(v) = scope.fixtures.as_ref().and_then(|f| f.env_vars.get(&name))
+    {
+        return Ok(match v {
+            serde_json::Value::String(s) => Value::from(s.clone()),
+            other => Value::from(other.to_string()),
+        });
+    }
+    crate::project::env::env_var(name, default)
+}
+
 pub fn ref_(state: &State, args: Rest<Value>, kwargs: Kwargs) -> Result<Value, JError> {
     let scope = scope(state)?;
     let positional: Vec<String> = args

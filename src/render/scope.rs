@@ -119,6 +119,8 @@ pub struct Fixtures {
     pub vars: std::collections::BTreeMap<String, serde_json::Value>,
     /// Macros that return a fixed value instead (`name` or `package.name`).
     pub macros: HashMap<String, serde_json::Value>,
+    /// Environment variables `env_var()` reads instead.
+    pub env_vars: std::collections::BTreeMap<String, serde_json::Value>,
 }
 
 impl Object for Scope {}

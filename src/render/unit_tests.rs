@@ -109,8 +109,8 @@ fn spec(r: &Renderer, m: &Models, decl: &UnitTestDecl, i: usize) -> Result<UnitT
             }
         }
     }
-    if overrides.and_then(|o| o.get("env_vars")).is_some() {
-        return Err("overriding env_vars in a unit test is not supported by lakeflow".into());
+    if let Some(Value::Object(env_vars)) = overrides.and_then(|o| o.get("env_vars")) {
+        fixtures.env_vars = env_vars.clone().into_iter().collect();
     }
     if let Some(Value::Object(vars)) = overrides.and_then(|o| o.get("vars")) {
         fixtures.vars = vars.clone().into_iter().collect();
