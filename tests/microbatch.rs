@@ -107,6 +107,24 @@ fn two_runs_match_dbt(t: &TestProject, catalog: &str) {
         "{}",
         second.stdout
     );
+    // run_results' `batch_results`, as dbt writes them.
+    let results: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(t.path().join("target/run_results.json")).expect("results"),
+    )
+    .expect("json");
+    let mb = results["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .find(|r| r["unique_id"].as_str().is_some_and(|u| u.ends_with(".mb")))
+        .expect("mb's result");
+    assert_eq!(
+        mb["batch_results"],
+        serde_json::json!({"successful": [
+            ["2024-01-03T00:00:00+00:00", "2024-01-04T00:00:00+00:00"],
+            ["2024-01-04T00:00:00+00:00", "2024-01-05T00:00:00+00:00"]
+        ], "failed": []})
+    );
     t.run(&["build", "--full-refresh", "--select", "nofr"]).ok();
     let c = read_only(&t.path().join(catalog));
     // The second run rebuilt 01-03 and 01-04 only: row 5 keeps its first value, row 6

@@ -54,6 +54,8 @@ pub struct Outcome {
     pub verdict: Option<super::test::Verdict>,
     /// A line about how the node was built (an incremental run's strategy and rewrites).
     pub note: Option<String>,
+    /// A microbatch model's batches, as run_results' `batch_results`.
+    pub batch_results: Option<serde_json::Value>,
 }
 
 impl Outcome {
@@ -64,6 +66,7 @@ impl Outcome {
             pinned: None,
             verdict: None,
             note: None,
+            batch_results: None,
         }
     }
 }
@@ -155,6 +158,7 @@ pub fn switch_view(c: &Ctx, version: Version) -> Result<Outcome> {
         pinned: Some(version.pinned),
         verdict: None,
         note: None,
+        batch_results: None,
     })
 }
 

@@ -63,6 +63,9 @@ pub fn run(
     }
     let mut outcome = last.unwrap_or_else(|| Outcome::rows(None));
     outcome.rows = Some(rows);
+    let iso = |t: chrono::NaiveDateTime| format!("{}+00:00", t.format("%Y-%m-%dT%H:%M:%S"));
+    let done: Vec<[String; 2]> = windows.iter().map(|w| [iso(w.0), iso(w.1)]).collect();
+    outcome.batch_results = Some(serde_json::json!({"successful": done, "failed": []}));
     let span = match (windows.first(), windows.last()) {
         (Some(a), Some(b)) => format!(" from {} to {}", a.0, b.1),
         _ => String::new(),

@@ -78,6 +78,8 @@ pub struct RunResult {
     pub failures: Option<u64>,
     /// The SQL a deferred node was rendered to when it ran.
     pub compiled: Option<String>,
+    /// A microbatch model's batches (dbt's `batch_results`).
+    pub batch_results: Option<serde_json::Value>,
     /// When it started (none: it did not run), and on which worker.
     pub started_at: Option<chrono::DateTime<chrono::Utc>>,
     pub thread: usize,
@@ -95,6 +97,7 @@ impl RunResult {
             pinned: None,
             failures: None,
             compiled: None,
+            batch_results: None,
             started_at: None,
             thread: 0,
         }
@@ -301,6 +304,7 @@ pub fn execute(run: &Run, conn: &duckdb::Connection, observer: &dyn Observer) ->
                             pinned: o.pinned,
                             failures: o.verdict.map(|v| v.failures),
                             compiled,
+                            batch_results: o.batch_results,
                             started_at,
                             thread,
                         },

@@ -308,7 +308,7 @@ fn result_entry(n: &Node, r: &RunResult) -> serde_json::Value {
         "compiled": compiled,
         "compiled_code": compiled.then(|| r.compiled.clone().unwrap_or_else(|| n.compiled_sql.clone())),
         "relation_name": (!n.is_test() && n.kind != crate::project::FileKind::Seed).then(|| n.relation.to_string()),
-        "batch_results": null,
+        "batch_results": r.batch_results,
     })
 }
 
