@@ -136,3 +136,85 @@ fn a_snapshot_without_a_strategy_fails_alone() {
     let c = read_only(&t.path().join("p.duckdb"));
     assert_eq!(query_i64(&c, "select x from main.fine"), 1);
 }
+
+/// A snapshot with `format: delta` or `parquet` keeps its versions as files, each run one
+/// new version (Delta: one commit), and holds exactly the rows the catalog snapshot above
+/// (and dbt) holds after the same runs.
+#[test]
+fn snapshots_as_delta_and_parquet_keep_the_same_versions() {
+    let snapshots = SNAPSHOTS
+        .replace(
+            "invalidate_hard_deletes=True)",
+            "invalidate_hard_deletes=True, format='delta')",
+        )
+        .replace(
+            "hard_deletes='new_record')",
+            "hard_deletes='new_record', format='parquet')",
+        );
+    let t = TestProject::new(&[
+        ("dbt_project.yml", "name: p\nversion: '1.0'\nprofile: p\n"),
+        (
+            "profiles.yml",
+            "p:\n  target: dev\n  outputs:\n    dev:\n      type: duckdb\n      path: p.duckdb\n      external_root: lake\n",
+        ),
+        (
+            "seeds/orders.csv",
+            "id,status,updated_at\n1,new,2024-01-01 00:00:00\n2,new,2024-01-01 00:00:00\n",
+        ),
+        ("snapshots/orders.sql", &snapshots),
+    ]);
+    std::fs::remove_file(t.path().join("lakeflow.yml")).expect("a dbt project");
+    t.run(&["build"]).ok();
+    t.write(
+        "seeds/orders.csv",
+        "id,status,updated_at\n1,shipped,2024-01-02 00:00:00\n3,new,2024-01-02 00:00:00\n",
+    );
+    t.run(&["build"]).ok();
+    let c = read_only(&t.path().join("p.duckdb"));
+    assert_eq!(
+        query_strings(
+            &c,
+            "select concat_ws(' ', id, status, dbt_valid_from, coalesce(dbt_valid_to::varchar, 'current'), dbt_scd_id) from snapshots.orders_ts where id <> 2 order by id, dbt_valid_from",
+        ),
+        [
+            "1 new 2024-01-01 00:00:00 2024-01-02 00:00:00 8bd6037542377309505ab720e545f24e",
+            "1 shipped 2024-01-02 00:00:00 current 37079bbc2903f67ad53b23fcc5e5622c",
+            "3 new 2024-01-02 00:00:00 current 6320007932efdc38ff3c952b7712bce2",
+        ]
+    );
+    assert_eq!(
+        query_strings(
+            &c,
+            "select concat_ws(' ', id, status, dbt_valid_to is null, dbt_is_deleted) from main.orders_check order by id, dbt_valid_from",
+        ),
+        [
+            "1 new false False",
+            "1 shipped true False",
+            "2 new false False",
+            "2 new true True",
+            "3 new true False",
+        ]
+    );
+    // Views over files, not tables; the Delta table has one commit per run.
+    assert_eq!(
+        query_i64(
+            &c,
+            "select count(*) from duckdb_views() where view_name in ('orders_ts', 'orders_check')"
+        ),
+        2
+    );
+    let location = query_strings(
+        &c,
+        "select location from _lakeflow.models where name = 'orders_ts'",
+    )
+    .concat();
+    drop(c);
+    let commits = std::fs::read_dir(std::path::Path::new(&location).join("_delta_log"))
+        .expect("delta log")
+        .filter(|e| {
+            e.as_ref()
+                .is_ok_and(|e| e.file_name().to_string_lossy().ends_with(".json"))
+        })
+        .count();
+    assert_eq!(commits, 2, "one commit per run");
+}

@@ -18,6 +18,9 @@ const NOW: &str = "now()::timestamp";
 
 impl Materialize for SnapshotTable<'_> {
     fn run(&self, c: &Ctx) -> Result<Outcome> {
+        if let Some(ext) = &self.spec.external {
+            return external(c, self.spec, ext);
+        }
         let relation = &c.node.relation;
         match relation_kind(c.conn, relation)?.as_deref() {
             None => {
@@ -44,6 +47,63 @@ impl Materialize for SnapshotTable<'_> {
                 "{relation} is a {other}, not a snapshot table; drop it to let the snapshot start afresh"
             ))),
         }
+    }
+}
+
+/// A snapshot kept as Parquet or Delta files: each run computes the whole new version (the
+/// first query, or the current version with the run's changes applied, in a work table of
+/// the catalog) and writes it as the model's next version, atomically like every external
+/// write (Delta: one commit per run).
+fn external(
+    c: &Ctx,
+    spec: &Snapshot,
+    ext: &crate::model::materialization::External,
+) -> Result<Outcome> {
+    let target = super::format::Target {
+        c,
+        ext,
+        location: c.location("snapshot")?,
+    };
+    let format = super::table_format(ext.format);
+    match relation_kind(c.conn, &c.node.relation)?.as_deref() {
+        None => format.write(&target, &first_build(spec, c.sql())),
+        Some("view") => {
+            let work = crate::model::relation::Relation::new(
+                crate::model::STATE_SCHEMA,
+                format!("snapshot_work_{}", c.node.relation.identifier),
+            );
+            let mut node = c.node.clone();
+            node.relation = work.clone();
+            let wc = Ctx {
+                conn: c.conn,
+                node: &node,
+                storage: c.storage,
+                build_id: c.build_id,
+                full_refresh: c.full_refresh,
+                event_time: c.event_time,
+            };
+            let applied = c
+                .conn
+                .execute_batch(&format!(
+                    "create or replace table {work} as select * from {}",
+                    c.node.relation
+                ))
+                .map_err(sql_error)
+                .and_then(|()| update(&wc, spec))
+                .and_then(|inserted| {
+                    let mut o = format.write(&target, &format!("select * from {work}"))?;
+                    o.note = Some(format!("snapshot: {inserted} new row versions"));
+                    Ok(o)
+                });
+            let _ = c
+                .conn
+                .execute_batch(&format!("drop table if exists {work}"));
+            applied
+        }
+        Some(other) => Err(failed(format!(
+            "{} is a {other}, not a snapshot's view of its files; drop it to let the snapshot start afresh",
+            c.node.relation
+        ))),
     }
 }
 

@@ -189,6 +189,7 @@ impl Materialization {
         match self {
             Materialization::External(e) => Some(e),
             Materialization::Incremental(i) => i.external.as_ref(),
+            Materialization::Snapshot(s) => s.external.as_ref(),
             _ => None,
         }
     }
@@ -332,7 +333,7 @@ impl Incremental {
 }
 
 impl External {
-    fn from_config(config: &Config) -> Result<External, String> {
+    pub fn from_config(config: &Config) -> Result<External, String> {
         let options_map = config
             .get("options")
             .and_then(Value::as_object)

@@ -14,6 +14,8 @@ pub struct Snapshot {
     pub columns: MetaColumns,
     /// `dbt_valid_to_current`: what current rows hold in `dbt_valid_to` (else null).
     pub valid_to_current: Option<String>,
+    /// Stored as files (`format: parquet` or `delta`, `location`) instead of a catalog table.
+    pub external: Option<super::materialization::External>,
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -118,6 +120,23 @@ impl Snapshot {
                 is_deleted: name("dbt_is_deleted"),
             },
             valid_to_current: config::get_str(c, "dbt_valid_to_current").map(str::to_string),
+            external: external(c)?,
         })
     }
+}
+
+/// A snapshot with `format` or `location` keeps its versions as Parquet or Delta files.
+fn external(c: &Config) -> Result<Option<super::materialization::External>, String> {
+    if !(c.contains_key("format") || c.contains_key("location")) {
+        return Ok(None);
+    }
+    let ext = super::materialization::External::from_config(c)?;
+    use super::materialization::FileFormat;
+    if !matches!(ext.format, FileFormat::Parquet | FileFormat::Delta) {
+        return Err(format!(
+            "a snapshot is stored as parquet or delta, not {}",
+            ext.format.name()
+        ));
+    }
+    Ok(Some(ext))
 }
