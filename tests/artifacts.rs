@@ -37,6 +37,10 @@ fn artifacts_load_with_dbt_artifacts_parser() {
         "version: 2\nsources:\n  - name: raw\n    schema: main\n    loaded_at_field: updated_at::timestamp\n    freshness: {warn_after: {count: 1, period: day}}\n    tables:\n      - name: raw_orders\nmodels:\n  - name: orders\n    description: Orders.\n    columns:\n      - name: id\n        data_tests: [not_null]\nunit_tests:\n  - name: cents_are_hundredths\n    model: orders\n    given:\n      - input: ref('raw_orders')\n        rows: [{id: 1, amount: 2}]\n    expect:\n      rows: [{id: 1, amount_cents: 200}]\nexposures:\n  - name: board\n    type: dashboard\n    owner: {name: ops}\n    depends_on: [ref('orders')]\n",
     );
     t.write(
+        "models/semantic.yml",
+        "version: 2\ngroups:\n  - name: finance\n    owner: {name: Fin, email: fin@x.com}\nsemantic_models:\n  - name: orders_sm\n    model: ref('orders')\n    entities: [{name: id, type: primary}]\n    measures: [{name: cents, agg: sum, expr: amount_cents}]\nmetrics:\n  - name: revenue\n    label: Revenue\n    type: simple\n    type_params: {measure: cents}\nsaved_queries:\n  - name: rev_q\n    query_params: {metrics: [revenue]}\n",
+    );
+    t.write(
         "snapshots/orders_snap.sql",
         "{% snapshot orders_snap %}\n{{ config(unique_key='id', strategy='check', check_cols='all', target_schema='main') }}\nselect * from {{ ref('raw_orders') }}\n{% endsnapshot %}\n",
     );
@@ -65,6 +69,7 @@ print(raw["parent_map"]["exposure.shop.board"])
 print(raw["nodes"]["model.shop.orders"]["depends_on"]["macros"])
 print(raw["nodes"]["model.shop.orders"]["checksum"]["name"])
 print(sorted(x.unique_id for x in r.results if x.status.value in ("success", "pass")))
+print(sorted(list(raw["metrics"]) + list(raw["semantic_models"]) + list(raw["saved_queries"]) + list(raw["groups"])), raw["parent_map"]["semantic_model.shop.orders_sm"])
 "#,
         &[&t.path().join("target").to_string_lossy()],
     );
@@ -79,7 +84,7 @@ print(sorted(x.unique_id for x in r.results if x.status.value in ("success", "pa
     );
     assert_eq!(
         lines[2],
-        "['exposure.shop.board', 'test.shop.not_null_orders_id.84ef11d8fe', 'unit_test.shop.orders.cents_are_hundredths']",
+        "['exposure.shop.board', 'semantic_model.shop.orders_sm', 'test.shop.not_null_orders_id.84ef11d8fe', 'unit_test.shop.orders.cents_are_hundredths']",
         "{out}"
     );
     assert_eq!(lines[3], "['model.shop.orders']", "{out}");
@@ -90,4 +95,9 @@ print(sorted(x.unique_id for x in r.results if x.status.value in ("success", "pa
         "{out}"
     );
     assert!(lines[6].contains("'snapshot.shop.orders_snap'"), "{out}");
+    assert_eq!(
+        lines[7],
+        "['group.shop.finance', 'metric.shop.revenue', 'saved_query.shop.rev_q', 'semantic_model.shop.orders_sm'] ['model.shop.orders']",
+        "{out}"
+    );
 }

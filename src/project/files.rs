@@ -107,6 +107,8 @@ pub struct SchemaFiles {
     pub tests: Vec<super::data_tests::TestDecl>,
     /// `exposures:` entries: what reads the project's models (dashboards, apps).
     pub exposures: Vec<Exposure>,
+    /// Metrics, semantic models, saved queries and groups, listed in the manifest only.
+    pub listed: Vec<super::resources::Listed>,
     /// `unit_tests:` entries, as written (rendered).
     pub unit_tests: Vec<UnitTestDecl>,
 }
@@ -302,6 +304,7 @@ pub fn read_schema_files(
         read_models(&doc, "snapshots", ctx, &mut out.snapshots, &mut out.tests)?;
         read_sources(&doc, ctx, &mut out)?;
         super::resources::read_exposures(&doc, &rel, &mut out.exposures);
+        super::resources::read_listed(&doc, &rel, &mut out.listed);
         if let Some(Value::Sequence(items)) = yaml::get(&doc, "unit_tests") {
             for item in items {
                 if let (Some(name), Some(model)) =

@@ -117,6 +117,9 @@ pub fn load(package: &mut Package, cx: &Context) -> Result<Loaded> {
     for u in &mut schema.unit_tests {
         u.package = name.clone();
     }
+    for l in &mut schema.listed {
+        l.package = name.clone();
+    }
     models.extend(super::snapshots::from_yaml(&schema));
     let mut tests = tests;
     for f in models.iter_mut().chain(tests.iter_mut()) {
@@ -147,6 +150,7 @@ impl SchemaFiles {
         self.tests.extend(other.tests);
         self.exposures.extend(other.exposures);
         self.unit_tests.extend(other.unit_tests);
+        self.listed.extend(other.listed);
     }
 }
 

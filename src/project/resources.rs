@@ -1,4 +1,6 @@
-//! Exposures: what reads the project's models (dashboards, apps), from schema files.
+//! Exposures (what reads the project's models: dashboards, apps), and the semantic layer's
+//! resources lakeflow lists but does not run (metrics, semantic models, saved queries,
+//! groups), from schema files.
 
 use super::yaml;
 use serde_yaml::Value;
@@ -59,4 +61,41 @@ pub struct Exposure {
     /// Models it depends on (`ref('x')`), and sources (`source('s', 't')`).
     pub refs: Vec<String>,
     pub sources: Vec<(String, String)>,
+}
+
+/// A resource lakeflow lists in the manifest and does not run: one `metrics:`,
+/// `semantic_models:`, `saved_queries:` or `groups:` entry, as written.
+#[derive(Debug, Clone, Default)]
+pub struct Listed {
+    /// `metric`, `semantic_model`, `saved_query` or `group`.
+    pub kind: &'static str,
+    pub name: String,
+    pub package: Option<String>,
+    pub file: PathBuf,
+    pub fields: serde_json::Value,
+}
+
+/// The metrics, semantic models, saved queries and groups of a schema file.
+pub(super) fn read_listed(doc: &Value, file: &Path, out: &mut Vec<Listed>) {
+    for (key, kind) in [
+        ("metrics", "metric"),
+        ("semantic_models", "semantic_model"),
+        ("saved_queries", "saved_query"),
+        ("groups", "group"),
+    ] {
+        let Some(Value::Sequence(items)) = yaml::get(doc, key) else {
+            continue;
+        };
+        for item in items {
+            if let Some(name) = yaml::get_str(item, "name") {
+                out.push(Listed {
+                    kind,
+                    name,
+                    package: None,
+                    file: file.to_path_buf(),
+                    fields: yaml::to_json(item),
+                });
+            }
+        }
+    }
 }

@@ -101,12 +101,17 @@ pub fn manifest(project: &Project, nodes: &[Node], invocation_id: &str) -> serde
     let ids = super::dbt_nodes::Ids::new(project, nodes);
     let graph = graph_with(project, nodes, &ids);
     let unit_tests = super::manifest::unit_tests(project, nodes, &ids);
+    let listed = super::manifest::listed(project, &ids);
     let empty = serde_json::Map::new();
     let section = |k: &str| graph.get(k).and_then(|v| v.as_object()).unwrap_or(&empty);
+    let of = |k: &str| listed.get(k).unwrap_or(&empty);
     let (parent_map, child_map) = super::manifest::parent_child_maps(&[
         section("nodes"),
         section("sources"),
         section("exposures"),
+        of("metrics"),
+        of("semantic_models"),
+        of("saved_queries"),
         &unit_tests,
     ]);
     let mut manifest = json!({
@@ -123,6 +128,9 @@ pub fn manifest(project: &Project, nodes: &[Node], invocation_id: &str) -> serde
             serde_json::Value::Object(super::manifest::docs(project)),
         );
         m.insert("unit_tests".into(), serde_json::Value::Object(unit_tests));
+        for (k, v) in listed {
+            m.insert(k.into(), serde_json::Value::Object(v));
+        }
         m.insert("parent_map".into(), serde_json::Value::Object(parent_map));
         m.insert("child_map".into(), serde_json::Value::Object(child_map));
         for key in ["selectors", "disabled", "group_map", "functions"] {

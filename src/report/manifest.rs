@@ -262,6 +262,97 @@ pub fn unit_tests(
         .collect()
 }
 
+/// The metrics, semantic models, saved queries and groups, as listed resources in dbt's
+/// shape (what lakeflow does not read of them kept under `config.lakeflow`), by section.
+pub fn listed(
+    project: &Project,
+    ids: &super::dbt_nodes::Ids,
+) -> BTreeMap<&'static str, Map<String, Value>> {
+    let mut out: BTreeMap<&'static str, Map<String, Value>> = BTreeMap::new();
+    for section in ["metrics", "semantic_models", "saved_queries", "groups"] {
+        out.insert(section, Map::new());
+    }
+    for l in &project.schema.listed {
+        let package = l.package.as_deref().unwrap_or(&project.name);
+        let file = super::dbt_nodes::in_package(project, l.package.as_deref(), &l.file);
+        let id = format!("{}.{package}.{}", l.kind, l.name);
+        let fqn: Vec<String> = std::iter::once(package.to_string())
+            .chain(super::dbt_nodes::yml_folders(&file))
+            .chain([l.name.clone()])
+            .collect();
+        let f = |k: &str| l.fields.get(k).cloned().unwrap_or(Value::Null);
+        let text = |k: &str| f(k).as_str().map(str::to_string);
+        let config = json!({"enabled": true, "group": null, "meta": {}, "lakeflow": l.fields});
+        let mut v = json!({
+            "name": l.name, "resource_type": l.kind, "package_name": package,
+            "path": super::dbt_nodes::below_resource(&file), "original_file_path": file,
+            "unique_id": id,
+        });
+        let more = match l.kind {
+            "metric" => {
+                let kind = text("type")
+                    .filter(|t| {
+                        ["simple", "ratio", "cumulative", "derived", "conversion"]
+                            .contains(&t.as_str())
+                    })
+                    .unwrap_or_else(|| "simple".into());
+                json!({
+                    "fqn": fqn, "description": text("description").unwrap_or_default(),
+                    "label": text("label").unwrap_or_else(|| l.name.clone()), "type": kind,
+                    "type_params": {}, "filter": null, "metadata": null, "time_granularity": null,
+                    "meta": {}, "tags": [], "config": config, "unrendered_config": {},
+                    "sources": [], "depends_on": {"macros": [], "nodes": []}, "refs": [],
+                    "metrics": [], "created_at": 0.0, "group": null,
+                })
+            }
+            "semantic_model" => {
+                let model = text("model").unwrap_or_default();
+                let name = model
+                    .split(['\'', '"'])
+                    .nth(1)
+                    .map(str::to_string)
+                    .unwrap_or_default();
+                json!({
+                    "fqn": fqn, "model": model, "node_relation": null,
+                    "description": f("description"), "label": f("label"), "defaults": null,
+                    "entities": [], "measures": [], "dimensions": [], "metadata": null,
+                    "depends_on": {"macros": [], "nodes": ids.model(&name).into_iter().collect::<Vec<_>>()},
+                    "refs": [{"name": name, "package": null, "version": null}],
+                    "created_at": 0.0, "config": config, "unrendered_config": {},
+                    "primary_entity": null, "group": null,
+                })
+            }
+            "saved_query" => json!({
+                "fqn": fqn, "query_params": {"metrics": [], "group_by": [], "where": null},
+                "exports": [], "description": f("description"), "label": f("label"),
+                "metadata": null, "config": config, "unrendered_config": {}, "group": null,
+                "depends_on": {"macros": [], "nodes": []}, "created_at": 0.0, "refs": [],
+            }),
+            _ => {
+                let owner = f("owner");
+                json!({
+                    "owner": {
+                        "name": owner.get("name").cloned().unwrap_or(Value::Null),
+                        "email": owner.get("email").cloned().unwrap_or(Value::Null),
+                    },
+                    "description": f("description"),
+                })
+            }
+        };
+        if let (Some(m), Value::Object(more)) = (v.as_object_mut(), more) {
+            m.extend(more);
+        }
+        let section = match l.kind {
+            "metric" => "metrics",
+            "semantic_model" => "semantic_models",
+            "saved_query" => "saved_queries",
+            _ => "groups",
+        };
+        out.entry(section).or_default().insert(id, v);
+    }
+    out
+}
+
 /// `parent_map` and `child_map` over the sections' members (nodes, sources, exposures,
 /// unit tests): each member's `depends_on.nodes` sorted, and who lists it, sorted.
 pub fn parent_child_maps(
