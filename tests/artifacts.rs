@@ -41,6 +41,10 @@ fn artifacts_load_with_dbt_artifacts_parser() {
         "version: 2\ngroups:\n  - name: finance\n    owner: {name: Fin, email: fin@x.com}\nsemantic_models:\n  - name: orders_sm\n    model: ref('orders')\n    entities: [{name: id, type: primary}]\n    measures: [{name: cents, agg: sum, expr: amount_cents}]\nmetrics:\n  - name: revenue\n    label: Revenue\n    type: simple\n    type_params: {measure: cents}\nsaved_queries:\n  - name: rev_q\n    query_params: {metrics: [revenue]}\n",
     );
     t.write(
+        "analyses/revenue.sql",
+        "select sum(amount_cents) from {{ ref('orders') }}\n",
+    );
+    t.write(
         "snapshots/orders_snap.sql",
         "{% snapshot orders_snap %}\n{{ config(unique_key='id', strategy='check', check_cols='all', target_schema='main') }}\nselect * from {{ ref('raw_orders') }}\n{% endsnapshot %}\n",
     );
@@ -69,6 +73,7 @@ print(raw["parent_map"]["exposure.shop.board"])
 print(raw["nodes"]["model.shop.orders"]["depends_on"]["macros"])
 print(raw["nodes"]["model.shop.orders"]["checksum"]["name"])
 print(sorted(x.unique_id for x in r.results if x.status.value in ("success", "pass")))
+print(raw["parent_map"]["analysis.shop.revenue"], raw["nodes"]["analysis.shop.revenue"]["path"])
 print(sorted(list(raw["metrics"]) + list(raw["semantic_models"]) + list(raw["saved_queries"]) + list(raw["groups"])), raw["parent_map"]["semantic_model.shop.orders_sm"])
 "#,
         &[&t.path().join("target").to_string_lossy()],
@@ -84,7 +89,7 @@ print(sorted(list(raw["metrics"]) + list(raw["semantic_models"]) + list(raw["sav
     );
     assert_eq!(
         lines[2],
-        "['exposure.shop.board', 'semantic_model.shop.orders_sm', 'test.shop.not_null_orders_id.84ef11d8fe', 'unit_test.shop.orders.cents_are_hundredths']",
+        "['analysis.shop.revenue', 'exposure.shop.board', 'semantic_model.shop.orders_sm', 'test.shop.not_null_orders_id.84ef11d8fe', 'unit_test.shop.orders.cents_are_hundredths']",
         "{out}"
     );
     assert_eq!(lines[3], "['model.shop.orders']", "{out}");
@@ -96,7 +101,11 @@ print(sorted(list(raw["metrics"]) + list(raw["semantic_models"]) + list(raw["sav
     );
     assert!(lines[6].contains("'snapshot.shop.orders_snap'"), "{out}");
     assert_eq!(
-        lines[7],
+        lines[7], "['model.shop.orders'] analysis/revenue.sql",
+        "{out}"
+    );
+    assert_eq!(
+        lines[8],
         "['group.shop.finance', 'metric.shop.revenue', 'saved_query.shop.rev_q', 'semantic_model.shop.orders_sm'] ['model.shop.orders']",
         "{out}"
     );

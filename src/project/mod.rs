@@ -62,6 +62,8 @@ pub struct Project {
     pub tests: Vec<SqlFile>,
     /// Macro files, including `{% test %}` blocks under `test-paths/generic/`.
     pub macros: Vec<SqlFile>,
+    /// The SQL files under `analysis-paths`: listed in the manifest, never run.
+    pub analyses: Vec<SqlFile>,
     /// The dbt packages installed under `packages_install_path`, with their macros.
     pub packages: Vec<packages::Package>,
     /// `dispatch:` search orders of the project file.
@@ -199,6 +201,7 @@ pub fn load(opts: &LoadOptions) -> Result<Project> {
     models.extend(snapshots::read_blocks(&root, &snapshot_paths)?);
     let mut macros = files::read_sql_files(&root, &macro_paths)?;
     let test_paths = paths("test-paths", "tests")?;
+    let analyses = files::read_sql_files(&root, &paths("analysis-paths", "analyses")?)?;
     let (mut tests, generic_tests) = files::read_test_files(&root, &test_paths)?;
     macros.extend(generic_tests);
     let mut resource_paths: Vec<String> = model_paths.clone();
@@ -286,6 +289,7 @@ pub fn load(opts: &LoadOptions) -> Result<Project> {
         test_paths,
         tests,
         macros,
+        analyses,
         packages: installed,
         dispatch,
         packages_install_path,

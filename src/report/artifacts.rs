@@ -102,6 +102,7 @@ pub fn manifest(project: &Project, nodes: &[Node], invocation_id: &str) -> serde
     let graph = graph_with(project, nodes, &ids);
     let unit_tests = super::manifest::unit_tests(project, nodes, &ids);
     let listed = super::manifest::listed(project, &ids);
+    let analyses = super::manifest::analyses(project, &ids);
     let empty = serde_json::Map::new();
     let section = |k: &str| graph.get(k).and_then(|v| v.as_object()).unwrap_or(&empty);
     let of = |k: &str| listed.get(k).unwrap_or(&empty);
@@ -113,11 +114,16 @@ pub fn manifest(project: &Project, nodes: &[Node], invocation_id: &str) -> serde
         of("semantic_models"),
         of("saved_queries"),
         &unit_tests,
+        &analyses,
     ]);
     let mut manifest = json!({
         "metadata": super::manifest::metadata(project, invocation_id, super::manifest::SCHEMA_VERSION),
     });
-    if let (serde_json::Value::Object(m), serde_json::Value::Object(g)) = (&mut manifest, graph) {
+    if let (serde_json::Value::Object(m), serde_json::Value::Object(mut g)) = (&mut manifest, graph)
+    {
+        if let Some(serde_json::Value::Object(nodes)) = g.get_mut("nodes") {
+            nodes.extend(analyses);
+        }
         m.extend(g);
         m.insert(
             "macros".into(),

@@ -353,6 +353,55 @@ pub fn listed(
     out
 }
 
+/// The project's analyses as dbt lists them (not compiled: lakeflow never runs them); what
+/// they `ref()` is read from their text.
+pub fn analyses(project: &Project, ids: &super::dbt_nodes::Ids) -> Map<String, Value> {
+    let call = regex::Regex::new(r#"ref\(\s*['"]([^'"]+)['"]\s*\)"#).expect("a valid pattern");
+    project
+        .analyses
+        .iter()
+        .map(|f| {
+            let id = format!("analysis.{}.{}", project.name, f.name);
+            let refs: Vec<String> = call
+                .captures_iter(&f.source)
+                .filter_map(|c| c.get(1).map(|m| m.as_str().to_string()))
+                .collect();
+            let nodes: Vec<&str> = refs.iter().filter_map(|r| ids.model(r)).collect();
+            let file = f
+                .path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let mut fqn = vec![project.name.clone(), "analysis".to_string()];
+            fqn.extend(f.folders.iter().cloned());
+            fqn.push(f.name.clone());
+            let mut path = vec!["analysis".to_string()];
+            path.extend(f.folders.iter().cloned());
+            path.push(file);
+            (
+                id.clone(),
+                json!({
+                    "database": crate::render::catalog_name(&project.target.catalog),
+                    "schema": project.target.schema, "name": f.name,
+                    "resource_type": "analysis", "package_name": project.name,
+                    "path": path.join("/"), "original_file_path": f.path, "unique_id": id,
+                    "fqn": fqn, "alias": f.name,
+                    "checksum": {"name": "sha256", "checksum": f.checksum},
+                    "config": {"enabled": true, "materialized": "view", "tags": [], "meta": {}},
+                    "tags": [], "description": "", "columns": {}, "meta": {},
+                    "docs": {"show": true, "node_color": null}, "patch_path": null,
+                    "build_path": null, "unrendered_config": {}, "relation_name": null,
+                    "raw_code": crate::project::files::py_strip(&f.source), "language": "sql",
+                    "refs": refs.iter().map(|r| json!({"name": r, "package": null, "version": null})).collect::<Vec<_>>(),
+                    "sources": [], "metrics": [],
+                    "depends_on": {"macros": [], "nodes": nodes},
+                    "compiled_path": null, "contract": {"enforced": false, "alias_types": true, "checksum": null},
+                }),
+            )
+        })
+        .collect()
+}
+
 /// `parent_map` and `child_map` over the sections' members (nodes, sources, exposures,
 /// unit tests): each member's `depends_on.nodes` sorted, and who lists it, sorted.
 pub fn parent_child_maps(
