@@ -98,6 +98,24 @@ fn contract_constraints_are_enforced_as_dbt_duckdb_enforces_them() {
             "CREATE TABLE good(id INTEGER PRIMARY KEY, amount INTEGER, code VARCHAR, CHECK((amount > 0)), UNIQUE(id, code)); 1"
         ]
     );
+    // On a view DuckDB checks no constraint: the run says so, as dbt warns.
+    t.write(
+        "models/good.sql",
+        "{{ config(materialized='view') }}\nselect 5 as amount, 1 as id, 'a' as code\n",
+    );
+    let view = t.run(&["run", "--select", "good"]);
+    view.ok();
+    assert!(
+        view.stdout
+            .contains("constraints are not enforced on a view"),
+        "{}",
+        view.stdout
+    );
+    t.write(
+        "models/good.sql",
+        "{{ config(materialized='table') }}\nselect {{ var('amount', 5) }} as amount, 1 as id, 'a' as code\n",
+    );
+    t.run(&["run", "--select", "good"]).ok();
     // A rebuild whose rows break the check fails, and the table stays as it was.
     let again = t.run(&["run", "--select", "good", "--vars", "{amount: -1}"]);
     assert_ne!(again.code, 0);

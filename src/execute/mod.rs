@@ -401,8 +401,21 @@ fn build(c: &Ctx) -> Result<Outcome> {
         contract::check(c, columns)?;
     }
     run_hooks(c.conn, "pre-hook", &c.node.hooks.pre)?;
-    let outcome = materialization(c.node).run(c)?;
+    let mut outcome = materialization(c.node).run(c)?;
     run_hooks(c.conn, "post-hook", &c.node.hooks.post)?;
+    // Constraints hold only where DuckDB checks them: on catalog tables (as dbt warns).
+    let table = matches!(c.node.materialization, Materialization::Table)
+        || matches!(&c.node.materialization, Materialization::Incremental(i) if i.external.is_none());
+    if c.node.constraints.is_some() && !table {
+        let note = format!(
+            "warning: the contract's constraints are not enforced on a {} model; DuckDB checks them on tables only",
+            c.node.materialization.name()
+        );
+        outcome.note = Some(match outcome.note.take() {
+            Some(n) => format!("{n}\n{note}"),
+            None => note,
+        });
+    }
     Ok(outcome)
 }
 
