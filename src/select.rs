@@ -188,52 +188,54 @@ fn parse_atom(raw: &str) -> Result<Atom> {
 fn apply(atom: &Atom, nodes: &[Node], dag: &Dag, cx: &Cx) -> Result<BTreeSet<usize>> {
     let glob = matcher(&atom.value)?;
     let parts: Vec<GlobMatcher> = atom.value.split('.').map(matcher).collect::<Result<_>>()?;
-    // An exposure is not a node here either: `+exposure:x` selects what it reads and above;
-    // `exposure:x` alone selects nothing to build, as in dbt.
-    if atom.method == "exposure" {
-        let Some(depth) = atom.parents else {
-            return Ok(BTreeSet::new());
-        };
-        let mut out = BTreeSet::new();
-        for e in cx.exposures.iter().filter(|e| glob.is_match(&e.name)) {
-            for (i, node) in nodes.iter().enumerate() {
-                if !node.is_test() && e.refs.contains(&node.name) {
-                    out.insert(i);
-                    let further = match depth {
-                        None => Some(None),
-                        Some(d) if d > 1 => Some(Some(d - 1)),
-                        Some(_) => None,
-                    };
-                    if let Some(further) = further {
-                        out.extend(dag.reach(i, Direction::Incoming, further));
-                    }
-                }
-            }
+    // Sources and exposures are not nodes here. `source:raw+` starts from the nodes that read
+    // the source (its children), `+exposure:x` from the nodes it reads (its parents); alone,
+    // either selects nothing to build, as in dbt.
+    let (first, depth, dir): (Vec<usize>, _, _) = match atom.method.as_str() {
+        "source" => {
+            let reads = |(s, t): &(String, String)| {
+                parts[0].is_match(s) && parts.get(1).is_none_or(|p| p.is_match(t))
+            };
+            let readers = nodes
+                .iter()
+                .enumerate()
+                .filter(|(_, n)| n.sources.iter().any(reads))
+                .map(|(i, _)| i)
+                .collect();
+            (readers, atom.children, Direction::Outgoing)
         }
-        return Ok(out);
-    }
-    // A source is not a node here: `source:raw+` starts from the nodes that read it (its
-    // children); `source:raw` alone selects nothing to build, as in dbt.
-    if atom.method == "source" {
-        let Some(depth) = atom.children else {
+        "exposure" => {
+            let read = nodes
+                .iter()
+                .enumerate()
+                .filter(|(_, n)| {
+                    !n.is_test()
+                        && cx
+                            .exposures
+                            .iter()
+                            .any(|e| glob.is_match(&e.name) && e.refs.contains(&n.name))
+                })
+                .map(|(i, _)| i)
+                .collect();
+            (read, atom.parents, Direction::Incoming)
+        }
+        _ => (Vec::new(), None, Direction::Outgoing),
+    };
+    if matches!(atom.method.as_str(), "source" | "exposure") {
+        let Some(depth) = depth else {
             return Ok(BTreeSet::new());
         };
-        let reads = |(s, t): &(String, String)| {
-            parts[0].is_match(s) && parts.get(1).is_none_or(|p| p.is_match(t))
-        };
         let mut out = BTreeSet::new();
-        for (i, node) in nodes.iter().enumerate() {
-            if node.sources.iter().any(reads) {
-                out.insert(i);
-                // The readers are the first generation; the rest of the depth goes below.
-                let further = match depth {
-                    None => Some(None),
-                    Some(d) if d > 1 => Some(Some(d - 1)),
-                    Some(_) => None,
-                };
-                if let Some(further) = further {
-                    out.extend(dag.reach(i, Direction::Outgoing, further));
-                }
+        for i in first {
+            out.insert(i);
+            // They are the first generation; the rest of the depth goes on from them.
+            let further = match depth {
+                None => Some(None),
+                Some(d) if d > 1 => Some(Some(d - 1)),
+                Some(_) => None,
+            };
+            if let Some(further) = further {
+                out.extend(dag.reach(i, dir, further));
             }
         }
         return Ok(out);

@@ -10,14 +10,8 @@ use common::*;
 
 #[test]
 fn artifacts_load_with_dbt_artifacts_parser() {
-    let t = TestProject::new(&[]);
-    std::fs::remove_file(t.path().join("lakeflow.yml")).expect("dbt project only");
-    t.write(
-        "dbt_project.yml",
+    let t = TestProject::dbt(
         "name: shop\nversion: '1.0'\nconfig-version: 2\nprofile: shop\n",
-    );
-    t.write(
-        "profiles.yml",
         "shop:\n  target: dev\n  outputs:\n    dev: {type: duckdb, path: shop.duckdb, threads: 2}\n",
     );
     t.write(

@@ -56,14 +56,8 @@ fn enforced_contracts_fail_only_the_model_that_breaks_them() {
 /// same files), and rows that break one fail the model, leaving the table it had.
 #[test]
 fn contract_constraints_are_enforced_as_dbt_duckdb_enforces_them() {
-    let t = TestProject::new(&[]);
-    std::fs::remove_file(t.path().join("lakeflow.yml")).expect("dbt project only");
-    t.write(
-        "dbt_project.yml",
+    let t = TestProject::dbt(
         "name: cons\nversion: '1.0'\nprofile: cons\n",
-    );
-    t.write(
-        "profiles.yml",
         "cons:\n  target: dev\n  outputs:\n    dev: {type: duckdb, path: cons.duckdb, threads: 1}\n",
     );
     t.write(

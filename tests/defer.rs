@@ -6,15 +6,9 @@ mod common;
 use common::*;
 
 fn project() -> TestProject {
-    let t = TestProject::new(&[]);
-    std::fs::remove_file(t.path().join("lakeflow.yml")).expect("dbt project only");
-    t.write(
-        "dbt_project.yml",
-        "name: shop\nversion: '1.0'\nconfig-version: 2\nprofile: shop\n",
-    );
     // Both targets in one catalog file, each in its own schema.
-    t.write(
-        "profiles.yml",
+    let t = TestProject::dbt(
+        "name: shop\nversion: '1.0'\nconfig-version: 2\nprofile: shop\n",
         "shop:\n  target: dev\n  outputs:\n    dev: {type: duckdb, path: shop.duckdb, schema: dev, threads: 1}\n    prod: {type: duckdb, path: shop.duckdb, schema: prod, threads: 1}\n",
     );
     t.write(

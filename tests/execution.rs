@@ -540,20 +540,7 @@ fn a_failing_source_test_skips_the_models_that_read_the_source() {
     ]);
     let run = t.run(&["build"]);
     assert_ne!(run.code, 0);
-    let doc: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(t.path().join("target/run_results.json")).expect("results"),
-    )
-    .expect("json");
-    let status = |id: &str| {
-        doc["results"]
-            .as_array()
-            .expect("results")
-            .iter()
-            .find(|r| r["unique_id"].as_str().is_some_and(|u| u.starts_with(id)))
-            .and_then(|r| r["status"].as_str())
-            .unwrap_or("missing")
-            .to_string()
-    };
+    let status = |id: &str| t.status_of(id);
     assert_eq!(status("test.proj.source_not_null_raw_events_id"), "fail");
     assert_eq!(status("model.proj.reads"), "skipped");
     assert_eq!(status("model.proj.below"), "skipped");

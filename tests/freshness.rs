@@ -7,11 +7,8 @@ use common::*;
 
 #[test]
 fn source_freshness_matches_dbt_statuses_and_writes_sources_json() {
-    let t = TestProject::new(&[]);
-    std::fs::remove_file(t.path().join("lakeflow.yml")).expect("dbt project only");
-    t.write("dbt_project.yml", "name: fr\nversion: '1.0'\nprofile: fr\n");
-    t.write(
-        "profiles.yml",
+    let t = TestProject::dbt(
+        "name: fr\nversion: '1.0'\nprofile: fr\n",
         "fr:\n  target: dev\n  outputs:\n    dev: {type: duckdb, path: fr.duckdb, threads: 1}\n",
     );
     t.write(

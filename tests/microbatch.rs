@@ -108,10 +108,7 @@ fn two_runs_match_dbt(t: &TestProject, catalog: &str) {
         second.stdout
     );
     // run_results' `batch_results`, as dbt writes them.
-    let results: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(t.path().join("target/run_results.json")).expect("results"),
-    )
-    .expect("json");
+    let results = t.run_results();
     let mb = results["results"]
         .as_array()
         .expect("results")
@@ -162,14 +159,8 @@ fn two_runs_match_dbt(t: &TestProject, catalog: &str) {
 
 #[test]
 fn catalog_tables_match_dbt_duckdb() {
-    let t = TestProject::new(&[]);
-    std::fs::remove_file(t.path().join("lakeflow.yml")).expect("dbt project only");
-    t.write(
-        "dbt_project.yml",
+    let t = TestProject::dbt(
         "name: mb\nversion: '1.0'\nconfig-version: 2\nprofile: mb\n",
-    );
-    t.write(
-        "profiles.yml",
         "mb:\n  target: dev\n  outputs:\n    dev: {type: duckdb, path: mb.duckdb, threads: 2}\n",
     );
     for (path, text) in models("") {

@@ -19,6 +19,39 @@ select id, status from {{ ref('orders') }}
 {% endsnapshot %}
 ";
 
+/// orders_ts after the two runs, as dbt built it (the deleted order 2 is checked apart: it is
+/// closed at the run's time).
+fn assert_timestamp_versions(c: &duckdb::Connection) {
+    assert_eq!(
+        query_strings(
+            c,
+            "select concat_ws(' ', id, status, dbt_valid_from, coalesce(dbt_valid_to::varchar, 'current'), dbt_scd_id) from snapshots.orders_ts where id <> 2 order by id, dbt_valid_from",
+        ),
+        [
+            "1 new 2024-01-01 00:00:00 2024-01-02 00:00:00 8bd6037542377309505ab720e545f24e",
+            "1 shipped 2024-01-02 00:00:00 current 37079bbc2903f67ad53b23fcc5e5622c",
+            "3 new 2024-01-02 00:00:00 current 6320007932efdc38ff3c952b7712bce2",
+        ]
+    );
+}
+
+/// orders_check after the two runs, as dbt built it.
+fn assert_check_versions(c: &duckdb::Connection) {
+    assert_eq!(
+        query_strings(
+            c,
+            "select concat_ws(' ', id, status, dbt_valid_to is null, dbt_is_deleted) from main.orders_check order by id, dbt_valid_from",
+        ),
+        [
+            "1 new false False",
+            "1 shipped true False",
+            "2 new false False",
+            "2 new true True",
+            "3 new true False",
+        ]
+    );
+}
+
 #[test]
 fn snapshots_keep_every_version_as_dbt_does() {
     let t = TestProject::new(&[
@@ -47,17 +80,7 @@ fn snapshots_keep_every_version_as_dbt_does() {
     t.run(&["build"]).ok();
 
     let c = read_only(&t.path().join("p.duckdb"));
-    assert_eq!(
-        query_strings(
-            &c,
-            "select concat_ws(' ', id, status, dbt_valid_from, coalesce(dbt_valid_to::varchar, 'current'), dbt_scd_id) from snapshots.orders_ts where id <> 2 order by id, dbt_valid_from",
-        ),
-        [
-            "1 new 2024-01-01 00:00:00 2024-01-02 00:00:00 8bd6037542377309505ab720e545f24e",
-            "1 shipped 2024-01-02 00:00:00 current 37079bbc2903f67ad53b23fcc5e5622c",
-            "3 new 2024-01-02 00:00:00 current 6320007932efdc38ff3c952b7712bce2",
-        ]
-    );
+    assert_timestamp_versions(&c);
     // The deleted order is closed at the run's time.
     assert_eq!(
         query_strings(
@@ -66,19 +89,7 @@ fn snapshots_keep_every_version_as_dbt_does() {
         ),
         ["f8e4dcba7004839b9c5b44a77923cd0a true"]
     );
-    assert_eq!(
-        query_strings(
-            &c,
-            "select concat_ws(' ', id, status, dbt_valid_to is null, dbt_is_deleted) from main.orders_check order by id, dbt_valid_from",
-        ),
-        [
-            "1 new false False",
-            "1 shipped true False",
-            "2 new false False",
-            "2 new true True",
-            "3 new true False",
-        ]
-    );
+    assert_check_versions(&c);
     assert_eq!(
         query_strings(
             &c,
@@ -171,30 +182,8 @@ fn snapshots_as_delta_and_parquet_keep_the_same_versions() {
     );
     t.run(&["build"]).ok();
     let c = read_only(&t.path().join("p.duckdb"));
-    assert_eq!(
-        query_strings(
-            &c,
-            "select concat_ws(' ', id, status, dbt_valid_from, coalesce(dbt_valid_to::varchar, 'current'), dbt_scd_id) from snapshots.orders_ts where id <> 2 order by id, dbt_valid_from",
-        ),
-        [
-            "1 new 2024-01-01 00:00:00 2024-01-02 00:00:00 8bd6037542377309505ab720e545f24e",
-            "1 shipped 2024-01-02 00:00:00 current 37079bbc2903f67ad53b23fcc5e5622c",
-            "3 new 2024-01-02 00:00:00 current 6320007932efdc38ff3c952b7712bce2",
-        ]
-    );
-    assert_eq!(
-        query_strings(
-            &c,
-            "select concat_ws(' ', id, status, dbt_valid_to is null, dbt_is_deleted) from main.orders_check order by id, dbt_valid_from",
-        ),
-        [
-            "1 new false False",
-            "1 shipped true False",
-            "2 new false False",
-            "2 new true True",
-            "3 new true False",
-        ]
-    );
+    assert_timestamp_versions(&c);
+    assert_check_versions(&c);
     // Views over files, not tables; the Delta table has one commit per run.
     assert_eq!(
         query_i64(

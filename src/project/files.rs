@@ -237,11 +237,7 @@ fn files_under(root: &Path, dirs: &[String], ext: &str, kind: FileKind) -> Resul
             let under = path.strip_prefix(root.join(dir)).unwrap_or(&path);
             let folders = under
                 .parent()
-                .map(|p| {
-                    p.components()
-                        .map(|c| c.as_os_str().to_string_lossy().into_owned())
-                        .collect()
-                })
+                .map(super::paths::components)
                 .unwrap_or_default();
             let name = path
                 .file_stem()

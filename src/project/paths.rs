@@ -82,6 +82,13 @@ pub fn contained(path: &Path) -> PathBuf {
         .collect()
 }
 
+/// The parts of a relative path, as text (`models/staging/x.yml` -> models, staging, x.yml).
+pub fn components(path: &Path) -> Vec<String> {
+    path.components()
+        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

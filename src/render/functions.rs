@@ -112,9 +112,9 @@ pub fn ref_(state: &State, args: Rest<Value>, kwargs: Kwargs) -> Result<Value, J
         return Ok(if database.is_empty() {
             Value::from_object(relation)
         } else {
-            Value::from_object(Elsewhere {
-                database: database.clone(),
+            Value::from_object(Shown {
                 relation,
+                how: How::In(database.clone()),
             })
         });
     }
@@ -123,7 +123,10 @@ pub fn ref_(state: &State, args: Rest<Value>, kwargs: Kwargs) -> Result<Value, J
         .then(|| scope.shared.event_times.get(*index).cloned().flatten())
         .flatten();
     Ok(match &scope.shared.ref_targets[*index] {
-        RefTarget::Relation(r) if scope.shared.empty => Value::from_object(Limited(r.clone())),
+        RefTarget::Relation(r) if scope.shared.empty => Value::from_object(Shown {
+            relation: r.clone(),
+            how: How::Limited,
+        }),
         RefTarget::Relation(r) if batch_filter.is_some() => Value::from_safe_string(in_batch(
             &r.to_string(),
             batch_filter.as_deref().unwrap_or_default(),
@@ -140,22 +143,49 @@ fn in_batch(from: &str, event_time: &str) -> String {
     format!("(select * from {from} where {event_time} >= '{START}' and {event_time} < '{END}')")
 }
 
-/// A relation of another database (a `--defer`red ref to a target attached under that
-/// name): it prints with its database, and is the relation otherwise.
+/// What `ref()` of an ephemeral model gives: a relation (dbt's, with `is_cte` true) that
+/// renders as the name of its CTE.
 #[derive(Debug)]
-pub struct Elsewhere {
-    pub database: String,
+pub struct Cte(pub String);
+
+/// A relation `ref()` gives that prints as something else, and is the relation otherwise
+/// (its keys and methods): read with `--empty`, or another database's.
+#[derive(Debug)]
+pub struct Shown {
     pub relation: Relation,
+    pub how: How,
 }
 
-impl Object for Elsewhere {
+#[derive(Debug)]
+pub enum How {
+    /// `--empty`: a query of none of its rows (as dbt's `render_limited`).
+    Limited,
+    /// A `--defer`red ref to another catalog, attached under this name.
+    In(String),
+}
+
+impl std::fmt::Display for Shown {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.how {
+            How::Limited => write!(f, "(select * from {} where false limit 0)", self.relation),
+            How::In(db) => write!(
+                f,
+                "{}.{}",
+                crate::model::relation::quote_ident(db),
+                self.relation
+            ),
+        }
+    }
+}
+
+impl Object for Shown {
     fn repr(self: &Arc<Self>) -> minijinja::value::ObjectRepr {
         minijinja::value::ObjectRepr::Map
     }
 
     fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
-        if key.as_str() == Some("database") {
-            return Some(Value::from(self.database.clone()));
+        if let (How::In(db), Some("database")) = (&self.how, key.as_str()) {
+            return Some(Value::from(db.clone()));
         }
         Value::from_object(self.relation.clone())
             .get_item(key)
@@ -173,70 +203,15 @@ impl Object for Elsewhere {
         method: &str,
         args: &[Value],
     ) -> Result<Value, JError> {
-        match method {
-            "render" | "__str__" => Ok(Value::from(self.to_string())),
+        // dbt's `render()` of a limited relation is the relation; `__str__` is what it prints.
+        match (method, &self.how) {
+            ("__str__", _) | ("render", How::In(_)) => Ok(Value::from(self.to_string())),
             _ => Value::from_object(self.relation.clone()).call_method(state, method, args),
         }
     }
 
     fn render(self: &Arc<Self>, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{}.{}",
-            crate::model::relation::quote_ident(&self.database),
-            self.relation
-        )
-    }
-}
-
-impl std::fmt::Display for Elsewhere {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{}.{}",
-            crate::model::relation::quote_ident(&self.database),
-            self.relation
-        )
-    }
-}
-
-/// What `ref()` of an ephemeral model gives: a relation (dbt's, with `is_cte` true) that
-/// renders as the name of its CTE.
-#[derive(Debug)]
-pub struct Cte(pub String);
-
-/// A relation read with `--empty`: it prints as a query of none of its rows (as dbt's
-/// `render_limited`), and is the relation otherwise.
-#[derive(Debug)]
-pub struct Limited(pub Relation);
-
-impl Object for Limited {
-    fn repr(self: &Arc<Self>) -> minijinja::value::ObjectRepr {
-        minijinja::value::ObjectRepr::Map
-    }
-
-    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
-        Value::from_object(self.0.clone())
-            .get_item(key)
-            .ok()
-            .filter(|v| !v.is_undefined())
-    }
-
-    fn enumerate(self: &Arc<Self>) -> minijinja::value::Enumerator {
-        minijinja::value::Enumerator::Str(&["database", "schema", "identifier", "metadata"])
-    }
-
-    fn call_method(
-        self: &Arc<Self>,
-        state: &mut State<'_, '_>,
-        method: &str,
-        args: &[Value],
-    ) -> Result<Value, JError> {
-        Value::from_object(self.0.clone()).call_method(state, method, args)
-    }
-
-    fn render(self: &Arc<Self>, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "(select * from {} where false limit 0)", self.0)
+        std::fmt::Display::fmt(self.as_ref(), f)
     }
 }
 

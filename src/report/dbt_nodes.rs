@@ -222,24 +222,18 @@ pub fn in_package(
 /// dbt's `path` of what a schema file declares (exposures, unit tests): relative to the
 /// resource folder (`marts/exposures.yml`).
 pub fn below_resource(path: &std::path::Path) -> String {
-    let parts: Vec<String> = path
-        .components()
-        .skip(1)
-        .map(|c| c.as_os_str().to_string_lossy().into_owned())
-        .collect();
-    parts.join("/")
+    crate::project::paths::components(path)
+        .get(1..)
+        .unwrap_or(&[])
+        .join("/")
 }
 
 /// The folders between a resource folder and a schema file (`models/staging/x.yml` ->
 /// `staging`), for the fqn of what the file declares.
 pub fn yml_folders(file: &std::path::Path) -> Vec<String> {
-    let parts: Vec<String> = file
+    let parts = file
         .parent()
-        .map(|p| {
-            p.components()
-                .map(|c| c.as_os_str().to_string_lossy().into_owned())
-                .collect()
-        })
+        .map(crate::project::paths::components)
         .unwrap_or_default();
     parts.into_iter().skip(1).collect()
 }

@@ -30,6 +30,34 @@ impl TestProject {
         t
     }
 
+    /// A dbt project (`dbt_project.yml` and `profiles.yml` as given, no lakeflow.yml).
+    pub fn dbt(project_yml: &str, profiles_yml: &str) -> TestProject {
+        let t = TestProject::new(&[]);
+        std::fs::remove_file(t.path().join("lakeflow.yml")).expect("a dbt project only");
+        t.write("dbt_project.yml", project_yml);
+        t.write("profiles.yml", profiles_yml);
+        t
+    }
+
+    /// `target/run_results.json` of the last run.
+    pub fn run_results(&self) -> serde_json::Value {
+        let path = self.path().join("target/run_results.json");
+        serde_json::from_str(&std::fs::read_to_string(&path).expect("run_results.json"))
+            .expect("run_results.json is JSON")
+    }
+
+    /// The last run's status of the node whose unique_id starts with `id` ("missing" if none).
+    pub fn status_of(&self, id: &str) -> String {
+        self.run_results()["results"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|r| r["unique_id"].as_str().is_some_and(|u| u.starts_with(id)))
+            .and_then(|r| r["status"].as_str())
+            .unwrap_or("missing")
+            .to_string()
+    }
+
     /// A project in `dir` (which the caller owns and removes).
     pub fn at(dir: PathBuf) -> TestProject {
         TestProject {
