@@ -98,10 +98,16 @@ fn indirect_tests(
     (0..nodes.len())
         .filter(|&t| nodes[t].is_test() && !excluded.contains(&t))
         .filter(|&t| {
+            // A unit test follows the model it tests, not the models its fixtures stand for.
+            let tested = match &nodes[t].materialization {
+                crate::model::materialization::Materialization::UnitTest(u) => Some(&u.model),
+                _ => None,
+            };
             let parents: Vec<usize> = dag
                 .parents(t)
                 .into_iter()
                 .filter(|p| !nodes[*p].is_test())
+                .filter(|p| tested.is_none_or(|m| nodes[*p].name == *m))
                 .collect();
             (chosen.contains(&t) || parents.iter().any(|p| chosen.contains(p)))
                 && !parents.iter().any(|p| excluded.contains(p))

@@ -183,3 +183,16 @@ fn unit_tests_override_env_vars() {
         statuses(&t)
     );
 }
+
+/// A unit test follows the model it tests: selecting a model its fixtures stand for does not
+/// select it (as `dbt ls`).
+#[test]
+fn unit_tests_follow_their_model_not_their_inputs() {
+    let t = project();
+    let run = t.run(&["ls", "--select", "orders"]);
+    run.ok();
+    assert!(!run.stdout.contains("test_scaled"), "{}", run.stdout);
+    let run = t.run(&["ls", "--select", "scaled"]);
+    run.ok();
+    assert!(run.stdout.contains("test_scaled"), "{}", run.stdout);
+}

@@ -378,7 +378,9 @@ fn render_test(
         raw_sql: file.source.clone(),
         compiled_sql,
         checksum: file.checksum.clone(),
-        unrendered_config: Default::default(),
+        // What the test's own `config()` calls set (a generic test's macro, a singular
+        // test's file), as dbt keeps them.
+        unrendered_config: capture.config,
         test: info,
         hooks: Default::default(),
         incremental_sql: None,
@@ -444,7 +446,9 @@ fn error_node(
 /// config, and a changed call changes its unique_id.
 fn with_checksum(mut node: Node, own_config: &Config) -> Node {
     node.checksum = String::new();
-    node.unrendered_config = own_config.clone();
+    let mut unrendered = own_config.clone();
+    unrendered.extend(std::mem::take(&mut node.unrendered_config));
+    node.unrendered_config = unrendered;
     node
 }
 

@@ -416,7 +416,7 @@ pub fn sources(project: &Project) -> Map<String, Value> {
                 "tags": [],
                 "config": config,
                 "patch_path": null,
-                "unrendered_config": {},
+                "unrendered_config": source_unrendered(&freshness, s.about.loaded_at_field.as_deref()),
                 "relation_name": format!("{}.{}", s.schema, s.identifier),
                 "created_at": 0.0,
             });
@@ -427,6 +427,18 @@ pub fn sources(project: &Project) -> Map<String, Value> {
             (id, node)
         })
         .collect()
+}
+
+/// What dbt keeps as a source's `unrendered_config`: its freshness settings, when it has
+/// any (with dbt's defaults for the rest).
+fn source_unrendered(freshness: &Value, loaded_at_field: Option<&str>) -> Value {
+    if freshness.is_null() && loaded_at_field.is_none() {
+        return json!({});
+    }
+    json!({
+        "freshness": freshness, "loaded_at_field": loaded_at_field, "loaded_at_query": null,
+        "meta": {}, "tags": [],
+    })
 }
 
 /// A source's `freshness` as dbt keeps it: none, or both thresholds (each a count and a

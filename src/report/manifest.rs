@@ -50,25 +50,42 @@ pub fn macro_blocks(project: &Project) -> Vec<MacroBlock> {
     out
 }
 
-/// The `macro` / `test` blocks of a file: (kind, name, text).
+/// The `macro` / `test` blocks of a file: (kind, name, text). As dbt keeps them: from the
+/// file's stripped text, a block opened with `{%-` takes the whitespace before it, one closed
+/// with `-%}` the whitespace after it; blocks inside `{# ... #}` comments are not blocks.
 fn blocks(source: &str) -> Vec<(String, String, String)> {
+    let source = crate::project::files::py_strip(source);
     let open = regex_open();
+    // Comments blanked out (same length), so offsets stay those of `source`.
+    let scan: String = regex::Regex::new(r"(?s)\{#.*?#\}")
+        .map(|re| {
+            re.replace_all(source, |c: &regex::Captures| " ".repeat(c[0].len()))
+                .into_owned()
+        })
+        .unwrap_or_else(|_| source.to_string());
     let mut out = Vec::new();
     let mut from = 0;
-    while let Some(m) = open.captures_at(source, from) {
+    while let Some(m) = open.captures_at(&scan, from) {
         let (Some(whole), Some(kind), Some(name)) = (m.get(0), m.get(1), m.get(2)) else {
             break;
         };
         let end_tag = format!("end{}", kind.as_str());
-        let rest = &source[whole.end()..];
+        let rest = &scan[whole.end()..];
         let Some(end) = find_end_tag(rest, &end_tag) else {
             break;
         };
-        let stop = whole.end() + end;
+        let mut stop = whole.end() + end;
+        let mut start = whole.start();
+        if scan[start..].starts_with("{%-") {
+            start = source[..start].trim_end().len().max(from);
+        }
+        if scan[..stop].ends_with("-%}") {
+            stop = source.len() - source[stop..].trim_start().len();
+        }
         out.push((
             kind.as_str().to_string(),
             name.as_str().to_string(),
-            source[whole.start()..stop].to_string(),
+            source[start..stop].to_string(),
         ));
         from = stop;
     }
@@ -94,6 +111,7 @@ pub struct MacroIndex {
     bare: HashMap<String, Vec<(String, String)>>,
     project: String,
     call: regex::Regex,
+    dispatch: regex::Regex,
 }
 
 impl MacroIndex {
@@ -112,11 +130,29 @@ impl MacroIndex {
                 r"\b([A-Za-z_][A-Za-z0-9_]*)(?:\.([A-Za-z_][A-Za-z0-9_]*))?\s*\(",
             )
             .expect("a valid pattern"),
+            dispatch: regex::Regex::new(
+                r#"adapter\.dispatch\(\s*['"]([A-Za-z_][A-Za-z0-9_]*)['"]\s*(?:,\s*(?:macro_namespace\s*=\s*)?['"]([A-Za-z_][A-Za-z0-9_]*)['"])?"#,
+            )
+            .expect("a valid pattern"),
         }
     }
 
     pub fn called_by(&self, text: &str) -> Vec<String> {
         let mut out: BTreeSet<String> = BTreeSet::new();
+        // `adapter.dispatch('name', 'package')`: the implementations it may reach.
+        for c in self.dispatch.captures_iter(text) {
+            let Some(name) = c.get(1) else { continue };
+            for prefix in ["duckdb__", "default__"] {
+                let wanted = format!("{prefix}{}", name.as_str());
+                match c.get(2) {
+                    Some(pkg) => out.extend(
+                        Some(format!("macro.{}.{wanted}", pkg.as_str()))
+                            .filter(|id| self.ids.contains(id)),
+                    ),
+                    None => out.extend(self.resolve(&wanted)),
+                }
+            }
+        }
         for c in self.call.captures_iter(text) {
             let (Some(a), b) = (c.get(1), c.get(2)) else {
                 continue;
@@ -471,12 +507,48 @@ mod tests {
 
     #[test]
     fn finds_macro_and_test_blocks_with_their_text() {
-        let src = "{# c #}\n{% macro a(x) %}{{ b(x) }}{% endmacro %}\n{%- macro b(y) -%}\n{{ y }}\n{%- endmacro -%}\n{% test positive(model, column_name) %}select 1{% endtest %}";
+        // As dbt keeps them (checked against dbt-core 1.11's manifest of dbt_utils, dbt_date,
+        // dbt_expectations and audit_helper): `{%-` takes the whitespace before the block,
+        // `-%}` the whitespace after it; a block in a comment is no block.
+        let src = "\n{# {% macro hidden() %}{% endmacro %} #}\n{% macro a(x) %}{{ b(x) }}{% endmacro %}\n{%- macro b(y) -%}\n{{ y }}\n{%- endmacro -%}\n{% test positive(model, column_name) %}select 1{% endtest %}\n";
         let got = blocks(src);
-        assert_eq!(got.len(), 3);
+        assert_eq!(got.len(), 3, "{got:?}");
         assert_eq!(got[0].2, "{% macro a(x) %}{{ b(x) }}{% endmacro %}");
         assert_eq!(got[1].1, "b");
-        assert!(got[1].2.ends_with("{%- endmacro -%}"));
+        assert_eq!(
+            got[1].2,
+            "\n{%- macro b(y) -%}\n{{ y }}\n{%- endmacro -%}\n"
+        );
         assert_eq!((got[2].0.as_str(), got[2].1.as_str()), ("test", "positive"));
+        assert_eq!(
+            got[2].2,
+            "{% test positive(model, column_name) %}select 1{% endtest %}"
+        );
+    }
+
+    #[test]
+    fn a_dispatching_macro_depends_on_what_it_dispatches_to() {
+        let block = |package: &str, name: &str| MacroBlock {
+            unique_id: format!("macro.{package}.{name}"),
+            name: name.into(),
+            package: package.into(),
+            path: String::new(),
+            sql: String::new(),
+        };
+        let blocks = [
+            block("pkg", "x"),
+            block("pkg", "default__x"),
+            block("pkg", "duckdb__x"),
+            block("proj", "y"),
+        ];
+        let index = MacroIndex::new(&blocks, "proj");
+        assert_eq!(
+            index.called_by("{{ return(adapter.dispatch('x', 'pkg')(a)) }} {{ y() }}"),
+            [
+                "macro.pkg.default__x",
+                "macro.pkg.duckdb__x",
+                "macro.proj.y"
+            ]
+        );
     }
 }
