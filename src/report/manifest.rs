@@ -139,19 +139,19 @@ impl MacroIndex {
 
     pub fn called_by(&self, text: &str) -> Vec<String> {
         let mut out: BTreeSet<String> = BTreeSet::new();
-        // `adapter.dispatch('name', 'package')`: the implementations it may reach.
+        // `adapter.dispatch('name', 'package')`: the implementation DuckDB gets, as dbt
+        // resolves it (`duckdb__name`, else `default__name`).
         for c in self.dispatch.captures_iter(text) {
             let Some(name) = c.get(1) else { continue };
-            for prefix in ["duckdb__", "default__"] {
+            let found = ["duckdb__", "default__"].iter().find_map(|prefix| {
                 let wanted = format!("{prefix}{}", name.as_str());
                 match c.get(2) {
-                    Some(pkg) => out.extend(
-                        Some(format!("macro.{}.{wanted}", pkg.as_str()))
-                            .filter(|id| self.ids.contains(id)),
-                    ),
-                    None => out.extend(self.resolve(&wanted)),
+                    Some(pkg) => Some(format!("macro.{}.{wanted}", pkg.as_str()))
+                        .filter(|id| self.ids.contains(id)),
+                    None => self.resolve(&wanted),
                 }
-            }
+            });
+            out.extend(found);
         }
         for c in self.call.captures_iter(text) {
             let (Some(a), b) = (c.get(1), c.get(2)) else {
@@ -539,16 +539,18 @@ mod tests {
             block("pkg", "x"),
             block("pkg", "default__x"),
             block("pkg", "duckdb__x"),
+            block("pkg", "default__z"),
             block("proj", "y"),
         ];
         let index = MacroIndex::new(&blocks, "proj");
+        // DuckDB's implementation where there is one, else the default.
         assert_eq!(
             index.called_by("{{ return(adapter.dispatch('x', 'pkg')(a)) }} {{ y() }}"),
-            [
-                "macro.pkg.default__x",
-                "macro.pkg.duckdb__x",
-                "macro.proj.y"
-            ]
+            ["macro.pkg.duckdb__x", "macro.proj.y"]
+        );
+        assert_eq!(
+            index.called_by("{{ adapter.dispatch('z', 'pkg')() }}"),
+            ["macro.pkg.default__z"]
         );
     }
 }
