@@ -83,7 +83,7 @@ pub fn apply(
                     let names: Vec<String> = cols.delta.iter().map(|(n, _)| n.clone()).collect();
                     new_sql = keep_unupdated_columns(&new_sql, &old, inc, &names);
                 }
-                Some(kept_rows(&old, rows.batch, keys, &inc.predicates))
+                Some(kept_rows(&old, rows.batch, inc))
             };
             (files, kept)
         }
@@ -300,8 +300,8 @@ fn files_matching(
 /// The rows of the rewritten files (`old`) that stay: those whose key is not among the new
 /// rows' or for which the predicates do not hold (a microbatch run, with no keys: the rows
 /// outside its window).
-fn kept_rows(old: &str, batch: &str, keys: &[String], predicates: &[String]) -> String {
-    let preds: String = predicates.iter().map(|p| format!(" and ({p})")).collect();
+fn kept_rows(old: &str, batch: &str, inc: &Incremental) -> String {
+    let (keys, preds) = (&inc.unique_key, inc.predicate_sql());
     let outside =
         format!("select * from ({old}) as DBT_INTERNAL_DEST where (true{preds}) is not true");
     if keys.is_empty() {
@@ -312,7 +312,7 @@ fn kept_rows(old: &str, batch: &str, keys: &[String], predicates: &[String]) -> 
         "select * from (select * from ({old}) as DBT_INTERNAL_DEST where true{preds}) as lf_old anti join (select distinct {k} from {batch}) as lf_keys using ({k})",
         k = k.join(", ")
     );
-    if predicates.is_empty() {
+    if preds.is_empty() {
         unmatched
     } else {
         format!("{outside} union all by name {unmatched}")
@@ -330,8 +330,7 @@ fn keep_unupdated_columns(
     if inc.update_columns.is_none() && inc.exclude_columns.is_empty() {
         return new_sql.to_string();
     }
-    let names: Vec<(String, ())> = columns.iter().map(|n| (n.clone(), ())).collect();
-    let updated = inc.update_columns(&names);
+    let updated = inc.update_columns(columns);
     let is = |list: &[String], n: &str| list.iter().any(|x| x.eq_ignore_ascii_case(n));
     let select: Vec<String> = columns
         .iter()

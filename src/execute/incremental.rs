@@ -137,7 +137,7 @@ fn catalog_table(c: &Ctx, inc: &materialization::Incremental, sql: &str) -> Resu
                 .chain(inc.predicates.iter().map(|p| format!("({p})")))
                 .collect();
             let updated: Vec<String> = inc
-                .update_columns(&plan.columns)
+                .update_columns(plan.columns.iter().map(|(n, _)| n))
                 .iter()
                 .map(|n| format!("{n} = DBT_INTERNAL_SOURCE.{n}", n = quote_ident(n)))
                 .collect();

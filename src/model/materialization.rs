@@ -205,19 +205,19 @@ impl Incremental {
     }
 
     /// The columns a `merge` updates in a matched row: `merge_update_columns`, or the table's
-    /// columns (names first) but `merge_exclude_columns`, or all of them.
-    pub fn update_columns<T>(&self, table: &[(String, T)]) -> Vec<String> {
+    /// columns but `merge_exclude_columns`, or all of them.
+    pub fn update_columns<'a>(&self, table: impl IntoIterator<Item = &'a String>) -> Vec<String> {
         match &self.update_columns {
             Some(cols) => cols.clone(),
             None => table
-                .iter()
-                .map(|(n, _)| n.clone())
+                .into_iter()
                 .filter(|n| {
                     !self
                         .exclude_columns
                         .iter()
                         .any(|x| x.eq_ignore_ascii_case(n))
                 })
+                .cloned()
                 .collect(),
         }
     }
