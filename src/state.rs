@@ -100,10 +100,6 @@ impl State {
         ))
     }
 
-    pub fn is_new(&self, id: &str) -> bool {
-        !self.old.contains_key(id)
-    }
-
     /// Whether the node `id` matches `state:<what>` (`modified`, `modified.body`, `new`, ...);
     /// `None` for a state dbt does not have.
     pub fn matches(&self, id: &str, what: &str) -> Option<bool> {

@@ -93,7 +93,7 @@ pub fn generate(g: &Global, sel: &Selection) -> Result<bool> {
     .into_iter()
     .collect();
     let page_path = target.join("index.html");
-    write_page(&page_path, &page(&Value::Object(data))?)?;
+    crate::report::artifacts::write_whole(&page_path, &page(&Value::Object(data))?)?;
     crate::outln!(
         "Wrote the docs site {} and {} ({count} relations)",
         page_path.display(),
@@ -216,13 +216,6 @@ fn page(data: &Value) -> Result<String> {
         .map_err(|e| Error::new("LF701", format!("cannot serialize the docs data: {e}")))?;
     let json = crate::redact::redact(&json).replace('<', "\\u003c");
     Ok(PAGE.replacen(PLACEHOLDER, &json, 1))
-}
-
-/// Write then rename, so a reader never sees half a page.
-fn write_page(path: &Path, text: &str) -> Result<()> {
-    let tmp = path.with_extension("html.tmp");
-    std::fs::write(&tmp, text).map_err(|e| Error::io("LF701", "write", &tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| Error::io("LF701", "write", path, e))
 }
 
 /// Longest request line and headers accepted.

@@ -40,7 +40,7 @@ pub fn freshness(g: &Global, select: &[String], output: Option<&std::path::Path>
         let measured = newest(&catalog.conn, s, &sql);
         let seconds = t0.elapsed().as_secs_f64();
         let id = crate::report::dbt_nodes::source_id(&project, s);
-        let criteria = criteria(&s.about.freshness);
+        let criteria = crate::report::dbt_nodes::freshness(&s.about.freshness);
         let name = format!("{}.{}", s.source_name, s.name);
         let timing = json!([{"name": "execute", "started_at": began, "completed_at": crate::model::clock::now_rfc3339()}]);
         let result = match measured {
@@ -145,17 +145,6 @@ fn status(age: f64, f: &Value) -> &'static str {
     } else {
         "pass"
     }
-}
-
-fn criteria(f: &Value) -> Value {
-    let one = |k: &str| {
-        let t = f.get(k);
-        json!({
-            "count": t.and_then(|t| t.get("count")).cloned().unwrap_or(Value::Null),
-            "period": t.and_then(|t| t.get("period")).cloned().unwrap_or(Value::Null),
-        })
-    };
-    json!({"warn_after": one("warn_after"), "error_after": one("error_after"), "filter": f.get("filter").cloned().unwrap_or(Value::Null)})
 }
 
 /// The newest `loaded_at_field` (read as UTC) and now.

@@ -9,13 +9,17 @@ use std::path::Path;
 
 /// Every artifact passes here, so no secret value reaches `target/`.
 fn write(path: &Path, text: &str) -> Result<()> {
+    write_whole(path, &crate::redact::redact(text))
+}
+
+/// Writes `text` at `path` through a temporary file and a rename, so a reader of target/
+/// never sees half a file (the caller has masked its secrets).
+pub fn write_whole(path: &Path, text: &str) -> Result<()> {
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent)
             .map_err(|e| Error::io("LF701", "create folder", parent, e))?;
     }
-    // Write then rename, so a reader of target/ never sees half a file.
     let tmp = path.with_extension("tmp");
-    let text = crate::redact::redact(text);
     std::fs::write(&tmp, text.as_bytes()).map_err(|e| Error::io("LF701", "write", &tmp, e))?;
     std::fs::rename(&tmp, path).map_err(|e| Error::io("LF701", "write", path, e))
 }

@@ -443,7 +443,7 @@ fn source_unrendered(freshness: &Value, loaded_at_field: Option<&str>) -> Value 
 
 /// A source's `freshness` as dbt keeps it: none, or both thresholds (each a count and a
 /// period, null where unset) and the filter.
-fn freshness(given: &Value) -> Value {
+pub fn freshness(given: &Value) -> Value {
     let Value::Object(f) = given else {
         return Value::Null;
     };

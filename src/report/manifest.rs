@@ -5,8 +5,10 @@
 
 use crate::project::{Project, SqlFile, UnitTestDecl};
 use crate::render::Node;
+use regex::Regex;
 use serde_json::{Map, Value, json};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::LazyLock;
 
 pub const SCHEMA_VERSION: &str = "https://schemas.getdbt.com/dbt/manifest/v12.json";
 
@@ -55,23 +57,18 @@ pub fn macro_blocks(project: &Project) -> Vec<MacroBlock> {
 /// with `-%}` the whitespace after it; blocks inside `{# ... #}` comments are not blocks.
 fn blocks(source: &str) -> Vec<(String, String, String)> {
     let source = crate::project::files::py_strip(source);
-    let open = regex_open();
     // Comments blanked out (same length), so offsets stay those of `source`.
-    let scan: String = regex::Regex::new(r"(?s)\{#.*?#\}")
-        .map(|re| {
-            re.replace_all(source, |c: &regex::Captures| " ".repeat(c[0].len()))
-                .into_owned()
-        })
-        .unwrap_or_else(|_| source.to_string());
+    let scan: String = COMMENT
+        .replace_all(source, |c: &regex::Captures| " ".repeat(c[0].len()))
+        .into_owned();
     let mut out = Vec::new();
     let mut from = 0;
-    while let Some(m) = open.captures_at(&scan, from) {
+    while let Some(m) = OPEN.captures_at(&scan, from) {
         let (Some(whole), Some(kind), Some(name)) = (m.get(0), m.get(1), m.get(2)) else {
             break;
         };
-        let end_tag = format!("end{}", kind.as_str());
         let rest = &scan[whole.end()..];
-        let Some(end) = find_end_tag(rest, &end_tag) else {
+        let Some(end) = find_end_tag(rest, kind.as_str()) else {
             break;
         };
         let mut stop = whole.end() + end;
@@ -92,15 +89,34 @@ fn blocks(source: &str) -> Vec<(String, String, String)> {
     out
 }
 
-fn regex_open() -> regex::Regex {
-    regex::Regex::new(r"\{%-?\s*(macro|test)\s+([A-Za-z_][A-Za-z0-9_]*)\s*\(")
+/// The patterns macro files are read with, compiled once.
+static OPEN: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"\{%-?\s*(macro|test)\s+([A-Za-z_][A-Za-z0-9_]*)\s*\(").expect("a valid pattern")
+});
+static COMMENT: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"(?s)\{#.*?#\}").expect("a valid pattern"));
+static END_MACRO: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"\{%-?\s*endmacro\s*-?%\}").expect("a valid pattern"));
+static END_TEST: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"\{%-?\s*endtest\s*-?%\}").expect("a valid pattern"));
+static CALL: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"\b([A-Za-z_][A-Za-z0-9_]*)(?:\.([A-Za-z_][A-Za-z0-9_]*))?\s*\(")
         .expect("a valid pattern")
-}
+});
+static DISPATCH: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r#"adapter\.dispatch\(\s*['"]([A-Za-z_][A-Za-z0-9_]*)['"]\s*(?:,\s*(?:macro_namespace\s*=\s*)?['"]([A-Za-z_][A-Za-z0-9_]*)['"])?"#)
+        .expect("a valid pattern")
+});
 
-/// The offset just past `{% endmacro %}` (any whitespace control) in `rest`.
-fn find_end_tag(rest: &str, tag: &str) -> Option<usize> {
-    let re = regex::Regex::new(&format!(r"\{{%-?\s*{tag}\s*-?%\}}")).ok()?;
-    re.find(rest).map(|m| m.end())
+/// The offset just past the `{% endmacro %}` / `{% endtest %}` (any whitespace control)
+/// closing a `kind` block in `rest`.
+fn find_end_tag(rest: &str, kind: &str) -> Option<usize> {
+    let end = if kind == "test" {
+        &END_TEST
+    } else {
+        &END_MACRO
+    };
+    end.find(rest).map(|m| m.end())
 }
 
 /// The macros a text calls, by unique_id: `pkg.name(` as written, a bare `name(` as the
@@ -110,8 +126,6 @@ pub struct MacroIndex {
     /// name -> (package, unique_id) of each block of that name.
     bare: HashMap<String, Vec<(String, String)>>,
     project: String,
-    call: regex::Regex,
-    dispatch: regex::Regex,
 }
 
 impl MacroIndex {
@@ -126,14 +140,6 @@ impl MacroIndex {
             ids: blocks.iter().map(|b| b.unique_id.clone()).collect(),
             bare,
             project: project.to_string(),
-            call: regex::Regex::new(
-                r"\b([A-Za-z_][A-Za-z0-9_]*)(?:\.([A-Za-z_][A-Za-z0-9_]*))?\s*\(",
-            )
-            .expect("a valid pattern"),
-            dispatch: regex::Regex::new(
-                r#"adapter\.dispatch\(\s*['"]([A-Za-z_][A-Za-z0-9_]*)['"]\s*(?:,\s*(?:macro_namespace\s*=\s*)?['"]([A-Za-z_][A-Za-z0-9_]*)['"])?"#,
-            )
-            .expect("a valid pattern"),
         }
     }
 
@@ -141,7 +147,7 @@ impl MacroIndex {
         let mut out: BTreeSet<String> = BTreeSet::new();
         // `adapter.dispatch('name', 'package')`: the implementation DuckDB gets, as dbt
         // resolves it (`duckdb__name`, else `default__name`).
-        for c in self.dispatch.captures_iter(text) {
+        for c in DISPATCH.captures_iter(text) {
             let Some(name) = c.get(1) else { continue };
             let found = ["duckdb__", "default__"].iter().find_map(|prefix| {
                 let wanted = format!("{prefix}{}", name.as_str());
@@ -153,7 +159,7 @@ impl MacroIndex {
             });
             out.extend(found);
         }
-        for c in self.call.captures_iter(text) {
+        for c in CALL.captures_iter(text) {
             let (Some(a), b) = (c.get(1), c.get(2)) else {
                 continue;
             };
