@@ -64,6 +64,15 @@ impl State {
                 format!("{} is not a manifest: {e}", file.display()),
             )
         })?;
+        if !doc.get("nodes").is_some_and(Value::is_object) {
+            return Err(Error::new(
+                "LF304",
+                format!(
+                    "{} is not a manifest: it has no `nodes` mapping",
+                    file.display()
+                ),
+            ));
+        }
         let (old, macros) = index(&doc);
         Ok(State {
             old,
@@ -211,20 +220,32 @@ fn results(dir: &Path) -> Result<HashMap<String, String>> {
             format!("{} is not a run results file: {e}", file.display()),
         )
     })?;
-    Ok(doc
-        .get("results")
-        .and_then(Value::as_array)
-        .map(|rs| {
-            rs.iter()
-                .filter_map(|r| {
-                    Some((
-                        r.get("unique_id")?.as_str()?.to_string(),
-                        r.get("status")?.as_str()?.to_string(),
-                    ))
-                })
-                .collect()
-        })
-        .unwrap_or_default())
+    statuses(&doc).ok_or_else(|| {
+        Error::new(
+            "LF304",
+            format!(
+                "{} is not a run results file: it has no `results` list",
+                file.display()
+            ),
+        )
+    })
+}
+
+/// Each result's status by unique_id, of a run results document; none when it has no
+/// `results` list.
+pub fn statuses(doc: &Value) -> Option<HashMap<String, String>> {
+    let results = doc.get("results")?.as_array()?;
+    Some(
+        results
+            .iter()
+            .filter_map(|r| {
+                Some((
+                    r.get("unique_id")?.as_str()?.to_string(),
+                    r.get("status")?.as_str()?.to_string(),
+                ))
+            })
+            .collect(),
+    )
 }
 
 /// Every node, source, exposure and unit test of a manifest by unique_id, and its macros.

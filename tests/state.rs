@@ -134,3 +134,27 @@ fn retry_runs_again_what_failed() {
     done.ok();
     assert!(done.stdout.contains("nothing to retry"), "{}", done.stdout);
 }
+
+/// A `--state` folder or run results of the wrong shape is refused, never read as "nothing
+/// was there" (which would select everything, or retry nothing).
+#[test]
+fn state_and_run_results_of_the_wrong_shape_are_refused() {
+    let t = project();
+    let bad = t.path().join("bad");
+    std::fs::create_dir_all(&bad).expect("mkdir");
+    std::fs::write(bad.join("manifest.json"), r#"{"nodes": 5}"#).expect("write");
+    let dir = bad.to_string_lossy().into_owned();
+    let run = t.run(&["ls", "--select", "state:modified", "--state", &dir]);
+    assert_ne!(run.code, 0);
+    assert!(run.stderr.contains("error[LF304]"), "{}", run.stderr);
+    assert!(run.stderr.contains("no `nodes`"), "{}", run.stderr);
+    std::fs::write(bad.join("manifest.json"), r#"{"nodes": {}}"#).expect("write");
+    std::fs::write(bad.join("run_results.json"), "[]").expect("write");
+    let run = t.run(&["ls", "--select", "result:error", "--state", &dir]);
+    assert_ne!(run.code, 0);
+    assert!(run.stderr.contains("no `results` list"), "{}", run.stderr);
+    t.write("target/run_results.json", "[]");
+    let run = t.run(&["retry"]);
+    assert_ne!(run.code, 0);
+    assert!(run.stderr.contains("error[LF308]"), "{}", run.stderr);
+}

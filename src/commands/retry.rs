@@ -36,25 +36,24 @@ pub fn retry(g: &Global) -> Result<bool> {
         )
         .hint("retry follows build, run, test, seed and snapshot"));
     }
-    let again = doc
-        .get("results")
-        .and_then(Value::as_array)
-        .map(|rs| {
-            rs.iter()
-                .filter(|r| {
-                    matches!(
-                        r.get("status").and_then(Value::as_str),
-                        Some("error" | "fail" | "skipped")
-                    ) && r
-                        .get("unique_id")
-                        .and_then(Value::as_str)
-                        .is_some_and(|id| {
-                            !id.starts_with("operation.") && !id.starts_with("exposure.")
-                        })
-                })
-                .count()
+    let statuses = crate::state::statuses(&doc).ok_or_else(|| {
+        Error::new(
+            "LF308",
+            format!(
+                "{} is not a run results file: it has no `results` list",
+                file.display()
+            ),
+        )
+    })?;
+    // Run hooks and exposures are listed too; they are not run again by themselves.
+    let again = statuses
+        .iter()
+        .filter(|(id, status)| {
+            matches!(status.as_str(), "error" | "fail" | "skipped")
+                && !id.starts_with("operation.")
+                && !id.starts_with("exposure.")
         })
-        .unwrap_or(0);
+        .count();
     if again == 0 {
         crate::outln!("nothing to retry: every node of the last `{which}` succeeded");
         return Ok(true);
