@@ -7,6 +7,12 @@ use crate::render::Node;
 use crate::report::artifacts;
 
 pub fn compile(g: &Global, sel: &Selection) -> Result<bool> {
+    compile_planned(g, sel).map(|(_, ok)| ok)
+}
+
+/// `lakeflow compile`, giving back the plan (for `docs generate`, which goes on from it) and
+/// whether every node compiled.
+pub fn compile_planned(g: &Global, sel: &Selection) -> Result<(super::Planned, bool)> {
     let p = plan(g, sel, "compile", false)?;
     let nodes: Vec<Node> = p.plan.iter().map(|&i| p.nodes[i].clone()).collect();
     let nodes = render_deferred(&p, nodes)?;
@@ -23,7 +29,7 @@ pub fn compile(g: &Global, sel: &Selection) -> Result<bool> {
     for n in &failed {
         crate::errln!("{}", n.error.as_deref().unwrap_or_default());
     }
-    Ok(failed.is_empty())
+    Ok((p, failed.is_empty()))
 }
 
 /// Nodes whose Jinja reads the database are rendered with a read-only connection to the

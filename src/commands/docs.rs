@@ -45,8 +45,8 @@ struct Relation {
 }
 
 pub fn generate(g: &Global, sel: &Selection) -> Result<bool> {
-    let compiled = super::compile::compile(g, sel)?;
-    let project = super::load(g)?;
+    let (planned, compiled) = super::compile::compile_planned(g, sel)?;
+    let project = planned.project;
     let target = &project.target_path;
     let manifest_path = target.join("manifest.json");
     let mut manifest = read_json(&manifest_path);
