@@ -12,6 +12,8 @@ use std::time::Instant;
 /// `run` runs models, `seed` loads seeds, `test` runs tests, `build` does all three in DAG
 /// order.
 pub fn run(g: &Global, args: &RunArgs, command: &str) -> Result<bool> {
+    // Flags are checked before anything is loaded or opened.
+    let event_time = event_time(args)?;
     let started = Instant::now();
     // load -> render -> graph -> select
     let mut p = plan_with(g, &args.selection, command, args.full_refresh, args.empty)?;
@@ -84,7 +86,7 @@ pub fn run(g: &Global, args: &RunArgs, command: &str) -> Result<bool> {
             full_refresh: args.full_refresh,
             deferred: p.deferred.as_deref(),
             fail_fast: args.fail_fast,
-            event_time: event_time(args)?,
+            event_time,
         },
         conn,
         &observer,
