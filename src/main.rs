@@ -4,7 +4,21 @@
 use clap::Parser;
 use std::process::ExitCode;
 
+// Loading and rendering a project allocates many small strings and values; mimalloc serves
+// them at a fraction of the system allocator's cost (DuckDB keeps its own).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// mimalloc v3's `mi_option_purge_delay` (the position in its `mi_option_e`).
+const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+
 fn main() -> ExitCode {
+    // Memory freed goes back to the system at once instead of after a delay: compiling a large
+    // project frees as much as it allocates, and the delay only raises the peak.
+    // SAFETY: sets an allocator option; called before any other thread exists.
+    unsafe {
+        libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0);
+    }
     // Like other command-line tools, stop quietly when the reader of stdout goes away
     // (`lakeflow delta history t | head`) instead of failing on the next print.
     // SAFETY: called once at start-up, before any other thread exists.

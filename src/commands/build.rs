@@ -35,10 +35,7 @@ pub fn run(g: &Global, args: &RunArgs, command: &str) -> Result<bool> {
     }
     artifacts::write_compiled(
         &p.project,
-        &p.plan
-            .iter()
-            .map(|&i| p.nodes[i].clone())
-            .collect::<Vec<_>>(),
+        &p.plan.iter().map(|&i| &p.nodes[i]).collect::<Vec<_>>(),
     )?;
     artifacts::write_manifest(&p.project, &p.nodes, &build_id)?;
     let (storage, existing) = prepare(conn, &mut p)?;
@@ -94,14 +91,14 @@ pub fn run(g: &Global, args: &RunArgs, command: &str) -> Result<bool> {
     drop(observer);
     progress.finish();
     // Deferred nodes were rendered as they ran: their SQL joins the artifacts.
-    let rendered_late: Vec<crate::render::Node> = results
-        .iter()
-        .filter_map(|r| {
-            let sql = r.compiled.as_ref()?;
+    let mut late = Vec::new();
+    for r in &results {
+        if let Some(sql) = &r.compiled {
             p.nodes[r.node].compiled_sql = sql.clone();
-            Some(p.nodes[r.node].clone())
-        })
-        .collect();
+            late.push(r.node);
+        }
+    }
+    let rendered_late: Vec<&crate::render::Node> = late.iter().map(|&i| &p.nodes[i]).collect();
     artifacts::write_compiled(&p.project, &rendered_late)?;
     let results: Vec<execute::RunResult> = results
         .into_iter()

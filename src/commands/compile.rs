@@ -5,6 +5,7 @@ use crate::cli::{Global, LsOutput, Selection};
 use crate::error::Result;
 use crate::render::Node;
 use crate::report::artifacts;
+use std::borrow::Cow;
 
 pub fn compile(g: &Global, sel: &Selection) -> Result<bool> {
     compile_planned(g, sel).map(|(_, ok)| ok)
@@ -14,30 +15,36 @@ pub fn compile(g: &Global, sel: &Selection) -> Result<bool> {
 /// whether every node compiled.
 pub fn compile_planned(g: &Global, sel: &Selection) -> Result<(super::Planned, bool)> {
     let p = plan(g, sel, "compile", false)?;
-    let nodes: Vec<Node> = p.plan.iter().map(|&i| p.nodes[i].clone()).collect();
-    let nodes = render_deferred(&p, nodes)?;
-    let (failed, chosen): (Vec<Node>, Vec<Node>) =
-        nodes.into_iter().partition(|n| n.error.is_some());
-    artifacts::write_compiled(&p.project, &chosen)?;
-    artifacts::write_manifest(&p.project, &p.nodes, &crate::model::clock::new_build_id())?;
-    crate::outln!(
-        "Compiled {} models into {}",
-        chosen.len(),
-        p.project.target_path.join("compiled").display()
-    );
-    // Nodes that do not compile are each an error; the others are written (dbt does the same).
-    for n in &failed {
-        crate::errln!("{}", n.error.as_deref().unwrap_or_default());
-    }
-    Ok((p, failed.is_empty()))
+    let ok = {
+        let nodes: Vec<&Node> = p.plan.iter().map(|&i| &p.nodes[i]).collect();
+        let nodes = render_deferred(&p, nodes)?;
+        let (failed, chosen): (Vec<&Node>, Vec<&Node>) = nodes
+            .iter()
+            .map(|n| n.as_ref())
+            .partition(|n| n.error.is_some());
+        artifacts::write_compiled(&p.project, &chosen)?;
+        artifacts::write_manifest(&p.project, &p.nodes, &crate::model::clock::new_build_id())?;
+        crate::outln!(
+            "Compiled {} models into {}",
+            chosen.len(),
+            p.project.target_path.join("compiled").display()
+        );
+        // Nodes that do not compile are each an error; the others are written (dbt does the
+        // same).
+        for n in &failed {
+            crate::errln!("{}", n.error.as_deref().unwrap_or_default());
+        }
+        failed.is_empty()
+    };
+    Ok((p, ok))
 }
 
 /// Nodes whose Jinja reads the database are rendered with a read-only connection to the
 /// catalog as it is (an empty database if there is none yet), as `dbt compile` connects; one
 /// that fails to render is that node's error.
-fn render_deferred(p: &super::Planned, nodes: Vec<Node>) -> Result<Vec<Node>> {
+fn render_deferred<'a>(p: &super::Planned, nodes: Vec<&'a Node>) -> Result<Vec<Cow<'a, Node>>> {
     if !nodes.iter().any(|n| n.deferred) {
-        return Ok(nodes);
+        return Ok(nodes.into_iter().map(Cow::Borrowed).collect());
     }
     let target = &p.project.target;
     let catalog = std::path::Path::new(&target.catalog);
@@ -49,25 +56,25 @@ fn render_deferred(p: &super::Planned, nodes: Vec<Node>) -> Result<Vec<Node>> {
     let mut out = Vec::with_capacity(nodes.len());
     for node in nodes {
         if !node.deferred {
-            out.push(node);
+            out.push(Cow::Borrowed(node));
             continue;
         }
         let Some(c) = conn.take() else {
-            out.push(Node {
+            out.push(Cow::Owned(Node {
                 error: Some("no DuckDB connection left to render it with".into()),
-                ..node
-            });
+                ..node.clone()
+            }));
             continue;
         };
-        let (back, fresh) = crate::execute::live::render(p.deferred.as_deref(), &node, c);
+        let (back, fresh) = crate::execute::live::render(p.deferred.as_deref(), node, c);
         conn = back;
-        out.push(match fresh {
+        out.push(Cow::Owned(match fresh {
             Ok(n) => n,
             Err(e) => Node {
                 error: Some(crate::execute::materialize::failure_text(&e)),
-                ..node
+                ..node.clone()
             },
-        });
+        }));
     }
     Ok(out)
 }
@@ -126,10 +133,11 @@ pub fn show(
         )
         .hint("select one model with -s NAME, or pass --inline \"SQL\""));
     };
-    let node = render_deferred(&p, vec![node.clone()])?
+    let node = render_deferred(&p, vec![node])?
         .into_iter()
         .next()
-        .ok_or_else(|| crate::error::Error::new("LF305", "nothing to show"))?;
+        .ok_or_else(|| crate::error::Error::new("LF305", "nothing to show"))?
+        .into_owned();
     if let Some(e) = &node.error {
         return Err(crate::error::Error::new("LF202", e.clone()));
     }

@@ -168,7 +168,13 @@ fn walk(
         if hidden {
             continue;
         }
-        if path.is_dir() {
+        // The entry's own type comes with the listing; only a link needs a stat to follow.
+        let is_dir = match entry.file_type() {
+            Ok(t) if t.is_symlink() => path.is_dir(),
+            Ok(t) => t.is_dir(),
+            Err(_) => path.is_dir(),
+        };
+        if is_dir {
             walk(root, &path, exts, ancestors, out)?;
         } else if path
             .extension()

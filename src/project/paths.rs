@@ -30,7 +30,7 @@ pub fn resolve(path: &Path) -> PathBuf {
     let mut existing = path.to_path_buf();
     let mut rest: Vec<std::ffi::OsString> = Vec::new();
     loop {
-        if let Ok(real) = std::fs::canonicalize(&existing) {
+        if let Some(real) = real_path(&existing) {
             let mut out = real;
             for part in rest.iter().rev() {
                 out.push(part);
@@ -52,6 +52,27 @@ pub fn resolve(path: &Path) -> PathBuf {
             }
         }
     }
+}
+
+/// `path` canonicalized, if it exists. Folders are remembered for the rest of the process:
+/// a project of thousands of models checks as many locations under the same few folders,
+/// and canonicalizing reads every component's link.
+fn real_path(path: &Path) -> Option<PathBuf> {
+    static FOLDERS: std::sync::LazyLock<
+        std::sync::Mutex<std::collections::HashMap<PathBuf, PathBuf>>,
+    > = std::sync::LazyLock::new(Default::default);
+    if let Some(real) = FOLDERS.lock().ok()?.get(path) {
+        return Some(real.clone());
+    }
+    // A missing path costs one stat, not a walk of its components.
+    let meta = std::fs::symlink_metadata(path).ok()?;
+    let real = std::fs::canonicalize(path).ok()?;
+    if meta.is_dir() {
+        if let Ok(mut folders) = FOLDERS.lock() {
+            folders.insert(path.to_path_buf(), real.clone());
+        }
+    }
+    Some(real)
 }
 
 /// Whether `path` is `root` or lies below it, once both are resolved.

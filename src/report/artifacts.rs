@@ -19,6 +19,11 @@ pub fn write_whole(path: &Path, text: &str) -> Result<()> {
         std::fs::create_dir_all(parent)
             .map_err(|e| Error::io("LF701", "create folder", parent, e))?;
     }
+    write_in_place(path, text)
+}
+
+/// [`write_whole`] into a folder that exists.
+fn write_in_place(path: &Path, text: &str) -> Result<()> {
     let tmp = path.with_extension("tmp");
     std::fs::write(&tmp, text.as_bytes()).map_err(|e| Error::io("LF701", "write", &tmp, e))?;
     std::fs::rename(&tmp, path).map_err(|e| Error::io("LF701", "write", path, e))
@@ -54,27 +59,47 @@ const RUN_RESULTS_VERSION: &str = "https://schemas.getdbt.com/dbt/run-results/v6
 
 /// Writes each model's and test's compiled SQL under `target/compiled/<package>/`: the project's name for
 /// its own nodes, a package's (with the path inside the package) for the package's, as dbt.
-pub fn write_compiled(project: &Project, nodes: &[Node]) -> Result<()> {
+pub fn write_compiled(project: &Project, nodes: &[&Node]) -> Result<()> {
+    use rayon::prelude::*;
     let compiled = project.target_path.join("compiled");
     // A seed has no SQL of its own to show (dbt writes none for it either).
-    for n in nodes
+    // By path: of two nodes compiled to one path, the later wins, as when written in turn.
+    let files: std::collections::BTreeMap<std::path::PathBuf, &str> = nodes
         .iter()
         .filter(|n| n.kind != crate::project::FileKind::Seed)
-    {
-        let package = project
-            .packages
-            .iter()
-            .find(|p| n.fqn.first() == Some(&p.name) && n.path.starts_with(&p.root));
-        let (base, path) = match package {
-            Some(p) => (
-                compiled.join(&p.name),
-                n.path.strip_prefix(&p.root).unwrap_or(&n.path),
-            ),
-            None => (compiled.join(&project.name), n.path.as_path()),
-        };
-        write(&base.join(compiled_path(n, path)), &n.compiled_sql)?;
+        .map(|n| {
+            let package = project
+                .packages
+                .iter()
+                .find(|p| n.fqn.first() == Some(&p.name) && n.path.starts_with(&p.root));
+            let (base, path) = match package {
+                Some(p) => (
+                    compiled.join(&p.name),
+                    n.path.strip_prefix(&p.root).unwrap_or(&n.path),
+                ),
+                None => (compiled.join(&project.name), n.path.as_path()),
+            };
+            (base.join(compiled_path(n, path)), n.compiled_sql.as_str())
+        })
+        .collect();
+    // Each folder is made once, then the files are written in parallel: a project of
+    // thousands of models spends its compile time here otherwise.
+    let folders: std::collections::BTreeSet<&Path> =
+        files.keys().filter_map(|p| p.parent()).collect();
+    for folder in folders {
+        std::fs::create_dir_all(folder)
+            .map_err(|e| Error::io("LF701", "create folder", folder, e))?;
     }
-    Ok(())
+    let files: Vec<(std::path::PathBuf, &str)> = files.into_iter().collect();
+    files.par_iter().try_for_each(|(path, sql)| {
+        let text = crate::redact::redact(sql);
+        // An unchanged file is left as it is: a recompile rewrites only what changed
+        // (and replacing a file by rename makes the filesystem flush it).
+        if std::fs::read(path).is_ok_and(|old| old == text.as_bytes()) {
+            return Ok(());
+        }
+        write_in_place(path, &text)
+    })
 }
 
 /// Where a node's compiled SQL goes under `target/compiled/<project>/`: its own path, or for a
@@ -90,64 +115,146 @@ pub fn compiled_path(n: &Node, path: &std::path::Path) -> std::path::PathBuf {
     crate::project::paths::contained(&path)
 }
 
+/// Writes `target/manifest.json`, compact as dbt writes it.
 pub fn write_manifest(project: &Project, nodes: &[Node], invocation_id: &str) -> Result<()> {
-    let manifest = manifest(project, nodes, invocation_id);
     write(
         &project.target_path.join("manifest.json"),
-        &serde_json::to_string_pretty(&manifest).unwrap_or_default(),
+        &manifest_text(project, nodes, invocation_id),
     )
 }
 
 /// The manifest of `nodes`, as [`write_manifest`] writes it.
 pub fn manifest(project: &Project, nodes: &[Node], invocation_id: &str) -> serde_json::Value {
-    // The manifest holds what the graph does (nodes, sources, exposures, ...), the macros,
-    // docs and unit tests, the parent and child maps, and metadata.
+    serde_json::from_str(&manifest_text(project, nodes, invocation_id)).unwrap_or_default()
+}
+
+/// The manifest as JSON text: what the graph holds (nodes, sources, exposures, ...), the
+/// macros, docs and unit tests, the parent and child maps, and metadata. Each node is
+/// serialized as soon as it is built and then dropped, so a project of 10,000 models never
+/// holds the whole manifest as a tree of values.
+fn manifest_text(project: &Project, nodes: &[Node], invocation_id: &str) -> String {
+    use serde_json::{Map, Value};
     let ids = super::dbt_nodes::Ids::new(project, nodes);
-    let graph = graph_with(project, nodes, &ids);
-    let unit_tests = super::manifest::unit_tests(project, nodes, &ids);
-    let listed = super::manifest::listed(project, &ids);
-    let analyses = super::manifest::analyses(project, &ids);
-    let empty = serde_json::Map::new();
-    let section = |k: &str| graph.get(k).and_then(|v| v.as_object()).unwrap_or(&empty);
-    let of = |k: &str| listed.get(k).unwrap_or(&empty);
-    let (parent_map, child_map) = super::manifest::parent_child_maps(&[
-        section("nodes"),
-        section("sources"),
-        section("exposures"),
-        of("metrics"),
-        of("semantic_models"),
-        of("saved_queries"),
-        &unit_tests,
-        &analyses,
-    ]);
-    let mut manifest = json!({
-        "metadata": super::manifest::metadata(project, invocation_id, super::manifest::SCHEMA_VERSION),
-    });
-    if let (serde_json::Value::Object(m), serde_json::Value::Object(mut g)) = (&mut manifest, graph)
-    {
-        if let Some(serde_json::Value::Object(nodes)) = g.get_mut("nodes") {
-            nodes.extend(analyses);
-        }
-        m.extend(g);
-        m.insert(
-            "macros".into(),
-            serde_json::Value::Object(super::manifest::macros(&ids.macro_blocks, &ids.macros)),
-        );
-        m.insert(
-            "docs".into(),
-            serde_json::Value::Object(super::manifest::docs(project)),
-        );
-        m.insert("unit_tests".into(), serde_json::Value::Object(unit_tests));
-        for (k, v) in listed {
-            m.insert(k.into(), serde_json::Value::Object(v));
-        }
-        m.insert("parent_map".into(), serde_json::Value::Object(parent_map));
-        m.insert("child_map".into(), serde_json::Value::Object(child_map));
-        for key in ["selectors", "disabled", "group_map", "functions"] {
-            m.insert(key.into(), json!({}));
-        }
+    let mut analyses = super::manifest::analyses(project, &ids);
+    let mut out = Text::default();
+    out.member(
+        "metadata",
+        &super::manifest::metadata(project, invocation_id, super::manifest::SCHEMA_VERSION),
+    );
+    // `nodes`, in unique_id order, the analyses among them.
+    let mut order: Vec<(&str, Option<&Node>)> = nodes
+        .iter()
+        .filter(|n| {
+            !matches!(
+                n.materialization,
+                crate::model::materialization::Materialization::UnitTest(_)
+            )
+        })
+        .map(|n| (n.unique_id.as_str(), Some(n)))
+        .collect();
+    let analysis_ids: Vec<String> = analyses.keys().cloned().collect();
+    order.extend(analysis_ids.iter().map(|id| (id.as_str(), None)));
+    order.sort_by(|a, b| a.0.cmp(b.0));
+    order.dedup_by(|later, earlier| later.0 == earlier.0);
+    let mut parents: Vec<(String, Vec<String>)> = Vec::with_capacity(order.len());
+    out.open("nodes");
+    for (id, node) in order {
+        let value = match node {
+            Some(n) => super::dbt_nodes::node(project, n, &ids),
+            None => analyses.remove(id).unwrap_or_default(),
+        };
+        parents.push((id.to_string(), super::manifest::depends_on_nodes(&value)));
+        out.member(id, &value);
     }
-    manifest
+    out.close();
+    let mut section = |out: &mut Text, key: &str, map: Map<String, Value>, in_maps: bool| {
+        if in_maps {
+            for (id, v) in &map {
+                parents.push((id.clone(), super::manifest::depends_on_nodes(v)));
+            }
+        }
+        out.member(key, &Value::Object(map));
+    };
+    section(
+        &mut out,
+        "sources",
+        super::dbt_nodes::sources(project),
+        true,
+    );
+    out.member(
+        "macros",
+        &Value::Object(super::manifest::macros(&ids.macro_blocks, &ids.macros)),
+    );
+    out.member("docs", &Value::Object(super::manifest::docs(project)));
+    let exposures = super::dbt_nodes::exposures(project, &ids);
+    section(&mut out, "exposures", exposures, true);
+    for (key, map) in super::manifest::listed(project, &ids) {
+        section(&mut out, key, map, key != "groups");
+    }
+    let unit_tests = super::manifest::unit_tests(project, nodes, &ids);
+    section(&mut out, "unit_tests", unit_tests, true);
+    let (parent_map, child_map) = super::manifest::parent_child_maps(parents);
+    out.member("parent_map", &Value::Object(parent_map));
+    out.member("child_map", &Value::Object(child_map));
+    for key in ["selectors", "disabled", "group_map", "functions"] {
+        out.member(key, &json!({}));
+    }
+    out.finish()
+}
+
+/// A JSON object written member by member (compact).
+#[derive(Default)]
+struct Text {
+    buf: Vec<u8>,
+    /// Whether the object being written (top level, then a nested one) has a member yet.
+    started: Vec<bool>,
+}
+
+impl Text {
+    fn key(&mut self, key: &str) {
+        match self.started.last_mut() {
+            None => {
+                self.buf.push(b'{');
+                self.started.push(true);
+            }
+            Some(started) => {
+                if *started {
+                    self.buf.push(b',');
+                }
+                *started = true;
+            }
+        }
+        // A string always serializes.
+        let _ = serde_json::to_writer(&mut self.buf, key);
+        self.buf.push(b':');
+    }
+
+    /// A member of the innermost open object.
+    fn member(&mut self, key: &str, value: &serde_json::Value) {
+        self.key(key);
+        // A Value always serializes (its map keys are strings).
+        let _ = serde_json::to_writer(&mut self.buf, value);
+    }
+
+    /// Starts an object as the value of `key`.
+    fn open(&mut self, key: &str) {
+        self.key(key);
+        self.buf.push(b'{');
+        self.started.push(false);
+    }
+
+    fn close(&mut self) {
+        self.buf.push(b'}');
+        self.started.pop();
+    }
+
+    fn finish(mut self) -> String {
+        while !self.started.is_empty() {
+            self.close();
+        }
+        // serde_json writes UTF-8 only.
+        String::from_utf8(self.buf).unwrap_or_default()
+    }
 }
 
 /// dbt's `results` as `on-run-end` hooks see them: each node's entry of run_results.json,

@@ -446,25 +446,25 @@ pub fn analyses(project: &Project, ids: &super::dbt_nodes::Ids) -> Map<String, V
 
 /// `parent_map` and `child_map` over the sections' members (nodes, sources, exposures,
 /// unit tests): each member's `depends_on.nodes` sorted, and who lists it, sorted.
+/// A node's `depends_on.nodes`, sorted.
+pub fn depends_on_nodes(node: &Value) -> Vec<String> {
+    let mut deps: Vec<String> = node
+        .pointer("/depends_on/nodes")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    deps.sort();
+    deps
+}
+
+/// The manifest's `parent_map` and `child_map` of each node's sorted parents.
 pub fn parent_child_maps(
-    sections: &[&Map<String, Value>],
+    parents: Vec<(String, Vec<String>)>,
 ) -> (Map<String, Value>, Map<String, Value>) {
-    let mut parents: Vec<(String, Vec<String>)> = Vec::new();
-    for section in sections {
-        for (id, v) in section.iter() {
-            let mut deps: Vec<String> = v
-                .pointer("/depends_on/nodes")
-                .and_then(Value::as_array)
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|x| x.as_str().map(str::to_string))
-                        .collect()
-                })
-                .unwrap_or_default();
-            deps.sort();
-            parents.push((id.clone(), deps));
-        }
-    }
     let mut children: BTreeMap<&str, Vec<String>> = BTreeMap::new();
     for (id, deps) in &parents {
         for d in deps {
