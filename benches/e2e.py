@@ -44,6 +44,17 @@ def bench(name, cmd, cwd, runs, env=None):
     return secs, rss
 
 
+def bench_inner(name, cmd, cwd, runs):
+    """Like bench, timed by the command itself (its last `elapsed=` line)."""
+    def once():
+        out = subprocess.run(cmd, cwd=cwd, check=True, capture_output=True, text=True).stdout
+        return float(out.strip().splitlines()[-1].split("=", 1)[1])
+    once()
+    secs = statistics.median(once() for _ in range(runs))
+    print(f"  {name:<34} {secs:8.2f} s  (in-process)", flush=True)
+    return secs, 0.0
+
+
 def dbt_copy(src: Path, dest: Path):
     """The example project as dbt sees it: the same files, lakeflow.yml as dbt_project.yml."""
     shutil.copytree(src, dest, ignore=shutil.ignore_patterns("lake", "catalog", "target", "landing", ".duckdb_spill"))
@@ -63,8 +74,10 @@ def dbt_copy(src: Path, dest: Path):
     (dest / "lake").mkdir()
 
 
-def raw_duckdb(manifest_path: str, lake_root: str, lakeflow_root: str, catalog: str):
-    """The floor: lakeflow's compiled statements run one by one on one DuckDB connection."""
+def raw_duckdb(manifest_path: str, lake_root: str, lakeflow_root: str, catalog: str, mode: str = "autocommit"):
+    """The floor: lakeflow's compiled statements run one by one on one DuckDB connection, each
+    committed on its own (`autocommit`) or all in one transaction (`one-transaction`). Prints
+    the seconds from connecting to closing, which leave out Python's start and import."""
     import duckdb
 
     manifest = json.loads(Path(manifest_path).read_text())
@@ -86,7 +99,11 @@ def raw_duckdb(manifest_path: str, lake_root: str, lakeflow_root: str, catalog: 
         visit(uid)
     # Tests after the models they read.
     order.sort(key=lambda uid: by_id[uid]["materialization"]["kind"] == "test")
-    con = duckdb.connect(catalog)
+    start = time.perf_counter()
+    # The scale section runs both sides with the same DuckDB settings (memory_limit, threads).
+    con = duckdb.connect(catalog, config=json.loads(os.environ.get("LAKEFLOW_BENCH_SETTINGS", "{}")))
+    if mode == "one-transaction":
+        con.execute("begin")
     for uid in order:
         n = by_id[uid]
         kind = n["materialization"]["kind"]
@@ -128,7 +145,10 @@ def raw_duckdb(manifest_path: str, lake_root: str, lakeflow_root: str, catalog: 
                 con.execute(f"copy (\n{sql}\n) to '{loc}' (format parquet)")
                 reader = f"read_parquet('{loc}')"
             con.execute(f"create or replace view {rel} as select * from {reader}")
+    if mode == "one-transaction":
+        con.execute("commit")
     con.close()
+    print(f"elapsed={time.perf_counter() - start:.6f}")
 
 
 def machine():
@@ -161,7 +181,7 @@ def python_delta(source: str, path: str):
 
 def main():
     if len(sys.argv) > 1 and sys.argv[1] == "raw":
-        raw_duckdb(*sys.argv[2:6])
+        raw_duckdb(*sys.argv[2:7])
         return
     if len(sys.argv) > 1 and sys.argv[1] == "pydelta":
         python_delta(*sys.argv[2:4])
@@ -174,7 +194,11 @@ def main():
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--results")
     ap.add_argument("--delta-rows", type=int, default=20_000_000)
-    ap.add_argument("--only", choices=["overhead", "parse", "data", "delta", "incremental"], action="append",
+    ap.add_argument("--memory-limit-mb", type=int, default=0,
+                    help="DuckDB memory_limit of the scale section (default: a quarter of RAM)")
+    ap.add_argument("--scale-rows", type=int, default=0,
+                    help="events of the scale section (default: about three times the memory limit)")
+    ap.add_argument("--only", choices=["overhead", "parse", "data", "scale", "delta", "incremental"], action="append",
                     help="run only these sections (default: all)")
     args = ap.parse_args()
     lf, dbt, py = args.lakeflow, f"{args.venv}/bin/dbt", f"{args.venv}/bin/python"
@@ -193,7 +217,14 @@ def main():
             (dbt_proj / "lake").mkdir()
             o_lf = bench("lakeflow build", [lf, "build", "--project-dir", lf_proj], lf_proj, args.runs)
             o_dbt = bench("dbt build (dbt-duckdb)", [dbt, "build", "--project-dir", dbt_proj, "--profiles-dir", dbt_proj], dbt_proj, args.runs, QUIET_DBT)
-            rows.append(("overhead", f"{args.models} models", o_lf, o_dbt, None))
+            # The floor: the same statements lakeflow ran, on one DuckDB connection.
+            raw_proj = work / "synth_raw"
+            (raw_proj / "lake").mkdir(parents=True)
+            raw_cmd = [py, __file__, "raw", lf_proj / "target" / "manifest.json", str(raw_proj / "lake"), str(lf_proj / "lake"), str(raw_proj / "raw.duckdb")]
+            o_auto = bench_inner("raw DuckDB, autocommit", raw_cmd + ["autocommit"], lf_proj, args.runs)
+            o_raw = bench_inner("raw DuckDB, one transaction", raw_cmd + ["one-transaction"], lf_proj, args.runs)
+            rows.append(("overhead", f"{args.models} models", o_lf, o_dbt, o_raw))
+            rows.append(("overhead (raw autocommit)", f"{args.models} models", o_lf, o_dbt, o_auto))
 
         if want("parse"):
             print("\nParse + render + DAG of 5,000 models (lakeflow ls)")
@@ -216,6 +247,31 @@ def main():
             lakeflow_root = str(data_lf / "lake")
             d_raw = bench("raw DuckDB (same statements)", [py, __file__, "raw", manifest, str(data_raw / "lake"), lakeflow_root, str(data_raw / "raw.duckdb")], data_lf, args.runs)
             rows.append(("data", f"{args.rows:,} events", d_lf, d_dbt, d_raw))
+
+        if want("scale"):
+            # The data benchmark with every core and a memory limit well below the data: both
+            # sides spill, and each must stay under the limit (plus what is not DuckDB's).
+            cores = os.cpu_count()
+            ram_mb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2**20
+            limit = args.memory_limit_mb or max(1024, ram_mb // 4)
+            # About 60 bytes per event once in DuckDB's memory.
+            n = args.scale_rows or limit * 2**20 * 3 // 60
+            print(f"\nScale: the example project at {n:,} events, DuckDB threads {cores}, memory_limit {limit} MiB")
+            sc_lf, sc_raw = work / "scale_lakeflow", work / "scale_raw"
+            shutil.copytree(ROOT / "example_project", sc_lf, ignore=shutil.ignore_patterns("lake", "catalog", "target", "landing", ".duckdb_spill"))
+            subprocess.run([lf, "example-data", "--rows", str(n), "--out", sc_lf], check=True, stdout=subprocess.DEVNULL)
+            settings = {"memory_limit": f"{limit}MB", "threads": str(cores), "temp_directory": str(work / "spill")}
+            prof = sc_lf / "profiles.yml"
+            prof.write_text(prof.read_text().replace(
+                "      settings:\n", "      settings:\n" + "".join(f"        {k}: '{v}'\n" for k, v in settings.items()), 1))
+            sc_raw.mkdir()
+            s_lf = bench("lakeflow build --full-refresh", [lf, "build", "--full-refresh", "--project-dir", sc_lf], sc_lf, args.runs)
+            s_raw = bench("raw DuckDB (same statements)", [py, __file__, "raw", sc_lf / "target" / "manifest.json", str(sc_raw / "lake"), str(sc_lf / "lake"), str(sc_raw / "raw.duckdb")],
+                          sc_lf, args.runs, {"LAKEFLOW_BENCH_SETTINGS": json.dumps(settings)})
+            cap = limit + 200
+            for who, m in (("lakeflow", s_lf), ("raw DuckDB", s_raw)):
+                print(f"  {who}: peak RSS {m[1]:.0f} MiB, {'within' if m[1] <= cap else 'OVER'} memory_limit + 200 MiB ({cap} MiB)")
+            rows.append(("scale", f"{n:,} events, {cores} cores, memory_limit {limit} MiB", s_lf, None, s_raw))
 
         if want("delta"):
             n = args.delta_rows
@@ -288,10 +344,10 @@ def previous_rows(path, only):
     """With --only, the rows of the sections not run now, from the previous results file."""
     if not only or not path or not Path(path).exists():
         return [], []
-    prefixes = {"overhead": "| overhead |", "parse": "| parse |", "data": "| data |", "delta": "| one model |"}
+    prefixes = {"overhead": "| overhead", "parse": "| parse |", "data": "| data |", "scale": "| scale |", "delta": "| one model |"}
     lines = Path(path).read_text().splitlines()
     keep = lambda section: [l for l in lines if section not in only and l.startswith(prefixes[section])]
-    return keep("overhead") + keep("parse") + keep("data"), keep("delta")
+    return keep("overhead") + keep("parse") + keep("data") + keep("scale"), keep("delta")
 
 
 def previous_inc_rows(path, only):
@@ -355,6 +411,10 @@ def write_results(path, table, args):
         "  statements one after another on one connection (`benches/e2e.py raw`). dbt's copy of\n"
         "  the project adds `overwrite: true` to the partitioned model, without which dbt-duckdb\n"
         "  cannot rebuild it.\n"
+        "- scale: the data benchmark with DuckDB's `threads` at every core and `memory_limit` well\n"
+        "  below the data (`--memory-limit-mb`, default a quarter of RAM; `--scale-rows`), the\n"
+        "  same settings on both sides; the run prints whether each peak RSS stayed within\n"
+        "  memory_limit + 200 MiB. Runs unchanged on a bigger machine.\n"
         "- Delta write: one table (id, key, md5 text, decimal, timestamp) read from a Parquet file\n"
         "  (a bronze table written once before) and written by `lakeflow run` as Parquet and as\n"
         "  Delta (data files by DuckDB, log by the deltalake crate), with the same Parquet page\n"

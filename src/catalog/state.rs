@@ -52,24 +52,42 @@ pub struct ModelRecord {
 pub fn record(conn: &Connection, records: &[ModelRecord], build_id: &str) -> Result<()> {
     let now = crate::model::clock::now_rfc3339();
     let opt = |v: Option<&str>| v.map(quote_literal).unwrap_or_else(|| "null".into());
-    let mut sql = String::from("begin;\n");
-    for r in records {
-        sql.push_str(&format!(
-            "delete from _lakeflow.models where unique_id = {id};\ninsert into _lakeflow.models values ({id}, {s}, {name}, {m}, {f}, {p}, {loc}, {pin}, {rows}, {b}, {t});\n",
-            id = quote_literal(&r.unique_id),
-            s = quote_literal(&r.relation.schema),
-            name = quote_literal(&r.relation.identifier),
-            m = quote_literal(r.materialized),
-            f = opt(r.format),
-            p = r.partitioned,
-            loc = opt(r.location.as_deref()),
-            pin = opt(r.pinned.as_deref()),
-            rows = r.rows.map(|x| x.to_string()).unwrap_or_else(|| "null".into()),
-            b = quote_literal(build_id),
-            t = quote_literal(&now),
-        ));
+    if records.is_empty() {
+        return Ok(());
     }
-    sql.push_str("commit;");
+    // One delete and one insert for all the models: a statement each per model costs more
+    // than recording them.
+    // A model recorded twice keeps its last record.
+    let last: std::collections::BTreeMap<&str, &ModelRecord> =
+        records.iter().map(|r| (r.unique_id.as_str(), r)).collect();
+    let ids: Vec<String> = last.keys().map(|id| quote_literal(id)).collect();
+    let rows: Vec<String> = last
+        .values()
+        .map(|r| {
+            format!(
+                "({id}, {s}, {name}, {m}, {f}, {p}, {loc}, {pin}, {rows}, {b}, {t})",
+                id = quote_literal(&r.unique_id),
+                s = quote_literal(&r.relation.schema),
+                name = quote_literal(&r.relation.identifier),
+                m = quote_literal(r.materialized),
+                f = opt(r.format),
+                p = r.partitioned,
+                loc = opt(r.location.as_deref()),
+                pin = opt(r.pinned.as_deref()),
+                rows = r
+                    .rows
+                    .map(|x| x.to_string())
+                    .unwrap_or_else(|| "null".into()),
+                b = quote_literal(build_id),
+                t = quote_literal(&now),
+            )
+        })
+        .collect();
+    let sql = format!(
+        "begin;\ndelete from _lakeflow.models where unique_id in ({});\ninsert into _lakeflow.models values {};\ncommit;",
+        ids.join(", "),
+        rows.join(",\n")
+    );
     conn.execute_batch(&sql)
         .map_err(db_err("cannot record the run in the catalog"))
 }
