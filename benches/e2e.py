@@ -262,8 +262,9 @@ def main():
             subprocess.run([lf, "example-data", "--rows", str(n), "--out", sc_lf], check=True, stdout=subprocess.DEVNULL)
             settings = {"memory_limit": f"{limit}MB", "threads": str(cores), "temp_directory": str(work / "spill")}
             prof = sc_lf / "profiles.yml"
+            # (The example's profile has its own temp_directory, in the project.)
             prof.write_text(prof.read_text().replace(
-                "      settings:\n", "      settings:\n" + "".join(f"        {k}: '{v}'\n" for k, v in settings.items()), 1))
+                "      settings:\n", "      settings:\n" + "".join(f"        {k}: '{v}'\n" for k, v in settings.items() if k != "temp_directory"), 1))
             sc_raw.mkdir()
             s_lf = bench("lakeflow build --full-refresh", [lf, "build", "--full-refresh", "--project-dir", sc_lf], sc_lf, args.runs)
             s_raw = bench("raw DuckDB (same statements)", [py, __file__, "raw", sc_lf / "target" / "manifest.json", str(sc_raw / "lake"), str(sc_lf / "lake"), str(sc_raw / "raw.duckdb")],

@@ -536,3 +536,79 @@ fn scoped_secrets_serve_the_control_requests_of_their_prefix() {
         9
     );
 }
+
+#[test]
+fn a_second_reader_finds_each_build_at_the_configured_location() {
+    let s3 = S3::shared();
+    let bucket = s3.bucket("current");
+    let t = TestProject::new(&[
+        (
+            "models/gold/parts.sql",
+            "{{ config(materialized='external', partition_by=['k']) }} select range % 3 as k, range as v from range(30)",
+        ),
+        (
+            "models/gold/single.sql",
+            "{{ config(materialized='external') }} select 41 + range as n from range(2)",
+        ),
+    ]);
+    t.write("profiles.yml", &s3.profile(&bucket, &s3.secret));
+    t.run(&["build"]).ok();
+    // A reader that knows nothing of lakeflow: plain DuckDB on the locations the models name.
+    let reader = s3.reader();
+    let parts = format!(
+        "read_parquet('s3://{bucket}/lake/s3/gold/parts/**/*.parquet', hive_partitioning = true)"
+    );
+    let single = format!("read_parquet('s3://{bucket}/lake/s3/gold/single.parquet')");
+    assert_eq!(
+        query_i64(&reader, &format!("select count(*) from {parts}")),
+        30
+    );
+    assert_eq!(
+        query_i64(&reader, &format!("select sum(n) from {single}")),
+        83
+    );
+
+    // Something of the user's in the model's folder is never lakeflow's to delete.
+    let mine = s3.root.join(&bucket).join("lake/s3/gold/parts/README.txt");
+    std::fs::write(&mine, "mine").unwrap();
+    t.write(
+        "models/gold/parts.sql",
+        "{{ config(materialized='external', partition_by=['k']) }} select 7 as k, range as v from range(5)",
+    );
+    t.write(
+        "models/gold/single.sql",
+        "{{ config(materialized='external') }} select 100 as n",
+    );
+    for _ in 0..2 {
+        t.run(&["build"]).ok();
+        assert_eq!(
+            query_strings(
+                &reader,
+                &format!("select k || ':' || count(*) from {parts} group by k")
+            ),
+            vec!["7:5"],
+            "the location holds this build's partitions only"
+        );
+        assert_eq!(
+            query_i64(&reader, &format!("select sum(n) from {single}")),
+            100
+        );
+    }
+    assert_eq!(std::fs::read_to_string(&mine).unwrap(), "mine");
+
+    // A model whose location already holds an object lakeflow did not write is refused.
+    let theirs = s3.root.join(&bucket).join("lake/s3/gold/taken.parquet");
+    std::fs::write(&theirs, "not parquet").unwrap();
+    t.write(
+        "models/gold/taken.sql",
+        "{{ config(materialized='external') }} select 1 as x",
+    );
+    let run = t.run(&["build", "-s", "taken"]);
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    let out = format!("{}{}", run.stdout, run.stderr);
+    assert!(
+        out.contains("LF526") && out.contains("taken.parquet"),
+        "{out}"
+    );
+    assert_eq!(std::fs::read_to_string(&theirs).unwrap(), "not parquet");
+}

@@ -76,7 +76,10 @@ impl Storage {
         if is_remote(location) {
             let remote = self.remote(location)?;
             let prefix = versions_prefix(location);
-            refuse_foreign_objects(remote, location, &prefix)?;
+            let versions = refuse_foreign_objects(remote, location, &prefix)?;
+            if versions.is_empty() {
+                refuse_foreign_current(remote, location, partitioned)?;
+            }
             let write_path = if partitioned {
                 format!("{prefix}{build_id}")
             } else {
@@ -130,9 +133,12 @@ impl Storage {
         Ok(keys.len())
     }
 
+    /// Puts the staged version in place: locally by link; on S3 by copying it to the model's
+    /// location, so any reader of that location finds this build's data (the catalog view and
+    /// replicas keep reading the version itself).
     pub fn commit(&self, staged: &Staged) -> Result<()> {
         if staged.remote {
-            Ok(())
+            publish_current(self.remote(&staged.location)?, staged)
         } else {
             local::commit(staged)
         }
@@ -182,6 +188,65 @@ impl Storage {
     }
 }
 
+/// Before lakeflow's first version of a model on S3: objects already at its location are not
+/// lakeflow's, and copying the build there would replace them.
+fn refuse_foreign_current(remote: &Remote, location: &str, partitioned: bool) -> Result<()> {
+    let location = location.trim_end_matches('/');
+    let found = if partitioned {
+        remote.list(&format!("{location}/"))?.into_iter().next()
+    } else {
+        remote.exists(location)?.then(|| location.to_string())
+    };
+    match found {
+        None => Ok(()),
+        Some(key) => Err(Error::new(
+            "LF526",
+            format!(
+                "{key} is at the model's location {location}, and lakeflow did not write it; the build's copy there would replace it"
+            ),
+        )
+        .hint("move those objects away, or give the model another `location`")),
+    }
+}
+
+/// Copies the version `staged` wrote to the model's location: a single file as one
+/// server-side copy (readers see the old object or the new one, whole); a folder object by
+/// object, then the objects the previous version put there and this one does not are deleted.
+/// Objects lakeflow never put there are left alone.
+fn publish_current(remote: &Remote, staged: &Staged) -> Result<()> {
+    let version = staged.write_path.trim_end_matches('/');
+    let location = staged.location.trim_end_matches('/');
+    if !staged.partitioned {
+        return remote.copy(version, location);
+    }
+    let prefix = versions_prefix(location);
+    let this = version.strip_prefix(&prefix).unwrap_or(version);
+    let previous = remote
+        .list(&prefix)?
+        .iter()
+        .filter_map(|k| k.strip_prefix(&prefix))
+        .map(|rest| rest.split('/').next().unwrap_or(rest).to_string())
+        .filter(|v| is_version_name(v) && v.as_str() != this)
+        .max();
+    let relative = |root: &str| -> Result<std::collections::BTreeSet<String>> {
+        Ok(remote
+            .list(&format!("{root}/"))?
+            .iter()
+            .filter_map(|k| k.strip_prefix(root).map(str::to_string))
+            .collect())
+    };
+    let fresh = relative(version)?;
+    for rel in &fresh {
+        remote.copy(&format!("{version}{rel}"), &format!("{location}{rel}"))?;
+    }
+    if let Some(previous) = previous {
+        for rel in relative(&format!("{prefix}{previous}"))?.difference(&fresh) {
+            remote.delete(&format!("{location}{rel}"))?;
+        }
+    }
+    Ok(())
+}
+
 fn versions_prefix(location: &str) -> String {
     format!("{}.versions/", location.trim_end_matches('/'))
 }
@@ -199,14 +264,15 @@ pub fn is_version_name(name: &str) -> bool {
 }
 
 /// Objects under `{location}.versions/` that are not versions would be deleted by the
-/// garbage collection of this model: refuse to write there instead.
-fn refuse_foreign_objects(remote: &Remote, location: &str, prefix: &str) -> Result<()> {
-    let foreign = remote.list(prefix)?.into_iter().find(|k| {
+/// garbage collection of this model: refuse to write there instead. Returns the keys there.
+fn refuse_foreign_objects(remote: &Remote, location: &str, prefix: &str) -> Result<Vec<String>> {
+    let keys = remote.list(prefix)?;
+    let foreign = keys.iter().find(|k| {
         let rest = k.strip_prefix(prefix).unwrap_or(k);
         !is_version_name(rest.split('/').next().unwrap_or(rest))
     });
     match foreign {
-        None => Ok(()),
+        None => Ok(keys),
         Some(key) => Err(Error::new(
             "LF526",
             format!(

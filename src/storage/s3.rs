@@ -203,6 +203,25 @@ impl Remote {
         Ok(keys.len())
     }
 
+    /// Deletes the one object `url` (gone already is fine).
+    pub fn delete(&self, url: &str) -> Result<()> {
+        let (store, path) = self.store(url)?;
+        match runtime()?.block_on(store.delete(&path)) {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(self.error("delete", url, &e)),
+        }
+    }
+
+    /// Whether the object `url` exists.
+    pub fn exists(&self, url: &str) -> Result<bool> {
+        let (store, path) = self.store(url)?;
+        match runtime()?.block_on(store.head(&path)) {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::NotFound { .. }) => Ok(false),
+            Err(e) => Err(self.error("read", url, &e)),
+        }
+    }
+
     pub fn put(&self, url: &str, bytes: Vec<u8>) -> Result<()> {
         let (store, path) = self.store(url)?;
         runtime()?
