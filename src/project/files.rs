@@ -223,45 +223,56 @@ pub fn read_seed_files(root: &Path, dirs: &[String]) -> Result<Vec<SqlFile>> {
 }
 
 fn files_under(root: &Path, dirs: &[String], ext: &str, kind: FileKind) -> Result<Vec<SqlFile>> {
-    let mut files = Vec::new();
+    use rayon::prelude::*;
+    let mut paths = Vec::new();
     for dir in dirs {
         for path in discover(root, std::slice::from_ref(dir), &[ext])? {
-            let bytes = std::fs::read(&path).map_err(|e| Error::io("LF100", "read", &path, e))?;
-            let checksum = checksum(&bytes, kind);
-            let source = match kind {
-                FileKind::Model | FileKind::Test | FileKind::Snapshot => String::from_utf8(bytes)
-                    .map_err(|_| {
-                    let e = std::io::Error::new(
-                        std::io::ErrorKind::InvalidData,
-                        "stream did not contain valid UTF-8",
-                    );
-                    Error::io("LF100", "read", &path, e)
-                })?,
-                FileKind::Seed => String::new(),
-            };
-            let rel = path.strip_prefix(root).unwrap_or(&path).to_path_buf();
-            let under = path.strip_prefix(root.join(dir)).unwrap_or(&path);
-            let folders = under
-                .parent()
-                .map(super::paths::components)
-                .unwrap_or_default();
-            let name = path
-                .file_stem()
-                .map(|s| s.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            files.push(SqlFile {
-                name,
-                path: rel,
-                folders,
-                source,
-                kind,
-                checksum,
-                package: None,
-                version: None,
-            });
+            paths.push((dir, path));
         }
     }
-    Ok(files)
+    // Read and hashed in parallel (a project of thousands of models spends its load here),
+    // kept in the order found.
+    paths
+        .par_iter()
+        .map(|(dir, path)| read_file(root, dir, path, kind))
+        .collect()
+}
+
+fn read_file(root: &Path, dir: &str, path: &Path, kind: FileKind) -> Result<SqlFile> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io("LF100", "read", path, e))?;
+    let checksum = checksum(&bytes, kind);
+    let source = match kind {
+        FileKind::Model | FileKind::Test | FileKind::Snapshot => {
+            String::from_utf8(bytes).map_err(|_| {
+                let e = std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    "stream did not contain valid UTF-8",
+                );
+                Error::io("LF100", "read", path, e)
+            })?
+        }
+        FileKind::Seed => String::new(),
+    };
+    let rel = path.strip_prefix(root).unwrap_or(path).to_path_buf();
+    let under = path.strip_prefix(root.join(dir)).unwrap_or(path);
+    let folders = under
+        .parent()
+        .map(super::paths::components)
+        .unwrap_or_default();
+    let name = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    Ok(SqlFile {
+        name,
+        path: rel,
+        folders,
+        source,
+        kind,
+        checksum,
+        package: None,
+        version: None,
+    })
 }
 
 /// dbt's checksum of a file: sha256 of its text with Python's `str.strip()` applied, so
