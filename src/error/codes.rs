@@ -221,7 +221,7 @@ pub const CODES: &[(&str, &str)] = &[
     ),
     (
         "LF526",
-        "an S3 prefix holds objects that lakeflow did not write",
+        "an S3 prefix or a model's S3 location holds objects that lakeflow did not write",
     ),
     (
         "LF530",
