@@ -67,10 +67,10 @@ fn real_path(path: &Path) -> Option<PathBuf> {
     // A missing path costs one stat, not a walk of its components.
     let meta = std::fs::symlink_metadata(path).ok()?;
     let real = std::fs::canonicalize(path).ok()?;
-    if meta.is_dir() {
-        if let Ok(mut folders) = FOLDERS.lock() {
-            folders.insert(path.to_path_buf(), real.clone());
-        }
+    if meta.is_dir()
+        && let Ok(mut folders) = FOLDERS.lock()
+    {
+        folders.insert(path.to_path_buf(), real.clone());
     }
     Some(real)
 }
