@@ -403,7 +403,9 @@ def write_results(path, table, args):
     Path(path).write_text(
         "# Benchmark results\n\n"
         f"Written by `benches/e2e.sh` on {time.strftime('%Y-%m-%d')}, machine: {machine()}.\n"
-        f"Medians of {args.runs} runs after one warm-up; DuckDB 1.5.5 on every side ({versions}).\n\n"
+        f"Medians of {args.runs} runs after one warm-up; DuckDB 1.5.5 on every side ({versions}).\n"
+        + (f"Only {', '.join(args.only)} ran this time; the other rows are kept from earlier runs, "
+           "which may have been on another machine.\n" if args.only else "") + "\n"
         + table + "\n\n"
         "- overhead: the synthetic project of `lakeflow example-data --models N` (an unmodified\n"
         "  dbt_project.yml both tools read) rebuilt in full.\n"
