@@ -339,3 +339,32 @@ fn show_prints_a_models_or_inline_sqls_first_rows() {
     assert_ne!(run.code, 0);
     assert!(run.stderr.contains("error[LF305]"), "{}", run.stderr);
 }
+
+#[test]
+fn compile_writes_the_compiled_folder_whole_then_rewrites_only_what_changed() {
+    let t = TestProject::new(&[
+        ("models/a.sql", "select 1 as x"),
+        ("models/sub/b.sql", "select x from {{ ref('a') }}"),
+    ]);
+    t.run(&["compile"]).ok();
+    let dir = t.path().join("target/compiled/proj/models");
+    let a = dir.join("a.sql");
+    let b = dir.join("sub/b.sql");
+    assert_eq!(std::fs::read_to_string(&a).unwrap().trim(), "select 1 as x");
+    assert!(std::fs::read_to_string(&b).unwrap().contains("from \"main\".\"a\""));
+    let stamp = |p: &std::path::Path| std::fs::metadata(p).unwrap().modified().unwrap();
+    let (a_before, b_before) = (stamp(&a), stamp(&b));
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    t.write("models/a.sql", "select 2 as x");
+    t.run(&["compile"]).ok();
+    assert_eq!(std::fs::read_to_string(&a).unwrap().trim(), "select 2 as x");
+    assert_ne!(stamp(&a), a_before, "the changed model's file is rewritten");
+    assert_eq!(stamp(&b), b_before, "an unchanged model's file is left as it was");
+    let leftovers: Vec<_> = std::fs::read_dir(t.path().join("target/compiled"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n != "proj")
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}

@@ -5,7 +5,7 @@ use crate::execute::RunResult;
 use crate::project::Project;
 use crate::render::Node;
 use serde_json::json;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Every artifact passes here, so no secret value reaches `target/`.
 fn write(path: &Path, text: &str) -> Result<()> {
@@ -63,43 +63,105 @@ pub fn write_compiled(project: &Project, nodes: &[&Node]) -> Result<()> {
     use rayon::prelude::*;
     let compiled = project.target_path.join("compiled");
     // A seed has no SQL of its own to show (dbt writes none for it either).
-    // By path: of two nodes compiled to one path, the later wins, as when written in turn.
-    let files: std::collections::BTreeMap<std::path::PathBuf, &str> = nodes
+    // By (folder of the project or package, path): of two nodes compiled to one path, the
+    // later wins, as when written in turn.
+    let mut by_base: std::collections::BTreeMap<
+        PathBuf,
+        std::collections::BTreeMap<PathBuf, &str>,
+    > = Default::default();
+    for n in nodes
         .iter()
         .filter(|n| n.kind != crate::project::FileKind::Seed)
-        .map(|n| {
-            let package = project
-                .packages
-                .iter()
-                .find(|p| n.fqn.first() == Some(&p.name) && n.path.starts_with(&p.root));
-            let (base, path) = match package {
-                Some(p) => (
-                    compiled.join(&p.name),
-                    n.path.strip_prefix(&p.root).unwrap_or(&n.path),
-                ),
-                None => (compiled.join(&project.name), n.path.as_path()),
-            };
-            (base.join(compiled_path(n, path)), n.compiled_sql.as_str())
-        })
-        .collect();
-    // Each folder is made once, then the files are written in parallel: a project of
-    // thousands of models spends its compile time here otherwise.
-    let folders: std::collections::BTreeSet<&Path> =
-        files.keys().filter_map(|p| p.parent()).collect();
-    for folder in folders {
-        std::fs::create_dir_all(folder)
-            .map_err(|e| Error::io("LF701", "create folder", folder, e))?;
+    {
+        let package = project
+            .packages
+            .iter()
+            .find(|p| n.fqn.first() == Some(&p.name) && n.path.starts_with(&p.root));
+        let (base, path) = match package {
+            Some(p) => (
+                compiled.join(&p.name),
+                n.path.strip_prefix(&p.root).unwrap_or(&n.path),
+            ),
+            None => (compiled.join(&project.name), n.path.as_path()),
+        };
+        by_base
+            .entry(base)
+            .or_default()
+            .insert(compiled_path(n, path), n.compiled_sql.as_str());
     }
-    let files: Vec<(std::path::PathBuf, &str)> = files.into_iter().collect();
-    files.par_iter().try_for_each(|(path, sql)| {
-        let text = crate::redact::redact(sql);
-        // An unchanged file is left as it is: a recompile rewrites only what changed
-        // (and replacing a file by rename makes the filesystem flush it).
-        if std::fs::read(path).is_ok_and(|old| old == text.as_bytes()) {
-            return Ok(());
+    for (base, files) in &by_base {
+        // A first compile writes the whole folder under a temporary name and renames it into
+        // place: one rename instead of one per file.
+        if !base.exists() && write_new_folder(base, files)? {
+            continue;
         }
-        write_in_place(path, &text)
-    })
+        make_folders(base, files.keys())?;
+        let files: Vec<(&PathBuf, &&str)> = files.iter().collect();
+        files.par_iter().try_for_each(|(rel, sql)| {
+            let path = base.join(rel);
+            let text = crate::redact::redact(sql);
+            // An unchanged file is left as it is: a recompile rewrites only what changed
+            // (and replacing a file by rename makes the filesystem flush it).
+            if std::fs::read(&path).is_ok_and(|old| old == text.as_bytes()) {
+                return Ok(());
+            }
+            write_in_place(&path, &text)
+        })?;
+    }
+    Ok(())
+}
+
+/// Each folder the files go in, made once: a project of thousands of models spends its
+/// compile time on such calls otherwise.
+fn make_folders<'a>(base: &Path, files: impl Iterator<Item = &'a PathBuf>) -> Result<()> {
+    let folders: std::collections::BTreeSet<PathBuf> = files
+        .filter_map(|rel| base.join(rel).parent().map(Path::to_path_buf))
+        .collect();
+    for folder in folders {
+        std::fs::create_dir_all(&folder)
+            .map_err(|e| Error::io("LF701", "create folder", &folder, e))?;
+    }
+    Ok(())
+}
+
+/// Writes `files` into a new folder beside `base` and renames it to `base`. False when `base`
+/// appeared meanwhile (the caller writes file by file then).
+fn write_new_folder(
+    base: &Path,
+    files: &std::collections::BTreeMap<PathBuf, &str>,
+) -> Result<bool> {
+    use rayon::prelude::*;
+    let (Some(parent), Some(name)) = (base.parent(), base.file_name()) else {
+        return Ok(false);
+    };
+    let name = name.to_string_lossy();
+    std::fs::create_dir_all(parent).map_err(|e| Error::io("LF701", "create folder", parent, e))?;
+    // What a killed compile left (lakeflow's own names only).
+    let leftover = format!(".{name}.lf-tmp-");
+    if let Ok(entries) = std::fs::read_dir(parent) {
+        for e in entries.flatten() {
+            if e.file_name().to_string_lossy().starts_with(&leftover) {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+    }
+    let stage = parent.join(format!("{leftover}{}", std::process::id()));
+    make_folders(&stage, files.keys())?;
+    let written = files.par_iter().try_for_each(|(rel, sql)| {
+        let path = stage.join(rel);
+        std::fs::write(&path, crate::redact::redact(sql).as_bytes())
+            .map_err(|e| Error::io("LF701", "write", &path, e))
+    });
+    let placed = written.and_then(|()| {
+        std::fs::rename(&stage, base).map_err(|e| Error::io("LF701", "write", base, e))
+    });
+    match placed {
+        Ok(()) => Ok(true),
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&stage);
+            if base.exists() { Ok(false) } else { Err(e) }
+        }
+    }
 }
 
 /// Where a node's compiled SQL goes under `target/compiled/<project>/`: its own path, or for a
