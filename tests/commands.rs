@@ -351,7 +351,11 @@ fn compile_writes_the_compiled_folder_whole_then_rewrites_only_what_changed() {
     let a = dir.join("a.sql");
     let b = dir.join("sub/b.sql");
     assert_eq!(std::fs::read_to_string(&a).unwrap().trim(), "select 1 as x");
-    assert!(std::fs::read_to_string(&b).unwrap().contains("from \"main\".\"a\""));
+    assert!(
+        std::fs::read_to_string(&b)
+            .unwrap()
+            .contains("from \"main\".\"a\"")
+    );
     let stamp = |p: &std::path::Path| std::fs::metadata(p).unwrap().modified().unwrap();
     let (a_before, b_before) = (stamp(&a), stamp(&b));
     std::thread::sleep(std::time::Duration::from_millis(20));
@@ -359,7 +363,11 @@ fn compile_writes_the_compiled_folder_whole_then_rewrites_only_what_changed() {
     t.run(&["compile"]).ok();
     assert_eq!(std::fs::read_to_string(&a).unwrap().trim(), "select 2 as x");
     assert_ne!(stamp(&a), a_before, "the changed model's file is rewritten");
-    assert_eq!(stamp(&b), b_before, "an unchanged model's file is left as it was");
+    assert_eq!(
+        stamp(&b),
+        b_before,
+        "an unchanged model's file is left as it was"
+    );
     let leftovers: Vec<_> = std::fs::read_dir(t.path().join("target/compiled"))
         .unwrap()
         .flatten()
