@@ -197,7 +197,7 @@ fn apply(atom: &Atom, nodes: &[Node], dag: &Dag, cx: &Cx) -> Result<BTreeSet<usi
     // Sources and exposures are not nodes here. `source:raw+` starts from the nodes that read
     // the source (its children), `+exposure:x` from the nodes it reads (its parents); alone,
     // either selects nothing to build, as in dbt.
-    let (first, depth, dir): (Vec<usize>, _, _) = match atom.method.as_str() {
+    let outside: Option<(Vec<usize>, _, _)> = match atom.method.as_str() {
         "source" => {
             let reads = |(s, t): &(String, String)| {
                 parts[0].is_match(s) && parts.get(1).is_none_or(|p| p.is_match(t))
@@ -208,7 +208,7 @@ fn apply(atom: &Atom, nodes: &[Node], dag: &Dag, cx: &Cx) -> Result<BTreeSet<usi
                 .filter(|(_, n)| n.sources.iter().any(reads))
                 .map(|(i, _)| i)
                 .collect();
-            (readers, atom.children, Direction::Outgoing)
+            Some((readers, atom.children, Direction::Outgoing))
         }
         "exposure" => {
             let read = nodes
@@ -223,11 +223,11 @@ fn apply(atom: &Atom, nodes: &[Node], dag: &Dag, cx: &Cx) -> Result<BTreeSet<usi
                 })
                 .map(|(i, _)| i)
                 .collect();
-            (read, atom.parents, Direction::Incoming)
+            Some((read, atom.parents, Direction::Incoming))
         }
-        _ => (Vec::new(), None, Direction::Outgoing),
+        _ => None,
     };
-    if matches!(atom.method.as_str(), "source" | "exposure") {
+    if let Some((first, depth, dir)) = outside {
         let Some(depth) = depth else {
             return Ok(BTreeSet::new());
         };

@@ -61,7 +61,6 @@ pub fn ensure_schemas<'a>(
     Ok(())
 }
 
-/// Relations that exist in the catalog now, as (schema, name).
 /// The relations of the target's catalog file, read without taking the write lock (none when
 /// there is no catalog yet or it cannot be read now).
 pub fn existing_relations_read_only(target: &crate::project::Target) -> HashSet<(String, String)> {
@@ -77,6 +76,7 @@ pub fn existing_relations_read_only(target: &crate::project::Target) -> HashSet<
         .unwrap_or_default()
 }
 
+/// Relations that exist in the catalog now, as (schema, name).
 pub fn existing_relations(conn: &Connection) -> Result<HashSet<(String, String)>> {
     let mut stmt = conn
         .prepare("select table_schema, table_name from information_schema.tables")

@@ -74,14 +74,7 @@ fn external(
             );
             let mut node = c.node.clone();
             node.relation = work.clone();
-            let wc = Ctx {
-                conn: c.conn,
-                node: &node,
-                storage: c.storage,
-                build_id: c.build_id,
-                full_refresh: c.full_refresh,
-                event_time: c.event_time,
-            };
+            let wc = Ctx { node: &node, ..*c };
             let applied = c
                 .conn
                 .execute_batch(&format!(

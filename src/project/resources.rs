@@ -75,14 +75,17 @@ pub struct Listed {
     pub fields: serde_json::Value,
 }
 
+/// The schema-file (and manifest) section of each kind of [`Listed`] resource.
+pub const LISTED_SECTIONS: [(&str, &str); 4] = [
+    ("metrics", "metric"),
+    ("semantic_models", "semantic_model"),
+    ("saved_queries", "saved_query"),
+    ("groups", "group"),
+];
+
 /// The metrics, semantic models, saved queries and groups of a schema file.
 pub(super) fn read_listed(doc: &Value, file: &Path, out: &mut Vec<Listed>) {
-    for (key, kind) in [
-        ("metrics", "metric"),
-        ("semantic_models", "semantic_model"),
-        ("saved_queries", "saved_query"),
-        ("groups", "group"),
-    ] {
+    for (key, kind) in LISTED_SECTIONS {
         let Some(Value::Sequence(items)) = yaml::get(doc, key) else {
             continue;
         };

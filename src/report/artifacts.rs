@@ -204,14 +204,7 @@ fn manifest_text(project: &Project, nodes: &[Node], invocation_id: &str) -> Stri
         &super::manifest::metadata(project, invocation_id, super::manifest::SCHEMA_VERSION),
     );
     // `nodes`, in unique_id order, the analyses among them.
-    let mut order: Vec<(&str, Option<&Node>)> = nodes
-        .iter()
-        .filter(|n| {
-            !matches!(
-                n.materialization,
-                crate::model::materialization::Materialization::UnitTest(_)
-            )
-        })
+    let mut order: Vec<(&str, Option<&Node>)> = graph_nodes(nodes)
         .map(|n| (n.unique_id.as_str(), Some(n)))
         .collect();
     let analysis_ids: Vec<String> = analyses.keys().cloned().collect();
@@ -364,16 +357,19 @@ fn manifest_nodes(
     nodes: &[Node],
     ids: &super::dbt_nodes::Ids,
 ) -> serde_json::Map<String, serde_json::Value> {
-    nodes
-        .iter()
-        .filter(|n| {
-            !matches!(
-                n.materialization,
-                crate::model::materialization::Materialization::UnitTest(_)
-            )
-        })
+    graph_nodes(nodes)
         .map(|n| (n.unique_id.clone(), super::dbt_nodes::node(project, n, ids)))
         .collect()
+}
+
+/// The nodes of the manifest's `nodes` section (unit tests have their own).
+fn graph_nodes(nodes: &[Node]) -> impl Iterator<Item = &Node> {
+    nodes.iter().filter(|n| {
+        !matches!(
+            n.materialization,
+            crate::model::materialization::Materialization::UnitTest(_)
+        )
+    })
 }
 
 /// What a run's results list besides its nodes.

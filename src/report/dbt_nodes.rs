@@ -254,12 +254,7 @@ pub fn node(project: &Project, n: &Node, ids: &Ids) -> Value {
         .unwrap_or_default();
     let config = n.dbt_config();
     let package = n.fqn.first().unwrap_or(&project.name);
-    let in_package = project
-        .packages
-        .iter()
-        .find(|p| &p.name == package)
-        .and_then(|p| n.path.strip_prefix(&p.root).ok())
-        .unwrap_or(&n.path);
+    let file = in_package(project, Some(package), &n.path);
     let language = if n.path.extension().is_some_and(|e| e == "py") {
         "python"
     } else {
@@ -272,11 +267,11 @@ pub fn node(project: &Project, n: &Node, ids: &Ids) -> Value {
         "resource_type": n.kind,
         "package_name": package,
         "path": dbt_path(n),
-        "original_file_path": in_package,
+        "original_file_path": file,
         "unique_id": n.unique_id,
         "fqn": n.fqn,
         "alias": n.relation.identifier,
-        "checksum": checksum(n, in_package),
+        "checksum": checksum(n, &file),
         "config": config,
         "tags": n.tags,
         "description": description,

@@ -93,6 +93,9 @@ fn blocks(source: &str) -> Vec<(String, String, String)> {
 static OPEN: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"\{%-?\s*(macro|test)\s+([A-Za-z_][A-Za-z0-9_]*)\s*\(").expect("a valid pattern")
 });
+/// A plain `ref('name')`, as an analysis's text is read.
+static REF: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r#"ref\(\s*['"]([^'"]+)['"]\s*\)"#).expect("a valid pattern"));
 static COMMENT: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"(?s)\{#.*?#\}").expect("a valid pattern"));
 static END_MACRO: LazyLock<Regex> =
@@ -311,7 +314,7 @@ pub fn listed(
     ids: &super::dbt_nodes::Ids,
 ) -> BTreeMap<&'static str, Map<String, Value>> {
     let mut out: BTreeMap<&'static str, Map<String, Value>> = BTreeMap::new();
-    for section in ["metrics", "semantic_models", "saved_queries", "groups"] {
+    for (section, _) in crate::project::resources::LISTED_SECTIONS {
         out.insert(section, Map::new());
     }
     for l in &project.schema.listed {
@@ -384,12 +387,10 @@ pub fn listed(
         if let (Some(m), Value::Object(more)) = (v.as_object_mut(), more) {
             m.extend(more);
         }
-        let section = match l.kind {
-            "metric" => "metrics",
-            "semantic_model" => "semantic_models",
-            "saved_query" => "saved_queries",
-            _ => "groups",
-        };
+        let section = crate::project::resources::LISTED_SECTIONS
+            .iter()
+            .find(|(_, kind)| *kind == l.kind)
+            .map_or("groups", |(section, _)| *section);
         out.entry(section).or_default().insert(id, v);
     }
     out
@@ -398,13 +399,12 @@ pub fn listed(
 /// The project's analyses as dbt lists them (not compiled: lakeflow never runs them); what
 /// they `ref()` is read from their text.
 pub fn analyses(project: &Project, ids: &super::dbt_nodes::Ids) -> Map<String, Value> {
-    let call = regex::Regex::new(r#"ref\(\s*['"]([^'"]+)['"]\s*\)"#).expect("a valid pattern");
     project
         .analyses
         .iter()
         .map(|f| {
             let id = format!("analysis.{}.{}", project.name, f.name);
-            let refs: Vec<String> = call
+            let refs: Vec<String> = REF
                 .captures_iter(&f.source)
                 .filter_map(|c| c.get(1).map(|m| m.as_str().to_string()))
                 .collect();

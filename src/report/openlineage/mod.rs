@@ -383,7 +383,7 @@ fn files_of(location: &str, base: &Path) -> (String, String) {
 
 /// What `node` reads: the relations of the models it refs (through ephemeral ones), its
 /// sources (a source's files when it has an external location), a seed's CSV file.
-pub fn inputs(nodes: &[Node], node: &Node, project: &Project) -> Vec<Dataset> {
+pub fn inputs(targets: &RefTargets, node: &Node, project: &Project) -> Vec<Dataset> {
     let mut out = Vec::new();
     if node.kind == FileKind::Seed {
         let (namespace, name) = files_of(&node.path.to_string_lossy(), &project.root);
@@ -392,13 +392,7 @@ pub fn inputs(nodes: &[Node], node: &Node, project: &Project) -> Vec<Dataset> {
     let (mut todo, mut seen) = (vec![node], HashSet::new());
     while let Some(n) = todo.pop() {
         for r in &n.refs {
-            // Of a versioned model's nodes, the latest (what a plain ref reaches).
-            let latest = |m: &&Node| m.version.as_ref().is_none_or(|v| v.v == v.latest);
-            let found = nodes
-                .iter()
-                .filter(|m| m.name == *r && !m.is_test())
-                .max_by_key(latest);
-            match found {
+            match targets.get(r.as_str()).copied() {
                 Some(up) if !up.is_ephemeral() => {
                     out.push(catalog_dataset(&project.target.catalog, &up.relation))
                 }
@@ -411,6 +405,24 @@ pub fn inputs(nodes: &[Node], node: &Node, project: &Project) -> Vec<Dataset> {
     let mut unique = HashSet::new();
     out.retain(|d| unique.insert((d.namespace.clone(), d.name.clone())));
     out
+}
+
+/// The node each model name's `ref()` reaches: of a versioned model's nodes, the latest.
+pub type RefTargets<'a> = HashMap<&'a str, &'a Node>;
+
+/// [`RefTargets`] of `nodes`, found once per run rather than once per ref.
+pub fn ref_targets(nodes: &[Node]) -> RefTargets<'_> {
+    let latest = |m: &Node| m.version.as_ref().is_none_or(|v| v.v == v.latest);
+    let mut targets = RefTargets::new();
+    for m in nodes.iter().filter(|m| !m.is_test()) {
+        match targets.get(m.name.as_str()) {
+            Some(prev) if latest(prev) && !latest(m) => {}
+            _ => {
+                targets.insert(m.name.as_str(), m);
+            }
+        }
+    }
+    targets
 }
 
 fn source_dataset(p: &Project, source: &str, table: &str) -> Dataset {
@@ -468,7 +480,8 @@ pub struct Observed<'a, O: Observer> {
     inner: &'a O,
     lineage: Option<&'a Lineage>,
     conn: Option<Mutex<duckdb::Connection>>,
-    nodes: &'a [Node],
+    /// What each ref reaches (empty when no events are sent).
+    targets: RefTargets<'a>,
     project: &'a Project,
 }
 
@@ -491,7 +504,7 @@ impl<'a, O: Observer> Observed<'a, O> {
             inner,
             lineage,
             conn,
-            nodes,
+            targets: lineage.map(|_| ref_targets(nodes)).unwrap_or_default(),
             project,
         }
     }
@@ -504,7 +517,7 @@ impl<'a, O: Observer> Observed<'a, O> {
     }
 
     fn inputs(&self, node: &Node) -> Vec<Dataset> {
-        let mut found = inputs(self.nodes, node, self.project);
+        let mut found = inputs(&self.targets, node, self.project);
         for d in &mut found {
             d.fields = d
                 .relation
