@@ -166,13 +166,16 @@ pub fn land_batch(dir: &Path, batch: u32, rows: u64) -> Result<()> {
            strftime(ts, '%Y-%m-%d') as day
          from (
            select i, h,
+                  -- The user, as a plain key: a join on an expression with a subquery in it
+                  -- would compare every event with every user.
+                  (h >> 8) % (select count(*) from users) as user_k,
                   case when h % 5 = 0
                        then timestamp '2026-01-01' + to_seconds(((h >> 4) % (30 * 86400))::bigint)
                        else timestamp '2026-01-31' + to_days({n} - 1) + to_seconds(((h >> 4) % 86400)::bigint) end as ts
            from (select i, hash(i, {n}) as h from range({rows}) t(i))
          ) e
          join (select user_id, row_number() over (order by user_id) - 1 as k from users) u
-           on u.k = (e.h >> 8) % (select count(*) from users);
+           on u.k = e.user_k;
          -- Re-sent: a few events of this batch land twice.
          insert into ev select * from ev where hash(event_id) % 200 = 1;
          create temp table new_users as
