@@ -312,24 +312,31 @@ def main():
                 f"duckdb.sql(\"copy ({DELTA_SOURCE.format(n=n)}) to '{source}' (format parquet)\"); "
                 f"duckdb.sql(\"copy ({changed.format(src=source, cond=f'id >= {n // 2} and id < {n // 2 + n // 100}')}) to '{clustered}' (format parquet)\"); "
                 f"duckdb.sql(\"copy ({changed.format(src=source, cond='hash(id) % 100 = 0')}) to '{scattered}' (format parquet)\")")], check=True)
-            (proj / "models" / "silver" / "big.sql").write_text(
-                "{{ config(materialized='incremental', format='delta', unique_key='id', incremental_strategy='merge', target_file_size='8MB') }}\n"
-                "{% if is_incremental() %}\nselect * from read_parquet('{{ var(\"changes\") }}')\n"
-                f"{{% else %}}\nselect * from read_parquet('{source}')\n{{% endif %}}\n")
+            # The same merge twice: copy-on-write (the default) and merge-on-read (deletion
+            # vectors, the table property), each against its own full build.
+            modes = [("copy-on-write", "big", ""),
+                     ("deletion vectors", "big_dv", ", table_properties={'delta.enableDeletionVectors': 'true'}")]
+            for _, model, props in modes:
+                (proj / "models" / "silver" / f"{model}.sql").write_text(
+                    "{{ config(materialized='incremental', format='delta', unique_key='id', incremental_strategy='merge', target_file_size='8MB'" + props + ") }}\n"
+                    "{% if is_incremental() %}\nselect * from read_parquet('{{ var(\"changes\") }}')\n"
+                    f"{{% else %}}\nselect * from read_parquet('{source}')\n{{% endif %}}\n")
             full = bench("full rebuild (--full-refresh)", [lf, "run", "-s", "big", "--full-refresh", "--project-dir", proj], proj, args.runs)
-            for label, changes in [("1% of keys, clustered", clustered), ("1% of keys, scattered", scattered)]:
-                # Every measured merge starts from the table as a full build leaves it.
-                samples = []
-                for _ in range(args.runs):
-                    subprocess.run([lf, "run", "-s", "big", "--full-refresh", "--project-dir", proj], check=True, stdout=subprocess.DEVNULL)
-                    samples.append(measure([lf, "run", "-s", "big", "--vars", f"{{changes: '{changes}'}}", "--project-dir", proj], proj))
-                timed = (statistics.median(t for t, _ in samples), max(r for _, r in samples))
-                print(f"  {'merge ' + label:<34} {timed[0]:8.2f} s  {timed[1]:8.0f} MiB", flush=True)
-                last = json.loads(subprocess.run([lf, "delta", "history", "big", "--json", "--limit", "1", "--project-dir", proj],
-                                                 capture_output=True, text=True, check=True).stdout.splitlines()[0])
-                files = len(list((proj / "lake" / "dev" / "silver" / "big").glob("*.parquet")))
-                inc_rows.append((f"{n:,} rows", label, full, timed, last["files_removed"], last["files_added"], last.get("rows_added")))
-                print(f"    rewrote {last['files_removed']} files (wrote {last['files_added']}, {last.get('rows_added')} rows)", flush=True)
+            for mode, model, _ in modes:
+                for label, changes in [("1% of keys, clustered", clustered), ("1% of keys, scattered", scattered)]:
+                    # Every measured merge starts from the table as a full build leaves it.
+                    samples = []
+                    for _ in range(args.runs):
+                        subprocess.run([lf, "run", "-s", model, "--full-refresh", "--project-dir", proj], check=True, stdout=subprocess.DEVNULL)
+                        samples.append(measure([lf, "run", "-s", model, "--vars", f"{{changes: '{changes}'}}", "--project-dir", proj], proj))
+                    timed = (statistics.median(t for t, _ in samples), max(r for _, r in samples))
+                    print(f"  {'merge ' + label + ', ' + mode:<52} {timed[0]:8.2f} s  {timed[1]:8.0f} MiB  ({timed[0] / full[0] * 100:.1f}% of full)", flush=True)
+                    last = json.loads(subprocess.run([lf, "delta", "history", model, "--json", "--limit", "1", "--project-dir", proj],
+                                                     capture_output=True, text=True, check=True).stdout.splitlines()[0])
+                    inc_rows.append((f"{n:,} rows", f"{label}, {mode}", full, timed, last["files_removed"], last["files_added"],
+                                     last.get("rows_added"), last.get("files_marked", 0)))
+                    print(f"    rewrote {last['files_removed']} files (wrote {last['files_added']}, {last.get('rows_added')} rows; "
+                          f"{last.get('files_marked', 0)} files got deletion vectors)", flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -384,13 +391,13 @@ def render(rows, delta_rows, kept_main=(), kept_delta=(), inc_rows=(), kept_inc=
     if inc_rows or kept_inc:
         lines += [
             "",
-            "| Incremental (Delta merge) | table | change | full rebuild | incremental run | incremental / full | files rewritten | rows written |",
-            "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: |",
+            "| Incremental (Delta merge) | table | change | full rebuild | incremental run | incremental / full | files rewritten | rows written | files with deletion vectors |",
+            "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
         ]
         lines += list(kept_inc)
-        for size, label, full, inc, removed, added, written in inc_rows:
+        for size, label, full, inc, removed, added, written, marked in inc_rows:
             lines.append(f"| incremental | {size} | {label} | {full[0]:.2f} s | {inc[0]:.2f} s | {inc[0] / full[0] * 100:.1f}% | "
-                         f"{removed} replaced by {added} | {written:,} |")
+                         f"{removed} replaced by {added} | {written:,} | {marked} |")
     return "\n".join(lines)
 
 
@@ -429,7 +436,10 @@ def write_results(path, table, args):
         "  (`unique_key: id`) with 1% of its keys changed, once as one contiguous id range\n"
         "  (`clustered`, e.g. recent rows) and once spread over all ids (`scattered`). Copy-on-\n"
         "  write at file level: only files holding a changed key are rewritten, so clustered\n"
-        "  changes rewrite a few files and scattered ones most of them.\n"
+        "  changes rewrite a few files and scattered ones most of them. The same merges on a\n"
+        "  table with `delta.enableDeletionVectors` (merge-on-read): the changed rows are marked\n"
+        "  deleted in deletion vectors and no file is rewritten; both against the copy-on-write\n"
+        "  table's full rebuild.\n"
         "- `benches/phases.sh` measures load, render, DAG and select alone (below).\n"
         + kept
     )

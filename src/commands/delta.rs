@@ -197,7 +197,7 @@ fn repoint_delta(
     version: i64,
 ) -> Result<()> {
     let snap = table.snapshot(&crate::delta::AsOf::Version(version))?;
-    let reader = crate::delta::reader_sql(&table.location, &snap)?;
+    let reader = table.reader(Some(conn), &snap)?;
     state::repoint(
         conn,
         &node.relation,

@@ -1,12 +1,13 @@
 //! An incremental run on a Delta table: one commit that adds the new rows' files and, for
 //! `merge` / `delete+insert` / `insert_overwrite`, removes what they replace. Replacing is
 //! copy-on-write at file level: only the files holding a matched key (or a replaced partition)
-//! are rewritten, so the data written is proportional to what changed, not to the table.
+//! are rewritten, so the data written is proportional to what changed, not to the table. A
+//! table with `delta.enableDeletionVectors` replaces keys merge-on-read instead: the matched
+//! rows are marked deleted in a deletion vector of their file (see [`super::dv`]) and no
+//! existing file is rewritten.
 
 use super::write::{self, CopySpec, ModelWrite};
-use super::{
-    AsOf, DataFile, Snapshot, Table, delta_err, delta_error, file_path, reader_sql, types,
-};
+use super::{AsOf, DataFile, Snapshot, Table, delta_err, delta_error, dv, file_path, types};
 use crate::error::Result;
 use crate::model::materialization::{External, Incremental, Strategy};
 use crate::model::relation::{quote_ident, quote_literal};
@@ -14,8 +15,9 @@ use deltalake::kernel::Action;
 use deltalake::kernel::transaction::TableReference;
 use deltalake::protocol::{DeltaOperation, MergePredicate, SaveMode};
 use duckdb::Connection;
-use serde_json::json;
-use std::collections::HashSet;
+use roaring::RoaringTreemap;
+use serde_json::{Value, json};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// The new rows of one run: `select_sql` yields them in the table's (possibly widened)
 /// columns; `batch` is the temporary table they were computed into (for their keys), holding
@@ -32,6 +34,8 @@ pub struct Applied {
     pub files_removed: usize,
     pub files_added: usize,
     pub rows_rewritten: u64,
+    /// Files whose replaced rows were marked in a deletion vector instead.
+    pub files_marked: usize,
 }
 
 pub fn apply(
@@ -62,8 +66,37 @@ pub fn apply(
     );
     let keys = &inc.unique_key;
     let mut new_sql = new_sql;
+    let mut config: BTreeMap<String, String> = snap
+        .metadata
+        .get("configuration")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+        .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+        .collect();
+    config.extend(ext.table_properties.clone());
+    let merge_on_read = dv::enabled(&config);
+    let mut marked: BTreeMap<String, RoaringTreemap> = BTreeMap::new();
     let (replaced, rewritten_sql): (Vec<&DataFile>, Option<String>) = match inc.strategy {
         Strategy::Append => (Vec::new(), None),
+        Strategy::Merge | Strategy::DeleteInsert | Strategy::Microbatch if merge_on_read => {
+            marked = rows_matching(conn, &table.location, &snap, rows.batch, keys, inc)?;
+            let files: Vec<&DataFile> = snap
+                .files
+                .iter()
+                .filter(|f| marked.contains_key(&f.path))
+                .collect();
+            if inc.strategy == Strategy::Merge && !files.is_empty() {
+                let part = Snapshot {
+                    files: files.iter().map(|f| (*f).clone()).collect(),
+                    ..snap.clone()
+                };
+                let old = table.reader(Some(conn), &part)?;
+                let names: Vec<String> = cols.delta.iter().map(|(n, _)| n.clone()).collect();
+                new_sql = keep_unupdated_columns(&new_sql, &old, inc, &names);
+            }
+            (files, None)
+        }
         Strategy::Merge | Strategy::DeleteInsert | Strategy::Microbatch => {
             let hit = files_matching(conn, &table.location, &snap, rows.batch, keys, inc)?;
             let files: Vec<&DataFile> = snap
@@ -78,7 +111,7 @@ pub fn apply(
                     files: files.iter().map(|f| (*f).clone()).collect(),
                     ..snap.clone()
                 };
-                let old = reader_sql(&table.location, &part)?;
+                let old = table.reader(Some(conn), &part)?;
                 if inc.strategy == Strategy::Merge {
                     let names: Vec<String> = cols.delta.iter().map(|(n, _)| n.clone()).collect();
                     new_sql = keep_unupdated_columns(&new_sql, &old, inc, &names);
@@ -92,14 +125,7 @@ pub fn apply(
             let files = snap
                 .files
                 .iter()
-                .filter(|f| {
-                    let key: Vec<Option<String>> = ext
-                        .partition_by
-                        .iter()
-                        .map(|c| f.partition_values.get(c).cloned().flatten())
-                        .collect();
-                    parts.contains(&key)
-                })
+                .filter(|f| parts.contains(&snap.partition_key(f)))
                 .collect();
             (files, None)
         }
@@ -143,6 +169,7 @@ pub fn apply(
             files_removed: 0,
             files_added: 0,
             rows_rewritten: 0,
+            files_marked: 0,
         });
     }
     let written = write::copy_files(conn, table, &spec)
@@ -155,21 +182,35 @@ pub fn apply(
     let gone: HashSet<&str> = replaced.iter().map(|f| f.path.as_str()).collect();
     let mut actions =
         super::metadata_changes(state, &cols.delta, &ext.partition_by, &ext.table_properties)?;
-    let removes: Vec<Action> = state
+    // `path()` is already the file's name, as `DataFile::path` (decoding it again would
+    // miss every file whose name holds a `%`, e.g. each Hive folder of a timestamp).
+    let touched: Vec<_> = state
         .log_data()
         .iter()
-        // `path()` is already the file's name, as `DataFile::path` (decoding it again would
-        // miss every file whose name holds a `%`, e.g. each Hive folder of a timestamp).
         .filter(|f| gone.contains(&*f.path()))
-        .map(|f| Action::Remove(f.remove_action(true)))
         .collect();
-    let (files_removed, files_added) = (removes.len(), written.len());
-    actions.extend(removes);
+    let marks = if marked.is_empty() {
+        Vec::new()
+    } else {
+        deletion_vectors(table, &replaced, marked)?
+    };
+    let mut files_removed = touched.len();
+    for f in &touched {
+        actions.push(Action::Remove(f.remove_action(true)));
+    }
+    for (path, descriptor) in marks.iter() {
+        if let Some(f) = touched.iter().find(|f| &*f.path() == path.as_str()) {
+            actions.push(Action::Add(marked_add(f, descriptor.clone())));
+            files_removed -= 1;
+        }
+    }
+    let files_added = written.len();
     actions.extend(written.iter().map(|w| Action::Add(w.add.clone())));
     let info = json!({
         "build_id": build_id, "model": model, "rows": new_rows, "files": files_added,
         "incremental_strategy": inc.strategy.name(), "files_removed": files_removed,
         "rows_rewritten": written_rows.saturating_sub(new_rows),
+        "files_marked": marks.len(),
     });
     let version = table
         .commit(
@@ -188,7 +229,68 @@ pub fn apply(
         files_removed,
         files_added,
         rows_rewritten: written_rows.saturating_sub(new_rows),
+        files_marked: marks.len(),
     })
+}
+
+/// The new deletion vectors of the files in `hits` (each the file's old vector and its newly
+/// matched rows), written into one file; a file whose rows are all deleted gets none (it is
+/// only removed).
+fn deletion_vectors(
+    table: &Table,
+    files: &[&DataFile],
+    mut hits: BTreeMap<String, RoaringTreemap>,
+) -> Result<Vec<(String, deltalake::kernel::DeletionVectorDescriptor)>> {
+    let part = Snapshot {
+        version: 0,
+        columns: Vec::new(),
+        partition_columns: Vec::new(),
+        files: files.iter().map(|f| (*f).clone()).collect(),
+        metadata: Value::Null,
+        protocol: Value::Null,
+    };
+    for (path, old) in dv::deleted_rows(table, &part)? {
+        if let Some(rows) = hits.get_mut(&path) {
+            *rows |= old;
+        }
+    }
+    let whole: HashMap<&str, Option<u64>> =
+        files.iter().map(|f| (f.path.as_str(), f.rows)).collect();
+    let kept: Vec<(String, RoaringTreemap)> = hits
+        .into_iter()
+        .filter(|(path, rows)| {
+            whole
+                .get(path.as_str())
+                .copied()
+                .flatten()
+                .is_none_or(|n| rows.len() < n)
+        })
+        .collect();
+    if kept.is_empty() {
+        return Ok(Vec::new());
+    }
+    let vectors: Vec<&RoaringTreemap> = kept.iter().map(|(_, r)| r).collect();
+    let descriptors = dv::write(table, &vectors)?;
+    Ok(kept.into_iter().map(|(p, _)| p).zip(descriptors).collect())
+}
+
+/// The Add that puts a file back with a deletion vector: the same file and statistics, with
+/// bounds marked as possibly wider than the rows left.
+#[allow(deprecated)]
+fn marked_add(
+    f: &deltalake::kernel::LogicalFileView,
+    descriptor: deltalake::kernel::DeletionVectorDescriptor,
+) -> deltalake::kernel::Add {
+    let mut add = f.add_action();
+    add.data_change = true;
+    add.deletion_vector = Some(descriptor);
+    add.stats = add.stats.as_deref().and_then(|s| {
+        let mut v: Value = serde_json::from_str(s).ok()?;
+        v.as_object_mut()?
+            .insert("tightBounds".into(), json!(false));
+        Some(v.to_string())
+    });
+    add
 }
 
 fn operation(inc: &Incremental, ext: &External, snap: &Snapshot) -> DeltaOperation {
@@ -254,6 +356,32 @@ fn files_matching(
     if snap.files.is_empty() {
         return Ok(HashSet::new());
     }
+    let sql = matching_sql(location, snap, batch, keys, inc, false);
+    let mut stmt = conn.prepare(&sql).map_err(delta_err)?;
+    let found: Vec<String> = stmt
+        .query_map([], |r| r.get::<_, String>(0))
+        .map_err(delta_err)?
+        .collect::<Result<_, _>>()
+        .map_err(delta_err)?;
+    let found: HashSet<String> = found.into_iter().collect();
+    Ok(snap
+        .files
+        .iter()
+        .filter(|f| found.contains(&file_path(location, &f.path)))
+        .map(|f| f.path.clone())
+        .collect())
+}
+
+/// The query behind [`files_matching`] (distinct `lf_file`) and [`rows_matching`] (`lf_file`,
+/// `file_row_number` of each matched row).
+fn matching_sql(
+    location: &str,
+    snap: &Snapshot,
+    batch: &str,
+    keys: &[String],
+    inc: &Incremental,
+    rows: bool,
+) -> String {
     let key_list: Vec<String> = keys.iter().map(|k| quote_ident(k)).collect();
     let paths: Vec<String> = snap
         .files
@@ -269,32 +397,56 @@ fn files_matching(
     } else {
         ", hive_partitioning = false"
     };
-    let rows = format!(
-        "(select * from read_parquet([{}], filename = true, union_by_name = true{hive}) as DBT_INTERNAL_DEST where true{})",
+    let table = format!(
+        "(select * from read_parquet([{}], filename = 'lf_file', file_row_number = {rows}, union_by_name = true{hive}) as DBT_INTERNAL_DEST where true{})",
         paths.join(", "),
         inc.predicate_sql()
     );
-    let sql = if keys.is_empty() {
-        format!("select distinct filename from {rows} as lf_files")
+    let select = if rows {
+        "select lf_file, file_row_number"
+    } else {
+        "select distinct lf_file"
+    };
+    if keys.is_empty() {
+        format!("{select} from {table} as lf_files")
     } else {
         format!(
-            "select distinct filename from {rows} as lf_files semi join (select distinct {k} from {batch}) as lf_keys using ({k})",
+            "{select} from {table} as lf_files semi join (select distinct {k} from {batch}) as lf_keys using ({k})",
             k = key_list.join(", ")
         )
-    };
-    let mut stmt = conn.prepare(&sql).map_err(delta_err)?;
-    let found: Vec<String> = stmt
-        .query_map([], |r| r.get::<_, String>(0))
-        .map_err(delta_err)?
-        .collect::<Result<_, _>>()
-        .map_err(delta_err)?;
-    let found: HashSet<String> = found.into_iter().collect();
-    Ok(snap
+    }
+}
+
+/// The rows a merge-on-read run replaces, by file (path relative to the table): as
+/// [`files_matching`], with their positions in the file.
+fn rows_matching(
+    conn: &Connection,
+    location: &str,
+    snap: &Snapshot,
+    batch: &str,
+    keys: &[String],
+    inc: &Incremental,
+) -> Result<BTreeMap<String, RoaringTreemap>> {
+    let mut out: BTreeMap<String, RoaringTreemap> = BTreeMap::new();
+    if snap.files.is_empty() {
+        return Ok(out);
+    }
+    let by_path: HashMap<String, &str> = snap
         .files
         .iter()
-        .filter(|f| found.contains(&file_path(location, &f.path)))
-        .map(|f| f.path.clone())
-        .collect())
+        .map(|f| (file_path(location, &f.path), f.path.as_str()))
+        .collect();
+    let sql = matching_sql(location, snap, batch, keys, inc, true);
+    let mut stmt = conn.prepare(&sql).map_err(delta_err)?;
+    let mut rows = stmt.query([]).map_err(delta_err)?;
+    while let Some(row) = rows.next().map_err(delta_err)? {
+        let file: String = row.get(0).map_err(delta_err)?;
+        let at: i64 = row.get(1).map_err(delta_err)?;
+        if let Some(path) = by_path.get(&file) {
+            out.entry(path.to_string()).or_default().insert(at as u64);
+        }
+    }
+    Ok(out)
 }
 
 /// The rows of the rewritten files (`old`) that stay: those whose key is not among the new

@@ -1,7 +1,7 @@
 //! Keeping Delta tables healthy from cron: history, compaction (`optimize`), and removal of
 //! data files no version in reach needs any more (`vacuum`).
 
-use super::{AsOf, DataFile, Snapshot, Table, block_on, delta_err, delta_error, reader_sql, write};
+use super::{AsOf, DataFile, Snapshot, Table, block_on, delta_err, delta_error, dv, write};
 use crate::error::Result;
 use deltalake::kernel::Action;
 use deltalake::kernel::transaction::TableReference;
@@ -25,9 +25,15 @@ pub struct Commit {
     pub files_removed: usize,
     pub rows_added: Option<u64>,
     pub data_change: bool,
+    /// Files that got a deletion vector (rows deleted in place; not counted as added or
+    /// removed).
+    pub files_marked: usize,
     /// Paths removed by this commit, with their deletion time.
     #[serde(skip)]
     pub removed: Vec<(String, Option<i64>)>,
+    /// The deletion vector files the removed files' vectors are in (relative to the table).
+    #[serde(skip)]
+    pub removed_vectors: Vec<String>,
 }
 
 /// Versions with a JSON commit in the log, newest first.
@@ -75,8 +81,11 @@ fn read_commit(table: &Table, version: i64) -> Result<Commit> {
         files_removed: 0,
         rows_added: Some(0),
         data_change: false,
+        files_marked: 0,
         removed: Vec::new(),
+        removed_vectors: Vec::new(),
     };
+    let mut marked = Vec::new();
     for line in String::from_utf8_lossy(&bytes).lines() {
         let Ok(v) = serde_json::from_str::<Value>(line) else {
             continue;
@@ -98,6 +107,13 @@ fn read_commit(table: &Table, version: i64) -> Result<Commit> {
                 .and_then(Value::as_str)
                 .map(str::to_string);
         } else if let Some(add) = v.get("add") {
+            // A file put back with a deletion vector: rows deleted in place, none added.
+            if add.get("deletionVector").is_some_and(|d| !d.is_null()) {
+                if let Some(p) = add.get("path").and_then(Value::as_str) {
+                    marked.push(super::decode_log_path(p));
+                }
+                continue;
+            }
             c.files_added += 1;
             c.data_change |= add
                 .get("dataChange")
@@ -124,8 +140,22 @@ fn read_commit(table: &Table, version: i64) -> Result<Commit> {
                     rm.get("deletionTimestamp").and_then(Value::as_i64),
                 ));
             }
+            if let Some(d) = rm
+                .get("deletionVector")
+                .and_then(|d| serde_json::from_value(d.clone()).ok())
+                && let Some(file) = dv::file_of(&d)
+            {
+                c.removed_vectors.push(file);
+            }
         }
     }
+    let removed: HashSet<&str> = c.removed.iter().map(|(p, _)| p.as_str()).collect();
+    let again = marked
+        .iter()
+        .filter(|p| removed.contains(p.as_str()))
+        .count();
+    c.files_removed = c.files_removed.saturating_sub(again);
+    c.files_marked = marked.len();
     Ok(c)
 }
 
@@ -199,7 +229,9 @@ pub fn parse_hours(s: &str) -> Result<f64, String> {
 pub fn optimize(conn: &Connection, table: &Table, target: u64, tag: &str) -> Result<Optimized> {
     let loaded = table.load(&AsOf::Latest)?;
     let snap = super::snapshot_of(&loaded, &table.location)?;
-    let groups = snap.files_by_partition(|f| (f.size as u64) < target);
+    // Small files, and files with deleted rows: compaction folds deletion vectors back in.
+    let groups =
+        snap.files_by_partition(|f| (f.size as u64) < target || f.deletion_vector.is_some());
     let mut bins: Vec<Vec<&DataFile>> = Vec::new();
     for (_, mut files) in groups {
         files.sort_by_key(|f| f.size);
@@ -215,7 +247,7 @@ pub fn optimize(conn: &Connection, table: &Table, target: u64, tag: &str) -> Res
         }
         bins.push(bin);
     }
-    bins.retain(|b| b.len() > 1);
+    bins.retain(|b| b.len() > 1 || b.iter().any(|f| f.deletion_vector.is_some()));
     let mut result = Optimized {
         files_before: snap.files.len(),
         files_after: snap.files.len(),
@@ -232,7 +264,7 @@ pub fn optimize(conn: &Connection, table: &Table, target: u64, tag: &str) -> Res
             files: bin.iter().map(|f| (*f).clone()).collect(),
             ..snap.clone()
         };
-        let select = reader_sql(&table.location, &part)?;
+        let select = table.reader(Some(conn), &part)?;
         let spec = write::CopySpec {
             select_sql: &select,
             columns: &snap.columns,
@@ -244,7 +276,7 @@ pub fn optimize(conn: &Connection, table: &Table, target: u64, tag: &str) -> Res
         };
         let written = write::copy_files(conn, table, &spec)
             .inspect_err(|_| write::remove_files_of(table, tag))?;
-        let before: u64 = bin.iter().filter_map(|f| f.rows).sum();
+        let before: u64 = bin.iter().filter_map(|f| f.live_rows()).sum();
         let after: u64 = written.iter().map(|w| w.rows).sum();
         if bin.iter().all(|f| f.rows.is_some()) && before != after {
             write::remove_files_of(table, tag);
@@ -299,6 +331,7 @@ pub fn vacuum(table: &Table, retain_hours: f64, pinned: &[i64], dry_run: bool) -
     let latest = table.snapshot(&AsOf::Latest)?;
     let cutoff = super::now_millis() - (retain_hours * 3_600_000.0) as i64;
     let mut keep: HashSet<String> = latest.files.iter().map(|f| f.path.clone()).collect();
+    keep.extend(dv::files_of(&latest));
     let mut pinned_files = HashSet::new();
     for &v in pinned {
         if v == latest.version {
@@ -310,6 +343,7 @@ pub fn vacuum(table: &Table, retain_hours: f64, pinned: &[i64], dry_run: bool) -
                 e.message
             ))
         })?;
+        pinned_files.extend(dv::files_of(&snap));
         pinned_files.extend(snap.files.into_iter().map(|f| f.path));
     }
     // Files removed within the retention keep time travel to those versions working.
@@ -323,6 +357,7 @@ pub fn vacuum(table: &Table, retain_hours: f64, pinned: &[i64], dry_run: bool) -
                 keep.insert(path);
             }
         }
+        keep.extend(c.removed_vectors);
     }
     let store = table.store().clone();
     let metas: Vec<object_store::ObjectMeta> =
@@ -346,7 +381,8 @@ pub fn vacuum(table: &Table, retain_hours: f64, pinned: &[i64], dry_run: bool) -
             .location
             .filename()
             .is_some_and(|f| f.starts_with("part-") && f.ends_with(".parquet"));
-        if hidden || !data_file {
+        // Deletion vectors and lakeflow's lists of deleted rows go the same way.
+        if (hidden || !data_file) && !dv::is_own_file(&name) {
             continue;
         }
         if keep.contains(&name) {

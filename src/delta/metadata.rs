@@ -1,5 +1,6 @@
 //! The Metadata and Protocol actions lakeflow writes: the table's schema as Delta JSON, and the
-//! oldest protocol that can hold it (table features only for `timestamp_ntz`).
+//! oldest protocol that can hold it (table features only for `timestamp_ntz` and for deletion
+//! vectors).
 
 use super::{delta_err, delta_error, now_millis};
 use crate::error::Result;
@@ -62,7 +63,11 @@ pub(super) fn metadata_changes(
         == Some(schema_json(columns));
     let same_partitions = old.get("partitionColumns") == Some(&json!(partition_by));
     let mut actions = Vec::new();
-    if let Some(p) = protocol_upgrade(columns, &old_protocol)? {
+    let schema_before = old
+        .get("schemaString")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    if let Some(p) = protocol_upgrade(&features(columns, &config), &old_protocol, schema_before)? {
         actions.push(Action::Protocol(p));
     }
     if !same_schema || !same_partitions || config != config_before {
@@ -87,31 +92,53 @@ fn uses_timestamp_ntz(t: &Value) -> bool {
     }
 }
 
-/// The protocol a new table needs: the oldest one, unless a column is a timestamp without
-/// time zone, which needs table features (reader 3, writer 7, `timestampNtz`).
-pub(super) fn protocol_for(columns: &[(String, Value)]) -> Result<Protocol> {
-    let ntz = columns.iter().any(|(_, t)| uses_timestamp_ntz(t));
-    let value = if ntz {
-        json!({"minReaderVersion": 3, "minWriterVersion": 7,
-               "readerFeatures": ["timestampNtz"], "writerFeatures": ["timestampNtz"]})
-    } else {
+/// The table features `columns` and the table `properties` need: `timestampNtz` for a
+/// timestamp without time zone, `deletionVectors` when the table allows deletion vectors.
+fn features(
+    columns: &[(String, Value)],
+    properties: &BTreeMap<String, String>,
+) -> Vec<&'static str> {
+    let mut out = Vec::new();
+    if columns.iter().any(|(_, t)| uses_timestamp_ntz(t)) {
+        out.push("timestampNtz");
+    }
+    if super::dv::enabled(properties) {
+        out.push("deletionVectors");
+    }
+    out
+}
+
+/// The protocol a new table needs: the oldest one, unless it needs table features (reader 3,
+/// writer 7, only the features it uses).
+pub(super) fn protocol_for(
+    columns: &[(String, Value)],
+    properties: &BTreeMap<String, String>,
+) -> Result<Protocol> {
+    let needed = features(columns, properties);
+    let value = if needed.is_empty() {
         json!({"minReaderVersion": 1, "minWriterVersion": 2})
+    } else {
+        json!({"minReaderVersion": 3, "minWriterVersion": 7,
+               "readerFeatures": needed, "writerFeatures": needed})
     };
     serde_json::from_value(value)
         .map_err(|e| delta_error(format!("cannot build the Delta protocol: {e}")))
 }
 
-/// A Protocol action when the new schema needs `timestampNtz` and the table lacks it.
-fn protocol_upgrade(columns: &[(String, Value)], old: &Value) -> Result<Option<Protocol>> {
-    if !columns.iter().any(|(_, t)| uses_timestamp_ntz(t)) {
-        return Ok(None);
-    }
-    let has = |key: &str| {
+/// A Protocol action when the table lacks one of the `needed` features. A table on a legacy
+/// protocol moves to table features listing what its old versions allowed, less `invariants`
+/// unless its schema uses them (lakeflow writes none, and the Delta writer refuses tables that
+/// list it).
+fn protocol_upgrade(needed: &[&str], old: &Value, schema: &str) -> Result<Option<Protocol>> {
+    let has = |key: &str, feature: &str| {
         old.get(key)
             .and_then(Value::as_array)
-            .is_some_and(|a| a.iter().any(|f| f == "timestampNtz"))
+            .is_some_and(|a| a.iter().any(|f| f == feature))
     };
-    if has("readerFeatures") && has("writerFeatures") {
+    if needed
+        .iter()
+        .all(|f| has("readerFeatures", f) && has("writerFeatures", f))
+    {
         return Ok(None);
     }
     let mut value = old.clone();
@@ -127,14 +154,20 @@ fn protocol_upgrade(columns: &[(String, Value)], old: &Value) -> Result<Option<P
         .get("writerFeatures")
         .and_then(Value::as_array)
         .cloned()
-        .unwrap_or_else(|| legacy_writer_features(writer));
+        .unwrap_or_else(|| legacy_writer_features(writer, schema.contains("delta.invariants")));
     let mut reader_features: Vec<Value> = old
         .get("readerFeatures")
         .and_then(Value::as_array)
         .cloned()
         .unwrap_or_else(|| legacy_reader_features(reader));
-    writer_features.push(json!("timestampNtz"));
-    reader_features.push(json!("timestampNtz"));
+    for feature in needed {
+        if !writer_features.iter().any(|f| f == feature) {
+            writer_features.push(json!(feature));
+        }
+        if !reader_features.iter().any(|f| f == feature) {
+            reader_features.push(json!(feature));
+        }
+    }
     value["minReaderVersion"] = json!(3);
     value["minWriterVersion"] = json!(7);
     value["readerFeatures"] = json!(reader_features);
@@ -144,10 +177,13 @@ fn protocol_upgrade(columns: &[(String, Value)], old: &Value) -> Result<Option<P
         .map_err(|e| delta_error(format!("cannot upgrade the Delta protocol: {e}")))
 }
 
-fn legacy_writer_features(writer: i64) -> Vec<Value> {
+fn legacy_writer_features(writer: i64, invariants: bool) -> Vec<Value> {
     let mut f = Vec::new();
     if writer >= 2 {
-        f.extend([json!("appendOnly"), json!("invariants")]);
+        f.push(json!("appendOnly"));
+        if invariants {
+            f.push(json!("invariants"));
+        }
     }
     if writer >= 3 {
         f.push(json!("checkConstraints"));

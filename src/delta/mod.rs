@@ -17,6 +17,7 @@
 //! exactly once ([`decode_log_path`]); an object_store path is a name as it is
 //! (`Path::parse`/`as_ref`, never `Path::from`, which would encode again).
 
+pub mod dv;
 pub mod incremental;
 pub mod maintenance;
 mod metadata;
@@ -25,7 +26,7 @@ pub mod sources;
 pub mod types;
 pub mod write;
 
-pub use read::{file_path, reader_sql};
+pub use read::file_path;
 
 /// The file name a path of the raw log JSON stands for (decoded once; see the module comment).
 pub fn decode_log_path(raw: &str) -> String {
@@ -81,6 +82,19 @@ pub struct DataFile {
     pub rows: Option<u64>,
     pub partition_values: HashMap<String, Option<String>>,
     pub modification_time: i64,
+    /// The rows of the file that are deleted (merge-on-read), if any.
+    pub deletion_vector: Option<deltalake::kernel::DeletionVectorDescriptor>,
+}
+
+impl DataFile {
+    /// The rows readers see: the file's rows less those its deletion vector deletes.
+    pub fn live_rows(&self) -> Option<u64> {
+        let deleted = self
+            .deletion_vector
+            .as_ref()
+            .map_or(0, |d| d.cardinality.max(0) as u64);
+        self.rows.map(|r| r.saturating_sub(deleted))
+    }
 }
 
 /// What readers need of one version: its schema and its active files.
@@ -104,14 +118,17 @@ impl Snapshot {
     ) -> BTreeMap<Vec<Option<String>>, Vec<&DataFile>> {
         let mut groups: BTreeMap<Vec<Option<String>>, Vec<&DataFile>> = BTreeMap::new();
         for f in self.files.iter().filter(|f| keep(f)) {
-            let key = self
-                .partition_columns
-                .iter()
-                .map(|c| f.partition_values.get(c).cloned().flatten())
-                .collect();
-            groups.entry(key).or_default().push(f);
+            groups.entry(self.partition_key(f)).or_default().push(f);
         }
         groups
+    }
+
+    /// The file's partition values, in partition column order.
+    pub fn partition_key(&self, f: &DataFile) -> Vec<Option<String>> {
+        self.partition_columns
+            .iter()
+            .map(|c| f.partition_values.get(c).cloned().flatten())
+            .collect()
     }
 }
 
@@ -272,6 +289,14 @@ impl Table {
         snapshot_of(&table, &self.location)
     }
 
+    /// A SELECT of exactly the rows of `snap` (see [`read::reader_sql`]), leaving out the rows its
+    /// deletion vectors delete. With a connection, the list of deleted rows the SELECT reads
+    /// is written when missing (a table lakeflow writes); without one, it is inlined.
+    pub fn reader(&self, conn: Option<&duckdb::Connection>, snap: &Snapshot) -> Result<String> {
+        let deleted = dv::deleted_relation(self, conn, snap)?;
+        read::reader_sql(&self.location, snap, deleted.as_deref())
+    }
+
     /// Replaces the table's content with `files` (written by DuckDB under the table root) as
     /// one new version: Remove of every active file, Add of the new ones, new Metadata when the
     /// schema or partitioning changed. Creates the table when it does not exist.
@@ -308,7 +333,7 @@ impl Table {
         };
         let operation = match &state {
             None => {
-                let protocol = protocol_for(&write.columns).map_err(failed)?;
+                let protocol = protocol_for(&write.columns, &write.properties).map_err(failed)?;
                 let metadata =
                     new_metadata(&schema_string, &write.partition_by, &write.properties, None)
                         .map_err(failed)?;
@@ -463,15 +488,8 @@ fn snapshot_of(table: &DeltaTable, location: &str) -> Result<Snapshot> {
         .flatten()
         .filter_map(Value::as_str)
     {
-        if matches!(
-            feature,
-            "deletionVectors" | "columnMapping" | "v2Checkpoint"
-        ) {
+        if matches!(feature, "columnMapping" | "v2Checkpoint") {
             let used = match feature {
-                "deletionVectors" => state
-                    .log_data()
-                    .iter()
-                    .any(|f| f.deletion_vector_descriptor().is_some()),
                 "columnMapping" => metadata
                     .pointer("/configuration/delta.columnMapping.mode")
                     .and_then(Value::as_str)
@@ -521,6 +539,7 @@ fn snapshot_of(table: &DeltaTable, location: &str) -> Result<Snapshot> {
             rows: f.num_records().map(|n| n as u64),
             partition_values: f.partition_values_map(),
             modification_time: f.modification_time(),
+            deletion_vector: f.deletion_vector_descriptor(),
         })
         .collect();
     Ok(Snapshot {

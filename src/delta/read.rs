@@ -17,9 +17,11 @@ pub fn file_path(location: &str, rel: &str) -> String {
     format!("{}/{}", location.trim_end_matches('/'), rel)
 }
 
-/// A SELECT that reads exactly the files of `snap`, with the table's columns in order and
-/// partition columns typed from the schema.
-pub fn reader_sql(location: &str, snap: &Snapshot) -> Result<String> {
+/// A SELECT that reads exactly the rows of `snap`, with the table's columns in order and
+/// partition columns typed from the schema. Files with a deletion vector are read with their
+/// row numbers, less the rows of `deleted` (a relation of `lf_file`, `file_row_number`; see
+/// [`super::Table::reader`]).
+pub fn reader_sql(location: &str, snap: &Snapshot, deleted: Option<&str>) -> Result<String> {
     let mut select = Vec::new();
     let mut duck_types = HashMap::new();
     for (name, t) in &snap.columns {
@@ -40,74 +42,129 @@ pub fn reader_sql(location: &str, snap: &Snapshot) -> Result<String> {
             .collect();
         return Ok(format!("select {} where false", cols.join(", ")));
     }
-    let list = |files: &[&DataFile]| -> String {
-        let paths: Vec<String> = files
-            .iter()
-            .map(|f| quote_literal(&file_path(location, &f.path)))
-            .collect();
-        format!("[{}]", paths.join(", "))
+    let (marked, plain): (Vec<&DataFile>, Vec<&DataFile>) = snap.files.iter().partition(|f| {
+        f.deletion_vector
+            .as_ref()
+            .is_some_and(|d| d.cardinality > 0)
+    });
+    let scan = Scan {
+        location,
+        snap,
+        select: &select,
+        duck_types: &duck_types,
     };
-    let all: Vec<&DataFile> = snap.files.iter().collect();
-    if snap.partition_columns.is_empty() {
-        return Ok(format!(
-            "select {} from read_parquet({}, union_by_name = true)",
-            select.join(", "),
-            list(&all)
-        ));
-    }
-    if snap
-        .files
-        .iter()
-        .all(|f| hive_consistent(f, &snap.partition_columns))
-    {
-        let types: Vec<String> = snap
-            .partition_columns
-            .iter()
-            .map(|c| {
-                format!(
-                    "{}: {}",
-                    quote_literal(c),
-                    duck_types.get(c).map(String::as_str).unwrap_or("VARCHAR")
-                )
-            })
-            .collect();
-        return Ok(format!(
-            "select {} from read_parquet({}, hive_partitioning = true, hive_types = {{{}}}, union_by_name = true)",
-            select.join(", "),
-            list(&all),
-            types.join(", ")
-        ));
-    }
-    // Paths that do not spell their partition values: one scan per partition, values as
-    // constants.
-    let groups = snap.files_by_partition(|_| true);
     let mut parts = Vec::new();
-    for (values, files) in groups {
-        let cols: Vec<String> = snap
-            .columns
-            .iter()
-            .map(
-                |(n, _)| match snap.partition_columns.iter().position(|c| c == n) {
-                    Some(i) => format!(
-                        "cast({} as {}) as {}",
-                        values[i]
-                            .as_deref()
-                            .map(quote_literal)
-                            .unwrap_or_else(|| "null".into()),
-                        duck_types[n],
-                        quote_ident(n)
-                    ),
-                    None => quote_ident(n),
-                },
-            )
-            .collect();
-        parts.push(format!(
-            "select {} from read_parquet({}, hive_partitioning = false, union_by_name = true)",
-            cols.join(", "),
-            list(&files)
-        ));
+    if !plain.is_empty() {
+        parts.push(scan.files(&plain, None));
+    }
+    if !marked.is_empty() {
+        let deleted = deleted.ok_or_else(|| {
+            delta_error(format!(
+                "version {} of the Delta table {location} has deleted rows, but no list of them was given to its reader",
+                snap.version
+            ))
+        })?;
+        parts.push(scan.files(&marked, Some(deleted)));
     }
     Ok(parts.join(" union all "))
+}
+
+/// What reading a set of files of one snapshot needs.
+struct Scan<'a> {
+    location: &'a str,
+    snap: &'a Snapshot,
+    select: &'a [String],
+    duck_types: &'a HashMap<String, String>,
+}
+
+impl Scan<'_> {
+    /// `select <columns> from read_parquet(...)` over `files` (a union of one scan per
+    /// partition when their paths do not spell the partition values), less `deleted`.
+    fn files(&self, files: &[&DataFile], deleted: Option<&str>) -> String {
+        let snap = self.snap;
+        let list = |files: &[&DataFile]| -> String {
+            let paths: Vec<String> = files
+                .iter()
+                .map(|f| quote_literal(&file_path(self.location, &f.path)))
+                .collect();
+            format!("[{}]", paths.join(", "))
+        };
+        let (extra, tail) = match deleted {
+            None => (String::new(), String::new()),
+            Some(rel) => (
+                ", filename = 'lf_file', file_row_number = true".to_string(),
+                format!(
+                    " as lf_data anti join {rel} as lf_deleted using (lf_file, file_row_number)"
+                ),
+            ),
+        };
+        if snap.partition_columns.is_empty() {
+            return format!(
+                "select {} from read_parquet({}, union_by_name = true{extra}){tail}",
+                self.select.join(", "),
+                list(files)
+            );
+        }
+        if files
+            .iter()
+            .all(|f| hive_consistent(f, &snap.partition_columns))
+        {
+            let types: Vec<String> = snap
+                .partition_columns
+                .iter()
+                .map(|c| {
+                    format!(
+                        "{}: {}",
+                        quote_literal(c),
+                        self.duck_types
+                            .get(c)
+                            .map(String::as_str)
+                            .unwrap_or("VARCHAR")
+                    )
+                })
+                .collect();
+            return format!(
+                "select {} from read_parquet({}, hive_partitioning = true, hive_types = {{{}}}, union_by_name = true{extra}){tail}",
+                self.select.join(", "),
+                list(files),
+                types.join(", ")
+            );
+        }
+        // Paths that do not spell their partition values: one scan per partition, values as
+        // constants.
+        let mut groups: std::collections::BTreeMap<Vec<Option<String>>, Vec<&DataFile>> =
+            Default::default();
+        for f in files {
+            groups.entry(snap.partition_key(f)).or_default().push(f);
+        }
+        let mut parts = Vec::new();
+        for (values, files) in groups {
+            let cols: Vec<String> = snap
+                .columns
+                .iter()
+                .map(
+                    |(n, _)| match snap.partition_columns.iter().position(|c| c == n) {
+                        Some(i) => format!(
+                            "cast({} as {}) as {}",
+                            values[i]
+                                .as_deref()
+                                .map(quote_literal)
+                                .unwrap_or_else(|| "null".into()),
+                            self.duck_types[n],
+                            quote_ident(n)
+                        ),
+                        None => quote_ident(n),
+                    },
+                )
+                .collect();
+            parts.push(format!(
+                "select {} from read_parquet({}, hive_partitioning = false, union_by_name = true{extra}){tail}",
+                cols.join(", "),
+                list(&files)
+            ));
+        }
+        parts.join(" union all ")
+    }
 }
 
 /// Whether the file's path has a `col=value` folder for every partition column whose value,
@@ -165,6 +222,7 @@ mod tests {
             rows: Some(1),
             partition_values: HashMap::from([("p".to_string(), p.map(str::to_string))]),
             modification_time: 0,
+            deletion_vector: None,
         }
     }
 
@@ -196,7 +254,7 @@ mod tests {
             metadata: Value::Null,
             protocol: Value::Null,
         };
-        let sql = reader_sql("/t", &snap).unwrap();
+        let sql = reader_sql("/t", &snap, None).unwrap();
         assert!(sql.contains("cast('2024-01-01' as DATE) as \"p\""), "{sql}");
         assert!(sql.contains("cast(null as DATE)"), "{sql}");
         assert!(sql.contains("'/t/a.parquet'"), "{sql}");

@@ -1,7 +1,7 @@
 //! Delta sources: the files of the version a source asks for, read from the table's log for
 //! render (which does no I/O itself and calls this through [`SourceReader`]).
 
-use super::{AsOf, Table, reader_sql};
+use super::{AsOf, Table};
 use crate::error::{Error, Result};
 use crate::project::Target;
 use crate::project::files::SourceTable;
@@ -74,6 +74,6 @@ impl SourceReader for Reader {
         let failed = |e: Error| fail(e.message.clone());
         let table = Table::open(location, remote).map_err(failed)?;
         let snap = table.snapshot(&as_of).map_err(failed)?;
-        reader_sql(&table.location, &snap).map_err(failed)
+        table.reader(None, &snap).map_err(failed)
     }
 }

@@ -360,6 +360,7 @@ pub fn write_model(
                 size: a.size,
                 rows: None,
                 partition_values: a.partition_values.clone(),
+                deletion_vector: None,
                 modification_time: a.modification_time,
             })
             .collect(),

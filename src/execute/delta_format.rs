@@ -53,8 +53,12 @@ impl TableFormat for DeltaTable {
         )?;
         drop(batch);
         let mut outcome = point_view(c, &table, &applied.write)?;
+        let marked = match applied.files_marked {
+            0 => String::new(),
+            n => format!(", {n} with rows deleted in place"),
+        };
         outcome.note = Some(format!(
-            "incremental {}: {} files added, {} replaced ({} unchanged rows rewritten)",
+            "incremental {}: {} files added, {} replaced ({} unchanged rows rewritten){marked}",
             inc.strategy.name(),
             applied.files_added,
             applied.files_removed,
@@ -74,7 +78,7 @@ impl TableFormat for DeltaTable {
             .ok_or_else(|| failed(format!("'{pinned}' is not a Delta version")))?;
         let table = Table::open(location, storage.remote.as_ref())?;
         let snap = table.snapshot(&AsOf::Version(version))?;
-        Ok(format!("({})", delta::reader_sql(location, &snap)?))
+        Ok(format!("({})", table.reader(None, &snap)?))
     }
 }
 
@@ -96,7 +100,7 @@ fn write_full(t: &Target, table: &Table, sql: &str) -> Result<Outcome> {
 
 /// Points the model's catalog view at the version `written` committed.
 fn point_view(c: &Ctx, table: &Table, written: &delta::write::ModelWrite) -> Result<Outcome> {
-    let reader = delta::reader_sql(&table.location, &written.snapshot)?;
+    let reader = table.reader(Some(c.conn), &written.snapshot)?;
     let view = templates::render(
         "external_view",
         &[
