@@ -612,3 +612,53 @@ fn a_second_reader_finds_each_build_at_the_configured_location() {
     );
     assert_eq!(std::fs::read_to_string(&theirs).unwrap(), "not parquet");
 }
+
+#[test]
+fn deletion_vectors_on_s3_read_the_same_rows_as_copy_on_write() {
+    let s3 = S3::shared();
+    let bucket = s3.bucket("vectors");
+    let body = "{% if is_incremental() %}\nselect id, 'r{{ var(\"round\") }}' as s from range(0, 5000) t(id) where hash(id + {{ var(\"round\") }}) % 23 = 0\nunion all select 5000 + {{ var(\"round\") }} as id, 'new' as s\n{% else %}\nselect id, 'orig' as s from range(0, 5000) t(id)\n{% endif %}\n";
+    let config = |extra: &str| {
+        format!(
+            "{{{{ config(materialized='incremental', format='delta', unique_key='id', target_file_size='16KB'{extra}) }}}}\n{body}"
+        )
+    };
+    let t = TestProject::new(&[
+        ("models/cow.sql", &config("")),
+        (
+            "models/mor.sql",
+            &config(", table_properties={'delta.enableDeletionVectors': 'true'}"),
+        ),
+    ]);
+    t.write("profiles.yml", &s3.profile(&bucket, &s3.secret));
+    for round in 0..=2 {
+        let out = t.run(&["run", "--vars", &format!("{{round: {round}}}")]);
+        assert_eq!(
+            out.ok().stdout.contains("with rows deleted in place"),
+            round > 0,
+            "{}",
+            out.stdout
+        );
+    }
+    let objects = s3.objects(&bucket, "lake/s3/mor");
+    assert!(
+        objects.iter().any(|o| o.contains("/deletion_vector_")),
+        "{objects:?}"
+    );
+    assert!(
+        objects.iter().any(|o| o.contains("/_lakeflow/deleted-")),
+        "{objects:?}"
+    );
+    assert!(!objects.iter().any(|o| o.contains(".tmp-")), "{objects:?}");
+    let reader = s3.reader();
+    reader
+        .execute_batch(&format!(
+            "ATTACH '{}' AS c (READ_ONLY); LOAD delta;",
+            t.catalog().display()
+        ))
+        .unwrap();
+    assert_eq!(query_i64(&reader, "select count(*) from c.main.mor"), 5002);
+    assert_eq!(diff_rows(&reader, "c.main.cow", "c.main.mor"), 0);
+    let scan = format!("delta_scan('s3://{bucket}/lake/s3/mor')");
+    assert_eq!(diff_rows(&reader, "c.main.cow", &scan), 0);
+}
