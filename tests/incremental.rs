@@ -61,11 +61,18 @@ where batch > (select max(batch) from {{ this }})
 
 const MODELS: &[&str] = &[
     "latest",
+    "latest_parquet",
+    "latest_dv",
     "daily",
+    "daily_parquet",
+    "daily_dv",
     "daily_partitions",
     "log_parquet",
     "log_delta",
 ];
+
+/// Deletion vectors (merge-on-read) instead of copy-on-write.
+const DV: &str = "table_properties={'delta.enableDeletionVectors': 'true'}";
 
 fn project() -> TestProject {
     let t = TestProject::new(&[
@@ -83,6 +90,30 @@ fn project() -> TestProject {
         ),
         ("models/silver/log_parquet.sql", LOG_PARQUET),
         ("models/silver/log_delta.sql", LOG_DELTA),
+        (
+            "models/silver/latest_parquet.sql",
+            &LATEST.replace("format='delta'", "format='parquet'"),
+        ),
+        (
+            "models/silver/latest_dv.sql",
+            &LATEST.replace(
+                "target_file_size='1KB'",
+                &format!("target_file_size='1KB', {DV}"),
+            ),
+        ),
+        (
+            "models/silver/daily_parquet.sql",
+            &daily(
+                "unique_key='day', incremental_strategy='delete+insert', target_file_size='1KB'",
+            )
+            .replace("format='delta'", "format='parquet'"),
+        ),
+        (
+            "models/silver/daily_dv.sql",
+            &daily(&format!(
+                "unique_key='day', incremental_strategy='delete+insert', {DV}"
+            )),
+        ),
     ]);
     std::fs::create_dir_all(t.path().join("landing")).expect("landing");
     t
@@ -158,6 +189,13 @@ fn every_incremental_run_equals_a_full_refresh() {
             if batch > 1 {
                 // Later runs took the incremental path, not a rebuild.
                 assert!(inc.stdout.contains("incremental merge:"), "{}", inc.stdout);
+                // Parquet folders replaced files; deletion-vector tables marked rows.
+                assert!(inc.stdout.contains(" files replaced ("), "{}", inc.stdout);
+                assert!(
+                    inc.stdout.contains("with rows deleted in place"),
+                    "{}",
+                    inc.stdout
+                );
             }
         }
         // The Delta tables kept one version per run.

@@ -382,23 +382,33 @@ fn matching_sql(
     inc: &Incremental,
     rows: bool,
 ) -> String {
-    let key_list: Vec<String> = keys.iter().map(|k| quote_ident(k)).collect();
     let paths: Vec<String> = snap
         .files
         .iter()
-        .map(|f| quote_literal(&file_path(location, &f.path)))
+        .map(|f| file_path(location, &f.path))
         .collect();
     let partition_read = snap
         .partition_columns
         .iter()
         .any(|p| keys.contains(p) || inc.predicates.iter().any(|q| q.contains(p.as_str())));
-    let hive = if partition_read {
-        ", hive_partitioning = true"
-    } else {
-        ", hive_partitioning = false"
-    };
+    key_match_sql(&paths, partition_read, batch, inc, rows)
+}
+
+/// The data files among `paths` (as `lf_file`; with `rows`, also each matched row's
+/// `file_row_number`) holding a row the run replaces: one whose `unique_key` is among the
+/// `batch`'s, where the model's `incremental_predicates` hold (all rows where they hold, with
+/// no key). DuckDB reads only the columns needed and skips row groups by min/max.
+pub fn key_match_sql(
+    paths: &[String],
+    hive: bool,
+    batch: &str,
+    inc: &Incremental,
+    rows: bool,
+) -> String {
+    let keys: Vec<String> = inc.unique_key.iter().map(|k| quote_ident(k)).collect();
+    let paths: Vec<String> = paths.iter().map(|p| quote_literal(p)).collect();
     let table = format!(
-        "(select * from read_parquet([{}], filename = 'lf_file', file_row_number = {rows}, union_by_name = true{hive}) as DBT_INTERNAL_DEST where true{})",
+        "(select * from read_parquet([{}], filename = 'lf_file', file_row_number = {rows}, union_by_name = true, hive_partitioning = {hive}) as DBT_INTERNAL_DEST where true{})",
         paths.join(", "),
         inc.predicate_sql()
     );
@@ -412,7 +422,7 @@ fn matching_sql(
     } else {
         format!(
             "{select} from {table} as lf_files semi join (select distinct {k} from {batch}) as lf_keys using ({k})",
-            k = key_list.join(", ")
+            k = keys.join(", ")
         )
     }
 }
@@ -452,7 +462,7 @@ fn rows_matching(
 /// The rows of the rewritten files (`old`) that stay: those whose key is not among the new
 /// rows' or for which the predicates do not hold (a microbatch run, with no keys: the rows
 /// outside its window).
-fn kept_rows(old: &str, batch: &str, inc: &Incremental) -> String {
+pub fn kept_rows(old: &str, batch: &str, inc: &Incremental) -> String {
     let (keys, preds) = (&inc.unique_key, inc.predicate_sql());
     let outside =
         format!("select * from ({old}) as DBT_INTERNAL_DEST where (true{preds}) is not true");
@@ -473,7 +483,7 @@ fn kept_rows(old: &str, batch: &str, inc: &Incremental) -> String {
 
 /// A `merge` with `merge_update_columns` / `merge_exclude_columns`: a new row that matches an
 /// existing one keeps the existing row's other columns.
-fn keep_unupdated_columns(
+pub fn keep_unupdated_columns(
     new_sql: &str,
     old: &str,
     inc: &Incremental,

@@ -3,16 +3,18 @@
 //! it in place once written, points the catalog view at it, and drops versions beyond the
 //! retention.
 //!
-//! Incremental models are folders of Parquet files, append only: a new version holds the old
-//! files (hard links locally, server-side copies on S3) plus the new ones, swapped in like any
-//! external write.
+//! Incremental models are folders of Parquet files: a new version holds the old files (hard
+//! links locally, server-side copies on S3) plus the new ones, swapped in like any external
+//! write. `merge` and `delete+insert` replace at file granularity: the files holding one of the
+//! new rows' keys are left out of the new version and their other rows written again beside
+//! the new ones.
 
 use super::format::{TableFormat, Target};
 use super::materialize::{Outcome, Version, count_rows, explain_remote, failed, switch_view};
 use super::new_rows::new_rows_for_files;
 use crate::catalog;
 use crate::error::Result;
-use crate::model::materialization::{External, FileFormat, Incremental, OnSchemaChange};
+use crate::model::materialization::{External, FileFormat, Incremental, OnSchemaChange, Strategy};
 use crate::model::relation::{quote_ident, quote_literal};
 use crate::model::templates;
 use crate::storage::{Staged, Storage};
@@ -109,14 +111,49 @@ fn folder(
         });
     }
     let staged = c.storage.stage(location, true, "parquet", c.build_id)?;
+    // With replaced files: (files replaced, new rows), for the run's note.
+    let mut replacing: Option<(usize, u64)> = None;
     let result = (|| -> Result<(u64, Option<Vec<String>>)> {
         let (select, batch, projection) = match new_rows {
             None => (full_sql.to_string(), None, None),
             Some((previous, (batch, plan, select))) => {
-                c.storage.carry_over(&staged, previous)?;
+                let partitioned = !ext.partition_by.is_empty();
+                let replaced = match inc.strategy {
+                    Strategy::Merge | Strategy::DeleteInsert => {
+                        replaced_files(t, &staged, previous, &batch.name, inc)?
+                    }
+                    _ => Vec::new(),
+                };
+                let skip = replaced.iter().cloned().collect();
+                c.storage.carry_over(&staged, previous, &skip)?;
                 let projection = (inc.on_schema_change == OnSchemaChange::SyncAllColumns)
                     .then(|| plan.columns.iter().map(|(n, _)| n.clone()).collect());
-                (select, Some(batch), projection)
+                if replaced.is_empty() {
+                    (select, Some(batch), projection)
+                } else {
+                    replacing = Some((replaced.len(), batch.rows()?));
+                    let base = previous.trim_end_matches('/');
+                    let paths: Vec<String> = replaced
+                        .iter()
+                        .map(|r| quote_literal(&format!("{base}/{r}")))
+                        .collect();
+                    let old = format!(
+                        "select * from read_parquet([{}], union_by_name = true, hive_partitioning = {partitioned})",
+                        paths.join(", ")
+                    );
+                    let new_sql = if inc.strategy == Strategy::Merge {
+                        let names: Vec<String> =
+                            plan.columns.iter().map(|(n, _)| n.clone()).collect();
+                        crate::delta::incremental::keep_unupdated_columns(
+                            &select, &old, inc, &names,
+                        )
+                    } else {
+                        select
+                    };
+                    let kept = crate::delta::incremental::kept_rows(&old, &batch.name, inc);
+                    let all = format!("{kept} union all by name {new_sql}");
+                    (all, Some(batch), projection)
+                }
             }
         };
         if !staged.remote {
@@ -125,8 +162,9 @@ fn folder(
         }
         let tag = format!("b-{}", c.build_id);
         // New files beside the old ones: one named by the build, or this build's files in
-        // each partition folder.
-        let (path, extra) = if ext.partition_by.is_empty() {
+        // each partition folder, or (with `target_file_size`) files of about that size, so a
+        // later merge rewrites only the files its keys are in.
+        let (path, extra) = if ext.partition_by.is_empty() && ext.target_file_size.is_none() {
             (
                 format!("{}/{tag}.parquet", staged.write_path.trim_end_matches('/')),
                 Vec::new(),
@@ -134,13 +172,20 @@ fn folder(
         } else {
             (
                 staged.write_path.clone(),
-                vec![
-                    "append true".to_string(),
-                    format!(
+                [
+                    Some("append true".to_string()),
+                    Some(format!(
                         "filename_pattern {}",
                         quote_literal(&format!("{tag}-{{uuid}}"))
-                    ),
-                ],
+                    )),
+                    ext.target_file_size
+                        .as_ref()
+                        .filter(|_| ext.partition_by.is_empty())
+                        .map(|size| format!("file_size_bytes {}", quote_literal(size))),
+                ]
+                .into_iter()
+                .flatten()
+                .collect(),
             )
         };
         let rows = count_rows(
@@ -167,7 +212,56 @@ fn folder(
         !ext.partition_by.is_empty(),
         projection.as_deref(),
     );
-    put_in_place(t, staged, view, rows)
+    let Some((files, new)) = replacing else {
+        return put_in_place(t, staged, view, rows);
+    };
+    let mut outcome = put_in_place(t, staged, view, new)?;
+    outcome.note = Some(format!(
+        "incremental {}: {files} files replaced ({} unchanged rows rewritten)",
+        inc.strategy.name(),
+        rows.saturating_sub(new)
+    ));
+    Ok(outcome)
+}
+
+/// The Parquet files of the version at `previous` (relative to it) that hold a row the new
+/// rows replace.
+fn replaced_files(
+    t: &Target,
+    staged: &Staged,
+    previous: &str,
+    batch: &str,
+    inc: &Incremental,
+) -> Result<Vec<String>> {
+    let files: Vec<String> =
+        t.c.storage
+            .version_files(staged, previous)?
+            .into_iter()
+            .filter(|f| f.ends_with(".parquet"))
+            .collect();
+    if files.is_empty() {
+        return Ok(files);
+    }
+    let base = previous.trim_end_matches('/');
+    let paths: Vec<String> = files.iter().map(|f| format!("{base}/{f}")).collect();
+    let sql = crate::delta::incremental::key_match_sql(
+        &paths,
+        !t.ext.partition_by.is_empty(),
+        batch,
+        inc,
+        false,
+    );
+    let mut stmt = t.c.conn.prepare(&sql).map_err(|e| failed(e.to_string()))?;
+    let found = stmt
+        .query_map([], |r| r.get::<_, String>(0))
+        .and_then(|rows| rows.collect::<Result<std::collections::HashSet<String>, _>>())
+        .map_err(|e| failed(e.to_string()))?;
+    Ok(files
+        .into_iter()
+        .zip(paths)
+        .filter(|(_, p)| found.contains(p))
+        .map(|(f, _)| f)
+        .collect())
 }
 
 /// After a staged write succeeded: puts the new version in place, points the model's catalog

@@ -301,9 +301,12 @@ impl Incremental {
         }
         let full_refresh = config.get("full_refresh").and_then(Value::as_bool);
         match &external {
-            Some(e) if e.format != FileFormat::Delta && strategy != Strategy::Append => {
+            Some(e)
+                if e.format != FileFormat::Delta
+                    && matches!(strategy, Strategy::InsertOverwrite | Strategy::Microbatch) =>
+            {
                 return Err(format!(
-                    "incremental_strategy '{}' needs format 'delta'; {} models can only append (set `format: delta`, or `incremental_strategy: append`)",
+                    "incremental_strategy '{}' needs format 'delta'; {} models can append, merge or delete+insert (set `format: delta`, or another incremental_strategy)",
                     strategy.name(),
                     e.format.name()
                 ));
@@ -492,8 +495,16 @@ mod tests {
             err.contains("needs format 'delta'") || err.contains("unique_key"),
             "{err}"
         );
+        // Parquet folders merge at file granularity; replacing partitions needs Delta.
+        assert!(
+            m(
+                serde_json::json!({"materialized": "incremental", "incremental_strategy": "merge", "unique_key": "id"}),
+                true,
+            )
+            .is_ok()
+        );
         let err = m(
-            serde_json::json!({"materialized": "incremental", "incremental_strategy": "merge", "unique_key": "id"}),
+            serde_json::json!({"materialized": "incremental", "incremental_strategy": "insert_overwrite", "partition_by": "p"}),
             true,
         )
         .unwrap_err();

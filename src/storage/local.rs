@@ -216,12 +216,13 @@ pub fn commit(staged: &Staged) -> Result<()> {
 /// Hard-links (or, where the share refuses links, copies) the files lakeflow wrote under
 /// `from` (a version folder) into the same place under `to`; returns how many. Files a user put
 /// into the folder stay where they are: they are not lakeflow's to carry into a new version.
-pub fn link_tree(from: &Path, to: &Path) -> Result<usize> {
+pub fn link_tree(from: &Path, to: &Path, skip: &HashSet<String>) -> Result<usize> {
     std::fs::create_dir_all(to).map_err(|e| Error::io("LF512", "create folder", to, e))?;
-    let files = match read_manifest(from) {
+    let mut files = match read_manifest(from) {
         Some(files) => files,
         None => list_files(from)?,
     };
+    files.retain(|rel| !skip.contains(&rel.to_string_lossy().replace('\\', "/")));
     for rel in &files {
         let (src, dest) = (from.join(rel), to.join(rel));
         if let Some(parent) = dest.parent() {
@@ -233,6 +234,18 @@ pub fn link_tree(from: &Path, to: &Path) -> Result<usize> {
         }
     }
     Ok(files.len())
+}
+
+/// The files of a version folder, relative to it (`/`-separated).
+pub fn version_files(dir: &Path) -> Result<Vec<String>> {
+    let files = match read_manifest(dir) {
+        Some(files) => files,
+        None => list_files(dir)?,
+    };
+    Ok(files
+        .iter()
+        .map(|f| f.to_string_lossy().replace('\\', "/"))
+        .collect())
 }
 
 /// The list of files lakeflow wrote into a version folder sits beside it, named after it with

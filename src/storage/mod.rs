@@ -110,27 +110,50 @@ impl Storage {
         }
     }
 
-    /// Puts the files of the version at `from` (a pinned path) into the staged version, so a
-    /// write that appends adds files beside them: hard links locally, server-side copies on S3.
-    /// Returns how many files were carried over.
-    pub fn carry_over(&self, staged: &Staged, from: &str) -> Result<usize> {
+    /// The files of the version folder at `from` (a pinned path), relative to it.
+    pub fn version_files(&self, staged: &Staged, from: &str) -> Result<Vec<String>> {
+        if !staged.remote {
+            return local::version_files(std::path::Path::new(from));
+        }
+        let from = from.trim_end_matches('/');
+        let keys = self.remote(&staged.location)?.list(&format!("{from}/"))?;
+        Ok(keys
+            .iter()
+            .filter_map(|k| k.strip_prefix(from)?.strip_prefix('/'))
+            .map(str::to_string)
+            .collect())
+    }
+
+    /// Puts the files of the version at `from` (a pinned path), but those in `skip` (relative
+    /// to it), into the staged version, so a write that appends adds files beside them: hard
+    /// links locally, server-side copies on S3. Returns how many files were carried over.
+    pub fn carry_over(
+        &self,
+        staged: &Staged,
+        from: &str,
+        skip: &std::collections::HashSet<String>,
+    ) -> Result<usize> {
         if !staged.remote {
             return local::link_tree(
                 std::path::Path::new(from),
                 std::path::Path::new(&staged.write_path),
+                skip,
             );
         }
         let remote = self.remote(&staged.location)?;
         let from = from.trim_end_matches('/');
-        let keys = remote.list(&format!("{from}/"))?;
-        for key in &keys {
-            let rest = key.strip_prefix(from).unwrap_or(key);
+        let mut carried = 0;
+        for rel in self.version_files(staged, from)? {
+            if skip.contains(&rel) {
+                continue;
+            }
             remote.copy(
-                key,
-                &format!("{}{rest}", staged.write_path.trim_end_matches('/')),
+                &format!("{from}/{rel}"),
+                &format!("{}/{rel}", staged.write_path.trim_end_matches('/')),
             )?;
+            carried += 1;
         }
-        Ok(keys.len())
+        Ok(carried)
     }
 
     /// Puts the staged version in place: locally by link; on S3 by copying it to the model's
