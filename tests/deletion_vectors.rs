@@ -203,6 +203,34 @@ fn a_table_gets_deletion_vectors_when_the_property_is_added_and_stays_writable()
     );
     let c = read_only(&t.catalog());
     assert_eq!(query_i64(&c, "select count(*) from main.t"), 20_040);
+    drop(c);
+
+    // Another project reads a copy of the table as a Delta source: without lakeflow's list of
+    // deleted rows (a table lakeflow does not write), the vectors themselves are applied.
+    let other = TestProject::new(&[("models/copy.sql", "select * from {{ source('ext', 't') }}")]);
+    std::fs::create_dir_all(other.path().join("ext/t")).unwrap();
+    copy_dir(&t.lake("dev/t"), &other.path().join("ext/t"));
+    std::fs::remove_dir_all(other.path().join("ext/t/_lakeflow")).unwrap();
+    other.write(
+        "models/sources.yml",
+        "sources:\n  - name: ext\n    config: {format: delta}\n    tables:\n      - name: t\n        config: {external_location: ext/t}\n",
+    );
+    other.run(&["run"]).ok();
+    let o = memory();
+    o.execute_batch(&format!(
+        "ATTACH '{}' AS a (READ_ONLY); ATTACH '{}' AS b (READ_ONLY);",
+        t.catalog().display(),
+        other.catalog().display()
+    ))
+    .unwrap();
+    assert_eq!(diff_rows(&o, "a.main.t", "b.main.copy"), 0);
+    let sql = query_strings(
+        &o,
+        "select sql from duckdb_views() where database_name = 'b' and view_name = 'copy'",
+    );
+    assert!(sql[0].contains("file_row_number"), "{}", sql[0]);
+    assert!(!other.path().join("ext/t/_lakeflow").exists());
+    let c = read_only(&t.catalog());
     assert_eq!(
         query_i64(&c, "select count(*) from main.t where s = 'r4'"),
         query_i64(

@@ -219,7 +219,8 @@ pub fn write(table: &Table, vectors: &[&RoaringTreemap]) -> Result<Vec<DeletionV
 pub fn is_own_file(name: &str) -> bool {
     let file = name.rsplit('/').next().unwrap_or(name);
     (file.starts_with("deletion_vector_") && file.ends_with(".bin"))
-        || (name.starts_with("_lakeflow/deleted-") && name.ends_with(".parquet"))
+        || (name.starts_with("_lakeflow/deleted-")
+            && (name.ends_with(".parquet") || name.contains(".parquet.tmp-")))
 }
 
 /// The deleted-rows list of a snapshot (relative to the table), named after its vectors; None
@@ -385,6 +386,8 @@ mod tests {
         );
         assert!(is_own_file(&relative_path(&d).unwrap()));
         assert!(is_own_file("_lakeflow/deleted-00ff.parquet"));
+        assert!(is_own_file("_lakeflow/deleted-00ff.parquet.tmp-1a"));
+        assert!(!is_own_file("_lakeflow/notes.txt"));
         assert!(!is_own_file("part-1.parquet"));
     }
 }
