@@ -303,10 +303,6 @@ fn write_list(
     rows: &BTreeMap<String, RoaringTreemap>,
     name: &str,
 ) -> Result<()> {
-    if !crate::project::paths::is_remote(&table.location) {
-        std::fs::create_dir_all(format!("{}/_lakeflow", table.location))
-            .map_err(|e| delta_error(format!("cannot create {}/_lakeflow: {e}", table.location)))?;
-    }
     let temp = format!("lf_deleted_{}", uuid::Uuid::new_v4().simple());
     conn.execute_batch(&format!(
         "create temp table {temp} (lf_file varchar, file_row_number bigint)"
@@ -325,15 +321,64 @@ fn write_list(
         }
         app.flush().map_err(delta_err)
     })();
-    let part = format!("{name}.tmp-{}", uuid::Uuid::new_v4().simple());
-    let copied = filled.and_then(|()| {
-        conn.execute_batch(&format!(
-            "copy (select * from temp.main.{temp} order by all) to {} (format parquet)",
-            quote_literal(&file_path(&table.location, &part))
-        ))
-        .map_err(delta_err)
+    let written = filled.and_then(|()| {
+        copy_list(
+            table,
+            conn,
+            &format!("select * from temp.main.{temp}"),
+            name,
+        )
     });
     let _ = conn.execute_batch(&format!("drop table if exists temp.main.{temp}"));
+    written
+}
+
+/// Writes the list of deleted rows of `new` from the list of `old` and the rows of `marked` (a
+/// relation of `lf_file`, `file_row_number`), without reading the vectors back. Does nothing
+/// when `old` had vectors but its list is gone (the reader then writes one from the vectors).
+pub fn extend_list(
+    table: &Table,
+    conn: &Connection,
+    old: &Snapshot,
+    new: &Snapshot,
+    marked: &str,
+) -> Result<()> {
+    let Some(name) = list_name(new) else {
+        return Ok(());
+    };
+    let mut parts = vec![format!("select lf_file, file_row_number from {marked}")];
+    if let Some(previous) = list_name(old) {
+        let store = table.store().clone();
+        let path = StorePath::parse(&previous).map_err(delta_err)?;
+        if block_on(async move { store.head(&path).await })?.is_err() {
+            return Ok(());
+        }
+        parts.push(format!(
+            "select lf_file, file_row_number from read_parquet({})",
+            quote_literal(&file_path(&table.location, &previous))
+        ));
+    }
+    copy_list(
+        table,
+        conn,
+        &format!("select distinct * from ({})", parts.join(" union all ")),
+        &name,
+    )
+}
+
+/// `COPY`s `select` to the list `name`, under a temporary name renamed into place.
+fn copy_list(table: &Table, conn: &Connection, select: &str, name: &str) -> Result<()> {
+    if !crate::project::paths::is_remote(&table.location) {
+        std::fs::create_dir_all(format!("{}/_lakeflow", table.location))
+            .map_err(|e| delta_error(format!("cannot create {}/_lakeflow: {e}", table.location)))?;
+    }
+    let part = format!("{name}.tmp-{}", uuid::Uuid::new_v4().simple());
+    let copied = conn
+        .execute_batch(&format!(
+            "copy ({select} order by all) to {} (format parquet)",
+            quote_literal(&file_path(&table.location, &part))
+        ))
+        .map_err(delta_err);
     let store = table.store().clone();
     let (from, to) = (
         StorePath::parse(&part).map_err(delta_err)?,

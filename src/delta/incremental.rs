@@ -77,10 +77,13 @@ pub fn apply(
     config.extend(ext.table_properties.clone());
     let merge_on_read = dv::enabled(&config);
     let mut marked: BTreeMap<String, RoaringTreemap> = BTreeMap::new();
+    // The rows a merge-on-read run marks, kept for the new version's list of deleted rows.
+    let hits = format!("lf_hits_{}", uuid::Uuid::new_v4().simple());
+    let _drop_hits = DropTemp(conn, &hits);
     let (replaced, rewritten_sql): (Vec<&DataFile>, Option<String>) = match inc.strategy {
         Strategy::Append => (Vec::new(), None),
         Strategy::Merge | Strategy::DeleteInsert | Strategy::Microbatch if merge_on_read => {
-            marked = rows_matching(conn, &table.location, &snap, rows.batch, keys, inc)?;
+            marked = rows_matching(conn, &table.location, &snap, &hits, rows.batch, keys, inc)?;
             let files: Vec<&DataFile> = snap
                 .files
                 .iter()
@@ -221,6 +224,12 @@ pub fn apply(
         )
         .inspect_err(|_| write::cleanup_unless_committed(table, build_id))?;
     let snapshot = table.snapshot(&AsOf::Version(version))?;
+    if !marks.is_empty() {
+        // The new version's list of deleted rows: the old version's plus the rows just
+        // marked, written in DuckDB (the catalog view reads it; when this fails, the view
+        // writes it from the vectors).
+        let _ = dv::extend_list(table, conn, &snap, &snapshot, &hits);
+    }
     Ok(Applied {
         write: ModelWrite {
             rows: new_rows,
@@ -231,6 +240,17 @@ pub fn apply(
         rows_rewritten: written_rows.saturating_sub(new_rows),
         files_marked: marks.len(),
     })
+}
+
+/// Drops a temporary table when dropped.
+struct DropTemp<'a>(&'a Connection, &'a str);
+
+impl Drop for DropTemp<'_> {
+    fn drop(&mut self) {
+        let _ = self
+            .0
+            .execute_batch(&format!("drop table if exists temp.main.{}", self.1));
+    }
 }
 
 /// The new deletion vectors of the files in `hits` (each the file's old vector and its newly
@@ -433,6 +453,7 @@ fn rows_matching(
     conn: &Connection,
     location: &str,
     snap: &Snapshot,
+    hits: &str,
     batch: &str,
     keys: &[String],
     inc: &Incremental,
@@ -447,13 +468,23 @@ fn rows_matching(
         .map(|f| (file_path(location, &f.path), f.path.as_str()))
         .collect();
     let sql = matching_sql(location, snap, batch, keys, inc, true);
-    let mut stmt = conn.prepare(&sql).map_err(delta_err)?;
+    conn.execute_batch(&format!("create or replace temp table {hits} as {sql}"))
+        .map_err(delta_err)?;
+    // One row per file, its row numbers as one text (far cheaper to fetch than a row each).
+    let mut stmt = conn
+        .prepare(&format!(
+            "select lf_file, string_agg(file_row_number::varchar, ',') from {hits} group by lf_file"
+        ))
+        .map_err(delta_err)?;
     let mut rows = stmt.query([]).map_err(delta_err)?;
     while let Some(row) = rows.next().map_err(delta_err)? {
         let file: String = row.get(0).map_err(delta_err)?;
-        let at: i64 = row.get(1).map_err(delta_err)?;
+        let numbers: String = row.get(1).map_err(delta_err)?;
         if let Some(path) = by_path.get(&file) {
-            out.entry(path.to_string()).or_default().insert(at as u64);
+            let set = out.entry(path.to_string()).or_default();
+            for n in numbers.split(',') {
+                set.insert(n.parse::<u64>().map_err(delta_err)?);
+            }
         }
     }
     Ok(out)
