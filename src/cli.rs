@@ -194,6 +194,27 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = QueryFormat::Table)]
         format: QueryFormat,
     },
+    /// Serve the latest published replica over HTTP: health, readiness, build, relations,
+    /// read-only SQL queries (JSON or CSV) and a page at `/`; switches to each newly
+    /// published replica without a restart. Needs bearer tokens (LAKEFLOW_SERVE_TOKENS or
+    /// --tokens-file, `name:token` each)
+    Serve {
+        /// Address to listen on
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        bind: String,
+        /// File of `name:token` lines (besides LAKEFLOW_SERVE_TOKENS, `name:token,...`)
+        #[arg(long)]
+        tokens_file: Option<std::path::PathBuf>,
+        /// Most rows a query returns (the response says when it was cut)
+        #[arg(long, default_value_t = 10_000)]
+        max_rows: usize,
+        /// Seconds a query may run before it is stopped
+        #[arg(long, default_value_t = 30)]
+        timeout: u64,
+        /// Queries running at once; more get 503
+        #[arg(long, default_value_t = 8)]
+        max_concurrent: usize,
+    },
     /// Write deterministic example raw data (events, users, products) into DIR
     ExampleData {
         /// Folder to write `landing/` into [default: the project dir]

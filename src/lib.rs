@@ -65,5 +65,6 @@ pub mod redact;
 pub mod render;
 pub mod report;
 pub mod select;
+pub mod serve;
 pub mod state;
 pub mod storage;

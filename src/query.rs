@@ -79,7 +79,7 @@ pub fn run(
 
 /// The reader's session: `file` read-only, the target's extensions and S3 access, then file
 /// access cut down to what the views read, and the configuration locked.
-fn open(project: &Project, file: &Path) -> Result<Connection> {
+pub fn open(project: &Project, file: &Path) -> Result<Connection> {
     let conn = session::open_read_only(&project.target, file)?;
     let roots = read_roots(&conn, project)?;
     lock_down(&conn, &roots)?;
@@ -201,62 +201,113 @@ fn collect_strings(v: &serde_json::Value, out: &mut Vec<String>) {
 }
 
 /// Runs `sql` as the single SELECT of `query()`, every column rendered by DuckDB as text (and
-/// as JSON for `--format json`), and prints it.
+/// as JSON for the JSON format), and prints the result.
 fn print_query(conn: &Connection, sql: &str, format: QueryFormat) -> Result<()> {
-    let json = format == QueryFormat::Json;
-    let wrapped = if json {
-        "select columns(*)::varchar, to_json(columns(*))::varchar from query(?)"
-    } else {
-        "select columns(*)::varchar from query(?)"
-    };
-    let failed = |e: duckdb::Error| query_error(&e.to_string());
-    let mut stmt = conn.prepare(wrapped).map_err(failed)?;
-    let mut rows = stmt.query([sql]).map_err(failed)?;
-    let mut names: Vec<String> = rows.as_ref().map(|s| s.column_names()).unwrap_or_default();
-    let width = if json { names.len() / 2 } else { names.len() };
-    names.truncate(width);
-    let mut table: Vec<Vec<Option<String>>> = Vec::new();
-    let mut json_rows: Vec<String> = Vec::new();
-    while let Some(row) = rows.next().map_err(failed)? {
-        let text: Vec<Option<String>> = (0..width)
-            .map(|i| row.get::<_, Option<String>>(i))
-            .collect::<std::result::Result<_, _>>()
-            .map_err(failed)?;
-        if json {
-            let mut fields = Vec::with_capacity(width);
-            for (i, name) in names.iter().enumerate() {
-                let cell: Option<String> = row.get(width + i).map_err(failed)?;
-                fields.push(format!(
-                    "{}:{}",
-                    json_string(name),
-                    json_cell(cell, text[i].as_deref())
-                ));
-            }
-            json_rows.push(format!("{{{}}}", fields.join(",")));
-        } else {
-            table.push(text);
-        }
-    }
-    let shown = |c: &Option<String>| c.clone().unwrap_or_else(|| "NULL".into());
+    let result = run_query(conn, sql, None)?;
     match format {
-        QueryFormat::Json => crate::outln!("[{}]", json_rows.join(",")),
-        QueryFormat::Csv => {
-            let header: Vec<String> = names.iter().map(|n| csv_cell(n)).collect();
-            crate::outln!("{}", header.join(","));
-            for r in &table {
-                let cells: Vec<String> = r.iter().map(|c| csv_cell(&shown(c))).collect();
-                crate::outln!("{}", cells.join(","));
-            }
-        }
+        QueryFormat::Json => crate::outln!("{}", result.json()),
+        QueryFormat::Csv => crate::outln!("{}", result.csv("NULL").trim_end()),
         QueryFormat::Table => {
-            let rows: Vec<Vec<String>> = table
+            let shown = |c: &Option<String>| c.clone().unwrap_or_else(|| "NULL".into());
+            let rows: Vec<Vec<String>> = result
+                .rows
                 .iter()
-                .map(|r| r.iter().map(shown).collect())
+                .map(|r| r.iter().map(|(text, _)| shown(text)).collect())
                 .collect();
-            print_table(&names, &rows);
+            print_table(&result.names, &rows);
         }
     }
     Ok(())
+}
+
+/// The result of a query: column names, and per row each value's text (None for NULL) and
+/// DuckDB's JSON of it.
+pub struct QueryResult {
+    pub names: Vec<String>,
+    pub rows: Vec<Vec<(Option<String>, Option<String>)>>,
+    /// More rows than the limit asked for were there.
+    pub truncated: bool,
+}
+
+impl QueryResult {
+    /// A JSON array of objects; NULL is null, NaN and Infinity are strings.
+    pub fn json(&self) -> String {
+        let rows: Vec<String> = self
+            .rows
+            .iter()
+            .map(|r| {
+                let fields: Vec<String> = self
+                    .names
+                    .iter()
+                    .zip(r)
+                    .map(|(name, (text, json))| {
+                        format!(
+                            "{}:{}",
+                            json_string(name),
+                            json_cell(json.clone(), text.as_deref())
+                        )
+                    })
+                    .collect();
+                format!("{{{}}}", fields.join(","))
+            })
+            .collect();
+        format!("[{}]", rows.join(","))
+    }
+
+    /// CSV with a header line, NULL written as `null`.
+    pub fn csv(&self, null: &str) -> String {
+        let mut out = String::new();
+        let header: Vec<String> = self.names.iter().map(|n| csv_cell(n)).collect();
+        out.push_str(&header.join(","));
+        out.push('\n');
+        for r in &self.rows {
+            let cells: Vec<String> = r
+                .iter()
+                .map(|(text, _)| csv_cell(text.as_deref().unwrap_or(null)))
+                .collect();
+            out.push_str(&cells.join(","));
+            out.push('\n');
+        }
+        out
+    }
+}
+
+/// Runs `sql` as the single SELECT of `query()` (anything else is refused, LF604), at most
+/// `limit` rows of it.
+pub fn run_query(conn: &Connection, sql: &str, limit: Option<usize>) -> Result<QueryResult> {
+    let wrapped = match limit {
+        Some(n) => format!(
+            "select columns(*)::varchar, to_json(columns(*))::varchar from query(?) limit {}",
+            n + 1
+        ),
+        None => "select columns(*)::varchar, to_json(columns(*))::varchar from query(?)".into(),
+    };
+    let failed = |e: duckdb::Error| query_error(&e.to_string());
+    let mut stmt = conn.prepare(&wrapped).map_err(failed)?;
+    let mut rows = stmt.query([sql]).map_err(failed)?;
+    let mut names: Vec<String> = rows.as_ref().map(|s| s.column_names()).unwrap_or_default();
+    let width = names.len() / 2;
+    names.truncate(width);
+    let mut out = Vec::new();
+    let mut truncated = false;
+    while let Some(row) = rows.next().map_err(failed)? {
+        if limit.is_some_and(|n| out.len() == n) {
+            truncated = true;
+            break;
+        }
+        let mut cells = Vec::with_capacity(width);
+        for i in 0..width {
+            let text: Option<String> = row.get(i).map_err(failed)?;
+            let json: Option<String> = row.get(width + i).map_err(failed)?;
+            cells.push((text, json));
+        }
+        out.push(cells);
+    }
+    Ok(QueryResult {
+        names,
+        rows: out,
+        truncated,
+    })
 }
 
 fn query_error(message: &str) -> Error {

@@ -59,6 +59,30 @@ pub fn dispatch(cli: Cli) -> Result<bool> {
             crate::cli::DocsCommand::Serve { host, port } => docs::serve(&g, &host, port),
         },
         Command::Catalog { action } => catalog::catalog_command(&g, action),
+        Command::Serve {
+            bind,
+            tokens_file,
+            max_rows,
+            timeout,
+            max_concurrent,
+        } => {
+            let tokens = crate::serve::tokens(
+                std::env::var("LAKEFLOW_SERVE_TOKENS").ok().as_deref(),
+                tokens_file.as_deref(),
+            )?;
+            let project = load(&g)?;
+            crate::serve::run(
+                project,
+                crate::serve::Options {
+                    bind,
+                    tokens,
+                    max_rows,
+                    timeout: std::time::Duration::from_secs(timeout),
+                    max_concurrent,
+                },
+            )
+            .map(|_| true)
+        }
         Command::Delta { action } => delta::delta_command(&g, action),
         Command::ExampleData {
             out,

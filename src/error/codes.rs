@@ -262,6 +262,10 @@ pub const CODES: &[(&str, &str)] = &[
         "`lakeflow query` got SQL that is not one read statement",
     ),
     ("LF605", "the query session cannot be made read-only"),
+    (
+        "LF606",
+        "`lakeflow serve` cannot start: no bearer token, no local replica, or its address is taken",
+    ),
     ("LF701", "an artifact under target/ cannot be written"),
     (
         "LF711",

@@ -1,0 +1,438 @@
+//! `lakeflow serve`: the latest published replica behind a small HTTP API, for readers that
+//! want an endpoint rather than a .duckdb file.
+//!
+//! - One replica serves at a time. A watcher opens each newly published replica beside the
+//!   current one and switches to it only once it opened and answered, so a partial or corrupt
+//!   replica is never served. A query holds the replica it started on until it ends: it sees
+//!   one build's data, never a mix, and an old replica is closed when its last query ends.
+//! - Every query runs in `lakeflow query`'s reader session (`crate::query`): the file opened
+//!   read-only, file access cut down to the folders the views read, the configuration locked,
+//!   and the SQL run as the single SELECT of DuckDB's `query()`.
+//! - Every request but the page and the health checks needs a bearer token; tokens are named,
+//!   and only the name appears in the audit line each query writes on stderr.
+
+use crate::error::{Error, Result};
+use crate::project::Project;
+use duckdb::Connection;
+use std::io::Read;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// How the server runs (`lakeflow serve` options).
+pub struct Options {
+    pub bind: String,
+    pub tokens: Vec<(String, String)>,
+    pub max_rows: usize,
+    pub timeout: Duration,
+    pub max_concurrent: usize,
+}
+
+/// The largest request body taken (a query and its options).
+const MAX_BODY: usize = 1 << 20;
+
+/// One opened replica: the session every query on it starts from.
+struct Replica {
+    conn: Mutex<Connection>,
+    build_id: String,
+    /// The file as it was when opened (device, inode, modification time).
+    identity: (u64, u64, i64),
+}
+
+/// The replica new queries get.
+struct Current {
+    replica: Mutex<Option<Arc<Replica>>>,
+}
+
+impl Current {
+    fn get(&self) -> Option<Arc<Replica>> {
+        self.replica.lock().ok().and_then(|r| r.clone())
+    }
+}
+
+fn serve_error(message: impl Into<String>) -> Error {
+    Error::new("LF606", message)
+}
+
+/// The named tokens from `LAKEFLOW_SERVE_TOKENS` (`name:token` pairs separated by commas)
+/// and from a file of `name:token` lines; none is an error, as the server would be open.
+pub fn tokens(env: Option<&str>, file: Option<&std::path::Path>) -> Result<Vec<(String, String)>> {
+    let mut text = env.unwrap_or_default().replace(',', "\n");
+    if let Some(file) = file {
+        let read =
+            std::fs::read_to_string(file).map_err(|e| Error::io("LF606", "read", file, e))?;
+        text.push('\n');
+        text.push_str(&read);
+    }
+    let mut out = Vec::new();
+    for (i, line) in text.lines().map(str::trim).enumerate() {
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        match line.split_once(':') {
+            Some((name, token)) if !name.trim().is_empty() && token.trim().len() >= 16 => {
+                out.push((name.trim().to_string(), token.trim().to_string()));
+            }
+            _ => {
+                return Err(serve_error(format!(
+                    "token entry {} is not `name:token` with a token of 16 characters or more",
+                    i + 1
+                ))
+                .hint("write each token as `name:token`, e.g. `bi:$(openssl rand -hex 24)`"));
+            }
+        }
+    }
+    if out.is_empty() {
+        return Err(serve_error("lakeflow serve needs at least one bearer token")
+            .hint("set LAKEFLOW_SERVE_TOKENS='name:token' or pass --tokens-file with `name:token` lines"));
+    }
+    Ok(out)
+}
+
+/// The name of the token the request carries, if it is one of `tokens`.
+fn token_name<'a>(request: &tiny_http::Request, tokens: &'a [(String, String)]) -> Option<&'a str> {
+    let given = request
+        .headers()
+        .iter()
+        .find(|h| h.field.equiv("Authorization"))?
+        .value
+        .as_str()
+        .strip_prefix("Bearer ")?
+        .trim();
+    tokens
+        .iter()
+        .find(|(_, t)| constant_time_eq(t.as_bytes(), given.as_bytes()))
+        .map(|(n, _)| n.as_str())
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Runs the server until the process ends.
+pub fn run(project: Project, options: Options) -> Result<()> {
+    let file = replica_file(&project)?;
+    let server = tiny_http::Server::http(&options.bind).map_err(|e| {
+        serve_error(format!("cannot listen on {}: {e}", options.bind))
+            .hint("pick a free address with --bind, e.g. --bind 127.0.0.1:8081")
+    })?;
+    let current = Arc::new(Current {
+        replica: Mutex::new(None),
+    });
+    let project = Arc::new(project);
+    refresh(&project, &file, &current);
+    {
+        let (project, file, current) = (project.clone(), file.clone(), current.clone());
+        std::thread::spawn(move || {
+            loop {
+                std::thread::sleep(Duration::from_millis(500));
+                refresh(&project, &file, &current);
+            }
+        });
+    }
+    let addr = server
+        .server_addr()
+        .to_ip()
+        .map(|a| a.to_string())
+        .unwrap_or_else(|| options.bind.clone());
+    crate::outln!(
+        "lakeflow serve: listening on http://{addr} (replica {})",
+        file.display()
+    );
+    let server = Arc::new(server);
+    let options = Arc::new(options);
+    let running = Arc::new(AtomicUsize::new(0));
+    let workers: Vec<_> = (0..options.max_concurrent.max(1) + 2)
+        .map(|_| {
+            let (server, options, current, running) = (
+                server.clone(),
+                options.clone(),
+                current.clone(),
+                running.clone(),
+            );
+            std::thread::spawn(move || {
+                while let Ok(request) = server.recv() {
+                    handle(request, &options, &current, &running);
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        let _ = w.join();
+    }
+    Ok(())
+}
+
+/// The replica file the target publishes (local replicas only).
+fn replica_file(project: &Project) -> Result<PathBuf> {
+    let target = &project.target;
+    let publish = target.publish.as_ref().ok_or_else(|| {
+        serve_error(format!("target '{}' publishes no replica", target.name))
+            .hint("add `publish: {to: ...}` to the target in profiles.yml and run `lakeflow build` (or `lakeflow catalog publish`)")
+    })?;
+    if crate::project::paths::is_remote(&publish.to) {
+        return Err(serve_error(format!(
+            "the replica {} is on S3; lakeflow serve reads local replicas",
+            publish.to
+        ))
+        .hint("pull it with `lakeflow catalog pull` into a local file on a schedule and serve a target that publishes there"));
+    }
+    Ok(PathBuf::from(&publish.to))
+}
+
+fn identity(file: &std::path::Path) -> Option<(u64, u64, i64)> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(file).ok()?;
+    Some((m.dev(), m.ino(), m.mtime()))
+}
+
+/// Opens the replica at `file` when it is not the one served, and switches to it once it
+/// answers; a replica that cannot be opened leaves the current one in place.
+fn refresh(project: &Project, file: &std::path::Path, current: &Current) {
+    let Some(id) = identity(file) else {
+        return;
+    };
+    if current.get().is_some_and(|r| r.identity == id) {
+        return;
+    }
+    let opened = crate::query::open(project, file).and_then(|conn| {
+        let build_id: String = conn
+            .query_row("select build_id from _lakeflow.replica", [], |r| r.get(0))
+            .map_err(|e| {
+                serve_error(format!("{} is not a lakeflow replica: {e}", file.display()))
+            })?;
+        Ok(Replica {
+            conn: Mutex::new(conn),
+            build_id,
+            identity: id,
+        })
+    });
+    match opened {
+        Ok(replica) => {
+            crate::errln!("lakeflow serve: serving build {}", replica.build_id);
+            if let Ok(mut r) = current.replica.lock() {
+                *r = Some(Arc::new(replica));
+            }
+        }
+        Err(e) => crate::warnln!(
+            "lakeflow serve: the replica {} was not switched to: {}",
+            file.display(),
+            e.message
+        ),
+    }
+}
+
+/// A response: status, content type, body.
+struct Reply {
+    status: u16,
+    kind: &'static str,
+    body: String,
+}
+
+fn json_reply(status: u16, value: serde_json::Value) -> Reply {
+    Reply {
+        status,
+        kind: "application/json",
+        body: value.to_string(),
+    }
+}
+
+fn error_reply(status: u16, message: &str) -> Reply {
+    json_reply(status, serde_json::json!({"error": message}))
+}
+
+fn handle(
+    mut request: tiny_http::Request,
+    options: &Options,
+    current: &Current,
+    running: &AtomicUsize,
+) {
+    let started = Instant::now();
+    let method = request.method().clone();
+    let url = request.url().split('?').next().unwrap_or("").to_string();
+    let public = matches!(url.as_str(), "/" | "/v1/health" | "/v1/ready");
+    let who = token_name(&request, &options.tokens).map(str::to_string);
+    let reply = if !public && who.is_none() {
+        error_reply(
+            401,
+            "a valid bearer token is required (Authorization: Bearer <token>)",
+        )
+    } else {
+        use tiny_http::Method::{Get, Post};
+        match (&method, url.as_str()) {
+            (Get, "/") => Reply {
+                status: 200,
+                kind: "text/html; charset=utf-8",
+                body: PAGE.to_string(),
+            },
+            (Get, "/v1/health") => json_reply(200, serde_json::json!({"status": "ok"})),
+            (Get, "/v1/ready") => match current.get() {
+                Some(r) => json_reply(
+                    200,
+                    serde_json::json!({"ready": true, "build_id": r.build_id}),
+                ),
+                None => json_reply(503, serde_json::json!({"ready": false})),
+            },
+            (Get, "/v1/build") => with_replica(current, build),
+            (Get, "/v1/relations") => with_replica(current, relations),
+            (Post, "/v1/query") => {
+                let mut body = Vec::new();
+                let read = request
+                    .as_reader()
+                    .take(MAX_BODY as u64 + 1)
+                    .read_to_end(&mut body);
+                if read.is_err() {
+                    error_reply(400, "the request body could not be read")
+                } else if body.len() > MAX_BODY {
+                    error_reply(413, "the request body is larger than 1 MiB")
+                } else if running.fetch_add(1, Ordering::SeqCst) >= options.max_concurrent {
+                    running.fetch_sub(1, Ordering::SeqCst);
+                    error_reply(503, "too many queries are running; retry shortly")
+                } else {
+                    let reply = query(&body, options, current);
+                    running.fetch_sub(1, Ordering::SeqCst);
+                    reply
+                }
+            }
+            _ => error_reply(
+                404,
+                "no such endpoint; see GET /v1/health, /v1/ready, /v1/build, /v1/relations, POST /v1/query",
+            ),
+        }
+    };
+    if url == "/v1/query" {
+        crate::errln!(
+            "lakeflow serve: query token={} status={} ms={}",
+            who.as_deref().unwrap_or("-"),
+            reply.status,
+            started.elapsed().as_millis()
+        );
+    }
+    let header = tiny_http::Header::from_bytes(&b"Content-Type"[..], reply.kind.as_bytes())
+        .expect("a constant header");
+    let response = tiny_http::Response::from_string(reply.body)
+        .with_status_code(reply.status)
+        .with_header(header);
+    let _ = request.respond(response);
+}
+
+/// Runs `f` on a session of the current replica (503 while none is loaded).
+fn with_replica(current: &Current, f: impl Fn(&Connection, &Replica) -> Result<Reply>) -> Reply {
+    let Some(replica) = current.get() else {
+        return error_reply(503, "no replica is loaded yet");
+    };
+    let conn = match replica.conn.lock().map(|c| c.try_clone()) {
+        Ok(Ok(c)) => c,
+        _ => return error_reply(500, "cannot open a session on the replica"),
+    };
+    f(&conn, &replica).unwrap_or_else(|e| error_reply(500, &e.message))
+}
+
+fn build(conn: &Connection, replica: &Replica) -> Result<Reply> {
+    let meta = crate::query::run_query(conn, "from _lakeflow.replica", None)?;
+    let models = crate::query::run_query(
+        conn,
+        "select unique_id, schema_name, name, materialized, format, version, rows, built_at from _lakeflow.models order by unique_id",
+        None,
+    )?;
+    let parse = |s: String| serde_json::from_str::<serde_json::Value>(&s).unwrap_or_default();
+    Ok(json_reply(
+        200,
+        serde_json::json!({
+            "build_id": replica.build_id,
+            "replica": parse(meta.json()).get(0).cloned().unwrap_or_default(),
+            "models": parse(models.json()),
+        }),
+    ))
+}
+
+fn relations(conn: &Connection, _: &Replica) -> Result<Reply> {
+    let columns = crate::query::run_query(
+        conn,
+        "select c.schema_name as schema, c.table_name as relation, \
+         coalesce(t.table_type, 'VIEW') as kind, c.column_name as column, c.data_type as type, c.comment as description \
+         from duckdb_columns() c left join information_schema.tables t on t.table_schema = c.schema_name and t.table_name = c.table_name \
+         where c.database_name = current_database() and c.schema_name not in ('_lakeflow', 'information_schema', 'pg_catalog') \
+         order by c.schema_name, c.table_name, c.column_index",
+        None,
+    )?;
+    Ok(Reply {
+        status: 200,
+        kind: "application/json",
+        body: columns.json(),
+    })
+}
+
+/// `POST /v1/query` with `{"sql": "...", "format": "json" | "csv"}`.
+fn query(body: &[u8], options: &Options, current: &Current) -> Reply {
+    let Ok(request) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return error_reply(400, "the body is not JSON; send {\"sql\": \"select ...\"}");
+    };
+    let Some(sql) = request.get("sql").and_then(|s| s.as_str()) else {
+        return error_reply(400, "the body has no \"sql\" text");
+    };
+    let format = request
+        .get("format")
+        .and_then(|f| f.as_str())
+        .unwrap_or("json");
+    if !matches!(format, "json" | "csv") {
+        return error_reply(400, "format is json or csv");
+    }
+    let timeout = options.timeout;
+    let max_rows = options.max_rows;
+    with_replica(current, |conn, replica| {
+        // A query that outlives the timeout is interrupted.
+        let interrupt = conn.interrupt_handle();
+        let (done, wait) = std::sync::mpsc::channel::<()>();
+        let watchdog = std::thread::spawn(move || {
+            if wait.recv_timeout(timeout) == Err(std::sync::mpsc::RecvTimeoutError::Timeout) {
+                interrupt.interrupt();
+                return true;
+            }
+            false
+        });
+        let result = crate::query::run_query(conn, sql, Some(max_rows));
+        let _ = done.send(());
+        let timed_out = watchdog.join().unwrap_or(false);
+        let result = match result {
+            Ok(r) => r,
+            Err(_) if timed_out => {
+                return Ok(error_reply(
+                    408,
+                    &format!(
+                        "the query ran longer than {} s and was stopped",
+                        timeout.as_secs()
+                    ),
+                ));
+            }
+            Err(e) if e.code == "LF604" => return Ok(error_reply(400, &e.message)),
+            Err(e) => return Ok(error_reply(400, &e.message)),
+        };
+        Ok(if format == "csv" {
+            Reply {
+                status: 200,
+                kind: "text/csv; charset=utf-8",
+                body: result.csv(""),
+            }
+        } else {
+            Reply {
+                status: 200,
+                kind: "application/json",
+                body: format!(
+                    "{{\"build_id\":{},\"columns\":{},\"rows\":{},\"truncated\":{}}}",
+                    serde_json::Value::from(replica.build_id.clone()),
+                    serde_json::Value::from(result.names.clone()),
+                    result.json(),
+                    result.truncated
+                ),
+            }
+        })
+    })
+}
+
+/// The page at `/`: relations and a SQL editor, no external resources.
+const PAGE: &str = include_str!("serve_page.html");

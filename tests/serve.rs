@@ -1,0 +1,224 @@
+//! `lakeflow serve`: the latest replica over HTTP, behind bearer tokens, read-only, switching
+//! to each newly published replica without a restart.
+
+mod common;
+use common::*;
+use std::io::{BufRead, Read, Write};
+use std::process::{Child, Stdio};
+
+const TOKEN: &str = "bi:0123456789abcdef-secret";
+const SECRET: &str = "0123456789abcdef-secret";
+
+/// A running `lakeflow serve`, killed on drop.
+struct Server {
+    child: Child,
+    addr: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Server {
+    fn start(t: &TestProject, extra: &[&str]) -> Server {
+        let mut args = vec!["serve", "--bind", "127.0.0.1:0"];
+        args.extend(extra);
+        let mut child = t
+            .command(&args)
+            .env("LAKEFLOW_SERVE_TOKENS", TOKEN)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start lakeflow serve");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let addr = line
+            .split("http://")
+            .nth(1)
+            .and_then(|r| r.split_whitespace().next())
+            .unwrap_or_else(|| panic!("no address in {line:?}"))
+            .to_string();
+        Server { child, addr }
+    }
+
+    /// (status, body) of one request.
+    fn call(&self, method: &str, path: &str, token: Option<&str>, body: &str) -> (u16, String) {
+        let mut s = std::net::TcpStream::connect(&self.addr).expect("connect");
+        let auth = token
+            .map(|t| format!("Authorization: Bearer {t}\r\n"))
+            .unwrap_or_default();
+        write!(
+            s,
+            "{method} {path} HTTP/1.1\r\nHost: x\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        let status = out
+            .split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        let body = out.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
+        (status, body.to_string())
+    }
+
+    fn query(&self, sql: &str) -> (u16, serde_json::Value) {
+        let (status, body) = self.call(
+            "POST",
+            "/v1/query",
+            Some(SECRET),
+            &serde_json::json!({ "sql": sql }).to_string(),
+        );
+        (
+            status,
+            serde_json::from_str(&body).unwrap_or_else(|_| panic!("not JSON: {body}")),
+        )
+    }
+
+    fn stderr(mut self) -> String {
+        let _ = self.child.kill();
+        let mut err = String::new();
+        self.child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut err)
+            .unwrap();
+        err
+    }
+}
+
+fn project() -> TestProject {
+    let t = TestProject::new(&[
+        (
+            "models/gold/totals.sql",
+            "{{ config(materialized='external') }} select range % 3 as k, sum(range) * {{ var('f', 1) }} as total from range(1000) group by 1",
+        ),
+        (
+            "models/gold/numbers.sql",
+            "{{ config(materialized='table') }} select range as n, 'x' || range as s, case when range = 0 then 'nan'::double else range end as d from range(5)",
+        ),
+    ]);
+    let profile = PROFILE.replace(
+        "      threads: 4\n    prod:",
+        "      threads: 4\n      publish: {to: replica.duckdb}\n    prod:",
+    );
+    t.write("profiles.yml", &profile);
+    t
+}
+
+#[test]
+fn serves_the_latest_replica_read_only_behind_tokens() {
+    let t = project();
+    // Before anything is published the server is up and not ready.
+    let early = Server::start(&t, &[]);
+    assert_eq!(early.call("GET", "/v1/health", None, "").0, 200);
+    assert_eq!(early.call("GET", "/v1/ready", None, "").0, 503);
+    drop(early);
+    t.run(&["build"]).ok();
+    let s = Server::start(&t, &["--timeout", "1", "--max-rows", "3"]);
+    let (status, ready) = s.call("GET", "/v1/ready", None, "");
+    assert_eq!(status, 200, "{ready}");
+
+    // No token, a wrong one: refused.
+    for token in [None, Some("0123456789abcdef-wrong!")] {
+        let (status, _) = s.call("POST", "/v1/query", token, r#"{"sql": "select 1"}"#);
+        assert_eq!(status, 401);
+        assert_eq!(s.call("GET", "/v1/relations", token, "").0, 401);
+    }
+    let (status, body) = s.query("select sum(total)::bigint as t from gold.totals");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["rows"][0]["t"], 499500);
+    // NaN and NULL stay valid JSON; more rows than --max-rows are cut and said so.
+    let (_, body) = s.query("select d, null as nothing from gold.numbers order by n");
+    assert_eq!(body["rows"].as_array().unwrap().len(), 3);
+    assert_eq!(body["truncated"], true);
+    assert!(body["rows"][0]["d"].is_string(), "{body}");
+    assert!(body["rows"][0]["nothing"].is_null(), "{body}");
+    let (status, csv) = s.call(
+        "POST",
+        "/v1/query",
+        Some(SECRET),
+        r#"{"sql": "select n, s from gold.numbers order by n limit 2", "format": "csv"}"#,
+    );
+    assert_eq!((status, csv.as_str()), (200, "n,s\n0,x0\n1,x1\n"));
+    let (_, relations) = s.call("GET", "/v1/relations", Some(SECRET), "");
+    assert!(relations.contains("\"relation\":\"totals\""), "{relations}");
+    let (_, build) = s.call("GET", "/v1/build", Some(SECRET), "");
+    assert!(build.contains("model.proj.totals"), "{build}");
+
+    // Writes, other files, extensions and endless queries are refused; the server stays up.
+    for sql in [
+        "copy (select 1) to 'out.csv'",
+        "attach 'other.duckdb' as o",
+        "install httpfs",
+        "create table x as select 1",
+        "select * from read_csv('/etc/passwd')",
+        "select count(*) from range(1000000000000) a, range(1000) b",
+    ] {
+        let (status, body) = s.query(sql);
+        assert!(status == 400 || status == 408, "{sql}: {status} {body}");
+    }
+    assert!(!t.path().join("out.csv").exists());
+    assert_eq!(
+        s.call("POST", "/v1/query", Some(SECRET), "{not json").0,
+        400
+    );
+    let huge = format!(r#"{{"sql": "select '{}'"}}"#, "x".repeat(2 << 20));
+    assert_eq!(s.call("POST", "/v1/query", Some(SECRET), &huge).0, 413);
+    assert_eq!(s.query("select 1 as one").1["rows"][0]["one"], 1);
+    let page = s.call("GET", "/", None, "");
+    assert!(page.0 == 200 && page.1.contains("<textarea"), "{}", page.1);
+
+    // A new build is published: the next query reads it, without a restart.
+    let before = s.query("select 1").1["build_id"].clone();
+    t.run(&["build", "--vars", "{f: 2}"]).ok();
+    let mut switched = false;
+    for _ in 0..50 {
+        let (_, body) = s.query("select sum(total)::bigint as t from gold.totals");
+        if body["build_id"] != before {
+            assert_eq!(body["rows"][0]["t"], 999000, "{body}");
+            switched = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(switched, "the server kept serving build {before}");
+
+    // The audit log names the token, never its secret.
+    let log = s.stderr();
+    assert!(log.contains("token=bi status=200"), "{log}");
+    assert!(!log.contains(SECRET), "{log}");
+}
+
+#[test]
+fn serve_refuses_to_start_without_tokens_or_a_replica() {
+    let t = project();
+    let out = t
+        .command(&["serve"])
+        .env_remove("LAKEFLOW_SERVE_TOKENS")
+        .output()
+        .unwrap();
+    assert_ne!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("LF606"));
+    let short = t
+        .command(&["serve"])
+        .env("LAKEFLOW_SERVE_TOKENS", "bi:short")
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&short.stderr).contains("16 characters"));
+    t.write("profiles.yml", PROFILE);
+    let none = t
+        .command(&["serve"])
+        .env("LAKEFLOW_SERVE_TOKENS", TOKEN)
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&none.stderr).contains("publishes no replica"));
+}
