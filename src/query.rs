@@ -275,16 +275,53 @@ impl QueryResult {
 /// Runs `sql` as the single SELECT of `query()` (anything else is refused, LF604), at most
 /// `limit` rows of it.
 pub fn run_query(conn: &Connection, sql: &str, limit: Option<usize>) -> Result<QueryResult> {
-    let wrapped = match limit {
-        Some(n) => format!(
-            "select columns(*)::varchar, to_json(columns(*))::varchar from query(?) limit {}",
-            n + 1
-        ),
-        None => "select columns(*)::varchar, to_json(columns(*))::varchar from query(?)".into(),
-    };
+    run_query_with(conn, sql, limit, &[])
+}
+
+/// As [`run_query`], with values for the SQL's parameters (`?`, `$1`). `query()` takes no
+/// parameters, so SQL with parameters is first checked by DuckDB's parser to be exactly one
+/// SELECT statement, then run as a subquery with the values bound.
+pub fn run_query_with(
+    conn: &Connection,
+    sql: &str,
+    limit: Option<usize>,
+    params: &[duckdb::types::Value],
+) -> Result<QueryResult> {
+    let limit_sql = limit
+        .map(|n| format!(" limit {}", n + 1))
+        .unwrap_or_default();
     let failed = |e: duckdb::Error| query_error(&e.to_string());
+    let (wrapped, bound): (String, Vec<duckdb::types::Value>) = if params.is_empty() {
+        (
+            format!(
+                "select columns(*)::varchar, to_json(columns(*))::varchar from query(?){limit_sql}"
+            ),
+            vec![duckdb::types::Value::Text(sql.to_string())],
+        )
+    } else {
+        let tree: String = conn
+            .query_row("select json_serialize_sql(?::varchar)", [sql], |r| r.get(0))
+            .map_err(failed)?;
+        let tree: serde_json::Value = serde_json::from_str(&tree).unwrap_or_default();
+        let one_select = tree.get("error") == Some(&serde_json::Value::Bool(false))
+            && tree
+                .get("statements")
+                .and_then(|s| s.as_array())
+                .is_some_and(|s| s.len() == 1);
+        if !one_select {
+            return Err(query_error("Expected a single SELECT statement"));
+        }
+        (
+            format!(
+                "select columns(*)::varchar, to_json(columns(*))::varchar from (\n{sql}\n) as lf_query{limit_sql}"
+            ),
+            params.to_vec(),
+        )
+    };
     let mut stmt = conn.prepare(&wrapped).map_err(failed)?;
-    let mut rows = stmt.query([sql]).map_err(failed)?;
+    let mut rows = stmt
+        .query(duckdb::params_from_iter(bound))
+        .map_err(failed)?;
     let mut names: Vec<String> = rows.as_ref().map(|s| s.column_names()).unwrap_or_default();
     let width = names.len() / 2;
     names.truncate(width);

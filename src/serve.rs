@@ -367,13 +367,33 @@ fn relations(conn: &Connection, _: &Replica) -> Result<Reply> {
     })
 }
 
-/// `POST /v1/query` with `{"sql": "...", "format": "json" | "csv"}`.
+/// `POST /v1/query` with `{"sql": "...", "params": [...], "format": "json" | "csv"}`.
 fn query(body: &[u8], options: &Options, current: &Current) -> Reply {
     let Ok(request) = serde_json::from_slice::<serde_json::Value>(body) else {
         return error_reply(400, "the body is not JSON; send {\"sql\": \"select ...\"}");
     };
     let Some(sql) = request.get("sql").and_then(|s| s.as_str()) else {
         return error_reply(400, "the body has no \"sql\" text");
+    };
+    let params: Vec<duckdb::types::Value> = match request.get("params") {
+        None | Some(serde_json::Value::Null) => Vec::new(),
+        Some(serde_json::Value::Array(items)) => {
+            let mut out = Vec::with_capacity(items.len());
+            for item in items {
+                out.push(match item {
+                    serde_json::Value::Null => duckdb::types::Value::Null,
+                    serde_json::Value::Bool(b) => duckdb::types::Value::Boolean(*b),
+                    serde_json::Value::Number(n) => match n.as_i64() {
+                        Some(i) => duckdb::types::Value::BigInt(i),
+                        None => duckdb::types::Value::Double(n.as_f64().unwrap_or(f64::NAN)),
+                    },
+                    serde_json::Value::String(s) => duckdb::types::Value::Text(s.clone()),
+                    _ => return error_reply(400, "params are numbers, strings, booleans or null"),
+                });
+            }
+            out
+        }
+        Some(_) => return error_reply(400, "params is a list of values"),
     };
     let format = request
         .get("format")
@@ -395,7 +415,7 @@ fn query(body: &[u8], options: &Options, current: &Current) -> Reply {
             }
             false
         });
-        let result = crate::query::run_query(conn, sql, Some(max_rows));
+        let result = crate::query::run_query_with(conn, sql, Some(max_rows), &params);
         let _ = done.send(());
         let timed_out = watchdog.join().unwrap_or(false);
         let result = match result {

@@ -149,6 +149,27 @@ fn serves_the_latest_replica_read_only_behind_tokens() {
         r#"{"sql": "select n, s from gold.numbers order by n limit 2", "format": "csv"}"#,
     );
     assert_eq!((status, csv.as_str()), (200, "n,s\n0,x0\n1,x1\n"));
+    // Parameters are bound, never spliced; with them too only one SELECT runs.
+    let (status, body) = s.call(
+        "POST",
+        "/v1/query",
+        Some(SECRET),
+        r#"{"sql": "select n from gold.numbers where n >= ? and s <> $2 order by n", "params": [3, "x4"]}"#,
+    );
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains(r#""rows":[{"n":3}]"#), "{body}");
+    for sql in [
+        "copy (select ?) to 'out.csv'",
+        "select ?; select 2",
+        "select 1) as q, (select ?",
+    ] {
+        let body = serde_json::json!({"sql": sql, "params": [1]}).to_string();
+        assert_eq!(
+            s.call("POST", "/v1/query", Some(SECRET), &body).0,
+            400,
+            "{sql}"
+        );
+    }
     let (_, relations) = s.call("GET", "/v1/relations", Some(SECRET), "");
     assert!(relations.contains("\"relation\":\"totals\""), "{relations}");
     let (_, build) = s.call("GET", "/v1/build", Some(SECRET), "");
