@@ -213,7 +213,10 @@ fn refresh(project: &Project, file: &std::path::Path, current: &Current) {
     });
     match opened {
         Ok(replica) => {
-            crate::errln!("lakeflow serve: serving build {}", replica.build_id);
+            // The same build again (a replica pulled anew) is switched to without a word.
+            if current.get().is_none_or(|r| r.build_id != replica.build_id) {
+                crate::errln!("lakeflow serve: serving build {}", replica.build_id);
+            }
             if let Ok(mut r) = current.replica.lock() {
                 *r = Some(Arc::new(replica));
             }

@@ -365,7 +365,7 @@ fn parse_cli_vars(text: Option<&str>) -> Result<BTreeMap<String, serde_json::Val
     let Some(text) = text.filter(|t| !t.trim().is_empty()) else {
         return Ok(BTreeMap::new());
     };
-    let value: serde_yaml::Value = serde_yaml::from_str(text).map_err(|e| {
+    let value: serde_yaml::Value = yaml::from_str_merged(text).map_err(|e| {
         Error::new("LF107", format!("--vars is not valid YAML: {e}"))
             .hint("pass a mapping, e.g. --vars '{start_date: 2024-01-01, days: 7}'")
     })?;

@@ -32,10 +32,29 @@ pub fn read(path: &Path) -> Result<(Value, String)> {
     Ok((value, text))
 }
 
+/// A YAML file as dbt (PyYAML) reads it: anchors, aliases and `<<` merge keys resolved.
 pub fn parse(path: &Path, text: &str) -> Result<Value> {
     if text.trim().is_empty() {
         return Ok(Value::Mapping(Default::default()));
     }
+    let mut value = parse_plain(path, text)?;
+    value.apply_merge().map_err(|e| {
+        Error::new("LF101", format!("invalid YAML merge key `<<`: {e}"))
+            .in_file(path)
+            .hint("`<<` takes an alias of a mapping (`<<: *defaults`) or a list of them")
+    })?;
+    Ok(value)
+}
+
+/// YAML text merged as [`parse`] does, for values that are not project files (`--vars`,
+/// `fromyaml()`).
+pub fn from_str_merged(text: &str) -> std::result::Result<Value, serde_yaml::Error> {
+    let mut value: Value = serde_yaml::from_str(text)?;
+    value.apply_merge()?;
+    Ok(value)
+}
+
+fn parse_plain(path: &Path, text: &str) -> Result<Value> {
     serde_yaml::from_str(text).map_err(|e| {
         let message = format!("invalid YAML: {}", strip_location(&e.to_string()));
         let err = Error::new("LF101", message).hint("fix the YAML syntax at the line shown");
@@ -372,6 +391,17 @@ pub fn to_json(value: &Value) -> serde_json::Value {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn merge_keys_resolve_as_in_dbt() {
+        let text = "outputs:\n  prod: &prod\n    type: duckdb\n    threads: 4\n    secrets: [{type: s3}]\n  dev:\n    <<: *prod\n    threads: 1\n";
+        let v = parse(Path::new("profiles.yml"), text).unwrap();
+        assert_eq!(v["outputs"]["dev"]["type"], "duckdb");
+        assert_eq!(v["outputs"]["dev"]["threads"], 1);
+        assert_eq!(v["outputs"]["dev"]["secrets"][0]["type"], "s3");
+        assert!(v["outputs"]["dev"].get("<<").is_none());
+        assert!(parse(Path::new("x.yml"), "a:\n  <<: 3\n").is_err());
+    }
+
     use super::*;
 
     #[test]

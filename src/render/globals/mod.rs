@@ -166,8 +166,10 @@ pub fn fromjson(text: String, default: Option<Value>) -> Result<Value, Error> {
 }
 
 pub fn fromyaml(text: String, default: Option<Value>) -> Result<Value, Error> {
-    match serde_yaml::from_str::<serde_json::Value>(&text) {
-        Ok(v) => Ok(super::pycompat::mutable(super::functions::to_value(v))),
+    match crate::project::yaml::from_str_merged(&text) {
+        Ok(v) => Ok(super::pycompat::mutable(super::functions::to_value(
+            crate::project::yaml::to_json(&v),
+        ))),
         Err(e) => default.ok_or_else(|| err(format!("fromyaml: {e}"))),
     }
 }
