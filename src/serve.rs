@@ -43,6 +43,8 @@ struct Replica {
 /// The replica new queries get.
 struct Current {
     replica: Mutex<Option<Arc<Replica>>>,
+    /// A file that could not be opened, not tried again until it changes.
+    refused: Mutex<Option<(u64, u64, i64)>>,
 }
 
 impl Current {
@@ -122,6 +124,7 @@ pub fn run(project: Project, options: Options) -> Result<()> {
     })?;
     let current = Arc::new(Current {
         replica: Mutex::new(None),
+        refused: Mutex::new(None),
     });
     let project = Arc::new(project);
     refresh(&project, &file, &current);
@@ -196,7 +199,9 @@ fn refresh(project: &Project, file: &std::path::Path, current: &Current) {
     let Some(id) = identity(file) else {
         return;
     };
-    if current.get().is_some_and(|r| r.identity == id) {
+    if current.get().is_some_and(|r| r.identity == id)
+        || current.refused.lock().is_ok_and(|r| *r == Some(id))
+    {
         return;
     }
     let opened = crate::query::open(project, file).and_then(|conn| {
@@ -221,11 +226,16 @@ fn refresh(project: &Project, file: &std::path::Path, current: &Current) {
                 *r = Some(Arc::new(replica));
             }
         }
-        Err(e) => crate::warnln!(
-            "lakeflow serve: the replica {} was not switched to: {}",
-            file.display(),
-            e.message
-        ),
+        Err(e) => {
+            crate::warnln!(
+                "lakeflow serve: the replica {} was not switched to: {}",
+                file.display(),
+                e.message
+            );
+            if let Ok(mut r) = current.refused.lock() {
+                *r = Some(id);
+            }
+        }
     }
 }
 

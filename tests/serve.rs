@@ -213,10 +213,25 @@ fn serves_the_latest_replica_read_only_behind_tokens() {
     }
     assert!(switched, "the server kept serving build {before}");
 
+    // A damaged replica put in place (say, a partial copy) is never switched to: the server
+    // keeps serving the last good build.
+    let served = s.query("select 1").1["build_id"].clone();
+    let replica = t.path().join("replica.duckdb");
+    let tmp = t.path().join("damaged.duckdb");
+    std::fs::write(&tmp, b"not a database, or only the first bytes of one").unwrap();
+    std::fs::rename(&tmp, &replica).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let (status, body) = s.query("select sum(total)::bigint as t from gold.totals");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["build_id"], served);
+    assert_eq!(body["rows"][0]["t"], 999000);
+    assert_eq!(s.call("GET", "/v1/ready", None, "").0, 200);
+
     // The audit log names the token, never its secret.
     let log = s.stderr();
     assert!(log.contains("token=bi status=200"), "{log}");
     assert!(!log.contains(SECRET), "{log}");
+    assert!(log.contains("was not switched to"), "{log}");
 }
 
 #[test]
