@@ -1,6 +1,8 @@
 //! `lakeflow serve`: the latest published replica behind a small HTTP API, for readers that
 //! want an endpoint rather than a .duckdb file.
 //!
+//! - The replica is the target's `publish.to`: a local file, or an S3 object pulled into
+//!   `target/serve/` whenever its ETag changes.
 //! - One replica serves at a time. A watcher opens each newly published replica beside the
 //!   current one and switches to it only once it opened and answered, so a partial or corrupt
 //!   replica is never served. A query holds the replica it started on until it ends: it sees
@@ -36,15 +38,54 @@ const MAX_BODY: usize = 1 << 20;
 struct Replica {
     conn: Mutex<Connection>,
     build_id: String,
-    /// The file as it was when opened (device, inode, modification time).
-    identity: (u64, u64, i64),
+    /// The replica as it was when opened: the file's device, inode and time, or the S3
+    /// object's ETag.
+    identity: String,
+    /// The local copy of an S3 replica, removed once this replica is dropped (DuckDB keeps
+    /// its own handle while a query still reads it).
+    copy: Option<PathBuf>,
 }
 
 /// The replica new queries get.
 struct Current {
     replica: Mutex<Option<Arc<Replica>>>,
-    /// A file that could not be opened, not tried again until it changes.
-    refused: Mutex<Option<(u64, u64, i64)>>,
+    /// A replica that could not be opened, not tried again until it changes.
+    refused: Mutex<Option<String>>,
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        if let Some(copy) = &self.copy {
+            let _ = std::fs::remove_file(copy);
+        }
+    }
+}
+
+/// Where replicas come from: a local file the build publishes to, or an S3 object pulled
+/// into a local folder on each change.
+enum Source {
+    Local(PathBuf),
+    Remote {
+        url: String,
+        storage: crate::storage::Storage,
+        cache: PathBuf,
+    },
+}
+
+impl Source {
+    fn describe(&self) -> String {
+        match self {
+            Source::Local(p) => p.display().to_string(),
+            Source::Remote { url, .. } => url.clone(),
+        }
+    }
+
+    fn poll_every(&self) -> Duration {
+        match self {
+            Source::Local(_) => Duration::from_millis(500),
+            Source::Remote { .. } => Duration::from_secs(5),
+        }
+    }
 }
 
 impl Current {
@@ -117,7 +158,7 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 
 /// Runs the server until the process ends.
 pub fn run(project: Project, options: Options) -> Result<()> {
-    let file = replica_file(&project)?;
+    let source = replica_source(&project)?;
     let server = tiny_http::Server::http(&options.bind).map_err(|e| {
         serve_error(format!("cannot listen on {}: {e}", options.bind))
             .hint("pick a free address with --bind, e.g. --bind 127.0.0.1:8081")
@@ -127,13 +168,14 @@ pub fn run(project: Project, options: Options) -> Result<()> {
         refused: Mutex::new(None),
     });
     let project = Arc::new(project);
-    refresh(&project, &file, &current);
+    let source = Arc::new(source);
+    refresh(&project, &source, &current);
     {
-        let (project, file, current) = (project.clone(), file.clone(), current.clone());
+        let (project, source, current) = (project.clone(), source.clone(), current.clone());
         std::thread::spawn(move || {
             loop {
-                std::thread::sleep(Duration::from_millis(500));
-                refresh(&project, &file, &current);
+                std::thread::sleep(source.poll_every());
+                refresh(&project, &source, &current);
             }
         });
     }
@@ -144,7 +186,7 @@ pub fn run(project: Project, options: Options) -> Result<()> {
         .unwrap_or_else(|| options.bind.clone());
     crate::outln!(
         "lakeflow serve: listening on http://{addr} (replica {})",
-        file.display()
+        source.describe()
     );
     let server = Arc::new(server);
     let options = Arc::new(options);
@@ -170,50 +212,81 @@ pub fn run(project: Project, options: Options) -> Result<()> {
     Ok(())
 }
 
-/// The replica file the target publishes (local replicas only).
-fn replica_file(project: &Project) -> Result<PathBuf> {
+/// Where the target publishes its replica.
+fn replica_source(project: &Project) -> Result<Source> {
     let target = &project.target;
     let publish = target.publish.as_ref().ok_or_else(|| {
         serve_error(format!("target '{}' publishes no replica", target.name))
             .hint("add `publish: {to: ...}` to the target in profiles.yml and run `lakeflow build` (or `lakeflow catalog publish`)")
     })?;
-    if crate::project::paths::is_remote(&publish.to) {
-        return Err(serve_error(format!(
-            "the replica {} is on S3; lakeflow serve reads local replicas",
-            publish.to
-        ))
-        .hint("pull it with `lakeflow catalog pull` into a local file on a schedule and serve a target that publishes there"));
+    if !crate::project::paths::is_remote(&publish.to) {
+        return Ok(Source::Local(PathBuf::from(&publish.to)));
     }
-    Ok(PathBuf::from(&publish.to))
+    let cache = project.target_path.join("serve");
+    std::fs::create_dir_all(&cache).map_err(|e| Error::io("LF606", "create", &cache, e))?;
+    Ok(Source::Remote {
+        url: publish.to.clone(),
+        storage: crate::storage::Storage::for_target(target)?,
+        cache,
+    })
 }
 
-fn identity(file: &std::path::Path) -> Option<(u64, u64, i64)> {
+/// What the replica is now: the local file's device, inode and time, or the S3 object's
+/// ETag; None when there is none (yet), or S3 cannot be reached (the current replica stays).
+fn identity(source: &Source) -> Option<String> {
     use std::os::unix::fs::MetadataExt;
-    let m = std::fs::metadata(file).ok()?;
-    Some((m.dev(), m.ino(), m.mtime()))
+    match source {
+        Source::Local(file) => {
+            let m = std::fs::metadata(file).ok()?;
+            Some(format!("{}:{}:{}", m.dev(), m.ino(), m.mtime()))
+        }
+        Source::Remote { url, storage, .. } => storage.remote.as_ref()?.version(url).ok()?,
+    }
 }
 
-/// Opens the replica at `file` when it is not the one served, and switches to it once it
-/// answers; a replica that cannot be opened leaves the current one in place.
-fn refresh(project: &Project, file: &std::path::Path, current: &Current) {
-    let Some(id) = identity(file) else {
+/// Opens the replica when it is not the one served, and switches to it once it answers; a
+/// replica that cannot be opened leaves the current one in place.
+fn refresh(project: &Project, source: &Source, current: &Current) {
+    let Some(id) = identity(source) else {
         return;
     };
     if current.get().is_some_and(|r| r.identity == id)
-        || current.refused.lock().is_ok_and(|r| *r == Some(id))
+        || current
+            .refused
+            .lock()
+            .is_ok_and(|r| r.as_ref() == Some(&id))
     {
         return;
     }
-    let opened = crate::query::open(project, file).and_then(|conn| {
+    let (file, copy) = match source {
+        Source::Local(file) => (file.clone(), None),
+        Source::Remote {
+            url,
+            storage,
+            cache,
+        } => {
+            let copy = cache.join(format!("replica-{}.duckdb", uuid::Uuid::new_v4().simple()));
+            if let Err(e) = crate::publish::pull(storage, url, &copy) {
+                crate::warnln!("lakeflow serve: cannot pull {url}: {}", e.message);
+                return;
+            }
+            (copy.clone(), Some(copy))
+        }
+    };
+    let opened = crate::query::open(project, &file).and_then(|conn| {
         let build_id: String = conn
             .query_row("select build_id from _lakeflow.replica", [], |r| r.get(0))
             .map_err(|e| {
-                serve_error(format!("{} is not a lakeflow replica: {e}", file.display()))
+                serve_error(format!(
+                    "{} is not a lakeflow replica: {e}",
+                    source.describe()
+                ))
             })?;
         Ok(Replica {
             conn: Mutex::new(conn),
             build_id,
-            identity: id,
+            identity: id.clone(),
+            copy: copy.clone(),
         })
     });
     match opened {
@@ -229,9 +302,12 @@ fn refresh(project: &Project, file: &std::path::Path, current: &Current) {
         Err(e) => {
             crate::warnln!(
                 "lakeflow serve: the replica {} was not switched to: {}",
-                file.display(),
+                source.describe(),
                 e.message
             );
+            if let Some(copy) = copy {
+                let _ = std::fs::remove_file(copy);
+            }
             if let Ok(mut r) = current.refused.lock() {
                 *r = Some(id);
             }

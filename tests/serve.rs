@@ -291,3 +291,41 @@ fn the_page_lists_relations_and_runs_queries_in_a_browser() {
     let size = std::fs::metadata(&shot).map(|m| m.len()).unwrap_or(0);
     assert!(size > 5 * 1024, "the screenshot is {size} bytes");
 }
+
+#[test]
+fn serves_replicas_published_to_s3() {
+    let s3 = common::s3::S3::shared();
+    let bucket = s3.bucket("serve");
+    let t = project();
+    let profile = s3.profile(&bucket, &s3.secret).replace(
+        "      threads: 4\n",
+        &format!("      threads: 4\n      publish: {{to: 's3://{bucket}/replicas/proj.duckdb'}}\n"),
+    );
+    t.write("profiles.yml", &profile);
+    t.run(&["build"]).ok();
+    let s = Server::start(&t, &[]);
+    let (status, body) = s.query("select sum(total)::bigint as t from gold.totals");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["rows"][0]["t"], 499500);
+    let before = body["build_id"].clone();
+    t.run(&["build", "--vars", "{f: 3}"]).ok();
+    let mut switched = false;
+    for _ in 0..100 {
+        let (_, body) = s.query("select sum(total)::bigint as t from gold.totals");
+        if body["build_id"] != before {
+            assert_eq!(body["rows"][0]["t"], 1498500, "{body}");
+            switched = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(switched, "the server kept serving build {before}");
+    // The local copies of replicas no query reads any more are gone.
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let copies = std::fs::read_dir(t.path().join("target/serve"))
+        .unwrap()
+        .count();
+    assert_eq!(copies, 1);
+    let log = s.stderr();
+    assert!(!log.contains(&s3.secret), "{log}");
+}

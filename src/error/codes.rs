@@ -264,7 +264,7 @@ pub const CODES: &[(&str, &str)] = &[
     ("LF605", "the query session cannot be made read-only"),
     (
         "LF606",
-        "`lakeflow serve` cannot start: no bearer token, no local replica, or its address is taken",
+        "`lakeflow serve` cannot start: no bearer token, no replica, or its address is taken",
     ),
     ("LF701", "an artifact under target/ cannot be written"),
     (

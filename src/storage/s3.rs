@@ -212,6 +212,19 @@ impl Remote {
         }
     }
 
+    /// A text that changes whenever the object `url` is replaced (its ETag, else its size and
+    /// time); None when there is no such object.
+    pub fn version(&self, url: &str) -> Result<Option<String>> {
+        let (store, path) = self.store(url)?;
+        match runtime()?.block_on(store.head(&path)) {
+            Ok(meta) => Ok(Some(meta.e_tag.unwrap_or_else(|| {
+                format!("{}@{}", meta.size, meta.last_modified.timestamp_millis())
+            }))),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(self.error("read", url, &e)),
+        }
+    }
+
     /// Whether the object `url` exists.
     pub fn exists(&self, url: &str) -> Result<bool> {
         let (store, path) = self.store(url)?;
