@@ -4,6 +4,7 @@
 //!  commands/   one file per command; build reads like the list below
 //!  cli         the command line (clap)
 //!  example_data  the example project and its generated data
+//!  serve       `lakeflow serve`: the latest replica over HTTP, read-only, behind tokens
 //!  query       `lakeflow query`: read-only SQL on the catalog or a replica
 //!  report/     progress lines, the summary, artifacts under target/
 //!  publish     read replicas of the catalog, put in place atomically
@@ -43,6 +44,7 @@ pub const LAYERS: &[&str] = &[
     "publish",
     "report",
     "query",
+    "serve",
     "example_data",
     "cli",
     "commands",
