@@ -195,30 +195,13 @@ fn generate_writes_the_catalog_and_a_self_contained_page() {
 
 #[test]
 fn the_page_works_in_a_browser() {
-    let chromium = std::env::var("LAKEFLOW_TEST_CHROMIUM").expect(
-        "LAKEFLOW_TEST_CHROMIUM is not set: run the tests with scripts/test, which installs Chromium and the browser test's npm packages",
-    );
     let t = shop();
-    let shots = tempfile::tempdir().expect("tempdir");
-    let shot = shots.path().join("shot.png");
     let page = t.path().join("target/index.html");
-    let out = std::process::Command::new("node")
-        .arg("tests/browser/docs.mjs")
-        .arg(&page)
-        .args(["orders", "stg_orders"])
-        .arg(&shot)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env("CHROMIUM", chromium)
-        .output()
-        .expect("run node (Node.js must be installed)");
-    assert!(
-        out.status.success(),
-        "the browser test failed\nstdout:\n{}\nstderr:\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+    browser_check(
+        "docs.mjs",
+        &[&page.to_string_lossy(), "orders", "stg_orders"],
+        10 * 1024,
     );
-    let size = std::fs::metadata(&shot).map(|m| m.len()).unwrap_or(0);
-    assert!(size > 10 * 1024, "the screenshot is {size} bytes");
 }
 
 /// The server, killed when the test ends (passing or not).

@@ -261,35 +261,21 @@ fn serve_refuses_to_start_without_tokens_or_a_replica() {
 
 #[test]
 fn the_page_lists_relations_and_runs_queries_in_a_browser() {
-    let chromium = std::env::var("LAKEFLOW_TEST_CHROMIUM").expect(
-        "LAKEFLOW_TEST_CHROMIUM is not set: run the tests with scripts/test, which installs Chromium and the browser test's npm packages",
-    );
     let t = project();
     t.run(&["build"]).ok();
     let s = Server::start(&t, &[]);
     // What the page must show when the relation is opened, as the API returns it.
     let (_, expected) = s.query(r#"select * from "gold"."numbers" limit 100"#);
-    let shots = tempfile::tempdir().expect("tempdir");
-    let shot = shots.path().join("serve.png");
-    let out = std::process::Command::new("node")
-        .arg("tests/browser/serve.mjs")
-        .arg(format!("http://{}/", s.addr))
-        .arg(SECRET)
-        .arg("gold.numbers")
-        .arg(expected.to_string())
-        .arg(&shot)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env("CHROMIUM", chromium)
-        .output()
-        .expect("run node (Node.js must be installed)");
-    assert!(
-        out.status.success(),
-        "the browser test failed\nstdout:\n{}\nstderr:\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+    browser_check(
+        "serve.mjs",
+        &[
+            &format!("http://{}/", s.addr),
+            SECRET,
+            "gold.numbers",
+            &expected.to_string(),
+        ],
+        5 * 1024,
     );
-    let size = std::fs::metadata(&shot).map(|m| m.len()).unwrap_or(0);
-    assert!(size > 5 * 1024, "the screenshot is {size} bytes");
 }
 
 #[test]

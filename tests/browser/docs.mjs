@@ -10,7 +10,7 @@
 // full-page screenshot. The expected values are computed here from the JSON embedded in the page,
 // independently of the page's own code. Exit 0: all checks passed; 1: a check failed; 2: usage or
 // browser start-up error.
-import { chromium } from 'playwright-core';
+import { launchChromium, exitWith } from './harness.mjs';
 import { pathToFileURL } from 'node:url';
 import path from 'node:path';
 
@@ -55,19 +55,9 @@ function graphFromData(data) {
 }
 
 async function main() {
-  const executablePath = process.env.CHROMIUM || '/usr/bin/chromium';
-  let browser, pageRef;
-  try {
-    browser = await chromium.launch({
-      executablePath,
-      headless: true,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-        '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    });
-  } catch (e) {
-    console.error(`cannot start Chromium at ${executablePath} (set CHROMIUM to its path): ${e.message}`);
-    return 2;
-  }
+  const browser = await launchChromium();
+  if (!browser) return 2;
+  let pageRef;
   try {
     const page = await browser.newPage({ viewport: { width: 1440, height: 900 } });
     pageRef = page;
@@ -195,7 +185,4 @@ async function main() {
   }
 }
 
-main().then((code) => process.exit(code), (e) => {
-  console.error(`FAILED (unexpected error): ${e && e.stack || e}`);
-  process.exit(1);
-});
+exitWith(main);

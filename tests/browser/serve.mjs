@@ -8,7 +8,7 @@
 // query: `columns` and `rows`, compared cell by cell as text), then runs an aggregate in the editor and checks its one
 // cell, checks that the page loaded nothing from another origin, and saves a screenshot.
 // Exit 0: all checks passed; 1: a check failed; 2: usage or browser start-up error.
-import { chromium } from 'playwright-core';
+import { launchChromium, exitWith } from './harness.mjs';
 
 const [URL_, TOKEN, RELATION, EXPECTED, SHOT] = process.argv.slice(2);
 if (!URL_ || !TOKEN || !RELATION || !EXPECTED || !SHOT) {
@@ -27,19 +27,8 @@ async function tableCells(page) {
 }
 
 async function main() {
-  const executablePath = process.env.CHROMIUM || '/usr/bin/chromium';
-  let browser;
-  try {
-    browser = await chromium.launch({
-      executablePath,
-      headless: true,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run',
-        '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    });
-  } catch (e) {
-    console.error(`cannot start Chromium at ${executablePath} (set CHROMIUM to its path): ${e.message}`);
-    return 2;
-  }
+  const browser = await launchChromium();
+  if (!browser) return 2;
   let page;
   try {
     page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
@@ -86,7 +75,4 @@ async function main() {
   }
 }
 
-main().then((code) => process.exit(code), (e) => {
-  console.error(`FAILED (unexpected error): ${e && e.stack || e}`);
-  process.exit(1);
-});
+exitWith(main);

@@ -358,3 +358,31 @@ pub fn rust_sources() -> Vec<(PathBuf, String)> {
     out.sort();
     out
 }
+
+/// Runs a headless-Chromium check (`tests/browser/<script>` with `args`, then the screenshot
+/// path) and asserts it passed and wrote a screenshot of at least `min_shot` bytes.
+/// `scripts/test` installs Chromium and the script's npm packages and sets
+/// LAKEFLOW_TEST_CHROMIUM.
+pub fn browser_check(script: &str, args: &[&str], min_shot: u64) {
+    let chromium = std::env::var("LAKEFLOW_TEST_CHROMIUM").expect(
+        "LAKEFLOW_TEST_CHROMIUM is not set: run the tests with scripts/test, which installs Chromium and the browser test's npm packages",
+    );
+    let shots = tempfile::tempdir().expect("tempdir");
+    let shot = shots.path().join("shot.png");
+    let out = Command::new("node")
+        .arg(format!("tests/browser/{script}"))
+        .args(args)
+        .arg(&shot)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("CHROMIUM", chromium)
+        .output()
+        .expect("run node (Node.js must be installed)");
+    assert!(
+        out.status.success(),
+        "the browser test failed\nstdout:\n{}\nstderr:\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let size = std::fs::metadata(&shot).map(|m| m.len()).unwrap_or(0);
+    assert!(size > min_shot, "the screenshot is {size} bytes");
+}
