@@ -315,11 +315,12 @@ fn refresh(project: &Project, source: &Source, current: &Current) {
     }
 }
 
-/// A response: status, content type, body.
+/// A response: status, content type, body, and for a query the rows it returned.
 struct Reply {
     status: u16,
     kind: &'static str,
     body: String,
+    rows: Option<usize>,
 }
 
 fn json_reply(status: u16, value: serde_json::Value) -> Reply {
@@ -327,6 +328,7 @@ fn json_reply(status: u16, value: serde_json::Value) -> Reply {
         status,
         kind: "application/json",
         body: value.to_string(),
+        rows: None,
     }
 }
 
@@ -357,6 +359,7 @@ fn handle(
                 status: 200,
                 kind: "text/html; charset=utf-8",
                 body: PAGE.to_string(),
+                rows: None,
             },
             (Get, "/v1/health") => json_reply(200, serde_json::json!({"status": "ok"})),
             (Get, "/v1/ready") => match current.get() {
@@ -395,9 +398,10 @@ fn handle(
     };
     if url == "/v1/query" {
         crate::errln!(
-            "lakeflow serve: query token={} status={} ms={}",
+            "lakeflow serve: query token={} status={} rows={} ms={}",
             who.as_deref().unwrap_or("-"),
             reply.status,
+            reply.rows.map_or("-".to_string(), |n| n.to_string()),
             started.elapsed().as_millis()
         );
     }
@@ -453,6 +457,7 @@ fn relations(conn: &Connection, _: &Replica) -> Result<Reply> {
         status: 200,
         kind: "application/json",
         body: columns.json(),
+        rows: None,
     })
 }
 
@@ -526,6 +531,7 @@ fn query(body: &[u8], options: &Options, current: &Current) -> Reply {
                 status: 200,
                 kind: "text/csv; charset=utf-8",
                 body: result.csv(""),
+                rows: Some(result.rows.len()),
             }
         } else {
             Reply {
@@ -538,6 +544,7 @@ fn query(body: &[u8], options: &Options, current: &Current) -> Reply {
                     result.json(),
                     result.truncated
                 ),
+                rows: Some(result.rows.len()),
             }
         })
     })

@@ -229,7 +229,7 @@ fn serves_the_latest_replica_read_only_behind_tokens() {
 
     // The audit log names the token, never its secret.
     let log = s.stderr();
-    assert!(log.contains("token=bi status=200"), "{log}");
+    assert!(log.contains("token=bi status=200 rows=1 ms="), "{log}");
     assert!(!log.contains(SECRET), "{log}");
     assert!(log.contains("was not switched to"), "{log}");
 }
