@@ -315,3 +315,52 @@ fn serves_replicas_published_to_s3() {
     let log = s.stderr();
     assert!(!log.contains(&s3.secret), "{log}");
 }
+
+#[test]
+fn an_s3_outage_keeps_the_served_replica_and_a_new_server_is_not_ready() {
+    let mut own = common::s3::OwnServer::start();
+    let bucket = own.s3.bucket("outage");
+    let t = project();
+    let profile = own.s3.profile(&bucket, &own.s3.secret).replace(
+        "      threads: 4\n",
+        &format!("      threads: 4\n      publish: {{to: 's3://{bucket}/replicas/proj.duckdb'}}\n"),
+    );
+    t.write("profiles.yml", &profile);
+    t.run(&["build"]).ok();
+    let s = Server::start(&t, &[]);
+    assert_eq!(
+        s.query("select count(*) as n from gold.numbers").1["rows"][0]["n"],
+        5
+    );
+    own.kill();
+    // The S3 server is gone: the loaded replica keeps serving what it holds (a table model is
+    // copied into the replica) and stays ready; a server started now has nothing to serve.
+    std::thread::sleep(std::time::Duration::from_millis(5500));
+    assert_eq!(s.call("GET", "/v1/ready", None, "").0, 200);
+    let (status, body) = s.query("select count(*) as n from gold.numbers");
+    assert_eq!(
+        (status, &body["rows"][0]["n"]),
+        (200, &serde_json::json!(5)),
+        "{body}"
+    );
+    let fresh = Server::start(&t, &[]);
+    assert_eq!(fresh.call("GET", "/v1/ready", None, "").0, 503);
+    assert_eq!(fresh.query("select 1").0, 503);
+    // Back again: the views over S3 data answer, and the fresh server gets ready.
+    own.resume();
+    let (status, body) = s.query("select sum(total)::bigint as t from gold.totals");
+    assert_eq!(
+        (status, &body["rows"][0]["t"]),
+        (200, &serde_json::json!(499500)),
+        "{body}"
+    );
+    let mut ready = false;
+    for _ in 0..100 {
+        if fresh.call("GET", "/v1/ready", None, "").0 == 200 {
+            ready = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(ready, "the new server never got ready after S3 came back");
+}

@@ -53,9 +53,9 @@ async function main() {
     const got = cells.slice(1);
     check(JSON.stringify(got) === JSON.stringify(want), `rows ${JSON.stringify(got)}, expected ${JSON.stringify(want)}`);
     ok(`opening ${schema}.${name} shows its ${want.length} rows`);
-    await page.fill('#sql', `select count(*) as n from "${schema}"."${name}"`);
+    await page.fill('#sql', `select count(*) as lf_row_count from "${schema}"."${name}"`);
     await page.click('#run');
-    await page.waitForFunction(() => document.querySelector('#result th')?.textContent === 'n');
+    await page.waitForFunction(() => document.querySelector('#result th')?.textContent === 'lf_row_count');
     const counted = await tableCells(page);
     check(counted[1][0] === String(expected.length), `count shows ${counted[1][0]}, expected ${expected.length}`);
     ok('a query typed in the editor runs and shows its result');
