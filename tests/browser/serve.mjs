@@ -3,7 +3,8 @@
 //   node tests/browser/serve.mjs URL TOKEN RELATION EXPECTED_JSON SCREENSHOT.png
 //
 // Opens URL in Chromium (env CHROMIUM, default /usr/bin/chromium) through playwright-core,
-// enters TOKEN, waits for RELATION (schema.name) in the list, opens it and checks that the
+// enters TOKEN, waits for RELATION (schema.name) in the list with its row count, opens it and
+// checks that the
 // table shows exactly the columns and rows of EXPECTED_JSON (the API's response to the same
 // query: `columns` and `rows`, compared cell by cell as text), then runs an aggregate in the editor and checks its one
 // cell, checks that the page loaded nothing from another origin, and saves a screenshot.
@@ -41,12 +42,14 @@ async function main() {
     await page.fill('#token', TOKEN);
     await page.dispatchEvent('#token', 'change');
     const [schema, name] = RELATION.split('.');
-    const item = page.locator('nav li', { hasText: new RegExp(`^${name}$`) });
+    const item = page.locator(`nav li[data-relation="${RELATION}"]`);
     await item.first().waitFor();
-    ok(`the list shows ${RELATION} once the token is entered`);
+    const { columns, rows: expected } = JSON.parse(EXPECTED);
+    const label = await item.first().textContent();
+    check(label === `${name}${expected.length} rows`, `the list item reads ${JSON.stringify(label)}, expected ${JSON.stringify(`${name}${expected.length} rows`)}`);
+    ok(`the list shows ${RELATION} with its row count once the token is entered`);
     await item.first().click();
     await page.waitForFunction(() => /rows/.test(document.getElementById('status').textContent));
-    const { columns, rows: expected } = JSON.parse(EXPECTED);
     const cells = await tableCells(page);
     check(JSON.stringify(cells[0]) === JSON.stringify(columns), `header ${JSON.stringify(cells[0])}, expected ${JSON.stringify(columns)}`);
     const want = expected.map((r) => columns.map((c) => text(r[c])));
