@@ -523,7 +523,7 @@ fn query(body: &[u8], options: &Options, current: &Current) -> Reply {
                     ),
                 ));
             }
-            Err(e) if e.code == "LF604" => return Ok(error_reply(400, &e.message)),
+            // Not one SELECT (LF604) or a failing one (LF602): the query's fault either way.
             Err(e) => return Ok(error_reply(400, &e.message)),
         };
         Ok(if format == "csv" {

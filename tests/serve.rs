@@ -278,16 +278,21 @@ fn the_page_lists_relations_and_runs_queries_in_a_browser() {
     );
 }
 
+/// The project on the S3 server `s3`, in `bucket`, publishing its replica there too.
+fn publish_to_s3(t: &TestProject, s3: &common::s3::S3, bucket: &str) {
+    let profile = s3.profile(bucket, &s3.secret).replace(
+        "      threads: 4\n",
+        &format!("      threads: 4\n      publish: {{to: 's3://{bucket}/replicas/proj.duckdb'}}\n"),
+    );
+    t.write("profiles.yml", &profile);
+}
+
 #[test]
 fn serves_replicas_published_to_s3() {
     let s3 = common::s3::S3::shared();
     let bucket = s3.bucket("serve");
     let t = project();
-    let profile = s3.profile(&bucket, &s3.secret).replace(
-        "      threads: 4\n",
-        &format!("      threads: 4\n      publish: {{to: 's3://{bucket}/replicas/proj.duckdb'}}\n"),
-    );
-    t.write("profiles.yml", &profile);
+    publish_to_s3(&t, &s3, &bucket);
     t.run(&["build"]).ok();
     let s = Server::start(&t, &[]);
     let (status, body) = s.query("select sum(total)::bigint as t from gold.totals");
@@ -321,11 +326,7 @@ fn an_s3_outage_keeps_the_served_replica_and_a_new_server_is_not_ready() {
     let mut own = common::s3::OwnServer::start();
     let bucket = own.s3.bucket("outage");
     let t = project();
-    let profile = own.s3.profile(&bucket, &own.s3.secret).replace(
-        "      threads: 4\n",
-        &format!("      threads: 4\n      publish: {{to: 's3://{bucket}/replicas/proj.duckdb'}}\n"),
-    );
-    t.write("profiles.yml", &profile);
+    publish_to_s3(&t, &own.s3, &bucket);
     t.run(&["build"]).ok();
     let s = Server::start(&t, &[]);
     assert_eq!(

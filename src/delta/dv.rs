@@ -13,7 +13,7 @@
 //! data files with `file_row_number` and leave out the deleted rows listed in a small Parquet
 //! file, `_lakeflow/deleted-<hash>.parquet`, named after the vectors it lists.
 
-use super::{Snapshot, Table, block_on, delta_err, delta_error, file_path};
+use super::{DataFile, Snapshot, Table, block_on, delta_err, delta_error, file_path};
 use crate::error::Result;
 use crate::model::relation::quote_literal;
 use deltalake::kernel::{DeletionVectorDescriptor, StorageType};
@@ -168,11 +168,14 @@ fn read(
     }
 }
 
-/// The deleted rows of every file of `snap` that has a deletion vector, by file path.
-pub fn deleted_rows(table: &Table, snap: &Snapshot) -> Result<BTreeMap<String, RoaringTreemap>> {
+/// The deleted rows of each of `files` that has a deletion vector, by file path.
+pub fn deleted_rows<'a>(
+    table: &Table,
+    files: impl IntoIterator<Item = &'a DataFile>,
+) -> Result<BTreeMap<String, RoaringTreemap>> {
     let mut cache = HashMap::new();
     let mut out = BTreeMap::new();
-    for f in &snap.files {
+    for f in files {
         if let Some(d) = &f.deletion_vector {
             out.insert(f.path.clone(), read(table, d, &mut cache)?);
         }
@@ -246,6 +249,20 @@ pub fn list_name(snap: &Snapshot) -> Option<String> {
     Some(format!("_lakeflow/deleted-{hex}.parquet"))
 }
 
+/// Whether the list of deleted rows `name` (relative to the table) is there.
+fn list_exists(table: &Table, name: &str) -> Result<bool> {
+    let path = StorePath::parse(name).map_err(delta_err)?;
+    let store = table.store().clone();
+    match block_on(async move { store.head(&path).await })? {
+        Ok(_) => Ok(true),
+        Err(object_store::Error::NotFound { .. }) => Ok(false),
+        Err(e) => Err(delta_error(format!(
+            "cannot read {}/{name}: {e}",
+            table.location
+        ))),
+    }
+}
+
 /// The relation of deleted rows (`lf_file`, `file_row_number`) a reader of `snap` leaves out,
 /// or None when nothing is deleted. It is the snapshot's deleted-rows list when that exists;
 /// with a connection, the list is written first (DuckDB writes it, under a temporary name
@@ -258,27 +275,14 @@ pub fn deleted_relation(
     let Some(name) = list_name(snap) else {
         return Ok(None);
     };
-    let path = StorePath::parse(&name).map_err(delta_err)?;
-    let store = table.store().clone();
-    let head = path.clone();
-    let exists = match block_on(async move { store.head(&head).await })? {
-        Ok(_) => true,
-        Err(object_store::Error::NotFound { .. }) => false,
-        Err(e) => {
-            return Err(delta_error(format!(
-                "cannot read {}/{name}: {e}",
-                table.location
-            )));
-        }
-    };
     let reader = format!(
         "read_parquet({})",
         quote_literal(&file_path(&table.location, &name))
     );
-    if exists {
+    if list_exists(table, &name)? {
         return Ok(Some(reader));
     }
-    let rows = deleted_rows(table, snap)?;
+    let rows = deleted_rows(table, &snap.files)?;
     let Some(conn) = conn else {
         let mut values = Vec::new();
         for (file, set) in &rows {
@@ -308,6 +312,7 @@ fn write_list(
         "create temp table {temp} (lf_file varchar, file_row_number bigint)"
     ))
     .map_err(delta_err)?;
+    let _drop = super::DropTemp(conn, &temp);
     let filled = (|| -> Result<()> {
         let mut app = conn
             .appender_to_catalog_and_db(&temp, "temp", "main")
@@ -321,16 +326,13 @@ fn write_list(
         }
         app.flush().map_err(delta_err)
     })();
-    let written = filled.and_then(|()| {
-        copy_list(
-            table,
-            conn,
-            &format!("select * from temp.main.{temp}"),
-            name,
-        )
-    });
-    let _ = conn.execute_batch(&format!("drop table if exists temp.main.{temp}"));
-    written
+    filled?;
+    copy_list(
+        table,
+        conn,
+        &format!("select * from temp.main.{temp}"),
+        name,
+    )
 }
 
 /// Writes the list of deleted rows of `new` from the list of `old` and the rows of `marked` (a
@@ -348,9 +350,7 @@ pub fn extend_list(
     };
     let mut parts = vec![format!("select lf_file, file_row_number from {marked}")];
     if let Some(previous) = list_name(old) {
-        let store = table.store().clone();
-        let path = StorePath::parse(&previous).map_err(delta_err)?;
-        if block_on(async move { store.head(&path).await })?.is_err() {
+        if !list_exists(table, &previous)? {
             return Ok(());
         }
         parts.push(format!(

@@ -79,7 +79,7 @@ pub fn apply(
     let mut marked: BTreeMap<String, RoaringTreemap> = BTreeMap::new();
     // The rows a merge-on-read run marks, kept for the new version's list of deleted rows.
     let hits = format!("lf_hits_{}", uuid::Uuid::new_v4().simple());
-    let _drop_hits = DropTemp(conn, &hits);
+    let _drop_hits = super::DropTemp(conn, &hits);
     let (replaced, rewritten_sql): (Vec<&DataFile>, Option<String>) = match inc.strategy {
         Strategy::Append => (Vec::new(), None),
         Strategy::Merge | Strategy::DeleteInsert | Strategy::Microbatch if merge_on_read => {
@@ -242,17 +242,6 @@ pub fn apply(
     })
 }
 
-/// Drops a temporary table when dropped.
-struct DropTemp<'a>(&'a Connection, &'a str);
-
-impl Drop for DropTemp<'_> {
-    fn drop(&mut self) {
-        let _ = self
-            .0
-            .execute_batch(&format!("drop table if exists temp.main.{}", self.1));
-    }
-}
-
 /// The new deletion vectors of the files in `hits` (each the file's old vector and its newly
 /// matched rows), written into one file; a file whose rows are all deleted gets none (it is
 /// only removed).
@@ -261,15 +250,7 @@ fn deletion_vectors(
     files: &[&DataFile],
     mut hits: BTreeMap<String, RoaringTreemap>,
 ) -> Result<Vec<(String, deltalake::kernel::DeletionVectorDescriptor)>> {
-    let part = Snapshot {
-        version: 0,
-        columns: Vec::new(),
-        partition_columns: Vec::new(),
-        files: files.iter().map(|f| (*f).clone()).collect(),
-        metadata: Value::Null,
-        protocol: Value::Null,
-    };
-    for (path, old) in dv::deleted_rows(table, &part)? {
+    for (path, old) in dv::deleted_rows(table, files.iter().copied())? {
         if let Some(rows) = hits.get_mut(&path) {
             *rows |= old;
         }

@@ -468,6 +468,17 @@ enum CommitError {
     Failed(Error),
 }
 
+/// Drops a temporary table when dropped.
+pub(super) struct DropTemp<'a>(pub &'a duckdb::Connection, pub &'a str);
+
+impl Drop for DropTemp<'_> {
+    fn drop(&mut self) {
+        let _ = self
+            .0
+            .execute_batch(&format!("drop table if exists temp.main.{}", self.1));
+    }
+}
+
 /// What a model write hands to the log.
 pub struct Write {
     pub columns: Vec<(String, Value)>,
