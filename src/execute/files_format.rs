@@ -118,14 +118,18 @@ fn folder(
             None => (full_sql.to_string(), None, None),
             Some((previous, (batch, plan, select))) => {
                 let partitioned = !ext.partition_by.is_empty();
+                let files = c.storage.version_files(&staged, previous)?;
                 let replaced = match inc.strategy {
                     Strategy::Merge | Strategy::DeleteInsert => {
-                        replaced_files(t, &staged, previous, &batch.name, inc)?
+                        replaced_files(t, previous, &files, &batch.name, inc)?
                     }
                     _ => Vec::new(),
                 };
-                let skip = replaced.iter().cloned().collect();
-                c.storage.carry_over(&staged, previous, &skip)?;
+                let kept: Vec<String> = files
+                    .into_iter()
+                    .filter(|f| !replaced.contains(f))
+                    .collect();
+                c.storage.carry_over(&staged, previous, &kept)?;
                 let projection = (inc.on_schema_change == OnSchemaChange::SyncAllColumns)
                     .then(|| plan.columns.iter().map(|(n, _)| n.clone()).collect());
                 if replaced.is_empty() {
@@ -224,23 +228,18 @@ fn folder(
     Ok(outcome)
 }
 
-/// The Parquet files of the version at `previous` (relative to it) that hold a row the new
-/// rows replace.
+/// The Parquet files among `files` of the version at `previous` (relative to it) that hold a
+/// row the new rows replace.
 fn replaced_files(
     t: &Target,
-    staged: &Staged,
     previous: &str,
+    files: &[String],
     batch: &str,
     inc: &Incremental,
 ) -> Result<Vec<String>> {
-    let files: Vec<String> =
-        t.c.storage
-            .version_files(staged, previous)?
-            .into_iter()
-            .filter(|f| f.ends_with(".parquet"))
-            .collect();
+    let files: Vec<&String> = files.iter().filter(|f| f.ends_with(".parquet")).collect();
     if files.is_empty() {
-        return Ok(files);
+        return Ok(Vec::new());
     }
     let base = previous.trim_end_matches('/');
     let paths: Vec<String> = files.iter().map(|f| format!("{base}/{f}")).collect();
@@ -260,7 +259,7 @@ fn replaced_files(
         .into_iter()
         .zip(paths)
         .filter(|(_, p)| found.contains(p))
-        .map(|(f, _)| f)
+        .map(|(f, _)| f.clone())
         .collect())
 }
 

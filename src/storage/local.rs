@@ -216,14 +216,9 @@ pub fn commit(staged: &Staged) -> Result<()> {
 /// Hard-links (or, where the share refuses links, copies) the files lakeflow wrote under
 /// `from` (a version folder) into the same place under `to`; returns how many. Files a user put
 /// into the folder stay where they are: they are not lakeflow's to carry into a new version.
-pub fn link_tree(from: &Path, to: &Path, skip: &HashSet<String>) -> Result<usize> {
+pub fn link_tree(from: &Path, to: &Path, files: &[String]) -> Result<usize> {
     std::fs::create_dir_all(to).map_err(|e| Error::io("LF512", "create folder", to, e))?;
-    let mut files = match read_manifest(from) {
-        Some(files) => files,
-        None => list_files(from)?,
-    };
-    files.retain(|rel| !skip.contains(&rel.to_string_lossy().replace('\\', "/")));
-    for rel in &files {
+    for rel in files {
         let (src, dest) = (from.join(rel), to.join(rel));
         if let Some(parent) = dest.parent() {
             std::fs::create_dir_all(parent)

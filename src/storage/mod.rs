@@ -124,36 +124,26 @@ impl Storage {
             .collect())
     }
 
-    /// Puts the files of the version at `from` (a pinned path), but those in `skip` (relative
-    /// to it), into the staged version, so a write that appends adds files beside them: hard
-    /// links locally, server-side copies on S3. Returns how many files were carried over.
-    pub fn carry_over(
-        &self,
-        staged: &Staged,
-        from: &str,
-        skip: &std::collections::HashSet<String>,
-    ) -> Result<usize> {
+    /// Puts `files` of the version at `from` (a pinned path; names from [`Self::version_files`])
+    /// into the staged version, so a write that appends adds files beside them: hard links
+    /// locally, server-side copies on S3. Returns how many files were carried over.
+    pub fn carry_over(&self, staged: &Staged, from: &str, files: &[String]) -> Result<usize> {
         if !staged.remote {
             return local::link_tree(
                 std::path::Path::new(from),
                 std::path::Path::new(&staged.write_path),
-                skip,
+                files,
             );
         }
         let remote = self.remote(&staged.location)?;
         let from = from.trim_end_matches('/');
-        let mut carried = 0;
-        for rel in self.version_files(staged, from)? {
-            if skip.contains(&rel) {
-                continue;
-            }
+        for rel in files {
             remote.copy(
                 &format!("{from}/{rel}"),
                 &format!("{}/{rel}", staged.write_path.trim_end_matches('/')),
             )?;
-            carried += 1;
         }
-        Ok(carried)
+        Ok(files.len())
     }
 
     /// Puts the staged version in place: locally by link; on S3 by copying it to the model's
