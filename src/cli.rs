@@ -195,7 +195,7 @@ pub enum Command {
         format: QueryFormat,
     },
     /// Serve the latest published replica over HTTP: health, readiness, build, relations,
-    /// read-only SQL queries (JSON or CSV) and a page at `/`; switches to each newly
+    /// read-only SQL queries (JSON, CSV, Arrow IPC or Parquet) and a page at `/`; switches to each newly
     /// published replica without a restart. Needs bearer tokens (LAKEFLOW_SERVE_TOKENS or
     /// --tokens-file, `name:token` each)
     Serve {
@@ -214,6 +214,9 @@ pub enum Command {
         /// Queries running at once; more get 503
         #[arg(long, default_value_t = 8)]
         max_concurrent: usize,
+        /// DuckDB memory limit for serving (a query needing more fails, the server stays up)
+        #[arg(long, default_value = "2GB")]
+        memory_limit: String,
     },
     /// Write deterministic example raw data (events, users, products) into DIR
     ExampleData {

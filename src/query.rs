@@ -70,7 +70,7 @@ pub fn run(
     } else {
         PathBuf::from(&target.catalog)
     };
-    let result = open(project, &file).and_then(|conn| print_query(&conn, sql, format));
+    let result = open(project, &file, None).and_then(|conn| print_query(&conn, sql, format));
     if let Some(tmp) = pulled {
         let _ = std::fs::remove_file(tmp);
     }
@@ -78,16 +78,27 @@ pub fn run(
 }
 
 /// The reader's session: `file` read-only, the target's extensions and S3 access, then file
-/// access cut down to what the views read, and the configuration locked.
-pub fn open(project: &Project, file: &Path) -> Result<Connection> {
+/// access cut down to what the views read, the memory limit set when given, and the
+/// configuration locked.
+pub fn open(project: &Project, file: &Path, memory_limit: Option<&str>) -> Result<Connection> {
     let conn = session::open_read_only(&project.target, file)?;
     let roots = read_roots(&conn, project)?;
-    lock_down(&conn, &roots)?;
+    lock_down(&conn, &roots, memory_limit)?;
     Ok(conn)
 }
 
 /// From here on the session reads only under `roots` and cannot change that.
-fn lock_down(conn: &Connection, roots: &[String]) -> Result<()> {
+fn lock_down(conn: &Connection, roots: &[String], memory_limit: Option<&str>) -> Result<()> {
+    if let Some(limit) = memory_limit {
+        conn.execute_batch(&format!("SET memory_limit = {}", quote_literal(limit)))
+            .map_err(|e| {
+                Error::new(
+                    "LF605",
+                    format!("memory limit '{limit}' is not one DuckDB takes: {e}"),
+                )
+                .hint("give a size such as 512MB or 2GB")
+            })?;
+    }
     let list: Vec<String> = roots.iter().map(|r| quote_literal(r)).collect();
     conn.execute_batch(&format!(
         "SET allowed_directories = [{}];
@@ -235,21 +246,7 @@ impl QueryResult {
         let rows: Vec<String> = self
             .rows
             .iter()
-            .map(|r| {
-                let fields: Vec<String> = self
-                    .names
-                    .iter()
-                    .zip(r)
-                    .map(|(name, (text, json))| {
-                        format!(
-                            "{}:{}",
-                            json_string(name),
-                            json_cell(json.clone(), text.as_deref())
-                        )
-                    })
-                    .collect();
-                format!("{{{}}}", fields.join(","))
-            })
+            .map(|r| json_object(&self.names, r))
             .collect();
         format!("[{}]", rows.join(","))
     }
@@ -278,73 +275,163 @@ pub fn run_query(conn: &Connection, sql: &str, limit: Option<usize>) -> Result<Q
     run_query_with(conn, sql, limit, &[])
 }
 
-/// As [`run_query`], with values for the SQL's parameters (`?`, `$1`). `query()` takes no
-/// parameters, so SQL with parameters is first checked by DuckDB's parser to be exactly one
-/// SELECT statement, then run as a subquery with the values bound.
+/// As [`run_query`], with values for the SQL's parameters (`?`, `$1`).
 pub fn run_query_with(
     conn: &Connection,
     sql: &str,
     limit: Option<usize>,
     params: &[duckdb::types::Value],
 ) -> Result<QueryResult> {
+    let mut names = Vec::new();
+    let mut truncated = false;
+    let mut rows = Vec::new();
+    for_each_row(
+        conn,
+        sql,
+        limit,
+        params,
+        |n, _, more| {
+            names = n.to_vec();
+            truncated = more;
+            Ok(())
+        },
+        |r| {
+            rows.push(r);
+            Ok(())
+        },
+    )?;
+    Ok(QueryResult {
+        names,
+        rows,
+        truncated,
+    })
+}
+
+/// The statement that runs the user's `sql` with `select_list` over its columns, at most
+/// `limit` rows and one more (to tell a cut result), and the values it binds. Without
+/// parameters the SQL is the single SELECT of `query()`; `query()` takes no parameters, so
+/// SQL with parameters is first checked by DuckDB's parser to be exactly one SELECT
+/// statement, then run as a subquery with the values bound.
+fn wrap(
+    conn: &Connection,
+    sql: &str,
+    select_list: &str,
+    limit: Option<usize>,
+    params: &[duckdb::types::Value],
+) -> Result<(String, Vec<duckdb::types::Value>)> {
     let limit_sql = limit
         .map(|n| format!(" limit {}", n + 1))
         .unwrap_or_default();
-    let failed = |e: duckdb::Error| query_error(&e.to_string());
-    let (wrapped, bound): (String, Vec<duckdb::types::Value>) = if params.is_empty() {
-        (
-            format!(
-                "select columns(*)::varchar, to_json(columns(*))::varchar from query(?){limit_sql}"
-            ),
+    if params.is_empty() {
+        return Ok((
+            format!("select {select_list} from query(?){limit_sql}"),
             vec![duckdb::types::Value::Text(sql.to_string())],
-        )
-    } else {
-        let tree: String = conn
-            .query_row("select json_serialize_sql(?::varchar)", [sql], |r| r.get(0))
-            .map_err(failed)?;
-        let tree: serde_json::Value = serde_json::from_str(&tree).unwrap_or_default();
-        let one_select = tree.get("error") == Some(&serde_json::Value::Bool(false))
-            && tree
-                .get("statements")
-                .and_then(|s| s.as_array())
-                .is_some_and(|s| s.len() == 1);
-        if !one_select {
-            return Err(query_error("Expected a single SELECT statement"));
-        }
-        (
-            format!(
-                "select columns(*)::varchar, to_json(columns(*))::varchar from (\n{sql}\n) as lf_query{limit_sql}"
-            ),
-            params.to_vec(),
-        )
-    };
+        ));
+    }
+    let tree: String = conn
+        .query_row("select json_serialize_sql(?::varchar)", [sql], |r| r.get(0))
+        .map_err(|e| query_error(&e.to_string()))?;
+    let tree: serde_json::Value = serde_json::from_str(&tree).unwrap_or_default();
+    let one_select = tree.get("error") == Some(&serde_json::Value::Bool(false))
+        && tree
+            .get("statements")
+            .and_then(|s| s.as_array())
+            .is_some_and(|s| s.len() == 1);
+    if !one_select {
+        return Err(query_error("Expected a single SELECT statement"));
+    }
+    Ok((
+        format!("select {select_list} from (\n{sql}\n) as lf_query{limit_sql}"),
+        params.to_vec(),
+    ))
+}
+
+/// Runs `sql` (see [`wrap`]) and hands over its column names, row count and whether the
+/// result was cut at `limit` (`start`), then each row, every value as DuckDB's text and JSON of it
+/// (`row`). The result is complete in DuckDB before `start`, so a caller streaming it can
+/// say up front how many rows come.
+pub fn for_each_row(
+    conn: &Connection,
+    sql: &str,
+    limit: Option<usize>,
+    params: &[duckdb::types::Value],
+    mut start: impl FnMut(&[String], usize, bool) -> Result<()>,
+    mut row: impl FnMut(Vec<(Option<String>, Option<String>)>) -> Result<()>,
+) -> Result<()> {
+    let failed = |e: duckdb::Error| query_error(&e.to_string());
+    let (wrapped, bound) = wrap(
+        conn,
+        sql,
+        "columns(*)::varchar, to_json(columns(*))::varchar",
+        limit,
+        params,
+    )?;
     let mut stmt = conn.prepare(&wrapped).map_err(failed)?;
     let mut rows = stmt
         .query(duckdb::params_from_iter(bound))
         .map_err(failed)?;
-    let mut names: Vec<String> = rows.as_ref().map(|s| s.column_names()).unwrap_or_default();
+    let (mut names, total) = rows
+        .as_ref()
+        .map(|s| (s.column_names(), s.row_count()))
+        .unwrap_or_default();
     let width = names.len() / 2;
     names.truncate(width);
-    let mut out = Vec::new();
-    let mut truncated = false;
-    while let Some(row) = rows.next().map_err(failed)? {
-        if limit.is_some_and(|n| out.len() == n) {
-            truncated = true;
-            break;
-        }
+    let keep = limit.map_or(total, |n| total.min(n));
+    start(&names, keep, total > keep)?;
+    let mut sent = 0;
+    while sent < keep
+        && let Some(r) = rows.next().map_err(failed)?
+    {
         let mut cells = Vec::with_capacity(width);
         for i in 0..width {
-            let text: Option<String> = row.get(i).map_err(failed)?;
-            let json: Option<String> = row.get(width + i).map_err(failed)?;
+            let text: Option<String> = r.get(i).map_err(failed)?;
+            let json: Option<String> = r.get(width + i).map_err(failed)?;
             cells.push((text, json));
         }
-        out.push(cells);
+        row(cells)?;
+        sent += 1;
     }
-    Ok(QueryResult {
-        names,
-        rows: out,
-        truncated,
-    })
+    Ok(())
+}
+
+/// Runs `sql` (see [`wrap`]) with DuckDB's own column types and hands over its Arrow
+/// schema, row count and whether it was cut at `limit` (`start`), then its rows as Arrow
+/// record batches (`batch`), the last one sliced to the limit.
+pub fn for_each_batch(
+    conn: &Connection,
+    sql: &str,
+    limit: Option<usize>,
+    params: &[duckdb::types::Value],
+    mut start: impl FnMut(duckdb::arrow::datatypes::SchemaRef, usize, bool) -> Result<()>,
+    mut batch: impl FnMut(duckdb::arrow::record_batch::RecordBatch) -> Result<()>,
+) -> Result<()> {
+    let failed = |e: duckdb::Error| query_error(&e.to_string());
+    let (wrapped, bound) = wrap(conn, sql, "*", limit, params)?;
+    let mut stmt = conn.prepare(&wrapped).map_err(failed)?;
+    let arrow = stmt
+        .query_arrow(duckdb::params_from_iter(bound))
+        .map_err(failed)?;
+    let schema = arrow.get_schema();
+    drop(arrow);
+    let total = stmt.row_count();
+    let keep = limit.map_or(total, |n| total.min(n));
+    start(schema.clone(), keep, total > keep)?;
+    let mut sent = 0;
+    while sent < keep
+        && let Some(chunk) = stmt.step().map_err(failed)?
+    {
+        let mut b = duckdb::arrow::record_batch::RecordBatch::from(chunk);
+        if sent + b.num_rows() > keep {
+            b = b.slice(0, keep - sent);
+        }
+        sent += b.num_rows();
+        // DuckDB's batch carries no schema metadata and its own field names.
+        let b =
+            duckdb::arrow::record_batch::RecordBatch::try_new(schema.clone(), b.columns().to_vec())
+                .map_err(|e| query_error(&e.to_string()))?;
+        batch(b)?;
+    }
+    Ok(())
 }
 
 fn query_error(message: &str) -> Error {
@@ -361,6 +448,22 @@ fn query_error(message: &str) -> Error {
         _ => message,
     };
     Error::new("LF602", format!("query failed: {message}"))
+}
+
+/// One row as a JSON object of its columns; NULL is null, NaN and Infinity are strings.
+pub fn json_object(names: &[String], cells: &[(Option<String>, Option<String>)]) -> String {
+    let fields: Vec<String> = names
+        .iter()
+        .zip(cells)
+        .map(|(name, (text, json))| {
+            format!(
+                "{}:{}",
+                json_string(name),
+                json_cell(json.clone(), text.as_deref())
+            )
+        })
+        .collect();
+    format!("{{{}}}", fields.join(","))
 }
 
 fn json_string(s: &str) -> String {
@@ -382,7 +485,7 @@ fn json_cell(json: Option<String>, text: Option<&str>) -> String {
     }
 }
 
-fn csv_cell(s: &str) -> String {
+pub fn csv_cell(s: &str) -> String {
     if s.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", s.replace('"', "\"\""))
     } else {

@@ -48,6 +48,18 @@ impl Server {
 
     /// (status, body) of one request.
     fn call(&self, method: &str, path: &str, token: Option<&str>, body: &str) -> (u16, String) {
+        let (status, _, body) = self.call_raw(method, path, token, body);
+        (status, String::from_utf8_lossy(&body).into_owned())
+    }
+
+    /// (status, headers, body) of one request, a chunked body put together.
+    fn call_raw(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: &str,
+    ) -> (u16, String, Vec<u8>) {
         let mut s = std::net::TcpStream::connect(&self.addr).expect("connect");
         let auth = token
             .map(|t| format!("Authorization: Bearer {t}\r\n"))
@@ -58,15 +70,26 @@ impl Server {
             body.len()
         )
         .unwrap();
-        let mut out = String::new();
-        s.read_to_string(&mut out).unwrap();
-        let status = out
+        let mut out = Vec::new();
+        s.read_to_end(&mut out).unwrap();
+        let split = out
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .unwrap_or(out.len());
+        let head = String::from_utf8_lossy(&out[..split]).into_owned();
+        let mut rest = out.get(split + 4..).unwrap_or_default().to_vec();
+        let status = head
             .split_whitespace()
             .nth(1)
             .and_then(|c| c.parse().ok())
             .unwrap_or(0);
-        let body = out.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
-        (status, body.to_string())
+        if head
+            .to_ascii_lowercase()
+            .contains("transfer-encoding: chunked")
+        {
+            rest = dechunk(&rest).unwrap_or_else(|| panic!("a cut chunked body after {head}"));
+        }
+        (status, head, rest)
     }
 
     fn query(&self, sql: &str) -> (u16, serde_json::Value) {
@@ -92,6 +115,22 @@ impl Server {
             .read_to_string(&mut err)
             .unwrap();
         err
+    }
+}
+
+/// A chunked HTTP body put together; None when it does not end with the last chunk.
+fn dechunk(mut data: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    loop {
+        let line_end = data.windows(2).position(|w| w == b"\r\n")?;
+        let size =
+            usize::from_str_radix(std::str::from_utf8(&data[..line_end]).ok()?.trim(), 16).ok()?;
+        data = &data[line_end + 2..];
+        if size == 0 {
+            return Some(out);
+        }
+        out.extend_from_slice(data.get(..size)?);
+        data = data.get(size + 2..)?;
     }
 }
 
@@ -232,6 +271,140 @@ fn serves_the_latest_replica_read_only_behind_tokens() {
     assert!(log.contains("token=bi status=200 rows=1 ms="), "{log}");
     assert!(!log.contains(SECRET), "{log}");
     assert!(log.contains("was not switched to"), "{log}");
+}
+
+/// The SQL of a wide gold table: most of DuckDB's common types, NULLs and NaN.
+const WIDE: &str = "select range as id, 'name ' || range as name, \
+    case when range % 1000 = 0 then 'nan'::double else range / 7 end as ratio, \
+    (range / 1000)::decimal(18,3) as amount, date '2026-01-01' + (range % 365)::int as day, \
+    timestamp '2026-01-01 00:00:00' + to_seconds(range) as ts, [range, range + 1] as pair, \
+    {'k': range % 5, 'v': 'v' || range % 3} as rec, \
+    case when range % 2 = 0 then null else range end as sometimes \
+    from range(200000)";
+
+#[test]
+fn results_stream_as_json_csv_arrow_and_parquet_within_the_limits() {
+    let t = project();
+    t.write(
+        "models/gold/wide.sql",
+        &format!("{{{{ config(materialized='external') }}}} {WIDE}"),
+    );
+    t.run(&["build"]).ok();
+    let s = Server::start(&t, &["--max-rows", "250000", "--memory-limit", "300MB"]);
+    let ask = |sql: &str, format: &str| {
+        s.call_raw(
+            "POST",
+            "/v1/query",
+            Some(SECRET),
+            &serde_json::json!({"sql": sql, "format": format}).to_string(),
+        )
+    };
+    let header = |head: &str, name: &str| {
+        head.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}: ")).map(str::to_string))
+            .unwrap_or_else(|| panic!("no {name} in {head}"))
+    };
+    let build = s.query("select 1").1["build_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // Parquet: DuckDB reads back the very rows the table has, with its types.
+    let (status, head, body) = ask("select * from gold.wide", "parquet");
+    assert_eq!(status, 200, "{head}");
+    assert_eq!(header(&head, "X-Lakeflow-Rows"), "200000");
+    assert_eq!(header(&head, "X-Lakeflow-Build"), build);
+    assert!(head.contains("Transfer-Encoding: chunked"), "{head}");
+    let file = t.path().join("result.parquet");
+    std::fs::write(&file, &body).unwrap();
+    let conn = memory();
+    let from_file = format!("read_parquet('{}')", file.display());
+    assert_eq!(
+        query_i64(
+            &conn,
+            &format!("select count(*) from (select * from {from_file} except all {WIDE})")
+        ),
+        0
+    );
+    assert_eq!(
+        query_i64(&conn, &format!("select count(*) from {from_file}")),
+        200000
+    );
+    assert_eq!(
+        query_strings(
+            &conn,
+            &format!(
+                "select typeof(amount) || ' ' || typeof(rec) || ' ' || typeof(ts) from {from_file} limit 1"
+            )
+        ),
+        ["DECIMAL(18,3) STRUCT(k BIGINT, v VARCHAR) TIMESTAMP"]
+    );
+
+    // Arrow IPC: pyarrow reads the stream, with the build id in its schema.
+    let (status, head, body) = ask("select * from gold.wide order by id", "arrow");
+    assert_eq!(status, 200, "{head}");
+    let file = t.path().join("result.arrows");
+    std::fs::write(&file, &body).unwrap();
+    let out = python(
+        "import sys, pyarrow as pa, pyarrow.compute as pc\n\
+         t = pa.ipc.open_stream(open(sys.argv[1], 'rb')).read_all()\n\
+         print(t.num_rows, pc.sum(t['id']).as_py(), t['sometimes'].null_count, t.schema.metadata[b'lakeflow.build_id'].decode(), t.column('pair')[3].as_py())",
+        &[file.to_str().unwrap()],
+    );
+    assert_eq!(
+        out.trim(),
+        format!("200000 {} 100000 {build} [3, 4]", 199999u64 * 200000 / 2)
+    );
+
+    // JSON and CSV stream row by row.
+    let (status, head, body) = ask(
+        "select id, ratio, sometimes from gold.wide order by id",
+        "json",
+    );
+    assert_eq!(status, 200, "{head}");
+    let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let rows = json["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 200000);
+    assert_eq!(rows[1000]["ratio"], "nan");
+    assert!(rows[2]["sometimes"].is_null());
+    assert_eq!(json["truncated"], false);
+    let (_, _, body) = ask("select id, name from gold.wide order by id", "csv");
+    let csv = String::from_utf8(body).unwrap();
+    assert_eq!(csv.lines().count(), 200001);
+    assert_eq!(csv.lines().nth(200000), Some("199999,name 199999"));
+
+    // More rows than --max-rows: cut there, and said so in every format.
+    let (_, head, body) = ask("select * from range(300000)", "parquet");
+    assert_eq!(header(&head, "X-Lakeflow-Truncated"), "true");
+    std::fs::write(t.path().join("cut.parquet"), &body).unwrap();
+    assert_eq!(
+        query_i64(
+            &conn,
+            &format!(
+                "select count(*) from read_parquet('{}')",
+                t.path().join("cut.parquet").display()
+            )
+        ),
+        250000
+    );
+    let (_, _, body) = ask("select * from range(300000)", "json");
+    let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(
+        (json["rows"].as_array().unwrap().len(), &json["truncated"]),
+        (250000, &serde_json::Value::Bool(true))
+    );
+
+    // A query past the memory limit fails alone; the server stays up.
+    let (status, _, body) = ask("select list(range) from range(200000000)", "arrow");
+    assert_eq!(status, 400, "{}", String::from_utf8_lossy(&body));
+    assert!(
+        String::from_utf8_lossy(&body)
+            .to_lowercase()
+            .contains("memory")
+    );
+    assert_eq!(s.query("select 1 as one").1["rows"][0]["one"], 1);
+    let (status, _, _) = ask("select 1", "xml");
+    assert_eq!(status, 400);
 }
 
 #[test]

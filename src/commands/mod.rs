@@ -65,6 +65,7 @@ pub fn dispatch(cli: Cli) -> Result<bool> {
             max_rows,
             timeout,
             max_concurrent,
+            memory_limit,
         } => {
             let tokens = crate::serve::tokens(
                 std::env::var("LAKEFLOW_SERVE_TOKENS").ok().as_deref(),
@@ -79,6 +80,7 @@ pub fn dispatch(cli: Cli) -> Result<bool> {
                     max_rows,
                     timeout: std::time::Duration::from_secs(timeout),
                     max_concurrent,
+                    memory_limit,
                 },
             )
             .map(|_| true)

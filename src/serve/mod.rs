@@ -13,6 +13,8 @@
 //! - Every request but the page and the health checks needs a bearer token; tokens are named,
 //!   and only the name appears in the audit line each query writes on stderr.
 
+mod encode;
+
 use crate::error::{Error, Result};
 use crate::project::Project;
 use duckdb::Connection;
@@ -29,6 +31,8 @@ pub struct Options {
     pub max_rows: usize,
     pub timeout: Duration,
     pub max_concurrent: usize,
+    /// DuckDB's memory limit for the served replica (`memory_limit`, e.g. `2GB`).
+    pub memory_limit: String,
 }
 
 /// The largest request body taken (a query and its options).
@@ -169,13 +173,14 @@ pub fn run(project: Project, options: Options) -> Result<()> {
     });
     let project = Arc::new(project);
     let source = Arc::new(source);
-    refresh(&project, &source, &current);
+    refresh(&project, &source, &current, &options.memory_limit);
     {
         let (project, source, current) = (project.clone(), source.clone(), current.clone());
+        let memory_limit = options.memory_limit.clone();
         std::thread::spawn(move || {
             loop {
                 std::thread::sleep(source.poll_every());
-                refresh(&project, &source, &current);
+                refresh(&project, &source, &current, &memory_limit);
             }
         });
     }
@@ -246,7 +251,7 @@ fn identity(source: &Source) -> Option<String> {
 
 /// Opens the replica when it is not the one served, and switches to it once it answers; a
 /// replica that cannot be opened leaves the current one in place.
-fn refresh(project: &Project, source: &Source, current: &Current) {
+fn refresh(project: &Project, source: &Source, current: &Current, memory_limit: &str) {
     let Some(id) = identity(source) else {
         return;
     };
@@ -273,7 +278,7 @@ fn refresh(project: &Project, source: &Source, current: &Current) {
             (copy.clone(), Some(copy))
         }
     };
-    let opened = crate::query::open(project, &file).and_then(|conn| {
+    let opened = crate::query::open(project, &file, Some(memory_limit)).and_then(|conn| {
         let build_id: String = conn
             .query_row("select build_id from _lakeflow.replica", [], |r| r.get(0))
             .map_err(|e| {
@@ -315,20 +320,33 @@ fn refresh(project: &Project, source: &Source, current: &Current) {
     }
 }
 
-/// A response: status, content type, body, and for a query the rows it returned.
+/// A response: status, content type, headers and body; a query's body is written by its
+/// own thread while the server sends it.
 struct Reply {
     status: u16,
     kind: &'static str,
-    body: String,
-    rows: Option<usize>,
+    headers: Vec<(&'static str, String)>,
+    body: Body,
+}
+
+enum Body {
+    Text(String),
+    Stream(Box<Stream>),
+}
+
+struct Stream {
+    reader: encode::BodyReader,
+    /// The thread writing the body; it ends with the number of rows it wrote, or why the
+    /// body was cut.
+    writer: std::thread::JoinHandle<std::result::Result<usize, String>>,
 }
 
 fn json_reply(status: u16, value: serde_json::Value) -> Reply {
     Reply {
         status,
         kind: "application/json",
-        body: value.to_string(),
-        rows: None,
+        headers: Vec::new(),
+        body: Body::Text(value.to_string()),
     }
 }
 
@@ -358,8 +376,8 @@ fn handle(
             (Get, "/") => Reply {
                 status: 200,
                 kind: "text/html; charset=utf-8",
-                body: PAGE.to_string(),
-                rows: None,
+                headers: Vec::new(),
+                body: Body::Text(PAGE.to_string()),
             },
             (Get, "/v1/health") => json_reply(200, serde_json::json!({"status": "ok"})),
             (Get, "/v1/ready") => match current.get() {
@@ -396,21 +414,49 @@ fn handle(
             ),
         }
     };
+    // Names are constants and values content types, build ids and numbers; a value that
+    // is no valid header (a crafted replica's build id) is left out.
+    let response_headers: Vec<tiny_http::Header> = std::iter::once(("Content-Type", reply.kind))
+        .chain(reply.headers.iter().map(|(n, v)| (*n, v.as_str())))
+        .filter_map(|(n, v)| tiny_http::Header::from_bytes(n.as_bytes(), v.as_bytes()).ok())
+        .collect();
+    let (sent, rows) = match reply.body {
+        Body::Text(text) => {
+            let length = text.len();
+            let response = tiny_http::Response::new(
+                reply.status.into(),
+                response_headers,
+                std::io::Cursor::new(text),
+                Some(length),
+                None,
+            );
+            (request.respond(response), Ok(0))
+        }
+        Body::Stream(stream) => {
+            let Stream { reader, writer } = *stream;
+            let response =
+                tiny_http::Response::new(reply.status.into(), response_headers, reader, None, None);
+            let sent = request.respond(response);
+            let rows = writer
+                .join()
+                .unwrap_or_else(|_| Err("the result writer failed".into()));
+            (sent, rows)
+        }
+    };
     if url == "/v1/query" {
+        // A body that could not be finished is logged as cut: the client got an incomplete
+        // (unparseable) body, never a short one that reads as whole.
+        let status = match (&sent, &rows) {
+            (Ok(()), Ok(_)) => reply.status.to_string(),
+            _ => format!("{}-cut", reply.status),
+        };
         crate::errln!(
-            "lakeflow serve: query token={} status={} rows={} ms={}",
+            "lakeflow serve: query token={} status={status} rows={} ms={}",
             who.as_deref().unwrap_or("-"),
-            reply.status,
-            reply.rows.map_or("-".to_string(), |n| n.to_string()),
+            rows.map_or("-".to_string(), |n| n.to_string()),
             started.elapsed().as_millis()
         );
     }
-    let header = tiny_http::Header::from_bytes(&b"Content-Type"[..], reply.kind.as_bytes())
-        .expect("a constant header");
-    let response = tiny_http::Response::from_string(reply.body)
-        .with_status_code(reply.status)
-        .with_header(header);
-    let _ = request.respond(response);
 }
 
 /// Runs `f` on a session of the current replica (503 while none is loaded).
@@ -418,9 +464,9 @@ fn with_replica(current: &Current, f: impl Fn(&Connection, &Replica) -> Result<R
     let Some(replica) = current.get() else {
         return error_reply(503, "no replica is loaded yet");
     };
-    let conn = match replica.conn.lock().map(|c| c.try_clone()) {
-        Ok(Ok(c)) => c,
-        _ => return error_reply(500, "cannot open a session on the replica"),
+    let conn = match session(&replica) {
+        Ok(c) => c,
+        Err(reply) => return reply,
     };
     f(&conn, &replica).unwrap_or_else(|e| error_reply(500, &e.message))
 }
@@ -456,8 +502,8 @@ fn relations(conn: &Connection, _: &Replica) -> Result<Reply> {
     Ok(Reply {
         status: 200,
         kind: "application/json",
-        body: columns.json(),
-        rows: None,
+        headers: Vec::new(),
+        body: Body::Text(columns.json()),
     })
 }
 
@@ -493,15 +539,80 @@ fn query(body: &[u8], options: &Options, current: &Current) -> Reply {
         .get("format")
         .and_then(|f| f.as_str())
         .unwrap_or("json");
-    if !matches!(format, "json" | "csv") {
-        return error_reply(400, "format is json or csv");
+    let Some(format) = encode::Format::parse(format) else {
+        return error_reply(400, "format is json, csv, arrow or parquet");
+    };
+    let Some(replica) = current.get() else {
+        return error_reply(503, "no replica is loaded yet");
+    };
+    let conn = match session(&replica) {
+        Ok(c) => c,
+        Err(reply) => return reply,
+    };
+    let run = Run {
+        sql: sql.to_string(),
+        params,
+        format,
+        max_rows: options.max_rows,
+        timeout: options.timeout,
+    };
+    let (head_tx, head_rx) = std::sync::mpsc::channel();
+    let (body, reader) = encode::body();
+    let writer = std::thread::spawn(move || run.produce(&conn, &replica.build_id, head_tx, body));
+    match head_rx.recv() {
+        Ok(Ok(headers)) => Reply {
+            status: 200,
+            kind: format.content_type(),
+            headers,
+            body: Body::Stream(Box::new(Stream { reader, writer })),
+        },
+        Ok(Err(reply)) => {
+            let _ = writer.join();
+            reply
+        }
+        Err(_) => {
+            let _ = writer.join();
+            error_reply(500, "the query ended without an answer")
+        }
     }
-    let timeout = options.timeout;
-    let max_rows = options.max_rows;
-    with_replica(current, |conn, replica| {
+}
+
+/// A session on `replica` for one request.
+fn session(replica: &Replica) -> std::result::Result<Connection, Reply> {
+    match replica.conn.lock().map(|c| c.try_clone()) {
+        Ok(Ok(c)) => Ok(c),
+        _ => Err(error_reply(500, "cannot open a session on the replica")),
+    }
+}
+
+/// One query, as the request asked for it.
+struct Run {
+    sql: String,
+    params: Vec<duckdb::types::Value>,
+    format: encode::Format,
+    max_rows: usize,
+    timeout: Duration,
+}
+
+/// What a query's thread tells the request before the body: the response headers, or the
+/// error reply when the query failed.
+type Head = std::result::Result<Vec<(&'static str, String)>, Reply>;
+
+impl Run {
+    /// Runs the query and writes its body. The headers go out once DuckDB holds the whole
+    /// result and the head of the body is encoded, so a failing query is an error reply;
+    /// returns the rows written, or why the body was cut.
+    fn produce(
+        self,
+        conn: &Connection,
+        build_id: &str,
+        head: std::sync::mpsc::Sender<Head>,
+        body: encode::BodyWriter,
+    ) -> std::result::Result<usize, String> {
         // A query that outlives the timeout is interrupted.
         let interrupt = conn.interrupt_handle();
         let (done, wait) = std::sync::mpsc::channel::<()>();
+        let timeout = self.timeout;
         let watchdog = std::thread::spawn(move || {
             if wait.recv_timeout(timeout) == Err(std::sync::mpsc::RecvTimeoutError::Timeout) {
                 interrupt.interrupt();
@@ -509,46 +620,102 @@ fn query(body: &[u8], options: &Options, current: &Current) -> Reply {
             }
             false
         });
-        let result = crate::query::run_query_with(conn, sql, Some(max_rows), &params);
+        let encoder = std::cell::RefCell::new(None::<encode::Encoder>);
+        let rows = std::cell::Cell::new(0usize);
+        let mut body = Some(body);
+        let mut head = Some(head);
+        // The body's head is written and the headers sent once the result is complete.
+        let mut started = |made: Result<encode::Encoder>, count: usize, truncated: bool| {
+            *encoder.borrow_mut() = Some(made?);
+            if let Some(tx) = head.take() {
+                let _ = tx.send(Ok(vec![
+                    ("X-Lakeflow-Build", build_id.to_string()),
+                    ("X-Lakeflow-Rows", count.to_string()),
+                    ("X-Lakeflow-Truncated", truncated.to_string()),
+                ]));
+            }
+            Ok(())
+        };
+        let mut take_body = || {
+            body.take()
+                .ok_or_else(|| serve_error("the result started twice"))
+        };
+        let format = self.format;
+        let limit = Some(self.max_rows);
+        let result = match format {
+            encode::Format::Json | encode::Format::Csv => crate::query::for_each_row(
+                conn,
+                &self.sql,
+                limit,
+                &self.params,
+                |names, count, truncated| {
+                    let made = take_body().and_then(|out| {
+                        encode::Encoder::rows(format, out, build_id, names, truncated)
+                    });
+                    started(made, count, truncated)
+                },
+                |cells| {
+                    rows.set(rows.get() + 1);
+                    match encoder.borrow_mut().as_mut() {
+                        Some(e) => e.row(&cells),
+                        None => Ok(()),
+                    }
+                },
+            ),
+            encode::Format::Arrow | encode::Format::Parquet => crate::query::for_each_batch(
+                conn,
+                &self.sql,
+                limit,
+                &self.params,
+                |schema, count, truncated| {
+                    let made = take_body()
+                        .and_then(|out| encode::Encoder::batches(format, out, &schema, build_id));
+                    started(made, count, truncated)
+                },
+                |batch| {
+                    rows.set(rows.get() + batch.num_rows());
+                    match encoder.borrow_mut().as_mut() {
+                        Some(e) => e.batch(batch),
+                        None => Ok(()),
+                    }
+                },
+            ),
+        };
+        let result = result.and_then(|()| match encoder.into_inner() {
+            Some(e) => e.finish(),
+            None => Ok(()),
+        });
         let _ = done.send(());
         let timed_out = watchdog.join().unwrap_or(false);
-        let result = match result {
-            Ok(r) => r,
-            Err(_) if timed_out => {
-                return Ok(error_reply(
-                    408,
-                    &format!(
-                        "the query ran longer than {} s and was stopped",
-                        timeout.as_secs()
-                    ),
-                ));
+        match (result, head) {
+            (Ok(()), None) => Ok(rows.get()),
+            (Ok(()), Some(tx)) => {
+                let _ = tx.send(Err(error_reply(500, "the query gave no result")));
+                Err("no result".into())
             }
-            // Not one SELECT (LF604) or a failing one (LF602): the query's fault either way.
-            Err(e) => return Ok(error_reply(400, &e.message)),
-        };
-        Ok(if format == "csv" {
-            Reply {
-                status: 200,
-                kind: "text/csv; charset=utf-8",
-                body: result.csv(""),
-                rows: Some(result.rows.len()),
+            (Err(e), Some(tx)) => {
+                let reply = if timed_out {
+                    error_reply(
+                        408,
+                        &format!(
+                            "the query ran longer than {} s and was stopped",
+                            self.timeout.as_secs()
+                        ),
+                    )
+                } else if e.code == "LF606" {
+                    error_reply(500, &e.message)
+                } else {
+                    // Not one SELECT (LF604) or a failing one (LF602): the query's fault.
+                    error_reply(400, &e.message)
+                };
+                let _ = tx.send(Err(reply));
+                Err(e.message.clone())
             }
-        } else {
-            Reply {
-                status: 200,
-                kind: "application/json",
-                body: format!(
-                    "{{\"build_id\":{},\"columns\":{},\"rows\":{},\"truncated\":{}}}",
-                    serde_json::Value::from(replica.build_id.clone()),
-                    serde_json::Value::from(result.names.clone()),
-                    result.json(),
-                    result.truncated
-                ),
-                rows: Some(result.rows.len()),
-            }
-        })
-    })
+            // The headers went out: the body is left unfinished, so the client sees it cut.
+            (Err(e), None) => Err(e.message.clone()),
+        }
+    }
 }
 
 /// The page at `/`: relations and a SQL editor, no external resources.
-const PAGE: &str = include_str!("serve_page.html");
+const PAGE: &str = include_str!("page.html");
