@@ -42,8 +42,8 @@ const BLOCK: usize = 64 * 1024;
 
 /// A body written on one thread and read by the server on another: the writer blocks while
 /// four blocks wait unread, and fails once the reader is gone (the client left). A body
-/// whose writer is dropped before [`BodyWriter::finish`] fails the reader, so the server
-/// does not end it as if it were whole.
+/// whose writer is dropped before [`BodyWriter::finish`] fails the reader: the server stops
+/// sending it and the audit line says it was cut.
 pub fn body() -> (BodyWriter, BodyReader) {
     let (tx, rx) = std::sync::mpsc::sync_channel(4);
     (

@@ -444,8 +444,9 @@ fn handle(
         }
     };
     if url == "/v1/query" {
-        // A body that could not be finished is logged as cut: the client got an incomplete
-        // (unparseable) body, never a short one that reads as whole.
+        // A body that could not be finished is logged as cut. It lacks its end (JSON's closing
+        // brackets, Parquet's footer, Arrow's end-of-stream), and X-Lakeflow-Rows says how
+        // many rows a whole one has.
         let status = match (&sent, &rows) {
             (Ok(()), Ok(_)) => reply.status.to_string(),
             _ => format!("{}-cut", reply.status),
@@ -711,7 +712,7 @@ impl Run {
                 let _ = tx.send(Err(reply));
                 Err(e.message.clone())
             }
-            // The headers went out: the body is left unfinished, so the client sees it cut.
+            // The headers went out: the body is left without its end.
             (Err(e), None) => Err(e.message.clone()),
         }
     }
