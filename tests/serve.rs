@@ -289,8 +289,26 @@ fn results_stream_as_json_csv_arrow_and_parquet_within_the_limits() {
         "models/gold/wide.sql",
         &format!("{{{{ config(materialized='external') }}}} {WIDE}"),
     );
+    t.write(
+        "models/silver/salaries.sql",
+        "{{ config(materialized='external') }} select 'ann' as who, 100000 as pay",
+    );
+    t.write(
+        "tokens.txt",
+        "# gold only\ngold:gold-only-0123456789abcdef:gold\n",
+    );
     t.run(&["build"]).ok();
-    let s = Server::start(&t, &["--max-rows", "250000", "--memory-limit", "300MB"]);
+    let s = Server::start(
+        &t,
+        &[
+            "--max-rows",
+            "250000",
+            "--memory-limit",
+            "300MB",
+            "--tokens-file",
+            "tokens.txt",
+        ],
+    );
     let ask = |sql: &str, format: &str| {
         s.call_raw(
             "POST",
@@ -405,6 +423,59 @@ fn results_stream_as_json_csv_arrow_and_parquet_within_the_limits() {
     assert_eq!(s.query("select 1 as one").1["rows"][0]["one"], 1);
     let (status, _, _) = ask("select 1", "xml");
     assert_eq!(status, 400);
+
+    // A token limited to gold reads gold and nothing else, and lists only gold.
+    let gold = "gold-only-0123456789abcdef";
+    let as_gold = |sql: &str| {
+        s.call(
+            "POST",
+            "/v1/query",
+            Some(gold),
+            &serde_json::json!({"sql": sql}).to_string(),
+        )
+    };
+    let (status, body) = as_gold("select count(*) as n from gold.wide");
+    assert!(
+        status == 200 && body.contains(r#""n":200000"#),
+        "{status} {body}"
+    );
+    assert_eq!(
+        s.query("select pay from silver.salaries").1["rows"][0]["pay"],
+        100000
+    );
+    for sql in [
+        "select pay from silver.salaries",
+        "select * from gold.wide where id in (select pay from silver.salaries)",
+        "select * from duckdb_tables()",
+        "select * from information_schema.columns",
+        "show all tables",
+        "select * from query_table('silver.salaries')",
+    ] {
+        let (status, body) = as_gold(sql);
+        assert_eq!(status, 403, "{sql}: {body}");
+    }
+    let lake = t.path().join("lake");
+    let files = parquet_files(&lake);
+    let silver_file = files
+        .iter()
+        .find(|f| f.to_string_lossy().contains("salaries"))
+        .expect("the silver model's file");
+    for sql in ["select * from '{}'", "select * from read_parquet('{}')"] {
+        let sql = sql.replace("{}", &silver_file.display().to_string());
+        assert_eq!(as_gold(&sql).0, 403, "{sql}");
+        assert_eq!(s.query(&sql).0, 200, "{sql}");
+    }
+    for path in ["/v1/relations", "/v1/build"] {
+        let (status, body) = s.call("GET", path, Some(gold), "");
+        assert!(
+            status == 200 && body.contains("wide") && !body.contains("salaries"),
+            "{path}: {body}"
+        );
+        assert!(s.call("GET", path, Some(SECRET), "").1.contains("salaries"));
+    }
+    let log = s.stderr();
+    assert!(log.contains("token=gold status=403"), "{log}");
+    assert!(!log.contains(gold), "{log}");
 }
 
 #[test]

@@ -13,7 +13,10 @@
 //! - Every request but the page and the health checks needs a bearer token; tokens are named,
 //!   and only the name appears in the audit line each query writes on stderr.
 
+mod access;
 mod encode;
+
+pub use access::{Token, tokens};
 
 use crate::error::{Error, Result};
 use crate::project::Project;
@@ -27,7 +30,7 @@ use std::time::{Duration, Instant};
 /// How the server runs (`lakeflow serve` options).
 pub struct Options {
     pub bind: String,
-    pub tokens: Vec<(String, String)>,
+    pub tokens: Vec<Token>,
     pub max_rows: usize,
     pub timeout: Duration,
     pub max_concurrent: usize,
@@ -100,64 +103,6 @@ impl Current {
 
 fn serve_error(message: impl Into<String>) -> Error {
     Error::new("LF606", message)
-}
-
-/// The named tokens from `LAKEFLOW_SERVE_TOKENS` (`name:token` pairs separated by commas)
-/// and from a file of `name:token` lines; none is an error, as the server would be open.
-pub fn tokens(env: Option<&str>, file: Option<&std::path::Path>) -> Result<Vec<(String, String)>> {
-    let mut text = env.unwrap_or_default().replace(',', "\n");
-    if let Some(file) = file {
-        let read =
-            std::fs::read_to_string(file).map_err(|e| Error::io("LF606", "read", file, e))?;
-        text.push('\n');
-        text.push_str(&read);
-    }
-    let mut out = Vec::new();
-    for (i, line) in text.lines().map(str::trim).enumerate() {
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        match line.split_once(':') {
-            Some((name, token)) if !name.trim().is_empty() && token.trim().len() >= 16 => {
-                out.push((name.trim().to_string(), token.trim().to_string()));
-            }
-            _ => {
-                return Err(serve_error(format!(
-                    "token entry {} is not `name:token` with a token of 16 characters or more",
-                    i + 1
-                ))
-                .hint("write each token as `name:token`, e.g. `bi:$(openssl rand -hex 24)`"));
-            }
-        }
-    }
-    if out.is_empty() {
-        return Err(serve_error("lakeflow serve needs at least one bearer token")
-            .hint("set LAKEFLOW_SERVE_TOKENS='name:token' or pass --tokens-file with `name:token` lines"));
-    }
-    Ok(out)
-}
-
-/// The name of the token the request carries, if it is one of `tokens`.
-fn token_name<'a>(request: &tiny_http::Request, tokens: &'a [(String, String)]) -> Option<&'a str> {
-    let given = request
-        .headers()
-        .iter()
-        .find(|h| h.field.equiv("Authorization"))?
-        .value
-        .as_str()
-        .strip_prefix("Bearer ")?
-        .trim();
-    tokens
-        .iter()
-        .find(|(_, t)| constant_time_eq(t.as_bytes(), given.as_bytes()))
-        .map(|(n, _)| n.as_str())
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// Runs the server until the process ends.
@@ -364,7 +309,7 @@ fn handle(
     let method = request.method().clone();
     let url = request.url().split('?').next().unwrap_or("").to_string();
     let public = matches!(url.as_str(), "/" | "/v1/health" | "/v1/ready");
-    let who = token_name(&request, &options.tokens).map(str::to_string);
+    let who = access::token_of(&request, &options.tokens);
     let reply = if !public && who.is_none() {
         error_reply(
             401,
@@ -387,8 +332,8 @@ fn handle(
                 ),
                 None => json_reply(503, serde_json::json!({"ready": false})),
             },
-            (Get, "/v1/build") => with_replica(current, build),
-            (Get, "/v1/relations") => with_replica(current, relations),
+            (Get, "/v1/build") => with_replica(current, |c, r| build(c, r, who)),
+            (Get, "/v1/relations") => with_replica(current, |c, _| relations(c, who)),
             (Post, "/v1/query") => {
                 let mut body = Vec::new();
                 let read = request
@@ -403,7 +348,7 @@ fn handle(
                     running.fetch_sub(1, Ordering::SeqCst);
                     error_reply(503, "too many queries are running; retry shortly")
                 } else {
-                    let reply = query(&body, options, current);
+                    let reply = query(&body, options, current, who);
                     running.fetch_sub(1, Ordering::SeqCst);
                     reply
                 }
@@ -453,7 +398,7 @@ fn handle(
         };
         crate::errln!(
             "lakeflow serve: query token={} status={status} rows={} ms={}",
-            who.as_deref().unwrap_or("-"),
+            who.map_or("-", |t| t.name.as_str()),
             rows.map_or("-".to_string(), |n| n.to_string()),
             started.elapsed().as_millis()
         );
@@ -472,7 +417,20 @@ fn with_replica(current: &Current, f: impl Fn(&Connection, &Replica) -> Result<R
     f(&conn, &replica).unwrap_or_else(|e| error_reply(500, &e.message))
 }
 
-fn build(conn: &Connection, replica: &Replica) -> Result<Reply> {
+/// The rows of a JSON array of objects whose `key` names a schema the token sees.
+fn visible(json: String, key: &str, token: Option<&Token>) -> serde_json::Value {
+    let mut rows = serde_json::from_str::<serde_json::Value>(&json).unwrap_or_default();
+    if let (Some(items), Some(token)) = (rows.as_array_mut(), token) {
+        items.retain(|r| {
+            r.get(key)
+                .and_then(|s| s.as_str())
+                .is_some_and(|s| token.sees(s))
+        });
+    }
+    rows
+}
+
+fn build(conn: &Connection, replica: &Replica, token: Option<&Token>) -> Result<Reply> {
     let meta = crate::query::run_query(conn, "from _lakeflow.replica", None)?;
     let models = crate::query::run_query(
         conn,
@@ -485,12 +443,12 @@ fn build(conn: &Connection, replica: &Replica) -> Result<Reply> {
         serde_json::json!({
             "build_id": replica.build_id,
             "replica": parse(meta.json()).get(0).cloned().unwrap_or_default(),
-            "models": parse(models.json()),
+            "models": visible(models.json(), "schema_name", token),
         }),
     ))
 }
 
-fn relations(conn: &Connection, _: &Replica) -> Result<Reply> {
+fn relations(conn: &Connection, token: Option<&Token>) -> Result<Reply> {
     let columns = crate::query::run_query(
         conn,
         "select c.schema_name as schema, c.table_name as relation, \
@@ -500,16 +458,12 @@ fn relations(conn: &Connection, _: &Replica) -> Result<Reply> {
          order by c.schema_name, c.table_name, c.column_index",
         None,
     )?;
-    Ok(Reply {
-        status: 200,
-        kind: "application/json",
-        headers: Vec::new(),
-        body: Body::Text(columns.json()),
-    })
+    Ok(json_reply(200, visible(columns.json(), "schema", token)))
 }
 
-/// `POST /v1/query` with `{"sql": "...", "params": [...], "format": "json" | "csv"}`.
-fn query(body: &[u8], options: &Options, current: &Current) -> Reply {
+/// `POST /v1/query` with `{"sql": "...", "params": [...], "format": "json" | "csv" |
+/// "arrow" | "parquet"}`.
+fn query(body: &[u8], options: &Options, current: &Current, token: Option<&Token>) -> Reply {
     let Ok(request) = serde_json::from_slice::<serde_json::Value>(body) else {
         return error_reply(400, "the body is not JSON; send {\"sql\": \"select ...\"}");
     };
@@ -550,6 +504,11 @@ fn query(body: &[u8], options: &Options, current: &Current) -> Reply {
         Ok(c) => c,
         Err(reply) => return reply,
     };
+    if let Some(token) = token
+        && let Err(why) = token.check(&conn, sql)
+    {
+        return error_reply(403, &why);
+    }
     let run = Run {
         sql: sql.to_string(),
         params,
