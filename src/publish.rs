@@ -32,6 +32,7 @@ pub fn publish(
     storage: &Storage,
     dest: &PublishTo,
     project: &str,
+    docs: &state::ReplicaDocs,
 ) -> Result<String> {
     let build_id = crate::model::clock::new_build_id();
     let tmp_dir;
@@ -45,7 +46,7 @@ pub fn publish(
         std::fs::create_dir_all(&tmp_dir).map_err(|e| Error::io("LF531", "create", &tmp_dir, e))?;
         tmp_dir.join(format!(".{build_id}.duckdb{TMP_MARK}"))
     };
-    let result = write_replica(conn, &tmp, target, storage, &build_id, project);
+    let result = write_replica(conn, &tmp, target, storage, &build_id, project, docs);
     let pinned = match result {
         Ok(p) => p,
         Err(e) => {
@@ -78,6 +79,7 @@ fn write_replica(
     storage: &Storage,
     build_id: &str,
     project: &str,
+    docs: &state::ReplicaDocs,
 ) -> Result<Vec<String>> {
     let err = state::db_err("cannot write the replica");
     let catalog_db: String = conn
@@ -191,6 +193,7 @@ fn write_replica(
             ));
         }
         state::write_replica_state(conn, "lf_replica", build_id, &target.name, project)?;
+        state::write_replica_docs(conn, "lf_replica", docs)?;
         conn.execute_batch("checkpoint lf_replica").map_err(&err)?;
         Ok(pinned)
     })();

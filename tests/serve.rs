@@ -141,8 +141,20 @@ fn project() -> TestProject {
             "{{ config(materialized='external') }} select range % 3 as k, sum(range) * {{ var('f', 1) }} as total from range(1000) group by 1",
         ),
         (
+            "models/gold/digits.sql",
+            "{{ config(materialized='external') }} select range as n from range(10)",
+        ),
+        (
             "models/gold/numbers.sql",
-            "{{ config(materialized='table') }} select range as n, 'x' || range as s, case when range = 0 then 'nan'::double else range end as d from range(5)",
+            "{{ config(materialized='table') }} select n, 'x' || n as s, case when n = 0 then 'nan'::double else n end as d from {{ ref('digits') }} where n < 5",
+        ),
+        (
+            "models/gold/evens.sql",
+            "select * from {{ ref('numbers') }} where n % 2 = 0",
+        ),
+        (
+            "models/gold/schema.yml",
+            "version: 2\nmodels:\n  - name: numbers\n    description: The first five numbers.\n    columns:\n      - name: n\n        description: The number itself.\n        data_tests: [not_null, unique]\n",
         ),
     ]);
     let profile = PROFILE.replace(
@@ -510,6 +522,16 @@ fn the_page_lists_relations_and_runs_queries_in_a_browser() {
     let s = Server::start(&t, &[]);
     // What the page must show when the relation is opened, as the API returns it.
     let (_, expected) = s.query(r#"select * from "gold"."numbers" limit 100"#);
+    let details = serde_json::json!({
+        "description": "The first five numbers.",
+        "column": "n",
+        "column_description": "The number itself.",
+        "test": "not_null",
+        "status": "pass",
+        "parent": "gold.digits",
+        "child": "gold.evens",
+        "chart_sql": "select s, n from gold.numbers order by n",
+    });
     browser_check(
         "serve.mjs",
         &[
@@ -517,6 +539,7 @@ fn the_page_lists_relations_and_runs_queries_in_a_browser() {
             SECRET,
             "gold.numbers",
             &expected.to_string(),
+            &details.to_string(),
         ],
         5 * 1024,
     );

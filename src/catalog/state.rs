@@ -227,6 +227,136 @@ pub fn write_replica_state(
     .map_err(db_err("cannot write the replica"))
 }
 
+/// What a replica tells its readers of the project: each model's, seed's, snapshot's and
+/// source's description, columns and parents, and each data test with its last result.
+/// Built from the manifest and run results lakeflow writes, so a server on another machine
+/// needs only the replica.
+#[derive(Default)]
+pub struct ReplicaDocs {
+    nodes: Vec<serde_json::Value>,
+    tests: Vec<serde_json::Value>,
+}
+
+impl ReplicaDocs {
+    /// From a manifest (`target/manifest.json`) and the entries of the run results that
+    /// ran the tests (none: no results).
+    pub fn new(manifest: &serde_json::Value, results: &[serde_json::Value]) -> ReplicaDocs {
+        use serde_json::{Value, json};
+        let text = |v: &Value, k: &str| v.get(k).and_then(|x| x.as_str()).unwrap_or("").to_string();
+        let parents = |v: &Value| v.pointer("/depends_on/nodes").cloned().unwrap_or(json!([]));
+        let columns = |v: &Value| {
+            let mut out = serde_json::Map::new();
+            if let Some(cols) = v.get("columns").and_then(|c| c.as_object()) {
+                for (name, c) in cols {
+                    out.insert(name.clone(), json!(text(c, "description")));
+                }
+            }
+            Value::Object(out)
+        };
+        let outcome: std::collections::HashMap<&str, &Value> = results
+            .iter()
+            .filter_map(|r| Some((r.get("unique_id")?.as_str()?, r)))
+            .collect();
+        let mut docs = ReplicaDocs::default();
+        let listed = manifest
+            .get("nodes")
+            .and_then(|n| n.as_object())
+            .into_iter()
+            .flatten();
+        let sources = manifest
+            .get("sources")
+            .and_then(|n| n.as_object())
+            .into_iter()
+            .flatten();
+        for (id, n) in listed.chain(sources) {
+            let kind = text(n, "resource_type");
+            match kind.as_str() {
+                "model" | "seed" | "snapshot" | "source" => {
+                    let name = match n
+                        .get("alias")
+                        .or(n.get("identifier"))
+                        .and_then(|a| a.as_str())
+                    {
+                        Some(a) if !a.is_empty() => a.to_string(),
+                        _ => text(n, "name"),
+                    };
+                    docs.nodes.push(json!([
+                        id,
+                        kind,
+                        text(n, "schema"),
+                        name,
+                        text(n, "description"),
+                        parents(n),
+                        columns(n)
+                    ]));
+                }
+                "test" => {
+                    let r = outcome.get(id.as_str());
+                    let attached = match n.get("attached_node").and_then(|a| a.as_str()) {
+                        Some(a) => json!([a]),
+                        None => parents(n),
+                    };
+                    docs.tests.push(json!([
+                        id,
+                        text(n, "name"),
+                        n.pointer("/test_metadata/name")
+                            .and_then(|x| x.as_str())
+                            .unwrap_or("singular"),
+                        attached,
+                        n.get("column_name").cloned().unwrap_or(Value::Null),
+                        r.map(|r| text(r, "status")),
+                        r.and_then(|r| r.get("failures").cloned()),
+                        r.and_then(|r| r.get("message").cloned()),
+                        r.and_then(|r| r.pointer("/timing/0/completed_at").cloned()),
+                    ]));
+                }
+                _ => {}
+            }
+        }
+        docs
+    }
+}
+
+/// Writes `docs` into the replica attached as `replica`: `_lakeflow.nodes` and
+/// `_lakeflow.tests`.
+pub fn write_replica_docs(conn: &Connection, replica: &str, docs: &ReplicaDocs) -> Result<()> {
+    let r = quote_ident(replica);
+    let err = db_err("cannot write the project's docs into the replica");
+    conn.execute_batch(&format!(
+        "create table {r}._lakeflow.nodes (unique_id varchar, resource_type varchar, schema_name varchar,
+             name varchar, description varchar, depends_on varchar[], columns json);
+         create table {r}._lakeflow.tests (unique_id varchar, name varchar, test varchar,
+             attached_to varchar[], column_name varchar, status varchar, failures bigint,
+             message varchar, executed_at varchar);"
+    ))
+    .map_err(&err)?;
+    // The rows go in as one JSON document, read back by DuckDB's JSON functions.
+    for (table, rows, columns) in [
+        (
+            "nodes",
+            &docs.nodes,
+            "r->>0, r->>1, r->>2, r->>3, r->>4, cast(r->5 as varchar[]), r->6",
+        ),
+        (
+            "tests",
+            &docs.tests,
+            "r->>0, r->>1, r->>2, cast(r->3 as varchar[]), r->>4, r->>5, cast(r->>6 as bigint), r->>7, r->>8",
+        ),
+    ] {
+        if rows.is_empty() {
+            continue;
+        }
+        conn.execute(
+            &format!(
+                "insert into {r}._lakeflow.{table} select {columns} from (select unnest(cast(?::json as json[])) as r)"
+            ),
+            [serde_json::Value::from(rows.clone()).to_string()],
+        )
+        .map_err(&err)?;
+    }
+    Ok(())
+}
+
 /// Records a published replica and the file versions it pins, in one transaction.
 pub fn add_replica(
     conn: &Connection,

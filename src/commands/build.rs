@@ -123,6 +123,10 @@ pub fn run(g: &Global, args: &RunArgs, command: &str) -> Result<bool> {
             &storage,
             dest,
             &p.project.name,
+            &catalog::state::ReplicaDocs::new(
+                &artifacts::read_manifest(&p.project),
+                &artifacts::result_entries(&p.nodes, &results),
+            ),
         )?),
         _ => None,
     };

@@ -23,8 +23,26 @@ pub fn catalog_command(g: &Global, action: CatalogCommand) -> Result<bool> {
                 keep: keep.or(configured.map(|p| p.keep)).unwrap_or(2),
             };
             let catalog = Catalog::open(target, "lakeflow catalog publish")?;
-            let id =
-                crate::publish::publish(&catalog.conn, target, &storage, &dest, &project.name)?;
+            // The docs and test results of the last run lakeflow recorded in target/.
+            let results =
+                crate::report::artifacts::read_json(&project.target_path.join("run_results.json"));
+            let entries = results
+                .get("results")
+                .and_then(|r| r.as_array())
+                .cloned()
+                .unwrap_or_default();
+            let docs = crate::catalog::state::ReplicaDocs::new(
+                &crate::report::artifacts::read_manifest(&project),
+                &entries,
+            );
+            let id = crate::publish::publish(
+                &catalog.conn,
+                target,
+                &storage,
+                &dest,
+                &project.name,
+                &docs,
+            )?;
             catalog.finish()?;
             crate::outln!("Published replica {id} to {}", dest.to);
             Ok(true)

@@ -388,10 +388,7 @@ pub fn write_run_results(
     invocation_id: &str,
     listed: &Listed,
 ) -> Result<()> {
-    let mut items: Vec<serde_json::Value> = results
-        .iter()
-        .map(|r| result_entry(&nodes[r.node], r))
-        .collect();
+    let mut items = result_entries(nodes, results);
     // dbt lists the run hooks as operations, and a build the exposures it selected (with
     // nothing to run).
     for (which, start, failed) in [
@@ -438,6 +435,27 @@ pub fn write_run_results(
         &project.target_path.join("run_results.json"),
         &serde_json::to_string_pretty(&doc).unwrap_or_default(),
     )
+}
+
+/// The run results' entries of `results`, as `run_results.json` lists them.
+pub fn result_entries(nodes: &[Node], results: &[RunResult]) -> Vec<serde_json::Value> {
+    results
+        .iter()
+        .map(|r| result_entry(&nodes[r.node], r))
+        .collect()
+}
+
+/// A JSON file lakeflow wrote, or null when it is missing or unreadable.
+pub fn read_json(path: &std::path::Path) -> serde_json::Value {
+    std::fs::read_to_string(path)
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or_default()
+}
+
+/// The manifest the last command wrote to target/ (null when there is none).
+pub fn read_manifest(project: &Project) -> serde_json::Value {
+    read_json(&project.target_path.join("manifest.json"))
 }
 
 /// One node's result in dbt's v6 shape; what lakeflow adds (rows, where the files went) sits

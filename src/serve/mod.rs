@@ -334,6 +334,7 @@ fn handle(
             },
             (Get, "/v1/build") => with_replica(current, |c, r| build(c, r, who)),
             (Get, "/v1/relations") => with_replica(current, |c, _| relations(c, who)),
+            (Get, "/v1/models") => with_replica(current, |c, _| models(c, who)),
             (Post, "/v1/query") => {
                 let mut body = Vec::new();
                 let read = request
@@ -355,7 +356,7 @@ fn handle(
             }
             _ => error_reply(
                 404,
-                "no such endpoint; see GET /v1/health, /v1/ready, /v1/build, /v1/relations, POST /v1/query",
+                "no such endpoint; see GET /v1/health, /v1/ready, /v1/build, /v1/relations, /v1/models, POST /v1/query",
             ),
         }
     };
@@ -448,17 +449,75 @@ fn build(conn: &Connection, replica: &Replica, token: Option<&Token>) -> Result<
     ))
 }
 
+/// Whether the replica carries the project's docs (`_lakeflow.nodes`; older replicas do
+/// not).
+fn has_docs(conn: &Connection) -> Result<bool> {
+    let found = crate::query::run_query(
+        conn,
+        "select 1 from duckdb_tables() where database_name = current_database() and schema_name = '_lakeflow' and table_name = 'nodes'",
+        None,
+    )?;
+    Ok(!found.rows.is_empty())
+}
+
+/// Every column of every relation, with its description from the project.
 fn relations(conn: &Connection, token: Option<&Token>) -> Result<Reply> {
+    let (docs_join, description, relation_description) = if has_docs(conn)? {
+        (
+            "left join _lakeflow.nodes n on lower(n.schema_name) = lower(c.schema_name) and lower(n.name) = lower(c.table_name) and n.resource_type <> 'source'",
+            "coalesce(c.comment, nullif(n.columns->>c.column_name, ''))",
+            "nullif(n.description, '')",
+        )
+    } else {
+        ("", "c.comment", "null")
+    };
     let columns = crate::query::run_query(
         conn,
-        "select c.schema_name as schema, c.table_name as relation, \
-         coalesce(t.table_type, 'VIEW') as kind, c.column_name as column, c.data_type as type, c.comment as description \
-         from duckdb_columns() c left join information_schema.tables t on t.table_schema = c.schema_name and t.table_name = c.table_name \
-         where c.database_name = current_database() and c.schema_name not in ('_lakeflow', 'information_schema', 'pg_catalog') \
-         order by c.schema_name, c.table_name, c.column_index",
+        &format!(
+            "select c.schema_name as schema, c.table_name as relation, \
+             coalesce(t.table_type, 'VIEW') as kind, c.column_name as column, c.data_type as type, \
+             {description} as description, {relation_description} as relation_description \
+             from duckdb_columns() c left join information_schema.tables t on t.table_schema = c.schema_name and t.table_name = c.table_name \
+             {docs_join} \
+             where c.database_name = current_database() and c.schema_name not in ('_lakeflow', 'information_schema', 'pg_catalog') \
+             order by c.schema_name, c.table_name, c.column_index"
+        ),
         None,
     )?;
     Ok(json_reply(200, visible(columns.json(), "schema", token)))
+}
+
+/// The project's models, seeds, snapshots and sources as the replica records them:
+/// description, columns, parents (lineage), the build's rows and version, and the data
+/// tests on each with their last result. A token limited to schemas sees only those, and
+/// only parents it may see.
+fn models(conn: &Connection, token: Option<&Token>) -> Result<Reply> {
+    if !has_docs(conn)? {
+        return Ok(json_reply(200, serde_json::json!({"models": []})));
+    }
+    let found = crate::query::run_query(
+        conn,
+        "select n.unique_id, n.resource_type, n.schema_name, n.name, n.description, n.depends_on, n.columns, \
+            m.materialized, m.format, m.rows, m.built_at, m.version, \
+            coalesce((select list({'name': t.name, 'test': t.test, 'column': t.column_name, 'status': t.status, \
+                'failures': t.failures, 'message': t.message, 'executed_at': t.executed_at} order by t.name) \
+              from _lakeflow.tests t where list_contains(t.attached_to, n.unique_id)), []) as tests \
+         from _lakeflow.nodes n left join _lakeflow.models m using (unique_id) order by n.unique_id",
+        None,
+    )?;
+    let mut rows = visible(found.json(), "schema_name", token);
+    let shown: std::collections::HashSet<String> = rows
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|r| r.get("unique_id")?.as_str().map(str::to_string))
+        .collect();
+    for r in rows.as_array_mut().into_iter().flatten() {
+        if let Some(parents) = r.get_mut("depends_on").and_then(|d| d.as_array_mut()) {
+            parents.retain(|p| p.as_str().is_some_and(|p| shown.contains(p)));
+        }
+    }
+    Ok(json_reply(200, serde_json::json!({ "models": rows })))
 }
 
 /// `POST /v1/query` with `{"sql": "...", "params": [...], "format": "json" | "csv" |

@@ -1,19 +1,24 @@
 // Headless-browser check of the page `lakeflow serve` serves at `/`.
 //
-//   node tests/browser/serve.mjs URL TOKEN RELATION EXPECTED_JSON SCREENSHOT.png
+//   node tests/browser/serve.mjs URL TOKEN RELATION EXPECTED_JSON DETAILS_JSON SCREENSHOT.png
 //
 // Opens URL in Chromium (env CHROMIUM, default /usr/bin/chromium) through playwright-core,
 // enters TOKEN, waits for RELATION (schema.name) in the list with its row count, opens it and
-// checks that the
-// table shows exactly the columns and rows of EXPECTED_JSON (the API's response to the same
-// query: `columns` and `rows`, compared cell by cell as text), then runs an aggregate in the editor and checks its one
-// cell, checks that the page loaded nothing from another origin, and saves a screenshot.
+// checks that:
+// - the table shows exactly the columns and rows of EXPECTED_JSON (the API's response to the
+//   same query: `columns` and `rows`, compared cell by cell as text);
+// - the model's panel shows what DETAILS_JSON says: `description`, a column's description
+//   (`column`, `column_description`), a test (`test`) with its last result (`status`), and
+//   a parent and a child in its lineage (`parent`, `child`, as schema.name);
+// then clicks the child in the lineage and checks that it opens, runs `chart_sql` (a label
+// and a number per row) in the editor and checks the bar chart has a bar per row, checks
+// that the page loaded nothing from another origin, and saves a screenshot.
 // Exit 0: all checks passed; 1: a check failed; 2: usage or browser start-up error.
 import { launchChromium, exitWith } from './harness.mjs';
 
-const [URL_, TOKEN, RELATION, EXPECTED, SHOT] = process.argv.slice(2);
-if (!URL_ || !TOKEN || !RELATION || !EXPECTED || !SHOT) {
-  console.error('usage: node tests/browser/serve.mjs URL TOKEN RELATION EXPECTED_JSON SCREENSHOT.png');
+const [URL_, TOKEN, RELATION, EXPECTED, DETAILS, SHOT] = process.argv.slice(2);
+if (!URL_ || !TOKEN || !RELATION || !EXPECTED || !DETAILS || !SHOT) {
+  console.error('usage: node tests/browser/serve.mjs URL TOKEN RELATION EXPECTED_JSON DETAILS_JSON SCREENSHOT.png');
   process.exit(2);
 }
 const TIMEOUT = Number(process.env.SERVE_TEST_TIMEOUT_MS || 15000);
@@ -56,12 +61,41 @@ async function main() {
     const got = cells.slice(1);
     check(JSON.stringify(got) === JSON.stringify(want), `rows ${JSON.stringify(got)}, expected ${JSON.stringify(want)}`);
     ok(`opening ${schema}.${name} shows its ${want.length} rows`);
+    const d = JSON.parse(DETAILS);
+    const panel = await page.$eval('#model', (m) => ({
+      name: m.querySelector('#model-name').textContent,
+      description: m.querySelector('#model-description').textContent,
+      columns: [...m.querySelectorAll('#model-columns tr')].map((tr) => [...tr.children].map((c) => c.textContent)),
+      tests: [...m.querySelectorAll('#model-tests tr[data-test]')].map((tr) => [...tr.children].map((c) => c.textContent)),
+      upstream: [...m.querySelectorAll('#lineage .upstream .node')].map((n) => n.textContent),
+      downstream: [...m.querySelectorAll('#lineage .downstream .node')].map((n) => n.textContent),
+    }));
+    check(panel.name === RELATION, `the panel is titled ${panel.name}`);
+    check(panel.description === d.description, `description ${JSON.stringify(panel.description)}, expected ${JSON.stringify(d.description)}`);
+    const col = panel.columns.find((r) => r[0] === d.column);
+    check(col && col[2] === d.column_description, `column ${d.column} row ${JSON.stringify(col)}`);
+    const test = panel.tests.find((r) => r[0] === d.test);
+    check(test && test[2] === d.status, `test ${d.test} row ${JSON.stringify(test)} in ${JSON.stringify(panel.tests)}`);
+    check(panel.upstream.includes(d.parent), `upstream ${JSON.stringify(panel.upstream)} lacks ${d.parent}`);
+    check(panel.downstream.includes(d.child), `downstream ${JSON.stringify(panel.downstream)} lacks ${d.child}`);
+    ok(`the panel shows the description, columns, test result and lineage of ${RELATION}`);
+    await page.locator('#lineage .downstream .node.link', { hasText: d.child }).first().click();
+    await page.waitForFunction((c) => document.getElementById('model-name').textContent === c, d.child);
+    ok(`clicking ${d.child} in the lineage opens it`);
     await page.fill('#sql', `select count(*) as lf_row_count from "${schema}"."${name}"`);
     await page.click('#run');
     await page.waitForFunction(() => document.querySelector('#result th')?.textContent === 'lf_row_count');
     const counted = await tableCells(page);
     check(counted[1][0] === String(expected.length), `count shows ${counted[1][0]}, expected ${expected.length}`);
     ok('a query typed in the editor runs and shows its result');
+    await page.fill('#sql', d.chart_sql);
+    await page.click('#run');
+    await page.waitForFunction(() => document.querySelectorAll('#chart rect').length > 0);
+    const bars = await page.$$eval('#chart rect', (rs) => rs.map((r) => Number(r.getAttribute('width'))));
+    const shown = await tableCells(page);
+    check(bars.length === shown.length - 1, `${bars.length} bars for ${shown.length - 1} rows`);
+    check(bars.every((w, i) => i === 0 || w >= bars[i - 1]), `bars not in the order of the values: ${bars}`);
+    ok(`an aggregate is drawn as ${bars.length} bars`);
     check(errors.length === 0, `page errors: ${errors.join('; ')}`);
     check(foreign.length === 0, `requests to other origins: ${foreign.join(', ')}`);
     ok('no script errors, nothing loaded from elsewhere');
