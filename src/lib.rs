@@ -30,6 +30,7 @@
 pub const LAYERS: &[&str] = &[
     "error",
     "redact",
+    "http",
     "model",
     "project",
     "storage",
@@ -58,6 +59,7 @@ pub mod error;
 pub mod example_data;
 pub mod execute;
 pub mod graph;
+pub mod http;
 pub mod location;
 pub mod model;
 pub mod project;

@@ -11,8 +11,7 @@ use crate::cli::{Global, Selection};
 use crate::error::{Error, Result};
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
-use std::io::{ErrorKind, Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
 
@@ -218,10 +217,7 @@ fn page(data: &Value) -> Result<String> {
     Ok(PAGE.replacen(PLACEHOLDER, &json, 1))
 }
 
-/// Longest request line and headers accepted.
-const HEAD_LIMIT: usize = 16 * 1024;
-const TIMEOUT: Duration = Duration::from_secs(10);
-
+/// Serves target/ (the docs page and the artifacts beside it) read-only over HTTP.
 pub fn serve(g: &Global, host: &str, port: u16) -> Result<bool> {
     let project = super::load(g)?;
     let index = project.target_path.join("index.html");
@@ -247,135 +243,55 @@ pub fn serve(g: &Global, host: &str, port: u16) -> Result<bool> {
         host.to_string()
     };
     crate::outln!("serving docs at http://{host}:{port}/ (Ctrl-C stops)");
-    let root = std::sync::Arc::new(root);
-    for stream in listener.incoming() {
-        let Ok(stream) = stream else { continue };
-        let root = std::sync::Arc::clone(&root);
-        std::thread::spawn(move || handle(stream, &root));
-    }
+    let limits = crate::http::Limits {
+        timeout: Duration::from_secs(10),
+        ..Default::default()
+    };
+    crate::http::serve(
+        listener,
+        limits,
+        std::sync::Arc::new(move |exchange: crate::http::Exchange| answer(exchange, &root)),
+    );
     Ok(true)
 }
 
-/// One response: status, content type, body; `head_only` sends the headers alone.
-struct Reply {
-    status: u16,
-    content_type: &'static str,
-    body: Vec<u8>,
-    head_only: bool,
-}
-
-impl Reply {
-    fn status(status: u16) -> Reply {
-        Reply {
-            status,
-            content_type: "text/plain; charset=utf-8",
-            body: format!("{status} {}\n", reason(status)).into_bytes(),
-            head_only: false,
+/// Serves GET and HEAD of the files under `root`.
+fn answer(exchange: crate::http::Exchange, root: &Path) {
+    if !matches!(exchange.method.as_str(), "GET" | "HEAD") {
+        let _ = exchange.respond(
+            405,
+            &[
+                ("Content-Type", "text/plain; charset=utf-8"),
+                ("Allow", "GET, HEAD"),
+            ],
+            crate::http::Body::Bytes(b"405 Method Not Allowed\n".to_vec()),
+        );
+        return;
+    }
+    match file_reply(exchange.path(), root) {
+        Ok((kind, body)) => {
+            let _ = exchange.respond(
+                200,
+                &[("Content-Type", kind), ("Cache-Control", "no-store")],
+                crate::http::Body::Bytes(body),
+            );
         }
+        Err(status) => exchange.fail(status, false),
     }
 }
 
-fn handle(mut stream: TcpStream, root: &Path) {
-    let _ = stream.set_read_timeout(Some(TIMEOUT));
-    let _ = stream.set_write_timeout(Some(TIMEOUT));
-    let reply = match read_head(&mut stream) {
-        Ok(head) => answer(&head, root),
-        Err(status) => Reply::status(status),
-    };
-    let mut head = format!(
-        "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nCache-Control: no-store\r\n\
-         Connection: close\r\nX-Content-Type-Options: nosniff\r\n",
-        reply.status,
-        reason(reply.status),
-        reply.content_type,
-        reply.body.len()
-    );
-    if reply.status == 405 {
-        head.push_str("Allow: GET, HEAD\r\n");
-    }
-    head.push_str("\r\n");
-    let body: &[u8] = if reply.head_only { &[] } else { &reply.body };
-    let sent = stream
-        .write_all(head.as_bytes())
-        .and_then(|()| stream.write_all(body));
-    if sent.and_then(|()| stream.flush()).is_ok() {
-        // Read what the client still sends (briefly), so closing does not reset the
-        // connection before it has read the reply.
-        let _ = stream.shutdown(Shutdown::Write);
-        let _ = stream.set_read_timeout(Some(Duration::from_millis(200)));
-        let _ = std::io::copy(&mut (&stream).take(1 << 20), &mut std::io::sink());
-    }
-}
-
-/// The request line and headers, without the blank line that ends them; or the status to
-/// refuse the request with.
-fn read_head(stream: &mut impl Read) -> std::result::Result<Vec<u8>, u16> {
-    let mut head = Vec::with_capacity(1024);
-    let mut buf = [0u8; 4096];
-    loop {
-        if let Some(end) = head_end(&head) {
-            if end > HEAD_LIMIT {
-                return Err(431);
-            }
-            head.truncate(end);
-            return Ok(head);
-        }
-        if head.len() > HEAD_LIMIT {
-            return Err(431);
-        }
-        match stream.read(&mut buf) {
-            Ok(0) => return Err(400),
-            Ok(n) => head.extend_from_slice(&buf[..n]),
-            Err(e) if e.kind() == ErrorKind::Interrupted => {}
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
-                return Err(408);
-            }
-            Err(_) => return Err(400),
-        }
-    }
-}
-
-/// Where the blank line after the headers starts (`\n\n` or `\n\r\n`).
-fn head_end(buf: &[u8]) -> Option<usize> {
-    (0..buf.len())
-        .find(|&i| buf[i] == b'\n' && matches!(&buf[i + 1..], [b'\n', ..] | [b'\r', b'\n', ..]))
-}
-
-fn answer(head: &[u8], root: &Path) -> Reply {
-    let Ok(text) = std::str::from_utf8(head) else {
-        return Reply::status(400);
-    };
-    let mut parts = text.lines().next().unwrap_or_default().split(' ');
-    let (Some(method), Some(target), Some(version), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Reply::status(400);
-    };
-    if !version.starts_with("HTTP/1.") {
-        return Reply::status(400);
-    }
-    let head_only = match method {
-        "GET" => false,
-        "HEAD" => true,
-        _ => return Reply::status(405),
-    };
-    let mut reply = file_reply(target, root);
-    reply.head_only = head_only;
-    reply
-}
-
-/// The file `target` (a request path) names under `root`: only a regular file inside it.
-fn file_reply(target: &str, root: &Path) -> Reply {
-    let path = target.split(['?', '#']).next().unwrap_or_default();
+/// The content type and bytes of the file `path` (a request path) names under `root`: only
+/// a regular file inside it; else the status to answer.
+fn file_reply(path: &str, root: &Path) -> std::result::Result<(&'static str, Vec<u8>), u16> {
     let Some(rel) = path.strip_prefix('/').and_then(percent_decode) else {
-        return Reply::status(400);
+        return Err(400);
     };
     let rel: &str = if rel.is_empty() { "index.html" } else { &rel };
     let plain = Path::new(rel)
         .components()
         .all(|c| matches!(c, Component::Normal(_)));
     if !plain || rel.contains(['\\', '\0']) {
-        return Reply::status(404);
+        return Err(404);
     }
     // Resolved, so a symbolic link cannot lead out of the folder.
     let file: Option<PathBuf> = root
@@ -384,35 +300,24 @@ fn file_reply(target: &str, root: &Path) -> Reply {
         .ok()
         .filter(|f| f.starts_with(root) && f.is_file());
     match file.map(|f| (std::fs::read(&f), f)) {
-        Some((Ok(body), f)) => Reply {
-            status: 200,
-            content_type: content_type(&f),
-            body,
-            head_only: false,
-        },
-        _ => Reply::status(404),
+        Some((Ok(body), f)) => Ok((content_type(&f), body)),
+        _ => Err(404),
     }
 }
 
-/// `%XX` decoded; None when an escape is malformed or the result is not UTF-8.
+/// `%XX` decoded; None when the result is not UTF-8 or an escape is malformed.
 fn percent_decode(s: &str) -> Option<String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = s.get(i + 1..i + 3)?;
-            if !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-                return None;
-            }
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
+    let malformed = s.match_indices('%').any(|(i, _)| {
+        !s.get(i + 1..i + 3)
+            .is_some_and(|h| h.bytes().all(|b| b.is_ascii_hexdigit()))
+    });
+    if malformed {
+        return None;
     }
-    String::from_utf8(out).ok()
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8()
+        .ok()
+        .map(|c| c.into_owned())
 }
 
 fn content_type(path: &Path) -> &'static str {
@@ -428,18 +333,6 @@ fn content_type(path: &Path) -> &'static str {
         "png" => "image/png",
         "svg" => "image/svg+xml",
         _ => "application/octet-stream",
-    }
-}
-
-fn reason(status: u16) -> &'static str {
-    match status {
-        200 => "OK",
-        400 => "Bad Request",
-        404 => "Not Found",
-        405 => "Method Not Allowed",
-        408 => "Request Timeout",
-        431 => "Request Header Fields Too Large",
-        _ => "Error",
     }
 }
 
@@ -469,11 +362,10 @@ mod tests {
             "//etc/passwd",
             "/%2fetc/passwd",
         ] {
-            assert_eq!(file_reply(bad, &dir).status, 404, "{bad}");
+            assert_eq!(file_reply(bad, &dir).err(), Some(404), "{bad}");
         }
-        assert_eq!(file_reply("/%zz", &dir).status, 400);
+        assert_eq!(file_reply("/%zz", &dir).err(), Some(400));
         assert_eq!(percent_decode("a%20b").as_deref(), Some("a b"));
-        assert_eq!(head_end(b"GET / HTTP/1.1\r\nHost: x\r\n\r\nbody"), Some(24));
-        assert_eq!(head_end(b"GET / HTTP/1.1\r\n"), None);
+        assert_eq!(percent_decode("a%2"), None);
     }
 }

@@ -21,7 +21,6 @@ pub use access::{Token, tokens};
 use crate::error::{Error, Result};
 use crate::project::Project;
 use duckdb::Connection;
-use std::io::Read;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -108,7 +107,7 @@ fn serve_error(message: impl Into<String>) -> Error {
 /// Runs the server until the process ends.
 pub fn run(project: Project, options: Options) -> Result<()> {
     let source = replica_source(&project)?;
-    let server = tiny_http::Server::http(&options.bind).map_err(|e| {
+    let listener = std::net::TcpListener::bind(&options.bind).map_err(|e| {
         serve_error(format!("cannot listen on {}: {e}", options.bind))
             .hint("pick a free address with --bind, e.g. --bind 127.0.0.1:8081")
     })?;
@@ -129,36 +128,25 @@ pub fn run(project: Project, options: Options) -> Result<()> {
             }
         });
     }
-    let addr = server
-        .server_addr()
-        .to_ip()
+    let addr = listener
+        .local_addr()
         .map(|a| a.to_string())
-        .unwrap_or_else(|| options.bind.clone());
+        .unwrap_or_else(|_| options.bind.clone());
     crate::outln!(
         "lakeflow serve: listening on http://{addr} (replica {})",
         source.describe()
     );
-    let server = Arc::new(server);
     let options = Arc::new(options);
     let running = Arc::new(AtomicUsize::new(0));
-    let workers: Vec<_> = (0..options.max_concurrent.max(1) + 2)
-        .map(|_| {
-            let (server, options, current, running) = (
-                server.clone(),
-                options.clone(),
-                current.clone(),
-                running.clone(),
-            );
-            std::thread::spawn(move || {
-                while let Ok(request) = server.recv() {
-                    handle(request, &options, &current, &running);
-                }
-            })
-        })
-        .collect();
-    for w in workers {
-        let _ = w.join();
-    }
+    let limits = crate::http::Limits {
+        timeout: options.timeout.max(Duration::from_secs(10)),
+        ..Default::default()
+    };
+    crate::http::serve(
+        listener,
+        limits,
+        Arc::new(move |exchange| handle(exchange, &options, &current, &running)),
+    );
     Ok(())
 }
 
@@ -300,60 +288,54 @@ fn error_reply(status: u16, message: &str) -> Reply {
 }
 
 fn handle(
-    mut request: tiny_http::Request,
+    mut exchange: crate::http::Exchange,
     options: &Options,
     current: &Current,
     running: &AtomicUsize,
 ) {
     let started = Instant::now();
-    let method = request.method().clone();
-    let url = request.url().split('?').next().unwrap_or("").to_string();
+    let method = exchange.method.clone();
+    let url = exchange.path().to_string();
     let public = matches!(url.as_str(), "/" | "/v1/health" | "/v1/ready");
-    let who = access::token_of(&request, &options.tokens);
+    let who = access::token_of(exchange.header("Authorization"), &options.tokens);
     let reply = if !public && who.is_none() {
         error_reply(
             401,
             "a valid bearer token is required (Authorization: Bearer <token>)",
         )
     } else {
-        use tiny_http::Method::{Get, Post};
-        match (&method, url.as_str()) {
-            (Get, "/") => Reply {
+        match (method.as_str(), url.as_str()) {
+            ("GET" | "HEAD", "/") => Reply {
                 status: 200,
                 kind: "text/html; charset=utf-8",
                 headers: Vec::new(),
                 body: Body::Text(PAGE.to_string()),
             },
-            (Get, "/v1/health") => json_reply(200, serde_json::json!({"status": "ok"})),
-            (Get, "/v1/ready") => match current.get() {
+            ("GET" | "HEAD", "/v1/health") => json_reply(200, serde_json::json!({"status": "ok"})),
+            ("GET" | "HEAD", "/v1/ready") => match current.get() {
                 Some(r) => json_reply(
                     200,
                     serde_json::json!({"ready": true, "build_id": r.build_id}),
                 ),
                 None => json_reply(503, serde_json::json!({"ready": false})),
             },
-            (Get, "/v1/build") => with_replica(current, |c, r| build(c, r, who)),
-            (Get, "/v1/relations") => with_replica(current, |c, _| relations(c, who)),
-            (Get, "/v1/models") => with_replica(current, |c, _| models(c, who)),
-            (Post, "/v1/query") => {
-                let mut body = Vec::new();
-                let read = request
-                    .as_reader()
-                    .take(MAX_BODY as u64 + 1)
-                    .read_to_end(&mut body);
-                if read.is_err() {
-                    error_reply(400, "the request body could not be read")
-                } else if body.len() > MAX_BODY {
-                    error_reply(413, "the request body is larger than 1 MiB")
-                } else if running.fetch_add(1, Ordering::SeqCst) >= options.max_concurrent {
+            ("GET", "/v1/build") => with_replica(current, |c, r| build(c, r, who)),
+            ("GET", "/v1/relations") => with_replica(current, |c, _| relations(c, who)),
+            ("GET", "/v1/models") => with_replica(current, |c, _| models(c, who)),
+            ("POST", "/v1/query") => match exchange.body(MAX_BODY) {
+                Err(413) => error_reply(413, "the request body is larger than 1 MiB"),
+                Err(411) => error_reply(411, "send the body with a Content-Length"),
+                Err(status) => error_reply(status, "the request body could not be read"),
+                Ok(_) if running.fetch_add(1, Ordering::SeqCst) >= options.max_concurrent => {
                     running.fetch_sub(1, Ordering::SeqCst);
                     error_reply(503, "too many queries are running; retry shortly")
-                } else {
+                }
+                Ok(body) => {
                     let reply = query(&body, options, current, who);
                     running.fetch_sub(1, Ordering::SeqCst);
                     reply
                 }
-            }
+            },
             _ => error_reply(
                 404,
                 "no such endpoint; see GET /v1/health, /v1/ready, /v1/build, /v1/relations, /v1/models, POST /v1/query",
@@ -361,28 +343,26 @@ fn handle(
         }
     };
     // Names are constants and values content types, build ids and numbers; a value that
-    // is no valid header (a crafted replica's build id) is left out.
-    let response_headers: Vec<tiny_http::Header> = std::iter::once(("Content-Type", reply.kind))
+    // would end its header line (a crafted replica's build id) is left out.
+    let headers: Vec<(&str, &str)> = std::iter::once(("Content-Type", reply.kind))
         .chain(reply.headers.iter().map(|(n, v)| (*n, v.as_str())))
-        .filter_map(|(n, v)| tiny_http::Header::from_bytes(n.as_bytes(), v.as_bytes()).ok())
         .collect();
     let (sent, rows) = match reply.body {
-        Body::Text(text) => {
-            let length = text.len();
-            let response = tiny_http::Response::new(
-                reply.status.into(),
-                response_headers,
-                std::io::Cursor::new(text),
-                Some(length),
-                None,
-            );
-            (request.respond(response), Ok(0))
-        }
+        Body::Text(text) => (
+            exchange.respond(
+                reply.status,
+                &headers,
+                crate::http::Body::Bytes(text.into_bytes()),
+            ),
+            Ok(0),
+        ),
         Body::Stream(stream) => {
             let Stream { reader, writer } = *stream;
-            let response =
-                tiny_http::Response::new(reply.status.into(), response_headers, reader, None, None);
-            let sent = request.respond(response);
+            let sent = exchange.respond(
+                reply.status,
+                &headers,
+                crate::http::Body::Stream(Box::new(reader)),
+            );
             let rows = writer
                 .join()
                 .unwrap_or_else(|_| Err("the result writer failed".into()));
@@ -390,9 +370,8 @@ fn handle(
         }
     };
     if url == "/v1/query" {
-        // A body that could not be finished is logged as cut. It lacks its end (JSON's closing
-        // brackets, Parquet's footer, Arrow's end-of-stream), and X-Lakeflow-Rows says how
-        // many rows a whole one has.
+        // A body that could not be finished is logged as cut; the client saw the connection
+        // close before the body's last chunk.
         let status = match (&sent, &rows) {
             (Ok(()), Ok(_)) => reply.status.to_string(),
             _ => format!("{}-cut", reply.status),

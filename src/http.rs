@@ -1,0 +1,381 @@
+//! The HTTP/1.1 server under `lakeflow serve` and `lakeflow docs serve`: one request per
+//! connection, read within limits a client cannot lift, answered with a fixed-length or a
+//! streamed (chunked) body.
+//!
+//! - A request head larger than [`Limits::head`] gets 431, one that does not arrive within
+//!   [`Limits::timeout`] 408, a malformed one 400 (parsed by `httparse`); a body is read only
+//!   when the handler asks, up to the size it names (413 beyond).
+//! - At most [`Limits::connections`] connections are served at once; the next get 503.
+//! - A streamed body that fails midway is not ended: the connection closes without the last
+//!   chunk, so the client sees a cut response, never a short one that looks whole.
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+/// What a client may send and hold.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Bytes of request line and headers.
+    pub head: usize,
+    /// How long reading or writing may stall.
+    pub timeout: Duration,
+    /// Connections served at once.
+    pub connections: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            head: 16 * 1024,
+            timeout: Duration::from_secs(30),
+            connections: 256,
+        }
+    }
+}
+
+/// One request on its connection, answered once with [`Exchange::respond`].
+pub struct Exchange {
+    pub method: String,
+    /// The request target as sent (path and query).
+    pub target: String,
+    headers: Vec<(String, String)>,
+    /// Body bytes read together with the head.
+    early: Vec<u8>,
+    stream: TcpStream,
+}
+
+/// A response body: bytes sent with their length, or a reader sent in chunks as it yields.
+pub enum Body {
+    Bytes(Vec<u8>),
+    Stream(Box<dyn Read + Send>),
+}
+
+impl Exchange {
+    /// The path of the target, without its query.
+    pub fn path(&self) -> &str {
+        self.target.split(['?', '#']).next().unwrap_or_default()
+    }
+
+    /// The value of header `name` (any case), if sent.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The request body, refused with the status to answer when it is longer than `limit`
+    /// (413), not sent with a length (411), or does not arrive in time (408).
+    pub fn body(&mut self, limit: usize) -> Result<Vec<u8>, u16> {
+        if self.header("Transfer-Encoding").is_some() {
+            return Err(411);
+        }
+        let length = match self.header("Content-Length") {
+            None => return Ok(Vec::new()),
+            Some(v) => v.trim().parse::<usize>().map_err(|_| 400u16)?,
+        };
+        if length > limit {
+            return Err(413);
+        }
+        // A client that waits to be asked for the body (curl does, past 1 KiB) is asked.
+        if self
+            .header("Expect")
+            .is_some_and(|e| e.eq_ignore_ascii_case("100-continue"))
+            && self.early.len() < length
+        {
+            let _ = self.stream.write_all(b"HTTP/1.1 100 Continue\r\n\r\n");
+        }
+        let mut body = std::mem::take(&mut self.early);
+        body.truncate(length);
+        let mut rest = (&self.stream).take((length - body.len()) as u64);
+        match rest.read_to_end(&mut body) {
+            Ok(_) if body.len() == length => Ok(body),
+            Ok(_) => Err(400),
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => Err(408),
+            Err(_) => Err(400),
+        }
+    }
+
+    /// Sends the response; Ok when all of it went out. The headers given are sent as they
+    /// are; `Content-Length` or `Transfer-Encoding`, `Connection: close` and
+    /// `X-Content-Type-Options` are added. A HEAD request gets the headers alone.
+    pub fn respond(self, status: u16, headers: &[(&str, &str)], body: Body) -> std::io::Result<()> {
+        let head_only = self.method == "HEAD";
+        let mut stream = self.stream;
+        let mut head = format!("HTTP/1.1 {status} {}\r\n", reason(status));
+        for (name, value) in headers {
+            // A value that would end the header line is left out.
+            if !value.contains(['\r', '\n']) {
+                head.push_str(&format!("{name}: {value}\r\n"));
+            }
+        }
+        match &body {
+            Body::Bytes(b) => head.push_str(&format!("Content-Length: {}\r\n", b.len())),
+            Body::Stream(_) => head.push_str("Transfer-Encoding: chunked\r\n"),
+        }
+        head.push_str("Connection: close\r\nX-Content-Type-Options: nosniff\r\n\r\n");
+        stream.write_all(head.as_bytes())?;
+        if !head_only {
+            match body {
+                Body::Bytes(b) => stream.write_all(&b)?,
+                Body::Stream(mut reader) => {
+                    let mut buf = vec![0u8; 64 * 1024];
+                    loop {
+                        let n = match reader.read(&mut buf) {
+                            Ok(n) => n,
+                            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                            // Closed without the last chunk: the client sees the cut.
+                            Err(e) => {
+                                let _ = stream.shutdown(Shutdown::Both);
+                                return Err(e);
+                            }
+                        };
+                        if n == 0 {
+                            break;
+                        }
+                        stream.write_all(format!("{n:x}\r\n").as_bytes())?;
+                        stream.write_all(&buf[..n])?;
+                        stream.write_all(b"\r\n")?;
+                    }
+                    stream.write_all(b"0\r\n\r\n")?;
+                }
+            }
+        }
+        stream.flush()?;
+        // Read what the client still sends (briefly), so closing does not reset the
+        // connection before it has read the response.
+        let _ = stream.shutdown(Shutdown::Write);
+        let _ = stream.set_read_timeout(Some(Duration::from_millis(200)));
+        let _ = std::io::copy(&mut (&stream).take(1 << 20), &mut std::io::sink());
+        Ok(())
+    }
+
+    /// Answers with a status and a short JSON or text message.
+    pub fn fail(self, status: u16, json: bool) {
+        let (kind, body) = if json {
+            (
+                "application/json",
+                serde_json::json!({"error": reason(status)}).to_string(),
+            )
+        } else {
+            (
+                "text/plain; charset=utf-8",
+                format!("{status} {}\n", reason(status)),
+            )
+        };
+        let _ = self.respond(
+            status,
+            &[("Content-Type", kind)],
+            Body::Bytes(body.into_bytes()),
+        );
+    }
+}
+
+/// Accepts connections on `listener` until the process ends, each on its own thread, and
+/// hands every well-formed request to `handler`.
+pub fn serve(listener: TcpListener, limits: Limits, handler: Arc<dyn Fn(Exchange) + Send + Sync>) {
+    let open = Arc::new(AtomicUsize::new(0));
+    for stream in listener.incoming() {
+        let Ok(stream) = stream else { continue };
+        let _ = stream.set_read_timeout(Some(limits.timeout));
+        let _ = stream.set_write_timeout(Some(limits.timeout));
+        if open.fetch_add(1, Ordering::SeqCst) >= limits.connections {
+            open.fetch_sub(1, Ordering::SeqCst);
+            refuse(stream, 503);
+            continue;
+        }
+        let (done, handler) = (open.clone(), handler.clone());
+        let spawned = std::thread::Builder::new().spawn(move || {
+            match read_request(stream, &limits) {
+                Ok(exchange) => handler(exchange),
+                Err((stream, status)) => refuse(stream, status),
+            }
+            done.fetch_sub(1, Ordering::SeqCst);
+        });
+        if spawned.is_err() {
+            // No thread for it: the connection was closed with the closure.
+            open.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+}
+
+/// Answers a request that could not be read (or served) with `status` alone.
+fn refuse(stream: TcpStream, status: u16) {
+    let exchange = Exchange {
+        method: String::new(),
+        target: String::new(),
+        headers: Vec::new(),
+        early: Vec::new(),
+        stream,
+    };
+    exchange.fail(status, false);
+}
+
+/// Reads a request's head within the limits.
+fn read_request(mut stream: TcpStream, limits: &Limits) -> Result<Exchange, (TcpStream, u16)> {
+    let mut buf = Vec::with_capacity(4096);
+    let mut chunk = [0u8; 4096];
+    loop {
+        let mut headers = [httparse::EMPTY_HEADER; 64];
+        let mut request = httparse::Request::new(&mut headers);
+        match request.parse(&buf) {
+            Ok(httparse::Status::Complete(end)) => {
+                if end > limits.head {
+                    return Err((stream, 431));
+                }
+                let method = request.method.unwrap_or_default().to_string();
+                let target = request.path.unwrap_or_default().to_string();
+                let headers = request
+                    .headers
+                    .iter()
+                    .map(|h| {
+                        (
+                            h.name.to_string(),
+                            String::from_utf8_lossy(h.value).into_owned(),
+                        )
+                    })
+                    .collect();
+                let early = buf[end..].to_vec();
+                return Ok(Exchange {
+                    method,
+                    target,
+                    headers,
+                    early,
+                    stream,
+                });
+            }
+            Ok(httparse::Status::Partial) => {}
+            Err(httparse::Error::TooManyHeaders) => return Err((stream, 431)),
+            Err(_) => return Err((stream, 400)),
+        }
+        if buf.len() > limits.head {
+            return Err((stream, 431));
+        }
+        match stream.read(&mut chunk) {
+            Ok(0) => return Err((stream, 400)),
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                return Err((stream, 408));
+            }
+            Err(_) => return Err((stream, 400)),
+        }
+    }
+}
+
+pub fn reason(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        408 => "Request Timeout",
+        411 => "Length Required",
+        413 => "Content Too Large",
+        431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
+        503 => "Service Unavailable",
+        _ => "Error",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A reader that yields `good` bytes, then fails.
+    struct Breaks(usize);
+
+    impl Read for Breaks {
+        fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+            if self.0 == 0 {
+                return Err(std::io::Error::other("broken"));
+            }
+            let n = self.0.min(out.len()).min(10);
+            out[..n].fill(b'x');
+            self.0 -= n;
+            Ok(n)
+        }
+    }
+
+    fn server() -> std::net::SocketAddr {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        std::thread::spawn(move || {
+            serve(
+                listener,
+                Limits::default(),
+                Arc::new(|mut e: Exchange| {
+                    let body = match e.path() {
+                        "/cut" => Body::Stream(Box::new(Breaks(25))),
+                        "/whole" => Body::Stream(Box::new(std::io::Cursor::new(vec![b'y'; 25]))),
+                        _ => match e.body(8) {
+                            Ok(b) => Body::Bytes(b),
+                            Err(status) => return e.fail(status, false),
+                        },
+                    };
+                    let _ = e.respond(200, &[("Content-Type", "text/plain")], body);
+                }),
+            )
+        });
+        addr
+    }
+
+    fn exchange(addr: std::net::SocketAddr, request: &str) -> String {
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.write_all(request.as_bytes()).unwrap();
+        let mut out = Vec::new();
+        let _ = s.read_to_end(&mut out);
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
+    #[test]
+    fn streams_end_with_the_last_chunk_only_when_whole() {
+        let addr = server();
+        let whole = exchange(addr, "GET /whole HTTP/1.1\r\n\r\n");
+        assert!(whole.contains("Transfer-Encoding: chunked"), "{whole}");
+        assert!(
+            whole.ends_with("19\r\nyyyyyyyyyyyyyyyyyyyyyyyyy\r\n0\r\n\r\n"),
+            "{whole}"
+        );
+        let cut = exchange(addr, "GET /cut HTTP/1.1\r\n\r\n");
+        assert!(cut.contains("xxxxx"), "{cut}");
+        assert!(!cut.ends_with("0\r\n\r\n"), "{cut}");
+    }
+
+    #[test]
+    fn requests_are_read_within_limits() {
+        let addr = server();
+        let echo = exchange(
+            addr,
+            "POST /echo HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello",
+        );
+        assert!(
+            echo.starts_with("HTTP/1.1 200") && echo.ends_with("\r\n\r\nhello"),
+            "{echo}"
+        );
+        let long = exchange(
+            addr,
+            "POST /echo HTTP/1.1\r\nContent-Length: 9\r\n\r\nhellohello",
+        );
+        assert!(long.starts_with("HTTP/1.1 413"), "{long}");
+        let chunked = exchange(
+            addr,
+            "POST /echo HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        );
+        assert!(chunked.starts_with("HTTP/1.1 411"), "{chunked}");
+        let big = format!("GET / HTTP/1.1\r\nX: {}\r\n\r\n", "a".repeat(20_000));
+        assert!(exchange(addr, &big).starts_with("HTTP/1.1 431"));
+        assert!(exchange(addr, "hello\r\n\r\n").starts_with("HTTP/1.1 400"));
+        let head = exchange(addr, "HEAD /whole HTTP/1.1\r\n\r\n");
+        assert!(
+            head.ends_with("\r\n\r\n") && !head.contains("yyy"),
+            "{head}"
+        );
+    }
+}
