@@ -379,7 +379,10 @@ fn handle(
         crate::errln!(
             "lakeflow serve: query token={} status={status} rows={} ms={}",
             who.map_or("-", |t| t.name.as_str()),
-            rows.map_or("-".to_string(), |n| n.to_string()),
+            match rows {
+                Ok(n) if reply.status == 200 => n.to_string(),
+                _ => "-".to_string(),
+            },
             started.elapsed().as_millis()
         );
     }
