@@ -298,6 +298,7 @@ fn handle(
     let url = exchange.path().to_string();
     let public = matches!(url.as_str(), "/" | "/v1/health" | "/v1/ready");
     let who = access::token_of(exchange.header("Authorization"), &options.tokens);
+    let mut counted = false;
     let reply = if !public && who.is_none() {
         error_reply(
             401,
@@ -330,10 +331,11 @@ fn handle(
                     running.fetch_sub(1, Ordering::SeqCst);
                     error_reply(503, "too many queries are running; retry shortly")
                 }
+                // Counted until its body is sent (below): a result streaming to a slow
+                // client still holds its memory.
                 Ok(body) => {
-                    let reply = query(&body, options, current, who);
-                    running.fetch_sub(1, Ordering::SeqCst);
-                    reply
+                    counted = true;
+                    query(&body, options, current, who)
                 }
             },
             _ => error_reply(
@@ -369,6 +371,9 @@ fn handle(
             (sent, rows)
         }
     };
+    if counted {
+        running.fetch_sub(1, Ordering::SeqCst);
+    }
     if url == "/v1/query" {
         // A body that could not be finished is logged as cut; the client saw the connection
         // close before the body's last chunk.
@@ -627,6 +632,9 @@ impl Run {
         let mut head = Some(head);
         // The body's head is written and the headers sent once the result is complete.
         let mut started = |made: Result<encode::Encoder>, count: usize, truncated: bool| {
+            // DuckDB holds the whole result: the time limit is for running the query, not
+            // for a client reading it slowly (the connection's own timeout covers that).
+            let _ = done.send(());
             *encoder.borrow_mut() = Some(made?);
             if let Some(tx) = head.take() {
                 let _ = tx.send(Ok(vec![
