@@ -217,6 +217,10 @@ pub enum Command {
         /// DuckDB memory limit for serving (a query needing more fails, the server stays up)
         #[arg(long, default_value = "2GB")]
         memory_limit: String,
+        /// A folder queries may read files under besides the lake (repeatable; relative to
+        /// the project)
+        #[arg(long, value_name = "DIR")]
+        allow_read: Vec<String>,
     },
     /// Write deterministic example raw data (events, users, products) into DIR
     ExampleData {

@@ -70,7 +70,8 @@ pub fn run(
     } else {
         PathBuf::from(&target.catalog)
     };
-    let result = open(project, &file, None).and_then(|conn| print_query(&conn, sql, format));
+    let result = open(project, &file, &SessionLimits::default())
+        .and_then(|conn| print_query(&conn, sql, format));
     if let Some(tmp) = pulled {
         let _ = std::fs::remove_file(tmp);
     }
@@ -78,13 +79,28 @@ pub fn run(
 }
 
 /// The reader's session: `file` read-only, the target's extensions and S3 access, then file
-/// access cut down to what the views read, the memory limit set when given, and the
-/// configuration locked.
-pub fn open(project: &Project, file: &Path, memory_limit: Option<&str>) -> Result<Connection> {
+/// access cut down to what the views read (and `limits.read_dirs`), the memory limit set
+/// when given, and the configuration locked.
+pub fn open(project: &Project, file: &Path, limits: &SessionLimits) -> Result<Connection> {
     let conn = session::open_read_only(&project.target, file)?;
-    let roots = read_roots(&conn, project)?;
-    lock_down(&conn, &roots, memory_limit)?;
+    let mut roots = read_roots(&conn, project)?;
+    for dir in &limits.read_dirs {
+        roots.push(format!(
+            "{}/",
+            absolute(dir, &project.root).trim_end_matches('/')
+        ));
+    }
+    lock_down(&conn, &roots, limits.memory_limit.as_deref())?;
     Ok(conn)
+}
+
+/// What a reader's session gets besides the replica and the folders its views read.
+#[derive(Debug, Clone, Default)]
+pub struct SessionLimits {
+    /// DuckDB's `memory_limit` (e.g. `2GB`); None keeps DuckDB's own.
+    pub memory_limit: Option<String>,
+    /// More folders queries may read files under.
+    pub read_dirs: Vec<String>,
 }
 
 /// From here on the session reads only under `roots` and cannot change that.

@@ -453,6 +453,24 @@ fn results_stream_as_json_csv_arrow_and_parquet_within_the_limits() {
     let (status, _, _) = ask("select 1", "xml");
     assert_eq!(status, 400);
 
+    // Files outside the lake are out of reach unless the server is told a folder.
+    std::fs::create_dir_all(t.path().join("extra")).unwrap();
+    std::fs::write(t.path().join("extra/x.csv"), "a\n1\n2\n").unwrap();
+    let csv_sql = format!(
+        "select count(*) as n from read_csv('{}')",
+        t.path().join("extra/x.csv").display()
+    );
+    assert_eq!(s.query(&csv_sql).0, 400);
+    let wider = Server::start(&t, &["--allow-read", "extra"]);
+    let (status, body) = wider.query(&csv_sql);
+    assert_eq!(
+        (status, &body["rows"][0]["n"]),
+        (200, &serde_json::json!(2)),
+        "{body}"
+    );
+    assert_eq!(wider.query("select * from read_csv('/etc/passwd')").0, 400);
+    drop(wider);
+
     // A token limited to gold reads gold and nothing else, and lists only gold.
     let gold = "gold-only-0123456789abcdef";
     let as_gold = |sql: &str| {

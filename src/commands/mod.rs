@@ -66,6 +66,7 @@ pub fn dispatch(cli: Cli) -> Result<bool> {
             timeout,
             max_concurrent,
             memory_limit,
+            allow_read,
         } => {
             let tokens = crate::serve::tokens(
                 std::env::var("LAKEFLOW_SERVE_TOKENS").ok().as_deref(),
@@ -80,7 +81,10 @@ pub fn dispatch(cli: Cli) -> Result<bool> {
                     max_rows,
                     timeout: std::time::Duration::from_secs(timeout),
                     max_concurrent,
-                    memory_limit,
+                    session: crate::query::SessionLimits {
+                        memory_limit: Some(memory_limit),
+                        read_dirs: allow_read,
+                    },
                 },
             )
             .map(|_| true)

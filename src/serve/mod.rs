@@ -33,8 +33,8 @@ pub struct Options {
     pub max_rows: usize,
     pub timeout: Duration,
     pub max_concurrent: usize,
-    /// DuckDB's memory limit for the served replica (`memory_limit`, e.g. `2GB`).
-    pub memory_limit: String,
+    /// The memory limit and extra readable folders of every query session.
+    pub session: crate::query::SessionLimits,
 }
 
 /// The largest request body taken (a query and its options).
@@ -117,14 +117,14 @@ pub fn run(project: Project, options: Options) -> Result<()> {
     });
     let project = Arc::new(project);
     let source = Arc::new(source);
-    refresh(&project, &source, &current, &options.memory_limit);
+    refresh(&project, &source, &current, &options.session);
     {
         let (project, source, current) = (project.clone(), source.clone(), current.clone());
-        let memory_limit = options.memory_limit.clone();
+        let session = options.session.clone();
         std::thread::spawn(move || {
             loop {
                 std::thread::sleep(source.poll_every());
-                refresh(&project, &source, &current, &memory_limit);
+                refresh(&project, &source, &current, &session);
             }
         });
     }
@@ -184,7 +184,12 @@ fn identity(source: &Source) -> Option<String> {
 
 /// Opens the replica when it is not the one served, and switches to it once it answers; a
 /// replica that cannot be opened leaves the current one in place.
-fn refresh(project: &Project, source: &Source, current: &Current, memory_limit: &str) {
+fn refresh(
+    project: &Project,
+    source: &Source,
+    current: &Current,
+    session: &crate::query::SessionLimits,
+) {
     let Some(id) = identity(source) else {
         return;
     };
@@ -211,7 +216,7 @@ fn refresh(project: &Project, source: &Source, current: &Current, memory_limit: 
             (copy.clone(), Some(copy))
         }
     };
-    let opened = crate::query::open(project, &file, Some(memory_limit)).and_then(|conn| {
+    let opened = crate::query::open(project, &file, session).and_then(|conn| {
         let build_id: String = conn
             .query_row("select build_id from _lakeflow.replica", [], |r| r.get(0))
             .map_err(|e| {
