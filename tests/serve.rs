@@ -578,6 +578,48 @@ fn the_page_lists_relations_and_runs_queries_in_a_browser() {
         ],
         5 * 1024,
     );
+
+    // `lakeflow catalog publish` carries the docs and the last test results too (from
+    // target/run_results.json), for a server that has only the replica.
+    let before = s.query("select 1").1["build_id"].clone();
+    t.run(&["catalog", "publish"]).ok();
+    let mut models = serde_json::Value::Null;
+    for _ in 0..50 {
+        let (_, ready) = s.call("GET", "/v1/ready", None, "");
+        if !ready.contains(before.as_str().unwrap()) {
+            models =
+                serde_json::from_str(&s.call("GET", "/v1/models", Some(SECRET), "").1).unwrap();
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let numbers = models["models"]
+        .as_array()
+        .and_then(|m| m.iter().find(|m| m["unique_id"] == "model.proj.numbers"))
+        .unwrap_or_else(|| panic!("no numbers model after catalog publish: {models}"));
+    assert_eq!(numbers["description"], "The first five numbers.");
+    assert_eq!(
+        numbers["depends_on"],
+        serde_json::json!(["model.proj.digits"])
+    );
+    let tests: Vec<(String, String)> = numbers["tests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["test"].as_str().unwrap().to_string(),
+                t["status"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        tests,
+        [
+            ("not_null".to_string(), "pass".to_string()),
+            ("unique".to_string(), "pass".to_string())
+        ]
+    );
 }
 
 /// The project on the S3 server `s3`, in `bucket`, publishing its replica there too.
