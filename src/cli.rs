@@ -221,6 +221,12 @@ pub enum Command {
         /// the project)
         #[arg(long, value_name = "DIR")]
         allow_read: Vec<String>,
+        /// Speak HTTPS with this PEM certificate chain (with --tls-key)
+        #[arg(long, value_name = "PEM", requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// The PEM private key of --tls-cert
+        #[arg(long, value_name = "PEM", requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
     },
     /// Write deterministic example raw data (events, users, products) into DIR
     ExampleData {

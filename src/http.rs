@@ -26,6 +26,31 @@ pub struct Limits {
     pub connections: usize,
 }
 
+/// The server's certificate and key, when it speaks TLS itself.
+pub type Tls = Arc<rustls::ServerConfig>;
+
+/// The TLS configuration of a PEM certificate chain and private key; the message says which
+/// file is wrong.
+pub fn tls_config(cert: &std::path::Path, key: &std::path::Path) -> Result<Tls, String> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+        .and_then(|i| i.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| format!("cannot read the certificate {}: {e}", cert.display()))?;
+    if certs.is_empty() {
+        return Err(format!("{} holds no PEM certificate", cert.display()));
+    }
+    let key = PrivateKeyDer::from_pem_file(key)
+        .map_err(|e| format!("cannot read the private key {}: {e}", key.display()))?;
+    rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map(Arc::new)
+        .map_err(|e| format!("the certificate and key do not make a TLS configuration: {e}"))
+}
+
 impl Default for Limits {
     fn default() -> Self {
         Limits {
@@ -44,7 +69,67 @@ pub struct Exchange {
     headers: Vec<(String, String)>,
     /// Body bytes read together with the head.
     early: Vec<u8>,
-    stream: TcpStream,
+    stream: Conn,
+}
+
+/// A client's connection, plain or TLS.
+enum Conn {
+    Plain(TcpStream),
+    Tls(Box<rustls::StreamOwned<rustls::ServerConnection, TcpStream>>),
+}
+
+impl Conn {
+    fn tcp(&self) -> &TcpStream {
+        match self {
+            Conn::Plain(s) => s,
+            Conn::Tls(t) => &t.sock,
+        }
+    }
+
+    /// Ends a response that went out whole: TLS says so (close_notify), then the writing
+    /// side closes, and what the client still sends is read briefly, so closing does not
+    /// reset the connection before it has read the response.
+    fn finish(&mut self) {
+        if let Conn::Tls(t) = self {
+            t.conn.send_close_notify();
+            let _ = t.flush();
+        }
+        let tcp = self.tcp();
+        let _ = tcp.shutdown(Shutdown::Write);
+        let _ = tcp.set_read_timeout(Some(Duration::from_millis(200)));
+        let _ = std::io::copy(&mut tcp.take(1 << 20), &mut std::io::sink());
+    }
+
+    /// Drops the connection mid-response, without TLS's close_notify: the client sees the
+    /// response cut.
+    fn abort(&self) {
+        let _ = self.tcp().shutdown(Shutdown::Both);
+    }
+}
+
+impl Read for Conn {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Conn::Plain(s) => s.read(buf),
+            Conn::Tls(t) => t.read(buf),
+        }
+    }
+}
+
+impl Write for Conn {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Conn::Plain(s) => s.write(buf),
+            Conn::Tls(t) => t.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Conn::Plain(s) => s.flush(),
+            Conn::Tls(t) => t.flush(),
+        }
+    }
 }
 
 /// A response body: bytes sent with their length, or a reader sent in chunks as it yields.
@@ -90,7 +175,7 @@ impl Exchange {
         }
         let mut body = std::mem::take(&mut self.early);
         body.truncate(length);
-        let mut rest = (&self.stream).take((length - body.len()) as u64);
+        let mut rest = (&mut self.stream).take((length - body.len()) as u64);
         match rest.read_to_end(&mut body) {
             Ok(_) if body.len() == length => Ok(body),
             Ok(_) => Err(400),
@@ -111,7 +196,7 @@ impl Exchange {
             Body::Stream(mut reader) => {
                 let read = (&mut reader).take(64 * 1024).read_to_end(&mut first);
                 if let Err(e) = read {
-                    let _ = stream.shutdown(Shutdown::Both);
+                    stream.abort();
                     return Err(e);
                 }
                 if first.len() < 64 * 1024 {
@@ -154,7 +239,7 @@ impl Exchange {
                             Err(e) if e.kind() == ErrorKind::Interrupted => continue,
                             // Closed without the last chunk: the client sees the cut.
                             Err(e) => {
-                                let _ = stream.shutdown(Shutdown::Both);
+                                stream.abort();
                                 return Err(e);
                             }
                         };
@@ -172,11 +257,7 @@ impl Exchange {
             stream.write_all(&out)?;
         }
         stream.flush()?;
-        // Read what the client still sends (briefly), so closing does not reset the
-        // connection before it has read the response.
-        let _ = stream.shutdown(Shutdown::Write);
-        let _ = stream.set_read_timeout(Some(Duration::from_millis(200)));
-        let _ = std::io::copy(&mut (&stream).take(1 << 20), &mut std::io::sink());
+        stream.finish();
         Ok(())
     }
 
@@ -201,9 +282,14 @@ impl Exchange {
     }
 }
 
-/// Accepts connections on `listener` until the process ends, each on its own thread, and
-/// hands every well-formed request to `handler`.
-pub fn serve(listener: TcpListener, limits: Limits, handler: Arc<dyn Fn(Exchange) + Send + Sync>) {
+/// Accepts connections on `listener` until the process ends, each on its own thread (TLS
+/// when `tls` is given), and hands every well-formed request to `handler`.
+pub fn serve(
+    listener: TcpListener,
+    limits: Limits,
+    tls: Option<Tls>,
+    handler: Arc<dyn Fn(Exchange) + Send + Sync>,
+) {
     let open = Arc::new(AtomicUsize::new(0));
     for stream in listener.incoming() {
         let Ok(stream) = stream else { continue };
@@ -212,14 +298,26 @@ pub fn serve(listener: TcpListener, limits: Limits, handler: Arc<dyn Fn(Exchange
         let _ = stream.set_nodelay(true);
         if open.fetch_add(1, Ordering::SeqCst) >= limits.connections {
             open.fetch_sub(1, Ordering::SeqCst);
-            refuse(stream, 503);
+            // Refused on the spot, without waiting on the client (or a TLS handshake).
+            let mut s = stream;
+            if tls.is_none() {
+                let _ = s.write_all(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+            }
             continue;
         }
-        let (done, handler) = (open.clone(), handler.clone());
+        let (done, handler, tls) = (open.clone(), handler.clone(), tls.clone());
         let spawned = std::thread::Builder::new().spawn(move || {
-            match read_request(stream, &limits) {
-                Ok(exchange) => handler(exchange),
-                Err((stream, status)) => refuse(stream, status),
+            let conn = match tls {
+                None => Some(Conn::Plain(stream)),
+                Some(config) => rustls::ServerConnection::new(config)
+                    .ok()
+                    .map(|c| Conn::Tls(Box::new(rustls::StreamOwned::new(c, stream)))),
+            };
+            if let Some(conn) = conn {
+                match read_request(conn, &limits) {
+                    Ok(exchange) => handler(exchange),
+                    Err((conn, status)) => refuse(conn, status),
+                }
             }
             done.fetch_sub(1, Ordering::SeqCst);
         });
@@ -231,7 +329,14 @@ pub fn serve(listener: TcpListener, limits: Limits, handler: Arc<dyn Fn(Exchange
 }
 
 /// Answers a request that could not be read (or served) with `status` alone.
-fn refuse(stream: TcpStream, status: u16) {
+fn refuse(stream: Conn, status: u16) {
+    // A TLS client that never finished its handshake cannot be answered (rustls would wait
+    // for it to go on).
+    if let Conn::Tls(t) = &stream
+        && t.conn.is_handshaking()
+    {
+        return;
+    }
     let exchange = Exchange {
         method: String::new(),
         target: String::new(),
@@ -243,7 +348,7 @@ fn refuse(stream: TcpStream, status: u16) {
 }
 
 /// Reads a request's head within the limits.
-fn read_request(mut stream: TcpStream, limits: &Limits) -> Result<Exchange, (TcpStream, u16)> {
+fn read_request(mut stream: Conn, limits: &Limits) -> Result<Exchange, (Conn, u16)> {
     let mut buf = Vec::with_capacity(4096);
     let mut chunk = [0u8; 4096];
     loop {
@@ -338,6 +443,7 @@ mod tests {
             serve(
                 listener,
                 Limits::default(),
+                None,
                 Arc::new(|mut e: Exchange| {
                     let body = match e.path() {
                         "/cut" => Body::Stream(Box::new(Breaks(100_000))),

@@ -526,6 +526,121 @@ fn results_stream_as_json_csv_arrow_and_parquet_within_the_limits() {
 }
 
 #[test]
+fn serves_https_with_a_certificate_and_key() {
+    let t = project();
+    t.run(&["build"]).ok();
+    let dir = t.path().join("tls");
+    std::fs::create_dir_all(&dir).unwrap();
+    let made = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            "key.pem",
+            "-out",
+            "cert.pem",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ])
+        .current_dir(&dir)
+        .output()
+        .expect("openssl (scripts/test installs it) makes a test certificate");
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let mut child = t
+        .command(&[
+            "serve",
+            "--bind",
+            "127.0.0.1:0",
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ])
+        .env("LAKEFLOW_SERVE_TOKENS", TOKEN)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let _server = Server {
+        child,
+        addr: String::new(),
+    };
+    let addr = line
+        .split("https://")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no https address in {line:?}"))
+        .to_string();
+    // A client that trusts the certificate gets answers; the token travels encrypted.
+    let out = python(
+        r#"
+import json, ssl, sys, urllib.request
+ctx = ssl.create_default_context(cafile=sys.argv[2])
+req = urllib.request.Request('https://' + sys.argv[1] + '/v1/query', method='POST',
+    data=json.dumps({'sql': 'select sum(total)::bigint as t from gold.totals'}).encode(),
+    headers={'Authorization': 'Bearer ' + sys.argv[3]})
+with urllib.request.urlopen(req, context=ctx) as r:
+    print(r.status, json.loads(r.read())['rows'][0]['t'])
+with urllib.request.urlopen('https://' + sys.argv[1] + '/v1/ready', context=ctx) as r:
+    print(r.status)
+"#,
+        &[&addr, cert.to_str().unwrap(), SECRET],
+    );
+    assert_eq!(
+        out.split_whitespace().collect::<Vec<_>>(),
+        ["200", "499500", "200"]
+    );
+    // Plain HTTP on the TLS port gets no HTTP answer.
+    let mut plain = std::net::TcpStream::connect(&addr).unwrap();
+    let _ = write!(plain, "GET /v1/ready HTTP/1.1\r\nHost: x\r\n\r\n");
+    let mut answer = Vec::new();
+    let _ = plain.read_to_end(&mut answer);
+    assert!(
+        !answer.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&answer)
+    );
+    // A key that is not one is refused at start, naming the file.
+    std::fs::write(dir.join("bad.pem"), "not a key").unwrap();
+    let out = t
+        .command(&[
+            "serve",
+            "--bind",
+            "127.0.0.1:0",
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            dir.join("bad.pem").to_str().unwrap(),
+        ])
+        .env("LAKEFLOW_SERVE_TOKENS", TOKEN)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("LF606") && err.contains("bad.pem"),
+        "{err}"
+    );
+}
+
+#[test]
 fn serve_refuses_to_start_without_tokens_or_a_replica() {
     let t = project();
     let out = t

@@ -250,6 +250,7 @@ pub fn serve(g: &Global, host: &str, port: u16) -> Result<bool> {
     crate::http::serve(
         listener,
         limits,
+        None,
         std::sync::Arc::new(move |exchange: crate::http::Exchange| answer(exchange, &root)),
     );
     Ok(true)

@@ -67,6 +67,8 @@ pub fn dispatch(cli: Cli) -> Result<bool> {
             max_concurrent,
             memory_limit,
             allow_read,
+            tls_cert,
+            tls_key,
         } => {
             let tokens = crate::serve::tokens(
                 std::env::var("LAKEFLOW_SERVE_TOKENS").ok().as_deref(),
@@ -85,6 +87,7 @@ pub fn dispatch(cli: Cli) -> Result<bool> {
                         memory_limit: Some(memory_limit),
                         read_dirs: allow_read,
                     },
+                    tls: tls_cert.zip(tls_key),
                 },
             )
             .map(|_| true)

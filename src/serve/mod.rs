@@ -35,6 +35,8 @@ pub struct Options {
     pub max_concurrent: usize,
     /// The memory limit and extra readable folders of every query session.
     pub session: crate::query::SessionLimits,
+    /// A PEM certificate chain and private key to speak HTTPS with.
+    pub tls: Option<(PathBuf, PathBuf)>,
 }
 
 /// The largest request body taken (a query and its options).
@@ -107,6 +109,14 @@ fn serve_error(message: impl Into<String>) -> Error {
 /// Runs the server until the process ends.
 pub fn run(project: Project, options: Options) -> Result<()> {
     let source = replica_source(&project)?;
+    let tls = match &options.tls {
+        None => None,
+        Some((cert, key)) => Some(crate::http::tls_config(cert, key).map_err(|e| {
+            serve_error(e).hint(
+                "give a PEM certificate chain (--tls-cert) and its PEM private key (--tls-key)",
+            )
+        })?),
+    };
     let listener = std::net::TcpListener::bind(&options.bind).map_err(|e| {
         serve_error(format!("cannot listen on {}: {e}", options.bind))
             .hint("pick a free address with --bind, e.g. --bind 127.0.0.1:8081")
@@ -133,7 +143,8 @@ pub fn run(project: Project, options: Options) -> Result<()> {
         .map(|a| a.to_string())
         .unwrap_or_else(|_| options.bind.clone());
     crate::outln!(
-        "lakeflow serve: listening on http://{addr} (replica {})",
+        "lakeflow serve: listening on {}://{addr} (replica {})",
+        if tls.is_some() { "https" } else { "http" },
         source.describe()
     );
     let options = Arc::new(options);
@@ -145,6 +156,7 @@ pub fn run(project: Project, options: Options) -> Result<()> {
     crate::http::serve(
         listener,
         limits,
+        tls,
         Arc::new(move |exchange| handle(exchange, &options, &current, &running)),
     );
     Ok(())
