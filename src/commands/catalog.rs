@@ -24,16 +24,9 @@ pub fn catalog_command(g: &Global, action: CatalogCommand) -> Result<bool> {
             };
             let catalog = Catalog::open(target, "lakeflow catalog publish")?;
             // The docs and test results of the last run lakeflow recorded in target/.
-            let results =
-                crate::report::artifacts::read_json(&project.target_path.join("run_results.json"));
-            let entries = results
-                .get("results")
-                .and_then(|r| r.as_array())
-                .cloned()
-                .unwrap_or_default();
             let docs = crate::catalog::state::ReplicaDocs::new(
                 &crate::report::artifacts::read_manifest(&project),
-                &entries,
+                &crate::report::artifacts::last_result_entries(&project),
             );
             let id = crate::publish::publish(
                 &catalog.conn,

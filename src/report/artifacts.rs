@@ -445,8 +445,19 @@ pub fn result_entries(nodes: &[Node], results: &[RunResult]) -> Vec<serde_json::
         .collect()
 }
 
+/// The entries of the run results the last command wrote to target/ (none when missing).
+pub fn last_result_entries(project: &Project) -> Vec<serde_json::Value> {
+    match read_json(&project.target_path.join("run_results.json")) {
+        serde_json::Value::Object(mut doc) => match doc.remove("results") {
+            Some(serde_json::Value::Array(entries)) => entries,
+            _ => Vec::new(),
+        },
+        _ => Vec::new(),
+    }
+}
+
 /// A JSON file lakeflow wrote, or null when it is missing or unreadable.
-pub fn read_json(path: &std::path::Path) -> serde_json::Value {
+fn read_json(path: &std::path::Path) -> serde_json::Value {
     std::fs::read_to_string(path)
         .ok()
         .and_then(|t| serde_json::from_str(&t).ok())
