@@ -560,8 +560,8 @@ fn serves_https_with_a_certificate_and_key() {
         String::from_utf8_lossy(&made.stderr)
     );
     let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
-    let mut child = t
-        .command(&[
+    let serve_tls = |key: &std::path::Path| {
+        let mut c = t.command(&[
             "serve",
             "--bind",
             "127.0.0.1:0",
@@ -569,8 +569,11 @@ fn serves_https_with_a_certificate_and_key() {
             cert.to_str().unwrap(),
             "--tls-key",
             key.to_str().unwrap(),
-        ])
-        .env("LAKEFLOW_SERVE_TOKENS", TOKEN)
+        ]);
+        c.env("LAKEFLOW_SERVE_TOKENS", TOKEN);
+        c
+    };
+    let mut child = serve_tls(&key)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -620,19 +623,7 @@ with urllib.request.urlopen('https://' + sys.argv[1] + '/v1/ready', context=ctx)
     );
     // A key that is not one is refused at start, naming the file.
     std::fs::write(dir.join("bad.pem"), "not a key").unwrap();
-    let out = t
-        .command(&[
-            "serve",
-            "--bind",
-            "127.0.0.1:0",
-            "--tls-cert",
-            cert.to_str().unwrap(),
-            "--tls-key",
-            dir.join("bad.pem").to_str().unwrap(),
-        ])
-        .env("LAKEFLOW_SERVE_TOKENS", TOKEN)
-        .output()
-        .unwrap();
+    let out = serve_tls(&dir.join("bad.pem")).output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         !out.status.success() && err.contains("LF606") && err.contains("bad.pem"),
