@@ -119,23 +119,29 @@ impl Token {
     }
 
     /// Refuses SQL that reads anything outside the token's schemas (Ok for an unlimited
-    /// token); the message says what was refused.
-    pub fn check(&self, conn: &Connection, sql: &str) -> std::result::Result<(), String> {
+    /// token) with the status to answer: 403 for what the token may not read, 400 for SQL
+    /// DuckDB cannot parse as SELECTs; the message says what was refused.
+    pub fn check(&self, conn: &Connection, sql: &str) -> std::result::Result<(), (u16, String)> {
         let Some(schemas) = &self.schemas else {
             return Ok(());
         };
+        let internal = |e: String| (500, format!("the query cannot be checked: {e}"));
         let tree: String = conn
             .query_row("select json_serialize_sql(?::varchar)", [sql], |r| r.get(0))
-            .map_err(|e| e.to_string())?;
-        let tree: serde_json::Value = serde_json::from_str(&tree).map_err(|e| e.to_string())?;
+            .map_err(|e| internal(e.to_string()))?;
+        let tree: serde_json::Value =
+            serde_json::from_str(&tree).map_err(|e| internal(e.to_string()))?;
         if tree.get("error") != Some(&serde_json::Value::Bool(false)) {
             let why = tree
                 .get("error_message")
                 .and_then(|m| m.as_str())
                 .unwrap_or("it is not one SELECT statement");
-            return Err(format!("the query cannot be checked: {why}"));
+            return Err((
+                400,
+                format!("the query is not one this token may run: {why}"),
+            ));
         }
-        let (database, relations) = relations(conn)?;
+        let (database, relations) = relations(conn).map_err(internal)?;
         let allowed: HashSet<(String, String)> = relations
             .into_iter()
             .filter(|(s, _)| schemas.contains(s))
@@ -145,7 +151,7 @@ impl Token {
             allowed: &allowed,
             ctes: Vec::new(),
         };
-        walk.visit(&tree)
+        walk.visit(&tree).map_err(|why| (403, why))
     }
 }
 
@@ -337,6 +343,14 @@ mod tests {
             schemas: None,
         };
         assert_eq!(all.check(&conn, "select * from silver.s"), Ok(()));
+        assert_eq!(
+            gold.check(&conn, "select * from silver.s").map_err(|e| e.0),
+            Err(403)
+        );
+        assert_eq!(
+            gold.check(&conn, "copy gold.g to 'x.csv'").map_err(|e| e.0),
+            Err(400)
+        );
         assert!(gold.sees("Gold") && !gold.sees("silver") && all.sees("silver"));
     }
 

@@ -568,9 +568,9 @@ fn query(body: &[u8], options: &Options, current: &Current, token: Option<&Token
         Err(reply) => return reply,
     };
     if let Some(token) = token
-        && let Err(why) = token.check(&conn, sql)
+        && let Err((status, why)) = token.check(&conn, sql)
     {
-        return error_reply(403, &why);
+        return error_reply(status, &why);
     }
     let run = Run {
         sql: sql.to_string(),
