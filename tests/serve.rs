@@ -452,6 +452,13 @@ fn results_stream_as_json_csv_arrow_and_parquet_within_the_limits() {
     assert_eq!(s.query("select 1 as one").1["rows"][0]["one"], 1);
     let (status, _, _) = ask("select 1", "xml");
     assert_eq!(status, 400);
+    let (status, _) = s.call(
+        "POST",
+        "/v1/query",
+        Some(SECRET),
+        r#"{"sql": "select 1", "format": 5}"#,
+    );
+    assert_eq!(status, 400);
 
     // Files outside the lake are out of reach unless the server is told a folder.
     std::fs::create_dir_all(t.path().join("extra")).unwrap();

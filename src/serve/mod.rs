@@ -553,11 +553,11 @@ fn query(body: &[u8], options: &Options, current: &Current, token: Option<&Token
         }
         Some(_) => return error_reply(400, "params is a list of values"),
     };
-    let format = request
-        .get("format")
-        .and_then(|f| f.as_str())
-        .unwrap_or("json");
-    let Some(format) = encode::Format::parse(format) else {
+    let format = match request.get("format") {
+        None | Some(serde_json::Value::Null) => Some(encode::Format::Json),
+        Some(f) => f.as_str().and_then(encode::Format::parse),
+    };
+    let Some(format) = format else {
         return error_reply(400, "format is json, csv, arrow or parquet");
     };
     let Some(replica) = current.get() else {
