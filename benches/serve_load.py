@@ -44,8 +44,9 @@ def main():
         "{{ config(materialized='external') }} select range as id, range % 97 as k, hash(range) % 1000 / 10.0 as amount from range(50000)")
     subprocess.run([lf, "build", "--vars", "{m: 0}"], cwd=work, check=True, stdout=subprocess.DEVNULL)
     env = dict(os.environ, LAKEFLOW_SERVE_TOKENS=TOKEN)
-    server = subprocess.Popen([lf, "serve", "--bind", "127.0.0.1:0", "--max-concurrent", str(args.clients)],
-                              cwd=work, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    server = subprocess.Popen([lf, "serve", "--bind", "127.0.0.1:0", "--max-concurrent", str(args.clients)] + os.environ.get("SERVE_ARGS", "").split(),
+                              cwd=work, env=env, stdout=subprocess.PIPE, text=True,
+                              stderr=open(os.environ["SERVE_LOG"], "w") if os.environ.get("SERVE_LOG") else subprocess.DEVNULL)
     addr = server.stdout.readline().split("http://")[1].split()[0]
     mix_sql = "select count(distinct m) as builds, min(m) as m from (select m from gold.a union all select m from gold.b)"
     big_sql = "select k, count(*) as n, sum(amount) as total from gold.big group by k order by k"

@@ -157,7 +157,7 @@ pub fn run(project: Project, options: Options) -> Result<()> {
         listener,
         limits,
         tls,
-        Arc::new(move |exchange| handle(exchange, &options, &current, &running)),
+        Arc::new(move |exchange| handle(exchange, &options, &current, running.clone())),
     );
     Ok(())
 }
@@ -308,14 +308,13 @@ fn handle(
     mut exchange: crate::http::Exchange,
     options: &Options,
     current: &Current,
-    running: &AtomicUsize,
+    running: Arc<AtomicUsize>,
 ) {
     let started = Instant::now();
     let method = exchange.method.clone();
     let url = exchange.path().to_string();
     let public = matches!(url.as_str(), "/" | "/v1/health" | "/v1/ready");
     let who = access::token_of(exchange.header("Authorization"), &options.tokens);
-    let mut counted = false;
     let reply = if !public && who.is_none() {
         error_reply(
             401,
@@ -344,16 +343,10 @@ fn handle(
                 Err(413) => error_reply(413, "the request body is larger than 1 MiB"),
                 Err(411) => error_reply(411, "send the body with a Content-Length"),
                 Err(status) => error_reply(status, "the request body could not be read"),
-                Ok(_) if running.fetch_add(1, Ordering::SeqCst) >= options.max_concurrent => {
-                    running.fetch_sub(1, Ordering::SeqCst);
-                    error_reply(503, "too many queries are running; retry shortly")
-                }
-                // Counted until its body is sent (below): a result streaming to a slow
-                // client still holds its memory.
-                Ok(body) => {
-                    counted = true;
-                    query(&body, options, current, who)
-                }
+                Ok(body) => match Slot::take(&running, options.max_concurrent) {
+                    None => error_reply(503, "too many queries are running; retry shortly"),
+                    Some(slot) => query(&body, options, current, who, slot),
+                },
             },
             _ => error_reply(
                 404,
@@ -388,9 +381,6 @@ fn handle(
             (sent, rows)
         }
     };
-    if counted {
-        running.fetch_sub(1, Ordering::SeqCst);
-    }
     if url == "/v1/query" {
         // A body that could not be finished is logged as cut; the client saw the connection
         // close before the body's last chunk.
@@ -526,7 +516,13 @@ fn models(conn: &Connection, token: Option<&Token>) -> Result<Reply> {
 
 /// `POST /v1/query` with `{"sql": "...", "params": [...], "format": "json" | "csv" |
 /// "arrow" | "parquet"}`.
-fn query(body: &[u8], options: &Options, current: &Current, token: Option<&Token>) -> Reply {
+fn query(
+    body: &[u8],
+    options: &Options,
+    current: &Current,
+    token: Option<&Token>,
+    slot: Slot,
+) -> Reply {
     let Ok(request) = serde_json::from_slice::<serde_json::Value>(body) else {
         return error_reply(400, "the body is not JSON; send {\"sql\": \"select ...\"}");
     };
@@ -581,7 +577,10 @@ fn query(body: &[u8], options: &Options, current: &Current, token: Option<&Token
     };
     let (head_tx, head_rx) = std::sync::mpsc::channel();
     let (body, reader) = encode::body();
-    let writer = std::thread::spawn(move || run.produce(&conn, &replica.build_id, head_tx, body));
+    // The query's slot goes with its thread: a result streaming to a slow client still
+    // holds its memory.
+    let writer =
+        std::thread::spawn(move || run.produce(&conn, &replica.build_id, head_tx, body, slot));
     match head_rx.recv() {
         Ok(Ok(headers)) => Reply {
             status: 200,
@@ -597,6 +596,26 @@ fn query(body: &[u8], options: &Options, current: &Current, token: Option<&Token
             let _ = writer.join();
             error_reply(500, "the query ended without an answer")
         }
+    }
+}
+
+/// One of the `--max-concurrent` places for a query, held until its result is released
+/// (the body written, or the query failed).
+struct Slot(Arc<AtomicUsize>);
+
+impl Slot {
+    fn take(running: &Arc<AtomicUsize>, max: usize) -> Option<Slot> {
+        if running.fetch_add(1, Ordering::SeqCst) >= max {
+            running.fetch_sub(1, Ordering::SeqCst);
+            return None;
+        }
+        Some(Slot(running.clone()))
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -631,6 +650,7 @@ impl Run {
         build_id: &str,
         head: std::sync::mpsc::Sender<Head>,
         body: encode::BodyWriter,
+        slot: Slot,
     ) -> std::result::Result<usize, String> {
         // A query that outlives the timeout is interrupted.
         let interrupt = conn.interrupt_handle();
@@ -707,12 +727,15 @@ impl Run {
                 },
             ),
         };
+        // DuckDB's result is gone: the slot is free before the client can see the end of
+        // this response (or an error) and send its next query.
+        drop(slot);
+        let _ = done.send(());
+        let timed_out = watchdog.join().unwrap_or(false);
         let result = result.and_then(|()| match encoder.into_inner() {
             Some(e) => e.finish(),
             None => Ok(()),
         });
-        let _ = done.send(());
-        let timed_out = watchdog.join().unwrap_or(false);
         match (result, head) {
             (Ok(()), None) => Ok(rows.get()),
             (Ok(()), Some(tx)) => {
