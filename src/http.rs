@@ -132,12 +132,6 @@ impl Write for Conn {
     }
 }
 
-/// A response body: bytes sent with their length, or a reader sent in chunks as it yields.
-pub enum Body {
-    Bytes(Vec<u8>),
-    Stream(Box<dyn Read + Send>),
-}
-
 impl Exchange {
     /// The path of the target, without its query.
     pub fn path(&self) -> &str {
@@ -184,29 +178,25 @@ impl Exchange {
         }
     }
 
-    /// Sends the response; Ok when all of it went out. The headers given are sent as they
-    /// are; `Content-Length` or `Transfer-Encoding`, `Connection: close` and
-    /// `X-Content-Type-Options` are added. A HEAD request gets the headers alone. A stream
-    /// that ends within its first 64 KiB goes out with its length, like bytes.
-    pub fn respond(self, status: u16, headers: &[(&str, &str)], body: Body) -> std::io::Result<()> {
-        let head_only = self.method == "HEAD";
-        let mut stream = self.stream;
-        let mut first = Vec::new();
-        let body = match body {
-            Body::Stream(mut reader) => {
-                let read = (&mut reader).take(64 * 1024).read_to_end(&mut first);
-                if let Err(e) = read {
-                    stream.abort();
-                    return Err(e);
-                }
-                if first.len() < 64 * 1024 {
-                    Body::Bytes(std::mem::take(&mut first))
-                } else {
-                    Body::Stream(reader)
-                }
-            }
-            bytes => bytes,
-        };
+    /// Sends a response with `body` and its length; Ok when all of it went out. See
+    /// [`Exchange::stream`] for the headers added.
+    pub fn respond(
+        self,
+        status: u16,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> std::io::Result<()> {
+        // All of it held at once: sent with its length, whatever its size.
+        let mut out = self.stream(status, headers);
+        out.buf = body;
+        out.finish()
+    }
+
+    /// Starts a response whose body is written as it is made. The headers given are sent
+    /// as they are, with `Content-Length` or `Transfer-Encoding`, `Connection: close` and
+    /// `X-Content-Type-Options` added. A body that ends within its first 64 KiB goes out
+    /// with its length; a longer one in chunks. A HEAD request gets the headers alone.
+    pub fn stream(self, status: u16, headers: &[(&str, &str)]) -> BodyWriter {
         let mut head = format!("HTTP/1.1 {status} {}\r\n", reason(status));
         for (name, value) in headers {
             // A value that would end the header line is left out.
@@ -214,51 +204,12 @@ impl Exchange {
                 head.push_str(&format!("{name}: {value}\r\n"));
             }
         }
-        match &body {
-            Body::Bytes(b) => head.push_str(&format!("Content-Length: {}\r\n", b.len())),
-            Body::Stream(_) => head.push_str("Transfer-Encoding: chunked\r\n"),
+        BodyWriter {
+            head_only: self.method == "HEAD",
+            conn: Some(self.stream),
+            head: Some(head),
+            buf: Vec::with_capacity(BLOCK),
         }
-        head.push_str("Connection: close\r\nX-Content-Type-Options: nosniff\r\n\r\n");
-        let mut out = head.into_bytes();
-        if !head_only {
-            match body {
-                // Head and body in one write.
-                Body::Bytes(b) => {
-                    out.extend_from_slice(&b);
-                    stream.write_all(&out)?;
-                }
-                Body::Stream(mut reader) => {
-                    out.extend_from_slice(format!("{:x}\r\n", first.len()).as_bytes());
-                    out.extend_from_slice(&first);
-                    out.extend_from_slice(b"\r\n");
-                    stream.write_all(&out)?;
-                    let mut buf = vec![0u8; 64 * 1024];
-                    loop {
-                        let n = match reader.read(&mut buf) {
-                            Ok(n) => n,
-                            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-                            // Closed without the last chunk: the client sees the cut.
-                            Err(e) => {
-                                stream.abort();
-                                return Err(e);
-                            }
-                        };
-                        if n == 0 {
-                            break;
-                        }
-                        stream.write_all(format!("{n:x}\r\n").as_bytes())?;
-                        stream.write_all(&buf[..n])?;
-                        stream.write_all(b"\r\n")?;
-                    }
-                    stream.write_all(b"0\r\n\r\n")?;
-                }
-            }
-        } else {
-            stream.write_all(&out)?;
-        }
-        stream.flush()?;
-        stream.finish();
-        Ok(())
     }
 
     /// Answers with a status and a short JSON or text message.
@@ -274,11 +225,98 @@ impl Exchange {
                 format!("{status} {}\n", reason(status)),
             )
         };
-        let _ = self.respond(
-            status,
-            &[("Content-Type", kind)],
-            Body::Bytes(body.into_bytes()),
-        );
+        let _ = self.respond(status, &[("Content-Type", kind)], body.into_bytes());
+    }
+}
+
+/// A body that goes out in blocks of this size.
+const BLOCK: usize = 64 * 1024;
+
+/// The body of a response being written (see [`Exchange::stream`]). Dropped before
+/// [`BodyWriter::finish`], it leaves the response cut: the connection closes without the
+/// last chunk (or without any answer at all, when nothing was sent yet).
+pub struct BodyWriter {
+    conn: Option<Conn>,
+    /// The status line and headers, until they are sent.
+    head: Option<String>,
+    head_only: bool,
+    buf: Vec<u8>,
+}
+
+impl BodyWriter {
+    /// Sends the headers (chunked) and what is buffered as a chunk.
+    fn send_block(&mut self) -> std::io::Result<()> {
+        let conn = self
+            .conn
+            .as_mut()
+            .ok_or_else(|| std::io::Error::other("the response ended"))?;
+        let mut out = Vec::with_capacity(self.buf.len() + 512);
+        if let Some(head) = self.head.take() {
+            out.extend_from_slice(head.as_bytes());
+            out.extend_from_slice(b"Transfer-Encoding: chunked\r\nConnection: close\r\nX-Content-Type-Options: nosniff\r\n\r\n");
+        }
+        if !self.head_only && !self.buf.is_empty() {
+            out.extend_from_slice(format!("{:x}\r\n", self.buf.len()).as_bytes());
+            out.extend_from_slice(&self.buf);
+            out.extend_from_slice(b"\r\n");
+        }
+        self.buf.clear();
+        conn.write_all(&out)
+    }
+
+    /// Ends the response: the rest of the body and its end go out (with the length, if
+    /// the headers are not sent yet), and the connection closes.
+    pub fn finish(mut self) -> std::io::Result<()> {
+        let mut out = Vec::with_capacity(self.buf.len() + 512);
+        match self.head.take() {
+            Some(head) => {
+                out.extend_from_slice(head.as_bytes());
+                out.extend_from_slice(format!("Content-Length: {}\r\nConnection: close\r\nX-Content-Type-Options: nosniff\r\n\r\n", self.buf.len()).as_bytes());
+                if !self.head_only {
+                    out.extend_from_slice(&self.buf);
+                }
+            }
+            None if !self.head_only => {
+                if !self.buf.is_empty() {
+                    out.extend_from_slice(format!("{:x}\r\n", self.buf.len()).as_bytes());
+                    out.extend_from_slice(&self.buf);
+                    out.extend_from_slice(b"\r\n");
+                }
+                out.extend_from_slice(b"0\r\n\r\n");
+            }
+            None => {}
+        }
+        let mut conn = self
+            .conn
+            .take()
+            .ok_or_else(|| std::io::Error::other("the response ended"))?;
+        conn.write_all(&out)?;
+        conn.flush()?;
+        conn.finish();
+        Ok(())
+    }
+}
+
+impl Write for BodyWriter {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= BLOCK {
+            self.send_block()?;
+        }
+        Ok(data.len())
+    }
+
+    /// Blocks go out as they fill; a flush sends nothing early.
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for BodyWriter {
+    fn drop(&mut self) {
+        if let Some(conn) = &self.conn {
+            conn.abort();
+        }
     }
 }
 
@@ -421,21 +459,6 @@ pub fn reason(status: u16) -> &'static str {
 mod tests {
     use super::*;
 
-    /// A reader that yields `good` bytes, then fails.
-    struct Breaks(usize);
-
-    impl Read for Breaks {
-        fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
-            if self.0 == 0 {
-                return Err(std::io::Error::other("broken"));
-            }
-            let n = self.0.min(out.len()).min(10);
-            out[..n].fill(b'x');
-            self.0 -= n;
-            Ok(n)
-        }
-    }
-
     fn server() -> std::net::SocketAddr {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
@@ -445,18 +468,29 @@ mod tests {
                 Limits::default(),
                 None,
                 Arc::new(|mut e: Exchange| {
-                    let body = match e.path() {
-                        "/cut" => Body::Stream(Box::new(Breaks(100_000))),
-                        "/whole" => {
-                            Body::Stream(Box::new(std::io::Cursor::new(vec![b'y'; 100_000])))
+                    // Streams of 100,000 bytes, whole or cut after 70,000, or of 25.
+                    let (size, cut) = match e.path() {
+                        "/cut" => (100_000, Some(70_000)),
+                        "/whole" => (100_000, None),
+                        "/small" => (25, None),
+                        _ => {
+                            match e.body(8) {
+                                Ok(b) => {
+                                    let _ = e.respond(200, &[("Content-Type", "text/plain")], b);
+                                }
+                                Err(status) => e.fail(status, false),
+                            }
+                            return;
                         }
-                        "/small" => Body::Stream(Box::new(std::io::Cursor::new(vec![b'y'; 25]))),
-                        _ => match e.body(8) {
-                            Ok(b) => Body::Bytes(b),
-                            Err(status) => return e.fail(status, false),
-                        },
                     };
-                    let _ = e.respond(200, &[("Content-Type", "text/plain")], body);
+                    let mut out = e.stream(200, &[("Content-Type", "text/plain")]);
+                    for i in 0..size / 5 {
+                        if cut.is_some_and(|c| i * 5 >= c) {
+                            return;
+                        }
+                        let _ = out.write_all(b"yyyyy");
+                    }
+                    let _ = out.finish();
                 }),
             )
         });
@@ -484,7 +518,7 @@ mod tests {
         let body = whole.split_once("\r\n\r\n").map_or("", |(_, b)| b);
         assert_eq!(body.matches('y').count(), 100_000);
         let cut = exchange(addr, "GET /cut HTTP/1.1\r\n\r\n");
-        assert!(cut.contains("Transfer-Encoding: chunked") && cut.contains("xxxxx"));
+        assert!(cut.contains("Transfer-Encoding: chunked") && cut.contains("yyyyy"));
         assert!(!cut.ends_with("0\r\n\r\n"));
         // A small stream goes out with its length.
         let small = exchange(addr, "GET /small HTTP/1.1\r\n\r\n");

@@ -265,7 +265,7 @@ fn answer(exchange: crate::http::Exchange, root: &Path) {
                 ("Content-Type", "text/plain; charset=utf-8"),
                 ("Allow", "GET, HEAD"),
             ],
-            crate::http::Body::Bytes(b"405 Method Not Allowed\n".to_vec()),
+            b"405 Method Not Allowed\n".to_vec(),
         );
         return;
     }
@@ -274,7 +274,7 @@ fn answer(exchange: crate::http::Exchange, root: &Path) {
             let _ = exchange.respond(
                 200,
                 &[("Content-Type", kind), ("Cache-Control", "no-store")],
-                crate::http::Body::Bytes(body),
+                body,
             );
         }
         Err(status) => exchange.fail(status, false),

@@ -1,11 +1,11 @@
 //! Query results as response bodies, written while the result is read: JSON and CSV row by
 //! row from DuckDB's own text and JSON of each value, Arrow IPC and Parquet batch by batch
-//! with DuckDB's column types. A body goes to the client through [`body`] in blocks, so a
-//! large result is never held as one string.
+//! with DuckDB's column types, into the response's [`BodyWriter`], which sends it in blocks:
+//! a large result is never held as one string.
 
 use crate::error::{Error, Result};
-use std::io::{Read, Write};
-use std::sync::mpsc::{Receiver, SyncSender};
+use crate::http::BodyWriter;
+use std::io::Write;
 
 /// How a query's rows are returned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,101 +34,6 @@ impl Format {
             Format::Arrow => "application/vnd.apache.arrow.stream",
             Format::Parquet => "application/vnd.apache.parquet",
         }
-    }
-}
-
-/// The bytes of a body travel in blocks of this size at most.
-const BLOCK: usize = 64 * 1024;
-
-/// A body written on one thread and read by the server on another: the writer blocks while
-/// four blocks wait unread, and fails once the reader is gone (the client left). A body
-/// whose writer is dropped before [`BodyWriter::finish`] fails the reader: the server stops
-/// sending it and the audit line says it was cut.
-pub fn body() -> (BodyWriter, BodyReader) {
-    let (tx, rx) = std::sync::mpsc::sync_channel(4);
-    (
-        BodyWriter {
-            buf: Vec::with_capacity(BLOCK),
-            tx,
-        },
-        BodyReader {
-            rx,
-            block: Vec::new(),
-            at: 0,
-            ended: false,
-        },
-    )
-}
-
-/// A body block: bytes, or the writer's word that the body is complete.
-enum Block {
-    Bytes(Vec<u8>),
-    End,
-}
-
-pub struct BodyWriter {
-    buf: Vec<u8>,
-    tx: SyncSender<Block>,
-}
-
-impl BodyWriter {
-    fn send(&mut self, block: Block) -> std::io::Result<()> {
-        self.tx.send(block).map_err(|_| {
-            std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the client went away")
-        })
-    }
-
-    /// Ends the body: the rest is sent, and the reader sees its end.
-    pub fn finish(mut self) -> std::io::Result<()> {
-        self.flush()?;
-        self.send(Block::End)
-    }
-}
-
-impl Write for BodyWriter {
-    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
-        self.buf.extend_from_slice(data);
-        if self.buf.len() >= BLOCK {
-            self.flush()?;
-        }
-        Ok(data.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        if !self.buf.is_empty() {
-            let block = std::mem::replace(&mut self.buf, Vec::with_capacity(BLOCK));
-            self.send(Block::Bytes(block))?;
-        }
-        Ok(())
-    }
-}
-
-pub struct BodyReader {
-    rx: Receiver<Block>,
-    block: Vec<u8>,
-    at: usize,
-    ended: bool,
-}
-
-impl Read for BodyReader {
-    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
-        while self.at == self.block.len() {
-            if self.ended {
-                return Ok(0);
-            }
-            match self.rx.recv() {
-                Ok(Block::Bytes(b)) => {
-                    self.block = b;
-                    self.at = 0;
-                }
-                Ok(Block::End) => self.ended = true,
-                Err(_) => return Err(std::io::Error::other("the result ended early")),
-            }
-        }
-        let n = out.len().min(self.block.len() - self.at);
-        out[..n].copy_from_slice(&self.block[self.at..self.at + n]);
-        self.at += n;
-        Ok(n)
     }
 }
 

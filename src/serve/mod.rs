@@ -157,7 +157,7 @@ pub fn run(project: Project, options: Options) -> Result<()> {
         listener,
         limits,
         tls,
-        Arc::new(move |exchange| handle(exchange, &options, &current, running.clone())),
+        Arc::new(move |exchange| handle(exchange, &options, &current, &running)),
     );
     Ok(())
 }
@@ -270,33 +270,19 @@ fn refresh(
     }
 }
 
-/// A response: status, content type, headers and body; a query's body is written by its
-/// own thread while the server sends it.
+/// A response: status, content type and body (a query's result is streamed instead, see
+/// [`Run::answer`]).
 struct Reply {
     status: u16,
     kind: &'static str,
-    headers: Vec<(&'static str, String)>,
-    body: Body,
-}
-
-enum Body {
-    Text(String),
-    Stream(Box<Stream>),
-}
-
-struct Stream {
-    reader: encode::BodyReader,
-    /// The thread writing the body; it ends with the number of rows it wrote, or why the
-    /// body was cut.
-    writer: std::thread::JoinHandle<std::result::Result<usize, String>>,
+    body: String,
 }
 
 fn json_reply(status: u16, value: serde_json::Value) -> Reply {
     Reply {
         status,
         kind: "application/json",
-        headers: Vec::new(),
-        body: Body::Text(value.to_string()),
+        body: value.to_string(),
     }
 }
 
@@ -304,29 +290,46 @@ fn error_reply(status: u16, message: &str) -> Reply {
     json_reply(status, serde_json::json!({"error": message}))
 }
 
+/// What a request came to: its status, and the rows a query sent (or why its body was
+/// cut, or the response could not be sent).
+type Outcome = (u16, std::result::Result<usize, String>);
+
+/// Sends `reply`.
+fn send(exchange: crate::http::Exchange, reply: Reply) -> Outcome {
+    let sent = exchange.respond(
+        reply.status,
+        &[("Content-Type", reply.kind)],
+        reply.body.into_bytes(),
+    );
+    (reply.status, sent.map(|()| 0).map_err(|e| e.to_string()))
+}
+
 fn handle(
-    mut exchange: crate::http::Exchange,
+    exchange: crate::http::Exchange,
     options: &Options,
     current: &Current,
-    running: Arc<AtomicUsize>,
+    running: &Arc<AtomicUsize>,
 ) {
     let started = Instant::now();
-    let method = exchange.method.clone();
     let url = exchange.path().to_string();
     let public = matches!(url.as_str(), "/" | "/v1/health" | "/v1/ready");
     let who = access::token_of(exchange.header("Authorization"), &options.tokens);
-    let reply = if !public && who.is_none() {
-        error_reply(
-            401,
-            "a valid bearer token is required (Authorization: Bearer <token>)",
+    let (status, rows) = if !public && who.is_none() {
+        send(
+            exchange,
+            error_reply(
+                401,
+                "a valid bearer token is required (Authorization: Bearer <token>)",
+            ),
         )
+    } else if exchange.method == "POST" && url == "/v1/query" {
+        query(exchange, options, current, who, running)
     } else {
-        match (method.as_str(), url.as_str()) {
+        let reply = match (exchange.method.as_str(), url.as_str()) {
             ("GET" | "HEAD", "/") => Reply {
                 status: 200,
                 kind: "text/html; charset=utf-8",
-                headers: Vec::new(),
-                body: Body::Text(PAGE.to_string()),
+                body: PAGE.to_string(),
             },
             ("GET" | "HEAD", "/v1/health") => json_reply(200, serde_json::json!({"status": "ok"})),
             ("GET" | "HEAD", "/v1/ready") => match current.get() {
@@ -339,60 +342,25 @@ fn handle(
             ("GET", "/v1/build") => with_replica(current, |c, r| build(c, r, who)),
             ("GET", "/v1/relations") => with_replica(current, |c, _| relations(c, who)),
             ("GET", "/v1/models") => with_replica(current, |c, _| models(c, who)),
-            ("POST", "/v1/query") => match exchange.body(MAX_BODY) {
-                Err(413) => error_reply(413, "the request body is larger than 1 MiB"),
-                Err(411) => error_reply(411, "send the body with a Content-Length"),
-                Err(status) => error_reply(status, "the request body could not be read"),
-                Ok(body) => match Slot::take(&running, options.max_concurrent) {
-                    None => error_reply(503, "too many queries are running; retry shortly"),
-                    Some(slot) => query(&body, options, current, who, slot),
-                },
-            },
             _ => error_reply(
                 404,
                 "no such endpoint; see GET /v1/health, /v1/ready, /v1/build, /v1/relations, /v1/models, POST /v1/query",
             ),
-        }
-    };
-    // Names are constants and values content types, build ids and numbers; a value that
-    // would end its header line (a crafted replica's build id) is left out.
-    let headers: Vec<(&str, &str)> = std::iter::once(("Content-Type", reply.kind))
-        .chain(reply.headers.iter().map(|(n, v)| (*n, v.as_str())))
-        .collect();
-    let (sent, rows) = match reply.body {
-        Body::Text(text) => (
-            exchange.respond(
-                reply.status,
-                &headers,
-                crate::http::Body::Bytes(text.into_bytes()),
-            ),
-            Ok(0),
-        ),
-        Body::Stream(stream) => {
-            let Stream { reader, writer } = *stream;
-            let sent = exchange.respond(
-                reply.status,
-                &headers,
-                crate::http::Body::Stream(Box::new(reader)),
-            );
-            let rows = writer
-                .join()
-                .unwrap_or_else(|_| Err("the result writer failed".into()));
-            (sent, rows)
-        }
+        };
+        send(exchange, reply)
     };
     if url == "/v1/query" {
         // A body that could not be finished is logged as cut; the client saw the connection
         // close before the body's last chunk.
-        let status = match (&sent, &rows) {
-            (Ok(()), Ok(_)) => reply.status.to_string(),
-            _ => format!("{}-cut", reply.status),
+        let shown = match &rows {
+            Ok(_) => status.to_string(),
+            Err(_) => format!("{status}-cut"),
         };
         crate::errln!(
-            "lakeflow serve: query token={} status={status} rows={} ms={}",
+            "lakeflow serve: query token={} status={shown} rows={} ms={}",
             who.map_or("-", |t| t.name.as_str()),
             match rows {
-                Ok(n) if reply.status == 200 => n.to_string(),
+                Ok(n) if status == 200 => n.to_string(),
                 _ => "-".to_string(),
             },
             started.elapsed().as_millis()
@@ -517,17 +485,61 @@ fn models(conn: &Connection, token: Option<&Token>) -> Result<Reply> {
 /// `POST /v1/query` with `{"sql": "...", "params": [...], "format": "json" | "csv" |
 /// "arrow" | "parquet"}`.
 fn query(
+    mut exchange: crate::http::Exchange,
+    options: &Options,
+    current: &Current,
+    token: Option<&Token>,
+    running: &Arc<AtomicUsize>,
+) -> Outcome {
+    let body = match exchange.body(MAX_BODY) {
+        Ok(b) => b,
+        Err(413) => {
+            return send(
+                exchange,
+                error_reply(413, "the request body is larger than 1 MiB"),
+            );
+        }
+        Err(411) => {
+            return send(
+                exchange,
+                error_reply(411, "send the body with a Content-Length"),
+            );
+        }
+        Err(status) => {
+            return send(
+                exchange,
+                error_reply(status, "the request body could not be read"),
+            );
+        }
+    };
+    let Some(slot) = Slot::take(running, options.max_concurrent) else {
+        return send(
+            exchange,
+            error_reply(503, "too many queries are running; retry shortly"),
+        );
+    };
+    match prepare(&body, options, current, token) {
+        Ok((run, conn, replica)) => run.answer(&conn, &replica.build_id, exchange, slot),
+        Err(reply) => send(exchange, reply),
+    }
+}
+
+/// The query a request body asks for, on a session of the current replica, checked
+/// against the token's schemas; or the error reply.
+fn prepare(
     body: &[u8],
     options: &Options,
     current: &Current,
     token: Option<&Token>,
-    slot: Slot,
-) -> Reply {
+) -> std::result::Result<(Run, Connection, Arc<Replica>), Reply> {
     let Ok(request) = serde_json::from_slice::<serde_json::Value>(body) else {
-        return error_reply(400, "the body is not JSON; send {\"sql\": \"select ...\"}");
+        return Err(error_reply(
+            400,
+            "the body is not JSON; send {\"sql\": \"select ...\"}",
+        ));
     };
     let Some(sql) = request.get("sql").and_then(|s| s.as_str()) else {
-        return error_reply(400, "the body has no \"sql\" text");
+        return Err(error_reply(400, "the body has no \"sql\" text"));
     };
     let params: Vec<duckdb::types::Value> = match request.get("params") {
         None | Some(serde_json::Value::Null) => Vec::new(),
@@ -542,31 +554,33 @@ fn query(
                         None => duckdb::types::Value::Double(n.as_f64().unwrap_or(f64::NAN)),
                     },
                     serde_json::Value::String(s) => duckdb::types::Value::Text(s.clone()),
-                    _ => return error_reply(400, "params are numbers, strings, booleans or null"),
+                    _ => {
+                        return Err(error_reply(
+                            400,
+                            "params are numbers, strings, booleans or null",
+                        ));
+                    }
                 });
             }
             out
         }
-        Some(_) => return error_reply(400, "params is a list of values"),
+        Some(_) => return Err(error_reply(400, "params is a list of values")),
     };
     let format = match request.get("format") {
         None | Some(serde_json::Value::Null) => Some(encode::Format::Json),
         Some(f) => f.as_str().and_then(encode::Format::parse),
     };
     let Some(format) = format else {
-        return error_reply(400, "format is json, csv, arrow or parquet");
+        return Err(error_reply(400, "format is json, csv, arrow or parquet"));
     };
     let Some(replica) = current.get() else {
-        return error_reply(503, "no replica is loaded yet");
+        return Err(error_reply(503, "no replica is loaded yet"));
     };
-    let conn = match session(&replica) {
-        Ok(c) => c,
-        Err(reply) => return reply,
-    };
+    let conn = session(&replica)?;
     if let Some(token) = token
         && let Err((status, why)) = token.check(&conn, sql)
     {
-        return error_reply(status, &why);
+        return Err(error_reply(status, &why));
     }
     let run = Run {
         sql: sql.to_string(),
@@ -575,28 +589,7 @@ fn query(
         max_rows: options.max_rows,
         timeout: options.timeout,
     };
-    let (head_tx, head_rx) = std::sync::mpsc::channel();
-    let (body, reader) = encode::body();
-    // The query's slot goes with its thread: a result streaming to a slow client still
-    // holds its memory.
-    let writer =
-        std::thread::spawn(move || run.produce(&conn, &replica.build_id, head_tx, body, slot));
-    match head_rx.recv() {
-        Ok(Ok(headers)) => Reply {
-            status: 200,
-            kind: format.content_type(),
-            headers,
-            body: Body::Stream(Box::new(Stream { reader, writer })),
-        },
-        Ok(Err(reply)) => {
-            let _ = writer.join();
-            reply
-        }
-        Err(_) => {
-            let _ = writer.join();
-            error_reply(500, "the query ended without an answer")
-        }
-    }
+    Ok((run, conn, replica))
 }
 
 /// One of the `--max-concurrent` places for a query, held until its result is released
@@ -636,22 +629,17 @@ struct Run {
     timeout: Duration,
 }
 
-/// What a query's thread tells the request before the body: the response headers, or the
-/// error reply when the query failed.
-type Head = std::result::Result<Vec<(&'static str, String)>, Reply>;
-
 impl Run {
-    /// Runs the query and writes its body. The headers go out once DuckDB holds the whole
-    /// result and the head of the body is encoded, so a failing query is an error reply;
-    /// returns the rows written, or why the body was cut.
-    fn produce(
+    /// Runs the query and answers it. The headers go out once DuckDB holds the whole
+    /// result, so a failing query gets an error reply; the body is written as it is
+    /// encoded. Returns the status and the rows sent, or why the body was cut.
+    fn answer(
         self,
         conn: &Connection,
         build_id: &str,
-        head: std::sync::mpsc::Sender<Head>,
-        body: encode::BodyWriter,
+        exchange: crate::http::Exchange,
         slot: Slot,
-    ) -> std::result::Result<usize, String> {
+    ) -> Outcome {
         // A query that outlives the timeout is interrupted.
         let interrupt = conn.interrupt_handle();
         let (done, wait) = std::sync::mpsc::channel::<()>();
@@ -663,30 +651,28 @@ impl Run {
             }
             false
         });
+        let format = self.format;
         let encoder = std::cell::RefCell::new(None::<encode::Encoder>);
         let rows = std::cell::Cell::new(0usize);
-        let mut body = Some(body);
-        let mut head = Some(head);
-        // The body's head is written and the headers sent once the result is complete.
-        let mut started = |made: Result<encode::Encoder>, count: usize, truncated: bool| {
-            // DuckDB holds the whole result: the time limit is for running the query, not
-            // for a client reading it slowly (the connection's own timeout covers that).
+        let mut exchange = Some(exchange);
+        // Once DuckDB holds the whole result, the headers are sent with its row count. The
+        // time limit is for running the query, not for a client reading it slowly (the
+        // connection's own timeout covers that).
+        let mut open = |count: usize, truncated: bool| {
             let _ = done.send(());
-            *encoder.borrow_mut() = Some(made?);
-            if let Some(tx) = head.take() {
-                let _ = tx.send(Ok(vec![
-                    ("X-Lakeflow-Build", build_id.to_string()),
-                    ("X-Lakeflow-Rows", count.to_string()),
-                    ("X-Lakeflow-Truncated", truncated.to_string()),
-                ]));
-            }
-            Ok(())
+            let exchange = exchange
+                .take()
+                .ok_or_else(|| serve_error("the result started twice"))?;
+            Ok(exchange.stream(
+                200,
+                &[
+                    ("Content-Type", format.content_type()),
+                    ("X-Lakeflow-Build", build_id),
+                    ("X-Lakeflow-Rows", &count.to_string()),
+                    ("X-Lakeflow-Truncated", &truncated.to_string()),
+                ],
+            ))
         };
-        let mut take_body = || {
-            body.take()
-                .ok_or_else(|| serve_error("the result started twice"))
-        };
-        let format = self.format;
         let limit = Some(self.max_rows);
         let result = match format {
             encode::Format::Json | encode::Format::Csv => crate::query::for_each_row(
@@ -695,10 +681,10 @@ impl Run {
                 limit,
                 &self.params,
                 |names, count, truncated| {
-                    let made = take_body().and_then(|out| {
-                        encode::Encoder::rows(format, out, build_id, names, truncated)
-                    });
-                    started(made, count, truncated)
+                    let out = open(count, truncated)?;
+                    let made = encode::Encoder::rows(format, out, build_id, names, truncated)?;
+                    *encoder.borrow_mut() = Some(made);
+                    Ok(())
                 },
                 |cells| {
                     rows.set(rows.get() + 1);
@@ -714,9 +700,10 @@ impl Run {
                 limit,
                 &self.params,
                 |schema, count, truncated| {
-                    let made = take_body()
-                        .and_then(|out| encode::Encoder::batches(format, out, &schema, build_id));
-                    started(made, count, truncated)
+                    let out = open(count, truncated)?;
+                    let made = encode::Encoder::batches(format, out, &schema, build_id)?;
+                    *encoder.borrow_mut() = Some(made);
+                    Ok(())
                 },
                 |batch| {
                     rows.set(rows.get() + batch.num_rows());
@@ -732,17 +719,17 @@ impl Run {
         drop(slot);
         let _ = done.send(());
         let timed_out = watchdog.join().unwrap_or(false);
-        let result = result.and_then(|()| match encoder.into_inner() {
-            Some(e) => e.finish(),
-            None => Ok(()),
-        });
-        match (result, head) {
-            (Ok(()), None) => Ok(rows.get()),
-            (Ok(()), Some(tx)) => {
-                let _ = tx.send(Err(error_reply(500, "the query gave no result")));
-                Err("no result".into())
+        let encoder = encoder.into_inner();
+        match (result, exchange) {
+            (Ok(()), None) => match encoder.map(encode::Encoder::finish) {
+                Some(Ok(())) => (200, Ok(rows.get())),
+                Some(Err(e)) => (200, Err(e.message.clone())),
+                None => (200, Err("no result".into())),
+            },
+            (Ok(()), Some(exchange)) => {
+                send(exchange, error_reply(500, "the query gave no result"))
             }
-            (Err(e), Some(tx)) => {
+            (Err(e), Some(exchange)) => {
                 let reply = if timed_out {
                     error_reply(
                         408,
@@ -757,11 +744,13 @@ impl Run {
                     // Not one SELECT (LF604) or a failing one (LF602): the query's fault.
                     error_reply(400, &e.message)
                 };
-                let _ = tx.send(Err(reply));
-                Err(e.message.clone())
+                send(exchange, reply)
             }
-            // The headers went out: the body is left without its end.
-            (Err(e), None) => Err(e.message.clone()),
+            // The headers went out: dropping the encoder leaves the body without its end.
+            (Err(e), None) => {
+                drop(encoder);
+                (200, Err(e.message.clone()))
+            }
         }
     }
 }
