@@ -328,7 +328,13 @@ pub fn serve(
     tls: Option<Tls>,
     handler: Arc<dyn Fn(Exchange) + Send + Sync>,
 ) {
+    // Connections wait in a queue for a worker; a worker is started whenever none is idle,
+    // up to one per allowed connection, and then kept for the next ones.
     let open = Arc::new(AtomicUsize::new(0));
+    let idle = Arc::new(AtomicUsize::new(0));
+    let mut workers = 0usize;
+    let (queue, waiting) = std::sync::mpsc::channel::<TcpStream>();
+    let waiting = Arc::new(std::sync::Mutex::new(waiting));
     for stream in listener.incoming() {
         let Ok(stream) = stream else { continue };
         let _ = stream.set_read_timeout(Some(limits.timeout));
@@ -343,25 +349,51 @@ pub fn serve(
             }
             continue;
         }
-        let (done, handler, tls) = (open.clone(), handler.clone(), tls.clone());
-        let spawned = std::thread::Builder::new().spawn(move || {
-            let conn = match tls {
-                None => Some(Conn::Plain(stream)),
-                Some(config) => rustls::ServerConnection::new(config)
-                    .ok()
-                    .map(|c| Conn::Tls(Box::new(rustls::StreamOwned::new(c, stream)))),
-            };
-            if let Some(conn) = conn {
-                match read_request(conn, &limits) {
-                    Ok(exchange) => handler(exchange),
-                    Err((conn, status)) => refuse(conn, status),
+        if idle.load(Ordering::SeqCst) == 0 && workers < limits.connections {
+            let (open, idle, waiting, handler, tls) = (
+                open.clone(),
+                idle.clone(),
+                waiting.clone(),
+                handler.clone(),
+                tls.clone(),
+            );
+            let spawned = std::thread::Builder::new().spawn(move || {
+                loop {
+                    idle.fetch_add(1, Ordering::SeqCst);
+                    let next = waiting.lock().map(|w| w.recv());
+                    idle.fetch_sub(1, Ordering::SeqCst);
+                    let Ok(Ok(stream)) = next else { return };
+                    serve_one(stream, &limits, tls.as_ref(), handler.as_ref());
+                    open.fetch_sub(1, Ordering::SeqCst);
                 }
+            });
+            if spawned.is_ok() {
+                workers += 1;
             }
-            done.fetch_sub(1, Ordering::SeqCst);
-        });
-        if spawned.is_err() {
-            // No thread for it: the connection was closed with the closure.
+        }
+        if queue.send(stream).is_err() {
             open.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+}
+
+/// Reads and answers the one request of a connection.
+fn serve_one(
+    stream: TcpStream,
+    limits: &Limits,
+    tls: Option<&Tls>,
+    handler: &(dyn Fn(Exchange) + Send + Sync),
+) {
+    let conn = match tls {
+        None => Some(Conn::Plain(stream)),
+        Some(config) => rustls::ServerConnection::new(config.clone())
+            .ok()
+            .map(|c| Conn::Tls(Box::new(rustls::StreamOwned::new(c, stream)))),
+    };
+    if let Some(conn) = conn {
+        match read_request(conn, limits) {
+            Ok(exchange) => handler(exchange),
+            Err((conn, status)) => refuse(conn, status),
         }
     }
 }
