@@ -320,8 +320,8 @@ impl Drop for BodyWriter {
     }
 }
 
-/// Accepts connections on `listener` until the process ends, each on its own thread (TLS
-/// when `tls` is given), and hands every well-formed request to `handler`.
+/// Accepts connections on `listener` until the process ends, serves each on a worker of a
+/// pool (TLS when `tls` is given), and hands every well-formed request to `handler`.
 pub fn serve(
     listener: TcpListener,
     limits: Limits,
