@@ -12,6 +12,9 @@
 //!   and the SQL run as the single SELECT of DuckDB's `query()`.
 //! - Every request but the page and the health checks needs a bearer token; tokens are named,
 //!   and only the name appears in the audit line each query writes on stderr.
+//!   A token may be limited to schemas (`access`).
+//! - A result is encoded as DuckDB hands it over, straight into the response (`encode`), as
+//!   JSON, CSV, Arrow IPC or Parquet; the HTTP itself is `crate::http`.
 
 mod access;
 mod encode;
