@@ -48,7 +48,7 @@ pub fn generate(g: &Global, sel: &Selection) -> Result<bool> {
     let project = planned.project;
     let target = &project.target_path;
     let manifest_path = target.join("manifest.json");
-    let mut manifest = read_json(&manifest_path);
+    let mut manifest = crate::report::artifacts::read_json(&manifest_path);
     if !manifest.is_object() {
         let msg = format!("cannot read {} as JSON", manifest_path.display());
         return Err(Error::new("LF711", msg).hint("run `lakeflow compile` and look at what fails"));
@@ -82,7 +82,7 @@ pub fn generate(g: &Global, sel: &Selection) -> Result<bool> {
     if let Value::Object(m) = &mut manifest {
         m.remove("macros");
     }
-    let run_results = read_json(&target.join("run_results.json"));
+    let run_results = crate::report::artifacts::read_json(&target.join("run_results.json"));
     let data: Map<String, Value> = [
         ("manifest".to_string(), manifest),
         ("catalog".to_string(), catalog),
@@ -201,13 +201,6 @@ fn entry(r: &Relation, id: &str) -> Value {
 }
 
 /// A JSON file under target/, if it is there and parses.
-fn read_json(path: &Path) -> Value {
-    std::fs::read_to_string(path)
-        .ok()
-        .and_then(|t| serde_json::from_str(&t).ok())
-        .unwrap_or(Value::Null)
-}
-
 /// The page with `data` in its data tag: every `<` of the JSON written `\u003c`, so no text in
 /// it (`</script>`, `<!--`) can end the tag; no secret value in it.
 fn page(data: &Value) -> Result<String> {

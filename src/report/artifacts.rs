@@ -457,7 +457,7 @@ pub fn last_result_entries(project: &Project) -> Vec<serde_json::Value> {
 }
 
 /// A JSON file lakeflow wrote, or null when it is missing or unreadable.
-fn read_json(path: &std::path::Path) -> serde_json::Value {
+pub fn read_json(path: &std::path::Path) -> serde_json::Value {
     std::fs::read_to_string(path)
         .ok()
         .and_then(|t| serde_json::from_str(&t).ok())
