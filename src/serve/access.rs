@@ -126,11 +126,7 @@ impl Token {
             return Ok(());
         };
         let internal = |e: String| (500, format!("the query cannot be checked: {e}"));
-        let tree: String = conn
-            .query_row("select json_serialize_sql(?::varchar)", [sql], |r| r.get(0))
-            .map_err(|e| internal(e.to_string()))?;
-        let tree: serde_json::Value =
-            serde_json::from_str(&tree).map_err(|e| internal(e.to_string()))?;
+        let tree = crate::query::parse(conn, sql).map_err(internal)?;
         if tree.get("error") != Some(&serde_json::Value::Bool(false)) {
             let why = tree
                 .get("error_message")

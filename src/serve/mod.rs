@@ -18,14 +18,18 @@
 
 mod access;
 mod encode;
+mod queries;
+mod replica;
 
 pub use access::{Token, tokens};
+use queries::query;
+use replica::{Current, Replica, refresh, replica_source};
 
 use crate::error::{Error, Result};
 use crate::project::Project;
 use duckdb::Connection;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -44,66 +48,6 @@ pub struct Options {
 
 /// The largest request body taken (a query and its options).
 const MAX_BODY: usize = 1 << 20;
-
-/// One opened replica: the session every query on it starts from.
-struct Replica {
-    conn: Mutex<Connection>,
-    build_id: String,
-    /// The replica as it was when opened: the file's device, inode and time, or the S3
-    /// object's ETag.
-    identity: String,
-    /// The local copy of an S3 replica, removed once this replica is dropped (DuckDB keeps
-    /// its own handle while a query still reads it).
-    copy: Option<PathBuf>,
-}
-
-/// The replica new queries get.
-struct Current {
-    replica: Mutex<Option<Arc<Replica>>>,
-    /// A replica that could not be opened, not tried again until it changes.
-    refused: Mutex<Option<String>>,
-}
-
-impl Drop for Replica {
-    fn drop(&mut self) {
-        if let Some(copy) = &self.copy {
-            let _ = std::fs::remove_file(copy);
-        }
-    }
-}
-
-/// Where replicas come from: a local file the build publishes to, or an S3 object pulled
-/// into a local folder on each change.
-enum Source {
-    Local(PathBuf),
-    Remote {
-        url: String,
-        storage: crate::storage::Storage,
-        cache: PathBuf,
-    },
-}
-
-impl Source {
-    fn describe(&self) -> String {
-        match self {
-            Source::Local(p) => p.display().to_string(),
-            Source::Remote { url, .. } => url.clone(),
-        }
-    }
-
-    fn poll_every(&self) -> Duration {
-        match self {
-            Source::Local(_) => Duration::from_millis(500),
-            Source::Remote { .. } => Duration::from_secs(5),
-        }
-    }
-}
-
-impl Current {
-    fn get(&self) -> Option<Arc<Replica>> {
-        self.replica.lock().ok().and_then(|r| r.clone())
-    }
-}
 
 fn serve_error(message: impl Into<String>) -> Error {
     Error::new("LF606", message)
@@ -163,114 +107,6 @@ pub fn run(project: Project, options: Options) -> Result<()> {
         Arc::new(move |exchange| handle(exchange, &options, &current, &running)),
     );
     Ok(())
-}
-
-/// Where the target publishes its replica.
-fn replica_source(project: &Project) -> Result<Source> {
-    let target = &project.target;
-    let publish = target.publish.as_ref().ok_or_else(|| {
-        serve_error(format!("target '{}' publishes no replica", target.name))
-            .hint("add `publish: {to: ...}` to the target in profiles.yml and run `lakeflow build` (or `lakeflow catalog publish`)")
-    })?;
-    if !crate::project::paths::is_remote(&publish.to) {
-        return Ok(Source::Local(PathBuf::from(&publish.to)));
-    }
-    let cache = project.target_path.join("serve");
-    std::fs::create_dir_all(&cache).map_err(|e| Error::io("LF606", "create", &cache, e))?;
-    Ok(Source::Remote {
-        url: publish.to.clone(),
-        storage: crate::storage::Storage::for_target(target)?,
-        cache,
-    })
-}
-
-/// What the replica is now: the local file's device, inode and time, or the S3 object's
-/// ETag; None when there is none (yet), or S3 cannot be reached (the current replica stays).
-fn identity(source: &Source) -> Option<String> {
-    use std::os::unix::fs::MetadataExt;
-    match source {
-        Source::Local(file) => {
-            let m = std::fs::metadata(file).ok()?;
-            Some(format!("{}:{}:{}", m.dev(), m.ino(), m.mtime()))
-        }
-        Source::Remote { url, storage, .. } => storage.remote.as_ref()?.version(url).ok()?,
-    }
-}
-
-/// Opens the replica when it is not the one served, and switches to it once it answers; a
-/// replica that cannot be opened leaves the current one in place.
-fn refresh(
-    project: &Project,
-    source: &Source,
-    current: &Current,
-    session: &crate::query::SessionLimits,
-) {
-    let Some(id) = identity(source) else {
-        return;
-    };
-    if current.get().is_some_and(|r| r.identity == id)
-        || current
-            .refused
-            .lock()
-            .is_ok_and(|r| r.as_ref() == Some(&id))
-    {
-        return;
-    }
-    let (file, copy) = match source {
-        Source::Local(file) => (file.clone(), None),
-        Source::Remote {
-            url,
-            storage,
-            cache,
-        } => {
-            let copy = cache.join(format!("replica-{}.duckdb", uuid::Uuid::new_v4().simple()));
-            if let Err(e) = crate::publish::pull(storage, url, &copy) {
-                crate::warnln!("lakeflow serve: cannot pull {url}: {}", e.message);
-                return;
-            }
-            (copy.clone(), Some(copy))
-        }
-    };
-    let opened = crate::query::open(project, &file, session).and_then(|conn| {
-        let build_id: String = conn
-            .query_row("select build_id from _lakeflow.replica", [], |r| r.get(0))
-            .map_err(|e| {
-                serve_error(format!(
-                    "{} is not a lakeflow replica: {e}",
-                    source.describe()
-                ))
-            })?;
-        Ok(Replica {
-            conn: Mutex::new(conn),
-            build_id,
-            identity: id.clone(),
-            copy: copy.clone(),
-        })
-    });
-    match opened {
-        Ok(replica) => {
-            // The same build again (a replica pulled anew) is switched to without a word.
-            if current.get().is_none_or(|r| r.build_id != replica.build_id) {
-                crate::errln!("lakeflow serve: serving build {}", replica.build_id);
-            }
-            if let Ok(mut r) = current.replica.lock() {
-                *r = Some(Arc::new(replica));
-            }
-        }
-        Err(e) => {
-            crate::warnln!(
-                "lakeflow serve: the replica {} was not switched to: {}",
-                source.describe(),
-                e.message
-            );
-            if let Some(copy) = copy {
-                let _ = std::fs::remove_file(copy);
-            }
-            if let Ok(mut r) = current.refused.lock() {
-                *r = Some(id);
-            }
-        }
-    }
 }
 
 /// A response: status, content type and body (a query's result is streamed instead, see
@@ -368,6 +204,14 @@ fn handle(
             },
             started.elapsed().as_millis()
         );
+    }
+}
+
+/// A session on `replica` for one request.
+fn session(replica: &Replica) -> std::result::Result<Connection, Reply> {
+    match replica.conn.lock().map(|c| c.try_clone()) {
+        Ok(Ok(c)) => Ok(c),
+        _ => Err(error_reply(500, "cannot open a session on the replica")),
     }
 }
 
@@ -483,279 +327,6 @@ fn models(conn: &Connection, token: Option<&Token>) -> Result<Reply> {
         }
     }
     Ok(json_reply(200, serde_json::json!({ "models": rows })))
-}
-
-/// `POST /v1/query` with `{"sql": "...", "params": [...], "format": "json" | "csv" |
-/// "arrow" | "parquet"}`.
-fn query(
-    mut exchange: crate::http::Exchange,
-    options: &Options,
-    current: &Current,
-    token: Option<&Token>,
-    running: &Arc<AtomicUsize>,
-) -> Outcome {
-    let body = match exchange.body(MAX_BODY) {
-        Ok(b) => b,
-        Err(413) => {
-            return send(
-                exchange,
-                error_reply(413, "the request body is larger than 1 MiB"),
-            );
-        }
-        Err(411) => {
-            return send(
-                exchange,
-                error_reply(411, "send the body with a Content-Length"),
-            );
-        }
-        Err(status) => {
-            return send(
-                exchange,
-                error_reply(status, "the request body could not be read"),
-            );
-        }
-    };
-    let Some(slot) = Slot::take(running, options.max_concurrent) else {
-        return send(
-            exchange,
-            error_reply(503, "too many queries are running; retry shortly"),
-        );
-    };
-    match prepare(&body, options, current, token) {
-        Ok((run, conn, replica)) => run.answer(&conn, &replica.build_id, exchange, slot),
-        Err(reply) => send(exchange, reply),
-    }
-}
-
-/// The query a request body asks for, on a session of the current replica, checked
-/// against the token's schemas; or the error reply.
-fn prepare(
-    body: &[u8],
-    options: &Options,
-    current: &Current,
-    token: Option<&Token>,
-) -> std::result::Result<(Run, Connection, Arc<Replica>), Reply> {
-    let Ok(request) = serde_json::from_slice::<serde_json::Value>(body) else {
-        return Err(error_reply(
-            400,
-            "the body is not JSON; send {\"sql\": \"select ...\"}",
-        ));
-    };
-    let Some(sql) = request.get("sql").and_then(|s| s.as_str()) else {
-        return Err(error_reply(400, "the body has no \"sql\" text"));
-    };
-    let params: Vec<duckdb::types::Value> = match request.get("params") {
-        None | Some(serde_json::Value::Null) => Vec::new(),
-        Some(serde_json::Value::Array(items)) => {
-            let mut out = Vec::with_capacity(items.len());
-            for item in items {
-                out.push(match item {
-                    serde_json::Value::Null => duckdb::types::Value::Null,
-                    serde_json::Value::Bool(b) => duckdb::types::Value::Boolean(*b),
-                    serde_json::Value::Number(n) => match n.as_i64() {
-                        Some(i) => duckdb::types::Value::BigInt(i),
-                        None => duckdb::types::Value::Double(n.as_f64().unwrap_or(f64::NAN)),
-                    },
-                    serde_json::Value::String(s) => duckdb::types::Value::Text(s.clone()),
-                    _ => {
-                        return Err(error_reply(
-                            400,
-                            "params are numbers, strings, booleans or null",
-                        ));
-                    }
-                });
-            }
-            out
-        }
-        Some(_) => return Err(error_reply(400, "params is a list of values")),
-    };
-    let format = match request.get("format") {
-        None | Some(serde_json::Value::Null) => Some(encode::Format::Json),
-        Some(f) => f.as_str().and_then(encode::Format::parse),
-    };
-    let Some(format) = format else {
-        return Err(error_reply(400, "format is json, csv, arrow or parquet"));
-    };
-    let Some(replica) = current.get() else {
-        return Err(error_reply(503, "no replica is loaded yet"));
-    };
-    let conn = session(&replica)?;
-    if let Some(token) = token
-        && let Err((status, why)) = token.check(&conn, sql)
-    {
-        return Err(error_reply(status, &why));
-    }
-    let run = Run {
-        sql: sql.to_string(),
-        params,
-        format,
-        max_rows: options.max_rows,
-        timeout: options.timeout,
-    };
-    Ok((run, conn, replica))
-}
-
-/// One of the `--max-concurrent` places for a query, held until its result is released
-/// (the body written, or the query failed).
-struct Slot(Arc<AtomicUsize>);
-
-impl Slot {
-    fn take(running: &Arc<AtomicUsize>, max: usize) -> Option<Slot> {
-        if running.fetch_add(1, Ordering::SeqCst) >= max {
-            running.fetch_sub(1, Ordering::SeqCst);
-            return None;
-        }
-        Some(Slot(running.clone()))
-    }
-}
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
-    }
-}
-
-/// A session on `replica` for one request.
-fn session(replica: &Replica) -> std::result::Result<Connection, Reply> {
-    match replica.conn.lock().map(|c| c.try_clone()) {
-        Ok(Ok(c)) => Ok(c),
-        _ => Err(error_reply(500, "cannot open a session on the replica")),
-    }
-}
-
-/// One query, as the request asked for it.
-struct Run {
-    sql: String,
-    params: Vec<duckdb::types::Value>,
-    format: encode::Format,
-    max_rows: usize,
-    timeout: Duration,
-}
-
-impl Run {
-    /// Runs the query and answers it. The headers go out once DuckDB holds the whole
-    /// result, so a failing query gets an error reply; the body is written as it is
-    /// encoded. Returns the status and the rows sent, or why the body was cut.
-    fn answer(
-        self,
-        conn: &Connection,
-        build_id: &str,
-        exchange: crate::http::Exchange,
-        slot: Slot,
-    ) -> Outcome {
-        // A query that outlives the timeout is interrupted.
-        let interrupt = conn.interrupt_handle();
-        let (done, wait) = std::sync::mpsc::channel::<()>();
-        let timeout = self.timeout;
-        let watchdog = std::thread::spawn(move || {
-            if wait.recv_timeout(timeout) == Err(std::sync::mpsc::RecvTimeoutError::Timeout) {
-                interrupt.interrupt();
-                return true;
-            }
-            false
-        });
-        let format = self.format;
-        let encoder = std::cell::RefCell::new(None::<encode::Encoder>);
-        let rows = std::cell::Cell::new(0usize);
-        let mut exchange = Some(exchange);
-        // Once DuckDB holds the whole result, the headers are sent with its row count. The
-        // time limit is for running the query, not for a client reading it slowly (the
-        // connection's own timeout covers that).
-        let mut open = |count: usize, truncated: bool| {
-            let _ = done.send(());
-            let exchange = exchange
-                .take()
-                .ok_or_else(|| serve_error("the result started twice"))?;
-            Ok(exchange.stream(
-                200,
-                &[
-                    ("Content-Type", format.content_type()),
-                    ("X-Lakeflow-Build", build_id),
-                    ("X-Lakeflow-Rows", &count.to_string()),
-                    ("X-Lakeflow-Truncated", &truncated.to_string()),
-                ],
-            ))
-        };
-        let limit = Some(self.max_rows);
-        let result = match format {
-            encode::Format::Json | encode::Format::Csv => crate::query::for_each_row(
-                conn,
-                &self.sql,
-                limit,
-                &self.params,
-                |names, count, truncated| {
-                    let out = open(count, truncated)?;
-                    let made = encode::Encoder::rows(format, out, build_id, names, truncated)?;
-                    *encoder.borrow_mut() = Some(made);
-                    Ok(())
-                },
-                |cells| {
-                    rows.set(rows.get() + 1);
-                    match encoder.borrow_mut().as_mut() {
-                        Some(e) => e.row(&cells),
-                        None => Ok(()),
-                    }
-                },
-            ),
-            encode::Format::Arrow | encode::Format::Parquet => crate::query::for_each_batch(
-                conn,
-                &self.sql,
-                limit,
-                &self.params,
-                |schema, count, truncated| {
-                    let out = open(count, truncated)?;
-                    let made = encode::Encoder::batches(format, out, &schema, build_id)?;
-                    *encoder.borrow_mut() = Some(made);
-                    Ok(())
-                },
-                |batch| {
-                    rows.set(rows.get() + batch.num_rows());
-                    match encoder.borrow_mut().as_mut() {
-                        Some(e) => e.batch(batch),
-                        None => Ok(()),
-                    }
-                },
-            ),
-        };
-        // DuckDB's result is gone: the slot is free before the client can see the end of
-        // this response (or an error) and send its next query.
-        drop(slot);
-        let _ = done.send(());
-        let timed_out = watchdog.join().unwrap_or(false);
-        let encoder = encoder.into_inner();
-        match (result, exchange) {
-            (Ok(()), None) => match encoder.map(encode::Encoder::finish) {
-                Some(Ok(())) => (200, Ok(rows.get())),
-                Some(Err(e)) => (200, Err(e.message.clone())),
-                None => (200, Err("no result".into())),
-            },
-            (Ok(()), Some(exchange)) => {
-                send(exchange, error_reply(500, "the query gave no result"))
-            }
-            (Err(e), Some(exchange)) => {
-                let reply = if timed_out {
-                    error_reply(
-                        408,
-                        &format!(
-                            "the query ran longer than {} s and was stopped",
-                            self.timeout.as_secs()
-                        ),
-                    )
-                } else if e.code == "LF606" {
-                    error_reply(500, &e.message)
-                } else {
-                    // Not one SELECT (LF604) or a failing one (LF602): the query's fault.
-                    error_reply(400, &e.message)
-                };
-                send(exchange, reply)
-            }
-            // The headers went out: dropping the encoder leaves the body without its end.
-            (Err(e), None) => {
-                drop(encoder);
-                (200, Err(e.message.clone()))
-            }
-        }
-    }
 }
 
 /// The page at `/`: relations and a SQL editor, no external resources.
